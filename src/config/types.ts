@@ -1,0 +1,89 @@
+// The validated, fully defaulted, frozen local configuration that config/load.ts produces from
+// a Patroni-style YAML file plus PATRONI_* environment variables.
+
+import type { Tags } from '../core/model.ts';
+
+export interface Credentials {
+  username: string;
+  password?: string;
+}
+
+export interface Etcd3Settings {
+  /** host:port entries, in order of preference. */
+  hosts: string[];
+  protocol: 'http' | 'https';
+  username?: string;
+  password?: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
+}
+
+export interface RestApiSettings {
+  /** host:port to bind. */
+  listen: string;
+  /** host:port advertised in api_url. */
+  connectAddress: string;
+  authentication?: { username: string; password: string };
+  certfile?: string;
+  keyfile?: string;
+  cafile?: string;
+  verifyClient?: 'none' | 'optional' | 'required';
+}
+
+export interface PostgresqlSettings {
+  /** host:port list as in listen_addresses plus port, e.g. "127.0.0.1:5432". */
+  listen: string;
+  connectAddress: string;
+  dataDir: string;
+  binDir: string;
+  /** pgpass file the agent writes for replication/rewind connections. */
+  pgpass: string;
+  database: string;
+  authentication: {
+    superuser: Credentials;
+    replication: Credentials;
+    rewind?: Credentials;
+  };
+  parameters: Record<string, string | number | boolean>;
+  pgHba: string[];
+  usePgRewind: boolean;
+  useSlots: boolean;
+  removeDataDirectoryOnRewindFailure: boolean;
+  removeDataDirectoryOnDivergedTimelines: boolean;
+  /** Seconds to wait for pg_ctl-like operations. */
+  pgCtlTimeout: number;
+  /** Extra options for pg_basebackup, e.g. ["--checkpoint=fast"]. */
+  basebackup: string[];
+}
+
+export interface BootstrapSettings {
+  /** bootstrap.dcs as written in the file (validated, timings adjusted). */
+  dcs: Record<string, unknown>;
+  /** initdb options, rendered as command-line arguments (e.g. ["--encoding=UTF8", "--data-checksums"]). */
+  initdb: string[];
+  pgHba: string[];
+  users: Record<string, { password: string; options: string[] }>;
+}
+
+export interface Config {
+  scope: string;
+  namespace: string;
+  name: string;
+  restapi: RestApiSettings;
+  etcd3: Etcd3Settings;
+  /** undefined when the file has no bootstrap section: the node never wins a bootstrap race. */
+  bootstrap: BootstrapSettings | undefined;
+  postgresql: PostgresqlSettings;
+  tags: Tags;
+  /** Where the agent logs: 'debug' | 'info' | 'warn' | 'error'. */
+  logLevel: string;
+}
+
+/** One problem found while loading configuration. */
+export interface ConfigIssue {
+  /** Dotted path in the file, e.g. "postgresql.data_dir", or "PATRONI_SCOPE" for the environment. */
+  path: string;
+  message: string;
+  severity: 'error' | 'warning';
+}

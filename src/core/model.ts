@@ -1,0 +1,303 @@
+// The domain model shared by the decision core, the adapters and the API.
+// Everything here is plain data: no classes, no IO. Names follow Patroni's DCS vocabulary
+// (see ../shared/spec/patroni-interfaces.md section 1) and PostgreSQL's (timeline, LSN).
+
+/** PostgreSQL states as published in members/<name>.state (Patroni's list). */
+export type PgState =
+  | 'initializing new cluster'
+  | 'initdb failed'
+  | 'creating replica'
+  | 'running'
+  | 'starting'
+  | 'start failed'
+  | 'restarting'
+  | 'restart failed'
+  | 'stopping'
+  | 'stopped'
+  | 'stop failed'
+  | 'crashed'
+  | 'unknown';
+
+/** Roles as published in members/<name>.role. `master` from old Patroni is read as `primary`. */
+export type Role = 'primary' | 'replica' | 'standby_leader' | 'demoted' | 'uninitialized' | 'promoted';
+
+/** Tags as configured on a node (predefined ones typed, custom ones kept verbatim). */
+export interface Tags {
+  nofailover?: boolean;
+  failover_priority?: number;
+  noloadbalance?: boolean;
+  clonefrom?: boolean;
+  nosync?: boolean;
+  sync_priority?: number;
+  nostream?: boolean;
+  replicatefrom?: string;
+  [custom: string]: unknown;
+}
+
+/** The JSON value of members/<name>, as Patroni writes it (field order matters only for humans). */
+export interface MemberData {
+  conn_url?: string;
+  api_url?: string;
+  state?: string;
+  role?: string;
+  version?: string;
+  proxy_url?: string;
+  checkpoint_after_promote?: boolean;
+  tags?: Tags;
+  pending_restart?: boolean;
+  pending_restart_reason?: Record<string, { old_value: string; new_value: string }>;
+  xlog_location?: number;
+  replay_lsn?: number;
+  receive_lsn?: number;
+  replication_state?: string;
+  timeline?: number;
+  scheduled_restart?: Record<string, unknown>;
+  pause?: boolean;
+  [other: string]: unknown;
+}
+
+export interface Member {
+  name: string;
+  data: MemberData;
+  /** DCS version of the key (etcd mod_revision), opaque. */
+  version: string;
+  /** Lease/session the key is bound to, opaque ('' when none). */
+  session: string;
+}
+
+export interface Leader {
+  name: string;
+  version: string;
+  session: string;
+}
+
+export interface FailoverRequest {
+  leader?: string;
+  member?: string;
+  scheduled_at?: string;
+  version: string;
+}
+
+export interface SyncState {
+  leader?: string;
+  sync_standby?: string | null;
+  quorum?: number | null;
+  version: string;
+}
+
+/** One line of /history: [timeline, switch_lsn, reason, timestamp?, new_leader?]. */
+export type HistoryLine = [number, number, string, string?, string?];
+
+export interface LeaderStatus {
+  optime: number;
+  slots?: Record<string, number>;
+  retain_slots?: string[];
+}
+
+/** The dynamic configuration (/config), as far as the core reads it. Unknown keys are kept. */
+export interface DynamicConfig {
+  ttl: number;
+  loop_wait: number;
+  retry_timeout: number;
+  maximum_lag_on_failover: number;
+  primary_start_timeout: number;
+  primary_stop_timeout?: number;
+  check_timeline: boolean;
+  pause?: boolean;
+  synchronous_mode?: boolean | string;
+  failsafe_mode?: boolean;
+  max_timelines_history?: number;
+  postgresql: {
+    use_pg_rewind?: boolean;
+    use_slots?: boolean;
+    parameters?: Record<string, unknown> | null;
+    pg_hba?: string[];
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+}
+
+/** A consistent read of the whole cluster subtree in the DCS. */
+export interface ClusterView {
+  /** undefined: key absent; '': bootstrap in progress; digits: system identifier. */
+  initialize: string | undefined;
+  /** Parsed /config; undefined when absent or invalid. */
+  config: Record<string, unknown> | undefined;
+  configVersion: string | undefined;
+  leader: Leader | undefined;
+  members: Member[];
+  failover: FailoverRequest | undefined;
+  sync: SyncState | undefined;
+  /** undefined: key absent or unparsable. */
+  history: HistoryLine[] | undefined;
+  status: LeaderStatus | undefined;
+  failsafe: Record<string, string> | undefined;
+  /** DCS revision of this read (etcd header revision), for watches. */
+  revision: string;
+}
+
+/** What the agent observed about the local PostgreSQL in this tick (one probe, consistent). */
+export interface LocalPg {
+  /** Data directory holds a cluster (PG_VERSION present). */
+  dataDirEmpty: boolean;
+  /** System identifier from pg_controldata, when the data directory is initialised. */
+  sysid: string | undefined;
+  /** A postmaster for this data directory is alive. */
+  running: boolean;
+  /** The postmaster accepts connections and answered the probe query. */
+  ready: boolean;
+  /** pg_is_in_recovery() when ready; from the data directory (standby.signal) otherwise. */
+  inRecovery: boolean;
+  /** Current WAL position: flush LSN on a primary, max(receive, replay) on a replica. */
+  walLsn: number | undefined;
+  receiveLsn: number | undefined;
+  replayLsn: number | undefined;
+  timeline: number | undefined;
+  /** Streaming from an upstream (pg_stat_wal_receiver status = streaming). */
+  streaming: boolean;
+  /** Member name of the upstream we are configured to follow (null: none configured). */
+  upstream: string | null;
+  /** pg_controldata "Database cluster state", e.g. "in production", "shut down". */
+  controlState: string | undefined;
+  /** Whether the data directory allows pg_rewind (wal_log_hints or data checksums). */
+  rewindable: boolean;
+  /** The postmaster exited on its own since the agent last started it (crash). */
+  crashed: boolean;
+}
+
+/** What a peer answered on GET /patroni during a leader race. */
+export interface PeerStatus {
+  name: string;
+  reachable: boolean;
+  /** false when the peer reports it is a primary (xlog.location present or role primary). */
+  inRecovery: boolean;
+  walPosition: number;
+  timeline: number | undefined;
+  nofailover: boolean;
+  failoverPriority: number;
+  watchdogFailed: boolean;
+}
+
+/** Node identity and local settings the core needs (from the local configuration). */
+export interface NodeSettings {
+  name: string;
+  tags: Tags;
+  /** bootstrap section present: this node may win the bootstrap race. */
+  canBootstrap: boolean;
+  /** The dynamic config from bootstrap.dcs, written to /config after bootstrap. */
+  bootstrapDcs: Record<string, unknown>;
+  remove_data_directory_on_rewind_failure: boolean;
+  remove_data_directory_on_diverged_timelines: boolean;
+}
+
+/** The kinds of long-running work the agent runs in the background, one at a time. */
+export type TaskKind =
+  | 'bootstrap'
+  | 'clone'
+  | 'start'
+  | 'promote'
+  | 'demote'
+  | 'rewind'
+  | 'reinitialize'
+  | 'stop';
+
+export interface TaskState {
+  kind: TaskKind;
+  startedAt: number;
+  /** running: in progress; ok/failed: finished since the last tick (reported once). */
+  state: 'running' | 'ok' | 'failed';
+  error?: string;
+}
+
+/** Outcome of an action executed in the previous tick that did not succeed. */
+export interface ActionFailure {
+  action: Action['type'];
+  /** lost: a compare-and-set precondition failed; unreachable: the DCS did not answer; error: anything else. */
+  outcome: 'lost' | 'unreachable' | 'error';
+  message: string;
+}
+
+/** The core's own memory, carried from one decide() to the next (opaque to the agent). */
+export interface Memory {
+  /** Monotonic time of the last successful leader acquire/refresh (ms), or undefined. */
+  leaderSince?: number;
+  /** When PostgreSQL started in place after a crash while we held the lock. */
+  crashStartAt?: number;
+  /** The divergence check must run before following the current leader. */
+  rewindCheck?: 'check' | 'need' | 'not_needed' | 'failed' | 'done';
+  /** Name of the member we last pointed PostgreSQL at. */
+  lastUpstream?: string | null;
+  /** The bootstrap race was won by us and bootstrap is in progress. */
+  bootstrapping?: boolean;
+  /** First tick since the agent started. */
+  started?: boolean;
+}
+
+export interface Observation {
+  /** Monotonic clock, milliseconds. */
+  now: number;
+  /** Wall clock as ISO-8601 with offset (for history timestamps and scheduled actions). */
+  wallClock: string;
+  self: NodeSettings;
+  /** Effective dynamic configuration (from /config, else bootstrap.dcs), defaults filled. */
+  config: DynamicConfig;
+  /** The cluster view, or undefined when the DCS could not be read this tick. */
+  cluster: ClusterView | undefined;
+  dcsError?: string;
+  /** Last cluster view that had a leader (members of a dead primary are still asked). */
+  lastHealthyCluster?: ClusterView;
+  pg: LocalPg;
+  /** Peer statuses fetched this tick (only when the cluster has no leader). */
+  peers?: PeerStatus[];
+  task: TaskState | undefined;
+  /** Actions of the previous tick that did not complete. */
+  failures: ActionFailure[];
+  /** Time the agent received SIGTERM (stop requested), if any. */
+  stopRequested?: boolean;
+  memory: Memory;
+}
+
+/** Effects, executed in order by the agent; the first one that fails stops the rest. */
+export type Action =
+  // DCS
+  | { type: 'createInitialize' }
+  | { type: 'writeInitialize'; sysid: string }
+  | { type: 'deleteInitialize' }
+  | { type: 'writeConfig'; config: Record<string, unknown> }
+  | { type: 'acquireLeader' }
+  | { type: 'takeLeader' }
+  | { type: 'refreshLeader' }
+  | { type: 'releaseLeader'; optime?: number }
+  | { type: 'writeStatus'; status: LeaderStatus }
+  | { type: 'writeHistory'; history: HistoryLine[] }
+  | { type: 'clearFailover' }
+  // PostgreSQL, inline (short)
+  | { type: 'followUpstream'; upstream: string | null }
+  | { type: 'ensureSlots'; slots: string[] }
+  | { type: 'checkDivergence'; leader: string }
+  | { type: 'removeDataDir' }
+  // PostgreSQL, background tasks (one at a time)
+  | { type: 'startTask'; task: TaskSpec };
+
+export type TaskSpec =
+  | { kind: 'bootstrap' }
+  | { kind: 'clone'; from: string }
+  | { kind: 'start'; asPrimary: boolean; upstream: string | null }
+  | { kind: 'promote' }
+  | { kind: 'demote'; mode: 'graceful' | 'immediate' | 'immediate-nolock' | 'offline'; upstream: string | null }
+  | { kind: 'rewind'; from: string }
+  | { kind: 'reinitialize'; from: string }
+  | { kind: 'stop'; mode: 'fast' | 'immediate'; releaseLeader: boolean };
+
+export interface Decision {
+  actions: Action[];
+  /** One line, human readable: why this tick did what it did. */
+  reason: string;
+  /** When the next tick should run at the latest (ms from now). */
+  wakeAfterMs: number;
+  memory: Memory;
+  /** What this node believes its role is after the actions (for the member key and the API). */
+  role: Role;
+  /** true while this node holds the leader lock and may serve writes. */
+  isLeader: boolean;
+}

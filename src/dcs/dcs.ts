@@ -1,0 +1,83 @@
+// The DCS interface, in HA verbs. Adapters (etcd3.ts, later zookeeper.ts, consul.ts, kubernetes.ts)
+// hide sessions, leases, watches and CAS tokens behind it.
+//
+// Outcomes the caller must tell apart (design.md principle 6):
+//   - a compare-and-set precondition failed  -> the method resolves to `false`
+//   - the DCS did not answer within the deadline, or refused -> the method rejects with DcsError
+// Every method takes an optional AbortSignal in addition to the adapter's own deadline.
+
+import type { ClusterView, HistoryLine, LeaderStatus, MemberData } from '../core/model.ts';
+
+export type DcsErrorCode = 'DCS_UNAVAILABLE' | 'DCS_PROTOCOL' | 'DCS_AUTH';
+
+export class DcsError extends Error {
+  readonly code: DcsErrorCode;
+  readonly retryable: boolean;
+  constructor(code: DcsErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'DcsError';
+    this.code = code;
+    this.retryable = options?.retryable ?? code === 'DCS_UNAVAILABLE';
+  }
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface Dcs {
+  /** Base path, e.g. /service/batman/ (always ends with '/'). */
+  readonly prefix: string;
+
+  /** Consistent read of the whole cluster subtree. */
+  readCluster(opts?: CallOptions): Promise<ClusterView>;
+
+  /** Publish this node's member key (bound to the node's lease; skipped when unchanged). */
+  touchMember(data: MemberData, opts?: CallOptions): Promise<void>;
+  /** Remove this node's member key. */
+  deleteMember(opts?: CallOptions): Promise<void>;
+
+  /** Create /initialize = "" if absent. true: we won the bootstrap race. */
+  attemptInitialize(opts?: CallOptions): Promise<boolean>;
+  /** Unconditionally write /initialize = sysid. */
+  writeInitialize(sysid: string, opts?: CallOptions): Promise<void>;
+  /** Delete /initialize (failed bootstrap). */
+  deleteInitialize(opts?: CallOptions): Promise<void>;
+
+  /** Create /leader = our name, bound to our lease, only if absent. true: we hold the lock. */
+  acquireLeader(opts?: CallOptions): Promise<boolean>;
+  /** Unconditionally put /leader = our name with our lease (right after bootstrap). */
+  takeLeader(opts?: CallOptions): Promise<void>;
+  /** Keep the lock: refresh the lease, re-bind the key if the lease changed. false: not ours any more. */
+  refreshLeader(opts?: CallOptions): Promise<boolean>;
+  /** Delete /leader if its value is our name. false: it was not ours. */
+  releaseLeader(opts?: CallOptions): Promise<boolean>;
+
+  /** Write /config; with a version, only if the key still has that version. */
+  writeConfig(config: Record<string, unknown>, version?: string, opts?: CallOptions): Promise<boolean>;
+  /** Write /failover ({} clears it); with a version, CAS. */
+  writeFailover(value: Record<string, unknown>, version?: string, opts?: CallOptions): Promise<boolean>;
+  /** Write /sync; with a version, CAS. */
+  writeSync(value: { leader: string; quorum: number | null; sync_standby: string | null }, version?: string, opts?: CallOptions): Promise<boolean>;
+  deleteSync(version?: string, opts?: CallOptions): Promise<boolean>;
+  writeHistory(history: HistoryLine[], opts?: CallOptions): Promise<void>;
+  writeStatus(status: LeaderStatus, opts?: CallOptions): Promise<void>;
+  writeFailsafe(value: Record<string, string>, opts?: CallOptions): Promise<void>;
+
+  /** Delete every key of this cluster (vigil remove). */
+  deleteCluster(opts?: CallOptions): Promise<void>;
+
+  /**
+   * Resolve when the leader key changes (created, deleted, re-bound) after `revision`, or when
+   * `timeoutMs` passes, or when the signal aborts. Never rejects: a broken watch just resolves.
+   */
+  watchLeader(revision: string, timeoutMs: number, opts?: CallOptions): Promise<void>;
+
+  /** Change the lease TTL (seconds); takes effect on the next lease grant. */
+  setTtl(ttlSeconds: number): void;
+  /** Set the retry deadline for each call (seconds). */
+  setRetryTimeout(seconds: number): void;
+
+  /** Stop background work (keepalives, watches). Idempotent. */
+  close(): Promise<void>;
+}
