@@ -163,6 +163,13 @@ export interface LocalPg {
   rewindable: boolean;
   /** The postmaster exited on its own since the agent last started it (crash). */
   crashed: boolean;
+  /**
+   * Result of comparing our timeline and LSN with the current leader's timeline history
+   * (pg_rewind's question), computed by the agent only when it matters: PostgreSQL is stopped
+   * while another member holds the lock, or a running replica cannot stream from a leader on a
+   * newer timeline. undefined: not checked (or the leader could not be asked).
+   */
+  divergence?: 'need' | 'not_needed';
 }
 
 /** What a peer answered on GET /patroni during a leader race. */
@@ -219,8 +226,6 @@ export interface ActionFailure {
 
 /** The core's own memory, carried from one decide() to the next (opaque to the agent). */
 export interface Memory {
-  /** Monotonic time of the last successful leader acquire/refresh (ms), or undefined. */
-  leaderSince?: number;
   /** When PostgreSQL started in place after a crash while we held the lock. */
   crashStartAt?: number;
   /** The divergence check must run before following the current leader. */
@@ -250,6 +255,8 @@ export interface Observation {
   /** Peer statuses fetched this tick (only when the cluster has no leader). */
   peers?: PeerStatus[];
   task: TaskState | undefined;
+  /** Monotonic time (ms) of our last successful acquire/refresh/take of the leader lock. */
+  lockRefreshedAt?: number;
   /** Actions of the previous tick that did not complete. */
   failures: ActionFailure[];
   /** Time the agent received SIGTERM (stop requested), if any. */
@@ -273,9 +280,9 @@ export type Action =
   | { type: 'clearFailover' }
   // PostgreSQL, inline (short)
   | { type: 'followUpstream'; upstream: string | null }
-  | { type: 'ensureSlots'; slots: string[] }
-  | { type: 'checkDivergence'; leader: string }
+  | { type: 'ensureSlots'; members: string[] } // member names; the controller maps them to slot names
   | { type: 'removeDataDir' }
+  | { type: 'cancelTask' }
   // PostgreSQL, background tasks (one at a time)
   | { type: 'startTask'; task: TaskSpec };
 
@@ -300,4 +307,6 @@ export interface Decision {
   role: Role;
   /** true while this node holds the leader lock and may serve writes. */
   isLeader: boolean;
+  /** Set when the agent must exit (data of another cluster, replica without /initialize, ...). */
+  exit?: string;
 }

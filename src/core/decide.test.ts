@@ -1,0 +1,345 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decide } from './decide.ts';
+import type { Action, ClusterView, DynamicConfig, LocalPg, Member, MemberData, Observation, PeerStatus } from './model.ts';
+
+const SYSID = '7268616322854375442';
+
+function config(over: Partial<DynamicConfig> = {}): DynamicConfig {
+  return {
+    ttl: 30,
+    loop_wait: 10,
+    retry_timeout: 10,
+    maximum_lag_on_failover: 1048576,
+    primary_start_timeout: 300,
+    check_timeline: false,
+    postgresql: { use_pg_rewind: true, use_slots: true },
+    ...over,
+  };
+}
+
+function member(name: string, data: MemberData = {}): Member {
+  return {
+    name,
+    version: '1',
+    session: '1',
+    data: { conn_url: `postgres://127.0.0.1:${5432}/postgres`, api_url: `http://127.0.0.1:8008/patroni`, state: 'running', role: 'replica', ...data },
+  };
+}
+
+function view(over: Partial<ClusterView> = {}): ClusterView {
+  return {
+    initialize: SYSID,
+    config: {},
+    configVersion: '1',
+    leader: undefined,
+    members: [member('n0', { role: 'primary', xlog_location: 1000 }), member('n1', { xlog_location: 1000 }), member('n2', { xlog_location: 1000 })],
+    failover: undefined,
+    sync: undefined,
+    history: [],
+    status: { optime: 1000 },
+    failsafe: undefined,
+    revision: '10',
+    ...over,
+  };
+}
+
+function pg(over: Partial<LocalPg> = {}): LocalPg {
+  return {
+    dataDirEmpty: false,
+    sysid: SYSID,
+    running: true,
+    ready: true,
+    inRecovery: true,
+    walLsn: 1000,
+    receiveLsn: 1000,
+    replayLsn: 1000,
+    timeline: 1,
+    streaming: true,
+    upstream: 'n0',
+    controlState: 'in archive recovery',
+    rewindable: true,
+    crashed: false,
+    ...over,
+  };
+}
+
+function obs(over: Partial<Observation> = {}): Observation {
+  return {
+    now: 100_000,
+    wallClock: '2026-11-22T00:00:00+00:00',
+    self: {
+      name: 'n1',
+      tags: {},
+      canBootstrap: true,
+      bootstrapDcs: { ttl: 30 },
+      remove_data_directory_on_rewind_failure: false,
+      remove_data_directory_on_diverged_timelines: false,
+    },
+    config: config(),
+    cluster: view({ leader: { name: 'n0', version: '5', session: 'abc' } }),
+    pg: pg(),
+    task: undefined,
+    failures: [],
+    memory: { started: true },
+    ...over,
+  };
+}
+
+function peer(name: string, over: Partial<PeerStatus> = {}): PeerStatus {
+  return { name, reachable: true, inRecovery: true, walPosition: 1000, timeline: 1, nofailover: false, failoverPriority: 1, watchdogFailed: false, ...over };
+}
+
+function types(actions: Action[]): string[] {
+  return actions.map((a) => (a.type === 'startTask' ? `startTask:${a.task.kind}` : a.type));
+}
+
+const unlocked = view();
+
+test('bootstrap: empty data dir, no /initialize, bootstrap section -> race for /initialize then initdb', () => {
+  const d = decide(obs({ cluster: view({ initialize: undefined, members: [] }), pg: pg({ dataDirEmpty: true, running: false, sysid: undefined }) }));
+  assert.deepEqual(types(d.actions), ['createInitialize', 'startTask:bootstrap']);
+  assert.equal(d.role, 'uninitialized');
+});
+
+test('bootstrap: no bootstrap section or nofailover -> wait for a leader', () => {
+  for (const self of [{ canBootstrap: false, tags: {} }, { canBootstrap: true, tags: { nofailover: true } }]) {
+    const o = obs({ cluster: view({ initialize: undefined, members: [] }), pg: pg({ dataDirEmpty: true, running: false, sysid: undefined }) });
+    o.self = { ...o.self, ...self };
+    const d = decide(o);
+    assert.deepEqual(d.actions, []);
+    assert.match(d.reason, /waiting for leader to bootstrap/);
+  }
+});
+
+test('bootstrap in progress elsewhere (/initialize is "") -> wait', () => {
+  const d = decide(obs({ cluster: view({ initialize: '', members: [] }), pg: pg({ dataDirEmpty: true, running: false, sysid: undefined }) }));
+  assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /bootstrap in progress/);
+});
+
+test('empty data dir and a leader -> clone from the leader, or from a running clonefrom member', () => {
+  const base = { pg: pg({ dataDirEmpty: true, running: false, sysid: undefined }) };
+  let d = decide(obs(base));
+  assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'clone', from: 'n0' } }]);
+  const withClonefrom = view({
+    leader: { name: 'n0', version: '5', session: 'abc' },
+    members: [member('n0', { role: 'primary' }), member('n2', { tags: { clonefrom: true } })],
+  });
+  d = decide(obs({ ...base, cluster: withClonefrom }));
+  assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'clone', from: 'n2' } }]);
+});
+
+test('bootstrap finished -> /initialize, /config and the leader key, in that order', () => {
+  const d = decide(obs({
+    cluster: view({ initialize: '', members: [] }),
+    pg: pg({ inRecovery: false, upstream: null }),
+    task: { kind: 'bootstrap', startedAt: 0, state: 'ok' },
+  }));
+  assert.deepEqual(d.actions, [
+    { type: 'writeInitialize', sysid: SYSID },
+    { type: 'writeConfig', config: { ttl: 30 } },
+    { type: 'takeLeader' },
+  ]);
+  assert.equal(d.role, 'primary');
+});
+
+test('bootstrap failed -> /initialize deleted and data removed so the race can run again', () => {
+  const d = decide(obs({ cluster: view({ initialize: '', members: [] }), pg: pg({ running: false }), task: { kind: 'bootstrap', startedAt: 0, state: 'failed', error: 'initdb: boom' } }));
+  assert.deepEqual(types(d.actions), ['deleteInitialize', 'removeDataDir']);
+  assert.match(d.reason, /initdb: boom/);
+});
+
+test('data of another cluster -> exit, never join', () => {
+  const d = decide(obs({ pg: pg({ sysid: '1111111111111111111' }) }));
+  assert.match(d.exit ?? '', /another cluster/);
+  assert.deepEqual(d.actions, []);
+});
+
+test('leader with the lock: refresh, publish optime, keep slots for the other members', () => {
+  const d = decide(obs({
+    self: { ...obs().self, name: 'n0' },
+    pg: pg({ inRecovery: false, walLsn: 2000, upstream: null }),
+  }));
+  assert.deepEqual(d.actions, [
+    { type: 'refreshLeader' },
+    { type: 'writeStatus', status: { optime: 2000 } },
+    { type: 'ensureSlots', members: ['n1', 'n2'] },
+  ]);
+  assert.equal(d.role, 'primary');
+  assert.match(d.reason, /the leader with the lock/);
+});
+
+test('leader race: healthiest replica acquires the lock and promotes', () => {
+  const d = decide(obs({ cluster: unlocked, peers: [peer('n2', { walPosition: 900 }), peer('n0', { reachable: false })] }));
+  assert.deepEqual(types(d.actions), ['acquireLeader', 'startTask:promote']);
+});
+
+test('leader race: refuse when a peer is ahead, still primary, or when lagging too far', () => {
+  const cases: Array<[Partial<Observation>, RegExp]> = [
+    [{ peers: [peer('n2', { walPosition: 1001 })] }, /ahead/],
+    [{ peers: [peer('n0', { inRecovery: false })] }, /still running as a primary/],
+    [{ cluster: view({ status: { optime: 5_000_000 } }) }, /maximum_lag_on_failover/],
+  ];
+  for (const [over, re] of cases) {
+    const d = decide(obs({ cluster: unlocked, ...over }));
+    assert.deepEqual(d.actions, [], re.source);
+    assert.match(d.reason, re);
+  }
+});
+
+test('leader race: unreachable, nofailover or watchdog-failed peers do not block', () => {
+  const d = decide(obs({
+    cluster: unlocked,
+    peers: [peer('n2', { walPosition: 5000, reachable: false }), peer('n0', { walPosition: 5000, nofailover: true }), peer('n3', { walPosition: 5000, watchdogFailed: true })],
+  }));
+  assert.deepEqual(types(d.actions), ['acquireLeader', 'startTask:promote']);
+});
+
+test('leader race: nofailover or failover_priority 0 never races', () => {
+  for (const tags of [{ nofailover: true }, { failover_priority: 0 }]) {
+    const o = obs({ cluster: unlocked, peers: [] });
+    o.self = { ...o.self, tags };
+    assert.deepEqual(decide(o).actions, []);
+  }
+});
+
+test('leader race: equal positions are broken by failover_priority, except the former leader', () => {
+  let d = decide(obs({ cluster: unlocked, peers: [peer('n2', { failoverPriority: 5 })] }));
+  assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /higher failover_priority/);
+  d = decide(obs({
+    cluster: unlocked,
+    lastHealthyCluster: view({ leader: { name: 'n2', version: '1', session: '1' } }),
+    peers: [peer('n2', { failoverPriority: 5 })],
+  }));
+  assert.deepEqual(types(d.actions), ['acquireLeader', 'startTask:promote']);
+});
+
+test('leader race: a primary whose timeline is behind /history demotes instead of retaking the lock', () => {
+  const d = decide(obs({
+    cluster: view({ history: [[1, 500, 'no recovery target specified']] }),
+    pg: pg({ inRecovery: false, timeline: 1 }),
+  }));
+  assert.deepEqual(types(d.actions), ['startTask:demote']);
+});
+
+test('leader race: a running primary on the current timeline retakes the lock without promoting', () => {
+  const d = decide(obs({ cluster: unlocked, pg: pg({ inRecovery: false, timeline: 1 }) }));
+  assert.deepEqual(types(d.actions), ['acquireLeader']);
+});
+
+test('another member holds the lock and I run as primary -> immediate demotion', () => {
+  const d = decide(obs({ pg: pg({ inRecovery: false }) }));
+  assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'demote', mode: 'immediate-nolock', upstream: 'n0' } }]);
+});
+
+test('replica pointed elsewhere -> follow the leader; replicatefrom is honoured', () => {
+  let d = decide(obs({ pg: pg({ upstream: 'n2' }) }));
+  assert.deepEqual(d.actions, [{ type: 'followUpstream', upstream: 'n0' }]);
+  const o = obs({ pg: pg({ upstream: 'n0' }) });
+  o.self = { ...o.self, tags: { replicatefrom: 'n2' } };
+  d = decide(o);
+  assert.deepEqual(d.actions, [{ type: 'followUpstream', upstream: 'n2' }]);
+});
+
+test('DCS unreachable: a primary demotes offline, a replica does nothing', () => {
+  let d = decide(obs({ cluster: undefined, dcsError: 'timeout', pg: pg({ inRecovery: false }) }));
+  assert.deepEqual(types(d.actions), ['cancelTask', 'startTask:demote']);
+  assert.equal(d.isLeader, false);
+  d = decide(obs({ cluster: undefined, dcsError: 'timeout' }));
+  assert.deepEqual(d.actions, []);
+});
+
+test('lock refresh failed -> demote (offline when the DCS is unreachable, immediate when the lock was lost)', () => {
+  const self = { ...obs().self, name: 'n0' };
+  for (const [outcome, mode] of [['unreachable', 'offline'], ['lost', 'immediate-nolock']] as const) {
+    const d = decide(obs({ self, pg: pg({ inRecovery: false }), failures: [{ action: 'refreshLeader', outcome, message: 'x' }] }));
+    const start = d.actions.find((a) => a.type === 'startTask');
+    assert.ok(start && start.type === 'startTask' && start.task.kind === 'demote' && start.task.mode === mode);
+  }
+});
+
+test('postgres down on the leader: restart in place as primary while keeping the lock', () => {
+  const d = decide(obs({ self: { ...obs().self, name: 'n0' }, pg: pg({ running: false, ready: false, inRecovery: false, crashed: true, controlState: 'in production' }) }));
+  assert.deepEqual(d.actions, [{ type: 'refreshLeader' }, { type: 'startTask', task: { kind: 'start', asPrimary: true, upstream: null } }]);
+  assert.match(d.reason, /starting primary after failure/);
+});
+
+test('postgres down on the leader with primary_start_timeout 0 -> release the lock when a replica can take over', () => {
+  const d = decide(obs({
+    self: { ...obs().self, name: 'n0' },
+    config: config({ primary_start_timeout: 0 }),
+    pg: pg({ running: false, inRecovery: false, crashed: true }),
+  }));
+  assert.deepEqual(d.actions, [{ type: 'releaseLeader' }]);
+});
+
+test('start timeout on the leader -> give the lock up when failover is possible', () => {
+  const d = decide(obs({
+    self: { ...obs().self, name: 'n0' },
+    config: config({ primary_start_timeout: 30 }),
+    pg: pg({ running: true, ready: false }),
+    task: { kind: 'start', startedAt: 0, state: 'running' },
+    now: 31_000,
+  }));
+  assert.deepEqual(types(d.actions), ['refreshLeader', 'cancelTask', 'startTask:stop']);
+});
+
+test('a start that failed while holding the lock releases the lock', () => {
+  const d = decide(obs({ self: { ...obs().self, name: 'n0' }, pg: pg({ running: false }), task: { kind: 'start', startedAt: 0, state: 'failed', error: 'FATAL' } }));
+  assert.deepEqual(d.actions, [{ type: 'releaseLeader' }]);
+});
+
+test('stopped former primary: diverged -> pg_rewind, or reinitialize, or stay down with a reason', () => {
+  const stopped = pg({ running: false, inRecovery: false, controlState: 'in production', divergence: 'need' });
+  let d = decide(obs({ pg: stopped }));
+  assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'rewind', from: 'n0' } }]);
+
+  d = decide(obs({ pg: { ...stopped, rewindable: false } }));
+  assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /manual action needed/);
+
+  const o = obs({ pg: { ...stopped, rewindable: false } });
+  o.self = { ...o.self, remove_data_directory_on_diverged_timelines: true };
+  d = decide(o);
+  assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'reinitialize', from: 'n0' } }]);
+});
+
+test('stopped former primary whose divergence is unknown waits; a stopped replica starts following', () => {
+  let d = decide(obs({ pg: pg({ running: false, inRecovery: false, controlState: 'in production' }) }));
+  assert.deepEqual(d.actions, []);
+  d = decide(obs({ pg: pg({ running: false, inRecovery: true, controlState: 'shut down in recovery', divergence: 'not_needed' }) }));
+  assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'start', asPrimary: false, upstream: 'n0' } }]);
+});
+
+test('background task running: the leader keeps refreshing its lock; others wait', () => {
+  let d = decide(obs({ self: { ...obs().self, name: 'n0' }, task: { kind: 'promote', startedAt: 99_000, state: 'running' } }));
+  assert.deepEqual(d.actions, [{ type: 'refreshLeader' }]);
+  d = decide(obs({ task: { kind: 'clone', startedAt: 99_000, state: 'running' } }));
+  assert.deepEqual(d.actions, []);
+  d = decide(obs({ task: { kind: 'promote', startedAt: 99_000, state: 'running' } }));
+  assert.deepEqual(d.actions, [{ type: 'cancelTask' }]);
+});
+
+test('a wiped DCS is repaired by the leader: /initialize and /config rewritten', () => {
+  const d = decide(obs({
+    self: { ...obs().self, name: 'n0' },
+    cluster: view({ initialize: undefined, config: undefined, leader: { name: 'n0', version: '1', session: '1' } }),
+    pg: pg({ inRecovery: false }),
+  }));
+  assert.deepEqual(types(d.actions).slice(0, 3), ['writeInitialize', 'writeConfig', 'refreshLeader']);
+});
+
+test('first tick on a replica of a cluster without /initialize -> exit', () => {
+  const d = decide(obs({ cluster: view({ initialize: undefined }), memory: {} }));
+  assert.match(d.exit ?? '', /start vigil on the primary first/);
+});
+
+test('every decision carries a one-line reason', () => {
+  const samples = [obs(), obs({ cluster: undefined }), obs({ cluster: unlocked, peers: [] }), obs({ pg: pg({ running: false }) })];
+  for (const o of samples) {
+    const d = decide(o);
+    assert.ok(d.reason.length > 0 && !d.reason.includes('\n'));
+  }
+});

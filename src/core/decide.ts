@@ -1,0 +1,368 @@
+// The HA decision core: one pure function from an Observation to a Decision.
+//
+// It never performs IO and never reads the clock: time, the DCS view, the local PostgreSQL facts,
+// peer answers and the outcome of the previous tick's actions are all inputs. The agent executes
+// the returned actions in order and stops at the first that fails; the failure is an input of
+// the next tick (which the agent runs at once).
+//
+// The rules follow ../shared/spec/patroni-behavior.md (sections 2, 3, 4, 9, 10.4) as our safety
+// floor; where we deviate, the comment says why.
+
+import { clusterTimeline, isFailoverPossible, isHealthiest, isNoFailover } from './election.ts';
+import type { Action, ClusterView, Decision, Member, Memory, Observation, Role } from './model.ts';
+
+/** Bound on how soon we look again while something is changing (ms). */
+const FAST_WAKE_MS = 1000;
+
+export function decide(obs: Observation): Decision {
+  const d = new DecisionBuilder(obs);
+  return d.finish(decideInner(obs, d));
+}
+
+class DecisionBuilder {
+  actions: Action[] = [];
+  memory: Memory;
+  role: Role;
+  isLeader = false;
+  wakeAfterMs: number;
+  exit: string | undefined;
+  constructor(obs: Observation) {
+    this.memory = { ...obs.memory, started: true };
+    this.wakeAfterMs = obs.config.loop_wait * 1000;
+    const pg = obs.pg;
+    this.role = pg.dataDirEmpty ? 'uninitialized' : pg.running && !pg.inRecovery ? 'primary' : pg.running ? 'replica' : 'demoted';
+  }
+  add(...a: Action[]): this {
+    this.actions.push(...a);
+    return this;
+  }
+  wake(ms: number): this {
+    this.wakeAfterMs = Math.min(this.wakeAfterMs, ms);
+    return this;
+  }
+  finish(reason: string): Decision {
+    const out: Decision = {
+      actions: this.actions,
+      reason,
+      wakeAfterMs: Math.max(0, this.wakeAfterMs),
+      memory: this.memory,
+      role: this.role,
+      isLeader: this.isLeader,
+    };
+    if (this.exit !== undefined) out.exit = this.exit;
+    return out;
+  }
+}
+
+function memberOf(cluster: ClusterView | undefined, name: string | undefined): Member | undefined {
+  if (cluster === undefined || name === undefined) return undefined;
+  return cluster.members.find((m) => m.name === name);
+}
+
+function paused(obs: Observation): boolean {
+  return obs.config.pause === true;
+}
+
+/** The member a replica should stream from: its replicatefrom member when present, else the leader. */
+function upstreamFor(obs: Observation, leader: string): string {
+  const rf = obs.self.tags.replicatefrom;
+  if (typeof rf === 'string' && rf !== obs.self.name && memberOf(obs.cluster, rf)?.data.conn_url !== undefined) return rf;
+  return leader;
+}
+
+/** Members the leader keeps a physical replication slot for. */
+function slotMembers(obs: Observation): string[] {
+  const names = new Set<string>();
+  for (const view of [obs.lastHealthyCluster, obs.cluster]) {
+    for (const m of view?.members ?? []) {
+      if (m.name === obs.self.name || m.data.tags?.nostream === true) continue;
+      const rf = m.data.tags?.replicatefrom;
+      if (typeof rf === 'string' && rf !== obs.self.name && memberOf(obs.cluster, rf) !== undefined) continue;
+      names.add(m.name);
+    }
+  }
+  return [...names].sort();
+}
+
+function failed(obs: Observation, action: Action['type']) {
+  return obs.failures.find((f) => f.action === action);
+}
+
+function decideInner(obs: Observation, d: DecisionBuilder): string {
+  const { self, pg, config } = obs;
+  const cluster = obs.cluster;
+  const me = self.name;
+  const ttlMs = config.ttl * 1000;
+
+  // ---- DCS not readable --------------------------------------------------------------------
+  if (cluster === undefined) {
+    if (paused(obs) || !pg.running) return `DCS is not accessible${obs.dcsError ? `: ${obs.dcsError}` : ''}`;
+    if (!pg.inRecovery) {
+      if (obs.task?.state === 'running' && obs.task.kind === 'demote') return 'demoting: DCS is not accessible';
+      // No failsafe mode yet: a primary that cannot see the DCS cannot know it still holds the
+      // lock, so it stops accepting writes (fast stop) and restarts read-only, following nobody.
+      d.role = 'demoted';
+      d.add({ type: 'cancelTask' }, { type: 'startTask', task: { kind: 'demote', mode: 'offline', upstream: null } });
+      return 'demoting self because DCS is not accessible and I was a leader';
+    }
+    return 'DCS is not accessible; staying a replica';
+  }
+
+  const leaderName = cluster.leader?.name;
+  const iHoldLock = leaderName === me;
+  if (iHoldLock) d.isLeader = obs.lockRefreshedAt !== undefined && obs.now - obs.lockRefreshedAt < ttlMs;
+
+  // ---- What happened to the previous tick's lock operations -------------------------------
+  const refreshFailure = failed(obs, 'refreshLeader');
+  if (refreshFailure !== undefined && pg.running && !pg.inRecovery && !paused(obs)) {
+    d.isLeader = false;
+    d.role = 'demoted';
+    const mode = refreshFailure.outcome === 'unreachable' ? 'offline' : 'immediate-nolock';
+    d.add({ type: 'cancelTask' }, { type: 'startTask', task: { kind: 'demote', mode, upstream: null } });
+    return `demoting self because the leader lock could not be updated (${refreshFailure.outcome}: ${refreshFailure.message})`;
+  }
+
+  // ---- A background task is running ---------------------------------------------------------
+  const task = obs.task;
+  if (task !== undefined && task.state === 'running') {
+    if (iHoldLock) {
+      d.add({ type: 'refreshLeader' });
+      d.isLeader = true;
+      if (task.kind === 'start' && config.primary_start_timeout >= 0 && obs.now - task.startedAt > config.primary_start_timeout * 1000 && isFailoverPossible(obs)) {
+        d.add({ type: 'cancelTask' }, { type: 'startTask', task: { kind: 'stop', mode: 'immediate', releaseLeader: true } });
+        return `PostgreSQL did not start within primary_start_timeout (${config.primary_start_timeout} s); giving up the lock`;
+      }
+      return `updated leader lock during ${task.kind}`;
+    }
+    if (task.kind === 'promote') {
+      // We lost the lock while promoting: stop the promotion; the next tick demotes if needed.
+      d.add({ type: 'cancelTask' });
+      return 'lost leader lock before promote finished';
+    }
+    d.wake(FAST_WAKE_MS);
+    return `${task.kind} in progress`;
+  }
+
+  // ---- A background task finished since the last tick --------------------------------------
+  if (task !== undefined && task.kind === 'bootstrap') {
+    d.memory.bootstrapping = false;
+    if (task.state === 'failed' || !pg.running || pg.sysid === undefined) {
+      d.add({ type: 'deleteInitialize' }, { type: 'removeDataDir' });
+      return `bootstrap failed (${task.error ?? 'postgres is not running'}); removed /initialize so the race can run again`;
+    }
+    d.role = 'primary';
+    d.isLeader = true;
+    d.add(
+      { type: 'writeInitialize', sysid: pg.sysid },
+      { type: 'writeConfig', config: self.bootstrapDcs },
+      { type: 'takeLeader' },
+    );
+    return 'initialized a new cluster';
+  }
+  if (task !== undefined && task.state === 'failed' && task.kind === 'start' && iHoldLock) {
+    d.isLeader = false;
+    d.add({ type: 'releaseLeader' });
+    return `removed leader key after trying and failing to start postgres (${task.error ?? 'unknown error'})`;
+  }
+  if (task !== undefined && task.state === 'failed' && task.kind === 'clone') {
+    d.wake(FAST_WAKE_MS * 5);
+    return `creating a replica failed (${task.error ?? 'unknown error'}); will try again`;
+  }
+
+  // ---- Empty data directory -----------------------------------------------------------------
+  if (pg.dataDirEmpty) {
+    d.role = 'uninitialized';
+    if (iHoldLock) {
+      d.add({ type: 'releaseLeader' });
+      return 'data directory is empty; released the leader lock';
+    }
+    if (leaderName === undefined && cluster.initialize === undefined && self.canBootstrap && !isNoFailover(self.tags)) {
+      d.memory.bootstrapping = true;
+      d.add({ type: 'createInitialize' }, { type: 'startTask', task: { kind: 'bootstrap' } });
+      return 'trying to bootstrap a new cluster';
+    }
+    if (leaderName !== undefined) {
+      const source = cloneSource(obs, leaderName);
+      if (source === undefined) {
+        d.wake(FAST_WAKE_MS);
+        return `waiting for the leader ${leaderName} to publish its connection address`;
+      }
+      d.add({ type: 'startTask', task: { kind: 'clone', from: source } });
+      return `bootstrap from ${source === leaderName ? 'leader' : 'replica'} '${source}'`;
+    }
+    d.wake(FAST_WAKE_MS);
+    return cluster.initialize === '' ? 'waiting for leader to bootstrap (bootstrap in progress)' : 'waiting for leader to bootstrap';
+  }
+
+  // ---- Cluster identity ---------------------------------------------------------------------
+  const init = cluster.initialize;
+  const validInit = init !== undefined && /^\d{10,}$/.test(init);
+  if (validInit && pg.sysid !== undefined && pg.sysid !== init) {
+    if (paused(obs)) {
+      if (iHoldLock) d.add({ type: 'releaseLeader' });
+      return `data directory belongs to another cluster (system identifier ${pg.sysid}, cluster ${init}); paused, so not exiting`;
+    }
+    d.exit = `data directory belongs to another cluster: system identifier ${pg.sysid} differs from /initialize ${init}`;
+    return d.exit;
+  }
+  if (!validInit && leaderName === undefined && pg.sysid !== undefined && !paused(obs) && obs.memory.started !== true) {
+    if (pg.running && pg.inRecovery) {
+      d.exit = 'the cluster has no /initialize key and this node runs a replica: start vigil on the primary first';
+      return d.exit;
+    }
+    d.add({ type: 'writeInitialize', sysid: pg.sysid });
+  }
+  if (iHoldLock && !validInit && pg.sysid !== undefined) d.add({ type: 'writeInitialize', sysid: pg.sysid });
+  if (iHoldLock && cluster.config === undefined) d.add({ type: 'writeConfig', config: self.bootstrapDcs });
+
+  // ---- PostgreSQL is not running --------------------------------------------------------------
+  if (!pg.running) return recover(obs, d, leaderName);
+
+  // ---- PostgreSQL is running ----------------------------------------------------------------
+  if (leaderName === undefined) return unlocked(obs, d);
+  if (iHoldLock) return asLeader(obs, d);
+  return follow(obs, d, leaderName);
+}
+
+function cloneSource(obs: Observation, leaderName: string): string | undefined {
+  const cluster = obs.cluster;
+  const candidates = (cluster?.members ?? []).filter(
+    (m) => m.name !== obs.self.name && m.name !== leaderName && m.data.tags?.clonefrom === true && m.data.state === 'running' && m.data.conn_url !== undefined,
+  );
+  // Deterministic choice (the core has no randomness): the clonefrom member with the most WAL.
+  candidates.sort((a, b) => (b.data.xlog_location ?? 0) - (a.data.xlog_location ?? 0) || a.name.localeCompare(b.name));
+  if (candidates[0] !== undefined) return candidates[0].name;
+  return memberOf(cluster, leaderName)?.data.conn_url !== undefined ? leaderName : undefined;
+}
+
+/** PostgreSQL is down (crashed, stopped, or never started by this agent). */
+function recover(obs: Observation, d: DecisionBuilder, leaderName: string | undefined): string {
+  const { pg, config, self } = obs;
+  const iHoldLock = leaderName === self.name;
+  if (paused(obs)) {
+    if (iHoldLock) {
+      d.add({ type: 'releaseLeader' });
+      return 'removed leader lock because postgres is not running';
+    }
+    return 'postgres is not running (paused: not starting it)';
+  }
+
+  if (iHoldLock) {
+    if (config.primary_start_timeout === 0 && isFailoverPossible(obs)) {
+      d.isLeader = false;
+      d.add({ type: 'releaseLeader' });
+      return 'postgres is not running and primary_start_timeout is 0: released the lock so a replica takes over';
+    }
+    // Restart in place. A data directory that was a primary restarts as a primary (crash recovery
+    // first, done by PostgreSQL itself); one that was a replica starts read-only and is promoted by
+    // the next tick, like any replica that holds the lock.
+    d.isLeader = true;
+    d.add({ type: 'refreshLeader' }, { type: 'startTask', task: { kind: 'start', asPrimary: !pg.inRecovery, upstream: null } });
+    d.memory.crashStartAt = obs.now;
+    return pg.crashed ? 'starting primary after failure' : 'starting postgres as the leader with the lock';
+  }
+
+  if (leaderName === undefined) {
+    // Nobody holds the lock. Start read-only following nobody; the race happens once it runs.
+    d.add({ type: 'startTask', task: { kind: 'start', asPrimary: false, upstream: null } });
+    return 'starting as a read-only standby: the cluster has no leader';
+  }
+
+  const upstream = upstreamFor(obs, leaderName);
+  if (pg.divergence === 'need') return handleDiverged(obs, d, leaderName);
+  if (pg.divergence === undefined && !pg.inRecovery && pg.controlState !== 'shut down in recovery' && pg.controlState !== 'in archive recovery') {
+    // This data directory was a primary and the leader could not be asked whether our history
+    // diverged from its. Starting it as a replica could stream over a divergence; wait.
+    d.wake(FAST_WAKE_MS * 2);
+    return `waiting to compare timelines with the leader ${leaderName} before starting as a replica`;
+  }
+  d.add({ type: 'startTask', task: { kind: 'start', asPrimary: false, upstream } });
+  return `starting as a replica of ${upstream}`;
+}
+
+function handleDiverged(obs: Observation, d: DecisionBuilder, leaderName: string): string {
+  const { pg, config, self } = obs;
+  if (pg.running) {
+    d.add({ type: 'startTask', task: { kind: 'stop', mode: 'fast', releaseLeader: false } });
+    return `timeline diverged from the leader ${leaderName}: stopping to repair`;
+  }
+  if (config.postgresql.use_pg_rewind === true && pg.rewindable) {
+    d.add({ type: 'startTask', task: { kind: 'rewind', from: leaderName } });
+    return `running pg_rewind from ${leaderName}`;
+  }
+  if (self.remove_data_directory_on_diverged_timelines) {
+    d.add({ type: 'startTask', task: { kind: 'reinitialize', from: leaderName } });
+    return `reinitializing due to diverged timelines (from ${leaderName})`;
+  }
+  // Patroni starts such a node anyway and lets streaming fail; a diverged replica would serve
+  // reads of transactions the cluster never committed, so we leave it stopped and say so.
+  d.wake(config.loop_wait * 1000);
+  return `timeline diverged from the leader ${leaderName} and neither use_pg_rewind (with wal_log_hints or checksums) nor remove_data_directory_on_diverged_timelines allows a repair: manual action needed (vigil reinit)`;
+}
+
+/** PostgreSQL runs and no one holds the lock: the leader race. */
+function unlocked(obs: Observation, d: DecisionBuilder): string {
+  const { pg } = obs;
+  if (paused(obs)) return 'cluster is unlocked and paused: no automatic failover';
+  const verdict = isHealthiest(obs);
+  if (verdict.ok) {
+    d.isLeader = true;
+    d.add({ type: 'acquireLeader' });
+    if (obs.cluster?.failover !== undefined) d.add({ type: 'clearFailover' });
+    if (pg.inRecovery) {
+      d.role = 'promoted';
+      d.add({ type: 'startTask', task: { kind: 'promote' } });
+      return 'promoted self to leader by acquiring session lock';
+    }
+    d.role = 'primary';
+    return 'acquired session lock as a leader';
+  }
+  d.wake(FAST_WAKE_MS);
+  if (!pg.inRecovery) {
+    // A primary without the lock that may not take it back: stop writes at once.
+    d.role = 'demoted';
+    d.add({ type: 'startTask', task: { kind: 'demote', mode: 'immediate-nolock', upstream: null } });
+    return `demoting self: cluster is unlocked and I may not take the lock (${verdict.reason})`;
+  }
+  return `not the healthiest node: ${verdict.reason}`;
+}
+
+/** PostgreSQL runs and we hold the lock. */
+function asLeader(obs: Observation, d: DecisionBuilder): string {
+  const { pg, self, config } = obs;
+  const cluster = obs.cluster as ClusterView;
+  d.isLeader = true;
+  d.add({ type: 'refreshLeader' });
+  if (pg.inRecovery) {
+    d.role = 'promoted';
+    d.add({ type: 'startTask', task: { kind: 'promote' } });
+    return 'promoting: I hold the leader lock and run as a replica';
+  }
+  d.role = 'primary';
+  if (pg.walLsn !== undefined && cluster.status?.optime !== pg.walLsn) d.add({ type: 'writeStatus', status: { optime: pg.walLsn } });
+  if (config.postgresql.use_slots !== false) d.add({ type: 'ensureSlots', members: slotMembers(obs) });
+  if (cluster.failover !== undefined && cluster.failover.leader === undefined && cluster.failover.member === self.name) d.add({ type: 'clearFailover' });
+  return `no action. I am (${self.name}), the leader with the lock`;
+}
+
+/** PostgreSQL runs and another member holds the lock. */
+function follow(obs: Observation, d: DecisionBuilder, leaderName: string): string {
+  const { pg } = obs;
+  if (!pg.inRecovery) {
+    if (paused(obs)) return `continue to run as primary without lock (paused; ${leaderName} holds the lock)`;
+    d.role = 'demoted';
+    d.add({ type: 'startTask', task: { kind: 'demote', mode: 'immediate-nolock', upstream: leaderName } });
+    return `demoting self because I do not have the lock and I was a leader (${leaderName} holds it)`;
+  }
+  if (pg.divergence === 'need') return handleDiverged(obs, d, leaderName);
+  d.role = 'replica';
+  const upstream = upstreamFor(obs, leaderName);
+  if (pg.upstream !== upstream) {
+    d.add({ type: 'followUpstream', upstream });
+    return `following new upstream ${upstream}`;
+  }
+  return `no action. I am (${obs.self.name}), a secondary, and following a leader (${leaderName})`;
+}
+
+/** Exposed for tests and the API: the cluster timeline of the current view. */
+export { clusterTimeline };
