@@ -1,0 +1,714 @@
+// The imperative shell around core/decide: observe, decide, act, publish, wait.
+//
+// One tick at a time. Long PostgreSQL work (initdb, base backup, start, promote, stop, pg_rewind)
+// runs as the single background task so that the loop keeps refreshing the leader lock meanwhile.
+// The loop wakes early when the leader key changes (DCS watch), when the postmaster exits, when a
+// task finishes, or when an action failed (so its failure is decided on at once).
+//
+// Nothing in here decides who is primary: that is src/core. If an `if` below is about that, it is a
+// bug.
+
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { decide } from '../core/decide.ts';
+import type {
+  Action,
+  ActionFailure,
+  ClusterView,
+  DynamicConfig,
+  LocalPg,
+  Memory,
+  Observation,
+  PgState,
+  Role,
+  TaskKind,
+  TaskSpec,
+  TaskState,
+} from '../core/model.ts';
+import type { Config } from '../config/types.ts';
+import { effectiveDynamicConfig } from '../config/dynamic.ts';
+import { DcsError, type Dcs } from '../dcs/dcs.ts';
+import type { PostgresController } from '../postgres/controller.ts';
+import { slotName } from '../postgres/conf.ts';
+import { parseTimelineHistory } from '../postgres/divergence.ts';
+import { fetchPeers } from '../api/peers.ts';
+import type { NodeSnapshot } from '../api/snapshot.ts';
+import { PATRONI_COMPAT_VERSION } from '../api/version.ts';
+import { buildMemberData, effectiveTags } from './member.ts';
+
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface AgentOptions {
+  config: Config;
+  dcs: Dcs;
+  pg: PostgresController;
+  logger: Logger;
+  /** Monotonic milliseconds. */
+  now?: () => number;
+  /** Called when the core asks the agent to exit (foreign data, ...). */
+  onFatal?: (message: string) => void;
+}
+
+interface RunningTask {
+  kind: TaskKind;
+  startedAt: number;
+  state: 'running' | 'ok' | 'failed';
+  error?: string;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A wake-up signal the loop waits on. */
+class Wakeup {
+  private resolve: (() => void) | undefined;
+  private pending = false;
+  wait(ms: number, also?: Promise<void>): Promise<void> {
+    if (this.pending) {
+      this.pending = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((res) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.resolve = undefined;
+        res();
+      };
+      const timer = setTimeout(done, ms);
+      this.resolve = done;
+      also?.then(done, done);
+    });
+  }
+  fire(): void {
+    if (this.resolve !== undefined) this.resolve();
+    else this.pending = true;
+  }
+}
+
+export class Agent {
+  private readonly config: Config;
+  private readonly dcs: Dcs;
+  private readonly pg: PostgresController;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly onFatal: ((message: string) => void) | undefined;
+
+  private memory: Memory = {};
+  private dynamic: DynamicConfig;
+  private lastGoodConfig: Record<string, unknown> | undefined;
+  private cluster: ClusterView | undefined;
+  private clusterReadAt: number | undefined;
+  private lastHealthy: ClusterView | undefined;
+  private failures: ActionFailure[] = [];
+  private task: RunningTask | undefined;
+  private lockRefreshedAt: number | undefined;
+  private pgState: PgState = 'stopped';
+  private role: Role = 'uninitialized';
+  private lastPg: (LocalPg & { probe?: unknown }) | undefined;
+  private lastReason = 'starting';
+  private divergenceCache: { key: string; value: 'need' | 'not_needed' } | undefined;
+  private readonly wakeup = new Wakeup();
+  private stopping = false;
+  private loopDone: Promise<void> | undefined;
+  private snapshot: NodeSnapshot;
+  private watchAbort: AbortController | undefined;
+  private tickCount = 0;
+
+  constructor(opts: AgentOptions) {
+    this.config = opts.config;
+    this.dcs = opts.dcs;
+    this.pg = opts.pg;
+    this.log = opts.logger;
+    this.now = opts.now ?? (() => performance.now());
+    this.onFatal = opts.onFatal;
+    this.dynamic = effectiveDynamicConfig(opts.config.bootstrap?.dcs).config;
+    this.snapshot = this.buildSnapshot();
+  }
+
+  /** The latest snapshot for the REST API (never blocks). */
+  getSnapshot(): NodeSnapshot {
+    return this.snapshot;
+  }
+
+  /** Called by the PostgreSQL controller when the postmaster exits on its own. */
+  postmasterExited(info: { code: number | null; signal: string | null }): void {
+    if (this.task?.state === 'running' && (this.task.kind === 'stop' || this.task.kind === 'demote')) return;
+    this.log.warn({ ...info }, 'postmaster exited');
+    this.pgState = 'crashed';
+    this.wakeup.fire();
+  }
+
+  /** Start the loop. Resolves once the loop has started. */
+  start(): void {
+    this.loopDone = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      let wakeMs: number;
+      let watchRevision: string | undefined;
+      try {
+        const res = await this.tick();
+        wakeMs = res.wakeAfterMs;
+        watchRevision = res.watchRevision;
+      } catch (err) {
+        this.log.error({ err: String(err instanceof Error ? err.stack : err) }, 'unexpected error in the HA loop');
+        wakeMs = 1000;
+      }
+      if (this.stopping) break;
+      if (this.failures.length > 0) wakeMs = Math.min(wakeMs, 100);
+      let watch: Promise<void> | undefined;
+      if (watchRevision !== undefined && wakeMs > 50) {
+        this.watchAbort = new AbortController();
+        watch = this.dcs.watchLeader(watchRevision, wakeMs, { signal: this.watchAbort.signal });
+      }
+      await this.wakeup.wait(wakeMs, watch);
+      this.watchAbort?.abort();
+      this.watchAbort = undefined;
+    }
+  }
+
+  /** One observe-decide-act cycle. */
+  private async tick(): Promise<{ wakeAfterMs: number; watchRevision?: string }> {
+    this.tickCount++;
+    const obs = await this.observe();
+    const decision = decide(obs);
+    this.memory = decision.memory;
+    this.role = decision.role;
+    if (decision.reason !== this.lastReason) this.log.info({ actions: decision.actions.map(describe) }, decision.reason);
+    else this.log.debug({ actions: decision.actions.map(describe) }, decision.reason);
+    this.lastReason = decision.reason;
+
+    if (decision.exit !== undefined) {
+      this.log.error({}, decision.exit);
+      this.stopping = true;
+      this.onFatal?.(decision.exit);
+      return { wakeAfterMs: 0 };
+    }
+
+    // A finished task is reported to decide() once, then forgotten.
+    if (this.task !== undefined && this.task.state !== 'running') this.task = undefined;
+
+    this.failures = await this.act(decision.actions, obs);
+    for (const f of this.failures) this.log.warn({ action: f.action, outcome: f.outcome }, `action failed: ${f.message}`);
+
+    if (obs.cluster !== undefined) await this.touchMember(obs);
+    this.snapshot = this.buildSnapshot();
+
+    const holdLock = obs.cluster?.leader?.name === this.config.name;
+    const watchRevision =
+      obs.cluster !== undefined && obs.cluster.leader !== undefined && !holdLock && this.task?.state !== 'running' ? obs.cluster.revision : undefined;
+    return { wakeAfterMs: decision.wakeAfterMs, ...(watchRevision !== undefined ? { watchRevision } : {}) };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // observe
+
+  private async observe(): Promise<Observation> {
+    let cluster: ClusterView | undefined;
+    let dcsError: string | undefined;
+    try {
+      cluster = await this.dcs.readCluster();
+      this.cluster = cluster;
+      this.clusterReadAt = this.now();
+      if (cluster.leader !== undefined) this.lastHealthy = cluster;
+      if (cluster.config !== undefined) this.lastGoodConfig = cluster.config;
+    } catch (err) {
+      dcsError = err instanceof Error ? err.message : String(err);
+    }
+    this.applyDynamicConfig(this.lastGoodConfig ?? this.config.bootstrap?.dcs);
+
+    const pg = await this.pg.observe();
+    if (pg.running) {
+      if (this.task?.state === 'running' && this.task.kind === 'start') this.pgState = 'starting';
+      else if (pg.ready) this.pgState = 'running';
+    } else if (this.task?.state !== 'running') {
+      this.pgState = this.pgState === 'crashed' || pg.crashed ? 'crashed' : 'stopped';
+    }
+    if (pg.dataDirEmpty && this.task === undefined) this.pgState = 'stopped';
+    pg.crashed = this.pgState === 'crashed';
+
+    const obs: Observation = {
+      now: this.now(),
+      wallClock: new Date().toISOString(),
+      self: {
+        name: this.config.name,
+        tags: this.config.tags,
+        canBootstrap: this.config.bootstrap !== undefined,
+        bootstrapDcs: this.config.bootstrap?.dcs ?? {},
+        remove_data_directory_on_rewind_failure: this.config.postgresql.removeDataDirectoryOnRewindFailure,
+        remove_data_directory_on_diverged_timelines: this.config.postgresql.removeDataDirectoryOnDivergedTimelines,
+      },
+      config: this.dynamic,
+      cluster,
+      pg,
+      task: this.taskState(),
+      failures: this.failures,
+      memory: this.memory,
+    };
+    if (dcsError !== undefined) obs.dcsError = dcsError;
+    if (this.lastHealthy !== undefined) obs.lastHealthyCluster = this.lastHealthy;
+    if (this.lockRefreshedAt !== undefined) obs.lockRefreshedAt = this.lockRefreshedAt;
+
+    if (cluster !== undefined) {
+      if (cluster.leader === undefined && pg.running && pg.inRecovery && this.task?.state !== 'running') obs.peers = await this.fetchPeers(cluster);
+      await this.observeDivergence(cluster, pg);
+    }
+    this.lastPg = pg;
+    return obs;
+  }
+
+  private applyDynamicConfig(raw: Record<string, unknown> | undefined): void {
+    const { config, warnings } = effectiveDynamicConfig(raw);
+    const prev = this.dynamic;
+    this.dynamic = config;
+    if (prev.ttl !== config.ttl || prev.retry_timeout !== config.retry_timeout || this.tickCount === 1) {
+      this.dcs.setTtl(config.ttl);
+      this.dcs.setRetryTimeout(config.retry_timeout);
+      for (const w of warnings) this.log.warn({}, `dynamic configuration: ${w}`);
+    }
+  }
+
+  private async fetchPeers(cluster: ClusterView) {
+    const byName = new Map<string, string>();
+    for (const view of [this.lastHealthy, cluster]) {
+      for (const m of view?.members ?? []) {
+        if (m.name !== this.config.name && typeof m.data.api_url === 'string') byName.set(m.name, m.data.api_url);
+      }
+    }
+    const auth = this.config.restapi.authentication;
+    return fetchPeers(
+      [...byName].map(([name, apiUrl]) => ({ name, apiUrl })),
+      { timeoutMs: 2000, ...(auth !== undefined ? { auth } : {}) },
+    );
+  }
+
+  /**
+   * Ask the leader whether our history diverged from its (pg_rewind's question), only when the
+   * answer matters: PostgreSQL is stopped with data while another member leads, or a running
+   * replica is not streaming from a leader on a newer timeline.
+   */
+  private async observeDivergence(cluster: ClusterView, pg: LocalPg): Promise<void> {
+    const leader = cluster.leader?.name;
+    const lm = cluster.members.find((m) => m.name === leader);
+    if (leader === undefined || leader === this.config.name || lm?.data.conn_url === undefined || lm.data.role !== 'primary' || pg.dataDirEmpty) {
+      return;
+    }
+    const leaderTl = typeof lm.data.timeline === 'number' ? lm.data.timeline : undefined;
+    const stoppedWithData = !pg.running;
+    const stuckReplica = pg.running && pg.ready && pg.inRecovery && !pg.streaming && leaderTl !== undefined && pg.timeline !== undefined && leaderTl > pg.timeline;
+    if (!stoppedWithData && !stuckReplica) {
+      this.divergenceCache = undefined;
+      return;
+    }
+    // An unclean primary shutdown ("in production": a crash) leaves WAL past the last checkpoint
+    // that pg_controldata cannot show; such a node always goes through pg_rewind, which is a no-op
+    // when nothing diverged.
+    if (stoppedWithData && !pg.inRecovery && (pg.controlState === 'in production' || pg.controlState === 'in crash recovery' || pg.controlState === 'shutting down')) {
+      pg.divergence = 'need';
+      return;
+    }
+    const key = `${leader}/${leaderTl}/${pg.controlState}/${pg.timeline}/${pg.walLsn}`;
+    if (this.divergenceCache?.key === key) {
+      pg.divergence = this.divergenceCache.value;
+      return;
+    }
+    try {
+      const value = await this.pg.checkDivergence({ connUrl: lm.data.conn_url }, { timeoutMs: 5000 });
+      this.divergenceCache = { key, value };
+      pg.divergence = value;
+    } catch (err) {
+      this.log.warn({ leader }, `could not compare timelines with the leader: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private taskState(): TaskState | undefined {
+    const t = this.task;
+    if (t === undefined) return undefined;
+    const s: TaskState = { kind: t.kind, startedAt: t.startedAt, state: t.state };
+    if (t.error !== undefined) s.error = t.error;
+    return s;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // act
+
+  private async act(actions: Action[], obs: Observation): Promise<ActionFailure[]> {
+    for (const action of actions) {
+      try {
+        const ok = await this.run(action, obs);
+        if (ok === false) return [{ action: action.type, outcome: 'lost', message: `${action.type}: precondition no longer holds` }];
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        if (action.type === 'refreshLeader' || action.type === 'acquireLeader' || action.type === 'takeLeader') this.lockRefreshedAt = undefined;
+        return [{ action: action.type, outcome: err instanceof DcsError && err.code === 'DCS_UNAVAILABLE' ? 'unreachable' : 'error', message }];
+      }
+    }
+    return [];
+  }
+
+  /** Execute one action. false: a compare-and-set precondition failed. */
+  private async run(action: Action, obs: Observation): Promise<boolean | void> {
+    const cluster = obs.cluster;
+    switch (action.type) {
+      case 'createInitialize':
+        return this.dcs.attemptInitialize();
+      case 'writeInitialize':
+        return this.dcs.writeInitialize(action.sysid);
+      case 'deleteInitialize':
+        return this.dcs.deleteInitialize();
+      case 'writeConfig':
+        return this.dcs.writeConfig(action.config);
+      case 'acquireLeader': {
+        const t = this.now();
+        const ok = await this.dcs.acquireLeader();
+        if (ok) this.lockRefreshedAt = t;
+        return ok;
+      }
+      case 'takeLeader': {
+        const t = this.now();
+        await this.dcs.takeLeader();
+        this.lockRefreshedAt = t;
+        return;
+      }
+      case 'refreshLeader': {
+        const t = this.now();
+        const ok = await this.dcs.refreshLeader();
+        this.lockRefreshedAt = ok ? t : undefined;
+        return ok;
+      }
+      case 'releaseLeader': {
+        this.lockRefreshedAt = undefined;
+        if (action.optime !== undefined) await this.dcs.writeStatus({ optime: action.optime });
+        await this.dcs.releaseLeader();
+        return;
+      }
+      case 'writeStatus':
+        return this.dcs.writeStatus(action.status);
+      case 'writeHistory':
+        return this.dcs.writeHistory(action.history);
+      case 'clearFailover':
+        return this.dcs.writeFailover({}, cluster?.failover?.version);
+      case 'followUpstream': {
+        const res = await this.pg.writeConfig({ role: 'replica', upstream: this.upstreamTarget(action.upstream, cluster), parameters: this.pgParameters() });
+        if (res.needsRestart) {
+          await this.pg.stop('fast');
+          await this.pg.start();
+        } else if (res.changed) await this.pg.reload();
+        this.divergenceCache = undefined;
+        return;
+      }
+      case 'ensureSlots':
+        return this.pg.ensureSlots(action.members.map(slotName));
+      case 'removeDataDir':
+        return this.pg.removeDataDir();
+      case 'cancelTask':
+        return this.cancelTask();
+      case 'startTask':
+        return this.startTask(action.task, obs);
+    }
+  }
+
+  private upstreamTarget(name: string | null, cluster: ClusterView | undefined): { connUrl: string; name: string } | null {
+    if (name === null) return null;
+    const m = (cluster ?? this.cluster)?.members.find((x) => x.name === name);
+    if (m?.data.conn_url === undefined) throw new Error(`member ${name} has no conn_url in the DCS`);
+    return { connUrl: m.data.conn_url, name };
+  }
+
+  private pgParameters(): Record<string, unknown> | null {
+    return (this.dynamic.postgresql.parameters as Record<string, unknown> | null | undefined) ?? null;
+  }
+
+  private async cancelTask(): Promise<void> {
+    const t = this.task;
+    if (t === undefined || t.state !== 'running') return;
+    t.abort.abort();
+    await Promise.race([t.done, sleep(15_000)]);
+  }
+
+  private startTask(spec: TaskSpec, obs: Observation): void {
+    if (this.task?.state === 'running') throw new Error(`${this.task.kind} already in progress`);
+    const abort = new AbortController();
+    const task: RunningTask = { kind: spec.kind, startedAt: this.now(), state: 'running', abort, done: Promise.resolve() };
+    this.pgState = taskPgState(spec, this.pgState);
+    task.done = this.runTask(spec, obs, abort.signal).then(
+      () => {
+        task.state = 'ok';
+        this.log.info({ task: spec.kind }, `${spec.kind} finished`);
+      },
+      (err: unknown) => {
+        task.state = 'failed';
+        task.error = err instanceof Error ? err.message : String(err);
+        this.log.error({ task: spec.kind }, `${spec.kind} failed: ${task.error}`);
+        if (spec.kind === 'start' || spec.kind === 'bootstrap') this.pgState = spec.kind === 'start' ? 'start failed' : 'initdb failed';
+      },
+    ).finally(() => this.wakeup.fire());
+    this.task = task;
+  }
+
+  private async runTask(spec: TaskSpec, obs: Observation, signal: AbortSignal): Promise<void> {
+    const pg = this.pg;
+    const startTimeout = { timeoutMs: this.config.postgresql.pgCtlTimeout * 1000 };
+    const checkAbort = (): void => {
+      if (signal.aborted) throw new Error(`${spec.kind} cancelled`);
+    };
+    switch (spec.kind) {
+      case 'bootstrap': {
+        const b = this.config.bootstrap;
+        if (b === undefined) throw new Error('no bootstrap section in the configuration');
+        await pg.initdb(b);
+        await pg.writeConfig({ role: 'primary', upstream: null, parameters: this.pgParameters() });
+        await pg.start(startTimeout);
+        this.pgState = 'running';
+        await pg.postBootstrap(b);
+        return;
+      }
+      case 'clone': {
+        const from = this.upstreamTarget(spec.from, obs.cluster);
+        await pg.basebackup({ connUrl: (from as { connUrl: string }).connUrl });
+        checkAbort();
+        await this.startAsReplica(spec.from, obs.cluster);
+        return;
+      }
+      case 'start':
+        if (spec.asPrimary) await pg.writeConfig({ role: 'primary', upstream: null, parameters: this.pgParameters() });
+        else await pg.writeConfig({ role: 'replica', upstream: this.upstreamTarget(spec.upstream, obs.cluster), parameters: this.pgParameters() });
+        this.pgState = 'starting';
+        await pg.start(startTimeout);
+        this.pgState = 'running';
+        return;
+      case 'promote': {
+        await pg.promote({ timeoutMs: this.dynamic.loop_wait * 1000 + 10_000 });
+        this.role = 'primary';
+        this.wakeup.fire();
+        await pg.writeConfig({ role: 'primary', upstream: null, parameters: this.pgParameters() });
+        await this.publishHistory();
+        // A checkpoint on the new timeline lets former primaries run pg_rewind against us at once.
+        await pg.checkpoint().catch((err: unknown) => this.log.warn({}, `checkpoint after promote failed: ${String(err)}`));
+        return;
+      }
+      case 'demote': {
+        await pg.stop(spec.mode === 'graceful' || spec.mode === 'offline' ? 'fast' : 'immediate');
+        this.pgState = 'stopped';
+        if (spec.mode === 'offline') {
+          // The DCS cannot be read: restart read-only following nobody.
+          await pg.writeConfig({ role: 'replica', upstream: null, parameters: this.pgParameters() });
+          await pg.start(startTimeout);
+          this.pgState = 'running';
+        }
+        return;
+      }
+      case 'stop':
+        await pg.stop(spec.mode);
+        this.pgState = 'stopped';
+        if (spec.releaseLeader) {
+          this.lockRefreshedAt = undefined;
+          await this.dcs.releaseLeader();
+        }
+        return;
+      case 'rewind': {
+        const from = this.upstreamTarget(spec.from, obs.cluster) as { connUrl: string };
+        await pg.rewind({ connUrl: from.connUrl });
+        checkAbort();
+        this.divergenceCache = undefined;
+        await this.startAsReplica(spec.from, obs.cluster);
+        return;
+      }
+      case 'reinitialize': {
+        const from = this.upstreamTarget(spec.from, obs.cluster) as { connUrl: string };
+        await pg.stop('immediate');
+        await pg.removeDataDir();
+        this.pgState = 'creating replica';
+        await pg.basebackup({ connUrl: from.connUrl });
+        checkAbort();
+        this.divergenceCache = undefined;
+        await this.startAsReplica(spec.from, obs.cluster);
+        return;
+      }
+    }
+  }
+
+  private async startAsReplica(upstream: string, cluster: ClusterView | undefined): Promise<void> {
+    await this.pg.writeConfig({ role: 'replica', upstream: this.upstreamTarget(upstream, cluster), parameters: this.pgParameters() });
+    this.pgState = 'starting';
+    await this.pg.start({ timeoutMs: this.config.postgresql.pgCtlTimeout * 1000 });
+    this.pgState = 'running';
+  }
+
+  /** After a promotion: /history from the new timeline's history file. */
+  private async publishHistory(): Promise<void> {
+    try {
+      const probe = await this.pg.probe();
+      const tl = probe.timeline;
+      if (tl === undefined || tl <= 1) return;
+      const file = join(this.pg.dataDir, 'pg_wal', `${tl.toString(16).toUpperCase().padStart(8, '0')}.history`);
+      const entries = parseTimelineHistory(await readFile(file, 'utf8'));
+      const old = this.cluster?.history ?? [];
+      const known = new Map(old.map((l) => [l[0], l]));
+      const lines = entries.map((e): [number, number, string, string?, string?] => {
+        const k = known.get(e.parentTli);
+        if (k !== undefined) return k;
+        return [e.parentTli, e.switchLsn, 'no recovery target specified', localIso(new Date()), this.config.name];
+      });
+      await this.dcs.writeHistory(lines);
+    } catch (err) {
+      this.log.warn({}, `could not publish /history: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // publish
+
+  private async touchMember(obs: Observation): Promise<void> {
+    const pg = this.lastPg;
+    const data = buildMemberData(this.config, {
+      state: this.pgState,
+      role: this.role,
+      ...(pg?.walLsn !== undefined ? { walLsn: pg.walLsn } : {}),
+      ...(pg?.receiveLsn !== undefined ? { receiveLsn: pg.receiveLsn } : {}),
+      ...(pg?.replayLsn !== undefined ? { replayLsn: pg.replayLsn } : {}),
+      ...(pg?.timeline !== undefined ? { timeline: pg.timeline } : {}),
+      streaming: pg?.streaming ?? false,
+      inRecovery: pg?.inRecovery ?? false,
+      pause: obs.config.pause === true,
+    });
+    try {
+      await this.dcs.touchMember(data);
+    } catch (err) {
+      this.log.warn({}, `could not update the member key: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private buildSnapshot(): NodeSnapshot {
+    const now = this.now();
+    const pg = this.lastPg;
+    const probe = pg?.probe as
+      | { postmasterStartTime: string; serverVersionNum: number; replayPaused: boolean; replication: NodeSnapshot['replication']; receiveLsn?: number; replayLsn?: number; flushLsn?: number; walReceiver?: { status: string } }
+      | undefined;
+    const holdLock = this.lockRefreshedAt !== undefined && now - this.lockRefreshedAt < this.dynamic.ttl * 1000;
+    const snap: NodeSnapshot = {
+      patroni: { version: PATRONI_COMPAT_VERSION, scope: this.config.scope, name: this.config.name },
+      state: this.pgState === 'running' && pg?.ready !== true ? 'unknown' : this.pgState,
+      role: this.role,
+      isLeader: holdLock && this.cluster?.leader?.name === this.config.name,
+      config: this.dynamic,
+      tags: effectiveTags(this.config.tags),
+      lastReason: this.lastReason,
+      takenAt: now,
+      nextRunAt: now + this.dynamic.loop_wait * 1000,
+    };
+    if (this.lockRefreshedAt !== undefined) snap.leaderValidUntil = this.lockRefreshedAt + this.dynamic.ttl * 1000;
+    if (this.cluster !== undefined && this.clusterReadAt !== undefined) {
+      snap.cluster = this.cluster;
+      snap.clusterReadAt = this.clusterReadAt;
+      snap.dcsLastSeen = Math.floor(Date.now() / 1000 - (now - this.clusterReadAt) / 1000);
+    }
+    if (pg?.sysid !== undefined) snap.sysid = pg.sysid;
+    if (pg?.timeline !== undefined) snap.timeline = pg.timeline;
+    if (probe !== undefined && pg?.ready) {
+      snap.postmasterStartTime = probe.postmasterStartTime;
+      snap.serverVersion = probe.serverVersionNum;
+      if (probe.replication !== undefined && probe.replication.length > 0) snap.replication = probe.replication;
+      if (pg.inRecovery) {
+        snap.xlog = {
+          received_location: pg.receiveLsn ?? pg.replayLsn ?? 0,
+          replayed_location: pg.replayLsn ?? 0,
+          replayed_timestamp: null,
+          paused: probe.replayPaused,
+        };
+        snap.replicationState = pg.streaming ? 'streaming' : 'in archive recovery';
+      } else if (pg.walLsn !== undefined) snap.xlog = { location: pg.walLsn };
+    }
+    if (this.dynamic.pause === true) snap.pause = true;
+    return snap;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // lifecycle
+
+  /**
+   * Graceful stop (SIGTERM): finish the current tick, cancel the background task, stop
+   * PostgreSQL (fast), and release the lock only once PostgreSQL is down, so a replica can take
+   * over at once without any chance of two writers. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping && this.loopDone === undefined) return;
+    this.stopping = true;
+    this.watchAbort?.abort();
+    this.wakeup.fire();
+    await this.loopDone;
+    this.loopDone = undefined;
+    await this.cancelTask();
+    let stopped = true;
+    if (this.dynamic.pause !== true) {
+      try {
+        this.pgState = 'stopping';
+        await this.pg.stop('fast', { timeoutMs: this.config.postgresql.pgCtlTimeout * 1000 });
+        this.pgState = 'stopped';
+      } catch (err) {
+        stopped = false;
+        this.log.error({}, `PostgreSQL did not stop: ${err instanceof Error ? err.message : String(err)}; keeping the leader lock`);
+      }
+    }
+    if (stopped && this.cluster?.leader?.name === this.config.name && this.dynamic.pause !== true) {
+      try {
+        await this.dcs.releaseLeader();
+        this.log.info({}, 'released the leader lock after stopping PostgreSQL');
+      } catch (err) {
+        this.log.warn({}, `could not release the leader lock: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    if (stopped) await this.dcs.deleteMember().catch(() => undefined);
+    await this.dcs.close();
+  }
+
+  /** Stop the loop now without touching PostgreSQL or the DCS keys (tests, fatal errors). */
+  async abort(): Promise<void> {
+    this.stopping = true;
+    this.watchAbort?.abort();
+    this.wakeup.fire();
+    await this.loopDone;
+    this.loopDone = undefined;
+  }
+}
+
+function taskPgState(spec: TaskSpec, current: PgState): PgState {
+  switch (spec.kind) {
+    case 'bootstrap':
+      return 'initializing new cluster';
+    case 'clone':
+    case 'reinitialize':
+      return 'creating replica';
+    case 'start':
+      return 'starting';
+    case 'stop':
+    case 'demote':
+    case 'rewind':
+      return 'stopping';
+    default:
+      return current;
+  }
+}
+
+function describe(a: Action): string {
+  if (a.type === 'startTask') return `startTask:${a.task.kind}${'from' in a.task ? `(${a.task.from})` : ''}`;
+  if (a.type === 'followUpstream') return `followUpstream(${a.upstream ?? 'none'})`;
+  return a.type;
+}
+
+/** ISO-8601 with the local offset, as Patroni writes history timestamps. */
+function localIso(d: Date): string {
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? '+' : '-';
+  const pad = (n: number): string => String(Math.floor(Math.abs(n))).padStart(2, '0');
+  const local = new Date(d.getTime() + off * 60_000).toISOString().slice(0, 19);
+  return `${local}${sign}${pad(off / 60)}:${pad(off % 60)}`;
+}

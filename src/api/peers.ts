@@ -1,0 +1,173 @@
+// The client side of the leader race: GET a peer's api_url (its /patroni endpoint) and read what the
+// election needs (behavior spec 5.1). One attempt, a hard deadline, and every failure folded into
+// `reachable: false`: the caller must never wait on, or be thrown at by, a sick peer.
+//
+// node:http/https rather than fetch: Patroni does not verify peers' server certificates, and a peer
+// may answer in HTTP/1.0 without Content-Length (read to the end of the connection).
+
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+
+import type { PeerStatus } from '../core/model.ts';
+import { failoverPriorityOf, nofailoverOf } from './handlers.ts';
+import { PATRONI_COMPAT_VERSION } from './version.ts';
+
+export interface FetchPeerOptions {
+  /** Deadline for the whole exchange (connect, headers, body). Default 2000 ms. */
+  timeoutMs?: number;
+  /** ctl.authentication (else restapi.authentication), sent as Basic auth. */
+  auth?: { username: string; password: string };
+  /** Client certificate and key (PEM) for peers that verify clients. */
+  tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer };
+  /** Aborts the request early (e.g. the agent is stopping). */
+  signal?: AbortSignal;
+  /** Told why a peer counts as unreachable. */
+  onError?: (name: string, apiUrl: string, reason: string) => void;
+}
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+/** A peer we know nothing about: only `reachable` is meaningful. */
+export function unreachablePeer(name: string): PeerStatus {
+  return {
+    name,
+    reachable: false,
+    inRecovery: true,
+    walPosition: 0,
+    timeline: undefined,
+    nofailover: false,
+    failoverPriority: 1,
+    watchdogFailed: false,
+  };
+}
+
+/**
+ * Read a peer's status JSON into a PeerStatus; undefined when the object cannot be used
+ * (no role, or a non-primary without xlog/wal: Patroni treats that peer as not reachable).
+ */
+export function parsePeerStatus(name: string, value: unknown): PeerStatus | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const o = value as Record<string, unknown>;
+  const role = o['role'];
+  if (typeof role !== 'string') return undefined;
+  const xlogRaw = o['xlog'] ?? o['wal'];
+  const xlog = xlogRaw !== null && typeof xlogRaw === 'object' && !Array.isArray(xlogRaw) ? (xlogRaw as Record<string, unknown>) : undefined;
+  const isPrimary = role === 'primary' || role === 'master' || (xlog !== undefined && xlog['location'] !== undefined);
+  let walPosition = 0;
+  if (!isPrimary) {
+    if (xlog === undefined) return undefined;
+    walPosition = Math.max(lsnNumber(xlog['received_location']), lsnNumber(xlog['replayed_location']));
+  }
+  const timeline = typeof o['timeline'] === 'number' && Number.isFinite(o['timeline']) ? o['timeline'] : undefined;
+  const tagsRaw = o['tags'];
+  const tags = tagsRaw !== null && typeof tagsRaw === 'object' && !Array.isArray(tagsRaw) ? (tagsRaw as Record<string, unknown>) : {};
+  const nofailover = nofailoverOf(tags);
+  return {
+    name,
+    reachable: true,
+    inRecovery: !isPrimary,
+    walPosition,
+    timeline,
+    nofailover,
+    failoverPriority: nofailover ? 0 : failoverPriorityOf(tags),
+    watchdogFailed: o['watchdog_failed'] === true,
+  };
+}
+
+function lsnNumber(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0;
+}
+
+/**
+ * GET <apiUrl> once, with a deadline (default 2 s). Never rejects: any error, a status other than
+ * 200/503, a body that is not a usable status object -> `reachable: false`.
+ */
+export async function fetchPeerStatus(name: string, apiUrl: string, opts: FetchPeerOptions = {}): Promise<PeerStatus> {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  try {
+    const { status, body } = await getOnce(apiUrl, timeoutMs, opts);
+    if (status !== 200 && status !== 503) {
+      opts.onError?.(name, apiUrl, `HTTP status ${status}`);
+      return unreachablePeer(name);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      opts.onError?.(name, apiUrl, 'response is not JSON');
+      return unreachablePeer(name);
+    }
+    const peer = parsePeerStatus(name, parsed);
+    if (peer === undefined) {
+      opts.onError?.(name, apiUrl, 'response lacks role or xlog');
+      return unreachablePeer(name);
+    }
+    return peer;
+  } catch (err) {
+    opts.onError?.(name, apiUrl, err instanceof Error ? err.message : String(err));
+    return unreachablePeer(name);
+  }
+}
+
+/** fetchPeerStatus for every member, in parallel; results in the members' order. */
+export async function fetchPeers(
+  members: { name: string; apiUrl: string }[],
+  opts: FetchPeerOptions = {},
+): Promise<PeerStatus[]> {
+  return Promise.all(members.map((m) => fetchPeerStatus(m.name, m.apiUrl, opts)));
+}
+
+function getOnce(apiUrl: string, timeoutMs: number, opts: FetchPeerOptions): Promise<{ status: number; body: string }> {
+  const url = new URL(apiUrl);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return Promise.reject(new Error(`unsupported api_url scheme ${url.protocol}`));
+  }
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const signal = opts.signal !== undefined ? AbortSignal.any([deadline, opts.signal]) : deadline;
+  const headers: Record<string, string> = {
+    'User-Agent': `Patroni/${PATRONI_COMPAT_VERSION} Vigil`,
+    Accept: 'application/json',
+    Connection: 'close',
+  };
+  if (opts.auth !== undefined) {
+    headers['Authorization'] = 'Basic ' + Buffer.from(`${opts.auth.username}:${opts.auth.password}`, 'utf8').toString('base64');
+  }
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (err: Error): void => {
+      if (settled) return;
+      settled = true;
+      reject(err);
+    };
+    const onResponse = (res: IncomingMessage): void => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_BODY_BYTES) {
+          res.destroy();
+          fail(new Error('response body too large'));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('error', (err) => fail(err));
+      res.on('aborted', () => fail(new Error('response aborted')));
+      res.on('end', () => {
+        if (settled) return;
+        settled = true;
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+      });
+    };
+    const common = { method: 'GET', headers, signal, agent: false as const };
+    const req =
+      url.protocol === 'https:'
+        ? httpsRequest(url, { ...common, rejectUnauthorized: false, cert: opts.tls?.cert, key: opts.tls?.key, ca: opts.tls?.ca }, onResponse)
+        : httpRequest(url, common, onResponse);
+    req.on('error', (err) => {
+      fail(signal.aborted && deadline.aborted ? new Error(`no answer within ${timeoutMs} ms`) : err);
+    });
+    req.end();
+  });
+}

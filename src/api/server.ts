@@ -1,0 +1,276 @@
+// The REST API server: a thin node:http shell around handlers.ts. Every request is answered from
+// getSnapshot() synchronously, so a hung PostgreSQL or DCS never holds a request; only the client's
+// own slowness can, and headersTimeout/requestTimeout bound that.
+//
+// One request per connection (Connection: close), like Patroni's HTTP/1.0 server. Status-line-only
+// replies (HEAD, OPTIONS, /liveness, /readiness) are written raw as `HTTP/1.0 <code> <reason>\r\n\r\n`
+// and the socket is ended: this is what HAProxy's `option httpchk` and Patroni's peers expect.
+
+import { createServer, STATUS_CODES } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+import { handle } from './handlers.ts';
+import type { ApiResponse } from './handlers.ts';
+import type { NodeSnapshot } from './snapshot.ts';
+
+/** pino-compatible subset. */
+export interface ApiLogger {
+  debug?(obj: object, msg?: string): void;
+  warn?(obj: object, msg?: string): void;
+  error?(obj: object, msg?: string): void;
+}
+
+export interface RequestInfo {
+  method: string;
+  path: string;
+  status: number;
+  remoteAddress: string | undefined;
+  /** Clock units (ms) between the request's arrival and the reply. */
+  durationMs: number;
+}
+
+export interface ApiServerOptions {
+  /** restapi.listen, "host:port"; host '', '*' or '0.0.0.0' = all interfaces; "[::1]:8008" for IPv6. */
+  listen: string;
+  /** The agent's latest snapshot. Must not block; an exception gives 500. */
+  getSnapshot: () => NodeSnapshot;
+  /** restapi.authentication, required on unsafe endpoints. */
+  auth?: { username: string; password: string };
+  logger?: ApiLogger;
+  /** Clock for the handlers' `nowMs`, same clock as the snapshot's times. Default Date.now. */
+  clock?: () => number;
+  /** Called after every reply (logging, metrics). Exceptions are swallowed. */
+  onRequest?: (info: RequestInfo) => void;
+  /** restapi.http_extra_headers: added to normal (not status-line-only) replies. */
+  extraHeaders?: Record<string, string>;
+  /** Largest accepted request body; larger -> 413. Default 64 KiB. */
+  maxBodyBytes?: number;
+  /** Time allowed to receive the request headers. Default 5000 ms. */
+  headersTimeoutMs?: number;
+  /** Time allowed to receive the whole request. Default 10000 ms. */
+  requestTimeoutMs?: number;
+}
+
+export interface ApiServer {
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  /** Stop accepting, close idle sockets, destroy the rest after a short grace. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Past this many body bytes we stop draining an oversized request and just drop the connection. */
+const DRAIN_LIMIT_BYTES = 1024 * 1024;
+const CLOSE_GRACE_MS = 2000;
+
+/** Parse restapi.listen into a host for net.Server#listen (undefined = all) and a port. */
+export function parseListen(listen: string): { host: string | undefined; port: number } {
+  const s = listen.trim();
+  let host: string;
+  let portText: string;
+  if (s.startsWith('[')) {
+    const end = s.indexOf(']');
+    if (end < 0 || s[end + 1] !== ':') throw new Error(`invalid listen address ${JSON.stringify(listen)}: expected [host]:port`);
+    host = s.slice(1, end);
+    portText = s.slice(end + 2);
+  } else {
+    const colon = s.lastIndexOf(':');
+    host = colon < 0 ? '' : s.slice(0, colon);
+    portText = colon < 0 ? s : s.slice(colon + 1);
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
+    throw new Error(`invalid listen address ${JSON.stringify(listen)}: bad port`);
+  }
+  const all = host === '' || host === '*' || host === '0.0.0.0' || host === '::';
+  return { host: all ? undefined : host, port: Number(portText) };
+}
+
+export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+  const { host, port } = parseListen(opts.listen);
+  const clock = opts.clock ?? Date.now;
+  const maxBody = opts.maxBodyBytes ?? 64 * 1024;
+  const log = opts.logger;
+
+  const server = createServer({
+    requestTimeout: opts.requestTimeoutMs ?? 10_000,
+    headersTimeout: opts.headersTimeoutMs ?? 5_000,
+    // Check the timeouts every second instead of node's default 30 s.
+    connectionsCheckingInterval: 1_000,
+    keepAlive: true,
+    noDelay: true,
+  });
+  server.keepAliveTimeout = 1_000;
+
+  // Sockets, and those with a request in progress (reading its body): close() destroys the others
+  // at once and gives these a short grace.
+  const sockets = new Set<Socket>();
+  const busy = new Set<Socket>();
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const started = clock();
+    busy.add(req.socket);
+    const rawUrl = req.url ?? '/';
+    const { path, query } = splitUrl(rawUrl);
+    const method = req.method ?? 'GET';
+
+    const finish = (r: ApiResponse): void => {
+      busy.delete(req.socket);
+      const status = reply(req, res, r, opts.extraHeaders);
+      if (opts.onRequest !== undefined) {
+        try {
+          opts.onRequest({ method, path, status, remoteAddress: req.socket.remoteAddress, durationMs: clock() - started });
+        } catch {
+          // An observer must not break the server.
+        }
+      }
+    };
+
+    const declared = Number(req.headers['content-length'] ?? '0');
+    if (Number.isFinite(declared) && declared > DRAIN_LIMIT_BYTES) {
+      // Not worth draining: answer and drop the connection.
+      finish(tooLarge(maxBody));
+      req.socket.destroySoon();
+      return;
+    }
+
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let oversized = Number.isFinite(declared) && declared > maxBody;
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > maxBody) oversized = true;
+      if (received > DRAIN_LIMIT_BYTES) {
+        req.socket.destroy();
+        return;
+      }
+      if (!oversized) chunks.push(chunk);
+    });
+    req.on('error', () => {
+      // The client went away; nothing to answer.
+    });
+    req.on('end', () => {
+      // Answer only once the body was read whole: replying earlier and closing the socket would
+      // make the kernel reset the connection and the client might never see the 413.
+      if (oversized) {
+        finish(tooLarge(maxBody));
+        return;
+      }
+      let response: ApiResponse;
+      try {
+        const snap = opts.getSnapshot();
+        const body = chunks.length > 0 ? Buffer.concat(chunks).toString('utf8') : undefined;
+        const headers: Record<string, string | undefined> = {};
+        for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+        response = handle({ method, path, query, headers, body }, snap, clock(), opts.auth ? { auth: opts.auth } : {});
+      } catch (err) {
+        log?.error?.({ err, method, path }, 'REST API request failed');
+        response = { status: 500, body: 'internal error', contentType: 'text/plain; charset=utf-8' };
+      }
+      finish(response);
+    });
+  });
+
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => {
+      sockets.delete(socket);
+      busy.delete(socket);
+    });
+    socket.on('error', () => {
+      // Resets by clients are normal for health checkers.
+    });
+  });
+
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    log?.debug?.({ err: err.message, code: err.code }, 'REST API client error');
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    socket.end(`HTTP/1.0 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n\r\n`);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen({ host, port }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log?.error?.({ err }, 'REST API server error'));
+
+  const address = server.address();
+  const boundPort = typeof address === 'object' && address !== null ? address.port : port;
+
+  let closing: Promise<void> | undefined;
+  return {
+    port: boundPort,
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
+        for (const socket of sockets) if (!busy.has(socket)) socket.destroy();
+      });
+      return closing;
+    },
+  };
+}
+
+/** Path (raw, not normalised, as Patroni sees it) and query of a request target. */
+function splitUrl(rawUrl: string): { path: string; query: URLSearchParams } {
+  let target = rawUrl;
+  if (!target.startsWith('/')) {
+    // Absolute form ("http://host/path?q") or "*".
+    try {
+      const u = new URL(target);
+      target = u.pathname + u.search;
+    } catch {
+      target = '/' + target;
+    }
+  }
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  let query: URLSearchParams;
+  try {
+    query = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
+  } catch {
+    query = new URLSearchParams();
+  }
+  return { path, query };
+}
+
+function tooLarge(maxBody: number): ApiResponse {
+  return { status: 413, body: `request body larger than ${maxBody} bytes`, contentType: 'text/plain; charset=utf-8' };
+}
+
+/** Write the reply; returns the status sent. */
+function reply(req: IncomingMessage, res: ServerResponse, r: ApiResponse, extraHeaders: Record<string, string> | undefined): number {
+  if (r.statusLineOnly) {
+    // No headers at all, HTTP/1.0, then close: node's own writer would add headers and HTTP/1.1.
+    const socket = req.socket;
+    if (socket.writable) socket.end(`HTTP/1.0 ${r.status} ${STATUS_CODES[r.status] ?? 'Unknown'}\r\n\r\n`);
+    else socket.destroy();
+    return r.status;
+  }
+  const body = Buffer.from(r.body ?? '', 'utf8');
+  const headers: Record<string, string | number> = { ...(extraHeaders ?? {}), ...(r.headers ?? {}) };
+  if (r.contentType !== undefined) headers['Content-Type'] = r.contentType;
+  headers['Content-Length'] = body.length;
+  headers['Connection'] = 'close';
+  try {
+    res.writeHead(r.status, headers);
+    res.end(req.method === 'HEAD' ? undefined : body);
+  } catch {
+    // Invalid extra header values or a socket that went away: drop the connection.
+    req.socket.destroy();
+  }
+  return r.status;
+}

@@ -1,0 +1,128 @@
+// `vigil agent CONFIG`: run the HA agent for one PostgreSQL node until SIGTERM/SIGINT.
+//
+// Exit codes: 0 after a clean stop, 1 when the configuration is invalid or the core asked to exit
+// (data of another cluster, duplicate member name, ...), 2 on usage errors.
+
+import pino from 'pino';
+
+import { loadConfigFile } from '../config/load.ts';
+import type { Config } from '../config/types.ts';
+import { formatIssues } from './validate-config.ts';
+import { createEtcd3Dcs } from '../dcs/etcd3.ts';
+import { clusterPrefix } from '../dcs/codec.ts';
+import type { Dcs } from '../dcs/dcs.ts';
+import { PostgresController } from '../postgres/controller.ts';
+import { Agent, type Logger } from '../agent/agent.ts';
+import { startApiServer } from '../api/server.ts';
+import { effectiveDynamicConfig } from '../config/dynamic.ts';
+
+const USAGE = 'usage: vigil agent CONFIG';
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.length !== 1 || argv[0] === undefined || argv[0].startsWith('-')) {
+    process.stderr.write(`${argv[0] === '-h' || argv[0] === '--help' ? '' : 'Error: expected exactly one configuration file\n'}${USAGE}\n`);
+    return argv[0] === '-h' || argv[0] === '--help' ? 0 : 2;
+  }
+  const file = argv[0];
+  let loaded;
+  try {
+    loaded = await loadConfigFile(file, process.env);
+  } catch (err) {
+    process.stderr.write(`Error: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  if (loaded.issues.length > 0) process.stderr.write(formatIssues(file, loaded.issues) + '\n');
+  const config = loaded.config;
+  if (config === undefined || loaded.issues.some((i) => i.severity === 'error')) {
+    process.stderr.write(`Error: ${file} is not a valid configuration; the agent does not start\n`);
+    return 1;
+  }
+  return runAgent(config);
+}
+
+export function makeLogger(config: Config): Logger {
+  const p = pino({ level: config.logLevel, base: { name: config.name } });
+  return p as unknown as Logger;
+}
+
+export function makeDcs(config: Config): Dcs {
+  const dyn = effectiveDynamicConfig(config.bootstrap?.dcs).config;
+  return createEtcd3Dcs({
+    hosts: config.etcd3.hosts,
+    protocol: config.etcd3.protocol,
+    prefix: clusterPrefix(config.namespace, config.scope),
+    name: config.name,
+    ttl: dyn.ttl,
+    retryTimeout: dyn.retry_timeout,
+    ...(config.etcd3.username !== undefined ? { username: config.etcd3.username } : {}),
+    ...(config.etcd3.password !== undefined ? { password: config.etcd3.password } : {}),
+  });
+}
+
+async function runAgent(config: Config): Promise<number> {
+  const log = makeLogger(config);
+  const dcs = makeDcs(config);
+  const holder: { agent?: Agent } = {};
+  const pg = new PostgresController({
+    settings: config.postgresql,
+    name: config.name,
+    scope: config.scope,
+    logger: {
+      debug: (m) => log.debug({ component: 'postgres' }, m),
+      info: (m) => log.info({ component: 'postgres' }, m),
+      warn: (m) => log.warn({ component: 'postgres' }, m),
+      error: (m) => log.error({ component: 'postgres' }, m),
+    },
+    onPostmasterExit: (info) => holder.agent?.postmasterExited(info),
+  });
+
+  let fatal: string | undefined;
+  let resolveDone: () => void = () => undefined;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const agent = new Agent({
+    config,
+    dcs,
+    pg,
+    logger: log,
+    onFatal: (msg) => {
+      fatal = msg;
+      resolveDone();
+    },
+  });
+
+  holder.agent = agent;
+  const api = await startApiServer({
+    listen: config.restapi.listen,
+    getSnapshot: () => agent.getSnapshot(),
+    clock: () => performance.now(),
+    ...(config.restapi.authentication !== undefined ? { auth: config.restapi.authentication } : {}),
+    logger: log,
+  });
+  log.info({ listen: config.restapi.listen, port: api.port }, 'REST API listening');
+
+  let signalled = false;
+  const onSignal = (sig: string): void => {
+    if (signalled) {
+      log.warn({}, `${sig} again: exiting now without stopping PostgreSQL`);
+      process.exit(1);
+    }
+    signalled = true;
+    log.info({}, `${sig} received: stopping`);
+    resolveDone();
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+
+  agent.start();
+  await done;
+  if (fatal !== undefined) {
+    await agent.abort();
+    await api.close();
+    await dcs.close();
+    return 1;
+  }
+  await agent.stop();
+  await api.close();
+  log.info({}, 'stopped');
+  return 0;
+}

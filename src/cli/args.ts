@@ -1,0 +1,232 @@
+// Shared helpers for patronictl-like vigil subcommands (list, and later switchover, edit-config...):
+// finding the configuration file, reading the few settings a control command needs from it
+// without full validation (as patronictl does), --dcs-url, and CLI errors with exit codes.
+
+import { access, readFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { loadConfigFile } from '../config/load.ts';
+
+/** An error to print as `Error: <message>` before exiting with `exitCode` (1 runtime, 2 usage). */
+export class CliError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.name = 'CliError';
+    this.exitCode = exitCode;
+  }
+}
+
+export class UsageError extends CliError {
+  constructor(message: string) {
+    super(message, 2);
+    this.name = 'UsageError';
+  }
+}
+
+export interface Etcd3Target {
+  /** host:port entries. */
+  hosts: string[];
+  protocol: 'http' | 'https';
+  username?: string;
+  password?: string;
+}
+
+/** What a control command needs from the configuration. */
+export interface CtlSettings {
+  /** scope from the file (or PATRONI_SCOPE); undefined when neither sets it. */
+  scope: string | undefined;
+  namespace: string;
+  /** undefined when no etcd3 section (and no --dcs-url) was found. */
+  etcd3: Etcd3Target | undefined;
+  /** Why no etcd3 target was found, when that is known (for the error message). */
+  notes: string[];
+}
+
+/** patronictl's default file: ~/.config/patroni/patronictl.yaml (XDG_CONFIG_HOME honoured). */
+export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env['XDG_CONFIG_HOME'] || join(homedir(), '.config');
+  return join(base, 'patroni', 'patronictl.yaml');
+}
+
+const DEFAULT_ETCD_PORT = 2379;
+
+/** Normalize one etcd endpoint (`h`, `h:p`, `http://h:p`) to host:port. */
+function hostPort(entry: string): { host: string; protocol?: 'http' | 'https' } | undefined {
+  let s = entry.trim();
+  if (!s) return undefined;
+  let protocol: 'http' | 'https' | undefined;
+  const m = /^(https?):\/\/(.*)$/i.exec(s);
+  if (m) {
+    protocol = m[1]!.toLowerCase() as 'http' | 'https';
+    s = m[2]!.replace(/\/.*$/, '');
+  }
+  if (!s) return undefined;
+  const hasPort = /^\[.*\]:\d+$/.test(s) || (/^[^:]*:\d+$/.test(s) && !s.startsWith('['));
+  return { host: hasPort ? s : `${s}:${DEFAULT_ETCD_PORT}`, ...(protocol ? { protocol } : {}) };
+}
+
+/** etcd hosts given as a YAML list or a comma-separated string. */
+function hostList(value: unknown): string[] {
+  if (Array.isArray(value)) return value.map((v) => String(v));
+  if (typeof value === 'string') return value.split(',');
+  return [];
+}
+
+/**
+ * `--dcs-url [etcd3://][host][:port][/namespace]`. Only etcd3 is supported by vigil; a missing
+ * scheme means etcd3. Host defaults to localhost, port to 2379.
+ */
+export function parseDcsUrl(url: string): { etcd3: Etcd3Target; namespace?: string } {
+  let rest = url.trim();
+  const m = /^([a-z0-9+.-]*):\/\/(.*)$/i.exec(rest);
+  let scheme = 'etcd3';
+  if (m) {
+    scheme = m[1]!.toLowerCase() || 'etcd3';
+    rest = m[2]!;
+  } else if (rest.startsWith('//')) {
+    rest = rest.slice(2);
+  }
+  if (scheme !== 'etcd3') {
+    throw new UsageError(`Unsupported DCS scheme '${scheme}' in --dcs-url ${url}: vigil only speaks etcd3 (etcd3://host:port)`);
+  }
+  const slash = rest.indexOf('/');
+  const hostPart = slash < 0 ? rest : rest.slice(0, slash);
+  const path = slash < 0 ? '' : rest.slice(slash);
+  let host = hostPart || 'localhost';
+  if (host.startsWith(':')) host = `localhost${host}`;
+  const hp = hostPort(host);
+  if (!hp || !/^(\[[^\]]+\]|[^:[\]]+):(\d+)$/.test(hp.host)) throw new UsageError(`Invalid --dcs-url: ${url}`);
+  const port = Number(hp.host.slice(hp.host.lastIndexOf(':') + 1));
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`Invalid port in --dcs-url: ${url}`);
+  const namespace = path.replace(/^\/+|\/+$/g, '');
+  return { etcd3: { hosts: [hp.host], protocol: 'http' }, ...(namespace ? { namespace } : {}) };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function str(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return String(v);
+  return undefined;
+}
+
+/**
+ * The etcd3 section read leniently: `hosts` (list or comma string), `host`, or `url`; protocol
+ * from `protocol` or the URL scheme. PATRONI_ETCD3_* environment variables override the file.
+ */
+export function etcd3FromRaw(section: unknown, env: NodeJS.ProcessEnv): Etcd3Target | undefined {
+  const s: Record<string, unknown> = isObject(section) ? { ...section } : {};
+  const fromEnv = (k: string): string | undefined => env[`PATRONI_ETCD3_${k}`];
+  if (fromEnv('HOSTS') !== undefined) s['hosts'] = fromEnv('HOSTS');
+  if (fromEnv('HOST') !== undefined) s['host'] = fromEnv('HOST');
+  if (fromEnv('URL') !== undefined) s['url'] = fromEnv('URL');
+  if (fromEnv('PROTOCOL') !== undefined) s['protocol'] = fromEnv('PROTOCOL');
+  if (fromEnv('USERNAME') !== undefined) s['username'] = fromEnv('USERNAME');
+  if (fromEnv('PASSWORD') !== undefined) s['password'] = fromEnv('PASSWORD');
+  if (!isObject(section) && Object.keys(s).length === 0) return undefined;
+
+  const entries = [...hostList(s['hosts']), ...(str(s['host']) !== undefined ? [str(s['host'])!] : []), ...(str(s['url']) !== undefined ? [str(s['url'])!] : [])];
+  const parsed = entries.map(hostPort).filter((h): h is NonNullable<typeof h> => h !== undefined);
+  if (parsed.length === 0) return undefined;
+  const protoRaw = str(s['protocol'])?.toLowerCase();
+  const protocol: 'http' | 'https' = protoRaw === 'https' || (protoRaw === undefined && parsed.some((p) => p.protocol === 'https')) ? 'https' : 'http';
+  const out: Etcd3Target = { hosts: [...new Set(parsed.map((p) => p.host))], protocol };
+  const username = str(s['username']);
+  const password = str(s['password']);
+  if (username !== undefined) out.username = username;
+  if (password !== undefined) out.password = password;
+  return out;
+}
+
+/** Minimal, validation-free read of scope, namespace and the etcd3 section (YAML 1.1). */
+export function ctlSettingsFromYaml(text: string, env: NodeJS.ProcessEnv): CtlSettings {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { version: '1.1' }) as unknown;
+  } catch (err) {
+    throw new CliError(`cannot parse the configuration file: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const root: Record<string, unknown> = isObject(doc) ? doc : {};
+  const scope = env['PATRONI_SCOPE'] ?? str(root['scope']);
+  const namespace = env['PATRONI_NAMESPACE'] ?? str(root['namespace']) ?? 'service';
+  const notes: string[] = [];
+  const etcd3 = etcd3FromRaw(root['etcd3'], env);
+  if (etcd3 === undefined) {
+    const other = ['etcd', 'consul', 'zookeeper', 'exhibitor', 'kubernetes', 'raft'].find((k) => k in root);
+    if (other) notes.push(`the configuration has a '${other}' DCS section; vigil only supports etcd3`);
+  }
+  return { scope: scope || undefined, namespace, etcd3, notes };
+}
+
+async function readable(path: string): Promise<boolean> {
+  try {
+    await access(path, fsConstants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Settings for a control command. The file is `configFile` (from -c), else PATRONICTL_CONFIG_FILE,
+ * else the default patronictl.yaml, which may be missing. An explicitly named file that is missing
+ * is an error. The file goes through the daemon's loader (config/load.ts); when that rejects it,
+ * the few settings needed are read leniently instead. `dcsUrl` (or DCS_URL) replaces the DCS
+ * section and, when it has a path, the namespace.
+ */
+export async function loadCtlSettings(opts: { configFile?: string; dcsUrl?: string; env?: NodeJS.ProcessEnv }): Promise<CtlSettings> {
+  const env = opts.env ?? process.env;
+  const explicit = opts.configFile ?? (env['PATRONICTL_CONFIG_FILE'] || undefined);
+  const path = explicit ?? defaultConfigPath(env);
+  let settings: CtlSettings;
+  if (await readable(path)) {
+    settings = await settingsFromFile(path, env);
+  } else if (explicit !== undefined) {
+    throw new CliError(`Provided config file ${path} not existing or no read rights. Check the -c/--config-file parameter`);
+  } else {
+    settings = ctlSettingsFromYaml('{}', env);
+  }
+  const dcsUrl = opts.dcsUrl ?? (env['DCS_URL'] || undefined);
+  if (dcsUrl !== undefined) {
+    const parsed = parseDcsUrl(dcsUrl);
+    settings = { ...settings, etcd3: parsed.etcd3, notes: [] };
+    if (parsed.namespace !== undefined) settings.namespace = parsed.namespace;
+  }
+  return settings;
+}
+
+async function settingsFromFile(path: string, env: NodeJS.ProcessEnv): Promise<CtlSettings> {
+  let loaded: Awaited<ReturnType<typeof loadConfigFile>> | undefined;
+  try {
+    loaded = await loadConfigFile(path, env);
+  } catch {
+    // unreadable for the loader: the lenient read below reports why
+  }
+  const cfg = loaded?.config;
+  if (cfg !== undefined && cfg.etcd3.hosts.length > 0) {
+    const etcd3: Etcd3Target = { hosts: [...cfg.etcd3.hosts], protocol: cfg.etcd3.protocol };
+    if (cfg.etcd3.username !== undefined) etcd3.username = cfg.etcd3.username;
+    if (cfg.etcd3.password !== undefined) etcd3.password = cfg.etcd3.password;
+    return { scope: cfg.scope || undefined, namespace: cfg.namespace, etcd3, notes: [] };
+  }
+  // Not a valid daemon configuration (patronictl files usually are not): read what we need.
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // The loader's own issues are not repeated: most are about sections `list` does not use.
+  return ctlSettingsFromYaml(text, env);
+}
+
+/** `YYYY-MM-DD HH:MM:SS` in local time (patronictl -t). */
+export function formatTimestamp(d: Date): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}

@@ -1,0 +1,589 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, loadConfigFile, splitHostPort } from './load.ts';
+import type { ConfigIssue } from './types.ts';
+
+// Patroni's postgres0.yml (its shipped example), with the etcd section switched to etcd3.
+const PATRONI_EXAMPLE = `
+scope: batman
+#namespace: /service/
+name: postgresql0
+
+restapi:
+  listen: 127.0.0.1:8008
+  connect_address: 127.0.0.1:8008
+
+etcd3:
+  host: 127.0.0.1:2379
+
+bootstrap:
+  dcs:
+    ttl: 30
+    loop_wait: 10
+    retry_timeout: 10
+    maximum_lag_on_failover: 1048576
+    postgresql:
+      use_pg_rewind: true
+      parameters:
+  initdb:
+  - encoding: UTF8
+  - data-checksums
+  pg_hba:
+  - host replication replicator 127.0.0.1/32 md5
+  - host all all 0.0.0.0/0 md5
+  users:
+    admin:
+      password: admin%
+      options:
+        - createrole
+        - createdb
+
+postgresql:
+  listen: 127.0.0.1:5432
+  connect_address: 127.0.0.1:5432
+  data_dir: data/postgresql0
+  pgpass: /tmp/pgpass0
+  authentication:
+    replication:
+      username: replicator
+      password: rep-pass
+    superuser:
+      username: postgres
+      password: zalando
+    rewind:
+      username: rewind_user
+      password: rewind_password
+  parameters:
+    unix_socket_directories: '..'
+
+tags:
+    nofailover: false
+    noloadbalance: false
+    clonefrom: false
+    nosync: false
+`;
+
+const MINIMAL = `
+scope: s
+name: n1
+restapi: {listen: "127.0.0.1:8008"}
+etcd3: {host: "127.0.0.1:2379"}
+postgresql:
+  listen: 127.0.0.1:5432
+  data_dir: /var/lib/vigil/n1
+  authentication:
+    superuser: {username: postgres}
+    replication: {username: replicator}
+`;
+
+function errors(issues: ConfigIssue[]): string[] {
+  return issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`);
+}
+function warnings(issues: ConfigIssue[]): string[] {
+  return issues.filter((i) => i.severity === 'warning').map((i) => `${i.path}: ${i.message}`);
+}
+function hasIssue(list: string[], re: RegExp): boolean {
+  return list.some((l) => re.test(l));
+}
+
+test("Patroni's postgres0.yml (with etcd3) loads", () => {
+  const { config, issues } = loadConfig(PATRONI_EXAMPLE, {});
+  assert.deepEqual(errors(issues), []);
+  assert.deepEqual(warnings(issues), []);
+  assert.ok(config);
+  assert.equal(config.scope, 'batman');
+  assert.equal(config.name, 'postgresql0');
+  assert.equal(config.namespace, '/service/');
+  assert.deepEqual(config.restapi, { listen: '127.0.0.1:8008', connectAddress: '127.0.0.1:8008' });
+  assert.deepEqual(config.etcd3, { hosts: ['127.0.0.1:2379'], protocol: 'http' });
+  assert.equal(config.postgresql.listen, '127.0.0.1:5432');
+  assert.equal(config.postgresql.dataDir, 'data/postgresql0');
+  assert.equal(config.postgresql.pgpass, '/tmp/pgpass0');
+  assert.deepEqual(config.postgresql.authentication, {
+    superuser: { username: 'postgres', password: 'zalando' },
+    replication: { username: 'replicator', password: 'rep-pass' },
+    rewind: { username: 'rewind_user', password: 'rewind_password' },
+  });
+  assert.deepEqual(config.postgresql.parameters, { unix_socket_directories: '..' });
+  assert.equal(config.postgresql.usePgRewind, true, 'from bootstrap.dcs.postgresql.use_pg_rewind');
+  assert.ok(config.bootstrap);
+  assert.deepEqual(config.bootstrap.initdb, ['--encoding=UTF8', '--data-checksums']);
+  assert.deepEqual(config.bootstrap.pgHba, ['host replication replicator 127.0.0.1/32 md5', 'host all all 0.0.0.0/0 md5']);
+  assert.deepEqual(config.bootstrap.users, { admin: { password: 'admin%', options: ['createrole', 'createdb'] } });
+  assert.deepEqual(config.bootstrap.dcs, {
+    ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1048576, postgresql: { use_pg_rewind: true, parameters: null },
+  });
+  assert.deepEqual(config.tags, { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false });
+  assert.equal(config.logLevel, 'info');
+});
+
+test('defaults are filled', () => {
+  const { config, issues } = loadConfig(MINIMAL, {});
+  assert.deepEqual(errors(issues), []);
+  assert.ok(config);
+  assert.equal(config.namespace, '/service/');
+  assert.equal(config.restapi.connectAddress, '127.0.0.1:8008');
+  assert.equal(config.postgresql.connectAddress, '127.0.0.1:5432');
+  assert.equal(config.postgresql.pgpass, '/var/lib/vigil/pgpass.n1');
+  assert.equal(config.postgresql.database, 'postgres');
+  assert.equal(config.postgresql.useSlots, true);
+  assert.equal(config.postgresql.usePgRewind, false);
+  assert.equal(config.postgresql.pgCtlTimeout, 60);
+  assert.equal(config.postgresql.removeDataDirectoryOnRewindFailure, false);
+  assert.equal(config.postgresql.removeDataDirectoryOnDivergedTimelines, false);
+  assert.deepEqual(config.postgresql.basebackup, []);
+  assert.deepEqual(config.postgresql.pgHba, []);
+  assert.deepEqual(config.postgresql.parameters, {});
+  assert.equal(config.bootstrap, undefined, 'no bootstrap section: never bootstraps');
+  assert.deepEqual(config.tags, {});
+  assert.equal(config.logLevel, 'info');
+  if (existsSync('/usr/lib/postgresql/15/bin/pg_ctl') && !existsSync('/usr/lib/postgresql/16')) {
+    assert.equal(config.postgresql.binDir, '/usr/lib/postgresql/15/bin');
+  }
+  assert.ok(config.postgresql.binDir === '' || config.postgresql.binDir.startsWith('/usr/lib/postgresql/'));
+});
+
+test('namespace is normalised to /name/', () => {
+  for (const [ns, expected] of [['service', '/service/'], ['/pg/', '/pg/'], ['a//b', '/a/b/'], ['""', '/service/']] as const) {
+    const { config } = loadConfig(MINIMAL + `namespace: ${ns}\n`, {});
+    assert.equal(config?.namespace, expected, ns);
+  }
+});
+
+test('the returned config is deep-frozen', () => {
+  const { config } = loadConfig(PATRONI_EXAMPLE, {});
+  assert.ok(config);
+  assert.ok(Object.isFrozen(config));
+  assert.ok(Object.isFrozen(config.postgresql.authentication.superuser));
+  assert.ok(Object.isFrozen(config.bootstrap?.initdb));
+  assert.ok(Object.isFrozen(config.etcd3.hosts));
+  assert.throws(() => {
+    (config.postgresql as { dataDir: string }).dataDir = 'x';
+  }, TypeError);
+});
+
+test('YAML 1.1 booleans: on/off/yes/no', () => {
+  const text = MINIMAL.replace('  data_dir:', '  use_pg_rewind: on\n  remove_data_directory_on_rewind_failure: yes\n  data_dir:') +
+    'tags:\n  nofailover: yes\n  noloadbalance: off\n  nosync: "true"\n';
+  const { config, issues } = loadConfig(text, {});
+  assert.deepEqual(errors(issues), []);
+  assert.equal(config?.postgresql.usePgRewind, true);
+  assert.equal(config?.postgresql.removeDataDirectoryOnRewindFailure, true);
+  assert.deepEqual(config?.tags, { nofailover: true, noloadbalance: false, nosync: true });
+});
+
+test('a password read as a YAML 1.1 boolean is an error with a hint', () => {
+  const text = MINIMAL.replace('superuser: {username: postgres}', 'superuser: {username: postgres, password: on}');
+  const { config, issues } = loadConfig(text, {});
+  assert.equal(config, undefined);
+  assert.ok(hasIssue(errors(issues), /^postgresql\.authentication\.superuser\.password: expected a string, got boolean true \(YAML 1\.1/));
+});
+
+test('environment overrides win over the file', () => {
+  const env = {
+    PATRONI_SCOPE: 'envscope',
+    PATRONI_NAME: 'envname',
+    PATRONI_NAMESPACE: 'ns',
+    PATRONI_RESTAPI_LISTEN: '0.0.0.0:9008',
+    PATRONI_RESTAPI_CONNECT_ADDRESS: '10.0.0.1:9008',
+    PATRONI_RESTAPI_USERNAME: 'api',
+    PATRONI_RESTAPI_PASSWORD: 'secret',
+    PATRONI_ETCD3_HOSTS: '10.0.0.5:2379,10.0.0.6',
+    PATRONI_ETCD3_PROTOCOL: 'https',
+    PATRONI_ETCD3_USERNAME: 'etcduser',
+    PATRONI_ETCD3_PASSWORD: 'etcdpass',
+    PATRONI_POSTGRESQL_LISTEN: '127.0.0.1,::1:6432',
+    PATRONI_POSTGRESQL_CONNECT_ADDRESS: '10.0.0.1:6432',
+    PATRONI_POSTGRESQL_DATA_DIR: '/data/pg',
+    PATRONI_POSTGRESQL_BIN_DIR: '/usr/lib/postgresql/15/bin',
+    PATRONI_POSTGRESQL_PGPASS: '/tmp/envpgpass',
+    PATRONI_SUPERUSER_USERNAME: 'su',
+    PATRONI_SUPERUSER_PASSWORD: 'supass',
+    PATRONI_REPLICATION_USERNAME: 'repl',
+    PATRONI_REPLICATION_PASSWORD: 'replpass',
+    PATRONI_REWIND_USERNAME: 'rw',
+    PATRONI_REWIND_PASSWORD: 'rwpass',
+    PATRONI_LOG_LEVEL: 'DEBUG',
+    PATRONI_BOB_PASSWORD: 'bobpass',
+    PATRONI_BOB_OPTIONS: 'createdb,createrole',
+    PATRONI_EMPTY_VALUE: '',
+    UNRELATED: 'x',
+  };
+  const { config, issues } = loadConfig(PATRONI_EXAMPLE, env);
+  assert.deepEqual(errors(issues), []);
+  assert.ok(config);
+  assert.equal(config.scope, 'envscope');
+  assert.equal(config.name, 'envname');
+  assert.equal(config.namespace, '/ns/');
+  assert.deepEqual(config.restapi, {
+    listen: '0.0.0.0:9008', connectAddress: '10.0.0.1:9008', authentication: { username: 'api', password: 'secret' },
+  });
+  assert.deepEqual(config.etcd3, {
+    hosts: ['10.0.0.5:2379', '10.0.0.6:2379'], protocol: 'https', username: 'etcduser', password: 'etcdpass',
+  });
+  assert.equal(config.postgresql.listen, '127.0.0.1,::1:6432');
+  assert.equal(config.postgresql.connectAddress, '10.0.0.1:6432');
+  assert.equal(config.postgresql.dataDir, '/data/pg');
+  assert.equal(config.postgresql.binDir, '/usr/lib/postgresql/15/bin');
+  assert.equal(config.postgresql.pgpass, '/tmp/envpgpass');
+  assert.deepEqual(config.postgresql.authentication, {
+    superuser: { username: 'su', password: 'supass' },
+    replication: { username: 'repl', password: 'replpass' },
+    rewind: { username: 'rw', password: 'rwpass' },
+  });
+  assert.equal(config.logLevel, 'debug');
+  assert.deepEqual(config.bootstrap?.users.bob, { password: 'bobpass', options: ['createdb', 'createrole'] });
+  assert.deepEqual(config.bootstrap?.users.admin, { password: 'admin%', options: ['createrole', 'createdb'] }, 'file users kept');
+});
+
+test('problems in values from the environment name the variable', () => {
+  const { config, issues } = loadConfig(MINIMAL, { PATRONI_RESTAPI_LISTEN: '8008x', PATRONI_ETCD3_HOST: 'h:0' });
+  assert.equal(config, undefined);
+  assert.deepEqual(errors(issues), [
+    'PATRONI_RESTAPI_LISTEN: expected host:port, got "8008x"',
+    'PATRONI_ETCD3_HOST: port must be 1-65535, got 0 in "h:0"',
+  ]);
+});
+
+test('a configuration built purely from the environment loads', () => {
+  const env = {
+    PATRONI_SCOPE: 's', PATRONI_NAME: 'n', PATRONI_RESTAPI_LISTEN: '127.0.0.1:8008', PATRONI_ETCD3_HOST: '127.0.0.1:2379',
+    PATRONI_POSTGRESQL_LISTEN: '127.0.0.1:5432', PATRONI_POSTGRESQL_DATA_DIR: '/d/n',
+    PATRONI_SUPERUSER_USERNAME: 'postgres', PATRONI_REPLICATION_USERNAME: 'repl',
+  };
+  const { config, issues } = loadConfig('{}', env);
+  assert.deepEqual(errors(issues), []);
+  assert.equal(config?.etcd3.hosts[0], '127.0.0.1:2379');
+});
+
+test('several errors are reported at once, each with its path', () => {
+  const text = `
+name: n1
+restapi:
+  listen: 8008x
+etcd3:
+  hosts: [127.0.0.1:2379, "127.0.0.1:99999"]
+  protocol: gopher
+postgresql:
+  listen: 127.0.0.1:5432
+  pg_ctl_timeout: soon
+  authentication:
+    superuser:
+      password: x
+tags:
+  failover_priority: -1
+  nofailover: maybe
+`;
+  const { config, issues } = loadConfig(text, {});
+  assert.equal(config, undefined);
+  const errs = errors(issues);
+  for (const expected of [
+    'scope: required',
+    'restapi.listen: expected host:port, got "8008x"',
+    'etcd3.hosts[1]: port must be 1-65535, got 99999 in "127.0.0.1:99999"',
+    'etcd3.protocol: expected http or https, got "gopher"',
+    'postgresql.data_dir: required',
+    'postgresql.pg_ctl_timeout: expected an integer, got "soon"',
+    'postgresql.authentication.superuser.username: required',
+    'postgresql.authentication.replication.username: required',
+    'tags.nofailover: expected a boolean, got "maybe"',
+    'tags.failover_priority: must be between 0 and 9007199254740991, got -1',
+  ]) {
+    assert.ok(errs.includes(expected), `missing ${JSON.stringify(expected)} in\n${errs.join('\n')}`);
+  }
+  assert.ok(issues.every((i) => i.severity === 'error' || i.severity === 'warning'));
+});
+
+test('missing sections are reported as required', () => {
+  const { config, issues } = loadConfig('scope: s\nname: n\n', {});
+  assert.equal(config, undefined);
+  assert.deepEqual(errors(issues).sort(), [
+    'etcd3: required: an etcd3 section with host or hosts',
+    'postgresql.authentication.replication.username: required',
+    'postgresql.authentication.superuser.username: required',
+    'postgresql.data_dir: required',
+    'postgresql.listen: required',
+    'restapi.listen: required',
+  ]);
+});
+
+test('unknown keys and unsupported Patroni keys warn, never fail', () => {
+  const text = MINIMAL + `
+colour: blue
+consul: {host: "127.0.0.1:8500"}
+watchdog: {mode: automatic}
+citus: {group: 0, database: citus}
+restapi_typo: 1
+log: {level: WARNING, dir: /var/log/vigil}
+bootstrap:
+  dcs:
+    standby_cluster: {host: 10.0.0.1, port: 5432}
+    postgresql:
+      data_dir: /x
+  post_init: /bin/true
+`;
+  const withExtra = text.replace('postgresql:\n  listen', 'postgresql:\n  callbacks: {on_start: /bin/true}\n  create_replica_methods: [wal_e, basebackup]\n  frobnicate: 1\n  listen')
+    .replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {host: "127.0.0.1:2379", srv: x, weird: 1}');
+  const { config, issues } = loadConfig(withExtra, {});
+  assert.deepEqual(errors(issues), []);
+  assert.ok(config);
+  assert.equal(config.logLevel, 'warn');
+  const warns = warnings(issues);
+  for (const re of [
+    /^colour: unknown key$/,
+    /^restapi_typo: unknown key$/,
+    /^consul: Consul is not supported by Vigil yet/,
+    /^watchdog: not supported by Vigil yet/,
+    /^citus: Citus is not supported/,
+    /^log\.dir: not supported/,
+    /^bootstrap\.dcs\.standby_cluster: standby clusters are not supported/,
+    /^bootstrap\.dcs\.postgresql\.data_dir: not allowed in the dynamic configuration/,
+    /^bootstrap\.post_init: not supported/,
+    /^postgresql\.callbacks: not supported/,
+    /^postgresql\.create_replica_methods: not supported/,
+    /^postgresql\.frobnicate: unknown key$/,
+    /^etcd3\.srv: not supported/,
+    /^etcd3\.weird: unknown key$/,
+  ]) {
+    assert.ok(hasIssue(warns, re), `no warning matching ${re} in\n${warns.join('\n')}`);
+  }
+});
+
+test('watchdog mode required is an error; off is silent', () => {
+  const required = loadConfig(MINIMAL + 'watchdog:\n  mode: required\n', {});
+  assert.equal(required.config, undefined);
+  assert.ok(hasIssue(errors(required.issues), /^watchdog\.mode: required is not supported/));
+  const off = loadConfig(MINIMAL + 'watchdog:\n  mode: off\n', {});
+  assert.deepEqual(off.issues, []);
+});
+
+test('initdb options: rendering and forbidden options', () => {
+  const ok = loadConfig(MINIMAL + 'bootstrap:\n  initdb:\n  - data-checksums\n  - encoding: UTF8\n  - locale: C.UTF-8\n  - wal-segsize: 32\n', {});
+  assert.deepEqual(errors(ok.issues), []);
+  assert.deepEqual(ok.config?.bootstrap?.initdb, ['--data-checksums', '--encoding=UTF8', '--locale=C.UTF-8', '--wal-segsize=32']);
+  const asMap = loadConfig(MINIMAL + 'bootstrap:\n  initdb: {encoding: UTF8, auth-local: trust}\n', {});
+  assert.deepEqual(asMap.config?.bootstrap?.initdb, ['--encoding=UTF8', '--auth-local=trust']);
+
+  const bad = loadConfig(MINIMAL + 'bootstrap:\n  initdb:\n  - pgdata: /x\n  - nosync\n  - pwfile: /p\n  - sync-only\n  - version\n  - encoding: UTF8\n  - {a: 1, b: 2}\n', {});
+  assert.equal(bad.config, undefined);
+  assert.deepEqual(errors(bad.issues), [
+    'bootstrap.initdb[0]: option "pgdata" is not allowed (Vigil sets it for initdb)',
+    'bootstrap.initdb[1]: option "nosync" is not allowed (Vigil sets it for initdb)',
+    'bootstrap.initdb[2]: option "pwfile" is not allowed (Vigil sets it for initdb)',
+    'bootstrap.initdb[3]: option "sync-only" is not allowed (Vigil sets it for initdb)',
+    'bootstrap.initdb[4]: option "version" is not allowed (Vigil sets it for initdb)',
+    'bootstrap.initdb[6]: expected a single-key mapping like {encoding: UTF8}, got {"a":1,"b":2}',
+  ]);
+});
+
+test('basebackup options: list or map rendered as arguments, forbidden ones rejected', () => {
+  const list = loadConfig(MINIMAL.replace('  data_dir:', '  basebackup:\n  - verbose\n  - max-rate: 100M\n  data_dir:'), {});
+  assert.deepEqual(list.config?.postgresql.basebackup, ['--verbose', '--max-rate=100M']);
+  const map = loadConfig(MINIMAL.replace('  data_dir:', '  basebackup: {checkpoint: fast}\n  data_dir:'), {});
+  assert.deepEqual(map.config?.postgresql.basebackup, ['--checkpoint=fast']);
+  const bad = loadConfig(MINIMAL.replace('  data_dir:', '  basebackup: [{host: x}, wal-method]\n  data_dir:'), {});
+  assert.deepEqual(errors(bad.issues), [
+    'postgresql.basebackup[0]: option "host" is not allowed (Vigil sets it for pg_basebackup)',
+    'postgresql.basebackup[1]: option "wal-method" is not allowed (Vigil sets it for pg_basebackup)',
+  ]);
+});
+
+test('ports must be 1-65535 and listen must be host:port', () => {
+  const cases: Array<[string, string, string]> = [
+    ['restapi', '127.0.0.1:0', 'restapi.listen: port must be 1-65535, got 0 in "127.0.0.1:0"'],
+    ['restapi', '127.0.0.1:65536', 'restapi.listen: port must be 1-65535, got 65536 in "127.0.0.1:65536"'],
+    ['restapi', '127.0.0.1', 'restapi.listen: expected host:port, got "127.0.0.1"'],
+    ['restapi', '127.0.0.1:http', 'restapi.listen: expected host:port, got "127.0.0.1:http"'],
+    ['postgresql', '127.0.0.1:99999', 'postgresql.listen: port must be 1-65535, got 99999 in "127.0.0.1:99999"'],
+  ];
+  for (const [sectionName, value, expected] of cases) {
+    const text = sectionName === 'restapi'
+      ? MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', `restapi: {listen: "${value}", connect_address: "10.0.0.1:8008"}`)
+      : MINIMAL.replace('  listen: 127.0.0.1:5432', `  listen: "${value}"\n  connect_address: 10.0.0.1:5432`);
+    const { config, issues } = loadConfig(text, {});
+    assert.equal(config, undefined, value);
+    assert.deepEqual(errors(issues), [expected]);
+  }
+  const num = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: 8008}'), {});
+  assert.deepEqual(errors(num.issues), ['restapi.listen: expected host:port, got "8008"']);
+  const conn = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", connect_address: "127.0.0.1:0"}'), {});
+  assert.deepEqual(errors(conn.issues), ['restapi.connect_address: port must be 1-65535, got 0 in "127.0.0.1:0"']);
+});
+
+test('listen forms: :port, *:port, 0.0.0.0:port, several hosts', () => {
+  const wild = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "*:8008", connect_address: "10.1.1.1:8008"}'), {});
+  assert.deepEqual(errors(wild.issues), []);
+  assert.equal(wild.config?.restapi.listen, '*:8008');
+  const colon = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: ":8008", connect_address: "10.1.1.1:8008"}'), {});
+  assert.deepEqual(errors(colon.issues), []);
+  // A wildcard listen without connect_address cannot be advertised.
+  const noConnect = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "0.0.0.0:8008"}'), {});
+  assert.deepEqual(errors(noConnect.issues), ['restapi.connect_address: required when listen ("0.0.0.0:8008") is a wildcard address']);
+  const wildConnect = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", connect_address: "*:8008"}'), {});
+  assert.deepEqual(errors(wildConnect.issues), ['restapi.connect_address: must name one host other members can connect to, got "*:8008"']);
+  // Patroni's multi-host form for PostgreSQL: hosts comma separated, port after the last colon.
+  const multi = loadConfig(MINIMAL.replace('  listen: 127.0.0.1:5432', '  listen: 127.0.0.1,::1:5432'), {});
+  assert.deepEqual(errors(multi.issues), []);
+  assert.equal(multi.config?.postgresql.listen, '127.0.0.1,::1:5432');
+  assert.equal(multi.config?.postgresql.connectAddress, '127.0.0.1:5432');
+
+  assert.deepEqual(splitHostPort('[::1]:5432'), { host: '::1', port: 5432 });
+  assert.deepEqual(splitHostPort('::1:5432'), { host: '::1', port: 5432 });
+  assert.deepEqual(splitHostPort(':8008'), { host: '', port: 8008 });
+});
+
+test('etcd3 hosts: list, comma string, default port, url', () => {
+  const cases: Array<[string, string[], string]> = [
+    ['hosts: [a:1, b:2]', ['a:1', 'b:2'], 'http'],
+    ['hosts: "a:1, b"', ['a:1', 'b:2379'], 'http'],
+    ['host: etcd.local', ['etcd.local:2379'], 'http'],
+    ['hosts: ["https://a:2379", "https://b:2379"]', ['a:2379', 'b:2379'], 'https'],
+    ['url: "http://127.0.0.1:2379"', ['127.0.0.1:2379'], 'http'],
+  ];
+  for (const [yaml, hosts, protocol] of cases) {
+    const { config, issues } = loadConfig(MINIMAL.replace('etcd3: {host: "127.0.0.1:2379"}', `etcd3:\n  ${yaml}`), {});
+    assert.deepEqual(errors(issues), [], yaml);
+    assert.deepEqual(config?.etcd3.hosts, hosts, yaml);
+    assert.equal(config?.etcd3.protocol, protocol, yaml);
+  }
+  const none = loadConfig(MINIMAL.replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {protocol: http}'), {});
+  assert.deepEqual(errors(none.issues), ['etcd3.host: required: host or hosts']);
+});
+
+test('etcd (v2) instead of etcd3 is an error that says what to do', () => {
+  const { config, issues } = loadConfig(MINIMAL.replace('etcd3:', 'etcd:'), {});
+  assert.equal(config, undefined);
+  assert.ok(hasIssue(errors(issues), /^etcd3: required.*rename it to etcd3/));
+  assert.ok(hasIssue(warnings(issues), /^etcd: the etcd \(v2 API\) section is not supported/));
+});
+
+test('bootstrap.dcs: timings adjusted with a warning, errors with paths', () => {
+  const adjusted = loadConfig(MINIMAL + 'bootstrap:\n  dcs:\n    ttl: 20\n    loop_wait: 10\n    retry_timeout: 10\n', {});
+  assert.deepEqual(errors(adjusted.issues), []);
+  assert.deepEqual(adjusted.config?.bootstrap?.dcs, { ttl: 20, loop_wait: 1, retry_timeout: 9 });
+  assert.ok(hasIssue(warnings(adjusted.issues), /^bootstrap\.dcs\.loop_wait: loop_wait \+ 2\*retry_timeout must not exceed ttl \(10 \+ 2\*10 > 20\); using loop_wait 1 and retry_timeout 9$/));
+
+  const fast = loadConfig(MINIMAL + 'bootstrap:\n  dcs: {ttl: 10, loop_wait: 2, retry_timeout: 4}\n', {});
+  assert.deepEqual(errors(fast.issues), []);
+  assert.deepEqual(fast.config?.bootstrap?.dcs, { ttl: 10, loop_wait: 2, retry_timeout: 4 }, 'below Patroni minimums but allowed');
+  assert.ok(hasIssue(warnings(fast.issues), /^bootstrap\.dcs\.ttl: 10 is below Patroni's minimum 20/));
+
+  const bad = loadConfig(MINIMAL + 'bootstrap:\n  dcs:\n    ttl: soon\n    postgresql:\n      parameters: {max_connections: 0}\n', {});
+  assert.equal(bad.config, undefined);
+  assert.deepEqual(errors(bad.issues), [
+    'bootstrap.dcs.ttl: expected an integer, got "soon"',
+    'bootstrap.dcs.postgresql.parameters.max_connections: must be an integer between 1 and 262143, got 0',
+  ]);
+});
+
+test('use_slots and use_pg_rewind: local first, then bootstrap.dcs, then defaults', () => {
+  const fromDcs = loadConfig(MINIMAL + 'bootstrap:\n  dcs:\n    postgresql: {use_slots: false, use_pg_rewind: true}\n', {});
+  assert.equal(fromDcs.config?.postgresql.useSlots, false);
+  assert.equal(fromDcs.config?.postgresql.usePgRewind, true);
+  const local = loadConfig(MINIMAL.replace('  data_dir:', '  use_pg_rewind: false\n  data_dir:') + 'bootstrap:\n  dcs:\n    postgresql: {use_pg_rewind: true}\n', {});
+  assert.equal(local.config?.postgresql.usePgRewind, false);
+});
+
+test('Patroni-controlled parameters in the local section are dropped with a warning', () => {
+  const text = MINIMAL.replace('  data_dir:', '  parameters:\n    max_connections: 500\n    port: 6000\n    work_mem: 4MB\n    shared_buffers: 128MB\n    ssl: on\n  data_dir:');
+  const { config, issues } = loadConfig(text, {});
+  assert.deepEqual(errors(issues), []);
+  assert.deepEqual(config?.postgresql.parameters, { work_mem: '4MB', shared_buffers: '128MB', ssl: true });
+  assert.ok(hasIssue(warnings(issues), /^postgresql\.parameters\.max_connections: ignored in the local configuration/));
+  assert.ok(hasIssue(warnings(issues), /^postgresql\.parameters\.port: ignored: set from postgresql\.listen/));
+});
+
+test('tags: predefined typed, custom kept, both forms warn', () => {
+  const text = MINIMAL + 'tags:\n  failover_priority: "2"\n  nofailover: false\n  replicatefrom: n2\n  zone: eu-1\n  weight: 3\n  sync_priority: 0\n';
+  const { config, issues } = loadConfig(text, {});
+  assert.deepEqual(errors(issues), []);
+  assert.deepEqual(config?.tags, { failover_priority: 2, nofailover: false, replicatefrom: 'n2', zone: 'eu-1', weight: 3, sync_priority: 0 });
+  assert.ok(hasIssue(warnings(issues), /^tags: both nofailover and failover_priority are set/));
+});
+
+test('name: reserved name and slashes rejected', () => {
+  const reserved = loadConfig(MINIMAL.replace('name: n1', 'name: __patroni_strict_sync_replica_placeholder__'), {});
+  assert.ok(hasIssue(errors(reserved.issues), /^name: .* is reserved$/));
+  const slash = loadConfig(MINIMAL.replace('name: n1', 'name: a/b'), {});
+  assert.deepEqual(errors(slash.issues), ['name: must not contain "/", got "a/b"']);
+});
+
+test('YAML problems: syntax errors, empty text, top-level list, duplicate keys', () => {
+  const syntax = loadConfig('scope: [\nname: x\n', {}, { fileName: 'x.yml' });
+  assert.equal(syntax.config, undefined);
+  assert.equal(syntax.issues.length, 1);
+  assert.match(syntax.issues[0]!.message, /^YAML syntax error: x\.yml: .* at line 2, column 1$/);
+  assert.deepEqual(errors(loadConfig('', {}).issues), [': the configuration is empty']);
+  assert.deepEqual(errors(loadConfig('- a\n- b\n', {}).issues), [': expected a mapping at the top level, got a list ["a","b"]']);
+  const dup = loadConfig(MINIMAL + 'scope: other\n', {});
+  assert.deepEqual(errors(dup.issues), []);
+  assert.equal(dup.config?.scope, 'other');
+  assert.ok(hasIssue(warnings(dup.issues), /Map keys must be unique.*the last value wins/));
+});
+
+test('loadConfigFile: a file, a directory merged in order, unreadable paths throw', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-config-'));
+  try {
+    const file = join(dir, 'single.yml');
+    await writeFile(file, MINIMAL);
+    const single = await loadConfigFile(file, {});
+    assert.equal(single.config?.name, 'n1');
+
+    const confd = join(dir, 'conf.d');
+    await (await import('node:fs/promises')).mkdir(confd);
+    await writeFile(join(confd, '10-base.yaml'), MINIMAL + 'tags: {zone: a, rack: r1}\n');
+    await writeFile(join(confd, '20-node.yml'), 'name: n2\ntags: {zone: b, rack: null}\n');
+    await writeFile(join(confd, 'README.txt'), 'not yaml: [');
+    const merged = await loadConfigFile(confd, { PATRONI_SCOPE: 'fromenv' });
+    assert.deepEqual(errors(merged.issues), []);
+    assert.equal(merged.config?.name, 'n2');
+    assert.equal(merged.config?.scope, 'fromenv');
+    assert.deepEqual(merged.config?.tags, { zone: 'b' });
+
+    await assert.rejects(loadConfigFile(join(dir, 'missing.yml'), {}), /cannot read configuration .*missing\.yml: ENOENT: no such file or directory/);
+    const empty = join(dir, 'empty.d');
+    await (await import('node:fs/promises')).mkdir(empty);
+    await assert.rejects(loadConfigFile(empty, {}), /has no \.yml or \.yaml files/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('YAML 1.1 as PyYAML reads it: y and n stay strings', () => {
+  const { config, issues } = loadConfig(MINIMAL.replace('name: n1', 'name: n') + 'tags:\n  zone: y\n  nofailover: no\n', {});
+  assert.deepEqual(errors(issues), []);
+  assert.equal(config?.name, 'n');
+  assert.deepEqual(config?.tags, { zone: 'y', nofailover: false });
+});
+
+test('odd values in every section are reported, never thrown', () => {
+  const odd: unknown[] = [null, 0, -1, 1.5, 'x', '', true, [], [1, 'a'], {}, { a: { b: null } }, '2024-01-01'];
+  const keys = [
+    'scope', 'name', 'namespace', 'restapi', 'restapi.listen', 'restapi.authentication', 'restapi.verify_client', 'etcd3',
+    'etcd3.hosts', 'etcd3.host', 'etcd3.protocol', 'bootstrap', 'bootstrap.dcs', 'bootstrap.dcs.postgresql', 'bootstrap.initdb',
+    'bootstrap.users', 'bootstrap.pg_hba', 'postgresql', 'postgresql.listen', 'postgresql.authentication',
+    'postgresql.authentication.superuser', 'postgresql.parameters', 'postgresql.basebackup', 'postgresql.pg_hba', 'tags',
+    'tags.nofailover', 'log', 'log.level', 'watchdog', 'watchdog.mode',
+  ];
+  const base = () => ({
+    scope: 's', name: 'n', restapi: { listen: '127.0.0.1:8008' }, etcd3: { host: '127.0.0.1:2379' },
+    bootstrap: { dcs: { postgresql: {} } },
+    postgresql: { listen: '127.0.0.1:5432', data_dir: '/d', authentication: { superuser: { username: 'p' }, replication: { username: 'r' } } },
+    tags: {}, log: {}, watchdog: { mode: 'off' },
+  });
+  for (const key of keys) {
+    for (const value of odd) {
+      const doc: Record<string, unknown> = base();
+      const parts = key.split('.');
+      let node = doc;
+      for (const p of parts.slice(0, -1)) node = node[p] as Record<string, unknown>;
+      node[parts.at(-1)!] = value;
+      const { config, issues } = loadConfig(JSON.stringify(doc), {});
+      assert.equal(config === undefined, issues.some((i) => i.severity === 'error'), `${key} = ${JSON.stringify(value)}`);
+    }
+  }
+});

@@ -1,0 +1,156 @@
+// A real single-member etcd (/usr/bin/etcd) on free loopback ports, data in a directory, output to a
+// log file there. Used by `vigil demo`, the tests and the benchmarks. Stop it with stop(); a
+// process-exit hook SIGKILLs any instance left running.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface EtcdServer {
+  /** host:port of the client URL (http). */
+  endpoint: string;
+  clientPort: number;
+  /** Directory holding data/ and etcd.log. */
+  dir: string;
+  /** SIGTERM (SIGKILL after 5 s), wait for exit, remove the temp dir if we created it. */
+  stop(): Promise<void>;
+  /** Send a signal (default SIGKILL) without waiting; restart() brings it back. */
+  kill(signal?: NodeJS.Signals): void;
+  /** Stop (if running) and start again on the same ports and data; resolves once it answers. */
+  restart(): Promise<void>;
+  /** SIGSTOP: the process keeps its sockets but answers nothing. */
+  pause(): void;
+  /** SIGCONT. */
+  resume(): void;
+}
+
+const live = new Set<ChildProcess>();
+let exitHook = false;
+
+/** A port that was free a moment ago (bind port 0 on loopback, then release it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+export async function startEtcd(opts: { dir?: string } = {}): Promise<EtcdServer> {
+  const ownDir = opts.dir === undefined;
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'vigil-etcd-')));
+  await mkdir(dir, { recursive: true });
+  const clientPort = await freePort();
+  let peerPort = await freePort();
+  while (peerPort === clientPort) peerPort = await freePort();
+  const client = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const args = [
+    '--name=vigil-test',
+    `--data-dir=${join(dir, 'data')}`,
+    `--listen-client-urls=${client}`,
+    `--advertise-client-urls=${client}`,
+    `--listen-peer-urls=${peer}`,
+    `--initial-advertise-peer-urls=${peer}`,
+    `--initial-cluster=vigil-test=${peer}`,
+    '--initial-cluster-state=new',
+    '--logger=zap',
+    `--log-outputs=${join(dir, 'etcd.log')}`,
+  ];
+
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+
+  let child: ChildProcess | undefined;
+
+  async function launch(): Promise<void> {
+    const c = spawn('/usr/bin/etcd', args, { stdio: 'ignore' });
+    child = c;
+    live.add(c);
+    c.once('exit', () => live.delete(c));
+    let spawnError: Error | undefined;
+    c.once('error', (err) => {
+      spawnError = err;
+    });
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      if (spawnError) throw spawnError;
+      if (c.exitCode !== null || c.signalCode !== null) {
+        throw new Error(`etcd exited (${c.exitCode ?? c.signalCode}) during start-up; see ${join(dir, 'etcd.log')}`);
+      }
+      try {
+        const res = await fetch(`${client}/version`, { signal: AbortSignal.timeout(500) });
+        if (res.ok) {
+          await res.arrayBuffer();
+          // /version answers before the member has elected itself; wait for a working KV.
+          const kv = await fetch(`${client}/v3/kv/range`, {
+            method: 'POST',
+            body: JSON.stringify({ key: Buffer.from('/').toString('base64') }),
+            signal: AbortSignal.timeout(500),
+          });
+          await kv.arrayBuffer();
+          if (kv.ok) return;
+        }
+      } catch {
+        // not up yet
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    c.kill('SIGKILL');
+    throw new Error(`etcd did not answer on ${client} within 15 s; see ${join(dir, 'etcd.log')}`);
+  }
+
+  async function halt(): Promise<void> {
+    const c = child;
+    if (!c) return;
+    if (c.exitCode === null && c.signalCode === null) {
+      c.kill('SIGCONT');
+      c.kill('SIGTERM');
+      const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
+      await exited(c);
+      clearTimeout(timer);
+    }
+  }
+
+  await launch();
+
+  return {
+    endpoint: `127.0.0.1:${clientPort}`,
+    clientPort,
+    dir,
+    async stop() {
+      await halt();
+      child = undefined;
+      if (ownDir) await rm(dir, { recursive: true, force: true });
+    },
+    kill(signal: NodeJS.Signals = 'SIGKILL') {
+      child?.kill(signal);
+    },
+    async restart() {
+      await halt();
+      await launch();
+    },
+    pause() {
+      child?.kill('SIGSTOP');
+    },
+    resume() {
+      child?.kill('SIGCONT');
+    },
+  };
+}

@@ -1,0 +1,495 @@
+// Pure renderers and parsers for the files Vigil writes into (or next to) the data directory:
+// postgresql.conf, pg_hba.conf, the pgpass file, primary_conninfo. No IO here.
+//
+// Conventions follow Patroni (spec: patroni-interfaces.md 1.10 and 4.5) so that a Vigil node and
+// a Patroni node can replicate from each other during a node-by-node migration.
+
+import type { Credentials, PostgresqlSettings } from '../config/types.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Names
+
+/**
+ * Replication slot name of a member (spec 1.10): lower-case; '-' and '.' become '_'; any other
+ * character outside [a-z0-9_] becomes 'u' + its code point as 4 decimal digits; max 63 chars.
+ */
+export function slotName(memberName: string): string {
+  let out = '';
+  for (const ch of memberName.toLowerCase()) {
+    if (/^[a-z0-9_]$/.test(ch)) out += ch;
+    else if (ch === '-' || ch === '.') out += '_';
+    else out += 'u' + String(ch.codePointAt(0)).padStart(4, '0');
+  }
+  return out.slice(0, 63);
+}
+
+/** A valid physical slot name (what PostgreSQL accepts). */
+export function isValidSlotName(name: string): boolean {
+  return /^[a-z0-9_]{1,63}$/.test(name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values
+
+/** Quotes a value for postgresql.conf: single quotes, backslash and quote escaped, no raw newlines. */
+export function quoteConfValue(value: string): string {
+  const escaped = value
+    .replace(/\\/g, '\\\\')
+    .replace(/'/g, "''")
+    .replace(/\n/g, '\\n')
+    .replace(/\r/g, '\\r');
+  return `'${escaped}'`;
+}
+
+/** Renders a parameter value as PostgreSQL text: booleans as on/off. undefined for null/objects. */
+export function confValueToString(value: unknown): string | undefined {
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : undefined;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'bigint') return value.toString();
+  return undefined;
+}
+
+/** Interprets a PostgreSQL boolean ('on', 'true', 'yes', '1', unique prefixes...). */
+export function parseBool(value: unknown): boolean | undefined {
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'number') return value === 1 ? true : value === 0 ? false : undefined;
+  if (typeof value !== 'string') return undefined;
+  const v = value.trim().toLowerCase();
+  if (v === '') return undefined;
+  if (v === 'on' || v === '1' || 'true'.startsWith(v) || 'yes'.startsWith(v)) return true;
+  if (v === 'o') return undefined;
+  if ('off'.startsWith(v) || v === '0' || 'false'.startsWith(v) || 'no'.startsWith(v)) return false;
+  return undefined;
+}
+
+function parseIntValue(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) ? value : undefined;
+  if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) return Number(value);
+  return undefined;
+}
+
+/** A size in MB from a number (MB) or text with a unit (kB, MB, GB, TB). */
+export function parseSizeMb(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (typeof value !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(kB|MB|GB|TB)?\s*$/.exec(value);
+  if (m === null) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'MB';
+  return unit === 'kB' ? n / 1024 : unit === 'MB' ? n : unit === 'GB' ? n * 1024 : n * 1024 * 1024;
+}
+
+const GUC_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
+
+// ---------------------------------------------------------------------------------------------
+// Connection strings
+
+export interface ConnTarget {
+  host: string;
+  port: number;
+  dbname?: string;
+  user?: string;
+}
+
+/** Parses a member conn_url (postgres://host:port/dbname). Throws a clear error on bad input. */
+export function parseConnUrl(connUrl: string): ConnTarget {
+  let u: URL;
+  try {
+    u = new URL(connUrl);
+  } catch {
+    throw new Error(`invalid conn_url ${JSON.stringify(connUrl)}`);
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    throw new Error(`invalid conn_url ${JSON.stringify(connUrl)}: scheme must be postgres://`);
+  }
+  let host = decodeURIComponent(u.hostname);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  if (host === '') throw new Error(`invalid conn_url ${JSON.stringify(connUrl)}: no host`);
+  const port = u.port === '' ? 5432 : Number(u.port);
+  const db = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  const out: ConnTarget = { host, port };
+  if (db !== '') out.dbname = db;
+  if (u.username !== '') out.user = decodeURIComponent(u.username);
+  return out;
+}
+
+/** Quotes one conninfo value (libpq keyword=value syntax). */
+export function quoteConninfoValue(value: string): string {
+  if (value !== '' && /^[^\s'\\]+$/.test(value)) return value;
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** Renders libpq keyword=value pairs in the given order; undefined values are skipped. */
+export function renderConninfo(pairs: Array<[string, string | number | undefined]>): string {
+  return pairs
+    .filter((p): p is [string, string | number] => p[1] !== undefined)
+    .map(([k, v]) => `${k}=${quoteConninfoValue(String(v))}`)
+    .join(' ');
+}
+
+/** Splits settings.listen ("addr[,addr]:port") into listen_addresses, port and a host to dial locally. */
+export function parseListen(listen: string): { addresses: string; port: number; localHost: string } {
+  const idx = listen.lastIndexOf(':');
+  if (idx <= 0) throw new Error(`invalid postgresql.listen ${JSON.stringify(listen)}: expected host:port`);
+  const addresses = listen.slice(0, idx).trim();
+  const port = Number(listen.slice(idx + 1));
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`invalid postgresql.listen ${JSON.stringify(listen)}: bad port`);
+  }
+  const first = (addresses.split(',')[0] ?? '').trim().replace(/^\[|\]$/g, '');
+  let localHost = first;
+  if (first === '' || first === '*' || first === '0.0.0.0') localHost = '127.0.0.1';
+  else if (first === '::') localHost = '::1';
+  return { addresses: addresses.replace(/\[|\]/g, ''), port, localHost };
+}
+
+// ---------------------------------------------------------------------------------------------
+// pgpass
+
+export interface PgpassEntry {
+  host: string;
+  port: number | '*';
+  database: string;
+  user: string;
+  password: string;
+}
+
+function pgpassField(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+}
+
+/** Renders pgpass lines ("host:port:db:user:password", ':' and '\' escaped). */
+export function renderPgpass(entries: PgpassEntry[]): string {
+  return entries
+    .map((e) => [e.host, String(e.port), e.database, e.user, e.password].map((f, i) => (i < 3 && f === '*' ? f : pgpassField(f))).join(':'))
+    .map((l) => l + '\n')
+    .join('');
+}
+
+// ---------------------------------------------------------------------------------------------
+// pg_hba.conf
+
+function hbaName(name: string): string {
+  return /^[A-Za-z0-9_.-]+$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * pg_hba.conf: the configured lines first (first match wins), then defaults that let the agent
+ * (superuser), replicas (replication user) and pg_rewind (rewind user) connect over loopback.
+ * Users with a password authenticate with scram-sha-256; trust only when no password is set.
+ */
+export function renderPgHba(opts: {
+  lines: string[];
+  superuser: Credentials;
+  replication: Credentials;
+  rewind?: Credentials;
+}): string {
+  const m = (c: Credentials): string => (c.password !== undefined && c.password !== '' ? 'scram-sha-256' : 'trust');
+  const anyPassword = [opts.superuser, opts.replication, opts.rewind].some(
+    (c) => c !== undefined && c.password !== undefined && c.password !== '',
+  );
+  const other = anyPassword ? 'scram-sha-256' : 'trust';
+  const out = ['# pg_hba.conf written by Vigil at bootstrap.', '# TYPE  DATABASE  USER  ADDRESS  METHOD'];
+  for (const l of opts.lines) out.push(l.replace(/\n/g, ' '));
+  out.push('# defaults');
+  out.push(`local all all ${other}`);
+  const row = (db: string, c: Credentials): void => {
+    for (const addr of ['127.0.0.1/32', '::1/128']) out.push(`host ${db} ${hbaName(c.username)} ${addr} ${m(c)}`);
+  };
+  row('all', opts.superuser);
+  row('replication', opts.replication);
+  row('all', opts.replication);
+  if (opts.rewind !== undefined) row('all', opts.rewind);
+  for (const addr of ['127.0.0.1/32', '::1/128']) out.push(`host all all ${addr} ${other}`);
+  return out.join('\n') + '\n';
+}
+
+// ---------------------------------------------------------------------------------------------
+// postgresql.conf
+
+/** GUCs whose change needs a postmaster restart (PG 15, `postgres --describe-config`, context postmaster). */
+export const POSTMASTER_GUCS: ReadonlySet<string> = new Set(
+  (
+    'archive_mode autovacuum_freeze_max_age autovacuum_max_workers autovacuum_multixact_freeze_max_age bonjour ' +
+    'bonjour_name cluster_name data_directory data_sync_retry dynamic_shared_memory_type event_source ' +
+    'external_pid_file hba_file hot_standby huge_page_size huge_pages ident_file jit_provider listen_addresses ' +
+    'logging_collector max_connections max_files_per_process max_locks_per_transaction ' +
+    'max_logical_replication_workers max_pred_locks_per_transaction max_prepared_transactions ' +
+    'max_replication_slots max_wal_senders max_worker_processes min_dynamic_shared_memory old_snapshot_threshold ' +
+    'port recovery_target recovery_target_action recovery_target_inclusive recovery_target_lsn recovery_target_name ' +
+    'recovery_target_time recovery_target_timeline recovery_target_xid shared_buffers shared_memory_type ' +
+    'shared_preload_libraries superuser_reserved_connections track_activity_query_size track_commit_timestamp ' +
+    'unix_socket_directories unix_socket_group unix_socket_permissions wal_buffers wal_decode_buffer_size ' +
+    'wal_level wal_log_hints'
+  ).split(' '),
+);
+
+/** GUCs passed on the postgres command line so ALTER SYSTEM cannot override them (spec 4.5, 14.1). */
+export const COMMAND_LINE_GUCS: readonly string[] = [
+  'listen_addresses',
+  'port',
+  'cluster_name',
+  'wal_level',
+  'hot_standby',
+  'max_connections',
+  'max_wal_senders',
+  'max_prepared_transactions',
+  'max_locks_per_transaction',
+  'track_commit_timestamp',
+  'max_replication_slots',
+  'max_worker_processes',
+  'wal_log_hints',
+];
+
+/** Recovery GUCs Vigil always owns (written explicitly so included files cannot set them). */
+const RECOVERY_GUCS = [
+  'primary_conninfo',
+  'primary_slot_name',
+  'recovery_target_timeline',
+  'recovery_target',
+  'recovery_target_lsn',
+  'recovery_target_name',
+  'recovery_target_time',
+  'recovery_target_xid',
+];
+
+const OWNED = new Set([...COMMAND_LINE_GUCS, 'wal_keep_size', 'wal_keep_segments', ...RECOVERY_GUCS]);
+
+interface IntRule {
+  def: number;
+  min: number;
+}
+const INT_RULES: Record<string, IntRule> = {
+  max_connections: { def: 100, min: 25 },
+  max_wal_senders: { def: 10, min: 3 },
+  max_prepared_transactions: { def: 0, min: 0 },
+  max_locks_per_transaction: { def: 64, min: 32 },
+  max_replication_slots: { def: 10, min: 4 },
+  max_worker_processes: { def: 8, min: 2 },
+};
+
+export interface BuildParamsInput {
+  settings: Pick<PostgresqlSettings, 'listen' | 'parameters' | 'pgpass' | 'database' | 'useSlots' | 'authentication'>;
+  memberName: string;
+  /** cluster_name (the scope), when known. */
+  scope?: string;
+  role: 'primary' | 'replica';
+  upstream?: { connUrl: string; name: string } | null;
+  /** Dynamic parameters (/config postgresql.parameters). */
+  dynamic?: Record<string, unknown> | null;
+}
+
+export interface BuiltParams {
+  /** Everything written to postgresql.conf, in file order. */
+  conf: Array<[string, string]>;
+  /** The subset passed on the postgres command line. */
+  commandLine: Record<string, string>;
+  /** The pgpass entry for the upstream, when a replication password is configured. */
+  pgpass: PgpassEntry | undefined;
+  /** standby.signal must exist. */
+  standby: boolean;
+  upstreamName: string | null;
+  /** Parameters dropped, with the reason (for a log line). */
+  ignored: string[];
+}
+
+/**
+ * Computes the effective parameters. Patroni-controlled GUCs (spec 4.5) come only from the dynamic
+ * configuration and are validated (invalid values fall back to the default); local
+ * postgresql.parameters override dynamic ones for everything else.
+ */
+export function buildParameters(input: BuildParamsInput): BuiltParams {
+  const ignored: string[] = [];
+  const dynamic = input.dynamic ?? {};
+  const listen = parseListen(input.settings.listen);
+  const controlled: Record<string, string> = {
+    listen_addresses: listen.addresses,
+    port: String(listen.port),
+  };
+  if (input.scope !== undefined && input.scope !== '') controlled.cluster_name = input.scope;
+
+  const wl = typeof dynamic.wal_level === 'string' ? dynamic.wal_level.toLowerCase() : undefined;
+  controlled.wal_level = wl === 'logical' ? 'logical' : 'replica';
+  if (wl !== undefined && !['replica', 'hot_standby', 'logical'].includes(wl)) ignored.push(`wal_level=${wl}: invalid`);
+  controlled.hot_standby = 'on';
+  for (const [name, rule] of Object.entries(INT_RULES)) {
+    const raw = dynamic[name];
+    const v = parseIntValue(raw);
+    if (raw !== undefined && (v === undefined || v < rule.min)) ignored.push(`${name}=${String(raw)}: must be an integer >= ${rule.min}`);
+    controlled[name] = String(v !== undefined && v >= rule.min ? v : rule.def);
+  }
+  for (const [name, def] of [['track_commit_timestamp', false], ['wal_log_hints', true]] as const) {
+    const raw = dynamic[name];
+    const b = parseBool(raw);
+    if (raw !== undefined && b === undefined) ignored.push(`${name}=${String(raw)}: not a boolean`);
+    controlled[name] = (b ?? def) ? 'on' : 'off';
+  }
+
+  let keepMb = parseSizeMb(dynamic.wal_keep_size);
+  if (keepMb === undefined && dynamic.wal_keep_segments !== undefined) {
+    const segs = parseIntValue(dynamic.wal_keep_segments);
+    if (segs !== undefined) keepMb = segs * 16;
+  }
+  if (keepMb === undefined || keepMb < 16) keepMb = 128;
+
+  const others = new Map<string, string>();
+  const take = (src: Record<string, unknown>, origin: string): void => {
+    for (const [name, raw] of Object.entries(src)) {
+      const lname = name.toLowerCase();
+      if (OWNED.has(lname)) {
+        if (origin === 'local' && lname in controlled) ignored.push(`${name}: set only through the dynamic configuration`);
+        continue;
+      }
+      if (!GUC_NAME_RE.test(name)) {
+        ignored.push(`${name}: invalid parameter name`);
+        continue;
+      }
+      const v = confValueToString(raw);
+      if (v === undefined) {
+        if (raw !== null && raw !== undefined) ignored.push(`${name}: unsupported value type`);
+        continue;
+      }
+      others.set(lname, v);
+    }
+  };
+  take(dynamic, 'dynamic');
+  take(input.settings.parameters, 'local');
+
+  const conf: Array<[string, string]> = [];
+  for (const name of COMMAND_LINE_GUCS) if (controlled[name] !== undefined) conf.push([name, controlled[name]]);
+  conf.push(['wal_keep_size', `${Math.round(keepMb)}MB`]);
+  for (const name of [...others.keys()].sort()) conf.push([name, others.get(name)!]);
+
+  // Recovery settings: always written (empty when unused) so included files cannot set them.
+  const standby = input.role === 'replica';
+  const upstream = standby ? (input.upstream ?? null) : null;
+  let conninfo = '';
+  let slot = '';
+  let pgpass: PgpassEntry | undefined;
+  if (upstream !== null) {
+    const t = parseConnUrl(upstream.connUrl);
+    const repl = input.settings.authentication.replication;
+    const hasPassword = repl.password !== undefined && repl.password !== '';
+    conninfo = renderConninfo([
+      ['host', t.host],
+      ['port', t.port],
+      ['user', repl.username],
+      ['passfile', hasPassword ? input.settings.pgpass : undefined],
+      ['dbname', t.dbname ?? input.settings.database],
+      ['application_name', input.memberName],
+      ['sslmode', 'prefer'],
+      ['gssencmode', 'prefer'],
+      ['channel_binding', 'prefer'],
+    ]);
+    if (input.settings.useSlots) slot = slotName(input.memberName);
+    if (hasPassword) pgpass = { host: t.host, port: t.port, database: '*', user: repl.username, password: repl.password! };
+  }
+  conf.push(['primary_conninfo', conninfo]);
+  conf.push(['primary_slot_name', slot]);
+  conf.push(['recovery_target_timeline', 'latest']);
+  for (const n of ['recovery_target', 'recovery_target_lsn', 'recovery_target_name', 'recovery_target_time', 'recovery_target_xid']) {
+    conf.push([n, '']);
+  }
+
+  const commandLine: Record<string, string> = {};
+  for (const name of COMMAND_LINE_GUCS) if (controlled[name] !== undefined) commandLine[name] = controlled[name];
+  return { conf, commandLine, pgpass, standby, upstreamName: upstream?.name ?? null, ignored };
+}
+
+export const CONF_HEADER = '# Do not edit this file manually!\n# It will be overwritten by Vigil!\n';
+const UPSTREAM_MARK = '# vigil-upstream: ';
+
+/** Renders Vigil's postgresql.conf. */
+export function renderPostgresqlConf(opts: {
+  conf: Array<[string, string]>;
+  includeBase: boolean;
+  upstreamName: string | null;
+}): string {
+  const lines = [CONF_HEADER.trimEnd()];
+  if (opts.includeBase) lines.push("include 'postgresql.base.conf'");
+  lines.push(UPSTREAM_MARK + JSON.stringify(opts.upstreamName));
+  lines.push('');
+  for (const [k, v] of opts.conf) lines.push(`${k} = ${quoteConfValue(v)}`);
+  return lines.join('\n') + '\n';
+}
+
+/** Whether a postgresql.conf was generated by Vigil (starts with our header). */
+export function isGeneratedConf(text: string): boolean {
+  return text.startsWith(CONF_HEADER);
+}
+
+/**
+ * Parses `name = value` lines of a postgresql.conf (quoted values unescaped, comments dropped,
+ * include directives skipped) and Vigil's upstream marker.
+ */
+export function parseConf(text: string): { params: Record<string, string>; upstreamName: string | null | undefined } {
+  const params: Record<string, string> = {};
+  let upstreamName: string | null | undefined;
+  for (const rawLine of text.split('\n')) {
+    if (rawLine.startsWith(UPSTREAM_MARK)) {
+      try {
+        const v: unknown = JSON.parse(rawLine.slice(UPSTREAM_MARK.length));
+        if (v === null || typeof v === 'string') upstreamName = v;
+      } catch {
+        // tolerate a damaged marker
+      }
+      continue;
+    }
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=?\s*(.*)$/.exec(rawLine);
+    if (m === null) continue;
+    const name = m[1]!.toLowerCase();
+    if (name === 'include' || name === 'include_if_exists' || name === 'include_dir') continue;
+    const rest = m[2]!;
+    let value: string;
+    if (rest.startsWith("'")) {
+      value = '';
+      let i = 1;
+      for (; i < rest.length; i++) {
+        const c = rest[i]!;
+        if (c === '\\' && i + 1 < rest.length) {
+          const n = rest[++i]!;
+          value += n === 'n' ? '\n' : n === 'r' ? '\r' : n === 't' ? '\t' : n === 'b' ? '\b' : n === 'f' ? '\f' : n;
+        } else if (c === "'") {
+          if (rest[i + 1] === "'") {
+            value += "'";
+            i++;
+          } else break;
+        } else value += c;
+      }
+    } else {
+      value = rest.replace(/#.*$/, '').trim();
+    }
+    params[name] = value;
+  }
+  return { params, upstreamName };
+}
+
+/** Names of parameters that differ between two parameter maps, split by what applying them needs. */
+export function diffParams(
+  before: Record<string, string>,
+  after: Record<string, string>,
+): { restart: string[]; reload: string[] } {
+  const restart: string[] = [];
+  const reload: string[] = [];
+  const names = new Set([...Object.keys(before), ...Object.keys(after)]);
+  for (const n of [...names].sort()) {
+    if (before[n] === after[n]) continue;
+    (POSTMASTER_GUCS.has(n) ? restart : reload).push(n);
+  }
+  return { restart, reload };
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQL quoting (for the few statements that cannot take bind parameters, e.g. CREATE ROLE)
+
+/** Quotes an SQL identifier. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Quotes an SQL string literal (standard_conforming_strings = on, the default since 9.1). */
+export function quoteLiteral(value: string): string {
+  if (value.includes('\0')) throw new Error('string literal contains a NUL byte');
+  return `'${value.replace(/'/g, "''")}'`;
+}

@@ -1,0 +1,203 @@
+// SQL access to PostgreSQL with hard deadlines, and the one-query probe.
+//
+// Every connection is short-lived, has a connect timeout, a server-side statement_timeout and a
+// client-side overall deadline after which its socket is destroyed: a hung (e.g. SIGSTOPped)
+// PostgreSQL makes these calls reject, never hang.
+
+import pg from 'pg';
+import { maybeLsn } from './lsn.ts';
+
+export interface ConnParams {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  database: string;
+  /** Physical replication connection (walsender): simple-query replication commands only. */
+  replication?: boolean;
+  /** Extra `-c name=value` options sent in the startup packet. */
+  options?: string;
+}
+
+export class PgTimeoutError extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what} did not answer within ${ms} ms`);
+    this.name = 'PgTimeoutError';
+  }
+}
+
+function destroy(client: pg.Client): void {
+  const c = client as unknown as { connection?: { stream?: { destroy?: () => void } } };
+  try {
+    c.connection?.stream?.destroy?.();
+  } catch {
+    // ignore
+  }
+  client.end().catch(() => undefined);
+}
+
+/**
+ * Opens a connection, runs `fn`, closes it. The whole thing is bounded by `timeoutMs`: on expiry
+ * the socket is destroyed and the promise rejects with PgTimeoutError.
+ */
+export async function withClient<T>(
+  params: ConnParams,
+  timeoutMs: number,
+  fn: (client: pg.Client) => Promise<T>,
+  what = 'PostgreSQL',
+): Promise<T> {
+  const stmtTimeout = Math.max(1, Math.floor(timeoutMs));
+  const client = new pg.Client({
+    host: params.host,
+    port: params.port,
+    user: params.user,
+    password: params.password ?? '',
+    database: params.database,
+    application_name: 'vigil',
+    connectionTimeoutMillis: Math.max(1, Math.floor(timeoutMs)),
+    ...(params.replication ? { replication: true } : { statement_timeout: stmtTimeout }),
+    ...(params.options !== undefined ? { options: params.options } : {}),
+  } as pg.ClientConfig);
+  client.on('error', () => undefined); // errors surface through the awaited calls
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      destroy(client);
+      reject(new PgTimeoutError(what, timeoutMs));
+    }, timeoutMs);
+  });
+  try {
+    const work = (async () => {
+      await client.connect();
+      return await fn(client);
+    })();
+    work.catch(() => undefined);
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+    client.end().catch(() => undefined);
+  }
+}
+
+export interface ReplicationRow {
+  usename: string | null;
+  application_name: string | null;
+  client_addr: string | null;
+  state: string | null;
+  sync_state: string | null;
+  sync_priority: number | null;
+  write_lsn: number | undefined;
+  flush_lsn: number | undefined;
+  replay_lsn: number | undefined;
+}
+
+export interface ProbeResult {
+  inRecovery: boolean;
+  /** Primary: pg_current_wal_flush_lsn(). */
+  flushLsn: number | undefined;
+  receiveLsn: number | undefined;
+  replayLsn: number | undefined;
+  /** Primary: from the current WAL file name; replica: received_tli, else the checkpoint's. */
+  timeline: number | undefined;
+  walReceiver:
+    | { status: string; receivedTli: number | undefined; senderHost: string | null; senderPort: number | null; slotName: string | null }
+    | undefined;
+  replayPaused: boolean;
+  postmasterStartTime: string;
+  serverVersionNum: number;
+  replication: ReplicationRow[];
+  sysid: string;
+}
+
+/** The probe: one statement, no side effects, safe on primaries and hot standbys (PG >= 10). */
+export const PROBE_SQL = `
+SELECT pg_is_in_recovery() AS in_recovery,
+  CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END AS flush_lsn,
+  CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END AS walfile,
+  pg_last_wal_receive_lsn()::text AS receive_lsn,
+  pg_last_wal_replay_lsn()::text AS replay_lsn,
+  CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END AS replay_paused,
+  (SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_tli,
+  (SELECT row_to_json(r) FROM (SELECT status, received_tli, sender_host, sender_port, slot_name
+     FROM pg_stat_wal_receiver) r) AS wal_receiver,
+  to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS postmaster_start,
+  current_setting('server_version_num')::int AS server_version_num,
+  (SELECT coalesce(json_agg(r), '[]'::json) FROM (SELECT usename, application_name, client_addr::text AS client_addr,
+     state, sync_state, sync_priority, write_lsn::text AS write_lsn, flush_lsn::text AS flush_lsn,
+     replay_lsn::text AS replay_lsn FROM pg_stat_replication) r) AS replication,
+  (SELECT system_identifier::text FROM pg_control_system()) AS sysid`;
+
+interface RawProbeRow {
+  in_recovery: boolean;
+  flush_lsn: string | null;
+  walfile: string | null;
+  receive_lsn: string | null;
+  replay_lsn: string | null;
+  replay_paused: boolean;
+  checkpoint_tli: number | null;
+  wal_receiver: { status: string; received_tli: number | null; sender_host: string | null; sender_port: number | null; slot_name: string | null } | null;
+  postmaster_start: string;
+  server_version_num: number;
+  replication: Array<Record<string, unknown>>;
+  sysid: string;
+}
+
+/** Maps the probe row to ProbeResult. Pure (exported for tests). */
+export function toProbeResult(row: RawProbeRow): ProbeResult {
+  let timeline: number | undefined;
+  if (!row.in_recovery && row.walfile !== null && /^[0-9A-F]{24}$/i.test(row.walfile)) {
+    timeline = parseInt(row.walfile.slice(0, 8), 16);
+  } else if (row.wal_receiver !== null && row.wal_receiver.received_tli !== null && row.wal_receiver.received_tli > 0) {
+    timeline = row.wal_receiver.received_tli;
+  } else if (row.checkpoint_tli !== null) {
+    timeline = row.checkpoint_tli;
+  }
+  const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  return {
+    inRecovery: row.in_recovery,
+    flushLsn: maybeLsn(row.flush_lsn),
+    receiveLsn: maybeLsn(row.receive_lsn),
+    replayLsn: maybeLsn(row.replay_lsn),
+    timeline,
+    walReceiver:
+      row.wal_receiver === null
+        ? undefined
+        : {
+            status: row.wal_receiver.status,
+            receivedTli: row.wal_receiver.received_tli ?? undefined,
+            senderHost: row.wal_receiver.sender_host,
+            senderPort: row.wal_receiver.sender_port,
+            slotName: row.wal_receiver.slot_name,
+          },
+    replayPaused: row.replay_paused,
+    postmasterStartTime: row.postmaster_start,
+    serverVersionNum: row.server_version_num,
+    replication: (row.replication ?? []).map((r) => ({
+      usename: str(r.usename),
+      application_name: str(r.application_name),
+      client_addr: str(r.client_addr),
+      state: str(r.state),
+      sync_state: str(r.sync_state),
+      sync_priority: typeof r.sync_priority === 'number' ? r.sync_priority : null,
+      write_lsn: maybeLsn(str(r.write_lsn)),
+      flush_lsn: maybeLsn(str(r.flush_lsn)),
+      replay_lsn: maybeLsn(str(r.replay_lsn)),
+    })),
+    sysid: row.sysid,
+  };
+}
+
+/** Runs the probe on a short-lived connection, bounded by timeoutMs. */
+export async function runProbe(params: ConnParams, timeoutMs: number): Promise<ProbeResult> {
+  return withClient(
+    params,
+    timeoutMs,
+    async (c) => {
+      const r = await c.query<RawProbeRow>(PROBE_SQL);
+      const row = r.rows[0];
+      if (row === undefined) throw new Error('probe returned no row');
+      return toProbeResult(row);
+    },
+    'probe',
+  );
+}
