@@ -182,6 +182,8 @@ export class Agent {
     const decision = decide(obs);
     this.memory = decision.memory;
     this.role = decision.role;
+    // The core says we are not (or no longer) the leader: stop answering as one at once.
+    if (!decision.isLeader) this.lockRefreshedAt = undefined;
     if (decision.reason !== this.lastReason) this.log.info({ actions: decision.actions.map(describe) }, decision.reason);
     else this.log.debug({ actions: decision.actions.map(describe) }, decision.reason);
     this.lastReason = decision.reason;
@@ -646,7 +648,14 @@ export class Agent {
     this.wakeup.fire();
     await this.loopDone;
     this.loopDone = undefined;
+    const interrupted = this.task;
     await this.cancelTask();
+    if (interrupted?.kind === 'bootstrap' && interrupted.state !== 'ok') {
+      // A half-done bootstrap must not leave /initialize = "" behind: nobody could bootstrap again.
+      await this.pg.stop('immediate').catch(() => undefined);
+      await this.dcs.deleteInitialize().catch(() => undefined);
+      await this.pg.removeDataDir().catch(() => undefined);
+    }
     let stopped = true;
     if (this.dynamic.pause !== true) {
       try {

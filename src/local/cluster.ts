@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { openSync, closeSync, readFileSync, existsSync } from 'node:fs';
-import { chown, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -137,6 +137,8 @@ export class LocalCluster {
   /** Start etcd (unless given) and write every node's configuration; agents are not started yet. */
   async prepare(): Promise<void> {
     await mkdir(this.opts.baseDir, { recursive: true });
+    // mkdtemp makes 0700 directories; PostgreSQL runs as another user and must traverse it.
+    await chmod(this.opts.baseDir, 0o755);
     if (this.opts.etcdEndpoint !== undefined) this.etcdEndpoint = this.opts.etcdEndpoint;
     else {
       this.etcd = await startEtcd({ dir: join(this.opts.baseDir, 'etcd') });

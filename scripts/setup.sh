@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what Vigil needs on Debian 12: PostgreSQL 15, etcd 3.4 (server and etcdctl), and for the
+# tests HAProxy and Patroni 3.0.2 (its patronictl is a real client we test against); then the npm
+# packages. Idempotent: does nothing that is already done. No service is started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(postgresql-15 etcd-server etcd-client haproxy patroni)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Debian's packages try to start their services; tests and the demo run their own instances.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1; fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
+fi
+
+# PostgreSQL refuses to run as root: the agent runs its binaries as this user when started as root.
+id postgres >/dev/null 2>&1 || { echo "setup: the postgres OS user is missing" >&2; exit 1; }
+
+if [ ! -x node_modules/.bin/tsx ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

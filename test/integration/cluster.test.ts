@@ -1,0 +1,161 @@
+// A three-node Vigil cluster on real PostgreSQL 15 and a real etcd, driven through the same
+// `vigil agent` processes a user runs. One cluster goes through the scenarios in order:
+// bootstrap, postmaster crash recovered in place, host crash with failover and rejoin, SIGTERM
+// handover, and etcd loss (the primary demotes) and return.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { LocalCluster } from '../../src/local/cluster.ts';
+import { createEtcd3Dcs } from '../../src/dcs/etcd3.ts';
+import { clusterPrefix } from '../../src/dcs/codec.ts';
+import type { Dcs } from '../../src/dcs/dcs.ts';
+import { query, sleep, waitFor } from '../support/wait.ts';
+
+// ttl 10 s so that lease expiry is slow next to an explicit release (see the SIGTERM test).
+const TIMING = { ttl: 10, loop_wait: 2, retry_timeout: 3 };
+
+describe('three-node cluster on etcd', { timeout: 600_000 }, () => {
+  let base: string;
+  let cluster: LocalCluster;
+  let dcs: Dcs;
+
+  const roleOf = async (name: string): Promise<string | undefined> => {
+    const r = await cluster.api(name, '/patroni');
+    return r?.body?.['role'] as string | undefined;
+  };
+  const onePrimary = async (exclude?: string): Promise<string | undefined> => {
+    const p = await cluster.primaries();
+    return p.length === 1 && p[0] !== exclude ? p[0] : undefined;
+  };
+  const streamingReplicas = async (): Promise<string[]> => {
+    const out: string[] = [];
+    for (const n of cluster.nodes) {
+      const r = await cluster.api(n.name, '/replica?replication_state=streaming');
+      if (r?.status === 200) out.push(n.name);
+    }
+    return out;
+  };
+  const healthy = async (): Promise<string | undefined> => {
+    const p = await onePrimary();
+    if (p === undefined) return undefined;
+    return (await streamingReplicas()).length === cluster.nodes.length - 1 ? p : undefined;
+  };
+  const inRecovery = async (name: string): Promise<boolean> => {
+    const rows = await query<{ r: boolean }>(cluster.connParams(name), 'SELECT pg_is_in_recovery() AS r');
+    return rows[0]?.r === true;
+  };
+
+  before(async () => {
+    base = await mkdtemp(join(tmpdir(), 'vigil-it-'));
+    cluster = new LocalCluster({ baseDir: base, nodes: 3, timing: TIMING, logLevel: 'debug' });
+    await cluster.prepare();
+    dcs = createEtcd3Dcs({ hosts: [cluster.etcdEndpoint], protocol: 'http', prefix: clusterPrefix('/service/', 'demo'), name: 'test', ttl: 30, retryTimeout: 3, ctlMode: true });
+    await cluster.startAll();
+  });
+
+  after(async () => {
+    await dcs?.close();
+    await cluster?.stop();
+    if (process.env.VIGIL_KEEP_TEST_DIRS === undefined) await rm(base, { recursive: true, force: true });
+  });
+
+  test('bootstraps exactly once: one primary, two streaming replicas, Patroni keys in etcd', async () => {
+    const primary = await waitFor('one primary and two streaming replicas', healthy, 120_000);
+    const view = await dcs.readCluster();
+    assert.equal(view.leader?.name, primary);
+    assert.match(view.initialize ?? '', /^\d{10,}$/, '/initialize holds the system identifier');
+    assert.equal(view.config?.['ttl'], TIMING.ttl, '/config written from bootstrap.dcs');
+    assert.equal(view.members.length, 3);
+    for (const m of view.members) {
+      assert.match(m.data.conn_url ?? '', /^postgres:\/\/127\.0\.0\.1:\d+\/postgres$/);
+      assert.match(m.data.api_url ?? '', /^http:\/\/127\.0\.0\.1:\d+\/patroni$/);
+      assert.equal(m.data.role, m.name === primary ? 'primary' : 'replica');
+    }
+    // Every node has the same system identifier: replicas were cloned, not initdb'd.
+    const sysids = await Promise.all(cluster.nodes.map(async (n) => (await query<{ s: string }>(cluster.connParams(n.name), 'SELECT system_identifier::text AS s FROM pg_control_system()'))[0]?.s));
+    assert.deepEqual(new Set(sysids), new Set([view.initialize]));
+    // A write on the primary reaches both replicas.
+    await query(cluster.connParams(primary), 'CREATE TABLE t (id int PRIMARY KEY, note text)');
+    await query(cluster.connParams(primary), "INSERT INTO t VALUES (1, 'bootstrap')");
+    for (const n of cluster.nodes.filter((x) => x.name !== primary)) {
+      await waitFor(`row replicated to ${n.name}`, async () => (await query(cluster.connParams(n.name), 'SELECT 1 FROM t WHERE id = 1')).length === 1, 30_000);
+    }
+  });
+
+  test('kill -9 of PostgreSQL alone on the primary: restarted in place, same primary, same timeline', async () => {
+    const primary = await waitFor('healthy cluster', healthy, 60_000);
+    const tlBefore = (await cluster.api(primary))?.body?.['timeline'];
+    const pidBefore = cluster.postmasterPid(primary);
+    cluster.killPostgres(primary, 'SIGKILL');
+    await waitFor('postgres restarted on the same node', async () => {
+      const pid = cluster.postmasterPid(primary);
+      return pid !== undefined && pid !== pidBefore && (await onePrimary()) === primary;
+    }, 60_000);
+    await query(cluster.connParams(primary), "INSERT INTO t VALUES (2, 'after postmaster crash')");
+    assert.equal((await cluster.api(primary))?.body?.['timeline'], tlBefore, 'no failover happened');
+    assert.equal(await inRecovery(primary), false);
+  });
+
+  test('host crash (kill -9 of agent and PostgreSQL): a replica takes over, the old primary rejoins after pg_rewind', async () => {
+    const old = await waitFor('healthy cluster', healthy, 60_000);
+    // Make sure the replicas have everything before the crash, so no acknowledged write can be lost.
+    await query(cluster.connParams(old), "INSERT INTO t VALUES (3, 'before host crash')");
+    for (const n of cluster.nodes.filter((x) => x.name !== old)) {
+      await waitFor(`row 3 on ${n.name}`, async () => (await query(cluster.connParams(n.name), 'SELECT 1 FROM t WHERE id = 3')).length === 1, 30_000);
+    }
+    cluster.killAgent(old, 'SIGKILL', { withPostgres: true });
+    const fresh = await waitFor('a new primary', () => onePrimary(old), 90_000);
+    assert.notEqual(fresh, old);
+    await query(cluster.connParams(fresh), "INSERT INTO t VALUES (4, 'after failover')");
+    const rows = await query<{ id: number }>(cluster.connParams(fresh), 'SELECT id FROM t ORDER BY id');
+    assert.deepEqual(rows.map((r) => r.id), [1, 2, 3, 4]);
+    const view = await dcs.readCluster();
+    assert.equal(view.leader?.name, fresh);
+    assert.ok((view.history ?? []).length >= 1, '/history records the promotion');
+
+    // The crashed node comes back: it must end up a streaming replica with the new timeline's data.
+    cluster.startAgent(old);
+    await waitFor(`${old} streaming again`, async () => (await streamingReplicas()).includes(old), 120_000);
+    await waitFor(`row 4 on ${old}`, async () => (await query(cluster.connParams(old), 'SELECT 1 FROM t WHERE id = 4')).length === 1, 30_000);
+    assert.equal(await inRecovery(old), true);
+    assert.equal(await roleOf(old), 'replica');
+  });
+
+  test('SIGTERM of the primary agent: PostgreSQL stops, the lock is released at once, a replica takes over', async () => {
+    const old = await waitFor('healthy cluster', healthy, 120_000);
+    cluster.killAgent(old, 'SIGTERM');
+    const code = await cluster.waitAgentExit(old, 60_000);
+    assert.equal(code, 0, 'clean exit');
+    assert.equal(cluster.postmasterPid(old) !== undefined && (await cluster.api(old)) !== undefined, false);
+    // Right after the agent exited its lease-bound leader key must be gone (released, not
+    // expired: the ttl is 10 s) or already taken by another member.
+    const leaderNow = (await dcs.readCluster()).leader?.name;
+    assert.notEqual(leaderNow, old);
+    const fresh = await waitFor('a new primary', () => onePrimary(old), 60_000);
+    await query(cluster.connParams(fresh), "INSERT INTO t VALUES (5, 'after switchover by SIGTERM')");
+    cluster.startAgent(old);
+    await waitFor(`${old} streaming again`, async () => (await streamingReplicas()).includes(old), 120_000);
+  });
+
+  test('etcd stops: the primary demotes itself (no failsafe yet); etcd returns: one primary again', async () => {
+    const old = await waitFor('healthy cluster', healthy, 120_000);
+    const etcd = cluster.etcd;
+    assert.ok(etcd !== undefined);
+    etcd.kill('SIGKILL');
+    // Without the DCS nobody may be primary: the old primary restarts read-only.
+    await waitFor('the old primary to demote', async () => await inRecovery(old), 60_000);
+    assert.deepEqual(await cluster.primaries(), [], 'no node claims /primary while etcd is down');
+    for (const n of cluster.nodes) assert.equal(await inRecovery(n.name), true, `${n.name} is read-only`);
+    await sleep(1000);
+    await etcd.restart();
+    const fresh = await waitFor('one primary after etcd is back', () => onePrimary(), 120_000);
+    await query(cluster.connParams(fresh), "INSERT INTO t VALUES (6, 'after etcd outage')");
+    await waitFor('cluster healthy again', healthy, 120_000);
+    const rows = await query<{ id: number }>(cluster.connParams(fresh), 'SELECT id FROM t ORDER BY id');
+    assert.deepEqual(rows.map((r) => r.id), [1, 2, 3, 4, 5, 6]);
+  });
+});
