@@ -93,7 +93,9 @@ describe('three-node cluster on etcd', { timeout: 600_000 }, () => {
     cluster.killPostgres(primary, 'SIGKILL');
     await waitFor('postgres restarted on the same node', async () => {
       const pid = cluster.postmasterPid(primary);
-      return pid !== undefined && pid !== pidBefore && (await onePrimary()) === primary;
+      if (pid === undefined || pid === pidBefore || (await onePrimary()) !== primary) return false;
+      const body = (await cluster.api(primary))?.body;
+      return body?.['state'] === 'running' && body['timeline'] !== undefined;
     }, 60_000);
     await query(cluster.connParams(primary), "INSERT INTO t VALUES (2, 'after postmaster crash')");
     assert.equal((await cluster.api(primary))?.body?.['timeline'], tlBefore, 'no failover happened');
