@@ -14,6 +14,21 @@ import { createEtcd3Dcs } from '../../src/dcs/etcd3.ts';
 import { clusterPrefix } from '../../src/dcs/codec.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+const VIGIL = resolve(import.meta.dirname, '..', '..', 'bin', 'vigil');
+const PATRONICTL = '/usr/bin/patronictl';
+
+function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    execFile(cmd, args, { timeout: 60_000, env: { ...process.env, LANG: 'C.UTF-8' } }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1;
+      res({ code, stdout, stderr });
+    });
+  });
+}
 
 // ttl 10 s so that lease expiry is slow next to an explicit release (see the SIGTERM test).
 const TIMING = { ttl: 10, loop_wait: 2, retry_timeout: 3 };
@@ -84,6 +99,29 @@ describe('three-node cluster on etcd', { timeout: 600_000 }, () => {
     for (const n of cluster.nodes.filter((x) => x.name !== primary)) {
       await waitFor(`row replicated to ${n.name}`, async () => (await query(cluster.connParams(n.name), 'SELECT 1 FROM t WHERE id = 1')).length === 1, 30_000);
     }
+  });
+
+  test('vigil list and Patroni 3.0.2 patronictl list read the cluster alike', async () => {
+    const primary = await waitFor('healthy cluster', healthy, 60_000);
+    const cfg = cluster.nodes[0]!.configFile;
+    const ours = await run(VIGIL, ['list', '-c', cfg, '-f', 'json']);
+    assert.equal(ours.code, 0, ours.stderr);
+    const rows = JSON.parse(ours.stdout) as Array<Record<string, unknown>>;
+    assert.deepEqual(rows.map((r) => [r['Member'], r['Role']]), cluster.nodes.map((n) => [n.name, n.name === primary ? 'Leader' : 'Replica']));
+    for (const r of rows) assert.equal(r['State'], r['Role'] === 'Leader' ? 'running' : 'streaming');
+    const pretty = await run(VIGIL, ['list', '-c', cfg]);
+    assert.match(pretty.stdout, /\+ Cluster: demo \(\d{10,}\) /);
+
+    if (!existsSync(PATRONICTL)) return;
+    const theirs = await run(PATRONICTL, ['-c', cfg, 'list', '-f', 'json']);
+    assert.equal(theirs.code, 0, theirs.stderr);
+    const prow = JSON.parse(theirs.stdout) as Array<Record<string, unknown>>;
+    assert.deepEqual(
+      prow.map((r) => [r['Member'], r['Role'], r['TL']]),
+      rows.map((r) => [r['Member'], r['Role'], r['TL']]),
+      'patronictl sees the same members, roles and timelines',
+    );
+    for (const r of prow) assert.equal(r['State'], 'running', 'patronictl 3.0.2 shows running for every member');
   });
 
   test('kill -9 of PostgreSQL alone on the primary: restarted in place, same primary, same timeline', async () => {
