@@ -618,7 +618,16 @@ export class Agent {
     if (probe !== undefined && pg?.ready) {
       snap.postmasterStartTime = probe.postmasterStartTime;
       snap.serverVersion = probe.serverVersionNum;
-      if (probe.replication !== undefined && probe.replication.length > 0) snap.replication = probe.replication;
+      if (probe.replication !== undefined && probe.replication.length > 0) {
+        snap.replication = probe.replication.map((r) => ({
+          usename: r.usename,
+          application_name: r.application_name,
+          client_addr: r.client_addr,
+          state: r.state,
+          sync_state: r.sync_state,
+          sync_priority: r.sync_priority,
+        }));
+      }
       if (pg.inRecovery) {
         snap.xlog = {
           received_location: pg.receiveLsn ?? pg.replayLsn ?? 0,

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { startEtcd, freePort, type EtcdServer } from './etcd.ts';
-import { pgOsUser } from '../postgres/exec.ts';
+import { killGroup, pgOsUser } from '../postgres/exec.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
@@ -228,17 +228,7 @@ export class LocalCluster {
 
   /** Kill a node's postmaster; with SIGKILL also every process of its group (a crash). */
   killPostgres(name: string, signal: NodeJS.Signals = 'SIGKILL'): void {
-    const pid = this.postmasterPid(name);
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      try {
-        process.kill(pid, signal);
-      } catch {
-        // already gone
-      }
-    }
+    killGroup(this.postmasterPid(name), signal);
   }
 
   /** GET a node's REST endpoint: status code and parsed JSON body (undefined when unreachable). */

@@ -3,27 +3,16 @@
 // BootstrapSettings with test-friendly defaults.
 
 import { mkdtemp, rm, chmod } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BootstrapSettings, PostgresqlSettings } from '../../src/config/types.ts';
 import { ownForPg } from '../../src/postgres/exec.ts';
+import { freePort } from '../../src/local/etcd.ts';
+
+/** A free TCP port on 127.0.0.1. */
+export { freePort };
 
 export const PG_BIN_DIR = process.env.VIGIL_PG_BIN_DIR ?? '/usr/lib/postgresql/15/bin';
-
-/** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A temp directory that the PostgreSQL OS user owns (when root). Remove it with removeTempBase. */
 export async function makeTempBase(prefix = 'vigil-pg-'): Promise<string> {
