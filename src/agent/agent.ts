@@ -685,7 +685,7 @@ export class Agent {
       }
     }
     if (stopped) await this.dcs.deleteMember().catch(() => undefined);
-    await this.dcs.close();
+    await this.dcs.close({ keepLease: !stopped });
   }
 
   /** Stop the loop now without touching PostgreSQL or the DCS keys (tests, fatal errors). */

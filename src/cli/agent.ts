@@ -59,9 +59,39 @@ export function makeDcs(config: Config): Dcs {
   });
 }
 
+/**
+ * Refuse to start when a member with our name is registered and its REST API answers: two agents
+ * with one name would fight over one member key (and one leader lock). Any HTTP answer counts.
+ */
+async function duplicateName(config: Config, dcs: Dcs): Promise<string | undefined> {
+  let apiUrl: string | undefined;
+  try {
+    const view = await dcs.readCluster();
+    apiUrl = view.members.find((m) => m.name === config.name)?.data.api_url;
+  } catch {
+    return undefined; // the DCS is not reachable yet: the loop deals with that
+  }
+  if (apiUrl === undefined) return undefined;
+  try {
+    const url = new URL(apiUrl);
+    url.pathname = '/liveness';
+    await fetch(url, { signal: AbortSignal.timeout(3000) });
+    return `another agent named '${config.name}' is already running (${apiUrl} answered)`;
+  } catch {
+    return undefined;
+  }
+}
+
 async function runAgent(config: Config): Promise<number> {
   const log = makeLogger(config);
   const dcs = makeDcs(config);
+  const dup = await duplicateName(config, dcs);
+  if (dup !== undefined) {
+    log.error({}, dup);
+    process.stderr.write(`Error: ${dup}\n`);
+    await dcs.close();
+    return 1;
+  }
   const holder: { agent?: Agent } = {};
   const pg = new PostgresController({
     settings: config.postgresql,

@@ -343,3 +343,19 @@ test('every decision carries a one-line reason', () => {
     assert.ok(d.reason.length > 0 && !d.reason.includes('\n'));
   }
 });
+
+test('pg_rewind failed: re-clone when allowed, otherwise stop retrying and say so', () => {
+  const stopped = pg({ running: false, inRecovery: false, controlState: 'in production', divergence: 'need' });
+  const failedRewind = { kind: 'rewind' as const, startedAt: 0, state: 'failed' as const, error: 'could not find common ancestor' };
+  let d = decide(obs({ pg: stopped, task: failedRewind }));
+  assert.deepEqual(d.actions, []);
+  assert.equal(d.memory.rewindCheck, 'failed');
+  assert.match(d.reason, /not retrying/);
+  d = decide(obs({ pg: stopped, memory: d.memory }));
+  assert.deepEqual(d.actions, [], 'no second pg_rewind attempt');
+
+  const o = obs({ pg: stopped, task: failedRewind });
+  o.self = { ...o.self, remove_data_directory_on_rewind_failure: true };
+  d = decide(o);
+  assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'reinitialize', from: 'n0' } }]);
+});

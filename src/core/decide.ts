@@ -164,6 +164,15 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
     d.add({ type: 'releaseLeader' });
     return `removed leader key after trying and failing to start postgres (${task.error ?? 'unknown error'})`;
   }
+  if (task !== undefined && task.state === 'failed' && task.kind === 'rewind') {
+    const source = leaderName !== undefined && leaderName !== me ? leaderName : undefined;
+    if (source !== undefined && (self.remove_data_directory_on_rewind_failure || self.remove_data_directory_on_diverged_timelines)) {
+      d.add({ type: 'startTask', task: { kind: 'reinitialize', from: source } });
+      return `pg_rewind failed (${task.error ?? 'unknown error'}); re-creating the replica from ${source}`;
+    }
+    d.memory.rewindCheck = 'failed';
+    return `pg_rewind failed (${task.error ?? 'unknown error'}); not retrying: set remove_data_directory_on_rewind_failure or reinitialize this member`;
+  }
   if (task !== undefined && task.state === 'failed' && task.kind === 'clone') {
     d.wake(FAST_WAKE_MS * 5);
     return `creating a replica failed (${task.error ?? 'unknown error'}); will try again`;
@@ -286,6 +295,9 @@ function handleDiverged(obs: Observation, d: DecisionBuilder, leaderName: string
     d.add({ type: 'startTask', task: { kind: 'stop', mode: 'fast', releaseLeader: false } });
     return `timeline diverged from the leader ${leaderName}: stopping to repair`;
   }
+  if (obs.memory.rewindCheck === 'failed') {
+    return `timeline diverged from the leader ${leaderName} and pg_rewind failed before: manual action needed (reinitialize this member)`;
+  }
   if (config.postgresql.use_pg_rewind === true && pg.rewindable) {
     d.add({ type: 'startTask', task: { kind: 'rewind', from: leaderName } });
     return `running pg_rewind from ${leaderName}`;
@@ -355,6 +367,7 @@ function follow(obs: Observation, d: DecisionBuilder, leaderName: string): strin
     return `demoting self because I do not have the lock and I was a leader (${leaderName} holds it)`;
   }
   if (pg.divergence === 'need') return handleDiverged(obs, d, leaderName);
+  d.memory.rewindCheck = undefined;
   d.role = 'replica';
   const upstream = upstreamFor(obs, leaderName);
   if (pg.upstream !== upstream) {

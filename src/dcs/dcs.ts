@@ -78,6 +78,10 @@ export interface Dcs {
   /** Set the retry deadline for each call (seconds). */
   setRetryTimeout(seconds: number): void;
 
-  /** Stop background work (keepalives, watches). Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Stop background work (keepalives, watches). Idempotent. By default the lease is revoked, so
+   * our leader and member keys vanish at once; with keepLease they expire after ttl instead (an
+   * agent whose PostgreSQL would not stop must not hand its lock over early).
+   */
+  close(opts?: { keepLease?: boolean }): Promise<void>;
 }

@@ -546,7 +546,7 @@ export class Etcd3Dcs implements Dcs {
   }
 
   /** Abort everything in flight, revoke the lease (best effort, 1 s per endpoint). Idempotent. */
-  async close(): Promise<void> {
+  async close(opts?: { keepLease?: boolean }): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const ctrl of this.#inflight) ctrl.abort();
@@ -554,7 +554,7 @@ export class Etcd3Dcs implements Dcs {
     const lease = this.#lease;
     this.#lease = undefined;
     this.#member = undefined;
-    if (!lease || this.#api === undefined) return;
+    if (!lease || this.#api === undefined || opts?.keepLease === true) return;
     for (let i = 0; i < this.#hosts.length; i++) {
       const host = this.#hosts[(this.#endpoint + i) % this.#hosts.length];
       try {
