@@ -120,6 +120,8 @@ export class Agent {
   private snapshot: NodeSnapshot;
   private watchAbort: AbortController | undefined;
   private tickCount = 0;
+  private ticking = false;
+  private refresher: Promise<void> | undefined;
 
   constructor(opts: AgentOptions) {
     this.config = opts.config;
@@ -145,15 +147,50 @@ export class Agent {
     this.wakeup.fire();
   }
 
-  /** Start the loop. Resolves once the loop has started. */
+  /** Start the loop (and the snapshot refresher). */
   start(): void {
     this.loopDone = this.loop();
+    this.refresher = this.refreshLoop();
+  }
+
+  /**
+   * Between ticks, re-probe PostgreSQL about once a second so that the REST API (and the WAL
+   * positions peers compare during a leader race) is at most about a second old, not a whole
+   * loop_wait. The probe has its own deadline; a hung PostgreSQL only makes the snapshot stale.
+   */
+  private async refreshLoop(): Promise<void> {
+    while (!this.stopping) {
+      await sleep(Math.min(1000, this.dynamic.loop_wait * 1000));
+      const pg = this.lastPg;
+      if (this.stopping || this.ticking || pg === undefined || !pg.running || this.task?.state === 'running') continue;
+      try {
+        const probe = await this.pg.probe({ timeoutMs: 1000 });
+        if (this.ticking || this.lastPg !== pg) continue;
+        const receive = probe.receiveLsn;
+        const replay = probe.replayLsn;
+        this.lastPg = {
+          ...pg,
+          probe,
+          ready: true,
+          inRecovery: probe.inRecovery,
+          walLsn: probe.inRecovery ? Math.max(receive ?? 0, replay ?? 0) || undefined : probe.flushLsn,
+          receiveLsn: receive,
+          replayLsn: replay,
+          timeline: probe.timeline ?? pg.timeline,
+          streaming: probe.walReceiver?.status === 'streaming',
+        };
+        this.snapshot = this.buildSnapshot();
+      } catch {
+        // PostgreSQL did not answer in time: the next tick notices and decides.
+      }
+    }
   }
 
   private async loop(): Promise<void> {
     while (!this.stopping) {
       let wakeMs: number;
       let watchRevision: string | undefined;
+      this.ticking = true;
       try {
         const res = await this.tick();
         wakeMs = res.wakeAfterMs;
@@ -161,6 +198,8 @@ export class Agent {
       } catch (err) {
         this.log.error({ err: String(err instanceof Error ? err.stack : err) }, 'unexpected error in the HA loop');
         wakeMs = 1000;
+      } finally {
+        this.ticking = false;
       }
       if (this.stopping) break;
       if (this.failures.length > 0) wakeMs = Math.min(wakeMs, 100);
@@ -656,6 +695,7 @@ export class Agent {
     this.watchAbort?.abort();
     this.wakeup.fire();
     await this.loopDone;
+    await this.refresher;
     this.loopDone = undefined;
     const interrupted = this.task;
     await this.cancelTask();
@@ -694,6 +734,7 @@ export class Agent {
     this.watchAbort?.abort();
     this.wakeup.fire();
     await this.loopDone;
+    await this.refresher;
     this.loopDone = undefined;
   }
 }

@@ -104,11 +104,15 @@ describe('three-node cluster on etcd', { timeout: 600_000 }, () => {
   test('vigil list and Patroni 3.0.2 patronictl list read the cluster alike', async () => {
     const primary = await waitFor('healthy cluster', healthy, 60_000);
     const cfg = cluster.nodes[0]!.configFile;
-    const ours = await run(VIGIL, ['list', '-c', cfg, '-f', 'json']);
-    assert.equal(ours.code, 0, ours.stderr);
-    const rows = JSON.parse(ours.stdout) as Array<Record<string, unknown>>;
-    assert.deepEqual(rows.map((r) => [r['Member'], r['Role']]), cluster.nodes.map((n) => [n.name, n.name === primary ? 'Leader' : 'Replica']));
-    for (const r of rows) assert.equal(r['State'], r['Role'] === 'Leader' ? 'running' : 'streaming');
+    // Member keys are republished every loop_wait: wait until they show the streaming replicas.
+    const expected = cluster.nodes.map((n) => [n.name, n.name === primary ? 'Leader' : 'Replica', n.name === primary ? 'running' : 'streaming']);
+    let rows: Array<Record<string, unknown>> = [];
+    await waitFor('vigil list to show one leader and two streaming replicas', async () => {
+      const ours = await run(VIGIL, ['list', '-c', cfg, '-f', 'json']);
+      assert.equal(ours.code, 0, ours.stderr);
+      rows = JSON.parse(ours.stdout) as Array<Record<string, unknown>>;
+      return JSON.stringify(rows.map((r) => [r['Member'], r['Role'], r['State']])) === JSON.stringify(expected);
+    }, 30_000);
     const pretty = await run(VIGIL, ['list', '-c', cfg]);
     assert.match(pretty.stdout, /\+ Cluster: demo \(\d{10,}\) /);
 
