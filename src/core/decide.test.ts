@@ -359,3 +359,97 @@ test('pg_rewind failed: re-clone when allowed, otherwise stop retrying and say s
   d = decide(o);
   assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'reinitialize', from: 'n0' } }]);
 });
+
+// ---- planned switchover and manual failover -------------------------------------------------
+
+const asN0 = (over: Partial<Observation> = {}): Observation => {
+  const o = obs({ pg: pg({ inRecovery: false, walLsn: 1000, upstream: null }), ...over });
+  o.self = { ...o.self, name: 'n0' };
+  return o;
+};
+const fo = (f: { leader?: string; member?: string; scheduled_at?: string }) => ({ ...f, version: '7' });
+const locked = (failover: ReturnType<typeof fo>) => view({ leader: { name: 'n0', version: '5', session: 'abc' }, failover });
+
+test('switchover: the leader checks the candidate first, then demotes gracefully towards it', () => {
+  let d = decide(asN0({ cluster: locked(fo({ leader: 'n0', member: 'n1' })) }));
+  assert.match(d.reason, /checking the candidates/);
+  assert.equal(d.wakeAfterMs, 0);
+  d = decide(asN0({ cluster: locked(fo({ leader: 'n0', member: 'n1' })), peers: [peer('n1'), peer('n2')] }));
+  assert.deepEqual(d.actions.at(-1), { type: 'startTask', task: { kind: 'demote', mode: 'graceful', upstream: 'n1' } });
+  assert.equal(d.isLeader, false, 'stops answering as primary as soon as the demotion starts');
+});
+
+test('switchover refused and cleared: wrong leader, unreachable or lagging candidate, candidate is the leader', () => {
+  const cases: Array<[ReturnType<typeof fo>, PeerStatus[], RegExp]> = [
+    [fo({ leader: 'n2', member: 'n1' }), [peer('n1')], /leader name does not match/],
+    [fo({ leader: 'n0', member: 'n1' }), [peer('n1', { reachable: false })], /no good candidates/],
+    [fo({ leader: 'n0', member: 'n1' }), [peer('n1', { nofailover: true })], /no good candidates/],
+    [fo({ leader: 'n0', member: 'n1' }), [peer('n1', { walPosition: 1 })], /no good candidates/],
+    [fo({ leader: 'n0', member: 'n9' }), [], /does not exist/],
+    [fo({ member: 'n0' }), [], /already the leader/],
+  ];
+  for (const [f, peers, re] of cases) {
+    const d = decide(asN0({ cluster: locked(f), peers, pg: pg({ inRecovery: false, walLsn: 5_000_000, upstream: null }) }));
+    assert.match(d.reason, re);
+    assert.ok(d.actions.some((a) => a.type === 'clearFailover'), re.source);
+    assert.ok(!d.actions.some((a) => a.type === 'startTask'), re.source);
+  }
+});
+
+test('manual failover (no leader named) may go to a lagging replica: the operator chose it', () => {
+  const d = decide(asN0({ cluster: locked(fo({ member: 'n1' })), peers: [peer('n1', { walPosition: 1 })], pg: pg({ inRecovery: false, walLsn: 5_000_000, upstream: null }) }));
+  assert.deepEqual(d.actions.at(-1), { type: 'startTask', task: { kind: 'demote', mode: 'graceful', upstream: 'n1' } });
+});
+
+test('scheduled switchover: waits until due, acts when due, clears a stale one', () => {
+  const at = '2026-11-22T00:01:00+00:00';
+  let d = decide(asN0({ cluster: locked(fo({ leader: 'n0', member: 'n1', scheduled_at: at })), peers: [peer('n1')] }));
+  assert.ok(!d.actions.some((a) => a.type === 'startTask' || a.type === 'clearFailover'));
+  assert.equal(d.wakeAfterMs, 10_000, 'an ordinary loop_wait: the request is 60 s away');
+  d = decide(asN0({ wallClock: '2026-11-22T00:00:47+00:00', cluster: locked(fo({ leader: 'n0', member: 'n1', scheduled_at: at })), peers: [peer('n1')] }));
+  assert.equal(d.wakeAfterMs, 3_000, 'wakes when the schedule comes within loop_wait');
+  d = decide(asN0({ wallClock: '2026-11-22T00:00:55+00:00', cluster: locked(fo({ leader: 'n0', member: 'n1', scheduled_at: at })), peers: [peer('n1')] }));
+  assert.deepEqual(d.actions.at(-1), { type: 'startTask', task: { kind: 'demote', mode: 'graceful', upstream: 'n1' } });
+  d = decide(asN0({ wallClock: '2026-11-22T00:02:00+00:00', cluster: locked(fo({ leader: 'n0', member: 'n1', scheduled_at: at })), peers: [peer('n1')] }));
+  assert.match(d.reason, /stale/);
+  assert.ok(d.actions.some((a) => a.type === 'clearFailover'));
+});
+
+test('while the lock is free for a switchover only the candidate races; the old leader waits', () => {
+  const freeFor = (f: ReturnType<typeof fo>) => view({ failover: f });
+  // The candidate takes the lock without comparing itself with peers (the leader checked it).
+  let d = decide(obs({ cluster: freeFor(fo({ leader: 'n0', member: 'n1' })), peers: [peer('n2', { walPosition: 9999 })] }));
+  assert.deepEqual(types(d.actions), ['acquireLeader', 'clearFailover', 'startTask:promote']);
+  // Another replica does not race while the candidate is running.
+  const o = obs({ cluster: freeFor(fo({ leader: 'n0', member: 'n1' })), peers: [] });
+  o.self = { ...o.self, name: 'n2' };
+  d = decide(o);
+  assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /waiting for the candidate n1/);
+  // The former leader, stopped after its graceful demotion, does not start or race.
+  const old = obs({ cluster: freeFor(fo({ leader: 'n0', member: 'n1' })), pg: pg({ running: false, ready: false, inRecovery: false, controlState: 'shut down' }) });
+  old.self = { ...old.self, name: 'n0' };
+  d = decide(old);
+  assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /not starting postgres yet/);
+});
+
+test('switchover without a candidate: everyone but the former leader races normally', () => {
+  const o = obs({ cluster: view({ failover: fo({ leader: 'n0' }) }), peers: [peer('n2', { walPosition: 900 })] });
+  assert.deepEqual(types(decide(o).actions), ['acquireLeader', 'clearFailover', 'startTask:promote']);
+});
+
+test('a candidate that died does not block the cluster: the normal race takes over', () => {
+  const cluster = view({ failover: fo({ leader: 'n0', member: 'n2' }), members: [member('n1'), member('n2', { state: 'stopped' })] });
+  const d = decide(obs({ cluster, peers: [] }));
+  assert.deepEqual(types(d.actions), ['acquireLeader', 'clearFailover', 'startTask:promote']);
+});
+
+test('pause: no automatic race, but a manual failover to this node is honoured', () => {
+  const paused = config({ pause: true });
+  let d = decide(obs({ config: paused, cluster: view(), peers: [] }));
+  assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /paused/);
+  d = decide(obs({ config: paused, cluster: view({ failover: fo({ member: 'n1' }) }), peers: [] }));
+  assert.deepEqual(types(d.actions), ['acquireLeader', 'clearFailover', 'startTask:promote']);
+});

@@ -8,8 +8,9 @@
 // The rules follow ../shared/spec/patroni-behavior.md (sections 2, 3, 4, 9, 10.4) as our safety
 // floor; where we deviate, the comment says why.
 
-import { clusterTimeline, isFailoverPossible, isHealthiest, isNoFailover } from './election.ts';
-import type { Action, ClusterView, Decision, Member, Memory, Observation, Role } from './model.ts';
+import { clusterTimeline, isFailoverPossible, isHealthiest, isNoFailover, type Verdict } from './election.ts';
+import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
+import type { Action, ClusterView, Decision, FailoverRequest, Member, Memory, Observation, Role } from './model.ts';
 
 /** Bound on how soon we look again while something is changing (ms). */
 const FAST_WAKE_MS = 1000;
@@ -127,7 +128,8 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
   if (task !== undefined && task.state === 'running') {
     if (iHoldLock) {
       d.add({ type: 'refreshLeader' });
-      d.isLeader = true;
+      // A graceful demotion keeps the lock until PostgreSQL is down, but stops answering as primary.
+      d.isLeader = task.kind !== 'demote';
       if (task.kind === 'start' && config.primary_start_timeout >= 0 && obs.now - task.startedAt > config.primary_start_timeout * 1000 && isFailoverPossible(obs)) {
         d.add({ type: 'cancelTask' }, { type: 'startTask', task: { kind: 'stop', mode: 'immediate', releaseLeader: true } });
         return `PostgreSQL did not start within primary_start_timeout (${config.primary_start_timeout} s); giving up the lock`;
@@ -272,6 +274,11 @@ function recover(obs: Observation, d: DecisionBuilder, leaderName: string | unde
   }
 
   if (leaderName === undefined) {
+    const manual = manualRaceVerdict(obs);
+    if (manual !== undefined && !manual.race) {
+      d.wake(FAST_WAKE_MS / 2);
+      return `not starting postgres yet: ${manual.reason}`;
+    }
     // Nobody holds the lock. Start read-only following nobody; the race happens once it runs.
     d.add({ type: 'startTask', task: { kind: 'start', asPrimary: false, upstream: null } });
     return 'starting as a read-only standby: the cluster has no leader';
@@ -315,28 +322,29 @@ function handleDiverged(obs: Observation, d: DecisionBuilder, leaderName: string
 /** PostgreSQL runs and no one holds the lock: the leader race. */
 function unlocked(obs: Observation, d: DecisionBuilder): string {
   const { pg } = obs;
-  if (paused(obs)) return 'cluster is unlocked and paused: no automatic failover';
-  const verdict = isHealthiest(obs);
+  const manual = manualRaceVerdict(obs);
+  if (paused(obs) && manual?.race !== true) return 'cluster is unlocked and paused: no automatic failover';
+  const verdict: Verdict = manual !== undefined ? { ok: manual.race, reason: manual.reason } : isHealthiest(obs);
   if (verdict.ok) {
     d.isLeader = true;
     d.add({ type: 'acquireLeader' });
-    if (obs.cluster?.failover !== undefined) d.add({ type: 'clearFailover' });
+    if (activeRequest(obs.cluster) !== undefined) d.add({ type: 'clearFailover' });
     if (pg.inRecovery) {
       d.role = 'promoted';
       d.add({ type: 'startTask', task: { kind: 'promote' } });
-      return 'promoted self to leader by acquiring session lock';
+      return manual !== undefined ? `promoted self to leader: ${verdict.reason}` : 'promoted self to leader by acquiring session lock';
     }
     d.role = 'primary';
     return 'acquired session lock as a leader';
   }
-  d.wake(FAST_WAKE_MS);
+  d.wake(manual !== undefined ? FAST_WAKE_MS / 2 : FAST_WAKE_MS);
   if (!pg.inRecovery) {
     // A primary without the lock that may not take it back: stop writes at once.
     d.role = 'demoted';
     d.add({ type: 'startTask', task: { kind: 'demote', mode: 'immediate-nolock', upstream: null } });
     return `demoting self: cluster is unlocked and I may not take the lock (${verdict.reason})`;
   }
-  return `not the healthiest node: ${verdict.reason}`;
+  return manual !== undefined ? verdict.reason : `not the healthiest node: ${verdict.reason}`;
 }
 
 /** PostgreSQL runs and we hold the lock. */
@@ -353,8 +361,47 @@ function asLeader(obs: Observation, d: DecisionBuilder): string {
   d.role = 'primary';
   if (pg.walLsn !== undefined && cluster.status?.optime !== pg.walLsn) d.add({ type: 'writeStatus', status: { optime: pg.walLsn } });
   if (config.postgresql.use_slots !== false) d.add({ type: 'ensureSlots', members: slotMembers(obs) });
-  if (cluster.failover !== undefined && cluster.failover.leader === undefined && cluster.failover.member === self.name) d.add({ type: 'clearFailover' });
+  const fo = activeRequest(cluster);
+  if (fo !== undefined) {
+    const handled = leaderHandlesRequest(obs, d, fo);
+    if (handled !== undefined) return handled;
+  }
   return `no action. I am (${self.name}), the leader with the lock`;
+}
+
+/** The leader and a /failover request: demote gracefully for a feasible one, clear a bad one. */
+function leaderHandlesRequest(obs: Observation, d: DecisionBuilder, fo: FailoverRequest): string | undefined {
+  const me = obs.self.name;
+  const timing = requestTiming(fo, obs.wallClock, obs.config.loop_wait);
+  if (timing.kind === 'invalid' || timing.kind === 'stale') {
+    d.add({ type: 'clearFailover' });
+    return `cleared ${timing.kind === 'stale' ? 'a stale' : 'an unreadable'} scheduled switchover (scheduled_at ${fo.scheduled_at})`;
+  }
+  if (timing.kind === 'later') {
+    d.wake(timing.inMs);
+    return undefined;
+  }
+  if (fo.leader !== undefined && fo.leader !== '' && fo.leader !== me) {
+    d.add({ type: 'clearFailover' });
+    return `manual failover: leader name does not match: ${fo.leader} != ${me}`;
+  }
+  if (fo.member === me) {
+    d.add({ type: 'clearFailover' });
+    return 'manual failover: I am already the leader, no need to switch over';
+  }
+  if (obs.peers === undefined) {
+    d.wake(0);
+    return 'manual switchover requested: checking the candidates';
+  }
+  const blocker = switchoverBlocker(obs, fo);
+  if (blocker !== undefined) {
+    d.add({ type: 'clearFailover' });
+    return `manual ${fo.leader ? 'switchover' : 'failover'} is not possible: ${blocker}`;
+  }
+  d.role = 'demoted';
+  d.isLeader = false;
+  d.add({ type: 'startTask', task: { kind: 'demote', mode: 'graceful', upstream: fo.member ?? null } });
+  return `manual ${fo.leader ? 'switchover' : 'failover'}: demoting myself in favour of ${fo.member ?? 'the healthiest replica'}`;
 }
 
 /** PostgreSQL runs and another member holds the lock. */

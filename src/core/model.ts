@@ -206,6 +206,7 @@ export type TaskKind =
   | 'demote'
   | 'rewind'
   | 'reinitialize'
+  | 'restart'
   | 'stop';
 
 export interface TaskState {
@@ -294,7 +295,8 @@ export type TaskSpec =
   | { kind: 'demote'; mode: 'graceful' | 'immediate' | 'immediate-nolock' | 'offline'; upstream: string | null }
   | { kind: 'rewind'; from: string }
   | { kind: 'reinitialize'; from: string }
-  | { kind: 'stop'; mode: 'fast' | 'immediate'; releaseLeader: boolean };
+  | { kind: 'stop'; mode: 'fast' | 'immediate'; releaseLeader: boolean }
+  | { kind: 'restart'; timeoutMs?: number };
 
 export interface Decision {
   actions: Action[];
