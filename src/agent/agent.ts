@@ -28,6 +28,11 @@ import type {
 } from '../core/model.ts';
 import type { Config } from '../config/types.ts';
 import { effectiveDynamicConfig } from '../config/dynamic.ts';
+import { loadConfigFile } from '../config/load.ts';
+import { activeRequest } from '../core/switchover.ts';
+import { lsnToNumber } from '../postgres/lsn.ts';
+import type { OperationsPort, RestartOutcome, RestartRequest, ScheduledRestart } from '../api/port.ts';
+import { fetchPeerStatus } from '../api/peers.ts';
 import { DcsError, type Dcs } from '../dcs/dcs.ts';
 import type { PostgresController } from '../postgres/controller.ts';
 import { slotName } from '../postgres/conf.ts';
@@ -53,6 +58,8 @@ export interface AgentOptions {
   now?: () => number;
   /** Called when the core asks the agent to exit (foreign data, ...). */
   onFatal?: (message: string) => void;
+  /** The configuration file, re-read on reload (POST /reload, SIGHUP). */
+  configFile?: string;
 }
 
 interface RunningTask {
@@ -93,7 +100,11 @@ class Wakeup {
 }
 
 export class Agent {
-  private readonly config: Config;
+  private config: Config;
+  private readonly configFile: string | undefined;
+  private scheduledRestart: ScheduledRestart | undefined;
+  private pendingRestart: Record<string, { old_value: string; new_value: string }> | undefined;
+  private appliedParams = '';
   private readonly dcs: Dcs;
   private readonly pg: PostgresController;
   private readonly log: Logger;
@@ -130,6 +141,7 @@ export class Agent {
     this.log = opts.logger;
     this.now = opts.now ?? (() => performance.now());
     this.onFatal = opts.onFatal;
+    this.configFile = opts.configFile;
     this.dynamic = effectiveDynamicConfig(opts.config.bootstrap?.dcs).config;
     this.snapshot = this.buildSnapshot();
   }
@@ -240,6 +252,10 @@ export class Agent {
     this.failures = await this.act(decision.actions, obs);
     for (const f of this.failures) this.log.warn({ action: f.action, outcome: f.outcome }, `action failed: ${f.message}`);
 
+    if (this.failures.length === 0 && this.task === undefined && obs.pg.running && obs.pg.ready) {
+      await this.applyLocalConfig(obs.cluster, true).catch((err: unknown) => this.log.warn({}, `could not apply the configuration: ${err instanceof Error ? err.message : String(err)}`));
+      this.runDueRestart(obs);
+    }
     if (obs.cluster !== undefined) await this.touchMember(obs);
     this.snapshot = this.buildSnapshot();
 
@@ -299,7 +315,9 @@ export class Agent {
     if (this.lockRefreshedAt !== undefined) obs.lockRefreshedAt = this.lockRefreshedAt;
 
     if (cluster !== undefined) {
-      if (cluster.leader === undefined && pg.running && pg.inRecovery && this.task?.state !== 'running') obs.peers = await this.fetchPeers(cluster);
+      const raceMatters = cluster.leader === undefined && pg.running && pg.inRecovery && this.task?.state !== 'running';
+      const switchoverMatters = cluster.leader?.name === this.config.name && activeRequest(cluster) !== undefined && this.task?.state !== 'running';
+      if (raceMatters || switchoverMatters) obs.peers = await this.fetchPeers(cluster);
       await this.observeDivergence(cluster, pg);
     }
     this.lastPg = pg;
@@ -475,7 +493,7 @@ export class Agent {
     await Promise.race([t.done, sleep(15_000)]);
   }
 
-  private startTask(spec: TaskSpec, obs: Observation): void {
+  private startTask(spec: TaskSpec, obs: Pick<Observation, 'cluster'>): void {
     if (this.task?.state === 'running') throw new Error(`${this.task.kind} already in progress`);
     const abort = new AbortController();
     const task: RunningTask = { kind: spec.kind, startedAt: this.now(), state: 'running', abort, done: Promise.resolve() };
@@ -495,7 +513,7 @@ export class Agent {
     this.task = task;
   }
 
-  private async runTask(spec: TaskSpec, obs: Observation, signal: AbortSignal): Promise<void> {
+  private async runTask(spec: TaskSpec, obs: Pick<Observation, 'cluster'>, signal: AbortSignal): Promise<void> {
     const pg = this.pg;
     const startTimeout = { timeoutMs: this.config.postgresql.pgCtlTimeout * 1000 };
     const checkAbort = (): void => {
@@ -537,14 +555,38 @@ export class Agent {
         return;
       }
       case 'demote': {
-        await pg.stop(spec.mode === 'graceful' || spec.mode === 'offline' ? 'fast' : 'immediate');
+        if (spec.mode === 'graceful') {
+          // A checkpoint first makes the shutdown checkpoint short: clients are cut off only
+          // for the stop itself, not for flushing a large amount of dirty data.
+          await pg.checkpoint({ timeoutMs: 30_000 }).catch((err: unknown) => this.log.warn({}, `checkpoint before switchover failed: ${String(err)}`));
+        }
+        await pg.stop(spec.mode === 'graceful' || spec.mode === 'offline' ? 'fast' : 'immediate', spec.mode === 'graceful' ? { checkpoint: false } : {});
         this.pgState = 'stopped';
+        if (spec.mode === 'graceful') {
+          // PostgreSQL is down (its WAL senders sent everything up to the shutdown checkpoint):
+          // publish where it ended and hand the lock over.
+          this.lockRefreshedAt = undefined;
+          const cd = await pg.controlData().catch(() => undefined);
+          const ckpt = cd?.['Latest checkpoint location'];
+          if (ckpt !== undefined) await this.dcs.writeStatus({ optime: lsnToNumber(ckpt) }).catch(() => undefined);
+          await this.dcs.releaseLeader();
+          this.log.info({ candidate: spec.upstream }, 'released the leader lock for a switchover');
+        }
         if (spec.mode === 'offline') {
           // The DCS cannot be read: restart read-only following nobody.
           await pg.writeConfig({ role: 'replica', upstream: null, parameters: this.pgParameters() });
           await pg.start(startTimeout);
           this.pgState = 'running';
         }
+        return;
+      }
+      case 'restart': {
+        this.pgState = 'restarting';
+        await pg.stop('fast');
+        await this.applyLocalConfig(obs.cluster, false);
+        await pg.start({ timeoutMs: spec.timeoutMs ?? startTimeout.timeoutMs });
+        this.pgState = 'running';
+        this.pendingRestart = undefined;
         return;
       }
       case 'stop':
@@ -621,6 +663,16 @@ export class Agent {
       inRecovery: pg?.inRecovery ?? false,
       pause: obs.config.pause === true,
     });
+    if (this.pendingRestart !== undefined) {
+      data.pending_restart = true;
+      data.pending_restart_reason = this.pendingRestart;
+    }
+    if (this.scheduledRestart !== undefined) {
+      const sr: Record<string, unknown> = { ...this.scheduledRestart };
+      const start = (pg?.probe as { postmasterStartTime?: string } | undefined)?.postmasterStartTime;
+      if (start !== undefined) sr['postmaster_start_time'] = start;
+      data.scheduled_restart = sr;
+    }
     try {
       await this.dcs.touchMember(data);
     } catch (err) {
@@ -678,7 +730,150 @@ export class Agent {
       } else if (pg.walLsn !== undefined) snap.xlog = { location: pg.walLsn };
     }
     if (this.dynamic.pause === true) snap.pause = true;
+    if (this.pendingRestart !== undefined) {
+      snap.pendingRestart = true;
+      snap.pendingRestartReason = this.pendingRestart;
+    }
+    if (this.scheduledRestart !== undefined) snap.scheduledRestart = { ...this.scheduledRestart };
     return snap;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // configuration, restarts and operations requested through the REST API
+
+  /**
+   * Render postgresql.conf for the current role from the local and dynamic configuration. When
+   * it changed: reload (live) and record what still needs a restart as pending_restart.
+   */
+  private async applyLocalConfig(cluster: ClusterView | undefined, live: boolean): Promise<void> {
+    const pg = this.lastPg;
+    if (pg === undefined || pg.dataDirEmpty) return;
+    const params = this.pgParameters();
+    const key = JSON.stringify([params, this.config.postgresql.parameters]);
+    if (live && key === this.appliedParams) return;
+    let upstream: { connUrl: string; name: string } | null = null;
+    if (pg.inRecovery && pg.upstream !== null) {
+      const m = (cluster ?? this.cluster)?.members.find((x) => x.name === pg.upstream);
+      if (m?.data.conn_url === undefined) return; // the upstream is unknown right now: try later
+      upstream = { connUrl: m.data.conn_url, name: m.name };
+    }
+    const res = await this.pg.writeConfig({ role: pg.inRecovery ? 'replica' : 'primary', upstream, parameters: params });
+    this.appliedParams = key;
+    if (!live || !res.changed) return;
+    await this.pg.reload();
+    this.log.info({ restart: res.restartReasons, reload: res.reloadParams }, 'PostgreSQL configuration changed; reloaded');
+    if (res.needsRestart) {
+      await sleep(200);
+      const pending = await this.pg.pendingRestart().catch(() => ({}));
+      this.pendingRestart = Object.keys(pending).length > 0 ? pending : undefined;
+    }
+  }
+
+  /** A scheduled restart whose time has come: run it (if its filters still match) or drop it. */
+  private runDueRestart(obs: Observation): void {
+    const sr = this.scheduledRestart;
+    if (sr === undefined || Date.parse(sr.schedule) > Date.now()) return;
+    this.scheduledRestart = undefined;
+    const refusal = this.restartRefusal(sr, obs.pg.inRecovery);
+    if (refusal !== undefined) {
+      this.log.info({}, `scheduled restart skipped: ${refusal}`);
+      return;
+    }
+    this.log.info({ schedule: sr.schedule }, 'running the scheduled restart');
+    this.startTask({ kind: 'restart', ...(sr.timeout !== undefined ? { timeoutMs: sr.timeout * 1000 } : {}) }, obs);
+  }
+
+  private restartRefusal(req: RestartRequest, inRecovery: boolean): string | undefined {
+    const role = inRecovery ? 'replica' : 'primary';
+    if (req.role !== undefined && req.role !== role) return `role ${role} does not match ${req.role}`;
+    if (req.restart_pending === true && this.pendingRestart === undefined) return 'no restart is pending';
+    if (req.postgres_version !== undefined) {
+      const running = (this.lastPg?.probe as { serverVersionNum?: number } | undefined)?.serverVersionNum;
+      const [maj = 0, min = 0, patch = 0] = req.postgres_version.split('.').map(Number);
+      const wanted = maj >= 10 ? maj * 10000 + min : maj * 10000 + min * 100 + patch;
+      if (running === undefined || running >= wanted) return `running version is not lower than ${req.postgres_version}`;
+    }
+    return undefined;
+  }
+
+  /** Re-read the configuration file (SIGHUP / POST /reload) and apply what can change live. */
+  async reloadConfig(): Promise<void> {
+    if (this.configFile === undefined) return;
+    const { config, issues } = await loadConfigFile(this.configFile);
+    const errors = issues.filter((i) => i.severity === 'error');
+    if (config === undefined || errors.length > 0) {
+      this.log.error({ issues: errors.map((i) => `${i.path}: ${i.message}`) }, 'reload: the configuration file is invalid; keeping the running configuration');
+      return;
+    }
+    for (const k of ['scope', 'name', 'namespace'] as const) {
+      if (config[k] !== this.config[k]) this.log.warn({}, `reload: ${k} cannot change while running (restart the agent)`);
+    }
+    this.config = { ...config, scope: this.config.scope, name: this.config.name, namespace: this.config.namespace };
+    this.appliedParams = '';
+    this.log.info({}, 'configuration file reloaded');
+    this.wakeup.fire();
+  }
+
+  /** The OperationsPort the REST API uses for its unsafe endpoints. */
+  operations(): OperationsPort {
+    const auth = this.config.restapi.authentication;
+    return {
+      name: this.config.name,
+      readCluster: () => this.dcs.readCluster(),
+      writeFailover: (value, version) => this.dcs.writeFailover(value, version),
+      writeConfig: (config, version) => this.dcs.writeConfig(config, version),
+      fetchPeer: (name, apiUrl) => fetchPeerStatus(name, apiUrl, { timeoutMs: 2000, ...(auth !== undefined ? { auth } : {}) }),
+      wakeup: () => this.wakeup.fire(),
+      restart: (req) => this.restartNow(req),
+      scheduleRestart: (sr) => {
+        if (this.scheduledRestart !== undefined) return false;
+        this.scheduledRestart = sr;
+        this.snapshot = this.buildSnapshot();
+        return true;
+      },
+      cancelScheduledRestart: () => {
+        if (this.scheduledRestart === undefined) return false;
+        this.scheduledRestart = undefined;
+        this.snapshot = this.buildSnapshot();
+        return true;
+      },
+      reload: () => this.reloadConfig(),
+      reinitialize: (opts) => this.reinitializeNow(opts),
+    };
+  }
+
+  private async restartNow(req: RestartRequest): Promise<RestartOutcome> {
+    const pg = this.lastPg;
+    if (this.task?.state === 'running') {
+      return { ok: false, reason: this.task.kind === 'start' ? 'starting' : 'busy', message: this.task.kind === 'start' ? 'postgres is still starting' : `${this.task.kind} already in progress` };
+    }
+    const refusal = pg === undefined || pg.dataDirEmpty ? 'postgres has no data directory' : this.restartRefusal(req, pg.inRecovery);
+    if (refusal !== undefined) return { ok: false, reason: 'conditions', message: 'restart conditions are not satisfied' };
+    const obs = { cluster: this.cluster };
+    this.startTask({ kind: 'restart', ...(req.timeout !== undefined ? { timeoutMs: req.timeout * 1000 } : {}) }, obs);
+    const task = this.task as RunningTask | undefined;
+    await task?.done;
+    this.wakeup.fire();
+    return task?.state === 'ok' ? { ok: true } : { ok: false, reason: 'failed', message: 'restart failed' };
+  }
+
+  private async reinitializeNow(opts: { force: boolean; fromLeader: boolean }): Promise<{ ok: true } | { ok: false; message: string }> {
+    const cluster = await this.dcs.readCluster();
+    const leader = cluster.leader?.name;
+    if (leader === undefined) return { ok: false, message: 'Cluster has no leader, can not reinitialize' };
+    if (leader === this.config.name) return { ok: false, message: 'I am the leader, can not reinitialize' };
+    if (this.task?.state === 'running') {
+      if (!opts.force) return { ok: false, message: `${this.task.kind} already in progress` };
+      await this.cancelTask();
+    }
+    let from = leader;
+    if (!opts.fromLeader) {
+      const clone = cluster.members.find((m) => m.name !== this.config.name && m.name !== leader && m.data.tags?.clonefrom === true && m.data.state === 'running');
+      if (clone !== undefined) from = clone.name;
+    }
+    this.startTask({ kind: 'reinitialize', from }, { cluster });
+    this.wakeup.fire();
+    return { ok: true };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -752,6 +947,8 @@ function taskPgState(spec: TaskSpec, current: PgState): PgState {
     case 'demote':
     case 'rewind':
       return 'stopping';
+    case 'restart':
+      return 'restarting';
     default:
       return current;
   }

@@ -37,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`Error: ${file} is not a valid configuration; the agent does not start\n`);
     return 1;
   }
-  return runAgent(config);
+  return runAgent(config, file);
 }
 
 export function makeLogger(config: Config): Logger {
@@ -82,7 +82,7 @@ async function duplicateName(config: Config, dcs: Dcs): Promise<string | undefin
   }
 }
 
-async function runAgent(config: Config): Promise<number> {
+async function runAgent(config: Config, configFile: string): Promise<number> {
   const log = makeLogger(config);
   const dcs = makeDcs(config);
   const dup = await duplicateName(config, dcs);
@@ -114,6 +114,7 @@ async function runAgent(config: Config): Promise<number> {
     dcs,
     pg,
     logger: log,
+    configFile,
     onFatal: (msg) => {
       fatal = msg;
       resolveDone();
@@ -142,6 +143,10 @@ async function runAgent(config: Config): Promise<number> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGHUP', () => {
+    log.info({}, 'SIGHUP received: reloading the configuration');
+    void agent.reloadConfig();
+  });
 
   agent.start();
   await done;

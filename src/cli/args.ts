@@ -43,6 +43,21 @@ export interface CtlSettings {
   etcd3: Etcd3Target | undefined;
   /** Why no etcd3 target was found, when that is known (for the error message). */
   notes: string[];
+  /** How control commands talk to members' REST APIs (ctl section, else restapi fallbacks). */
+  rest: RestClientSettings;
+}
+
+/** REST client settings of a control command (patronictl's ctl section). */
+export interface RestClientSettings {
+  /** Basic auth: ctl.authentication, else restapi.authentication. */
+  auth?: { username: string; password: string };
+  /** CA bundle file: ctl.cacert, else restapi.cafile. */
+  cacert?: string;
+  certfile?: string;
+  keyfile?: string;
+  keyfilePassword?: string;
+  /** Skip server certificate verification (ctl.insecure or -k). */
+  insecure: boolean;
 }
 
 /** patronictl's default file: ~/.config/patroni/patronictl.yaml (XDG_CONFIG_HOME honoured). */
@@ -160,7 +175,47 @@ export function ctlSettingsFromYaml(text: string, env: NodeJS.ProcessEnv): CtlSe
     const other = ['etcd', 'consul', 'zookeeper', 'exhibitor', 'kubernetes', 'raft'].find((k) => k in root);
     if (other) notes.push(`the configuration has a '${other}' DCS section; vigil only supports etcd3`);
   }
-  return { scope: scope || undefined, namespace, etcd3, notes };
+  return { scope: scope || undefined, namespace, etcd3, notes, rest: restFromRaw(root, env) };
+}
+
+function authFrom(v: unknown): { username: string; password: string } | undefined {
+  if (!isObject(v)) return undefined;
+  const username = str(v['username']);
+  const password = str(v['password']);
+  return username !== undefined && password !== undefined ? { username, password } : undefined;
+}
+
+/**
+ * REST client settings from the raw file: `ctl` section, falling back to `restapi` for the
+ * credentials and the CA. PATRONI_CTL_* and PATRONI_RESTAPI_{USERNAME,PASSWORD,CAFILE} override.
+ */
+export function restFromRaw(root: Record<string, unknown>, env: NodeJS.ProcessEnv): RestClientSettings {
+  const ctl: Record<string, unknown> = isObject(root['ctl']) ? { ...root['ctl'] } : {};
+  const restapi: Record<string, unknown> = isObject(root['restapi']) ? { ...root['restapi'] } : {};
+  const envAuth = (prefix: string, section: Record<string, unknown>): void => {
+    const u = env[`${prefix}_USERNAME`];
+    const p = env[`${prefix}_PASSWORD`];
+    if (u !== undefined && p !== undefined) section['authentication'] = { username: u, password: p };
+  };
+  envAuth('PATRONI_CTL', ctl);
+  envAuth('PATRONI_RESTAPI', restapi);
+  for (const k of ['insecure', 'cacert', 'certfile', 'keyfile', 'keyfile_password']) {
+    const v = env[`PATRONI_CTL_${k.toUpperCase()}`];
+    if (v !== undefined) ctl[k] = v;
+  }
+  if (env['PATRONI_RESTAPI_CAFILE'] !== undefined) restapi['cafile'] = env['PATRONI_RESTAPI_CAFILE'];
+  const out: RestClientSettings = { insecure: ['true', 'yes', 'on', '1', 'y', 't'].includes(String(ctl['insecure'] ?? '').toLowerCase()) };
+  const auth = authFrom(ctl['authentication']) ?? authFrom(restapi['authentication']);
+  if (auth !== undefined) out.auth = auth;
+  const cacert = str(ctl['cacert']) ?? str(restapi['cafile']);
+  if (cacert !== undefined) out.cacert = cacert;
+  const certfile = str(ctl['certfile']);
+  if (certfile !== undefined) out.certfile = certfile;
+  const keyfile = str(ctl['keyfile']);
+  if (keyfile !== undefined) out.keyfile = keyfile;
+  const kp = str(ctl['keyfile_password']);
+  if (kp !== undefined) out.keyfilePassword = kp;
+  return out;
 }
 
 async function readable(path: string): Promise<boolean> {
@@ -207,22 +262,24 @@ async function settingsFromFile(path: string, env: NodeJS.ProcessEnv): Promise<C
   } catch {
     // unreadable for the loader: the lenient read below reports why
   }
-  const cfg = loaded?.config;
-  if (cfg !== undefined && cfg.etcd3.hosts.length > 0) {
-    const etcd3: Etcd3Target = { hosts: [...cfg.etcd3.hosts], protocol: cfg.etcd3.protocol };
-    if (cfg.etcd3.username !== undefined) etcd3.username = cfg.etcd3.username;
-    if (cfg.etcd3.password !== undefined) etcd3.password = cfg.etcd3.password;
-    return { scope: cfg.scope || undefined, namespace: cfg.namespace, etcd3, notes: [] };
-  }
-  // Not a valid daemon configuration (patronictl files usually are not): read what we need.
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     throw new CliError(`cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
   }
+  // The lenient read always runs: the REST client settings (ctl section) come from it.
   // The loader's own issues are not repeated: most are about sections `list` does not use.
-  return ctlSettingsFromYaml(text, env);
+  const lenient = ctlSettingsFromYaml(text, env);
+  const cfg = loaded?.config;
+  if (cfg !== undefined && cfg.etcd3.hosts.length > 0) {
+    const etcd3: Etcd3Target = { hosts: [...cfg.etcd3.hosts], protocol: cfg.etcd3.protocol };
+    if (cfg.etcd3.username !== undefined) etcd3.username = cfg.etcd3.username;
+    if (cfg.etcd3.password !== undefined) etcd3.password = cfg.etcd3.password;
+    return { scope: cfg.scope || undefined, namespace: cfg.namespace, etcd3, notes: [], rest: lenient.rest };
+  }
+  // Not a valid daemon configuration (patronictl files usually are not): what we read is all we have.
+  return lenient;
 }
 
 /** `YYYY-MM-DD HH:MM:SS` in local time (patronictl -t). */

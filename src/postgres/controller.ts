@@ -696,6 +696,28 @@ export class PostgresController {
     if (existsSync(signalPath)) await unlink(signalPath).catch(() => undefined);
   }
 
+  /**
+   * Parameters PostgreSQL reports as pending a restart (pg_settings.pending_restart), with the
+   * running value and the value the generated postgresql.conf asks for.
+   */
+  async pendingRestart(opts: { timeoutMs?: number } = {}): Promise<Record<string, { old_value: string; new_value: string }>> {
+    const rows = await withClient(
+      this.localConn(),
+      opts.timeoutMs ?? 3000,
+      async (c) => (await c.query<{ name: string; setting: string; unit: string | null }>('SELECT name, setting, unit FROM pg_settings WHERE pending_restart')).rows,
+      'pending_restart',
+    );
+    let wanted: Record<string, string> = {};
+    try {
+      wanted = parseConf(await readFile(join(this.dataDir, 'postgresql.conf'), 'utf8')).params;
+    } catch {
+      // no generated file: new values unknown
+    }
+    const out: Record<string, { old_value: string; new_value: string }> = {};
+    for (const r of rows) out[r.name] = { old_value: r.unit ? `${r.setting}${r.unit}` : r.setting, new_value: wanted[r.name] ?? '' };
+    return out;
+  }
+
   /** CHECKPOINT on the local PostgreSQL. */
   async checkpoint(opts: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = opts.timeoutMs ?? 60_000;
