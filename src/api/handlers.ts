@@ -20,6 +20,8 @@ export interface ApiRequest {
   /** Header names in lower case (node:http does that); looked up case-insensitively anyway. */
   headers: Record<string, string | undefined>;
   body?: string;
+  /** HTTPS only: the client presented a certificate that verified against restapi.cafile. */
+  clientCertVerified?: boolean;
 }
 
 export interface ApiResponse {
@@ -36,6 +38,8 @@ export interface HandlerOptions {
   auth?: { username: string; password: string };
   /** Add `vigil: {version, last_reason}` to the status JSON (default true; Patroni tools ignore it). */
   vigilField?: boolean;
+  /** restapi.verify_client when HTTPS is on: optional/required demand a client certificate on unsafe endpoints. */
+  verifyClient?: 'none' | 'optional' | 'required';
 }
 
 const JSON_TYPE = 'application/json';
@@ -104,15 +108,35 @@ const OPERATIONS: ReadonlyMap<string, { guarded: boolean }> = new Map([
 ]);
 
 function operation(req: ApiRequest, segment: string, _snap: NodeSnapshot, _nowMs: number, opts: HandlerOptions): ApiResponse {
-  const key = `${req.method} ${segment}`;
-  const op = OPERATIONS.get(key);
-  if (op === undefined) return unsupportedMethod(req.method);
-  if (op.guarded && opts.auth !== undefined) {
-    const denied = checkBasicAuth(req.headers, opts.auth);
-    if (denied !== undefined) return denied;
-  }
-  // The operations themselves come later; they will be dispatched from here on `key`.
+  const gate = operationGate(req, opts);
+  if (gate.kind === 'answer') return gate.response;
+  // Reached only without an OperationsPort: server.ts sends the implemented operations to
+  // operations.ts itself.
   return text(503, `${req.method} /${segment} is not supported yet`);
+}
+
+/**
+ * The checks in front of an unsafe endpoint (2.2): unknown "METHOD segment" -> 501; then the
+ * client certificate (HTTPS with verify_client optional/required) -> 403; then Basic auth -> 401.
+ * `proceed` carries the "METHOD segment" key of the operation to run.
+ */
+export function operationGate(
+  req: ApiRequest,
+  opts: HandlerOptions,
+): { kind: 'answer'; response: ApiResponse } | { kind: 'proceed'; key: string } {
+  const key = `${req.method} ${firstSegment(req.path)}`;
+  const op = OPERATIONS.get(key);
+  if (op === undefined) return { kind: 'answer', response: unsupportedMethod(req.method) };
+  if (op.guarded) {
+    if ((opts.verifyClient === 'optional' || opts.verifyClient === 'required') && req.clientCertVerified !== true) {
+      return { kind: 'answer', response: errorPage(403, 'client certificate required') };
+    }
+    if (opts.auth !== undefined) {
+      const denied = checkBasicAuth(req.headers, opts.auth);
+      if (denied !== undefined) return { kind: 'answer', response: denied };
+    }
+  }
+  return { kind: 'proceed', key };
 }
 
 /** undefined when the Authorization header matches; else the 401 to send. */
@@ -123,14 +147,14 @@ export function checkBasicAuth(
   const challenge = { 'WWW-Authenticate': 'Basic realm="Patroni"' };
   const given = header(headers, 'authorization');
   if (given === undefined || given === '') {
-    return { status: 401, body: 'no auth header received', contentType: TEXT_TYPE, headers: challenge };
+    return { status: 401, body: 'no auth header received', contentType: HTML_TYPE, headers: challenge };
   }
   const expected = 'Basic ' + Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64');
   // Hash both sides so the comparison is constant-time whatever the lengths.
   const a = createHash('sha256').update(given, 'utf8').digest();
   const b = createHash('sha256').update(expected, 'utf8').digest();
   if (!timingSafeEqual(a, b)) {
-    return { status: 401, body: 'not authenticated', contentType: TEXT_TYPE, headers: challenge };
+    return { status: 401, body: 'not authenticated', contentType: HTML_TYPE, headers: challenge };
   }
   return undefined;
 }
@@ -704,7 +728,7 @@ function text(status: number, body: string): ApiResponse {
 }
 
 /** A framework-style HTML error page (what Patroni's HTTP server sends for 501, 502, ...). */
-function errorPage(status: number, message?: string): ApiResponse {
+export function errorPage(status: number, message?: string): ApiResponse {
   const reason = STATUS_CODES[status] ?? 'Error';
   const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
   const body =

@@ -1,17 +1,24 @@
-// The REST API server: a thin node:http shell around handlers.ts. Every request is answered from
-// getSnapshot() synchronously, so a hung PostgreSQL or DCS never holds a request; only the client's
-// own slowness can, and headersTimeout/requestTimeout bound that.
+// The REST API server: a thin node:http(s) shell around handlers.ts and operations.ts. Safe requests
+// (GET, HEAD, OPTIONS) are answered from getSnapshot() synchronously, so a hung PostgreSQL or DCS
+// never holds them; only the client's own slowness can, and headersTimeout/requestTimeout bound that.
+// Unsafe requests (POST, PATCH, PUT, DELETE) pass the gate in handlers.ts (client certificate, Basic
+// auth) and then run asynchronously in operations.ts against the OperationsPort; they may wait on the
+// DCS and on PostgreSQL (a switchover waits up to 2*max(10, loop_wait) s for its result).
 //
 // One request per connection (Connection: close), like Patroni's HTTP/1.0 server. Status-line-only
 // replies (HEAD, OPTIONS, /liveness, /readiness) are written raw as `HTTP/1.0 <code> <reason>\r\n\r\n`
 // and the socket is ended: this is what HAProxy's `option httpchk` and Patroni's peers expect.
 
 import { createServer, STATUS_CODES } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
-import { handle } from './handlers.ts';
-import type { ApiResponse } from './handlers.ts';
+import { handle, operationGate } from './handlers.ts';
+import type { ApiRequest, ApiResponse, HandlerOptions } from './handlers.ts';
+import { handleOperation, OPERATION_KEYS } from './operations.ts';
+import type { OperationsPort } from './port.ts';
 import type { NodeSnapshot } from './snapshot.ts';
 
 /** pino-compatible subset. */
@@ -50,6 +57,31 @@ export interface ApiServerOptions {
   headersTimeoutMs?: number;
   /** Time allowed to receive the whole request. Default 10000 ms. */
   requestTimeoutMs?: number;
+  /** The agent's side of the unsafe endpoints; without it they answer 503 "not supported yet". */
+  operations?: OperationsPort;
+  /** Wall clock for scheduled_at / schedule checks. Default () => new Date(). */
+  wallClock?: () => Date;
+  /** Interval between DCS reads while a switchover waits for its result. Default 1000 ms. */
+  switchoverPollMs?: number;
+  /** HTTPS (restapi.certfile & co.). Without it the server speaks plain HTTP. */
+  tls?: ApiTlsOptions;
+}
+
+export interface ApiTlsOptions {
+  /** Server certificate chain, PEM (restapi.certfile). */
+  cert: string;
+  /** Private key, PEM (restapi.keyfile; may be the same file as cert). */
+  key: string;
+  /** restapi.keyfile_password. */
+  passphrase?: string;
+  /** CA bundle, PEM, that client certificates must chain to (restapi.cafile). */
+  ca?: string;
+  /**
+   * restapi.verify_client. none (default): no client certificate asked. optional: asked, and
+   * required on unsafe endpoints (403 "client certificate required" otherwise). required: the TLS
+   * handshake fails without a valid one, for every request.
+   */
+  verifyClient?: 'none' | 'optional' | 'required';
 }
 
 export interface ApiServer {
@@ -58,6 +90,8 @@ export interface ApiServer {
   /** Stop accepting, close idle sockets, destroy the rest after a short grace. Idempotent. */
   close(): Promise<void>;
 }
+
+const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
 
 /** Past this many body bytes we stop draining an oversized request and just drop the connection. */
 const DRAIN_LIMIT_BYTES = 1024 * 1024;
@@ -91,20 +125,49 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const maxBody = opts.maxBodyBytes ?? 64 * 1024;
   const log = opts.logger;
 
-  const server = createServer({
+  const httpOptions = {
     requestTimeout: opts.requestTimeoutMs ?? 10_000,
     headersTimeout: opts.headersTimeoutMs ?? 5_000,
     // Check the timeouts every second instead of node's default 30 s.
     connectionsCheckingInterval: 1_000,
     keepAlive: true,
     noDelay: true,
-  });
+  };
+  const tls = opts.tls;
+  const verifyClient = tls?.verifyClient ?? 'none';
+  let server: Server;
+  if (tls === undefined) {
+    server = createServer(httpOptions);
+  } else {
+    try {
+      server = createHttpsServer({
+        ...httpOptions,
+        cert: tls.cert,
+        key: tls.key,
+        ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
+        ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+        requestCert: verifyClient !== 'none',
+        rejectUnauthorized: verifyClient === 'required',
+        handshakeTimeout: opts.headersTimeoutMs ?? 5_000,
+      });
+    } catch (err) {
+      throw new Error(`REST API TLS setup failed (certfile/keyfile/keyfile_password/cafile): ${(err as Error).message}`);
+    }
+  }
   server.keepAliveTimeout = 1_000;
+  const handlerOptions: HandlerOptions = {
+    ...(opts.auth ? { auth: opts.auth } : {}),
+    ...(tls !== undefined ? { verifyClient } : {}),
+  };
 
-  // Sockets, and those with a request in progress (reading its body): close() destroys the others
-  // at once and gives these a short grace.
+  // Sockets, and those with a request in progress (reading its body or waiting for an operation):
+  // close() destroys the others at once and gives these a short grace. With TLS the sockets tracked
+  // are the TLS ones; raw sockets still in the handshake are kept apart (by remote address:port).
   const sockets = new Set<Socket>();
   const busy = new Set<Socket>();
+  const handshaking = new Map<string, Socket>();
+  // Aborted by close(): operations waiting for a switchover result stop waiting.
+  const closing$ = new AbortController();
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const started = clock();
@@ -113,7 +176,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     const { path, query } = splitUrl(rawUrl);
     const method = req.method ?? 'GET';
 
+    let finished = false;
     const finish = (r: ApiResponse): void => {
+      if (finished) return;
+      finished = true;
       busy.delete(req.socket);
       const status = reply(req, res, r, opts.extraHeaders);
       if (opts.onRequest !== undefined) {
@@ -161,16 +227,46 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         const body = chunks.length > 0 ? Buffer.concat(chunks).toString('utf8') : undefined;
         const headers: Record<string, string | undefined> = {};
         for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-        response = handle({ method, path, query, headers, body }, snap, clock(), opts.auth ? { auth: opts.auth } : {});
+        const apiReq: ApiRequest = { method, path, query, headers, ...(body !== undefined ? { body } : {}) };
+        if (tls !== undefined) apiReq.clientCertVerified = (req.socket as TLSSocket).authorized === true;
+        if (opts.operations !== undefined && UNSAFE_METHODS.has(method)) {
+          const gate = operationGate(apiReq, handlerOptions);
+          if (gate.kind === 'answer') {
+            response = gate.response;
+          } else if (OPERATION_KEYS.has(gate.key)) {
+            runOperation(apiReq, snap, opts.operations, finish);
+            return;
+          } else {
+            response = handle(apiReq, snap, clock(), handlerOptions);
+          }
+        } else {
+          response = handle(apiReq, snap, clock(), handlerOptions);
+        }
       } catch (err) {
         log?.error?.({ err, method, path }, 'REST API request failed');
         response = { status: 500, body: 'internal error', contentType: 'text/plain; charset=utf-8' };
       }
       finish(response);
     });
+
+    /** An unsafe operation: asynchronous; stops waiting when the client leaves or the server closes. */
+    function runOperation(apiReq: ApiRequest, snap: NodeSnapshot, port: OperationsPort, done: (r: ApiResponse) => void): void {
+      const gone = new AbortController();
+      res.on('close', () => gone.abort());
+      const signal = AbortSignal.any([gone.signal, closing$.signal]);
+      handleOperation(apiReq, snap, port, {
+        now: opts.wallClock ?? (() => new Date()),
+        signal,
+        ...(opts.switchoverPollMs !== undefined ? { pollIntervalMs: opts.switchoverPollMs } : {}),
+        onError: (what, err) => log?.error?.({ err, what }, 'REST API operation failed'),
+      }).then(done, (err: unknown) => {
+        log?.error?.({ err, method, path }, 'REST API operation failed');
+        done({ status: 500, body: 'internal error', contentType: 'text/plain; charset=utf-8' });
+      });
+    }
   });
 
-  server.on('connection', (socket: Socket) => {
+  const track = (socket: Socket): void => {
     sockets.add(socket);
     socket.on('close', () => {
       sockets.delete(socket);
@@ -179,7 +275,27 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     socket.on('error', () => {
       // Resets by clients are normal for health checkers.
     });
-  });
+  };
+  const peerKey = (s: Socket): string => `${s.remoteAddress ?? ''}:${s.remotePort ?? ''}`;
+  if (tls === undefined) {
+    server.on('connection', track);
+  } else {
+    server.on('connection', (raw: Socket) => {
+      const k = peerKey(raw);
+      handshaking.set(k, raw);
+      raw.on('close', () => {
+        if (handshaking.get(k) === raw) handshaking.delete(k);
+      });
+      raw.on('error', () => undefined);
+    });
+    server.on('secureConnection', (socket: TLSSocket) => {
+      handshaking.delete(peerKey(socket));
+      track(socket);
+    });
+    server.on('tlsClientError', (err: Error) => {
+      log?.debug?.({ err: err.message }, 'REST API TLS handshake failed');
+    });
+  }
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     log?.debug?.({ err: err.message, code: err.code }, 'REST API client error');
@@ -210,6 +326,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     port: boundPort,
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
+        closing$.abort();
+        for (const raw of handshaking.values()) raw.destroy();
+        handshaking.clear();
         const timer = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
         timer.unref();
         server.close(() => {

@@ -7,6 +7,22 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run(argv
   'validate-config': { summary: 'check a configuration file and report every problem: vigil validate-config FILE', load: () => import('./validate-config.ts') },
   list: { summary: 'print the cluster table: vigil list -c CONFIG [CLUSTER]', load: () => import('./list.ts') },
   demo: { summary: 'start etcd and a three-node cluster on this machine; Ctrl-C stops it', load: () => import('./demo.ts') },
+  topology: { summary: 'print the members as a replication tree: vigil topology [CLUSTER...]', load: () => import('./ctl/info.ts').then((m) => ({ run: m.runTopology })) },
+  switchover: { summary: 'hand the leader role to a replica: vigil switchover [--candidate NAME] [CLUSTER]', load: () => import('./ctl/switchover.ts').then((m) => ({ run: m.runSwitchover })) },
+  failover: { summary: 'promote a specific member: vigil failover --candidate NAME [CLUSTER]', load: () => import('./ctl/switchover.ts').then((m) => ({ run: m.runFailover })) },
+  restart: { summary: 'restart PostgreSQL on members: vigil restart CLUSTER [MEMBER...]', load: () => import('./ctl/members.ts').then((m) => ({ run: m.runRestart })) },
+  reload: { summary: 'reload members\' configuration: vigil reload CLUSTER [MEMBER...]', load: () => import('./ctl/members.ts').then((m) => ({ run: m.runReload })) },
+  reinit: { summary: 'wipe and re-clone replicas: vigil reinit CLUSTER [MEMBER...]', load: () => import('./ctl/members.ts').then((m) => ({ run: m.runReinit })) },
+  flush: { summary: 'discard scheduled events: vigil flush CLUSTER [MEMBER...] restart|switchover', load: () => import('./ctl/members.ts').then((m) => ({ run: m.runFlush })) },
+  pause: { summary: 'maintenance mode on: vigil pause [--wait] [CLUSTER]', load: () => import('./ctl/pause.ts').then((m) => ({ run: m.runPause })) },
+  resume: { summary: 'maintenance mode off: vigil resume [--wait] [CLUSTER]', load: () => import('./ctl/pause.ts').then((m) => ({ run: m.runResume })) },
+  'show-config': { summary: 'print the dynamic configuration: vigil show-config [CLUSTER]', load: () => import('./ctl/config.ts').then((m) => ({ run: m.runShowConfig })) },
+  'edit-config': { summary: 'change the dynamic configuration: vigil edit-config [-s K=V] [-p GUC=V] [CLUSTER]', load: () => import('./ctl/config.ts').then((m) => ({ run: m.runEditConfig })) },
+  history: { summary: 'print the failover/switchover history: vigil history [CLUSTER]', load: () => import('./ctl/info.ts').then((m) => ({ run: m.runHistory })) },
+  dsn: { summary: 'print host/port of the leader or a member: vigil dsn [-r ROLE|-m MEMBER] [CLUSTER]', load: () => import('./ctl/info.ts').then((m) => ({ run: m.runDsn })) },
+  query: { summary: 'run SQL on a member: vigil query -c SQL [-r ROLE|-m MEMBER] [CLUSTER]', load: () => import('./ctl/query.ts').then((m) => ({ run: m.runQuery })) },
+  remove: { summary: 'delete a cluster from the DCS: vigil remove CLUSTER', load: () => import('./ctl/info.ts').then((m) => ({ run: m.runRemove })) },
+  version: { summary: "print vigil's and the members' versions: vigil version [CLUSTER [MEMBER...]]", load: () => import('./ctl/info.ts').then((m) => ({ run: m.runVersion })) },
 };
 
 function usage(): string {

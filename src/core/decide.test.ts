@@ -453,3 +453,11 @@ test('pause: no automatic race, but a manual failover to this node is honoured',
   d = decide(obs({ config: paused, cluster: view({ failover: fo({ member: 'n1' }) }), peers: [] }));
   assert.deepEqual(types(d.actions), ['acquireLeader', 'clearFailover', 'startTask:promote']);
 });
+
+test('pause: a running primary whose lock expired takes it back; replicas do not race', () => {
+  const o = obs({ config: config({ pause: true }), cluster: view(), pg: pg({ inRecovery: false, upstream: null }) });
+  const d = decide(o);
+  assert.deepEqual(d.actions, [{ type: 'acquireLeader' }]);
+  const foreign = decide(obs({ config: config({ pause: true }), cluster: view({ initialize: '1111111111111' }), pg: pg({ inRecovery: false }) }));
+  assert.ok(!foreign.actions.some((a) => a.type === 'acquireLeader'));
+});

@@ -323,7 +323,18 @@ function handleDiverged(obs: Observation, d: DecisionBuilder, leaderName: string
 function unlocked(obs: Observation, d: DecisionBuilder): string {
   const { pg } = obs;
   const manual = manualRaceVerdict(obs);
-  if (paused(obs) && manual?.race !== true) return 'cluster is unlocked and paused: no automatic failover';
+  if (paused(obs) && manual?.race !== true) {
+    // In pause a running primary of this cluster takes its lock back (its agent restarted, say);
+    // nobody else races.
+    const init = obs.cluster?.initialize;
+    if (!pg.inRecovery && (init === '' || init === pg.sysid)) {
+      d.isLeader = true;
+      d.role = 'primary';
+      d.add({ type: 'acquireLeader' });
+      return 'paused: taking the leader lock back as the running primary';
+    }
+    return 'cluster is unlocked and paused: no automatic failover';
+  }
   const verdict: Verdict = manual !== undefined ? { ok: manual.race, reason: manual.reason } : isHealthiest(obs);
   if (verdict.ok) {
     d.isLeader = true;

@@ -131,7 +131,7 @@ export async function confirm(io: Io, text: string, opts: { forceHint?: boolean 
 // ---------------------------------------------------------------------------------------------
 // Arguments
 
-type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
 /** -c/--config-file, -d/--dcs-url (--dcs), -k/--insecure, -h/--help. */
 export const COMMON_OPTIONS = {
