@@ -11,6 +11,7 @@
 
 import { createServer, STATUS_CODES } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { readFile } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -97,6 +98,36 @@ const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PATCH', 'PUT', 'DE
 const DRAIN_LIMIT_BYTES = 1024 * 1024;
 const CLOSE_GRACE_MS = 2000;
 
+/**
+ * ApiTlsOptions from restapi's file settings: certfile (PEM chain; may also hold the key when
+ * keyfile is not set), keyfile, keyfile_password, cafile, verify_client. Rejects with the file
+ * and the reason when a file cannot be read.
+ */
+export async function readTlsFiles(s: {
+  certfile: string;
+  keyfile?: string | undefined;
+  keyfilePassword?: string | undefined;
+  cafile?: string | undefined;
+  verifyClient?: 'none' | 'optional' | 'required' | undefined;
+}): Promise<ApiTlsOptions> {
+  const read = async (what: string, file: string): Promise<string> => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      throw new Error(`restapi.${what} ${JSON.stringify(file)} cannot be read: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const cert = await read('certfile', s.certfile);
+  const key = s.keyfile !== undefined ? await read('keyfile', s.keyfile) : cert;
+  return {
+    cert,
+    key,
+    ...(s.keyfilePassword !== undefined ? { passphrase: s.keyfilePassword } : {}),
+    ...(s.cafile !== undefined ? { ca: await read('cafile', s.cafile) } : {}),
+    verifyClient: s.verifyClient ?? 'none',
+  };
+}
+
 /** Parse restapi.listen into a host for net.Server#listen (undefined = all) and a port. */
 export function parseListen(listen: string): { host: string | undefined; port: number } {
   const s = listen.trim();
@@ -151,7 +182,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         handshakeTimeout: opts.headersTimeoutMs ?? 5_000,
       });
     } catch (err) {
-      throw new Error(`REST API TLS setup failed (certfile/keyfile/keyfile_password/cafile): ${(err as Error).message}`);
+      throw new Error(`REST API TLS setup failed (certfile/keyfile/keyfile_password/cafile): ${(err as Error).message}`, { cause: err });
     }
   }
   server.keepAliveTimeout = 1_000;

@@ -13,7 +13,7 @@ import { clusterPrefix } from '../dcs/codec.ts';
 import type { Dcs } from '../dcs/dcs.ts';
 import { PostgresController } from '../postgres/controller.ts';
 import { Agent, type Logger } from '../agent/agent.ts';
-import { startApiServer } from '../api/server.ts';
+import { readTlsFiles, startApiServer } from '../api/server.ts';
 import { effectiveDynamicConfig } from '../config/dynamic.ts';
 
 const USAGE = 'usage: vigil agent CONFIG';
@@ -126,6 +126,18 @@ async function runAgent(config: Config, configFile: string): Promise<number> {
     listen: config.restapi.listen,
     getSnapshot: () => agent.getSnapshot(),
     clock: () => performance.now(),
+    operations: agent.operations(),
+    ...(config.restapi.certfile !== undefined
+      ? {
+          tls: await readTlsFiles({
+            certfile: config.restapi.certfile,
+            ...(config.restapi.keyfile !== undefined ? { keyfile: config.restapi.keyfile } : {}),
+            ...(config.restapi.keyfilePassword !== undefined ? { keyfilePassword: config.restapi.keyfilePassword } : {}),
+            ...(config.restapi.cafile !== undefined ? { cafile: config.restapi.cafile } : {}),
+            ...(config.restapi.verifyClient !== undefined ? { verifyClient: config.restapi.verifyClient } : {}),
+          }),
+        }
+      : {}),
     ...(config.restapi.authentication !== undefined ? { auth: config.restapi.authentication } : {}),
     logger: log,
   });

@@ -461,8 +461,8 @@ function parseRestApi(issues: Issues, root: Obj): RestApiSettings | undefined {
   }
   const sec = section(issues, root, 'restapi', '');
   if (sec === undefined) return undefined;
-  checkKeys(issues, sec, path, ['listen', 'connect_address', 'authentication', 'certfile', 'keyfile', 'cafile', 'verify_client'], {
-    keyfile_password: NOT_YET, ciphers: NOT_YET, allowlist: NOT_YET, allowlist_include_members: NOT_YET, http_extra_headers: NOT_YET,
+  checkKeys(issues, sec, path, ['listen', 'connect_address', 'authentication', 'certfile', 'keyfile', 'keyfile_password', 'cafile', 'verify_client'], {
+    ciphers: NOT_YET, allowlist: NOT_YET, allowlist_include_members: NOT_YET, http_extra_headers: NOT_YET,
     https_extra_headers: NOT_YET, request_queue_size: NOT_YET, thread_pool_size: NOT_YET, server_tokens: NOT_YET,
   });
   const listen = listenValue(issues, sec, 'listen', path, false);
@@ -478,6 +478,7 @@ function parseRestApi(issues: Issues, root: Obj): RestApiSettings | undefined {
   }
   const certfile = str(issues, sec, 'certfile', path);
   const keyfile = str(issues, sec, 'keyfile', path);
+  const keyfilePassword = str(issues, sec, 'keyfile_password', path);
   const cafile = str(issues, sec, 'cafile', path);
   let verifyClient: RestApiSettings['verifyClient'];
   const vc = str(issues, sec, 'verify_client', path);
@@ -491,6 +492,7 @@ function parseRestApi(issues: Issues, root: Obj): RestApiSettings | undefined {
   if (authentication) out.authentication = authentication;
   if (certfile !== undefined) out.certfile = certfile;
   if (keyfile !== undefined) out.keyfile = keyfile;
+  if (keyfilePassword !== undefined) out.keyfilePassword = keyfilePassword;
   if (cafile !== undefined) out.cafile = cafile;
   if (verifyClient !== undefined) out.verifyClient = verifyClient;
   return out;

@@ -27,6 +27,7 @@ export interface RestApiSettings {
   authentication?: { username: string; password: string };
   certfile?: string;
   keyfile?: string;
+  keyfilePassword?: string;
   cafile?: string;
   verifyClient?: 'none' | 'optional' | 'required';
 }

@@ -1,6 +1,6 @@
 // A unified diff of two texts, shaped like Python's difflib.unified_diff with empty file names
 // (what patronictl edit-config prints): `--- `, `+++ `, then hunks with 3 lines of context.
-// Line matching is a longest common subsequence (quadratic; configurations are small).
+// Lines are matched as difflib's SequenceMatcher matches them, so the hunks are the same.
 
 type Op = { tag: 'equal' | 'change'; a0: number; a1: number; b0: number; b1: number };
 
@@ -9,38 +9,81 @@ export function splitLines(text: string): string[] {
   return text.replace(/\n+$/, '').split('\n');
 }
 
-function opcodes(a: string[], b: string[]): Op[] {
-  const n = a.length;
-  const m = b.length;
-  // lcs[i][j]: LCS length of a[i..] and b[j..].
-  const lcs: Uint32Array[] = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
-  for (let i = n - 1; i >= 0; i--) {
-    for (let j = m - 1; j >= 0; j--) {
-      lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
-    }
+/**
+ * Matching blocks as difflib.SequenceMatcher finds them (no junk function, autojunk on): the
+ * longest matching run first (earliest in a, then in b, on ties), then recursively on each side.
+ * Elements of b occurring more than 1% + 1 times are "popular" when b has 200+ lines: they do not
+ * seed a match but extend one.
+ */
+function matchingBlocks(a: string[], b: string[]): Array<[number, number, number]> {
+  const b2j = new Map<string, number[]>();
+  b.forEach((line, j) => {
+    const l = b2j.get(line);
+    if (l) l.push(j);
+    else b2j.set(line, [j]);
+  });
+  if (b.length >= 200) {
+    const ntest = Math.floor(b.length / 100) + 1;
+    for (const [k, v] of [...b2j]) if (v.length > ntest) b2j.delete(k);
   }
-  const ops: Op[] = [];
-  const push = (tag: Op['tag'], i0: number, i1: number, j0: number, j1: number): void => {
-    const last = ops[ops.length - 1];
-    if (last && last.tag === tag) {
-      last.a1 = i1;
-      last.b1 = j1;
-    } else ops.push({ tag, a0: i0, a1: i1, b0: j0, b1: j1 });
+  const longest = (alo: number, ahi: number, blo: number, bhi: number): [number, number, number] => {
+    let besti = alo;
+    let bestj = blo;
+    let bestsize = 0;
+    let j2len = new Map<number, number>();
+    for (let i = alo; i < ahi; i++) {
+      const next = new Map<number, number>();
+      for (const j of b2j.get(a[i]!) ?? []) {
+        if (j < blo) continue;
+        if (j >= bhi) break;
+        const k = (j2len.get(j - 1) ?? 0) + 1;
+        next.set(j, k);
+        if (k > bestsize) {
+          besti = i - k + 1;
+          bestj = j - k + 1;
+          bestsize = k;
+        }
+      }
+      j2len = next;
+    }
+    while (besti > alo && bestj > blo && a[besti - 1] === b[bestj - 1]) {
+      besti--;
+      bestj--;
+      bestsize++;
+    }
+    while (besti + bestsize < ahi && bestj + bestsize < bhi && a[besti + bestsize] === b[bestj + bestsize]) bestsize++;
+    return [besti, bestj, bestsize];
   };
+  const blocks: Array<[number, number, number]> = [];
+  const queue: Array<[number, number, number, number]> = [[0, a.length, 0, b.length]];
+  while (queue.length > 0) {
+    const [alo, ahi, blo, bhi] = queue.pop()!;
+    const [i, j, k] = longest(alo, ahi, blo, bhi);
+    if (k === 0) continue;
+    blocks.push([i, j, k]);
+    if (alo < i && blo < j) queue.push([alo, i, blo, j]);
+    if (i + k < ahi && j + k < bhi) queue.push([i + k, ahi, j + k, bhi]);
+  }
+  blocks.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  const merged: Array<[number, number, number]> = [];
+  for (const blk of blocks) {
+    const last = merged[merged.length - 1];
+    if (last && last[0] + last[2] === blk[0] && last[1] + last[2] === blk[1]) last[2] += blk[2];
+    else merged.push([...blk]);
+  }
+  merged.push([a.length, b.length, 0]);
+  return merged;
+}
+
+function opcodes(a: string[], b: string[]): Op[] {
+  const ops: Op[] = [];
   let i = 0;
   let j = 0;
-  while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) {
-      push('equal', i, i + 1, j, j + 1);
-      i++;
-      j++;
-    } else if (j < m && (i >= n || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) {
-      push('change', i, i, j, j + 1);
-      j++;
-    } else {
-      push('change', i, i + 1, j, j);
-      i++;
-    }
+  for (const [ai, bj, size] of matchingBlocks(a, b)) {
+    if (i < ai || j < bj) ops.push({ tag: 'change', a0: i, a1: ai, b0: j, b1: bj });
+    if (size > 0) ops.push({ tag: 'equal', a0: ai, a1: ai + size, b0: bj, b1: bj + size });
+    i = ai + size;
+    j = bj + size;
   }
   return ops;
 }

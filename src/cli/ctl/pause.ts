@@ -22,10 +22,10 @@ async function waitApplied(ctx: CtlContext, cluster: string, paused: boolean, be
   ctx.io.out(`'${paused ? 'pause' : 'resume'}' request sent, waiting until it is recognized by all nodes\n`);
   const wait = loopWait(before);
   const deadline = Date.now() + (wait + 1) * 1000;
-  let laggards: string[] = [];
+
   for (;;) {
     const now = await ctx.readCluster(cluster);
-    laggards = pauseLaggards(before, now, paused);
+    const laggards = pauseLaggards(before, now, paused);
     if (laggards.length === 0) break;
     if (Date.now() >= deadline) {
       ctx.io.out(`${laggards.join(', ')} members didn't recognized pause state after ${wait} seconds\n`);
