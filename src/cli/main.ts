@@ -37,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage() + '\n');
     return name === undefined ? 2 : 0;
   }
-  if (name === '--version' || name === 'version') {
+  if (name === '--version') {
     process.stdout.write('vigil 0.1.0\n');
     return 0;
   }

@@ -143,7 +143,7 @@ for (const c of cases) {
     for (const crash of ['host', 'agent'] as const) {
       for (let k = 0; k <= dry.planLength; k++) {
         const o = runCase(c, seed, { k, crash });
-        const where = `${c.name}: ${crash} crash of ${o.node} after ${k} of ${dry.planLength} actions`;
+        const where: string = `${c.name}: ${crash} crash of ${o.node} after ${k} of ${dry.planLength} actions`;
         assert.equal(o.planLength, dry.planLength, `${where}: the same plan was cut`);
         assert.ok(o.world.trace.some((l) => l.text === `CRASH (${crash})`), `${where}: the crash happened`);
         assert.deepEqual(o.world.violations, [], `${where}\n${explain(o)}`);

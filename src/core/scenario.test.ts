@@ -13,7 +13,11 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { decide } from './decide.ts';
+import type { ClusterView, Observation } from './model.ts';
+import { randomRun } from './sim/random.ts';
 import { runTranscript, SEPARATOR, splitTranscript } from './sim/transcript.ts';
+import { defaultConfig, World } from './sim/world.ts';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
 const update = process.env['VIGIL_UPDATE_TRANSCRIPTS'] === '1';
@@ -53,4 +57,124 @@ test('an expectation that is not met is reported', () => {
   const result = runTranscript(['nodes n0 n1', 'at 0 start n0 n1', 'run 30', 'expect n1: acquireLeader  # never happens'].join('\n'));
   assert.equal(result.errors.length, 1);
   assert.match(result.errors[0] ?? '', /not found/);
+});
+
+// ---- randomized fault runs ---------------------------------------------------------------------
+
+const seeds = Number(process.env['VIGIL_SIM_SEEDS'] ?? 50);
+
+test(`randomized fault runs (${seeds} seeds; VIGIL_SIM_SEEDS=n for more)`, () => {
+  const failures: string[] = [];
+  for (let seed = 1; seed <= seeds; seed++) {
+    const r = randomRun(seed);
+    if (r.violations.length === 0 && r.notConverged === undefined) continue;
+    const why = [...r.violations, ...(r.notConverged !== undefined ? [`did not converge: ${r.notConverged}`] : [])];
+    failures.push(`seed ${seed}: ${why.join('; ')}\n  replay: randomRun(${seed}) in src/core/sim/random.ts; faults:\n    ${r.script.join('\n    ')}`);
+    console.error(`randomized run failed: seed ${seed}: ${why[0]}`);
+  }
+  assert.deepEqual(failures, []);
+});
+
+test('the invariant checks can fail: a primary promoted behind the core\'s back is caught', () => {
+  const w = new World({ seed: 5, nodes: { n0: {}, n1: {}, n2: {} } });
+  w.at(0, 'start', () => ['n0', 'n1', 'n2'].forEach((n) => w.start(n)));
+  w.run(60_000);
+  assert.equal(w.convergence(), undefined);
+  // n1's agent is gone and someone runs pg_ctl promote by hand: nothing demotes it.
+  w.killAgent('n1');
+  w.promotePg(w.node('n1'));
+  w.run(120_000);
+  assert.ok(w.violations.some((v) => /writable primaries at once/.test(v)), w.violations.join('\n'));
+});
+
+test('the core demotes a primary promoted by hand while it is still running its agent', () => {
+  const w = new World({ seed: 5, nodes: { n0: {}, n1: {}, n2: {} } });
+  w.at(0, 'start', () => ['n0', 'n1', 'n2'].forEach((n) => w.start(n)));
+  w.run(60_000);
+  w.promotePg(w.node('n1'));
+  w.run(200_000);
+  assert.deepEqual(w.violations, []);
+  assert.equal(w.convergence(), undefined, w.trace.map((l) => `${l.at} ${l.node} ${l.text}`).join('\n'));
+});
+
+// ---- known bugs in the core (todo: they fail until decide.ts/election.ts are fixed) -------------
+
+const TODO_TIMELINE =
+  'election.ts isHealthiest lets a replica whose timeline is behind /history win the race when check_timeline is off; ' +
+  'its promotion reuses a timeline number, and nodes on the other branch then stream over a divergence PostgreSQL cannot see';
+
+test('a replica behind the cluster timeline must not win the race (decide)', { todo: TODO_TIMELINE }, () => {
+  const cluster: ClusterView = {
+    initialize: '7300000000000000001',
+    config: {},
+    configVersion: '1',
+    leader: undefined,
+    members: [],
+    failover: undefined,
+    sync: undefined,
+    // n1 was promoted to timeline 2 at LSN 900; n0 never saw it.
+    history: [[1, 900, 'no recovery target specified']],
+    status: { optime: 1200 },
+    failsafe: undefined,
+    revision: '9',
+  };
+  const d = decide({
+    now: 500_000,
+    wallClock: '2026-01-01T00:08:20.000Z',
+    self: { name: 'n0', tags: {}, canBootstrap: true, bootstrapDcs: {}, remove_data_directory_on_rewind_failure: false, remove_data_directory_on_diverged_timelines: false },
+    config: defaultConfig({ check_timeline: false }),
+    cluster,
+    pg: {
+      dataDirEmpty: false, sysid: '7300000000000000001', running: true, ready: true, inRecovery: true, walLsn: 1000, receiveLsn: 1000, replayLsn: 1000,
+      timeline: 1, streaming: false, upstream: null, controlState: 'in archive recovery', rewindable: true, crashed: false,
+    },
+    // n2 (nofailover) holds timeline 2 up to 1200: ignored as a peer, as in Patroni.
+    peers: [{ name: 'n2', reachable: true, inRecovery: true, walPosition: 1200, timeline: 2, nofailover: true, failoverPriority: 0, watchdogFailed: false }],
+    task: undefined,
+    failures: [],
+    memory: { started: true },
+  });
+  assert.ok(!d.actions.some((a) => a.type === 'acquireLeader'), d.reason);
+});
+
+test('a replica behind the cluster timeline must not win the race (simulated, seed 172)', { todo: TODO_TIMELINE }, () => {
+  const r = randomRun(172);
+  assert.deepEqual(r.violations, []);
+});
+
+const TODO_REWIND =
+  'decide.ts: after a pg_rewind failed (rewindCheck "failed") the node never tries again, even when the failure was its source ' +
+  'going away and another member now leads; Patroni retries unless pg_rewind itself became impossible';
+
+test('a pg_rewind that failed against one leader is tried again against the next (decide)', { todo: TODO_REWIND }, () => {
+  const base = (leader: string, memory: Observation['memory'], task?: Observation['task']): Observation => ({
+    now: 300_000,
+    wallClock: '2026-01-01T00:05:00.000Z',
+    self: { name: 'n3', tags: {}, canBootstrap: true, bootstrapDcs: {}, remove_data_directory_on_rewind_failure: false, remove_data_directory_on_diverged_timelines: false },
+    config: defaultConfig(),
+    cluster: {
+      initialize: '7300000000000000001', config: {}, configVersion: '1', leader: { name: leader, version: '5', session: '1' },
+      members: ['n1', 'n2'].map((name) => ({ name, version: '1', session: '1', data: { conn_url: `postgres://${name}:5432/postgres`, api_url: `http://${name}:8008/patroni`, state: 'running', role: name === leader ? 'primary' : 'replica' } })),
+      failover: undefined, sync: undefined, history: [[1, 900, 'no recovery target specified']], status: { optime: 2000 }, failsafe: undefined, revision: '20',
+    },
+    pg: {
+      dataDirEmpty: false, sysid: '7300000000000000001', running: false, ready: false, inRecovery: false, walLsn: undefined, receiveLsn: undefined, replayLsn: undefined,
+      timeline: 1, streaming: false, upstream: null, controlState: 'in production', rewindable: true, crashed: false, divergence: 'need',
+    },
+    task,
+    failures: [],
+    memory,
+  });
+  // pg_rewind from n1 failed because n1 went down in the middle.
+  const first = decide(base('n1', { started: true }, { kind: 'rewind', startedAt: 290_000, state: 'failed', error: 'could not connect to n1' }));
+  assert.equal(first.memory.rewindCheck, 'failed');
+  // n2 took over: the repair should be attempted against n2.
+  const next = decide(base('n2', first.memory));
+  assert.deepEqual(next.actions, [{ type: 'startTask', task: { kind: 'rewind', from: 'n2' } }], next.reason);
+});
+
+test('a pg_rewind that failed against one leader is tried again against the next (simulated, seed 374)', { todo: TODO_REWIND }, () => {
+  const r = randomRun(374, { config: { check_timeline: true } });
+  assert.deepEqual(r.violations, []);
+  assert.equal(r.notConverged, undefined);
 });

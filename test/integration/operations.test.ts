@@ -137,7 +137,7 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
     const res = await post(leader, '/config', { postgresql: { parameters: { work_mem: '7MB', max_connections: 120 } } }, 'PATCH');
     assert.equal(res.status, 200, res.text);
     for (const n of cluster.nodes) {
-      await waitFor(`work_mem on ${n.name}`, async () => (await query<{ w: string }>(cluster.connParams(n.name), 'SHOW work_mem AS w'))[0]?.w === '7MB', 60_000);
+      await waitFor(`work_mem on ${n.name}`, async () => (await query<{ w: string }>(cluster.connParams(n.name), "SELECT current_setting('work_mem') AS w"))[0]?.w === '7MB', 60_000);
     }
     await waitFor('pending_restart on every member', async () => (await dcs.readCluster()).members.every((m) => m.data.pending_restart === true), 60_000);
     // Restart only the members that need it, through the REST API of each.
@@ -146,7 +146,7 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
       assert.equal(r.status, 200, `${n.name}: ${r.text}`);
     }
     for (const n of cluster.nodes) {
-      await waitFor(`max_connections on ${n.name}`, async () => (await query<{ m: string }>(cluster.connParams(n.name), 'SHOW max_connections AS m'))[0]?.m === '120', 60_000);
+      await waitFor(`max_connections on ${n.name}`, async () => (await query<{ m: string }>(cluster.connParams(n.name), "SELECT current_setting('max_connections') AS m"))[0]?.m === '120', 60_000);
     }
     await waitFor('pending_restart cleared', async () => (await dcs.readCluster()).members.every((m) => m.data.pending_restart !== true), 60_000);
     await waitFor('healthy after restarts', healthy, 90_000);
@@ -181,7 +181,7 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
     const ec = await run(PATRONICTL, ['-c', cfg, 'edit-config', '--set', 'postgresql.parameters.work_mem=9MB', '--force']);
     assert.equal(ec.code, 0, ec.stderr + ec.stdout);
     for (const n of cluster.nodes) {
-      await waitFor(`work_mem 9MB on ${n.name}`, async () => (await query<{ w: string }>(cluster.connParams(n.name), 'SHOW work_mem AS w'))[0]?.w === '9MB', 60_000);
+      await waitFor(`work_mem 9MB on ${n.name}`, async () => (await query<{ w: string }>(cluster.connParams(n.name), "SELECT current_setting('work_mem') AS w"))[0]?.w === '9MB', 60_000);
     }
 
     const pause = await run(PATRONICTL, ['-c', cfg, 'pause', '--wait']);
