@@ -67,11 +67,15 @@ interface RunningTask {
   startedAt: number;
   state: 'running' | 'ok' | 'failed';
   error?: string;
+  from?: string;
   abort: AbortController;
   done: Promise<void>;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Failures that are about reaching another server, not about the local work: worth a retry. */
+const TRANSIENT = /could not connect|connection refused|ECONNREFUSED|ECONNRESET|timed? ?out|terminating connection|the database system is (starting up|shutting down|in recovery)|server closed the connection/i;
 
 /** A wake-up signal the loop waits on. */
 class Wakeup {
@@ -393,6 +397,8 @@ export class Agent {
     if (t === undefined) return undefined;
     const s: TaskState = { kind: t.kind, startedAt: t.startedAt, state: t.state };
     if (t.error !== undefined) s.error = t.error;
+    if (t.from !== undefined) s.from = t.from;
+    if (t.state === 'failed' && t.error !== undefined && TRANSIENT.test(t.error)) s.transient = true;
     return s;
   }
 
@@ -496,7 +502,7 @@ export class Agent {
   private startTask(spec: TaskSpec, obs: Pick<Observation, 'cluster'>): void {
     if (this.task?.state === 'running') throw new Error(`${this.task.kind} already in progress`);
     const abort = new AbortController();
-    const task: RunningTask = { kind: spec.kind, startedAt: this.now(), state: 'running', abort, done: Promise.resolve() };
+    const task: RunningTask = { kind: spec.kind, startedAt: this.now(), state: 'running', abort, done: Promise.resolve(), ...('from' in spec ? { from: spec.from } : {}) };
     this.pgState = taskPgState(spec, this.pgState);
     task.done = this.runTask(spec, obs, abort.signal).then(
       () => {
@@ -566,9 +572,7 @@ export class Agent {
           // PostgreSQL is down (its WAL senders sent everything up to the shutdown checkpoint):
           // publish where it ended and hand the lock over.
           this.lockRefreshedAt = undefined;
-          const cd = await pg.controlData().catch(() => undefined);
-          const ckpt = cd?.['Latest checkpoint location'];
-          if (ckpt !== undefined) await this.dcs.writeStatus({ optime: lsnToNumber(ckpt) }).catch(() => undefined);
+          await this.publishShutdownOptime();
           await this.dcs.releaseLeader();
           this.log.info({ candidate: spec.upstream }, 'released the leader lock for a switchover');
         }
@@ -617,6 +621,14 @@ export class Agent {
         return;
       }
     }
+  }
+
+  /** After a clean stop of the primary: /status.optime = the shutdown checkpoint (best effort). */
+  private async publishShutdownOptime(): Promise<void> {
+    const cd = await this.pg.controlData().catch(() => undefined);
+    const ckpt = cd?.['Latest checkpoint location'];
+    if (ckpt === undefined) return;
+    await this.dcs.writeStatus({ optime: lsnToNumber(ckpt) }).catch((err: unknown) => this.log.warn({}, `could not publish the last LSN: ${String(err)}`));
   }
 
   private async startAsReplica(upstream: string, cluster: ClusterView | undefined): Promise<void> {
@@ -913,6 +925,7 @@ export class Agent {
     }
     if (stopped && this.cluster?.leader?.name === this.config.name && this.dynamic.pause !== true) {
       try {
+        await this.publishShutdownOptime();
         await this.dcs.releaseLeader();
         this.log.info({}, 'released the leader lock after stopping PostgreSQL');
       } catch (err) {

@@ -168,11 +168,17 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
   }
   if (task !== undefined && task.state === 'failed' && task.kind === 'rewind') {
     const source = leaderName !== undefined && leaderName !== me ? leaderName : undefined;
+    const failedFrom = task.from ?? source;
+    if (task.transient === true) {
+      d.wake(FAST_WAKE_MS * 5);
+      return `pg_rewind could not use ${failedFrom ?? 'the leader'} (${task.error ?? 'unknown error'}); will try again`;
+    }
     if (source !== undefined && (self.remove_data_directory_on_rewind_failure || self.remove_data_directory_on_diverged_timelines)) {
       d.add({ type: 'startTask', task: { kind: 'reinitialize', from: source } });
       return `pg_rewind failed (${task.error ?? 'unknown error'}); re-creating the replica from ${source}`;
     }
     d.memory.rewindCheck = 'failed';
+    if (failedFrom !== undefined) d.memory.rewindFailedFrom = failedFrom;
     return `pg_rewind failed (${task.error ?? 'unknown error'}); not retrying: set remove_data_directory_on_rewind_failure or reinitialize this member`;
   }
   if (task !== undefined && task.state === 'failed' && task.kind === 'clone') {
@@ -302,9 +308,11 @@ function handleDiverged(obs: Observation, d: DecisionBuilder, leaderName: string
     d.add({ type: 'startTask', task: { kind: 'stop', mode: 'fast', releaseLeader: false } });
     return `timeline diverged from the leader ${leaderName}: stopping to repair`;
   }
-  if (obs.memory.rewindCheck === 'failed') {
+  if (obs.memory.rewindCheck === 'failed' && obs.memory.rewindFailedFrom === leaderName) {
     return `timeline diverged from the leader ${leaderName} and pg_rewind failed before: manual action needed (reinitialize this member)`;
   }
+  d.memory.rewindCheck = undefined;
+  d.memory.rewindFailedFrom = undefined;
   if (config.postgresql.use_pg_rewind === true && pg.rewindable) {
     d.add({ type: 'startTask', task: { kind: 'rewind', from: leaderName } });
     return `running pg_rewind from ${leaderName}`;
@@ -426,6 +434,7 @@ function follow(obs: Observation, d: DecisionBuilder, leaderName: string): strin
   }
   if (pg.divergence === 'need') return handleDiverged(obs, d, leaderName);
   d.memory.rewindCheck = undefined;
+  d.memory.rewindFailedFrom = undefined;
   d.role = 'replica';
   const upstream = upstreamFor(obs, leaderName);
   if (pg.upstream !== upstream) {

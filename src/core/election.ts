@@ -59,8 +59,15 @@ export function isHealthiest(obs: Observation): Verdict {
   if (optime !== undefined && optime - myLsn > config.maximum_lag_on_failover) {
     return { ok: false, reason: `lag ${optime - myLsn} exceeds maximum_lag_on_failover ${config.maximum_lag_on_failover}` };
   }
-  if (config.check_timeline && (pg.timeline === undefined || (ctl !== undefined && pg.timeline < ctl))) {
-    return { ok: false, reason: `timeline ${pg.timeline ?? 'unknown'} is behind the cluster timeline ${ctl}` };
+  // A replica that never saw the latest promotion must not be promoted: it would start a second
+  // branch with the same timeline number, which PostgreSQL cannot tell apart from the real one.
+  // Patroni checks this only with check_timeline; we always do (check_timeline additionally
+  // refuses an unknown timeline).
+  if (ctl !== undefined && pg.timeline !== undefined && pg.timeline < ctl) {
+    return { ok: false, reason: `my timeline ${pg.timeline} is behind the cluster timeline ${ctl}` };
+  }
+  if (config.check_timeline && pg.timeline === undefined) {
+    return { ok: false, reason: 'my timeline is unknown and check_timeline is on' };
   }
 
   const myPriority = failoverPriority(self.tags);

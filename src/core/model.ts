@@ -215,6 +215,10 @@ export interface TaskState {
   /** running: in progress; ok/failed: finished since the last tick (reported once). */
   state: 'running' | 'ok' | 'failed';
   error?: string;
+  /** The member the task copies from (clone, rewind, reinitialize). */
+  from?: string;
+  /** The failure was about reaching the source (worth retrying), not the work itself. */
+  transient?: boolean;
 }
 
 /** Outcome of an action executed in the previous tick that did not succeed. */
@@ -229,6 +233,8 @@ export interface ActionFailure {
 export interface Memory {
   /** When PostgreSQL started in place after a crash while we held the lock. */
   crashStartAt?: number;
+  /** The leader a pg_rewind failed against (a new leader gets a new attempt). */
+  rewindFailedFrom?: string;
   /** The divergence check must run before following the current leader. */
   rewindCheck?: 'check' | 'need' | 'not_needed' | 'failed' | 'done';
   /** Name of the member we last pointed PostgreSQL at. */

@@ -97,13 +97,14 @@ test('the core demotes a primary promoted by hand while it is still running its 
   assert.equal(w.convergence(), undefined, w.trace.map((l) => `${l.at} ${l.node} ${l.text}`).join('\n'));
 });
 
-// ---- known bugs in the core (todo: they fail until decide.ts/election.ts are fixed) -------------
+// ---- regressions: bugs the simulator found in the core, now fixed -------------------------------
 
-const TODO_TIMELINE =
+// Fixed: election.ts refuses a replica behind /history whatever check_timeline says.
+const _TODO_TIMELINE =
   'election.ts isHealthiest lets a replica whose timeline is behind /history win the race when check_timeline is off; ' +
   'its promotion reuses a timeline number, and nodes on the other branch then stream over a divergence PostgreSQL cannot see';
 
-test('a replica behind the cluster timeline must not win the race (decide)', { todo: TODO_TIMELINE }, () => {
+test('a replica behind the cluster timeline must not win the race (decide)', () => {
   const cluster: ClusterView = {
     initialize: '7300000000000000001',
     config: {},
@@ -137,16 +138,17 @@ test('a replica behind the cluster timeline must not win the race (decide)', { t
   assert.ok(!d.actions.some((a) => a.type === 'acquireLeader'), d.reason);
 });
 
-test('a replica behind the cluster timeline must not win the race (simulated, seed 172)', { todo: TODO_TIMELINE }, () => {
+test('a replica behind the cluster timeline must not win the race (simulated, seed 172)', () => {
   const r = randomRun(172);
   assert.deepEqual(r.violations, []);
 });
 
-const TODO_REWIND =
+// Fixed: Memory.rewindFailedFrom makes a new leader get a new pg_rewind attempt.
+const _TODO_REWIND =
   'decide.ts: after a pg_rewind failed (rewindCheck "failed") the node never tries again, even when the failure was its source ' +
   'going away and another member now leads; Patroni retries unless pg_rewind itself became impossible';
 
-test('a pg_rewind that failed against one leader is tried again against the next (decide)', { todo: TODO_REWIND }, () => {
+test('a pg_rewind that failed against one leader is tried again against the next (decide)', () => {
   const base = (leader: string, memory: Observation['memory'], task?: Observation['task']): Observation => ({
     now: 300_000,
     wallClock: '2026-01-01T00:05:00.000Z',
@@ -173,7 +175,7 @@ test('a pg_rewind that failed against one leader is tried again against the next
   assert.deepEqual(next.actions, [{ type: 'startTask', task: { kind: 'rewind', from: 'n2' } }], next.reason);
 });
 
-test('a pg_rewind that failed against one leader is tried again against the next (simulated, seed 374)', { todo: TODO_REWIND }, () => {
+test('a pg_rewind that failed against one leader is tried again against the next (simulated, seed 374)', () => {
   const r = randomRun(374, { config: { check_timeline: true } });
   assert.deepEqual(r.violations, []);
   assert.equal(r.notConverged, undefined);

@@ -522,7 +522,7 @@ export class World {
       config: this.config,
       cluster,
       pg,
-      task: a.task === undefined ? undefined : { kind: a.task.spec.kind, startedAt: a.task.startedAt, state: a.task.state, ...(a.task.error !== undefined ? { error: a.task.error } : {}) },
+      task: a.task === undefined ? undefined : { kind: a.task.spec.kind, startedAt: a.task.startedAt, state: a.task.state, ...(a.task.error !== undefined ? { error: a.task.error } : {}), ...('from' in a.task.spec ? { from: a.task.spec.from } : {}), ...(a.task.state === 'failed' && /could not connect/.test(a.task.error ?? '') ? { transient: true } : {}) },
       failures: a.failures,
       memory: a.memory,
     };
