@@ -1,6 +1,7 @@
 // System-neutral cluster observations for the benchmark: they work the same against Vigil and
 // Patroni because they use only the Patroni REST API, PostgreSQL and etcd's v3 JSON gateway.
 
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 
 import type { LocalCluster } from '../../src/local/cluster.ts';
@@ -85,5 +86,35 @@ export async function leaderLeaseTtl(etcdEndpoint: string, namespace: string, sc
     return Number.isFinite(n) && n > 0 ? n : undefined;
   } catch {
     return undefined;
+  }
+}
+
+export interface SwitchoverReply {
+  status: number;
+  text: string;
+  /** performance.now() when the request was sent and when its reply arrived. */
+  sentAt: number;
+  doneAt: number;
+}
+
+/**
+ * POST /switchover {"leader","candidate"} to the leader's REST API (Patroni's body; Patroni 3.0.2
+ * and Vigil both answer 200 once the candidate leads). Network failures and timeouts are returned
+ * as status 0 with the error text rather than thrown.
+ */
+export async function requestSwitchover(cluster: LocalCluster, leader: string, candidate: string, timeoutMs = 90_000): Promise<SwitchoverReply> {
+  const url = `http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`;
+  const sentAt = performance.now();
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ leader, candidate }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.text();
+    return { status: res.status, text: text.trim(), sentAt, doneAt: performance.now() };
+  } catch (err) {
+    return { status: 0, text: err instanceof Error ? err.message : String(err), sentAt, doneAt: performance.now() };
   }
 }

@@ -1,5 +1,6 @@
 // The benchmark's client: one writer that inserts one small row per iteration, each with a unique
-// id, over a direct connection to whichever node it believes is the primary. On any error it drops
+// id, over a connection to whichever endpoint (a node, or a proxy such as HAProxy's primary port)
+// currently leads to a primary. On any error it drops
 // the connection and probes every node (in parallel, 1 s connect timeout) for one where
 // `SELECT pg_is_in_recovery()` is false, pausing briefly between rounds. statement_timeout and a
 // client-side query timeout keep it from hanging on a node that stopped answering.
@@ -31,6 +32,8 @@ export interface Ack {
   /** performance.now() when the connection it went over was established. */
   connectedAt: number;
   node: string;
+  /** inet_server_port() of the backend that executed the INSERT (identifies the node behind a proxy). */
+  serverPort: number;
 }
 
 export interface WriterOptions {
@@ -174,8 +177,9 @@ export class Writer {
       }
       const id = this.nextId++;
       try {
-        await client.query(`INSERT INTO ${this.o.table} (id) VALUES ($1)`, [id]);
-        this.acks.push({ id, at: performance.now(), connectedAt, node: node?.name ?? '?' });
+        // RETURNING runs in the INSERT's own transaction, so the port names the node that committed it.
+        const r = await client.query<{ port: number | null }>(`INSERT INTO ${this.o.table} (id) VALUES ($1) RETURNING inet_server_port() AS port`, [id]);
+        this.acks.push({ id, at: performance.now(), connectedAt, node: node?.name ?? '?', serverPort: r.rows[0]?.port ?? 0 });
       } catch {
         this.errors++;
         await client.end().catch(() => undefined);

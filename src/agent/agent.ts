@@ -192,7 +192,9 @@ export class Agent {
           walLsn: probe.inRecovery ? Math.max(receive ?? 0, replay ?? 0) || undefined : probe.flushLsn,
           receiveLsn: receive,
           replayLsn: replay,
-          timeline: probe.timeline ?? pg.timeline,
+          // Without a WAL receiver the probe's timeline may be pg_control's (older); keep the
+          // tick's better answer then.
+          timeline: probe.inRecovery && probe.walReceiver?.status !== 'streaming' ? Math.max(probe.timeline ?? 0, pg.timeline ?? 0) || undefined : probe.timeline ?? pg.timeline,
           streaming: probe.walReceiver?.status === 'streaming',
         };
         this.snapshot = this.buildSnapshot();

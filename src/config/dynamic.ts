@@ -286,7 +286,7 @@ export function effectiveDynamicConfigNotes(raw: Record<string, unknown> | undef
   let retryTimeout = int('retry_timeout', DYNAMIC_DEFAULTS.retry_timeout, VIGIL_MINIMUMS.retry_timeout);
   for (const [key, value] of [['ttl', ttl], ['retry_timeout', retryTimeout]] as const) {
     const pmin = PATRONI_MINIMUMS[key];
-    if (value < pmin) notes.push({ path: key, message: `${value} is below Patroni's minimum ${pmin} (accepted by Vigil; Patroni nodes would use ${pmin})` });
+    if (value < pmin) notes.push({ path: key, message: `${value} is below Patroni's documented minimum ${pmin} (accepted by Vigil; Patroni's validator may refuse it)` });
   }
   const fixed = enforceTtlRule(ttl, loopWait, retryTimeout);
   if (fixed.loop_wait !== loopWait || fixed.retry_timeout !== retryTimeout) {

@@ -900,6 +900,13 @@ export class PostgresController {
     const walLsn =
       probe === undefined ? undefined : probe.inRecovery ? Math.max(receive ?? 0, replay ?? 0) || undefined : probe.flushLsn;
     let timeline = probe?.timeline;
+    if (probe !== undefined && probe.inRecovery && probe.walReceiver?.status !== 'streaming') {
+      // Not streaming: pg_control's checkpoint timeline can lag behind the timeline the standby
+      // replays on (no restartpoint yet after a timeline switch). IDENTIFY_SYSTEM on a standby
+      // answers its replay timeline, which is what the leader race must compare.
+      const replay = await this.replayTimeline().catch(() => undefined);
+      if (replay !== undefined && (timeline === undefined || replay > timeline)) timeline = replay;
+    }
     if (timeline === undefined && cd !== undefined) {
       const t = Number(cd["Latest checkpoint's TimeLineID"]);
       if (Number.isInteger(t) && t > 0) timeline = t;
@@ -957,6 +964,17 @@ export class PostgresController {
       },
       'ensureSlots',
     );
+  }
+
+  /** The running server's current timeline (a standby: the one it replays on), via IDENTIFY_SYSTEM. */
+  async replayTimeline(opts: { timeoutMs?: number } = {}): Promise<number | undefined> {
+    const tli = await withClient(
+      { ...this.localConn(this.settings.authentication.replication), replication: true },
+      opts.timeoutMs ?? 2000,
+      async (c) => Number((await c.query<{ timeline: string | number }>('IDENTIFY_SYSTEM')).rows[0]?.timeline),
+      'local IDENTIFY_SYSTEM',
+    );
+    return Number.isInteger(tli) && tli > 0 ? tli : undefined;
   }
 
   /** Our WAL position for the divergence check (spec 10.3 step 1). */

@@ -1,0 +1,343 @@
+// A Vigil cluster inside network namespaces (netns.ts), etcd in its own namespace, the checker's
+// writers in the root namespace, and the fault injectors. Every injector is bounded in time and
+// heals what it broke before returning; close() always tears everything down.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+
+import { LocalCluster, SUPERUSER, FAST_TIMING, type Timing } from '../../../src/local/cluster.ts';
+import { killGroup } from '../../../src/postgres/exec.ts';
+import { waitHealthy, observe } from '../../../bench/lib/cluster-ops.ts';
+import { nsEtcd, type NsEtcd } from './etcd-ns.ts';
+import { setupTopology, teardownTopology, nsPids, linkDown, linkUp, cut, heal, throttleFrom, unthrottle, netemDelay, SUBNET, ETCD_HOST, type Host, type Topology } from './netns.ts';
+import { FaultWriter, ensureTable, readIds, type Endpoint, type Credentials } from './writer.ts';
+import { check, type CheckReport, type FaultRecord } from './checker.ts';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export const FAULT_KINDS = [
+  'partition-primary',
+  'partition-primary-etcd',
+  'isolate-replica',
+  'kill-agent',
+  'kill-agent-long',
+  'kill-postgres',
+  'freeze-primary',
+  'etcd-restart',
+  'switchover',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface FaultOptions {
+  /** Slow the WAL stream to the replicas during the fault (see netns.throttleFrom). */
+  lag?: boolean;
+}
+
+export const MAIN_WRITER = 'main';
+
+export class FaultCluster {
+  readonly cluster: LocalCluster;
+  readonly etcd: NsEtcd;
+  readonly faults: FaultRecord[] = [];
+  readonly writers: FaultWriter[] = [];
+  readonly log: string[] = [];
+  private constructor(
+    readonly base: string,
+    readonly topo: Topology,
+    readonly timing: Timing,
+    readonly maxLag: number,
+  ) {
+    this.etcd = nsEtcd(ETCD_HOST, join(base, 'etcd'));
+    this.cluster = new LocalCluster({
+      baseDir: base,
+      nodes: topo.nodes.length,
+      scope: 'faults',
+      timing,
+      etcdEndpoint: this.etcd.endpoint,
+      hosts: topo.nodes.map((h) => h.ip),
+      pgHba: [`host all all ${SUBNET} scram-sha-256`, `host replication all ${SUBNET} scram-sha-256`],
+      dcs: { maximum_lag_on_failover: maxLag },
+      wrap: ({ index }) => ({ command: 'ip', args: ['netns', 'exec', topo.nodes[index]!.ns] }),
+      logLevel: 'debug',
+    });
+  }
+
+  /** Builds the topology, starts etcd and the agents, waits for a healthy cluster, creates the table. */
+  static async start(opts: { nodes?: number; timing?: Timing; maximumLagOnFailover?: number } = {}): Promise<FaultCluster> {
+    const topo = await setupTopology(opts.nodes ?? 3);
+    const base = await mkdtemp(join(tmpdir(), 'vigil-faults-'));
+    const fc = new FaultCluster(base, topo, opts.timing ?? FAST_TIMING, opts.maximumLagOnFailover ?? 1048576);
+    try {
+      await fc.etcd.start();
+      await fc.cluster.prepare();
+      await fc.cluster.startAll();
+      await waitHealthy(fc.cluster, 120_000);
+      await ensureTable(fc.endpoints(), fc.cred());
+    } catch (err) {
+      await fc.close(true);
+      throw err;
+    }
+    return fc;
+  }
+
+  endpoints(): Endpoint[] {
+    return this.cluster.nodes.map((n) => ({ name: n.name, host: n.host, port: n.pgPort }));
+  }
+
+  cred(): Credentials {
+    return { user: SUPERUSER.username, password: SUPERUSER.password, database: 'postgres' };
+  }
+
+  hostOf(node: string): Host {
+    const i = this.cluster.nodes.findIndex((n) => n.name === node);
+    const h = this.topo.nodes[i];
+    if (h === undefined) throw new Error(`no host for ${node}`);
+    return h;
+  }
+
+  /** The main writer (any primary) plus one sentinel pinned to each node; ids never overlap. */
+  startWriters(): void {
+    const eps = this.endpoints();
+    const base = (this.writers.length + 1) * 1_000_000_000;
+    const ws = [
+      new FaultWriter(MAIN_WRITER, eps, this.cred(), { firstId: base }),
+      ...eps.map((ep, i) => new FaultWriter(`sentinel-${ep.name}`, [ep], this.cred(), { firstId: base + (i + 1) * 100_000_000, pauseMs: 20 })),
+    ];
+    for (const w of ws) {
+      this.writers.push(w);
+      w.start();
+    }
+  }
+
+  async stopWriters(): Promise<void> {
+    await Promise.all(this.writers.map((w) => w.stop()));
+  }
+
+  async primary(timeoutMs = 120_000): Promise<string> {
+    return waitHealthy(this.cluster, timeoutMs);
+  }
+
+  private note(s: string): void {
+    this.log.push(`${(performance.now() / 1000).toFixed(1)}s ${s}`);
+  }
+
+  /** Waits (at most maxMs) until a node other than `old` answers /primary; true if one did. */
+  private async waitNewPrimary(old: string, maxMs: number): Promise<boolean> {
+    const deadline = performance.now() + maxMs;
+    while (performance.now() < deadline) {
+      const p = await this.cluster.primaries();
+      if (p.some((x) => x !== old)) return true;
+      await sleep(250);
+    }
+    return false;
+  }
+
+  /** Replication lag (bytes) of the slowest streaming replica as seen on the primary. */
+  async replicaLag(primary: string): Promise<number | undefined> {
+    const c = new pg.Client({ ...this.cluster.connParams(primary), connectionTimeoutMillis: 1000, statement_timeout: 2000 });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      const r = await c.query<{ lag: string | null }>(`SELECT max(pg_current_wal_lsn() - flush_lsn)::text AS lag FROM pg_stat_replication`);
+      const v = r.rows[0]?.lag;
+      return v === null || v === undefined ? undefined : Number(v);
+    } catch {
+      return undefined;
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+
+  /** Slows the WAL stream from `primary` to every other node. */
+  async startLag(primary: string, rate = '200kbit'): Promise<void> {
+    const port = this.cluster.node(primary).pgPort;
+    for (const n of this.cluster.nodes) if (n.name !== primary) await throttleFrom(this.hostOf(n.name), port, rate);
+  }
+
+  async stopLag(): Promise<void> {
+    for (const n of this.cluster.nodes) await unthrottle(this.hostOf(n.name));
+  }
+
+  /** netem delay on the replicas' links, where the kernel supports it. */
+  async startNetemDelay(primary: string, ms: number): Promise<void> {
+    for (const n of this.cluster.nodes) if (n.name !== primary) await netemDelay(this.hostOf(n.name), ms);
+  }
+
+  private signalNs(host: Host, sig: NodeJS.Signals): Promise<void> {
+    return nsPids(host.ns).then((pids) => {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, sig);
+        } catch {
+          // gone
+        }
+      }
+    });
+  }
+
+  /**
+   * Injects one fault against the current primary (or a replica), holds it for a bounded time,
+   * heals it, waits until the cluster is healthy again and records the timings.
+   */
+  async inject(kind: FaultKind, opts: FaultOptions = {}): Promise<FaultRecord> {
+    const primaryBefore = await this.primary();
+    const replicas = this.cluster.nodes.map((n) => n.name).filter((n) => n !== primaryBefore);
+    const ph = this.hostOf(primaryBefore);
+    const ttlMs = this.timing.ttl * 1000;
+    const maxHold = ttlMs * 3;
+    let note = '';
+    if (opts.lag) {
+      await this.startLag(primaryBefore);
+      // Let the replicas fall behind a little before the fault proper.
+      const deadline = performance.now() + 10_000;
+      let lag = 0;
+      while (performance.now() < deadline && lag < 256 * 1024) {
+        await sleep(200);
+        lag = (await this.replicaLag(primaryBefore)) ?? 0;
+      }
+      note = `lag ${Math.round(lag / 1024)} KiB at injection`;
+    }
+    const start = performance.now();
+    this.note(`inject ${kind} on ${primaryBefore}${opts.lag ? ' (lagging replicas)' : ''}`);
+    try {
+      switch (kind) {
+        case 'partition-primary':
+          await linkDown(ph);
+          try {
+            if (!(await this.waitNewPrimary(primaryBefore, maxHold))) note = [note, 'no failover while partitioned'].filter(Boolean).join('; ');
+            await sleep(2000);
+          } finally {
+            await linkUp(ph);
+          }
+          break;
+        case 'partition-primary-etcd':
+          await cut(ph, ETCD_HOST);
+          try {
+            if (!(await this.waitNewPrimary(primaryBefore, maxHold))) note = [note, 'no failover while cut from etcd'].filter(Boolean).join('; ');
+            await sleep(2000);
+          } finally {
+            await heal(ph, ETCD_HOST);
+          }
+          break;
+        case 'isolate-replica': {
+          const r = this.hostOf(replicas[0]!);
+          await linkDown(r);
+          try {
+            await sleep(ttlMs);
+          } finally {
+            await linkUp(r);
+          }
+          break;
+        }
+        case 'kill-agent':
+          // Shorter than ttl: the restarted agent must find its running primary and keep the lock.
+          this.cluster.killAgent(primaryBefore, 'SIGKILL');
+          await sleep(Math.min(3000, ttlMs / 3));
+          this.cluster.startAgent(primaryBefore);
+          break;
+        case 'kill-agent-long':
+          // Longer than ttl: the leader key expires while PostgreSQL keeps running as a primary
+          // with nobody to demote it (Patroni relies on the watchdog here).
+          this.cluster.killAgent(primaryBefore, 'SIGKILL');
+          try {
+            if (!(await this.waitNewPrimary(primaryBefore, maxHold))) note = [note, 'no failover while the agent was dead'].filter(Boolean).join('; ');
+            await sleep(2000);
+          } finally {
+            this.cluster.startAgent(primaryBefore);
+          }
+          break;
+        case 'kill-postgres':
+          killGroup(this.cluster.postmasterPid(primaryBefore), 'SIGKILL');
+          break;
+        case 'freeze-primary':
+          await this.signalNs(ph, 'SIGSTOP');
+          try {
+            if (!(await this.waitNewPrimary(primaryBefore, maxHold))) note = [note, 'no failover while frozen'].filter(Boolean).join('; ');
+            await sleep(1000);
+          } finally {
+            await this.signalNs(ph, 'SIGCONT');
+          }
+          break;
+        case 'etcd-restart':
+          await this.etcd.stop();
+          try {
+            await sleep(this.timing.loop_wait * 1000 + 2 * this.timing.retry_timeout * 1000 + 2000);
+          } finally {
+            await this.etcd.start();
+          }
+          break;
+        case 'switchover': {
+          const cand = replicas[Math.floor(Math.random() * replicas.length)]!;
+          const n = this.cluster.node(primaryBefore);
+          try {
+            const res = await fetch(`http://${n.host}:${n.apiPort}/switchover`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ leader: primaryBefore, candidate: cand }),
+              signal: AbortSignal.timeout(90_000),
+            });
+            note = [note, `to ${cand}: ${res.status} ${(await res.text()).trim().slice(0, 60)}`].filter(Boolean).join('; ');
+          } catch (err) {
+            note = [note, `to ${cand}: ${err instanceof Error ? err.message : String(err)}`].filter(Boolean).join('; ');
+          }
+          break;
+        }
+      }
+    } finally {
+      if (opts.lag) await this.stopLag();
+    }
+    const healed = performance.now();
+    this.note(`healed ${kind}`);
+    let primaryAfter: string | undefined;
+    try {
+      primaryAfter = await this.primary(180_000);
+    } catch (err) {
+      const h = await observe(this.cluster);
+      throw new Error(`cluster did not recover from ${kind}: ${err instanceof Error ? err.message : String(err)}; now ${JSON.stringify(h)}`, { cause: err });
+    }
+    const recovered = performance.now();
+    this.note(`recovered from ${kind}: primary ${primaryAfter}`);
+    const rec: FaultRecord = { name: `${kind}${opts.lag ? '+lag' : ''}`, start, healed, recovered, primaryBefore, primaryAfter, ...(note ? { note } : {}) };
+    this.faults.push(rec);
+    return rec;
+  }
+
+  /** Stops the writers and checks everything they recorded against the final primary. */
+  async verify(): Promise<CheckReport> {
+    await this.stopWriters();
+    const final = await this.primary();
+    const ep = this.endpoints().find((e) => e.name === final)!;
+    const present = await readIds(ep, this.cred());
+    return check({
+      acks: this.writers.flatMap((w) => w.acks),
+      mainWriter: MAIN_WRITER,
+      present,
+      faults: this.faults,
+      ttlSeconds: this.timing.ttl,
+      maximumLagOnFailover: this.maxLag,
+    });
+  }
+
+  /** Tail of a node's agent.log (for reports). */
+  agentLogPath(node: string): string {
+    return this.cluster.node(node).logFile;
+  }
+
+  /** Stops writers, agents, PostgreSQL, etcd and removes the topology; keepDir keeps the logs. */
+  async close(keepDir = false): Promise<void> {
+    try {
+      await this.stopWriters();
+      // Frozen processes would never exit on SIGTERM.
+      for (const h of this.topo.nodes) await this.signalNs(h, 'SIGCONT');
+      await this.stopLag().catch(() => undefined);
+      await this.cluster.stop().catch(() => undefined);
+      await this.etcd.stop().catch(() => undefined);
+    } finally {
+      await teardownTopology(this.topo.nodes.length);
+      if (!keepDir) await rm(this.base, { recursive: true, force: true });
+    }
+  }
+}
