@@ -51,8 +51,8 @@ for (const [ttl, lw, rt, elw, ert] of ttlRule) {
 // raw -> expected [ttl, loop_wait, retry_timeout], and a warning that must appear (regexp).
 const bounds: Array<[string, Record<string, unknown>, [number, number, number], RegExp | undefined]> = [
   ['ttl below Vigil minimum raised', { ttl: 2 }, [5, 1, 2], /ttl: 2 is below the minimum 5/],
-  ['ttl below Patroni minimum accepted with warning', { ttl: 10, loop_wait: 2, retry_timeout: 3 }, [10, 2, 3], /ttl: 10 is below Patroni's minimum 20/],
-  ['retry_timeout below Patroni minimum warns', { ttl: 20, loop_wait: 1, retry_timeout: 2 }, [20, 1, 2], /retry_timeout: 2 is below Patroni's minimum 3/],
+  ['ttl below Patroni minimum accepted with warning', { ttl: 10, loop_wait: 2, retry_timeout: 3 }, [10, 2, 3], /ttl: 10 is below Patroni's documented minimum 20/],
+  ['retry_timeout below Patroni minimum warns', { ttl: 20, loop_wait: 1, retry_timeout: 2 }, [20, 1, 2], /retry_timeout: 2 is below Patroni's documented minimum 3/],
   ['loop_wait 0 raised to 1', { loop_wait: 0 }, [30, 1, 10], /loop_wait: 0 is below the minimum 1/],
   ['retry_timeout 0 raised to 1', { retry_timeout: 0, loop_wait: 5 }, [30, 5, 1], /retry_timeout: 0 is below the minimum 1/],
   ['numeric strings accepted', { ttl: '40', loop_wait: '5', retry_timeout: '10' }, [40, 5, 10], undefined],

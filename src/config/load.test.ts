@@ -470,7 +470,7 @@ test('bootstrap.dcs: timings adjusted with a warning, errors with paths', () => 
   const fast = loadConfig(MINIMAL + 'bootstrap:\n  dcs: {ttl: 10, loop_wait: 2, retry_timeout: 4}\n', {});
   assert.deepEqual(errors(fast.issues), []);
   assert.deepEqual(fast.config?.bootstrap?.dcs, { ttl: 10, loop_wait: 2, retry_timeout: 4 }, 'below Patroni minimums but allowed');
-  assert.ok(hasIssue(warnings(fast.issues), /^bootstrap\.dcs\.ttl: 10 is below Patroni's minimum 20/));
+  assert.ok(hasIssue(warnings(fast.issues), /^bootstrap\.dcs\.ttl: 10 is below Patroni's documented minimum 20/));
 
   const bad = loadConfig(MINIMAL + 'bootstrap:\n  dcs:\n    ttl: soon\n    postgresql:\n      parameters: {max_connections: 0}\n', {});
   assert.equal(bad.config, undefined);

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { FaultCluster, FAULT_KINDS, type FaultKind } from './lib/harness.ts';
+import { FaultCluster, FAULT_KINDS, UNSAFE_FAULT_KINDS, type FaultKind } from './lib/harness.ts';
 import { netnsUnavailable } from './lib/netns.ts';
 import { formatReport, type CheckReport } from './lib/checker.ts';
 
@@ -102,6 +102,10 @@ if (mode === 'short') {
       { kind: 'kill-postgres', lag: true },
       { kind: 'switchover', lag: true },
     ]);
+  });
+  // Known to fail (split brain): reported as TODO so the run shows the table without failing.
+  test('long: the primary agent killed for longer than ttl (no watchdog)', { skip, todo: 'Vigil has no watchdog: PostgreSQL stays primary while a replica is promoted', timeout: 300_000 }, async () => {
+    await scenario('long-unsafe', UNSAFE_FAULT_KINDS.map((kind) => ({ kind })));
   });
   test('long: random sequence', { skip, timeout: 900_000 }, async () => {
     const seed = Number(process.env['VIGIL_FAULTS_SEED'] ?? Date.now() % 1_000_000);
