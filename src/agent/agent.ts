@@ -436,13 +436,13 @@ export class Agent {
       case 'acquireLeader': {
         const t = this.now();
         const ok = await this.dcs.acquireLeader();
-        if (ok) this.lockRefreshedAt = t;
+        if (ok) this.tookLock(t);
         return ok;
       }
       case 'takeLeader': {
         const t = this.now();
         await this.dcs.takeLeader();
-        this.lockRefreshedAt = t;
+        this.tookLock(t);
         return;
       }
       case 'refreshLeader': {
@@ -483,6 +483,13 @@ export class Agent {
     }
   }
 
+  /** We hold the lock since `t`: the cached view says so too until the next read. */
+  private tookLock(t: number): void {
+    this.lockRefreshedAt = t;
+    if (this.cluster !== undefined) this.cluster = { ...this.cluster, leader: { name: this.config.name, version: '', session: '' } };
+    this.snapshot = this.buildSnapshot();
+  }
+
   private upstreamTarget(name: string | null, cluster: ClusterView | undefined): { connUrl: string; name: string } | null {
     if (name === null) return null;
     const m = (cluster ?? this.cluster)?.members.find((x) => x.name === name);
@@ -519,6 +526,7 @@ export class Agent {
       },
     ).finally(() => this.wakeup.fire());
     this.task = task;
+    this.snapshot = this.buildSnapshot();
   }
 
   private async runTask(spec: TaskSpec, obs: Pick<Observation, 'cluster'>, signal: AbortSignal): Promise<void> {
@@ -555,6 +563,8 @@ export class Agent {
       case 'promote': {
         await pg.promote({ timeoutMs: this.dynamic.loop_wait * 1000 + 10_000 });
         this.role = 'primary';
+        if (this.lastPg !== undefined) this.lastPg = { ...this.lastPg, inRecovery: false };
+        this.snapshot = this.buildSnapshot();
         this.wakeup.fire();
         await pg.writeConfig({ role: 'primary', upstream: null, parameters: this.pgParameters() });
         await this.publishHistory();
@@ -705,7 +715,13 @@ export class Agent {
       patroni: { version: PATRONI_COMPAT_VERSION, scope: this.config.scope, name: this.config.name },
       state: this.pgState === 'running' && pg?.ready !== true ? 'unknown' : this.pgState,
       role: this.role,
-      isLeader: holdLock && this.cluster?.leader?.name === this.config.name,
+      // A graceful demotion keeps the lock until PostgreSQL is down but must not be routed to.
+      // Not while a promotion has not made PostgreSQL writable yet: routers would send writes to
+      // a read-only server.
+      isLeader:
+        holdLock &&
+        this.cluster?.leader?.name === this.config.name &&
+        !(this.task?.state === 'running' && (this.task.kind === 'demote' || (this.task.kind === 'promote' && pg?.inRecovery === true))),
       config: this.dynamic,
       tags: effectiveTags(this.config.tags),
       lastReason: this.lastReason,

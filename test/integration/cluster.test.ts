@@ -157,9 +157,12 @@ describe('three-node cluster on etcd', { timeout: 600_000 }, () => {
     await query(cluster.connParams(fresh), "INSERT INTO t VALUES (4, 'after failover')");
     const rows = await query<{ id: number }>(cluster.connParams(fresh), 'SELECT id FROM t ORDER BY id');
     assert.deepEqual(rows.map((r) => r.id), [1, 2, 3, 4]);
-    const view = await dcs.readCluster();
-    assert.equal(view.leader?.name, fresh);
-    assert.ok((view.history ?? []).length >= 1, '/history records the promotion');
+    assert.equal((await dcs.readCluster()).leader?.name, fresh);
+    const history = await waitFor('/history to record the promotion', async () => {
+      const h = (await dcs.readCluster()).history ?? [];
+      return h.length >= 1 ? h : undefined;
+    }, 30_000);
+    assert.equal(history.at(-1)?.[4], fresh, 'the new leader is named in /history');
 
     // The crashed node comes back: it must end up a streaming replica with the new timeline's data.
     cluster.startAgent(old);

@@ -24,16 +24,16 @@ export const FAULT_KINDS = [
   'isolate-replica',
   'kill-agent',
   'kill-postgres',
-  'freeze-primary',
   'etcd-restart',
   'switchover',
 ] as const;
 /**
- * Faults Vigil is not expected to survive without split brain: the primary's agent dead for longer
- * than ttl leaves PostgreSQL running as a primary while a replica is promoted (Patroni relies on a
- * watchdog here, which Vigil does not have yet).
+ * Faults Vigil is not expected to survive without split brain, because it has no watchdog (Patroni
+ * relies on one here): the primary's agent dead for longer than ttl leaves PostgreSQL running as a
+ * primary while a replica is promoted; a frozen primary, once resumed, accepts writes for the
+ * moment its agent needs to notice it lost the lock.
  */
-export const UNSAFE_FAULT_KINDS = ['kill-agent-long'] as const;
+export const UNSAFE_FAULT_KINDS = ['kill-agent-long', 'freeze-primary'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof UNSAFE_FAULT_KINDS)[number];
 
 export interface FaultOptions {

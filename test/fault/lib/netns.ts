@@ -16,6 +16,7 @@
 // partition, not a connection refusal); deleting the entry heals it.
 
 import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 
 export const SUBNET = '10.231.0.0/24';
 export const BRIDGE = 'vigil-br0';
@@ -104,8 +105,11 @@ export async function nsPids(ns: string): Promise<number[]> {
     .filter((p) => Number.isInteger(p) && p > 0);
 }
 
-/** Removes everything setupTopology creates; safe to call when nothing (or only part) exists. */
-export async function teardownTopology(nodes = 3): Promise<void> {
+/**
+ * Removes everything setupTopology creates; safe to call when nothing (or only part) exists.
+ * Releases the lock unless keepLock (setup's own clean-up of leftovers).
+ */
+export async function teardownTopology(nodes = 3, keepLock = false): Promise<void> {
   const hosts = [ETCD_HOST, ...Array.from({ length: Math.max(nodes, 8) }, (_, i) => nodeHost(i))];
   for (const h of hosts) {
     for (const pid of await nsPids(h.ns)) {
@@ -122,6 +126,7 @@ export async function teardownTopology(nodes = 3): Promise<void> {
     await tryRun('ip', ['netns', 'del', h.ns]);
   }
   await tryRun('ip', ['link', 'del', BRIDGE]);
+  if (!keepLock) releaseLock();
 }
 
 async function addHost(h: Host): Promise<void> {
@@ -136,9 +141,42 @@ async function addHost(h: Host): Promise<void> {
   await run('ip', ['link', 'set', h.veth, 'up']);
 }
 
-/** Tears down leftovers, then builds the bridge, the etcd namespace and `nodes` node namespaces. */
+/** Holds the pid of the process that owns the topology: the names are fixed, so one run at a time. */
+export const LOCK_FILE = '/tmp/vigil-faults.lock';
+
+function takeLock(): void {
+  try {
+    const pid = Number(readFileSync(LOCK_FILE, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+      let alive = true;
+      try {
+        process.kill(pid, 0);
+      } catch {
+        alive = false;
+      }
+      if (alive) throw new Error(`another fault suite (pid ${pid}) owns the test network; ${LOCK_FILE} names it`);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  writeFileSync(LOCK_FILE, `${process.pid}\n`);
+}
+
+function releaseLock(): void {
+  try {
+    if (Number(readFileSync(LOCK_FILE, 'utf8').trim()) === process.pid) rmSync(LOCK_FILE);
+  } catch {
+    // not ours or gone
+  }
+}
+
+/**
+ * Tears down leftovers, then builds the bridge, the etcd namespace and `nodes` node namespaces.
+ * Refuses (throws) while another live process owns the topology.
+ */
 export async function setupTopology(nodes: number): Promise<Topology> {
-  await teardownTopology(nodes);
+  takeLock();
+  await teardownTopology(nodes, true);
   try {
     await run('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
     await run('ip', ['addr', 'add', `${BRIDGE_IP}/24`, 'dev', BRIDGE]);
