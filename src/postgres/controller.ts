@@ -401,7 +401,8 @@ export class PostgresController {
 
   /** From postmaster.pid (+ kill(pid, 0), zombie check, cwd check on Linux), or our own child. */
   async isRunning(): Promise<{ running: boolean; pid?: number }> {
-    if (this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null && this.child.pid !== undefined) {
+    // Our own child: its 'exit' event may lag behind the process's death, so check the pid too.
+    if (this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null && this.child.pid !== undefined && pidAlive(this.child.pid)) {
       return { running: true, pid: this.child.pid };
     }
     let text: string;
