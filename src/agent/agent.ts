@@ -30,6 +30,7 @@ import type { Config } from '../config/types.ts';
 import { effectiveDynamicConfig } from '../config/dynamic.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { activeRequest } from '../core/switchover.ts';
+import { taskPgState } from '../core/tasks.ts';
 import { lsnToNumber } from '../postgres/lsn.ts';
 import type { OperationsPort, RestartOutcome, RestartRequest, ScheduledRestart } from '../api/port.ts';
 import { fetchPeerStatus } from '../api/peers.ts';
@@ -512,7 +513,7 @@ export class Agent {
     if (this.task?.state === 'running') throw new Error(`${this.task.kind} already in progress`);
     const abort = new AbortController();
     const task: RunningTask = { kind: spec.kind, startedAt: this.now(), state: 'running', abort, done: Promise.resolve(), ...('from' in spec ? { from: spec.from } : {}) };
-    this.pgState = taskPgState(spec, this.pgState);
+    this.pgState = taskPgState(spec.kind) ?? this.pgState;
     task.done = this.runTask(spec, obs, abort.signal).then(
       () => {
         task.state = 'ok';
@@ -962,26 +963,6 @@ export class Agent {
     await this.loopDone;
     await this.refresher;
     this.loopDone = undefined;
-  }
-}
-
-function taskPgState(spec: TaskSpec, current: PgState): PgState {
-  switch (spec.kind) {
-    case 'bootstrap':
-      return 'initializing new cluster';
-    case 'clone':
-    case 'reinitialize':
-      return 'creating replica';
-    case 'start':
-      return 'starting';
-    case 'stop':
-    case 'demote':
-    case 'rewind':
-      return 'stopping';
-    case 'restart':
-      return 'restarting';
-    default:
-      return current;
   }
 }
 

@@ -12,6 +12,7 @@
 // run is a pure function of its seed and its script. Safety invariants are checked after every
 // step; violations are collected in `violations` (the tests assert it stays empty).
 
+import { taskPgState } from '../tasks.ts';
 import { decide } from '../decide.ts';
 import { failoverPriority, isNoFailover } from '../election.ts';
 import type {
@@ -156,25 +157,6 @@ function describeAction(a: Action): string {
   }
 }
 
-function taskPgState(kind: TaskKind): PgState | undefined {
-  switch (kind) {
-    case 'bootstrap':
-      return 'initializing new cluster';
-    case 'clone':
-    case 'reinitialize':
-      return 'creating replica';
-    case 'start':
-      return 'starting';
-    case 'stop':
-    case 'demote':
-    case 'rewind':
-      return 'stopping';
-    case 'restart':
-      return 'restarting';
-    default:
-      return undefined;
-  }
-}
 
 /** The agent of one node: what src/agent/agent.ts keeps between ticks. */
 export class SimAgent {
