@@ -100,9 +100,9 @@ test('the core demotes a primary promoted by hand while it is still running its 
 // ---- regressions: bugs the simulator found in the core, now fixed -------------------------------
 
 // Fixed: election.ts refuses a replica behind /history whatever check_timeline says.
-const _TODO_TIMELINE =
-  'election.ts isHealthiest lets a replica whose timeline is behind /history win the race when check_timeline is off; ' +
-  'its promotion reuses a timeline number, and nodes on the other branch then stream over a divergence PostgreSQL cannot see';
+// Was: election.ts isHealthiest lets a replica whose timeline is behind /history win the race when
+// check_timeline is off; its promotion reuses a timeline number, and nodes on the other branch then
+// stream over a divergence PostgreSQL cannot see
 
 test('a replica behind the cluster timeline must not win the race (decide)', () => {
   const cluster: ClusterView = {
@@ -144,9 +144,9 @@ test('a replica behind the cluster timeline must not win the race (simulated, se
 });
 
 // Fixed: Memory.rewindFailedFrom makes a new leader get a new pg_rewind attempt.
-const _TODO_REWIND =
-  'decide.ts: after a pg_rewind failed (rewindCheck "failed") the node never tries again, even when the failure was its source ' +
-  'going away and another member now leads; Patroni retries unless pg_rewind itself became impossible';
+// Was: decide.ts: after a pg_rewind failed (rewindCheck "failed") the node never tries again, even
+// when the failure was its source going away and another member now leads; Patroni retries unless
+// pg_rewind itself became impossible
 
 test('a pg_rewind that failed against one leader is tried again against the next (decide)', () => {
   const base = (leader: string, memory: Observation['memory'], task?: Observation['task']): Observation => ({
