@@ -225,7 +225,11 @@ export class Agent {
       let watch: Promise<void> | undefined;
       if (watchRevision !== undefined && wakeMs > 50) {
         this.watchAbort = new AbortController();
-        watch = this.dcs.watchLeader(watchRevision, wakeMs, { signal: this.watchAbort.signal });
+        const started = Date.now();
+        // A watch that cannot be established resolves at once; do not spin on it.
+        watch = this.dcs.watchLeader(watchRevision, wakeMs, { signal: this.watchAbort.signal }).then(async () => {
+          if (Date.now() - started < 50 && !this.stopping) await sleep(200);
+        });
       }
       await this.wakeup.wait(wakeMs, watch);
       this.watchAbort?.abort();
