@@ -3,17 +3,18 @@
 // Measured from the client's side against Vigil and, where /usr/bin/patroni exists, Patroni 3.0.2
 // on the same per-node YAML. Method and caveats: bench/README.md. Usage: --help.
 
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
-import { FAST_TIMING, LocalCluster, PATRONI_DEFAULT_TIMING, SUPERUSER, type Timing } from '../src/local/cluster.ts';
+import { FAST_TIMING, LocalCluster, PATRONI_DEFAULT_TIMING, type Timing } from '../src/local/cluster.ts';
+import { CLUSTER_CREDENTIALS, directEndpoints, log, sleep, tail } from './lib/common.ts';
 import { leaderLeaseTtl, waitHealthy } from './lib/cluster-ops.ts';
 import { PatroniCluster, patroniUnavailableReason } from './lib/patroni.ts';
 import { formatTable, summarize } from './lib/stats.ts';
-import { missingIds, Writer, type Credentials, type Endpoint } from './lib/workload.ts';
+import { missingIds, Writer } from './lib/workload.ts';
 
 type SystemName = 'vigil' | 'patroni';
 type ProfileName = 'default' | 'fast';
@@ -62,29 +63,10 @@ interface Setup {
   skipped?: string;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const secs = (ms: number): string => (ms / 1000).toFixed(2);
 
 let current: LocalCluster | undefined;
 
-function log(msg: string): void {
-  process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
-
-async function tail(file: string, lines = 25): Promise<string> {
-  try {
-    const text = await readFile(file, 'utf8');
-    return text.trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return `(cannot read ${file})`;
-  }
-}
-
-function endpointsOf(c: LocalCluster): Endpoint[] {
-  return c.nodes.map((n) => ({ name: n.name, host: '127.0.0.1', port: n.pgPort }));
-}
-
-const CRED: Credentials = { user: SUPERUSER.username, password: SUPERUSER.password, database: 'postgres' };
 
 /** One fault injection on a healthy cluster whose primary is `primary`. */
 async function runOnce(
@@ -93,7 +75,7 @@ async function runOnce(
   primary: string,
 ): Promise<{ result: RunResult; nextId: number; ackedIds: number[]; beforeIds: number[] }> {
   const timing = PROFILES[ctx.profile];
-  const writer = new Writer(endpointsOf(c), CRED, { firstId: ctx.firstId });
+  const writer = new Writer(directEndpoints(c), CLUSTER_CREDENTIALS, { firstId: ctx.firstId });
   writer.start();
   // Steady state first: at least 2 s of acknowledged writes to the current primary.
   const warmDeadline = performance.now() + 30_000;
@@ -172,7 +154,7 @@ async function benchProfile(
     let primary = await waitHealthy(c, healthyTimeout);
     setup.leaseTtl = await leaderLeaseTtl(c.etcdEndpoint, NAMESPACE, SCOPE);
     log(`${system}/${profile}: healthy, primary ${primary}; leader key lease TTL granted by etcd: ${setup.leaseTtl ?? 'unknown'} s (configured ttl ${timing.ttl})`);
-    await new Writer(endpointsOf(c), CRED).ensureTable();
+    await new Writer(directEndpoints(c), CLUSTER_CREDENTIALS).ensureTable();
     let nextId = 1;
     for (const fault of faults) {
       for (let run = 1; run <= runs; run++) {
@@ -193,7 +175,7 @@ async function benchProfile(
         }
         // Acknowledged ids only: a failed INSERT may or may not have committed.
         try {
-          const missing = await missingIds(endpointsOf(c), CRED, ackedIds, { timeoutMs: 60_000 });
+          const missing = await missingIds(directEndpoints(c), CLUSTER_CREDENTIALS, ackedIds, { timeoutMs: 60_000 });
           result.lost = missing.length;
           if (missing.length > 0) {
             result.missing = missing.slice(0, 10).map((id) => {
