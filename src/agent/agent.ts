@@ -11,7 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { decide } from '../core/decide.ts';
+import { cloneSource, decide } from '../core/decide.ts';
 import type {
   Action,
   ActionFailure,
@@ -901,11 +901,7 @@ export class Agent {
       if (!opts.force) return { ok: false, message: `${this.task.kind} already in progress` };
       await this.cancelTask();
     }
-    let from = leader;
-    if (!opts.fromLeader) {
-      const clone = cluster.members.find((m) => m.name !== this.config.name && m.name !== leader && m.data.tags?.clonefrom === true && m.data.state === 'running');
-      if (clone !== undefined) from = clone.name;
-    }
+    const from = opts.fromLeader ? leader : (cloneSource(cluster, this.config.name, leader) ?? leader);
     this.startTask({ kind: 'reinitialize', from }, { cluster });
     this.wakeup.fire();
     return { ok: true };

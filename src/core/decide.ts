@@ -199,7 +199,7 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
       return 'trying to bootstrap a new cluster';
     }
     if (leaderName !== undefined) {
-      const source = cloneSource(obs, leaderName);
+      const source = cloneSource(cluster, me, leaderName);
       if (source === undefined) {
         d.wake(FAST_WAKE_MS);
         return `waiting for the leader ${leaderName} to publish its connection address`;
@@ -241,10 +241,10 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
   return follow(obs, d, leaderName);
 }
 
-function cloneSource(obs: Observation, leaderName: string): string | undefined {
-  const cluster = obs.cluster;
+/** The member a new replica copies from: a running clonefrom member, else the leader. */
+export function cloneSource(cluster: ClusterView | undefined, me: string, leaderName: string): string | undefined {
   const candidates = (cluster?.members ?? []).filter(
-    (m) => m.name !== obs.self.name && m.name !== leaderName && m.data.tags?.clonefrom === true && m.data.state === 'running' && m.data.conn_url !== undefined,
+    (m) => m.name !== me && m.name !== leaderName && m.data.tags?.clonefrom === true && m.data.state === 'running' && m.data.conn_url !== undefined,
   );
   // Deterministic choice (the core has no randomness): the clonefrom member with the most WAL.
   candidates.sort((a, b) => (b.data.xlog_location ?? 0) - (a.data.xlog_location ?? 0) || a.name.localeCompare(b.name));
