@@ -170,6 +170,52 @@ export interface LocalPg {
    * newer timeline. undefined: not checked (or the leader could not be asked).
    */
   divergence?: 'need' | 'not_needed';
+  /** Synchronous replication facts; present while PostgreSQL runs as a primary and answered. */
+  sync?: LocalSync;
+}
+
+/** One WAL sender of the primary (a row of pg_stat_replication). */
+export interface WalSender {
+  pid: number;
+  /** application_name: the standby's member name. */
+  name: string;
+  /** pg_stat_replication.state: 'streaming', 'catchup', 'startup', 'backup', 'stopping'. */
+  state: string;
+  /** pg_stat_replication.sync_state: 'async', 'potential', 'sync' or 'quorum'. */
+  syncState: string;
+  writeLsn: number | undefined;
+  flushLsn: number | undefined;
+  replayLsn: number | undefined;
+}
+
+/** What the leader needs to manage synchronous replication (read from the running primary). */
+export interface LocalSync {
+  /** synchronous_standby_names as the running server uses it ('' when empty). */
+  ssn: string;
+  /** Vigil manages ssn (a setSyncStandbyNames value is in force), rather than the user's parameter. */
+  managed: boolean;
+  /** synchronous_commit as the running server uses it (on, remote_write, remote_apply, local, off). */
+  synchronousCommit: string;
+  /** The primary's WAL senders. */
+  senders: WalSender[];
+  /**
+   * The primary's flush LSN recorded when the current ssn value was applied (or first seen by this
+   * agent): a standby newly listed in ssn is confirmed only once it reports at least this LSN.
+   */
+  ssnSetAtLsn: number | undefined;
+}
+
+/** Failsafe-mode facts gathered by the agent (see ../shared/spec/patroni-behavior.md 8.4). */
+export interface FailsafeFacts {
+  /**
+   * Primary, DCS unreachable, failsafe_mode on: the outcome of POST /failsafe to every other member
+   * of the last /failsafe value read from the DCS (all must accept). undefined: not attempted.
+   */
+  check?: { ok: boolean; reason: string };
+  /** Replica: a primary that POSTed /failsafe to us less than ttl ago. */
+  leader?: { name: string; connUrl?: string; apiUrl?: string; at: number };
+  /** Last /failsafe value read from the DCS (kept while the DCS is unreachable). */
+  topology?: Record<string, string>;
 }
 
 /** What a peer answered on GET /patroni during a leader race. */
@@ -243,6 +289,15 @@ export interface Memory {
   bootstrapping?: boolean;
   /** First tick since the agent started. */
   started?: boolean;
+  /**
+   * Synchronous replication: standbys confirmed caught up since they entered ssn, by name, with the
+   * WAL sender pid that confirmed (a reconnect must confirm again). Dropped when a name leaves ssn.
+   */
+  syncConfirmed?: Record<string, number>;
+  /** Priority-mode step in progress: ssn was just widened, waiting to confirm before /sync. */
+  syncPendingSince?: number;
+  /** Failsafe mode kept us primary while the DCS was unreachable (cleared by a good DCS cycle). */
+  failsafeActive?: boolean;
 }
 
 export interface Observation {
@@ -259,6 +314,8 @@ export interface Observation {
   /** Last cluster view that had a leader (members of a dead primary are still asked). */
   lastHealthyCluster?: ClusterView;
   pg: LocalPg;
+  /** Failsafe-mode facts (only when failsafe_mode is on). */
+  failsafe?: FailsafeFacts;
   /** Peer statuses fetched this tick (only when the cluster has no leader). */
   peers?: PeerStatus[];
   task: TaskState | undefined;
@@ -285,9 +342,19 @@ export type Action =
   | { type: 'writeStatus'; status: LeaderStatus }
   | { type: 'writeHistory'; history: HistoryLine[] }
   | { type: 'clearFailover' }
+  /** Write /sync (CAS on version when given; plain put when the key is absent). */
+  | { type: 'writeSync'; leader: string; syncStandby: string[]; quorum: number | null; version?: string }
+  | { type: 'deleteSync'; version?: string }
+  /** Publish the members' API addresses in /failsafe (unconditional put). */
+  | { type: 'writeFailsafe'; value: Record<string, string> }
   // PostgreSQL, inline (short)
   | { type: 'followUpstream'; upstream: string | null }
   | { type: 'ensureSlots'; members: string[] } // member names; the controller maps them to slot names
+  /**
+   * Set synchronous_standby_names (conf rewrite + reload when running; kept for later starts).
+   * value is final (built by core/sync.ts); null: stop managing it (the user's parameter applies).
+   */
+  | { type: 'setSyncStandbyNames'; value: string | null }
   | { type: 'removeDataDir' }
   | { type: 'cancelTask' }
   // PostgreSQL, background tasks (one at a time)
