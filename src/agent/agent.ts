@@ -22,6 +22,7 @@ import type {
   Observation,
   PgState,
   Role,
+  SyncState,
   TaskKind,
   TaskSpec,
   TaskState,
@@ -39,9 +40,11 @@ import type { PostgresController } from '../postgres/controller.ts';
 import { slotName } from '../postgres/conf.ts';
 import { parseTimelineHistory } from '../postgres/divergence.ts';
 import { fetchPeers } from '../api/peers.ts';
+import { syncMode } from '../api/handlers.ts';
 import type { NodeSnapshot } from '../api/snapshot.ts';
 import { PATRONI_COMPAT_VERSION } from '../api/version.ts';
-import { buildMemberData, effectiveTags } from './member.ts';
+import { apiUrl, buildMemberData, connUrl, effectiveTags } from './member.ts';
+import { checkFailsafeTopology } from '../api/failsafe.ts';
 
 export interface Logger {
   debug(obj: object, msg?: string): void;
@@ -138,6 +141,11 @@ export class Agent {
   private tickCount = 0;
   private ticking = false;
   private refresher: Promise<void> | undefined;
+  private leavingSync = false;
+  /** Failsafe mode: the last /failsafe value read, and the last primary that confirmed itself to us. */
+  private failsafeTopology: Record<string, string> | undefined;
+  private failsafeSender: { name: string; connUrl: string; apiUrl: string; at: number } | undefined;
+  private failsafeActive = false;
 
   constructor(opts: AgentOptions) {
     this.config = opts.config;
@@ -288,6 +296,7 @@ export class Agent {
       this.clusterReadAt = this.now();
       if (cluster.leader !== undefined) this.lastHealthy = cluster;
       if (cluster.config !== undefined) this.lastGoodConfig = cluster.config;
+      if (cluster.failsafe !== undefined) this.failsafeTopology = cluster.failsafe;
     } catch (err) {
       dcsError = err instanceof Error ? err.message : String(err);
     }
@@ -322,6 +331,7 @@ export class Agent {
       memory: this.memory,
     };
     if (dcsError !== undefined) obs.dcsError = dcsError;
+    if (this.dynamic.failsafe_mode === true) obs.failsafe = await this.observeFailsafe(cluster, pg);
     if (this.lastHealthy !== undefined) obs.lastHealthyCluster = this.lastHealthy;
     if (this.lockRefreshedAt !== undefined) obs.lockRefreshedAt = this.lockRefreshedAt;
 
@@ -333,6 +343,33 @@ export class Agent {
     }
     this.lastPg = pg;
     return obs;
+  }
+
+  /**
+   * Failsafe facts. When the DCS cannot be read and we run as a primary (not paused), ask every
+   * other member of the last /failsafe value to confirm us (POST /failsafe); all must accept. The
+   * confirmation counts like a lock refresh that started when we began asking: each member that
+   * accepted will not race for ttl seconds from its answer, which is later.
+   */
+  private async observeFailsafe(cluster: ClusterView | undefined, pg: LocalPg): Promise<NonNullable<Observation['failsafe']>> {
+    const facts: NonNullable<Observation['failsafe']> = {};
+    if (this.failsafeTopology !== undefined) facts.topology = this.failsafeTopology;
+    const s = this.failsafeSender;
+    if (s !== undefined) facts.leader = { name: s.name, connUrl: s.connUrl, apiUrl: s.apiUrl, at: s.at };
+    if (cluster !== undefined || !pg.running || pg.inRecovery || this.dynamic.pause === true) return facts;
+    const started = this.now();
+    const auth = this.config.restapi.authentication;
+    const res = await checkFailsafeTopology({
+      me: this.config.name,
+      topology: this.failsafeTopology,
+      body: { name: this.config.name, conn_url: connUrl(this.config), api_url: apiUrl(this.config), slots: {} },
+      auth,
+      timeoutMs: 2000,
+      retries: 1,
+    });
+    facts.check = { ok: res.ok, reason: res.reason };
+    if (res.ok) this.lockRefreshedAt = started;
+    return facts;
   }
 
   private applyDynamicConfig(raw: Record<string, unknown> | undefined): void {
@@ -352,6 +389,11 @@ export class Agent {
       for (const m of view?.members ?? []) {
         if (m.name !== this.config.name && typeof m.data.api_url === 'string') byName.set(m.name, m.data.api_url);
       }
+    }
+    // Failsafe mode: every member of /failsafe is asked too (a primary cut off from the DCS may
+    // still be running and confirming itself to some of them).
+    if (this.dynamic.failsafe_mode === true) {
+      for (const [name, url] of Object.entries(this.failsafeTopology ?? {})) if (name !== this.config.name && !byName.has(name)) byName.set(name, url);
     }
     const auth = this.config.restapi.authentication;
     return fetchPeers(
@@ -468,6 +510,15 @@ export class Agent {
         return this.dcs.writeHistory(action.history);
       case 'clearFailover':
         return this.dcs.writeFailover({}, cluster?.failover?.version);
+      case 'writeSync':
+        return this.dcs.writeSync(
+          { leader: action.leader, quorum: action.quorum, sync_standby: action.syncStandby.length > 0 ? [...action.syncStandby].sort().join(',') : null },
+          action.version,
+        );
+      case 'deleteSync':
+        return this.dcs.deleteSync(action.version);
+      case 'writeFailsafe':
+        return this.dcs.writeFailsafe(action.value);
       case 'followUpstream': {
         const res = await this.pg.writeConfig({ role: 'replica', upstream: this.upstreamTarget(action.upstream, cluster), parameters: this.pgParameters() });
         if (res.needsRestart) {
@@ -679,9 +730,11 @@ export class Agent {
   // ------------------------------------------------------------------------------------------
   // publish
 
-  private async touchMember(obs: Observation): Promise<void> {
+  private async touchMember(obs: Pick<Observation, 'config'>): Promise<void> {
     const pg = this.lastPg;
-    const data = buildMemberData(this.config, {
+    // A synchronous standby on its way out advertises nosync so the leader replaces it first.
+    const config = this.leavingSync ? { ...this.config, tags: { ...this.config.tags, nosync: true, sync_priority: 0 } } : this.config;
+    const data = buildMemberData(config, {
       state: this.pgState,
       role: this.role,
       ...(pg?.walLsn !== undefined ? { walLsn: pg.walLsn } : {}),
@@ -874,6 +927,13 @@ export class Agent {
       },
       reload: () => this.reloadConfig(),
       reinitialize: (opts) => this.reinitializeNow(opts),
+      failsafeReceived: (sender) => {
+        this.failsafeSender = { name: sender.name, connUrl: sender.connUrl, apiUrl: sender.apiUrl, at: this.now() };
+        this.wakeup.fire();
+        const pg = this.lastPg;
+        const lsn = pg === undefined ? undefined : Math.max(pg.receiveLsn ?? 0, pg.replayLsn ?? 0) || undefined;
+        return { lsn };
+      },
     };
   }
 
@@ -933,6 +993,7 @@ export class Agent {
     }
     let stopped = true;
     if (this.dynamic.pause !== true) {
+      await this.leaveSyncSet();
       try {
         this.pgState = 'stopping';
         await this.pg.stop('fast', { timeoutMs: this.config.postgresql.pgCtlTimeout * 1000 });
@@ -955,6 +1016,34 @@ export class Agent {
     await this.dcs.close({ keepLease: !stopped });
   }
 
+  /**
+   * A synchronous standby that stops (shutdown, restart) first asks to be replaced: it publishes
+   * nosync and waits, up to 2 x loop_wait, until the leader has removed it from /sync. Otherwise a
+   * cluster with as many sync standbys as synchronous_node_count would stall commits until the
+   * leader's next cycle. A DCS error or a failed member write skips the wait.
+   */
+  private async leaveSyncSet(): Promise<void> {
+    const me = this.config.name;
+    const cluster = this.cluster;
+    const leader = cluster?.leader?.name;
+    if (syncMode(this.dynamic) === 'off' || this.config.tags.nosync === true || leader === undefined || leader === me) return;
+    if (!inSyncSet(cluster?.sync, me)) return;
+    this.leavingSync = true;
+    try {
+      await this.dcs.touchMember(buildMemberData({ ...this.config, tags: { ...this.config.tags, nosync: true, sync_priority: 0 } }, { state: this.pgState, role: this.role }));
+      const deadline = this.now() + 2 * this.dynamic.loop_wait * 1000;
+      this.log.info({}, 'leaving the synchronous standby set before stopping');
+      while (this.now() < deadline) {
+        await sleep(Math.min(2000, this.dynamic.loop_wait * 1000));
+        const view = await this.dcs.readCluster();
+        if (view.leader === undefined || !inSyncSet(view.sync, me) || view.sync?.leader !== view.leader.name) return;
+      }
+      this.log.warn({}, 'still listed in /sync after 2 x loop_wait; stopping anyway');
+    } catch (err) {
+      this.log.warn({}, `could not leave the synchronous standby set first: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
   /** Stop the loop now without touching PostgreSQL or the DCS keys (tests, fatal errors). */
   async abort(): Promise<void> {
     this.stopping = true;
@@ -964,6 +1053,13 @@ export class Agent {
     await this.refresher;
     this.loopDone = undefined;
   }
+}
+
+/** name is listed in /sync's sync_standby (case-insensitive, as Patroni reads it). */
+function inSyncSet(sync: SyncState | undefined, name: string): boolean {
+  if (typeof sync?.sync_standby !== 'string') return false;
+  const want = name.toLowerCase();
+  return sync.sync_standby.split(',').some((n) => n.trim().toLowerCase() === want);
 }
 
 function describe(a: Action): string {

@@ -272,6 +272,84 @@ test('synchronous mode: /sync, /async, /read-only-sync from the sync key', () =>
   assert.equal(qs['sync_standby'], undefined);
 });
 
+test('sync roles across modes: read-only-sync/-quorum, async, HEAD, tag filters, metrics', () => {
+  const cluster = clusterView({ sync: { leader: 'pg1', sync_standby: 'pg2', quorum: 1, version: '3' } });
+  const sync = replica({ cluster, config: config({ synchronous_mode: 'on' }) });
+  const quorum = replica({ cluster, config: config({ synchronous_mode: 'quorum' }) });
+  // A replica not listed in /sync.
+  const async = replica({ cluster: clusterView({ sync: { leader: 'pg1', sync_standby: 'pg3', quorum: 1, version: '3' } }), config: config({ synchronous_mode: 'on' }) });
+  const table: [string, NodeSnapshot, string, number][] = [
+    ['sync', sync, '/read-only-quorum', 503],
+    ['sync', sync, '/asynchronous', 503],
+    ['quorum', quorum, '/read-only-sync', 503],
+    ['quorum', quorum, '/read-only-synchronous', 503],
+    ['quorum', quorum, '/synchronous', 503],
+    ['quorum', quorum, '/asynchronous', 503],
+    ['async', async, '/sync', 503],
+    ['async', async, '/quorum', 503],
+    ['async', async, '/read-only-sync', 503],
+    ['async', async, '/read-only-quorum', 503],
+    ['async', async, '/async', 200],
+    ['async', async, '/read-only', 200],
+  ];
+  for (const [label, snap, path, want] of table) {
+    assert.equal(code(snap, path), want, `${label} ${path}`);
+    assert.equal(handle(req('HEAD', path), snap, NOW).status, want, `HEAD ${label} ${path}`);
+    assert.equal(handle(req('OPTIONS', path), snap, NOW).status, want, `OPTIONS ${label} ${path}`);
+  }
+  assert.equal(handle(req('HEAD', '/sync'), sync, NOW).statusLineOnly, true);
+  assert.equal(handle(req('HEAD', '/quorum'), quorum, NOW).status, 200);
+  // Tag filters apply to the sync rules: the tag must exist and match.
+  const tagged = { ...sync, tags: { dc: 'east' } };
+  assert.equal(code(tagged, '/sync?tag_dc=east'), 200);
+  assert.equal(code(tagged, '/sync?tag_dc=west'), 503);
+  assert.equal(code(sync, '/read-only-sync?tag_dc=east'), 503);
+  // The primary: 200 on the read-only-* variants with a fresh view, 503 on /sync, /quorum, /async.
+  const prim = primary({ cluster, config: config({ synchronous_mode: 'quorum' }) });
+  for (const [path, want] of [['/read-only-sync', 200], ['/read-only-quorum', 200], ['/sync', 503], ['/quorum', 503], ['/async', 503]] as const) {
+    assert.equal(code(prim, path), want, `primary ${path}`);
+  }
+  // Without a fresh DCS view every #7 path is 503, even on the primary.
+  assert.equal(code(primary({ cluster, clusterReadAt: NOW - 60_000 }), '/read-only-sync'), 503);
+  // The primary is never flagged as a standby, even when /sync lists its name.
+  const listedPrimary = primary({ cluster: clusterView({ sync: { leader: 'pg1', sync_standby: 'pg1,pg2', quorum: 0, version: '1' } }), config: config({ synchronous_mode: true }) });
+  assert.equal(bodyOf(get(listedPrimary, '/patroni'))['sync_standby'], undefined);
+  // Metrics follow the status JSON.
+  const metric = (snap: NodeSnapshot, name: string): string | undefined =>
+    get(snap, '/metrics').body?.split('\n').find((l) => l.startsWith(`${name}{`))?.split(' ').at(-1);
+  assert.equal(metric(sync, 'patroni_sync_standby'), '1');
+  assert.equal(metric(sync, 'patroni_quorum_standby'), '0');
+  assert.equal(metric(quorum, 'patroni_sync_standby'), '0');
+  assert.equal(metric(quorum, 'patroni_quorum_standby'), '1');
+  assert.equal(metric(async, 'patroni_sync_standby'), '0');
+  // A standby cluster has no synchronous replication: listed members are plain replicas.
+  const standby = replica({ cluster, config: config({ synchronous_mode: 'on', standby_cluster: { host: 'h' } }) });
+  assert.equal(code(standby, '/sync'), 503);
+  assert.equal(bodyOf(get(standby, '/patroni'))['sync_standby'], undefined);
+});
+
+test('/cluster member roles: quorum_standby and sync_standby from /sync (case-insensitive), replica otherwise', () => {
+  const members = [
+    ...clusterView().members,
+    member('pg3', { conn_url: 'postgres://10.0.0.3:5432/postgres', api_url: 'http://10.0.0.3:8008/patroni', state: 'running', role: 'replica' }),
+  ];
+  const cluster = clusterView({ members, sync: { leader: 'pg1', sync_standby: 'PG2', quorum: 1, version: '3' } });
+  const roles = (mode: DynamicConfig['synchronous_mode'], extra: Partial<DynamicConfig> = {}): unknown[] =>
+    (bodyOf(get(primary({ cluster, config: config({ synchronous_mode: mode, ...extra }) }), '/cluster'))['members'] as Record<string, unknown>[]).map(
+      (m) => m['role'],
+    );
+  assert.deepEqual(roles('quorum'), ['leader', 'quorum_standby', 'replica']);
+  assert.deepEqual(roles('on'), ['leader', 'sync_standby', 'replica']);
+  assert.deepEqual(roles(true), ['leader', 'sync_standby', 'replica']);
+  assert.deepEqual(roles(false), ['leader', 'replica', 'replica']);
+  assert.deepEqual(roles('quorum', { standby_cluster: { host: 'h' } }), ['standby_leader', 'replica', 'replica']);
+  // A sync key with a non-string sync_standby is ignored, not fatal.
+  const odd = clusterView({ sync: { leader: 'pg1', sync_standby: 42 as unknown as string, quorum: 0, version: '1' } });
+  const r = get(primary({ cluster: odd, config: config({ synchronous_mode: 'on' }) }), '/cluster');
+  assert.equal(r.status, 200);
+  assert.deepEqual((bodyOf(r)['members'] as Record<string, unknown>[]).map((m) => m['role']), ['leader', 'replica']);
+});
+
 test('HEAD and OPTIONS answer the status line only, through the health check', () => {
   for (const method of ['HEAD', 'OPTIONS']) {
     assert.deepEqual(handle(req(method, '/'), primary(), NOW), { status: 200, statusLineOnly: true });

@@ -164,6 +164,36 @@ function unsupportedMethod(method: string): ApiResponse {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Request bodies (2.1): by Content-Length only; Content-Type is ignored.
+
+type Body = { ok: true; value: Record<string, unknown> } | { ok: false; response: ApiResponse };
+
+/**
+ * The JSON object in the body. Required bodies: no Content-Length -> 411; not JSON, not an object
+ * or an empty object -> 400. Optional bodies: no Content-Length or Content-Length 0 -> {}.
+ */
+export function readJsonBody(req: ApiRequest, optional: boolean): Body {
+  const cl = header(req.headers, 'content-length');
+  if (cl === undefined) {
+    return optional ? { ok: true, value: {} } : { ok: false, response: errorPage(411, 'Content-Length is required') };
+  }
+  if (!/^\s*\d+\s*$/.test(cl)) return { ok: false, response: errorPage(400, 'Bad request: invalid Content-Length') };
+  const text = req.body ?? '';
+  if (Number(cl) === 0 && optional) return { ok: true, value: {} };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { ok: false, response: errorPage(400, 'Bad request: the body is not valid JSON') };
+  }
+  if (!isMap(parsed)) return { ok: false, response: errorPage(400, 'Bad request: the body must be a JSON object') };
+  if (!optional && Object.keys(parsed).length === 0) {
+    return { ok: false, response: errorPage(400, 'Bad request: the body must be a non-empty JSON object') };
+  }
+  return { ok: true, value: parsed };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Derived facts shared by the handlers.
 
 /** The DCS view if it was read less than ttl ago, else undefined (Patroni's cached cluster). */
@@ -211,6 +241,10 @@ function syncListed(sync: SyncState | undefined, name: string): boolean {
   if (sync === undefined || typeof sync.sync_standby !== 'string') return false;
   const want = name.toLowerCase();
   return sync.sync_standby.split(',').some((n) => n.trim().toLowerCase() === want);
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function isXlogPrimary(x: XlogPrimary | XlogReplica | undefined): x is XlogPrimary {

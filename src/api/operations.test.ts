@@ -13,7 +13,7 @@ import {
   readJsonBody,
 } from './operations.ts';
 import type { OperationOptions } from './operations.ts';
-import type { OperationsPort, RestartOutcome, RestartRequest, ScheduledRestart } from './port.ts';
+import type { FailsafeSender, OperationsPort, RestartOutcome, RestartRequest, ScheduledRestart } from './port.ts';
 import type { NodeSnapshot } from './snapshot.ts';
 import { PATRONI_COMPAT_VERSION } from './version.ts';
 
@@ -99,6 +99,8 @@ class MemPort implements OperationsPort {
   reloads = 0;
   reinits: { force: boolean; fromLeader: boolean }[] = [];
   reinitResult: { ok: true } | { ok: false; message: string } = { ok: true };
+  failsafeSenders: FailsafeSender[] = [];
+  failsafeLsn: number | undefined;
 
   constructor(cluster: ClusterView = view(), name = 'pg1') {
     this.cluster = cluster;
@@ -164,6 +166,11 @@ class MemPort implements OperationsPort {
   reinitialize(opts: { force: boolean; fromLeader: boolean }): Promise<{ ok: true } | { ok: false; message: string }> {
     this.reinits.push(opts);
     return Promise.resolve(this.reinitResult);
+  }
+
+  failsafeReceived(sender: FailsafeSender): { lsn: number | undefined } {
+    this.failsafeSenders.push(sender);
+    return { lsn: this.failsafeLsn };
   }
 }
 

@@ -1,6 +1,7 @@
-// The REST API's unsafe endpoints (patroni-interfaces.md 2.9, 2.12 - 2.15; patroni-behavior.md 6.1):
-// request validation, Patroni's rules, status codes and messages. All IO goes through the
-// OperationsPort; nothing here touches the DCS, PostgreSQL or the network directly.
+// The REST API's unsafe endpoints (patroni-interfaces.md 2.9, 2.12 - 2.15; patroni-behavior.md 6.1;
+// POST /failsafe, 2.10, is dispatched from here to failsafe.ts): request validation, Patroni's
+// rules, status codes and messages. All IO goes through the OperationsPort; nothing here touches
+// the DCS, PostgreSQL or the network directly.
 //
 // Authentication and client-certificate checks happen before this module (handlers.ts gate).
 //
@@ -10,9 +11,13 @@
 import type { ClusterView, SyncState } from '../core/model.ts';
 import { toBool, validateDynamicConfig } from '../config/dynamic.ts';
 import type { ApiRequest, ApiResponse } from './handlers.ts';
-import { errorPage, syncMode } from './handlers.ts';
+import { errorPage, readJsonBody, syncMode } from './handlers.ts';
 import type { OperationsPort, RestartRequest, ScheduledRestart } from './port.ts';
+import { postFailsafe } from './failsafe.ts';
 import type { NodeSnapshot } from './snapshot.ts';
+
+/** Lives in handlers.ts (failsafe.ts needs it too); still exported here for existing callers. */
+export { readJsonBody };
 
 export interface OperationOptions {
   /** Wall clock (scheduled_at / schedule are compared with it). */
@@ -42,6 +47,7 @@ export const OPERATION_KEYS: ReadonlySet<string> = new Set([
   'POST reinitialize',
   'PATCH config',
   'PUT config',
+  'POST failsafe',
 ]);
 
 export async function handleOperation(
@@ -75,6 +81,8 @@ export async function handleOperation(
         return await patchConfig(req, port);
       case 'PUT config':
         return await putConfig(req, port);
+      case 'POST failsafe':
+        return postFailsafe(req, snap, port);
       default:
         return errorPage(501, `Unsupported method (${JSON.stringify(req.method)})`);
     }
@@ -83,36 +91,6 @@ export async function handleOperation(
     opts.onError?.(`${req.method} ${req.path}`, err);
     return errorPage(500, 'internal error');
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Request bodies (2.1): by Content-Length only; Content-Type is ignored.
-
-type Body = { ok: true; value: Record<string, unknown> } | { ok: false; response: ApiResponse };
-
-/**
- * The JSON object in the body. Required bodies: no Content-Length -> 411; not JSON, not an object
- * or an empty object -> 400. Optional bodies: no Content-Length or Content-Length 0 -> {}.
- */
-export function readJsonBody(req: ApiRequest, optional: boolean): Body {
-  const cl = headerValue(req.headers, 'content-length');
-  if (cl === undefined) {
-    return optional ? { ok: true, value: {} } : { ok: false, response: errorPage(411, 'Content-Length is required') };
-  }
-  if (!/^\s*\d+\s*$/.test(cl)) return { ok: false, response: errorPage(400, 'Bad request: invalid Content-Length') };
-  const text = req.body ?? '';
-  if (Number(cl) === 0 && optional) return { ok: true, value: {} };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return { ok: false, response: errorPage(400, 'Bad request: the body is not valid JSON') };
-  }
-  if (!isMap(parsed)) return { ok: false, response: errorPage(400, 'Bad request: the body must be a JSON object') };
-  if (!optional && Object.keys(parsed).length === 0) {
-    return { ok: false, response: errorPage(400, 'Bad request: the body must be a non-empty JSON object') };
-  }
-  return { ok: true, value: parsed };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -618,13 +596,6 @@ function positiveNumber(v: unknown): number | undefined {
 
 function isMap(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function headerValue(headers: Record<string, string | undefined>, name: string): string | undefined {
-  const direct = headers[name];
-  if (direct !== undefined) return direct;
-  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === name) return v;
-  return undefined;
 }
 
 /** A plain-message reply (Patroni sends these as text/html with the bare message). */

@@ -1,6 +1,7 @@
 // The client side of the leader race: GET a peer's api_url (its /patroni endpoint) and read what the
 // election needs (behavior spec 5.1). One attempt, a hard deadline, and every failure folded into
 // `reachable: false`: the caller must never wait on, or be thrown at by, a sick peer.
+// peerRequest, the one HTTP exchange underneath, is shared with failsafe.ts (POST /failsafe).
 //
 // node:http/https rather than fetch: Patroni does not verify peers' server certificates, and a peer
 // may answer in HTTP/1.0 without Content-Length (read to the end of the connection).
@@ -119,26 +120,89 @@ export async function fetchPeers(
 }
 
 function getOnce(apiUrl: string, timeoutMs: number, opts: FetchPeerOptions): Promise<{ status: number; body: string }> {
-  const url = new URL(apiUrl);
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    return Promise.reject(new Error(`unsupported api_url scheme ${url.protocol}`));
+  return peerRequest(apiUrl, { ...opts, method: 'GET', timeoutMs, accept: 'application/json' });
+}
+
+export interface PeerRequestOptions {
+  method: 'GET' | 'POST';
+  /** Deadline for the whole exchange (connect, headers, body). */
+  timeoutMs: number;
+  /** Sent with Content-Length (and Content-Type: application/json). */
+  jsonBody?: string;
+  /** Accept header (default none). */
+  accept?: string;
+  auth?: { username: string; password: string } | undefined;
+  tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer } | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** A failed exchange with a peer: `kind` tells the caller whether retrying can help. */
+export class PeerRequestError extends Error {
+  constructor(
+    message: string,
+    /** timeout: no full answer before the deadline; refused: nothing listens; closed: the peer
+     * dropped the connection; aborted: the caller's signal; other: anything else (DNS, TLS, ...). */
+    readonly kind: 'timeout' | 'refused' | 'closed' | 'aborted' | 'other',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'PeerRequestError';
   }
+}
+
+/**
+ * One HTTP(S) exchange with a peer's REST API, with a hard deadline; rejects with a
+ * PeerRequestError. Any HTTP status resolves (the caller judges it). The peer's server certificate
+ * is not verified (Patroni does not either); a client certificate is presented when given. The
+ * body is read to the end of the response (HTTP/1.0 without Content-Length works), at most 1 MiB.
+ */
+export function peerRequest(
+  target: string,
+  opts: PeerRequestOptions,
+): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return Promise.reject(new PeerRequestError(`invalid URL ${JSON.stringify(target)}`, 'other'));
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return Promise.reject(new PeerRequestError(`unsupported api_url scheme ${url.protocol}`, 'other'));
+  }
+  const timeoutMs = opts.timeoutMs;
   const deadline = AbortSignal.timeout(timeoutMs);
   const signal = opts.signal !== undefined ? AbortSignal.any([deadline, opts.signal]) : deadline;
   const headers: Record<string, string> = {
     'User-Agent': `Patroni/${PATRONI_COMPAT_VERSION} Vigil`,
-    Accept: 'application/json',
     Connection: 'close',
   };
+  if (opts.accept !== undefined) headers['Accept'] = opts.accept;
   if (opts.auth !== undefined) {
     headers['Authorization'] = 'Basic ' + Buffer.from(`${opts.auth.username}:${opts.auth.password}`, 'utf8').toString('base64');
   }
+  const payload = opts.jsonBody !== undefined ? Buffer.from(opts.jsonBody, 'utf8') : undefined;
+  if (payload !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    headers['Content-Length'] = String(payload.length);
+  }
+  const classify = (err: unknown): PeerRequestError => {
+    if (err instanceof PeerRequestError) return err;
+    if (deadline.aborted) return new PeerRequestError(`no answer within ${timeoutMs} ms`, 'timeout', { cause: err });
+    if (signal.aborted) return new PeerRequestError('request aborted', 'aborted', { cause: err });
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    const msg = err instanceof Error ? err.message : String(err);
+    if (code === 'ECONNREFUSED') return new PeerRequestError('connection refused (ECONNREFUSED)', 'refused', { cause: err });
+    if (code === 'ECONNRESET' || code === 'EPIPE' || msg === 'socket hang up' || msg === 'response aborted') {
+      return new PeerRequestError(`connection closed by the peer (${code ?? msg})`, 'closed', { cause: err });
+    }
+    return new PeerRequestError(msg, 'other', { cause: err });
+  };
   return new Promise((resolve, reject) => {
     let settled = false;
-    const fail = (err: Error): void => {
+    const fail = (err: unknown): void => {
       if (settled) return;
       settled = true;
-      reject(err);
+      reject(classify(err));
     };
     const onResponse = (res: IncomingMessage): void => {
       const chunks: Buffer[] = [];
@@ -147,7 +211,7 @@ function getOnce(apiUrl: string, timeoutMs: number, opts: FetchPeerOptions): Pro
         size += chunk.length;
         if (size > MAX_BODY_BYTES) {
           res.destroy();
-          fail(new Error('response body too large'));
+          fail(new PeerRequestError('response body too large', 'other'));
           return;
         }
         chunks.push(chunk);
@@ -157,17 +221,15 @@ function getOnce(apiUrl: string, timeoutMs: number, opts: FetchPeerOptions): Pro
       res.on('end', () => {
         if (settled) return;
         settled = true;
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers });
       });
     };
-    const common = { method: 'GET', headers, signal, agent: false as const };
+    const common = { method: opts.method, headers, signal, agent: false as const };
     const req =
       url.protocol === 'https:'
         ? httpsRequest(url, { ...common, rejectUnauthorized: false, cert: opts.tls?.cert, key: opts.tls?.key, ca: opts.tls?.ca }, onResponse)
         : httpRequest(url, common, onResponse);
-    req.on('error', (err) => {
-      fail(signal.aborted && deadline.aborted ? new Error(`no answer within ${timeoutMs} ms`) : err);
-    });
-    req.end();
+    req.on('error', (err) => fail(err));
+    req.end(payload);
   });
 }

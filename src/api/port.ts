@@ -28,6 +28,18 @@ export type RestartOutcome =
   | { ok: true }
   | { ok: false; reason: 'conditions' | 'busy' | 'starting' | 'failed'; message: string };
 
+/** A primary's POST /failsafe (patroni-interfaces.md 2.10), validated by the API. */
+export interface FailsafeSender {
+  /** The sender's member name (it claims to be the running primary). */
+  name: string;
+  /** Its PostgreSQL connection URL (replicas follow it while the DCS shows no leader). */
+  connUrl: string;
+  /** Its REST API URL. */
+  apiUrl: string;
+  /** Its replication slots, name -> LSN (its own slot name mapped to its current LSN); undefined when not sent. */
+  slots: Record<string, number> | undefined;
+}
+
 export interface OperationsPort {
   /** This node's name. */
   readonly name: string;
@@ -52,4 +64,16 @@ export interface OperationsPort {
   reload(): Promise<void>;
   /** Wipe and re-clone this replica. Resolves when the re-clone started (or was refused). */
   reinitialize(opts: { force: boolean; fromLeader: boolean }): Promise<{ ok: true } | { ok: false; message: string }>;
+
+  /**
+   * POST /failsafe accepted (failsafe_mode is on and this node is not a running primary: the API
+   * checked both from the snapshot). Cache the sender with the current time; the cache is valid
+   * for ttl seconds (the core then follows it and does not race while the DCS shows no leader;
+   * see FailsafeFacts.leader). Returns this node's last known receive/replay LSN, sent back in the
+   * `lsn` response header (undefined: header omitted). Must not block or do IO.
+   *
+   * Optional so that a port without failsafe support still compiles: without it POST /failsafe
+   * answers 503, which makes the sending primary demote (the safe side).
+   */
+  failsafeReceived?(sender: FailsafeSender): { lsn: number | undefined };
 }

@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 
 import { readTlsFiles, startApiServer } from '../../src/api/server.ts';
 import type { ApiServer } from '../../src/api/server.ts';
-import type { OperationsPort, RestartOutcome, RestartRequest, ScheduledRestart } from '../../src/api/port.ts';
+import type { FailsafeSender, OperationsPort, RestartOutcome, RestartRequest, ScheduledRestart } from '../../src/api/port.ts';
 import type { ClusterView, Member, PeerStatus } from '../../src/core/model.ts';
 import { primarySnapshot, rawExchange } from './fixtures.ts';
 
@@ -94,6 +94,11 @@ class MemPort implements OperationsPort {
   }
   reinitialize(): Promise<{ ok: true }> {
     return Promise.resolve({ ok: true });
+  }
+  failsafeSenders: FailsafeSender[] = [];
+  failsafeReceived(sender: FailsafeSender): { lsn: number | undefined } {
+    this.failsafeSenders.push(sender);
+    return { lsn: 67395700 };
   }
 }
 

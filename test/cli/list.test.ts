@@ -154,6 +154,40 @@ test('--dcs-url with a namespace, several clusters, -t, odd member values', asyn
   );
 });
 
+test('quorum mode: members in /sync print as Quorum Standby (patronictl 4.x wording), others Replica', async () => {
+  // patronictl 3.0.2 predates quorum mode, so this one is checked against the expected wording only.
+  const p = '/q/gotham/';
+  await put(`${p}initialize`, '7277694203142172999');
+  await put(`${p}leader`, 'n1');
+  await put(`${p}config`, JSON.stringify({ ttl: 30, synchronous_mode: 'quorum', synchronous_node_count: 2 }));
+  await put(`${p}sync`, JSON.stringify({ leader: 'n1', quorum: 1, sync_standby: 'n2,N3' }));
+  await put(`${p}status`, JSON.stringify({ optime: OPTIME }));
+  const m = (port: number, role: string, extra: Record<string, unknown> = {}): string =>
+    JSON.stringify({ conn_url: `postgres://127.0.0.1:${port}/postgres`, api_url: `http://127.0.0.1:${port + 3000}/patroni`, state: 'running', role, timeline: 2, ...extra });
+  const streaming = { replication_state: 'streaming', receive_lsn: OPTIME, replay_lsn: OPTIME, xlog_location: OPTIME };
+  await put(`${p}members/n1`, m(5432, 'primary', { xlog_location: OPTIME }));
+  await put(`${p}members/n2`, m(5433, 'replica', streaming));
+  await put(`${p}members/n3`, m(5434, 'replica', streaming));
+  await put(`${p}members/n4`, m(5435, 'replica', streaming));
+  const r = await runCmd(VIGIL, ['list', '--dcs-url', `etcd3://${etcd.endpoint}/q`, 'gotham', '-f', 'json']);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+  assert.deepEqual(rows.map((row) => [row['Member'], row['Role'], row['State']]), [
+    ['n1', 'Leader', 'running'],
+    ['n2', 'Quorum Standby', 'streaming'],
+    ['n3', 'Quorum Standby', 'streaming'],
+    ['n4', 'Replica', 'streaming'],
+  ]);
+  const pretty = await runCmd(VIGIL, ['list', '--dcs-url', `etcd3://${etcd.endpoint}/q`, 'gotham']);
+  assert.equal(pretty.code, 0, pretty.stderr);
+  assert.match(pretty.stdout, /\| n2 +\| 127\.0\.0\.1:5433 \| Quorum Standby \| streaming \|/);
+  // The same keys with synchronous_mode on: Sync Standby.
+  await put(`${p}config`, JSON.stringify({ ttl: 30, synchronous_mode: true }));
+  const on = await runCmd(VIGIL, ['list', '--dcs-url', `etcd3://${etcd.endpoint}/q`, 'gotham', '-f', 'tsv']);
+  assert.equal(on.code, 0, on.stderr);
+  assert.deepEqual(on.stdout.trim().split('\n').slice(1).map((l) => l.split('\t')[3]), ['Leader', 'Sync Standby', 'Sync Standby', 'Replica']);
+});
+
 test('a configuration that fails daemon validation still lists (PATRONI_SCOPE applies)', async () => {
   const cfg = await writeConfig('odd.yml', `scope: wrong\nrestapi: 12\npostgresql: nonsense\netcd3:\n  host: ${etcd.endpoint}\n`);
   const r = await runCmd(VIGIL, ['list', '-c', cfg, '-f', 'tsv'], { PATRONI_SCOPE: 'batman' });
