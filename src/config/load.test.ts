@@ -337,7 +337,7 @@ bootstrap:
     /^colour: unknown key$/,
     /^restapi_typo: unknown key$/,
     /^consul: Consul is not supported by Vigil yet/,
-    /^watchdog: not supported by Vigil yet/,
+    /^watchdog: device \/dev\/watchdog does not exist/,
     /^citus: Citus is not supported/,
     /^log\.dir: not supported/,
     /^bootstrap\.dcs\.standby_cluster: standby clusters are not supported/,

@@ -6,20 +6,21 @@
 //   path in the file (or the name of the environment variable that supplied the value), all at once.
 // - config is undefined exactly when at least one issue has severity 'error'.
 // - Unknown keys are warnings; keys Patroni knows but Vigil does not support are warnings saying so
-//   (except where ignoring them would be unsafe, e.g. `watchdog.mode: required`, which is an error).
+//   (except where ignoring them would be unsafe, e.g. `watchdog.mode: required` without a usable
+//   device, which is an error).
 // - The environment is read, not modified (Patroni removes the PATRONI_* variables it consumed).
 //
 // Validation is written by hand rather than with zod: nearly every field needs a custom coercion
 // (YAML 1.1 scalars, environment strings, Patroni's list-or-comma-string forms, host:port) and a
 // message naming the path, and unknown keys must warn instead of failing.
 
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml, parseDocument, type Tags as YamlTags } from 'yaml';
 import type { Tags } from '../core/model.ts';
 import { dynamicConfigProblems, effectiveDynamicConfigNotes, show, toBool } from './dynamic.ts';
-import type { BootstrapSettings, Config, ConfigIssue, Credentials, Etcd3Settings, PostgresqlSettings, RestApiSettings } from './types.ts';
+import type { BootstrapSettings, Config, ConfigIssue, Credentials, Etcd3Settings, PostgresqlSettings, RestApiSettings, WatchdogSettings } from './types.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -839,20 +840,52 @@ function parseLogLevel(issues: Issues, root: Obj): string {
   return mapped;
 }
 
-function parseWatchdog(issues: Issues, root: Obj): void {
+const WATCHDOG_DEFAULTS: WatchdogSettings = { mode: 'automatic', device: '/dev/watchdog', safetyMargin: 5 };
+
+/**
+ * The watchdog section (Patroni's default when absent: automatic, /dev/watchdog, margin 5). Whether
+ * the device can really be used (its timeout against ttl) is decided at run time by
+ * fence/watchdog.ts planWatchdog; here `required` is an error only when the device cannot work at
+ * all (missing or not writable), and an explicit `automatic` with such a device warns.
+ */
+function parseWatchdog(issues: Issues, root: Obj): WatchdogSettings {
   const wd = root.watchdog;
-  if (wd === undefined || wd === null) return;
+  if (wd === undefined || wd === null) return { ...WATCHDOG_DEFAULTS };
   if (!isMap(wd)) {
     issues.error('watchdog', `expected a mapping, got ${describe(wd)}`);
-    return;
+    return { ...WATCHDOG_DEFAULTS, mode: 'off' };
   }
-  const mode = wd.mode === false ? 'off' : typeof wd.mode === 'string' ? wd.mode.toLowerCase() : wd.mode === undefined ? 'automatic' : String(wd.mode);
-  if (['off', 'false', 'disable', 'disabled'].includes(mode)) return;
-  if (mode === 'required' || mode === 'require') {
-    issues.error('watchdog.mode', 'required is not supported: Vigil has no watchdog support yet (use mode: off)');
-  } else {
-    issues.warn('watchdog', `${NOT_YET}: the node runs without a watchdog`);
+  checkKeys(issues, wd, 'watchdog', ['mode', 'device', 'safety_margin']);
+  let mode: WatchdogSettings['mode'];
+  const raw = wd.mode === false ? 'off' : wd.mode === undefined || wd.mode === null ? 'automatic' : String(wd.mode).toLowerCase();
+  if (['off', 'false', 'disable', 'disabled'].includes(raw)) mode = 'off';
+  else if (raw === 'automatic' || raw === 'auto') mode = 'automatic';
+  else if (raw === 'required' || raw === 'require') mode = 'required';
+  else {
+    // Patroni's reading: an unrecognised mode disables the watchdog.
+    issues.warn('watchdog.mode', `expected off, automatic or required, got ${describe(wd.mode)}: the watchdog is off`);
+    mode = 'off';
   }
+  let device = str(issues, wd, 'device', 'watchdog') ?? WATCHDOG_DEFAULTS.device;
+  if (!device.startsWith('/')) {
+    issues.error('watchdog.device', `expected an absolute path, got ${show(device)}`);
+    device = WATCHDOG_DEFAULTS.device;
+  }
+  const safetyMargin = int(issues, wd, 'safety_margin', 'watchdog', -1) ?? WATCHDOG_DEFAULTS.safetyMargin;
+  if (mode !== 'off' && !issues.list.some((i) => i.path === 'watchdog.device')) {
+    let why: string | undefined;
+    if (!existsSync(device)) why = `device ${device} does not exist`;
+    else {
+      try {
+        accessSync(device, fsConstants.W_OK);
+      } catch (err) {
+        why = `device ${device} is not writable (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+      }
+    }
+    if (why !== undefined && mode === 'required') issues.error('watchdog.mode', `required is not supported on this host: ${why}`);
+    else if (why !== undefined) issues.warn('watchdog', `${why}: the node runs without a watchdog`);
+  }
+  return { mode, device, safetyMargin };
 }
 
 /** Namespace as a path prefix: "service" and "/service/" both give "/service/". */
@@ -896,12 +929,12 @@ function buildConfig(root: Obj, issues: Issues): Config | undefined {
   const dcsPg = isMap(root.bootstrap) && isMap(root.bootstrap.dcs) && isMap(root.bootstrap.dcs.postgresql) ? root.bootstrap.dcs.postgresql : undefined;
   const postgresql = parsePostgresql(issues, root, name, dcsPg);
   const tags = parseTags(issues, root);
-  parseWatchdog(issues, root);
+  const watchdog = parseWatchdog(issues, root);
 
   if (issues.hasErrors || scope === undefined || name === undefined || restapi === undefined || etcd3 === undefined || postgresql === undefined) {
     return undefined;
   }
-  return deepFreeze({ scope, namespace, name, restapi, etcd3, bootstrap, postgresql, tags, logLevel });
+  return deepFreeze({ scope, namespace, name, restapi, etcd3, bootstrap, postgresql, tags, logLevel, watchdog });
 }
 
 // ---------------------------------------------------------------------------------------------

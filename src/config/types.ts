@@ -67,6 +67,15 @@ export interface BootstrapSettings {
   users: Record<string, { password: string; options: string[] }>;
 }
 
+/** watchdog section (patroni-interfaces.md 4.2.9). */
+export interface WatchdogSettings {
+  mode: 'off' | 'automatic' | 'required';
+  /** Default /dev/watchdog. */
+  device: string;
+  /** Seconds; -1 means ttl/2. Default 5. */
+  safetyMargin: number;
+}
+
 export interface Config {
   scope: string;
   namespace: string;
@@ -79,6 +88,7 @@ export interface Config {
   tags: Tags;
   /** Where the agent logs: 'debug' | 'info' | 'warn' | 'error'. */
   logLevel: string;
+  watchdog: WatchdogSettings;
 }
 
 /** One problem found while loading configuration. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide } from './decide.ts';
-import type { Action, ClusterView, DynamicConfig, LocalPg, Member, MemberData, Observation, PeerStatus } from './model.ts';
+import type { Action, ClusterView, DynamicConfig, LocalPg, LocalSync, Member, MemberData, Observation, PeerStatus, WalSender } from './model.ts';
 
 const SYSID = '7268616322854375442';
 
@@ -460,4 +460,161 @@ test('pause: a running primary whose lock expired takes it back; replicas do not
   assert.deepEqual(d.actions, [{ type: 'acquireLeader' }]);
   const foreign = decide(obs({ config: config({ pause: true }), cluster: view({ initialize: '1111111111111' }), pg: pg({ inRecovery: false }) }));
   assert.ok(!foreign.actions.some((a) => a.type === 'acquireLeader'));
+});
+
+// ---- synchronous replication -------------------------------------------------------------------
+
+const syncOn = (over: Partial<DynamicConfig> = {}) => config({ synchronous_mode: true, ...over });
+const syncQuorum = (over: Partial<DynamicConfig> = {}) => config({ synchronous_mode: 'quorum', ...over });
+const syncKey = (leader: string, standbys: string[], quorum = 0) => ({ leader, sync_standby: standbys.length > 0 ? standbys.join(',') : null, quorum, version: '9' });
+const primarySync = (over: Partial<LocalSync> = {}): LocalSync => ({ ssn: '', managed: true, synchronousCommit: 'on', senders: [], ssnSetAtLsn: 900, ...over });
+const walSender = (name: string, syncState = 'async'): WalSender => ({ pid: 40 + Number(name.slice(1)), name, state: 'streaming', syncState, writeLsn: 1000, flushLsn: 1000, replayLsn: 1000 });
+
+test('sync leader: the sync step runs after the lock refresh and before slots', () => {
+  const d = decide(asN0({
+    config: syncOn(),
+    cluster: view({ leader: { name: 'n0', version: '5', session: 'abc' }, sync: syncKey('n0', []) }),
+    pg: pg({ inRecovery: false, walLsn: 1000, upstream: null, sync: primarySync({ senders: [walSender('n1')] }) }),
+  }));
+  assert.deepEqual(d.actions, [{ type: 'refreshLeader' }, { type: 'setSyncStandbyNames', value: 'n1' }, { type: 'ensureSlots', members: ['n1', 'n2'] }]);
+  assert.equal(d.wakeAfterMs, 1000);
+  assert.equal(d.memory.syncPendingSince, 100_000);
+  assert.match(d.reason, /ssn n1/);
+});
+
+test('sync leader: a confirmed standby enters /sync (CAS) and is remembered by pid', () => {
+  const d = decide(asN0({
+    config: syncOn(),
+    cluster: view({ leader: { name: 'n0', version: '5', session: 'abc' }, sync: syncKey('n0', []) }),
+    pg: pg({ inRecovery: false, walLsn: 1000, upstream: null, sync: primarySync({ ssn: 'n1', senders: [walSender('n1', 'sync')] }) }),
+  }));
+  assert.deepEqual(d.actions[1], { type: 'writeSync', leader: 'n0', syncStandby: ['n1'], quorum: 0, version: '9' });
+  assert.deepEqual(d.memory.syncConfirmed, { n1: 41 });
+  assert.equal(d.memory.syncPendingSince, undefined);
+});
+
+test('sync mode turned off: CAS-delete /sync, then give ssn back to the user (null)', () => {
+  let d = decide(asN0({
+    cluster: view({ leader: { name: 'n0', version: '5', session: 'abc' }, sync: syncKey('n0', ['n1']) }),
+    pg: pg({ inRecovery: false, walLsn: 1000, upstream: null, sync: primarySync({ ssn: 'n1', senders: [walSender('n1', 'sync')] }) }),
+  }));
+  assert.deepEqual(types(d.actions), ['refreshLeader', 'deleteSync', 'setSyncStandbyNames', 'ensureSlots']);
+  assert.deepEqual(d.actions.slice(1, 3), [{ type: 'deleteSync', version: '9' }, { type: 'setSyncStandbyNames', value: null }]);
+  // Nothing left to clean: nothing done.
+  d = decide(asN0({ pg: pg({ inRecovery: false, walLsn: 1000, upstream: null, sync: primarySync({ managed: false, ssn: 'x' }) }) }));
+  assert.deepEqual(types(d.actions), ['refreshLeader', 'ensureSlots']);
+});
+
+test('sync race, priority: only /sync members race; the winner CAS-writes /sync before promoting', () => {
+  const cluster = view({ sync: syncKey('n0', ['n2']) });
+  let d = decide(obs({ config: syncOn(), cluster, peers: [peer('n2', { walPosition: 900 })] }));
+  assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /not a synchronous standby/);
+  const o = obs({ config: syncOn(), cluster, peers: [peer('n1', { walPosition: 900 })] });
+  o.self = { ...o.self, name: 'n2' };
+  d = decide(o);
+  assert.deepEqual(types(d.actions), ['acquireLeader', 'writeSync', 'setSyncStandbyNames', 'startTask:promote']);
+  assert.deepEqual(d.actions[1], { type: 'writeSync', leader: 'n2', syncStandby: [], quorum: 0, version: '9' });
+});
+
+test('sync race, priority: the /sync leader (former primary) may be ahead; async peers are not compared', () => {
+  const o = obs({ config: syncOn(), cluster: view({ sync: syncKey('n0', ['n2']) }), peers: [peer('n0', { walPosition: 5000 }), peer('n1', { walPosition: 5000 })] });
+  o.self = { ...o.self, name: 'n2' };
+  assert.deepEqual(types(decide(o).actions), ['acquireLeader', 'writeSync', 'setSyncStandbyNames', 'startTask:promote']);
+});
+
+test('sync: the lock holder still in recovery re-runs prepromote before promote (a lost CAS postponed it)', () => {
+  const o = obs({ config: syncOn({ synchronous_mode_strict: true } as Partial<DynamicConfig>), cluster: view({ leader: { name: 'n1', version: '5', session: 'abc' }, sync: syncKey('n0', ['n1']) }) });
+  const d = decide(o);
+  assert.deepEqual(d.actions, [
+    { type: 'refreshLeader' },
+    { type: 'writeSync', leader: 'n1', syncStandby: ['n0'], quorum: 0, version: '9' },
+    { type: 'setSyncStandbyNames', value: 'n0' },
+    { type: 'startTask', task: { kind: 'promote' } },
+  ]);
+});
+
+test('sync race, quorum: votes from /sync voters decide; the former /sync leader wins when nobody is ahead', () => {
+  const cluster = view({ sync: syncKey('n0', ['n1', 'n2', 'n3'], 2), members: [member('n0'), member('n1'), member('n2'), member('n3')] });
+  // One vote (n2) of two needed.
+  let d = decide(obs({ config: syncQuorum(), cluster, peers: [peer('n2', { walPosition: 900 }), peer('n3', { reachable: false })] }));
+  assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /quorum votes \(1 of 2\)/);
+  d = decide(obs({ config: syncQuorum(), cluster, peers: [peer('n2', { walPosition: 900 }), peer('n3', { walPosition: 1000 })] }));
+  assert.deepEqual(types(d.actions), ['acquireLeader', 'setSyncStandbyNames', 'startTask:promote']);
+  assert.deepEqual(d.actions[1], { type: 'setSyncStandbyNames', value: 'ANY 1 (n0,n2,n3)' });
+  const former = obs({ config: syncQuorum(), cluster: view({ sync: syncKey('n1', ['n0', 'n2'], 2) }), peers: [peer('n2', { reachable: false })] });
+  d = decide(former);
+  assert.deepEqual(types(d.actions), ['acquireLeader', 'setSyncStandbyNames', 'startTask:promote']);
+});
+
+test('sync 5.5: with no healthy /sync standby the leader keeps the lock (no failover to async members)', () => {
+  const base = { self: { ...obs().self, name: 'n0' }, pg: pg({ running: false, inRecovery: false, crashed: true }) };
+  let d = decide(obs({ ...base, config: syncOn({ primary_start_timeout: 0 }), cluster: view({ leader: { name: 'n0', version: '5', session: 'abc' }, sync: syncKey('n0', []) }) }));
+  assert.deepEqual(types(d.actions), ['refreshLeader', 'startTask:start']);
+  d = decide(obs({ ...base, config: syncOn({ primary_start_timeout: 0 }), cluster: view({ leader: { name: 'n0', version: '5', session: 'abc' }, sync: syncKey('n0', ['n2']) }) }));
+  assert.deepEqual(d.actions, [{ type: 'releaseLeader' }]);
+  // Quorum: as many candidates as the quorum.
+  d = decide(obs({ ...base, config: syncQuorum({ primary_start_timeout: 0 }), cluster: view({ leader: { name: 'n0', version: '5', session: 'abc' }, sync: syncKey('n0', ['n2'], 2) }) }));
+  assert.deepEqual(types(d.actions), ['refreshLeader', 'startTask:start']);
+});
+
+test('sync switchover: only to a /sync standby; a manual failover may still pick an async member', () => {
+  const withSync = (f: ReturnType<typeof fo>) => view({ leader: { name: 'n0', version: '5', session: 'abc' }, failover: f, sync: syncKey('n0', ['n2']) });
+  let d = decide(asN0({ config: syncOn(), cluster: withSync(fo({ leader: 'n0', member: 'n1' })), peers: [peer('n1'), peer('n2')] }));
+  assert.match(d.reason, /not a synchronous standby/);
+  d = decide(asN0({ config: syncOn(), cluster: withSync(fo({ leader: 'n0' })), peers: [peer('n1'), peer('n2', { reachable: false })] }));
+  assert.match(d.reason, /no good candidates/);
+  d = decide(asN0({ config: syncOn(), cluster: withSync(fo({ leader: 'n0', member: 'n2' })), peers: [peer('n1'), peer('n2')] }));
+  assert.deepEqual(d.actions.at(-1), { type: 'startTask', task: { kind: 'demote', mode: 'graceful', upstream: 'n2' } });
+  d = decide(asN0({ config: syncOn(), cluster: withSync(fo({ member: 'n1' })), peers: [peer('n1'), peer('n2')] }));
+  assert.deepEqual(d.actions.at(-1), { type: 'startTask', task: { kind: 'demote', mode: 'graceful', upstream: 'n1' } });
+});
+
+// ---- failsafe mode -----------------------------------------------------------------------------
+
+const failsafeOn = config({ failsafe_mode: true });
+
+test('failsafe: a primary without the DCS stays primary only when every member confirmed it', () => {
+  const primary = { self: { ...obs().self, name: 'n0' }, cluster: undefined, pg: pg({ inRecovery: false, upstream: null }), config: failsafeOn };
+  let d = decide(obs({ ...primary, failsafe: { check: { ok: true, reason: 'n1, n2 accepted' } } }));
+  assert.deepEqual(d.actions, []);
+  assert.equal(d.isLeader, true);
+  assert.equal(d.role, 'primary');
+  assert.equal(d.memory.failsafeActive, true);
+  assert.match(d.reason, /continue to run as a leader because failsafe mode is enabled/);
+  for (const failsafe of [{ check: { ok: false, reason: 'n2: timed out' } }, {}]) {
+    d = decide(obs({ ...primary, failsafe }));
+    assert.deepEqual(types(d.actions), ['cancelTask', 'startTask:demote']);
+    assert.equal(d.isLeader, false);
+    assert.equal(d.memory.failsafeActive, false);
+  }
+  // failsafe_mode off: a confirmation does not matter.
+  d = decide(obs({ ...primary, config: config(), failsafe: { check: { ok: true, reason: 'all' } } }));
+  assert.deepEqual(types(d.actions), ['cancelTask', 'startTask:demote']);
+});
+
+test('failsafe: the leader publishes /failsafe when it changed, and a good cycle ends failsafe', () => {
+  const leaderView = view({ leader: { name: 'n0', version: '5', session: 'abc' }, members: [member('n0', { role: 'primary', api_url: 'http://a/patroni' }), member('n1', { api_url: 'http://b/patroni' })] });
+  const base = { self: { ...obs().self, name: 'n0' }, pg: pg({ inRecovery: false, upstream: null }), config: failsafeOn, lockRefreshedAt: 99_000, memory: { started: true, failsafeActive: true } };
+  let d = decide(obs({ ...base, cluster: leaderView }));
+  assert.deepEqual(d.actions.find((a) => a.type === 'writeFailsafe'), { type: 'writeFailsafe', value: { n0: 'http://a/patroni', n1: 'http://b/patroni' } });
+  assert.equal(d.memory.failsafeActive, false);
+  d = decide(obs({ ...base, cluster: { ...leaderView, failsafe: { n1: 'http://b/patroni', n0: 'http://a/patroni' } } }));
+  assert.equal(d.actions.some((a) => a.type === 'writeFailsafe'), false, 'unchanged: not rewritten');
+  d = decide(obs({ ...base, config: config(), cluster: leaderView }));
+  assert.equal(d.actions.some((a) => a.type === 'writeFailsafe'), false, 'failsafe_mode off: not written');
+});
+
+test('failsafe: no race for a member missing from /failsafe, nor while a primary confirmed itself to us', () => {
+  const peers = [peer('n0', { reachable: false }), peer('n2', { walPosition: 900 })];
+  let d = decide(obs({ cluster: view({ failsafe: { n0: 'x', n2: 'y' } }), config: failsafeOn, peers }));
+  assert.equal(d.actions.some((a) => a.type === 'acquireLeader'), false);
+  assert.match(d.reason, /not a member of \/failsafe/);
+  d = decide(obs({ cluster: view({ failsafe: { n0: 'x', n1: 'z', n2: 'y' } }), config: failsafeOn, peers, failsafe: { leader: { name: 'n0', at: 95_000 } } }));
+  assert.equal(d.actions.some((a) => a.type === 'acquireLeader'), false);
+  assert.match(d.reason, /n0 confirmed itself as the primary in failsafe mode/);
+  // The confirmation is older than ttl: the normal race runs.
+  d = decide(obs({ cluster: view({ failsafe: { n0: 'x', n1: 'z', n2: 'y' } }), config: failsafeOn, peers, failsafe: { leader: { name: 'n0', at: 60_000 } } }));
+  assert.deepEqual(types(d.actions), ['acquireLeader', 'startTask:promote']);
 });

@@ -9,7 +9,9 @@
 // floor; where we deviate, the comment says why.
 
 import { clusterTimeline, isFailoverPossible, isHealthiest, isNoFailover, type Verdict } from './election.ts';
+import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, primaryMayStay, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
+import { prepromoteActions, syncModeOf, syncOffStep, syncStep } from './sync.ts';
 import type { Action, ClusterView, Decision, FailoverRequest, Member, Memory, Observation, Role } from './model.ts';
 
 /** Bound on how soon we look again while something is changing (ms). */
@@ -100,11 +102,24 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
     if (paused(obs) || !pg.running) return `DCS is not accessible${obs.dcsError ? `: ${obs.dcsError}` : ''}`;
     if (!pg.inRecovery) {
       if (obs.task?.state === 'running' && obs.task.kind === 'demote') return 'demoting: DCS is not accessible';
-      // No failsafe mode yet: a primary that cannot see the DCS cannot know it still holds the
-      // lock, so it stops accepting writes (fast stop) and restarts read-only, following nobody.
+      // Failsafe mode: every other member confirmed us in this cycle (and promised not to race
+      // for ttl), so we keep running as the primary.
+      const failsafe = primaryMayStay(obs);
+      if (failsafe.stay) {
+        d.isLeader = true;
+        d.role = 'primary';
+        d.memory.failsafeActive = true;
+        d.wake(Math.min(obs.config.loop_wait * 1000, Math.floor((obs.config.ttl * 1000) / 3)));
+        return `continue to run as a leader because failsafe mode is enabled and all members are accessible (${failsafe.reason})`;
+      }
+      // A primary that cannot see the DCS cannot know it still holds the lock, so it stops
+      // accepting writes (fast stop) and restarts read-only, following nobody.
+      d.memory.failsafeActive = false;
       d.role = 'demoted';
       d.add({ type: 'cancelTask' }, { type: 'startTask', task: { kind: 'demote', mode: 'offline', upstream: null } });
-      return 'demoting self because DCS is not accessible and I was a leader';
+      return obs.config.failsafe_mode === true
+        ? `demoting self because DCS is not accessible and I was a leader (failsafe: ${failsafe.reason})`
+        : 'demoting self because DCS is not accessible and I was a leader';
     }
     return 'DCS is not accessible; staying a replica';
   }
@@ -327,6 +342,15 @@ function handleDiverged(obs: Observation, d: DecisionBuilder, leaderName: string
   return `timeline diverged from the leader ${leaderName} and neither use_pg_rewind (with wal_log_hints or checksums) nor remove_data_directory_on_diverged_timelines allows a repair: manual action needed (vigil reinit)`;
 }
 
+/** Failsafe mode's race gates (behavior 8.4); undefined when they do not apply. */
+function failsafeVerdict(obs: Observation): Verdict | undefined {
+  const refusal = failsafeRaceRefusal(obs);
+  if (refusal !== undefined) return { ok: false, reason: refusal };
+  const leader = failsafeLeader(obs);
+  if (leader !== undefined && obs.pg.inRecovery) return { ok: false, reason: `${leader} confirmed itself as the primary in failsafe mode less than ttl ago` };
+  return undefined;
+}
+
 /** PostgreSQL runs and no one holds the lock: the leader race. */
 function unlocked(obs: Observation, d: DecisionBuilder): string {
   const { pg } = obs;
@@ -343,14 +367,17 @@ function unlocked(obs: Observation, d: DecisionBuilder): string {
     }
     return 'cluster is unlocked and paused: no automatic failover';
   }
-  const verdict: Verdict = manual !== undefined ? { ok: manual.race, reason: manual.reason } : isHealthiest(obs);
+  const verdict: Verdict = manual !== undefined ? { ok: manual.race, reason: manual.reason } : failsafeVerdict(obs) ?? isHealthiest(obs);
   if (verdict.ok) {
     d.isLeader = true;
     d.add({ type: 'acquireLeader' });
     if (activeRequest(obs.cluster) !== undefined) d.add({ type: 'clearFailover' });
     if (pg.inRecovery) {
       d.role = 'promoted';
-      d.add({ type: 'startTask', task: { kind: 'promote' } });
+      // Sync mode: /sync names me (CAS) before promote; a lost CAS stops the plan and postpones it.
+      d.memory.syncConfirmed = undefined;
+      d.memory.syncPendingSince = undefined;
+      d.add(...prepromoteActions(obs), { type: 'startTask', task: { kind: 'promote' } });
       return manual !== undefined ? `promoted self to leader: ${verdict.reason}` : 'promoted self to leader by acquiring session lock';
     }
     d.role = 'primary';
@@ -374,18 +401,48 @@ function asLeader(obs: Observation, d: DecisionBuilder): string {
   d.add({ type: 'refreshLeader' });
   if (pg.inRecovery) {
     d.role = 'promoted';
-    d.add({ type: 'startTask', task: { kind: 'promote' } });
+    d.memory.syncConfirmed = undefined;
+    d.memory.syncPendingSince = undefined;
+    d.add(...prepromoteActions(obs), { type: 'startTask', task: { kind: 'promote' } });
     return 'promoting: I hold the leader lock and run as a replica';
   }
   d.role = 'primary';
   if (pg.walLsn !== undefined && cluster.status?.optime !== pg.walLsn) d.add({ type: 'writeStatus', status: { optime: pg.walLsn } });
+  d.memory.failsafeActive = false;
+  if (config.failsafe_mode === true) {
+    const topology = failsafeTopology(obs);
+    if (topology !== undefined && !sameTopology(topology, cluster.failsafe)) d.add({ type: 'writeFailsafe', value: topology });
+  }
+  const syncNote = leaderSync(obs, d);
   if (config.postgresql.use_slots !== false) d.add({ type: 'ensureSlots', members: slotMembers(obs) });
   const fo = activeRequest(cluster);
   if (fo !== undefined) {
     const handled = leaderHandlesRequest(obs, d, fo);
     if (handled !== undefined) return handled;
   }
-  return `no action. I am (${self.name}), the leader with the lock`;
+  return syncNote !== '' ? `${syncNote}. I am (${self.name}), the leader with the lock` : `no action. I am (${self.name}), the leader with the lock`;
+}
+
+/**
+ * Synchronous replication on the running primary that holds the lock: the sync step when the
+ * mode is on or quorum; the clean-up (delete /sync, give ssn back) when it was turned off. Needs
+ * the facts of obs.pg.sync; without them nothing is changed this tick. Returns a note ('' if none).
+ */
+function leaderSync(obs: Observation, d: DecisionBuilder): string {
+  if (obs.pg.sync === undefined) return '';
+  if (syncModeOf(obs.config) === 'off') {
+    d.memory.syncConfirmed = undefined;
+    d.memory.syncPendingSince = undefined;
+    const cleanup = syncOffStep(obs);
+    d.add(...cleanup);
+    return cleanup.length > 0 ? 'synchronous mode turned off: removed /sync and gave synchronous_standby_names back' : '';
+  }
+  const plan = syncStep(obs);
+  d.add(...plan.actions);
+  d.memory.syncConfirmed = plan.memory.syncConfirmed;
+  d.memory.syncPendingSince = plan.memory.syncPendingSince;
+  if (plan.wakeMs !== undefined) d.wake(plan.wakeMs);
+  return plan.note;
 }
 
 /** The leader and a /failover request: demote gracefully for a feasible one, clear a bad one. */

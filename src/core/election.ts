@@ -1,7 +1,7 @@
 // Who may take the leader lock, and is there anyone to hand it to. Pure functions of an
 // Observation (see ../shared/spec/patroni-behavior.md sections 5.2 to 5.4).
 
-import type { ClusterView, Member, Observation, PeerStatus, Tags } from './model.ts';
+import type { ClusterView, DynamicConfig, Member, Observation, PeerStatus, SyncState, Tags } from './model.ts';
 
 /** The cluster timeline: last /history line's timeline + 1; [] -> 1; absent -> undefined. */
 export function clusterTimeline(view: ClusterView | undefined): number | undefined {
@@ -71,16 +71,81 @@ export function isHealthiest(obs: Observation): Verdict {
   }
 
   const myPriority = failoverPriority(self.tags);
-  const formerLeader = obs.lastHealthyCluster?.leader?.name;
+  // Sync mode active (5.2 step 10): only /sync members are compared; in priority mode only they
+  // may race at all; the /sync leader is the former leader and may be ahead (local-only commits).
+  const sync = activeSync(obs);
+  const mode = sync === undefined ? 'off' : syncModeValue(obs);
+  const syncSet = sync === undefined ? [] : syncSetOf(sync);
+  if (sync !== undefined && mode === 'on' && !nameIn(syncSet, self.name)) {
+    return { ok: false, reason: 'I am not a synchronous standby (not in /sync)' };
+  }
+  const formerLeader = sync !== undefined ? sync.leader : obs.lastHealthyCluster?.leader?.name;
+  const quorum = sync !== undefined && mode === 'quorum' ? (typeof sync.quorum === 'number' ? sync.quorum : 0) : undefined;
+  let votes = quorum !== undefined && nameIn(syncSet, self.name) ? 0 : -1;
+  let ahead = false;
   for (const peer of obs.peers ?? []) {
     if (peer.name === self.name || !eligiblePeer(peer)) continue;
+    if (sync !== undefined && !nameIn(syncSet, peer.name)) continue;
     if (!peer.inRecovery) return { ok: false, reason: `${peer.name} is still running as a primary` };
-    if (peer.walPosition > myLsn) return { ok: false, reason: `${peer.name} is ahead (${peer.walPosition} > ${myLsn})` };
-    if (peer.walPosition === myLsn && myLsn > 0 && peer.name !== formerLeader && myPriority < peer.failoverPriority) {
+    if (peer.walPosition > myLsn) {
+      if (sync !== undefined && peer.name === sync.leader) {
+        ahead = true;
+        continue;
+      }
+      return { ok: false, reason: `${peer.name} is ahead (${peer.walPosition} > ${myLsn})` };
+    }
+    if (peer.walPosition === myLsn && myLsn > 0 && peer.name !== formerLeader && myPriority < peer.failoverPriority && (quorum === undefined || nameIn(syncSet, peer.name))) {
       return { ok: false, reason: `${peer.name} has the same position and a higher failover_priority` };
     }
+    if (quorum !== undefined && peer.walPosition > 0 && nameIn(syncSet, peer.name)) votes++;
+  }
+  if (quorum !== undefined && sync !== undefined) {
+    if (votes >= quorum) return { ok: true, reason: `healthiest (${votes} of ${quorum} quorum votes)` };
+    if (!ahead && sync.leader === self.name) return { ok: true, reason: 'healthiest: former /sync leader and nobody is ahead' };
+    return { ok: false, reason: `not enough quorum votes (${Math.max(0, votes)} of ${quorum})` };
   }
   return { ok: true, reason: 'healthiest' };
+}
+
+/** /sync when synchronous mode (on or quorum) is active, i.e. /sync names a leader. */
+export function activeSync(obs: Observation): SyncState | undefined {
+  if (syncModeValue(obs) === 'off') return undefined;
+  const sync = obs.cluster?.sync;
+  return sync?.leader !== undefined ? sync : undefined;
+}
+
+function syncModeValue(obs: Observation): 'off' | 'on' | 'quorum' {
+  return syncModeOf(obs.config);
+}
+
+/** synchronous_mode as the API reads it (src/api/handlers.ts syncMode): off in a standby cluster. */
+export function syncModeOf(config: DynamicConfig): 'off' | 'on' | 'quorum' {
+  const sc = config['standby_cluster'];
+  if (sc !== null && typeof sc === 'object' && !Array.isArray(sc)) {
+    const s = sc as Record<string, unknown>;
+    if (s['host'] || s['port'] || s['restore_command']) return 'off';
+  }
+  const v = config.synchronous_mode;
+  if (typeof v === 'string') {
+    const s = v.trim().toLowerCase();
+    if (s === 'quorum') return 'quorum';
+    return s === 'on' || s === 'true' || s === 'yes' || s === '1' ? 'on' : 'off';
+  }
+  return v === true ? 'on' : 'off';
+}
+
+/** /sync standbys (sync_standby split on commas). */
+export function syncStandbyNames(sync: SyncState | undefined): string[] {
+  const s = sync?.sync_standby;
+  return typeof s === 'string' ? s.split(',').map((x) => x.trim()).filter((x) => x !== '') : [];
+}
+
+function syncSetOf(sync: SyncState): string[] {
+  return sync.leader !== undefined ? [sync.leader, ...syncStandbyNames(sync)] : syncStandbyNames(sync);
+}
+
+export function nameIn(list: readonly string[], name: string | undefined): boolean {
+  return name !== undefined && list.some((x) => x.toLowerCase() === name.toLowerCase());
 }
 
 function eligiblePeer(p: PeerStatus): boolean {
@@ -95,10 +160,21 @@ export function isFailoverPossible(obs: Observation): boolean {
   const cluster = obs.cluster;
   if (cluster === undefined) return false;
   const optime = cluster.status?.optime;
-  return cluster.members.some((m) => {
+  // Sync mode active: only /sync standbys can take over without losing acknowledged commits,
+  // except for a manual failover (no leader named: the operator's explicit choice).
+  const sync = activeSync(obs);
+  const fo = cluster.failover;
+  const manualFailover = fo !== undefined && (fo.leader === undefined || fo.leader === '') && fo.member !== undefined && fo.member !== '';
+  const restrict = sync !== undefined && !manualFailover;
+  const standbys = syncStandbyNames(sync);
+  const passing = cluster.members.filter((m) => {
     if (m.name === obs.self.name || isNoFailover(m.data.tags) || m.data.api_url === undefined) return false;
+    if (restrict && !nameIn(standbys, m.name)) return false;
     if (m.data.state !== 'running') return false;
     if (optime !== undefined && optime - memberLsn(m) > obs.config.maximum_lag_on_failover) return false;
     return true;
   });
+  // Quorum mode (5.4): as many candidates as /sync.quorum are needed.
+  if (restrict && sync !== undefined && syncModeValue(obs) === 'quorum') return passing.length >= Math.max(1, sync.quorum ?? 0);
+  return passing.length > 0;
 }

@@ -1,7 +1,7 @@
 // Planned switchover and manual failover: the /failover key as read by the leader and by the
 // other members (../shared/spec/patroni-behavior.md section 6). Pure.
 
-import { failoverPriority, isNoFailover, memberLsn } from './election.ts';
+import { activeSync, failoverPriority, isNoFailover, memberLsn, nameIn, syncModeOf, syncStandbyNames } from './election.ts';
 import type { ClusterView, FailoverRequest, Member, Observation } from './model.ts';
 
 /** A /failover value that asks for something (an empty `{}` asks for nothing). */
@@ -48,8 +48,16 @@ export function switchoverBlocker(obs: Observation, fo: FailoverRequest): string
   const names = fo.member !== undefined && fo.member !== '' ? [fo.member] : cluster.members.map((m) => m.name).filter((n) => n !== me);
   if (names.length === 0) return 'cluster does not have members except leader';
   if (fo.member !== undefined && fo.member !== '' && member(cluster, fo.member) === undefined) return `candidate ${fo.member} does not exist`;
+  // Sync mode active: a switchover may only go to a /sync standby (a manual failover, with no
+  // leader named, may go anywhere: the operator chose).
+  const sync = fo.leader !== undefined && fo.leader !== '' ? activeSync(obs) : undefined;
+  const standbys = syncStandbyNames(sync);
+  if (sync !== undefined && fo.member !== undefined && fo.member !== '' && !nameIn(standbys, fo.member)) {
+    return `candidate ${fo.member} is not a synchronous standby`;
+  }
   const peers = new Map((obs.peers ?? []).map((p) => [p.name, p]));
   const good = names.filter((n) => {
+    if (sync !== undefined && !nameIn(standbys, n)) return false;
     const m = member(cluster, n);
     const p = peers.get(n);
     if (m === undefined || p === undefined || !p.reachable || p.nofailover || p.watchdogFailed) return false;
@@ -59,7 +67,13 @@ export function switchoverBlocker(obs: Observation, fo: FailoverRequest): string
     if (fo.leader !== undefined && optime !== undefined && optime - Math.max(p.walPosition, memberLsn(m)) > obs.config.maximum_lag_on_failover) return false;
     return true;
   });
-  return good.length === 0 ? 'no good candidates have been found' : undefined;
+  if (good.length === 0) return 'no good candidates have been found';
+  // Quorum mode without a named candidate: as many good candidates as /sync.quorum (5.4).
+  if (sync !== undefined && (fo.member === undefined || fo.member === '') && syncModeOf(obs.config) === 'quorum') {
+    const quorum = sync.quorum ?? 0;
+    if (good.length < quorum) return `only ${good.length} good candidates, /sync quorum is ${quorum}`;
+  }
+  return undefined;
 }
 
 /**
@@ -76,6 +90,10 @@ export function manualRaceVerdict(obs: Observation): { race: boolean; reason: st
   if (fo.member !== undefined && fo.member !== '') {
     if (fo.member === me) {
       if (isNoFailover(obs.self.tags) && fo.leader !== undefined) return { race: false, reason: 'I am the switchover candidate but nofailover is set' };
+      const sync = fo.leader !== undefined && fo.leader !== '' ? activeSync(obs) : undefined;
+      if (sync !== undefined && !nameIn([...(sync.leader !== undefined ? [sync.leader] : []), ...syncStandbyNames(sync)], me)) {
+        return { race: false, reason: 'I am the switchover candidate but not in /sync' };
+      }
       return { race: true, reason: 'I am the candidate of a manual switchover/failover' };
     }
     const cand = member(cluster, fo.member);

@@ -1,0 +1,38 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fenceTimeout, watchdogTimeouts } from './deadline.ts';
+
+test('fenceTimeout: table', () => {
+  // [ttl, loop_wait, safety_margin] -> timeout ms, warning pattern (undefined: none)
+  const rows: Array<[number, number, number, number, RegExp | undefined]> = [
+    [30, 10, 5, 25_000, undefined], // Patroni defaults
+    [30, 10, -1, 15_000, undefined], // ttl // 2
+    [31, 10, -1, 15_000, undefined], // integer division as Patroni
+    [20, 10, 5, 15_000, undefined],
+    [30, 10, 0, 29_000, /too close to the lock expiry/], // deadline at the expiry: pulled in
+    [30, 10, 1, 29_000, undefined], // exactly the kill reserve
+    [20, 10, 10, 19_000, /loop_wait 10.*no room to refresh.*using 19 s/], // 10 s <= loop_wait + slack
+    [5, 1, 5, 4000, /no room to refresh/], // Vigil's minimum ttl
+    [5, 1, -1, 4000, /no room to refresh/],
+    [5, 3, 1, 4000, /a slow HA cycle will get PostgreSQL killed/], // even ttl - 1 s is too tight
+    [30, 10, -2, 29_000, /safety_margin must be -1 or at least 0/],
+    [Number.NaN, 10, 5, 0, /ttl must be a finite number/],
+    [30, 0, 5, 29_000, /loop_wait must be positive/],
+  ];
+  for (const [ttl, loopWait, safetyMargin, ms, warn] of rows) {
+    const r = fenceTimeout({ ttl, loopWait, safetyMargin });
+    const label = `ttl ${ttl}, loop_wait ${loopWait}, safety_margin ${safetyMargin}`;
+    assert.equal(r.timeoutMs, ms, label);
+    if (warn === undefined) assert.equal(r.warning, undefined, label);
+    else assert.match(r.warning ?? '', warn, label);
+    assert.ok(r.timeoutMs < ttl * 1000 || !Number.isFinite(ttl), `${label}: the deadline must come before the lock expiry`);
+  }
+});
+
+test('watchdogTimeouts: Patroni 12.1 numbers', () => {
+  assert.deepEqual(watchdogTimeouts({ ttl: 30, loopWait: 10, safetyMargin: 5 }), { timeout: 25, slack: 15, supported: true });
+  assert.deepEqual(watchdogTimeouts({ ttl: 30, loopWait: 10, safetyMargin: -1 }), { timeout: 15, slack: 5, supported: true });
+  assert.deepEqual(watchdogTimeouts({ ttl: 25, loopWait: 10, safetyMargin: -1 }), { timeout: 12, slack: 2, supported: true });
+  assert.deepEqual(watchdogTimeouts({ ttl: 20, loopWait: 10, safetyMargin: 10 }), { timeout: 10, slack: 0, supported: true });
+  assert.deepEqual(watchdogTimeouts({ ttl: 20, loopWait: 10, safetyMargin: 11 }), { timeout: 9, slack: -1, supported: false });
+});
