@@ -1,10 +1,11 @@
 // The checker's definitions on hand-made histories (no servers): it must see loss, tell losses
-// within the asynchronous bound from those outside it, and flag interleaved acknowledgements.
+// within the asynchronous bound from those outside it, flag interleaved acknowledgements, and
+// give each replication mode its verdict.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { check, splitBrainWindows, formatReport, type Ack, type FaultRecord } from './lib/checker.ts';
+import { check, splitBrainWindows, formatReport, verdict, type Ack, type FaultRecord } from './lib/checker.ts';
 
 function ack(id: number, node: string, epoch: number, at: number, lsn: number, writer = 'main'): Ack {
   return { id, writer, node, at, serverUs: at * 1000, lsn, epoch };
@@ -66,4 +67,44 @@ test('interleaved acknowledgements from two nodes are a split brain', () => {
 test('the same node in two epochs, or two writers on one node, is not a split brain', () => {
   const acks = [ack(1, 'a', 1, 100, 10), ack(2, 'a', 2, 150, 10, 's'), ack(3, 'a', 1, 200, 20), ack(4, 'b', 3, 300, 30)];
   assert.deepEqual(splitBrainWindows(acks), []);
+});
+
+test('verdict: async tolerates losses within the bound; synchronous modes tolerate none', () => {
+  const acks = [ack(1, 'a', 1, 100, 1000), ack(2, 'a', 1, 950, 1100), ack(3, 'b', 2, 2000, 1060)];
+  const r = check({ acks, mainWriter: 'main', present: new Set([1, 3]), faults: [fault], ttlSeconds: 0.5, maximumLagOnFailover: 100 });
+  assert.deepEqual(r.lost, [2]);
+  assert.deepEqual(verdict(r, 'async'), []);
+  for (const mode of ['sync', 'quorum', 'sync-strict'] as const) {
+    const v = verdict(r, mode);
+    assert.equal(v.length, 1);
+    assert.match(v[0]!, new RegExp(`1 acknowledged write\\(s\\) lost in ${mode} mode`));
+  }
+  assert.match(formatReport('t', r, 'sync'), /NO \(none allowed\)[\s\S]*verdict \(sync\): 1 acknowledged/);
+  assert.match(formatReport('t', r, 'async'), /verdict \(async\): ok/);
+});
+
+test('verdict: a loss outside the bound fails async; split brain fails every mode; no acks fails', () => {
+  const old = [ack(1, 'a', 1, 100, 100), ack(2, 'a', 1, 600, 5000), ack(3, 'b', 2, 2000, 5100)];
+  const r = check({ acks: old, mainWriter: 'main', present: new Set([2, 3]), faults: [fault], ttlSeconds: 0.2, maximumLagOnFailover: 1000 });
+  assert.match(verdict(r, 'async').join(), /1 write\(s\) lost outside the asynchronous bound/);
+  const sb = [ack(1, 'a', 1, 100, 10), ack(2, 'b', 2, 150, 10, 's'), ack(3, 'a', 1, 200, 20)];
+  const r2 = check({ acks: sb, mainWriter: 'main', present: new Set([1, 2, 3]), faults: [], ttlSeconds: 1, maximumLagOnFailover: 1 });
+  for (const mode of ['async', 'sync', 'quorum'] as const) assert.match(verdict(r2, mode).join(), /1 split-brain window/);
+  const r3 = check({ acks: [], mainWriter: 'main', present: new Set(), faults: [], ttlSeconds: 1, maximumLagOnFailover: 1 });
+  assert.match(verdict(r3, 'async').join(), /acknowledged nothing/);
+});
+
+test('a write committed with the sync wait cancelled is never lost, but still counts as the node accepting writes', () => {
+  // id 2 was committed on a with "canceling wait for synchronous replication" and did not survive.
+  const cancelled: Ack = { ...ack(2, 'a', 1, 950, 1100), syncCancelled: true };
+  const acks = [ack(1, 'a', 1, 100, 1000), cancelled, ack(3, 'b', 2, 2000, 1060)];
+  const r = check({ acks, mainWriter: 'main', present: new Set([1, 3]), faults: [fault], ttlSeconds: 0.5, maximumLagOnFailover: 100 });
+  assert.deepEqual(r.lost, []);
+  assert.equal(r.totalAcked, 2);
+  assert.equal(r.syncCancelled, 1);
+  assert.deepEqual(verdict(r, 'sync'), []);
+  // Node b accepting a write while a's cancelled-wait commit happened is a split brain.
+  const overlap = [ack(1, 'a', 1, 100, 10), ack(2, 'b', 2, 150, 10, 's'), { ...ack(3, 'a', 1, 200, 20), syncCancelled: true }];
+  const r2 = check({ acks: overlap, mainWriter: 'main', present: new Set([1, 2, 3]), faults: [], ttlSeconds: 1, maximumLagOnFailover: 1 });
+  assert.equal(r2.splitBrain.length, 1);
 });

@@ -13,6 +13,20 @@
 //   server-clock start time of the INSERTs acknowledged over it. All servers share one clock, and a
 //   correct handover orders old primary's last commit < its demotion < new primary's promotion <
 //   new primary's first statement, so intervals of two different nodes must not intersect at all.
+// - Verdict per replication mode (verdict()): every mode: no split brain. async: every lost write
+//   within the bound above. sync / quorum / sync-strict: no lost write at all.
+// - A write whose commit PostgreSQL reported with "canceling wait for synchronous replication"
+//   (Ack.syncCancelled) was never acknowledged as replicated: it never counts as lost, but it does
+//   count as the node accepting a write for the split-brain check.
+
+/** Replication modes the suite runs (set through bootstrap.dcs; see harness.ts replicationDcs). */
+export const REPLICATION_MODES = ['async', 'sync', 'quorum', 'sync-strict'] as const;
+export type ReplicationMode = (typeof REPLICATION_MODES)[number];
+
+/** Whether the mode promises that no acknowledged write is lost on failover. */
+export function isSynchronous(mode: ReplicationMode): boolean {
+  return mode !== 'async';
+}
 
 export interface Ack {
   id: number;
@@ -22,6 +36,8 @@ export interface Ack {
   serverUs: number;
   lsn: number;
   epoch: number;
+  /** Committed with the "canceling wait for synchronous replication" warning: not acknowledged. */
+  syncCancelled?: boolean;
 }
 
 export interface FaultRecord {
@@ -69,6 +85,8 @@ export interface FaultResult {
 
 export interface CheckReport {
   totalAcked: number;
+  /** Writes committed with the sync-wait-cancelled warning (not acknowledged, not checked for loss). */
+  syncCancelled: number;
   lost: number[];
   /** Lost ids not explained by any fault within the bound (must be empty in async mode). */
   unbounded: number[];
@@ -122,7 +140,9 @@ export interface CheckInput {
 }
 
 export function check(inp: CheckInput): CheckReport {
-  const { acks, faults } = inp;
+  const { faults } = inp;
+  // Split brain looks at every write a node accepted; everything else only at acknowledged ones.
+  const acks = inp.acks.filter((a) => a.syncCancelled !== true);
   const lostAcks = acks.filter((a) => !inp.present.has(a.id));
   const main = acks.filter((a) => a.writer === inp.mainWriter).map((a) => a.at).sort((x, y) => x - y);
   const explained = new Set<number>();
@@ -153,11 +173,28 @@ export function check(inp: CheckInput): CheckReport {
   });
   return {
     totalAcked: acks.length,
+    syncCancelled: inp.acks.length - acks.length,
     lost: lostAcks.map((a) => a.id),
     unbounded: lostAcks.filter((a) => !explained.has(a.id)).map((a) => a.id),
-    splitBrain: splitBrainWindows(acks),
+    splitBrain: splitBrainWindows(inp.acks),
     faults: results,
   };
+}
+
+/**
+ * What the report violates in `mode` (empty = the run passes): split brain in every mode; in async
+ * mode a lost write outside the bound; in synchronous modes any lost write.
+ */
+export function verdict(r: CheckReport, mode: ReplicationMode): string[] {
+  const out: string[] = [];
+  if (r.totalAcked === 0) out.push('the writers acknowledged nothing');
+  if (r.splitBrain.length > 0) out.push(`${r.splitBrain.length} split-brain window(s)`);
+  if (isSynchronous(mode)) {
+    if (r.lost.length > 0) out.push(`${r.lost.length} acknowledged write(s) lost in ${mode} mode, where none may be [${ids(r.lost)}]`);
+  } else if (r.unbounded.length > 0) {
+    out.push(`${r.unbounded.length} write(s) lost outside the asynchronous bound [${ids(r.unbounded)}]`);
+  }
+  return out;
 }
 
 function pad(s: string, n: number): string {
@@ -174,7 +211,7 @@ function ids(list: readonly number[], max = 12): string {
 }
 
 /** Human-readable report: one row per fault, then totals and any split-brain window. */
-export function formatReport(title: string, r: CheckReport): string {
+export function formatReport(title: string, r: CheckReport, mode?: ReplicationMode): string {
   const rows = [['fault', 'primary before→after', 'acked', 'lost', 'in bound', 'unavail ms', 'recovery ms', 'note']];
   for (const f of r.faults) {
     const unb = f.lost.filter((id) => r.unbounded.includes(id)).length;
@@ -183,20 +220,24 @@ export function formatReport(title: string, r: CheckReport): string {
       `${f.fault.primaryBefore ?? '?'}→${f.fault.primaryAfter ?? '?'}`,
       String(f.acked),
       String(f.lost.length),
-      f.lost.length === 0 ? '-' : unb === 0 ? 'yes' : `NO (${unb})`,
+      f.lost.length === 0 ? '-' : mode !== undefined && isSynchronous(mode) ? 'NO (none allowed)' : unb === 0 ? 'yes' : `NO (${unb})`,
       String(Math.round(f.unavailableMs)),
       String(Math.round(f.recoveryMs)),
       f.fault.note ?? '',
     ]);
   }
-  const out = [`== ${title}`, table(rows)];
-  out.push(`acknowledged ${r.totalAcked}, lost ${r.lost.length}${r.lost.length ? ` [${ids(r.lost)}]` : ''}, outside bound ${r.unbounded.length}${r.unbounded.length ? ` [${ids(r.unbounded)}]` : ''}`);
+  const out = [`== ${title}${mode === undefined ? '' : ` (replication: ${mode})`}`, table(rows)];
+  out.push(`acknowledged ${r.totalAcked}${r.syncCancelled ? ` (+${r.syncCancelled} with sync wait cancelled, not counted)` : ''}, lost ${r.lost.length}${r.lost.length ? ` [${ids(r.lost)}]` : ''}, outside bound ${r.unbounded.length}${r.unbounded.length ? ` [${ids(r.unbounded)}]` : ''}`);
   out.push(`split-brain windows: ${r.splitBrain.length}`);
   for (const w of r.splitBrain) {
     out.push(
       `  ${w.a.node} (${w.a.writer}, epoch ${w.a.epoch}, ${w.a.acks} acks) and ${w.b.node} (${w.b.writer}, epoch ${w.b.epoch}, ${w.b.acks} acks) ` +
         `both acknowledged during ${new Date(w.fromUs / 1000).toISOString()} .. ${new Date(w.toUs / 1000).toISOString()} (${((w.toUs - w.fromUs) / 1000).toFixed(1)} ms)`,
     );
+  }
+  if (mode !== undefined) {
+    const v = verdict(r, mode);
+    out.push(`verdict (${mode}): ${v.length === 0 ? 'ok' : v.join('; ')}`);
   }
   return out.join('\n');
 }

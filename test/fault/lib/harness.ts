@@ -14,11 +14,13 @@ import { waitHealthy, observe } from '../../../bench/lib/cluster-ops.ts';
 import { nsEtcd, type NsEtcd } from './etcd-ns.ts';
 import { setupTopology, teardownTopology, nsPids, linkDown, linkUp, cut, heal, throttleFrom, unthrottle, netemDelay, SUBNET, ETCD_HOST, type Host, type Topology } from './netns.ts';
 import { FaultWriter, ensureTable, readIds, type Endpoint, type Credentials } from './writer.ts';
-import { check, type CheckReport, type FaultRecord } from './checker.ts';
+import { check, type CheckReport, type FaultRecord, type ReplicationMode } from './checker.ts';
+import { readProcs, selectFreezeTargets, isFencer, procState } from './procs.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export const FAULT_KINDS = [
+/** Faults Vigil survives on its own: no split brain, losses only as the replication mode allows. */
+export const SAFE_FAULT_KINDS = [
   'partition-primary',
   'partition-primary-etcd',
   'isolate-replica',
@@ -28,13 +30,33 @@ export const FAULT_KINDS = [
   'switchover',
 ] as const;
 /**
- * Faults Vigil is not expected to survive without split brain, because it has no watchdog (Patroni
- * relies on one here): the primary's agent dead for longer than ttl leaves PostgreSQL running as a
- * primary while a replica is promoted; a frozen primary, once resumed, accepts writes for the
- * moment its agent needs to notice it lost the lock.
+ * Faults only fencing makes safe (Patroni relies on the watchdog here): the primary's agent dead
+ * for longer than ttl leaves PostgreSQL running as a primary while a replica is promoted; a frozen
+ * primary, once resumed, could accept writes until its agent notices it lost the lock. The fencer
+ * (src/fence/) must kill PostgreSQL before the lock can expire. Asserted like every other fault.
  */
-export const UNSAFE_FAULT_KINDS = ['kill-agent-long', 'freeze-primary'] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof UNSAFE_FAULT_KINDS)[number];
+export const FENCING_FAULT_KINDS = ['kill-agent-long', 'freeze-primary'] as const;
+export const FAULT_KINDS = [...SAFE_FAULT_KINDS, ...FENCING_FAULT_KINDS] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+/** Faults where the old primary is cut off while it still has unreplicated WAL: with +lag, async may lose. */
+export const FAILOVER_FAULT_KINDS = ['partition-primary', 'partition-primary-etcd', 'kill-agent-long', 'freeze-primary', 'kill-postgres', 'switchover'] as const satisfies readonly FaultKind[];
+
+/**
+ * The bootstrap.dcs keys of a replication mode. quorum with synchronous_node_count 1 over two
+ * replicas: a commit waits for either replica (ANY 1), and a failover candidate must be in /sync.
+ */
+export function replicationDcs(mode: ReplicationMode): Record<string, unknown> {
+  switch (mode) {
+    case 'async':
+      return { synchronous_mode: false };
+    case 'sync':
+      return { synchronous_mode: true, synchronous_node_count: 1 };
+    case 'sync-strict':
+      return { synchronous_mode: true, synchronous_mode_strict: true, synchronous_node_count: 1 };
+    case 'quorum':
+      return { synchronous_mode: 'quorum', synchronous_node_count: 1 };
+  }
+}
 
 export interface FaultOptions {
   /** Slow the WAL stream to the replicas during the fault (see netns.throttleFrom). */
@@ -55,6 +77,7 @@ export class FaultCluster {
     readonly topo: Topology,
     readonly timing: Timing,
     readonly maxLag: number,
+    readonly replication: ReplicationMode,
   ) {
     this.etcd = nsEtcd(ETCD_HOST, join(base, 'etcd'));
     this.cluster = new LocalCluster({
@@ -65,17 +88,18 @@ export class FaultCluster {
       etcdEndpoint: this.etcd.endpoint,
       hosts: topo.nodes.map((h) => h.ip),
       pgHba: [`host all all ${SUBNET} scram-sha-256`, `host replication all ${SUBNET} scram-sha-256`],
-      dcs: { maximum_lag_on_failover: maxLag },
+      dcs: { maximum_lag_on_failover: maxLag, ...replicationDcs(replication) },
       wrap: ({ index }) => ({ command: 'ip', args: ['netns', 'exec', topo.nodes[index]!.ns] }),
       logLevel: 'debug',
     });
   }
 
   /** Builds the topology, starts etcd and the agents, waits for a healthy cluster, creates the table. */
-  static async start(opts: { nodes?: number; timing?: Timing; maximumLagOnFailover?: number } = {}): Promise<FaultCluster> {
+  static async start(opts: { nodes?: number; timing?: Timing; maximumLagOnFailover?: number; replication?: ReplicationMode } = {}): Promise<FaultCluster> {
+    const replication = opts.replication ?? 'async';
     const topo = await setupTopology(opts.nodes ?? 3);
-    const base = await mkdtemp(join(tmpdir(), 'vigil-faults-'));
-    const fc = new FaultCluster(base, topo, opts.timing ?? FAST_TIMING, opts.maximumLagOnFailover ?? 1048576);
+    const base = await mkdtemp(join(tmpdir(), `vigil-faults-${replication}-`));
+    const fc = new FaultCluster(base, topo, opts.timing ?? FAST_TIMING, opts.maximumLagOnFailover ?? 1048576, replication);
     try {
       await fc.etcd.start();
       await fc.cluster.prepare();
@@ -187,6 +211,54 @@ export class FaultCluster {
   }
 
   /**
+   * SIGSTOPs `node`'s agent and PostgreSQL (postmaster first, then every descendant of either),
+   * never a fencer process (it plays the watchdog; procs.ts). Rescans until no new descendant
+   * appears (a process forked between scan and stop), at most 5 rounds. Returns the stopped pids
+   * (to SIGCONT exactly those) and the fencer pids seen in the namespace, which it checks are
+   * not stopped.
+   */
+  async freeze(node: string): Promise<{ stopped: number[]; fencers: number[] }> {
+    const host = this.hostOf(node);
+    const agent = this.cluster.node(node).process?.pid;
+    const postmaster = this.cluster.postmasterPid(node);
+    const roots = [agent, postmaster].filter((p): p is number => p !== undefined);
+    const stopped = new Set<number>();
+    let fencers: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const procs = await readProcs(await nsPids(host.ns));
+      fencers = procs.filter(isFencer).map((p) => p.pid);
+      const fresh = selectFreezeTargets(procs, roots, postmaster).filter((p) => !stopped.has(p));
+      if (fresh.length === 0) break;
+      for (const pid of fresh) {
+        try {
+          process.kill(pid, 'SIGSTOP');
+          stopped.add(pid);
+        } catch {
+          // exited meanwhile
+        }
+      }
+    }
+    for (const f of fencers) {
+      if ((await procState(f)) === 'T') {
+        this.thaw([...stopped, f]);
+        throw new Error(`freeze stopped the fencer (pid ${f}): it must keep running`);
+      }
+    }
+    return { stopped: [...stopped], fencers };
+  }
+
+  /** SIGCONTs the pids freeze() stopped. */
+  thaw(pids: readonly number[]): void {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone (e.g. killed by the fencer)
+      }
+    }
+  }
+
+  /**
    * Injects one fault against the current primary (or a replica), holds it for a bounded time,
    * heals it, waits until the cluster is healthy again and records the timings.
    */
@@ -260,15 +332,18 @@ export class FaultCluster {
         case 'kill-postgres':
           killGroup(this.cluster.postmasterPid(primaryBefore), 'SIGKILL');
           break;
-        case 'freeze-primary':
-          await this.signalNs(ph, 'SIGSTOP');
+        case 'freeze-primary': {
+          // Agent + PostgreSQL only; the fencer keeps running like a hardware watchdog would.
+          const fz = await this.freeze(primaryBefore);
+          note = [note, `froze ${fz.stopped.length} pids, fencer ${fz.fencers.length ? `${fz.fencers.join(',')} left running` : 'none seen'}`].filter(Boolean).join('; ');
           try {
             if (!(await this.waitNewPrimary(primaryBefore, maxHold))) note = [note, 'no failover while frozen'].filter(Boolean).join('; ');
             await sleep(1000);
           } finally {
-            await this.signalNs(ph, 'SIGCONT');
+            this.thaw(fz.stopped);
           }
           break;
+        }
         case 'etcd-restart':
           await this.etcd.stop();
           try {

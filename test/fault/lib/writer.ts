@@ -36,10 +36,22 @@ export interface FaultWriterOptions {
 }
 
 export class FaultWriter {
+  /** Every INSERT that completed, including syncCancelled ones (flagged; see Ack.syncCancelled). */
   readonly acks: FaultAck[] = [];
   /** INSERTs that failed after being sent: they may or may not have committed (never "lost"). */
   readonly uncertain: number[] = [];
+  /**
+   * INSERTs that PostgreSQL reported as committed but with the warning "canceling wait for
+   * synchronous replication" (the commit's wait for a standby was cancelled, e.g. by
+   * pg_cancel_backend; PostgreSQL 15 disarms statement_timeout before the commit, so the writer's
+   * own timeout ends such a wait client-side, as an error): the row is committed locally but may
+   * exist nowhere else. Synchronous modes promise nothing for such a write, so it counts as
+   * uncertain, never as acknowledged (patroni-behavior.md §11, caveat).
+   */
+  readonly syncCancelled: number[] = [];
   errors = 0;
+  /** Message of the latest failed INSERT (diagnostics). */
+  lastError: string | undefined;
   private nextId: number;
   private running = false;
   private loop: Promise<void> | undefined;
@@ -70,6 +82,12 @@ export class FaultWriter {
     let client: pg.Client | undefined;
     let node = '';
     let epoch = 0;
+    // Set by the connection's notice listener while the current INSERT runs; notices arrive before
+    // the statement's completion, so it is settled when the query resolves.
+    let warned: boolean;
+    const onNotice = (msg: { message?: string; detail?: string }): void => {
+      if (/synchronous replication|not have been replicated/i.test(`${msg.message ?? ''} ${msg.detail ?? ''}`)) warned = true;
+    };
     while (this.running) {
       if (client === undefined) {
         const p = await connectPrimary(this.endpoints, this.cred, timeouts);
@@ -78,10 +96,12 @@ export class FaultWriter {
           continue;
         }
         client = p.client;
+        client.on('notice', onNotice);
         node = p.node.name;
         epoch = ++epochs;
       }
       const id = this.nextId++;
+      warned = false;
       try {
         const r = await client.query<{ us: string; lsn: string }>(
           `INSERT INTO ${TABLE} (id, writer) VALUES ($1, $2) RETURNING (extract(epoch FROM now()) * 1000000)::int8::text AS us, pg_current_wal_lsn()::text AS lsn`,
@@ -89,10 +109,18 @@ export class FaultWriter {
         );
         const row = r.rows[0];
         if (row === undefined) throw new Error('INSERT returned no row');
-        this.acks.push({ id, writer: this.name, node, at: performance.now(), serverUs: Number(row.us), lsn: lsnToNumber(row.lsn), epoch });
+        const ack: FaultAck = { id, writer: this.name, node, at: performance.now(), serverUs: Number(row.us), lsn: lsnToNumber(row.lsn), epoch };
+        if (warned) {
+          // Not acknowledged for the loss check, but the node did accept it: split-brain evidence.
+          ack.syncCancelled = true;
+          this.syncCancelled.push(id);
+          this.uncertain.push(id);
+        }
+        this.acks.push(ack);
         if (this.o.pauseMs) await sleep(this.o.pauseMs);
-      } catch {
+      } catch (err) {
         this.errors++;
+        this.lastError = err instanceof Error ? err.message : String(err);
         this.uncertain.push(id);
         await client.end().catch(() => undefined);
         client = undefined;
