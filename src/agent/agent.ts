@@ -45,6 +45,9 @@ import type { NodeSnapshot } from '../api/snapshot.ts';
 import { PATRONI_COMPAT_VERSION } from '../api/version.ts';
 import { apiUrl, buildMemberData, connUrl, effectiveTags } from './member.ts';
 import { checkFailsafeTopology } from '../api/failsafe.ts';
+import { Fence } from '../fence/fence.ts';
+import { fenceTimeout } from '../fence/deadline.ts';
+import { planWatchdog } from '../fence/watchdog.ts';
 
 export interface Logger {
   debug(obj: object, msg?: string): void;
@@ -145,7 +148,10 @@ export class Agent {
   /** Failsafe mode: the last /failsafe value read, and the last primary that confirmed itself to us. */
   private failsafeTopology: Record<string, string> | undefined;
   private failsafeSender: { name: string; connUrl: string; apiUrl: string; at: number } | undefined;
-  private failsafeActive = false;
+  private readonly fence: Fence;
+  private fenceKey = '';
+  /** watchdog.mode required and the device cannot be used: this node must not lead. */
+  private watchdogFailed = false;
 
   constructor(opts: AgentOptions) {
     this.config = opts.config;
@@ -157,6 +163,16 @@ export class Agent {
     this.configFile = opts.configFile;
     this.dynamic = effectiveDynamicConfig(opts.config.bootstrap?.dcs).config;
     this.snapshot = this.buildSnapshot();
+    this.fence = new Fence({
+      dataDir: this.pg.dataDir,
+      logger: this.log,
+      now: this.now,
+      onFenced: (ev) => {
+        this.log.error({ ...ev }, 'the fencer killed PostgreSQL: the leader lock could not be confirmed in time');
+        this.pgState = 'crashed';
+        this.wakeup.fire();
+      },
+    });
   }
 
   /** The latest snapshot for the REST API (never blocks). */
@@ -174,6 +190,8 @@ export class Agent {
 
   /** Start the loop (and the snapshot refresher). */
   start(): void {
+    void this.fence.start();
+    void this.planWatchdog();
     this.loopDone = this.loop();
     this.refresher = this.refreshLoop();
   }
@@ -270,6 +288,7 @@ export class Agent {
 
     this.failures = await this.act(decision.actions, obs);
     for (const f of this.failures) this.log.warn({ action: f.action, outcome: f.outcome }, `action failed: ${f.message}`);
+    await this.updateFence(decision.isLeader);
 
     if (this.failures.length === 0 && this.task === undefined && obs.pg.running && obs.pg.ready) {
       await this.applyLocalConfig(obs.cluster, true).catch((err: unknown) => this.log.warn({}, `could not apply the configuration: ${err instanceof Error ? err.message : String(err)}`));
@@ -282,6 +301,51 @@ export class Agent {
     const watchRevision =
       obs.cluster !== undefined && obs.cluster.leader !== undefined && !holdLock && this.task?.state !== 'running' ? obs.cluster.revision : undefined;
     return { wakeAfterMs: decision.wakeAfterMs, ...(watchRevision !== undefined ? { watchRevision } : {}) };
+  }
+
+  /**
+   * Fencing: while we hold the lock and PostgreSQL runs, the fencer process is armed with a
+   * deadline of (start of the last successful lock refresh or failsafe confirmation) + the fence
+   * timeout (ttl - safety_margin, see src/fence/deadline.ts). If no later refresh moves it, the
+   * fencer kills PostgreSQL at the deadline, before the lock can expire, whether this agent is
+   * alive, stuck, frozen or dead. A primary that lost the lock stays armed with its old deadline
+   * until PostgreSQL is stopped or read-only; only then (and in pause) is the fencer disarmed.
+   */
+  private async updateFence(isLeader: boolean): Promise<void> {
+    const pg = this.lastPg;
+    const promoting = this.task?.state === 'running' && this.task.kind === 'promote';
+    const paused = this.dynamic.pause === true;
+    let want: 'arm' | 'disarm' | 'keep' = 'keep';
+    if (paused || pg === undefined || !pg.running) want = 'disarm';
+    else if (isLeader && this.lockRefreshedAt !== undefined) want = 'arm';
+    else if (pg.inRecovery && !promoting) want = 'disarm';
+    if (want === 'keep') return;
+    if (want === 'disarm') {
+      if (this.fenceKey === 'disarmed') return;
+      if (await this.fence.disarm()) this.fenceKey = 'disarmed';
+      return;
+    }
+    const { pid } = await this.pg.isRunning();
+    if (pid === undefined) return;
+    const { timeoutMs, warning } = fenceTimeout({ ttl: this.dynamic.ttl, loopWait: this.dynamic.loop_wait, safetyMargin: this.config.watchdog.safetyMargin });
+    const key = `${pid}/${this.lockRefreshedAt}/${timeoutMs}`;
+    if (key === this.fenceKey) return;
+    if (warning !== undefined && !this.fenceKey.startsWith(`${pid}/`)) this.log.warn({}, `fencing: ${warning}`);
+    const res = await this.fence.arm({ pid, refreshStartMs: this.lockRefreshedAt as number, timeoutMs });
+    if (res.ok) this.fenceKey = key;
+    else this.log.error({ ...res }, 'could not arm the fencer');
+  }
+
+  /** Linux watchdog (watchdog.mode): the fencer keeps the device alive while it is armed. */
+  private async planWatchdog(): Promise<void> {
+    try {
+      const plan = await planWatchdog(this.config.watchdog, { ttl: this.dynamic.ttl, loopWait: this.dynamic.loop_wait });
+      for (const m of plan.messages) this.log.warn({}, `watchdog: ${m.message}`);
+      this.fence.setWatchdogDevice(plan.use ? plan.device : undefined);
+      this.watchdogFailed = !plan.healthy;
+    } catch (err) {
+      this.log.error({}, `watchdog: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -317,7 +381,8 @@ export class Agent {
       wallClock: new Date().toISOString(),
       self: {
         name: this.config.name,
-        tags: this.config.tags,
+        // A node whose required watchdog cannot work never races (behavior 12.1).
+        tags: this.watchdogFailed ? { ...this.config.tags, nofailover: true } : this.config.tags,
         canBootstrap: this.config.bootstrap !== undefined,
         bootstrapDcs: this.config.bootstrap?.dcs ?? {},
         remove_data_directory_on_rewind_failure: this.config.postgresql.removeDataDirectoryOnRewindFailure,
@@ -519,6 +584,8 @@ export class Agent {
         return this.dcs.deleteSync(action.version);
       case 'writeFailsafe':
         return this.dcs.writeFailsafe(action.value);
+      case 'setSyncStandbyNames':
+        return this.pg.setSyncStandbyNames(action.value);
       case 'followUpstream': {
         const res = await this.pg.writeConfig({ role: 'replica', upstream: this.upstreamTarget(action.upstream, cluster), parameters: this.pgParameters() });
         if (res.needsRestart) {
@@ -818,6 +885,8 @@ export class Agent {
       } else if (pg.walLsn !== undefined) snap.xlog = { location: pg.walLsn };
     }
     if (this.dynamic.pause === true) snap.pause = true;
+    if (this.watchdogFailed) snap.watchdogFailed = true;
+    if (this.memory.failsafeActive === true) snap.failsafeActive = true;
     if (this.pendingRestart !== undefined) {
       snap.pendingRestart = true;
       snap.pendingRestartReason = this.pendingRestart;
@@ -1014,6 +1083,10 @@ export class Agent {
     }
     if (stopped) await this.dcs.deleteMember().catch(() => undefined);
     await this.dcs.close({ keepLease: !stopped });
+    // PostgreSQL is down (or paused and the operator's business): stand the fencer down. If
+    // PostgreSQL would not stop, the fencer stays armed and kills it at the deadline.
+    if (stopped) await this.fence.disarm();
+    await this.fence.close();
   }
 
   /**

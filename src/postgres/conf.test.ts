@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   buildParameters,
+  checkSyncStandbyNames,
   diffParams,
   isGeneratedConf,
   parseBool,
@@ -17,6 +18,7 @@ import {
   renderPgpass,
   renderPostgresqlConf,
   slotName,
+  withSyncOverride,
   type BuildParamsInput,
 } from './conf.ts';
 
@@ -179,4 +181,42 @@ test('SQL quoting', () => {
   assert.equal(quoteIdent('re"p'), '"re""p"');
   assert.equal(quoteLiteral("it's\\"), "'it''s\\'");
   assert.throws(() => quoteLiteral('a\0b'));
+});
+
+test('synchronous_standby_names override block: last setting wins, round-trips, removable', () => {
+  const p = buildParameters({ settings, memberName: 'n', role: 'primary', dynamic: { synchronous_standby_names: 'user1' } });
+  const plain = renderPostgresqlConf({ conf: p.conf, includeBase: true, upstreamName: null });
+  const managed = renderPostgresqlConf({ conf: p.conf, includeBase: true, upstreamName: null, syncOverride: 'ANY 1 ("pg-b", r1)' });
+  assert.equal(parseConf(plain).params.synchronous_standby_names, 'user1');
+  assert.equal(parseConf(plain).syncOverride, undefined);
+  const parsed = parseConf(managed);
+  // PostgreSQL reads the file top to bottom: the override is the last occurrence.
+  assert.equal(parsed.params.synchronous_standby_names, 'ANY 1 ("pg-b", r1)');
+  assert.equal(parsed.syncOverride, 'ANY 1 ("pg-b", r1)');
+  assert.equal(managed.trimEnd().split('\n').at(-1), `synchronous_standby_names = 'ANY 1 ("pg-b", r1)'`);
+  // Patching a file gives exactly what rendering gives, in both directions, idempotently.
+  assert.equal(withSyncOverride(plain, 'ANY 1 ("pg-b", r1)'), managed);
+  assert.equal(withSyncOverride(managed, 'ANY 1 ("pg-b", r1)'), managed);
+  assert.equal(withSyncOverride(managed, null), plain);
+  assert.equal(withSyncOverride(plain, null), plain);
+  const empty = withSyncOverride(managed, '');
+  assert.equal(parseConf(empty).syncOverride, '');
+  assert.equal(parseConf(empty).params.synchronous_standby_names, '');
+  // Quotes in the value survive the conf quoting.
+  const q = withSyncOverride(plain, `"it's"`);
+  assert.equal(parseConf(q).syncOverride, `"it's"`);
+  assert.equal(parseConf(q).params.synchronous_standby_names, `"it's"`);
+  // A damaged marker is tolerated (the setting line still parses).
+  const damaged = managed.replace(/(# vigil-synchronous-standby-names[^:]*: ).*/, '$1{not json');
+  assert.equal(parseConf(damaged).syncOverride, undefined);
+  assert.equal(parseConf(damaged).params.synchronous_standby_names, 'ANY 1 ("pg-b", r1)');
+});
+
+test('checkSyncStandbyNames accepts what PostgreSQL accepts', () => {
+  for (const ok of ['', '  ', 'r1', '*', 'a, b', '"pg-b"', '2 (a, b, c)', 'FIRST 1 (a,b)', 'any 2 (a, "b c", *)', '"any"', '"a""b"', '""', '12', '__patroni_strict_sync_replica_placeholder__', 'ANY 1 (r1)']) {
+    assert.equal(checkSyncStandbyNames(ok), undefined, ok);
+  }
+  for (const bad of ['pg-b', 'any', 'first', 'ANY 0 (a)', '0 (a)', 'ANY 1 ()', 'ANY 1 (a', 'ANY (a)', 'a,', ',a', '"a', '1 (a) b', 'a b', '1abc', 'a;b', 'a\0b', 'FIRST 1 (any)']) {
+    assert.equal(typeof checkSyncStandbyNames(bad), 'string', bad);
+  }
 });

@@ -18,9 +18,10 @@ import { mkdir, readFile, rename, rm, stat, unlink, writeFile, open, readdir } f
 import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { BootstrapSettings, Credentials, PostgresqlSettings } from '../config/types.ts';
-import type { LocalPg } from '../core/model.ts';
+import type { LocalPg, LocalSync } from '../core/model.ts';
 import {
   buildParameters,
+  checkSyncStandbyNames,
   COMMAND_LINE_GUCS,
   diffParams,
   isGeneratedConf,
@@ -34,12 +35,13 @@ import {
   renderPgHba,
   renderPgpass,
   renderPostgresqlConf,
+  withSyncOverride,
   type PgpassEntry,
 } from './conf.ts';
 import { CONTROL_MINIMUMS, controlRewindable, controlSysid, parseControlData, positionFromControlData, type LocalPosition } from './controldata.ts';
 import { decideDivergence, parseTimelineHistory, parseWaldumpRecordEnd } from './divergence.ts';
 import { baseEnv, ExecError, killGroup, lastLines, ownForPg, pgOsUser, run } from './exec.ts';
-import { numberToLsn } from './lsn.ts';
+import { maybeLsn, numberToLsn } from './lsn.ts';
 import { runProbe, withClient, type ConnParams, type ProbeResult } from './probe.ts';
 
 export interface PgLogger {
@@ -138,6 +140,19 @@ export class PostgresController {
   private startingPid: number | undefined;
   private crashedFlag = false;
   private cachedSysid: string | undefined;
+
+  // Synchronous replication (see setSyncStandbyNames).
+  /** The managed synchronous_standby_names; null: the user's parameter applies. */
+  private ssnOverride: string | null = null;
+  /** ssnOverride was read back from the generated postgresql.conf (done once, lazily). */
+  private ssnLoaded = false;
+  /** The running ssn value last seen on this primary, and the flush LSN recorded for it. */
+  private ssnSeen: string | undefined;
+  private ssnSetAt: number | undefined;
+  /** A file change the running server did not confirm yet: the next call reloads again. */
+  private ssnUnconfirmed = false;
+  /** Serialises writes of postgresql.conf (writeConfig, setSyncStandbyNames). */
+  private confLock: Promise<unknown> = Promise.resolve();
 
   constructor(opts: PostgresControllerOptions) {
     this.settings = opts.settings;
@@ -330,6 +345,15 @@ export class PostgresController {
     upstream?: { connUrl: string; name: string } | null;
     parameters?: Record<string, unknown> | null;
   }): Promise<WriteConfigResult> {
+    return this.serialized(() => this.writeConfigLocked(opts));
+  }
+
+  private async writeConfigLocked(opts: {
+    role: 'primary' | 'replica';
+    upstream?: { connUrl: string; name: string } | null;
+    parameters?: Record<string, unknown> | null;
+  }): Promise<WriteConfigResult> {
+    await this.loadSyncOverride();
     if (await this.dataDirEmpty()) throw new PgControlError('data_dir', `cannot write configuration: ${this.dataDir} is not initialised`);
     const built = buildParameters({
       settings: this.settings,
@@ -347,9 +371,15 @@ export class PostgresController {
     if (!existsSync(basePath) && existing !== undefined && !isGeneratedConf(existing)) {
       await rename(confPath, basePath);
     }
-    const text = renderPostgresqlConf({ conf: built.conf, includeBase: existsSync(basePath), upstreamName: built.upstreamName });
+    const text = renderPostgresqlConf({
+      conf: built.conf,
+      includeBase: existsSync(basePath),
+      upstreamName: built.upstreamName,
+      syncOverride: this.ssnOverride,
+    });
     const before = existing !== undefined && isGeneratedConf(existing) ? parseConf(existing).params : {};
     const after = Object.fromEntries(built.conf);
+    if (this.ssnOverride !== null) after.synchronous_standby_names = this.ssnOverride;
     const diff = diffParams(before, after);
     let changed = false;
     const restartReasons = [...diff.restart];
@@ -388,6 +418,181 @@ export class PostgresController {
     } catch {
       return null;
     }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // synchronous replication
+  //
+  // The override lives in the generated postgresql.conf as a marked block after all other
+  // settings (conf.ts withSyncOverride), so it is part of every file writeConfig renders, survives
+  // PostgreSQL restarts, and is read back by a new controller (agent restart): a restarted agent
+  // keeps the managed value instead of briefly falling back to async. The read-back happens once,
+  // before this controller first writes or replaces the data directory (basebackup copies the
+  // source's postgresql.conf, whose block is not ours).
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.confLock.then(fn, fn);
+    this.confLock = run.catch(() => undefined);
+    return run;
+  }
+
+  private async loadSyncOverride(): Promise<void> {
+    if (this.ssnLoaded) return;
+    this.ssnLoaded = true;
+    try {
+      const text = await readFile(join(this.dataDir, 'postgresql.conf'), 'utf8');
+      if (isGeneratedConf(text)) this.ssnOverride = parseConf(text).syncOverride ?? null;
+    } catch {
+      // no file: no override
+    }
+    if (this.ssnOverride !== null) this.log.info(`synchronous_standby_names override ${JSON.stringify(this.ssnOverride)} read back from postgresql.conf`);
+  }
+
+  /** The managed synchronous_standby_names in force for the files we render (null: none). */
+  async syncStandbyNamesOverride(): Promise<string | null> {
+    await this.loadSyncOverride();
+    return this.ssnOverride;
+  }
+
+  /**
+   * Sets (value) or removes (null: the user's own synchronous_standby_names applies again) the
+   * managed synchronous_standby_names. The value is used verbatim (the core builds it) but must
+   * parse as PostgreSQL would, else the call rejects before touching anything.
+   *
+   * The generated postgresql.conf is rewritten atomically; the override stays in every file
+   * writeConfig renders until replaced. Data directory not initialised or postgresql.conf not
+   * generated yet: only remembered (the next writeConfig writes it); rejects if PostgreSQL runs
+   * with such a file. When PostgreSQL runs: SIGHUP, then wait (up to reloadWaitMs, default 2 s)
+   * until the server has reloaded and current_setting shows the value. On a primary, then record
+   * pg_current_wal_flush_lsn() as ssnSetAtLsn and commit a dummy transaction with
+   * synchronous_commit off so idle standbys report a position at or past it. Rejects with a
+   * PgControlError when the running server does not confirm (the file keeps the new value; a
+   * retry reloads again). Same value, unchanged file, already running: no-op (no new LSN).
+   */
+  async setSyncStandbyNames(value: string | null, opts: { timeoutMs?: number; reloadWaitMs?: number } = {}): Promise<void> {
+    if (value !== null && typeof value !== 'string') {
+      throw new PgControlError('failed', `synchronous_standby_names must be a string or null, got ${typeof value}`);
+    }
+    if (value !== null) {
+      const err = checkSyncStandbyNames(value);
+      if (err !== undefined) throw new PgControlError('failed', `invalid synchronous_standby_names ${JSON.stringify(value)}: ${err}`);
+    }
+    await this.serialized(async () => {
+      await this.loadSyncOverride();
+      const confPath = join(this.dataDir, 'postgresql.conf');
+      let text: string | undefined;
+      try {
+        text = await readFile(confPath, 'utf8');
+      } catch {
+        text = undefined;
+      }
+      const { running } = await this.isRunning();
+      if (text === undefined || !isGeneratedConf(text)) {
+        this.ssnOverride = value;
+        if (running) {
+          throw new PgControlError('failed', `postgresql.conf in ${this.dataDir} is not generated by Vigil yet: synchronous_standby_names applies at the next writeConfig`);
+        }
+        return;
+      }
+      const next = withSyncOverride(text, value);
+      const written = next !== text;
+      if (written) await this.writeOwned(confPath, next, 0o600);
+      this.ssnOverride = value;
+      if (written) this.log.info(value === null ? 'synchronous_standby_names override removed' : `synchronous_standby_names set to ${JSON.stringify(value)}`);
+      const changed = written || this.ssnUnconfirmed;
+      if (!running) {
+        this.ssnUnconfirmed = false; // the next start reads the file
+        return;
+      }
+      if (!changed && value === null) return;
+      this.ssnUnconfirmed = true;
+      await this.applyRunningSsn(value, changed, opts.timeoutMs ?? 5000, opts.reloadWaitMs ?? 2000);
+      this.ssnUnconfirmed = false;
+    });
+  }
+
+  private async applyRunningSsn(value: string | null, changed: boolean, timeoutMs: number, waitMs: number): Promise<void> {
+    type Row = { t: string; ssn: string; rec: boolean };
+    const q = "SELECT pg_conf_load_time()::text AS t, current_setting('synchronous_standby_names') AS ssn, pg_is_in_recovery() AS rec";
+    try {
+      await withClient(
+        this.localConn(),
+        timeoutMs,
+        async (c) => {
+          const r0 = (await c.query<Row>(q)).rows[0]!;
+          if (!changed && r0.ssn === value) return;
+          // This session re-reads the configuration at its next command once the postmaster
+          // forwarded the SIGHUP: its pg_conf_load_time() changing proves the reload happened.
+          await this.reload();
+          const until = Date.now() + waitMs;
+          let r = r0;
+          while (r.t === r0.t || (value !== null && r.ssn !== value)) {
+            if (Date.now() >= until) {
+              throw new PgControlError(
+                'timeout',
+                r.t === r0.t
+                  ? `PostgreSQL did not reload its configuration within ${waitMs} ms`
+                  : `after reload synchronous_standby_names is ${JSON.stringify(r.ssn)}, not ${JSON.stringify(value)} (set by ALTER SYSTEM, or rejected: see the PostgreSQL log)`,
+              );
+            }
+            await sleep(50);
+            r = (await c.query<Row>(q)).rows[0]!;
+          }
+          if (r.rec) {
+            // A standby (e.g. about to be promoted): the LSN is recorded once it runs as a primary.
+            this.ssnSeen = undefined;
+            this.ssnSetAt = undefined;
+            return;
+          }
+          const lsn = maybeLsn((await c.query<{ l: string }>('SELECT pg_current_wal_flush_lsn()::text AS l')).rows[0]?.l);
+          this.ssnSeen = r.ssn;
+          this.ssnSetAt = lsn;
+          await c.query('BEGIN');
+          await c.query('SET LOCAL synchronous_commit = off');
+          await c.query('SELECT txid_current()');
+          await c.query('COMMIT');
+        },
+        'setSyncStandbyNames',
+      );
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (e instanceof PgControlError) throw new PgControlError(e.code, `synchronous_standby_names written to postgresql.conf, but ${msg}`);
+      throw new PgControlError('failed', `synchronous_standby_names written to postgresql.conf, but the running server did not confirm it: ${msg}`);
+    }
+  }
+
+  /**
+   * Synchronous replication facts from a probe of this node (undefined unless it answered as a
+   * primary). Tracks ssnSetAtLsn: a running value not seen before on this primary (changed by
+   * someone else, or first seen after an agent restart or a promotion) gets the probe's flush LSN.
+   * Call once per probe (observe() does).
+   */
+  syncFacts(probe: ProbeResult): LocalSync | undefined {
+    if (probe.inRecovery) {
+      this.ssnSeen = undefined;
+      this.ssnSetAt = undefined;
+      return undefined;
+    }
+    const ssn = probe.synchronousStandbyNames;
+    if (ssn !== this.ssnSeen) {
+      this.ssnSeen = ssn;
+      this.ssnSetAt = probe.flushLsn;
+    }
+    return {
+      ssn,
+      managed: this.ssnOverride !== null,
+      synchronousCommit: probe.synchronousCommit,
+      senders: probe.replication.map((r) => ({
+        pid: r.pid ?? 0,
+        name: r.application_name ?? '',
+        state: r.state ?? '',
+        syncState: r.sync_state ?? '',
+        writeLsn: r.write_lsn,
+        flushLsn: r.flush_lsn,
+        replayLsn: r.replay_lsn,
+      })),
+      ssnSetAtLsn: this.ssnSetAt,
+    };
   }
 
   /** SIGHUP the postmaster (reload configuration). No-op when not running. */
@@ -728,6 +933,7 @@ export class PostgresController {
   /** Deletes the data directory. Refuses while PostgreSQL runs. */
   async removeDataDir(): Promise<void> {
     if ((await this.isRunning()).running) throw new PgControlError('running', 'cannot remove the data directory while PostgreSQL runs');
+    await this.loadSyncOverride();
     this.cachedSysid = undefined;
     await rm(this.dataDir, { recursive: true, force: true });
   }
@@ -745,6 +951,7 @@ export class PostgresController {
     const retryDelayMs = opts.retryDelayMs ?? 5000;
     const timeoutMs = opts.timeoutMs ?? 3_600_000;
     if ((await this.isRunning()).running) throw new PgControlError('running', 'cannot take a base backup while PostgreSQL runs');
+    await this.loadSyncOverride(); // before the source's postgresql.conf replaces ours
     const t = parseConnUrl(from.connUrl);
     const repl = this.settings.authentication.replication;
     const extra: string[] = [];
@@ -810,6 +1017,7 @@ export class PostgresController {
    */
   async rewind(from: { connUrl: string }, opts: { timeoutMs?: number } = {}): Promise<void> {
     if ((await this.isRunning()).running) throw new PgControlError('running', 'pg_rewind needs PostgreSQL stopped');
+    await this.loadSyncOverride();
     const creds = this.rewindCreds();
     const conn = this.remoteConn(from.connUrl, creds, 'postgres');
     await withClient(
@@ -887,6 +1095,7 @@ export class PostgresController {
    */
   async observe(opts: { probeTimeoutMs?: number } = {}): Promise<LocalPg & { probe?: ProbeResult }> {
     const empty = await this.dataDirEmpty();
+    await this.loadSyncOverride();
     const { running } = await this.isRunning();
     const [probe, cd] = await Promise.all([
       running ? this.probe({ timeoutMs: opts.probeTimeoutMs ?? 2000 }).catch(() => undefined) : Promise.resolve(undefined),
@@ -912,6 +1121,7 @@ export class PostgresController {
       const t = Number(cd["Latest checkpoint's TimeLineID"]);
       if (Number.isInteger(t) && t > 0) timeline = t;
     }
+    const sync = probe !== undefined ? this.syncFacts(probe) : undefined;
     return {
       dataDirEmpty: empty,
       sysid,
@@ -927,6 +1137,7 @@ export class PostgresController {
       controlState: cd?.['Database cluster state'],
       rewindable: cd !== undefined && controlRewindable(cd),
       crashed: this.crashedFlag,
+      ...(sync !== undefined ? { sync } : {}),
       ...(probe !== undefined ? { probe } : {}),
     };
   }

@@ -80,6 +80,8 @@ export async function withClient<T>(
 }
 
 export interface ReplicationRow {
+  /** The WAL sender's pid (null only if PostgreSQL hides it). */
+  pid: number | null;
   usename: string | null;
   application_name: string | null;
   client_addr: string | null;
@@ -107,6 +109,10 @@ export interface ProbeResult {
   serverVersionNum: number;
   replication: ReplicationRow[];
   sysid: string;
+  /** Running synchronous_standby_names ('' when empty). */
+  synchronousStandbyNames: string;
+  /** Running synchronous_commit (on, remote_write, remote_apply, local, off). */
+  synchronousCommit: string;
 }
 
 /** The probe: one statement, no side effects, safe on primaries and hot standbys (PG >= 10). */
@@ -122,12 +128,14 @@ SELECT pg_is_in_recovery() AS in_recovery,
      FROM pg_stat_wal_receiver) r) AS wal_receiver,
   to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS postmaster_start,
   current_setting('server_version_num')::int AS server_version_num,
-  (SELECT coalesce(json_agg(r), '[]'::json) FROM (SELECT usename, application_name, client_addr::text AS client_addr,
+  (SELECT coalesce(json_agg(r), '[]'::json) FROM (SELECT pid, usename, application_name, client_addr::text AS client_addr,
      state, sync_state, sync_priority, write_lsn::text AS write_lsn, flush_lsn::text AS flush_lsn,
      replay_lsn::text AS replay_lsn FROM pg_stat_replication) r) AS replication,
-  (SELECT system_identifier::text FROM pg_control_system()) AS sysid`;
+  (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
+  current_setting('synchronous_standby_names') AS ssn,
+  current_setting('synchronous_commit') AS synchronous_commit`;
 
-interface RawProbeRow {
+export interface RawProbeRow {
   in_recovery: boolean;
   flush_lsn: string | null;
   walfile: string | null;
@@ -140,6 +148,8 @@ interface RawProbeRow {
   server_version_num: number;
   replication: Array<Record<string, unknown>>;
   sysid: string;
+  ssn: string | null;
+  synchronous_commit: string | null;
 }
 
 /** Maps the probe row to ProbeResult. Pure (exported for tests). */
@@ -172,7 +182,8 @@ export function toProbeResult(row: RawProbeRow): ProbeResult {
     replayPaused: row.replay_paused,
     postmasterStartTime: row.postmaster_start,
     serverVersionNum: row.server_version_num,
-    replication: (row.replication ?? []).map((r) => ({
+    replication: (Array.isArray(row.replication) ? row.replication : []).map((r) => ({
+      pid: typeof r.pid === 'number' && Number.isInteger(r.pid) ? r.pid : null,
       usename: str(r.usename),
       application_name: str(r.application_name),
       client_addr: str(r.client_addr),
@@ -184,6 +195,8 @@ export function toProbeResult(row: RawProbeRow): ProbeResult {
       replay_lsn: maybeLsn(str(r.replay_lsn)),
     })),
     sysid: row.sysid,
+    synchronousStandbyNames: row.ssn ?? '',
+    synchronousCommit: row.synchronous_commit ?? '',
   };
 }
 
