@@ -7,37 +7,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { PostgresController, type PostmasterExitInfo } from '../../src/postgres/controller.ts';
-import { withClient, type ConnParams } from '../../src/postgres/probe.ts';
 import { slotName } from '../../src/postgres/conf.ts';
 import type { PostgresqlSettings } from '../../src/config/types.ts';
-import { connUrlOf, makeTempBase, pgSettings, removeTempBase, testBootstrap } from '../support/pg.ts';
+import { connUrlOf, eventually, makeTempBase, pgSettings, removeTempBase, sql, testBootstrap } from '../support/pg.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `fn` until it returns a truthy value (bounded; throws with `what` on expiry). */
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const until = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < until) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
-
-function su(s: PostgresqlSettings): ConnParams {
-  const port = Number(s.listen.split(':')[1]);
-  return { host: '127.0.0.1', port, user: s.authentication.superuser.username, password: s.authentication.superuser.password!, database: 'postgres' };
-}
-
-async function sql<T = Record<string, unknown>>(s: PostgresqlSettings, text: string): Promise<T[]> {
-  return withClient(su(s), 10_000, async (c) => (await c.query(text)).rows as T[]);
-}
 
 describe('PostgresController with PostgreSQL 15', { timeout: 120_000 }, () => {
   let base: string;

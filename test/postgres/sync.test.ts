@@ -9,39 +9,14 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { PostgresController } from '../../src/postgres/controller.ts';
-import { withClient, type ConnParams } from '../../src/postgres/probe.ts';
+import { withClient } from '../../src/postgres/probe.ts';
 import { checkSyncStandbyNames, parseConf, quoteLiteral } from '../../src/postgres/conf.ts';
 import { maybeLsn } from '../../src/postgres/lsn.ts';
 import type { PostgresqlSettings } from '../../src/config/types.ts';
 import type { LocalSync } from '../../src/core/model.ts';
-import { connUrlOf, makeTempBase, pgSettings, removeTempBase, testBootstrap } from '../support/pg.ts';
+import { connUrlOf, eventually, makeTempBase, pgSettings, removeTempBase, sql, su, testBootstrap } from '../support/pg.ts';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `fn` until it returns a truthy value (bounded; throws with `what` on expiry). */
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const until = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < until) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
-
-function su(s: PostgresqlSettings): ConnParams {
-  const port = Number(s.listen.split(':')[1]);
-  return { host: '127.0.0.1', port, user: s.authentication.superuser.username, password: s.authentication.superuser.password!, database: 'postgres' };
-}
-
-async function sql<T = Record<string, unknown>>(s: PostgresqlSettings, text: string): Promise<T[]> {
-  return withClient(su(s), 10_000, async (c) => (await c.query(text)).rows as T[]);
-}
 
 async function setting(s: PostgresqlSettings, name: string): Promise<string> {
   const rows = await sql<{ v: string }>(s, `SELECT current_setting(${quoteLiteral(name)}) AS v`);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { BootstrapSettings, PostgresqlSettings } from '../../src/config/types.ts';
 import { ownForPg } from '../../src/postgres/exec.ts';
 import { freePort } from '../../src/local/etcd.ts';
+import { withClient, type ConnParams } from '../../src/postgres/probe.ts';
 
 /** A free TCP port on 127.0.0.1. */
 export { freePort };
@@ -99,4 +100,31 @@ export function testBootstrap(extra: Partial<BootstrapSettings> = {}): Bootstrap
 /** The member conn_url other nodes use to reach this node. */
 export function connUrlOf(settings: PostgresqlSettings): string {
   return `postgres://${settings.connectAddress}/${settings.database}`;
+}
+
+/** Polls `fn` every 100 ms until it returns a truthy value (bounded; throws with `what` on expiry). */
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
+  const until = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < until) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+/** Superuser connection parameters of a test node. */
+export function su(s: PostgresqlSettings): ConnParams {
+  const port = Number(s.listen.split(':')[1]);
+  return { host: '127.0.0.1', port, user: s.authentication.superuser.username, password: s.authentication.superuser.password!, database: 'postgres' };
+}
+
+/** One query as the superuser. */
+export async function sql<T = Record<string, unknown>>(s: PostgresqlSettings, text: string): Promise<T[]> {
+  return withClient(su(s), 10_000, async (c) => (await c.query(text)).rows as T[]);
 }
