@@ -11,7 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { cloneSource, decide } from '../core/decide.ts';
+import { cloneSource, decide, uncleanPrimaryShutdown } from '../core/decide.ts';
 import type {
   Action,
   ActionFailure,
@@ -485,13 +485,8 @@ export class Agent {
       this.divergenceCache = undefined;
       return;
     }
-    // An unclean primary shutdown ("in production": a crash) leaves WAL past the last checkpoint
-    // that pg_controldata cannot show; such a node always goes through pg_rewind, which is a no-op
-    // when nothing diverged.
-    if (stoppedWithData && !pg.inRecovery && (pg.controlState === 'in production' || pg.controlState === 'in crash recovery' || pg.controlState === 'shutting down')) {
-      pg.divergence = 'need';
-      return;
-    }
+    // The core sends an uncleanly stopped primary through pg_rewind anyway: no check needed.
+    if (stoppedWithData && uncleanPrimaryShutdown(pg)) return;
     const key = `${leader}/${leaderTl}/${pg.controlState}/${pg.timeline}/${pg.walLsn}`;
     if (this.divergenceCache?.key === key) {
       pg.divergence = this.divergenceCache.value;

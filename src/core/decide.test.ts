@@ -306,8 +306,17 @@ test('stopped former primary: diverged -> pg_rewind, or reinitialize, or stay do
   assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'reinitialize', from: 'n0' } }]);
 });
 
-test('stopped former primary whose divergence is unknown waits; a stopped replica starts following', () => {
-  let d = decide(obs({ pg: pg({ running: false, inRecovery: false, controlState: 'in production' }) }));
+test('stopped former primary whose divergence is unknown waits; a crashed one rewinds; a stopped replica follows', () => {
+  let d = decide(obs({ pg: pg({ running: false, inRecovery: false, controlState: 'shut down' }) }));
+  assert.deepEqual(d.actions, []);
+  // A crash leaves WAL past the checkpoint that no check can see: pg_rewind (a no-op if nothing diverged).
+  for (const controlState of ['in production', 'in crash recovery', 'shutting down']) {
+    d = decide(obs({ pg: pg({ running: false, inRecovery: false, controlState, divergence: 'not_needed' }) }));
+    assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'rewind', from: 'n0' } }], controlState);
+  }
+  // ... but only against a leader that runs as primary and published where to connect.
+  const notReady = view({ leader: { name: 'n0', version: '5', session: 'abc' }, members: [member('n0', { role: 'replica' }), member('n1')] });
+  d = decide(obs({ cluster: notReady, pg: pg({ running: false, inRecovery: false, controlState: 'in production' }) }));
   assert.deepEqual(d.actions, []);
   d = decide(obs({ pg: pg({ running: false, inRecovery: true, controlState: 'shut down in recovery', divergence: 'not_needed' }) }));
   assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'start', asPrimary: false, upstream: 'n0' } }]);

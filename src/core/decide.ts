@@ -12,7 +12,7 @@ import { clusterTimeline, isFailoverPossible, isHealthiest, isNoFailover, type V
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, primaryMayStay, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
 import { prepromoteActions, syncModeOf, syncOffStep, syncStep } from './sync.ts';
-import type { Action, ClusterView, Decision, FailoverRequest, Member, Memory, Observation, Role } from './model.ts';
+import type { Action, ClusterView, Decision, FailoverRequest, LocalPg, Member, Memory, Observation, Role } from './model.ts';
 
 /** Bound on how soon we look again while something is changing (ms). */
 const FAST_WAKE_MS = 1000;
@@ -306,7 +306,9 @@ function recover(obs: Observation, d: DecisionBuilder, leaderName: string | unde
   }
 
   const upstream = upstreamFor(obs, leaderName);
-  if (pg.divergence === 'need') return handleDiverged(obs, d, leaderName);
+  const lm = memberOf(obs.cluster, leaderName);
+  const leaderReady = lm?.data.role === 'primary' && lm.data.conn_url !== undefined;
+  if (pg.divergence === 'need' || (leaderReady && uncleanPrimaryShutdown(pg))) return handleDiverged(obs, d, leaderName);
   if (pg.divergence === undefined && !pg.inRecovery && pg.controlState !== 'shut down in recovery' && pg.controlState !== 'in archive recovery') {
     // This data directory was a primary and the leader could not be asked whether our history
     // diverged from its. Starting it as a replica could stream over a divergence; wait.
@@ -315,6 +317,16 @@ function recover(obs: Observation, d: DecisionBuilder, leaderName: string | unde
   }
   d.add({ type: 'startTask', task: { kind: 'start', asPrimary: false, upstream } });
   return `starting as a replica of ${upstream}`;
+}
+
+/**
+ * A primary that did not shut down cleanly (a crash: "in production" in pg_control) has WAL past
+ * its last checkpoint that pg_controldata cannot show, so no divergence check can clear it: it
+ * always goes through pg_rewind (a no-op when nothing diverged) before following a new leader.
+ * The agent uses this to skip the useless check.
+ */
+export function uncleanPrimaryShutdown(pg: LocalPg): boolean {
+  return !pg.running && !pg.inRecovery && ['in production', 'in crash recovery', 'shutting down'].includes(pg.controlState ?? '');
 }
 
 function handleDiverged(obs: Observation, d: DecisionBuilder, leaderName: string): string {

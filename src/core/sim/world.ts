@@ -13,7 +13,7 @@
 // step; violations are collected in `violations` (the tests assert it stays empty).
 
 import { taskPgState } from '../tasks.ts';
-import { decide } from '../decide.ts';
+import { decide, uncleanPrimaryShutdown } from '../decide.ts';
 import { failoverPriority, isNoFailover } from '../election.ts';
 import type {
   Action,
@@ -441,10 +441,7 @@ export class World {
     const stoppedWithData = !pg.running;
     const stuckReplica = pg.running && pg.ready && pg.inRecovery && !pg.streaming && leaderTl !== undefined && pg.timeline !== undefined && leaderTl > pg.timeline;
     if (!stoppedWithData && !stuckReplica) return;
-    if (stoppedWithData && !pg.inRecovery && ['in production', 'in crash recovery', 'shutting down'].includes(pg.controlState ?? '')) {
-      pg.divergence = 'need';
-      return;
-    }
+    if (stoppedWithData && uncleanPrimaryShutdown(pg)) return;
     const ln = this.nodes.get(leader);
     const ld = ln?.pg.data;
     const mine = n.pg.data;
