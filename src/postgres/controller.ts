@@ -141,6 +141,8 @@ export class PostgresController {
   private crashedFlag = false;
   private cachedSysid: string | undefined;
 
+  /** wal_log_hints/checksums from the last pg_controldata run (undefined: not read yet). */
+  private cachedRewindable: boolean | undefined;
   // Synchronous replication (see setSyncStandbyNames).
   /** The managed synchronous_standby_names; null: the user's parameter applies. */
   private ssnOverride: string | null = null;
@@ -1097,10 +1099,13 @@ export class PostgresController {
     const empty = await this.dataDirEmpty();
     await this.loadSyncOverride();
     const { running } = await this.isRunning();
-    const [probe, cd] = await Promise.all([
-      running ? this.probe({ timeoutMs: opts.probeTimeoutMs ?? 2000 }).catch(() => undefined) : Promise.resolve(undefined),
-      empty ? Promise.resolve(undefined) : this.controlData().catch(() => undefined),
-    ]);
+    const probe = running ? await this.probe({ timeoutMs: opts.probeTimeoutMs ?? 2000 }).catch(() => undefined) : undefined;
+    // pg_controldata only when the server did not answer: a running server tells us its system
+    // identifier and timeline itself, and the control state matters only while it is down (read
+    // once while running, for the rewindable flag).
+    const cd = empty || (probe !== undefined && this.cachedRewindable !== undefined) ? undefined : await this.controlData().catch(() => undefined);
+    if (cd !== undefined) this.cachedRewindable = controlRewindable(cd);
+    if (empty) this.cachedRewindable = undefined;
     const upstream = empty ? null : await this.configuredUpstream();
     const sysid = probe?.sysid ?? (cd !== undefined ? controlSysid(cd) : undefined);
     if (sysid !== undefined) this.cachedSysid = sysid;
@@ -1135,7 +1140,7 @@ export class PostgresController {
       streaming: probe?.walReceiver?.status === 'streaming',
       upstream,
       controlState: cd?.['Database cluster state'],
-      rewindable: cd !== undefined && controlRewindable(cd),
+      rewindable: cd !== undefined ? controlRewindable(cd) : this.cachedRewindable === true,
       crashed: this.crashedFlag,
       ...(sync !== undefined ? { sync } : {}),
       ...(probe !== undefined ? { probe } : {}),
