@@ -327,7 +327,12 @@ export class Agent {
     }
     const { pid } = await this.pg.isRunning();
     if (pid === undefined) return;
-    const { timeoutMs, warning } = fenceTimeout({ ttl: this.dynamic.ttl, loopWait: this.dynamic.loop_wait, safetyMargin: this.config.watchdog.safetyMargin });
+    const { timeoutMs, warning } = fenceTimeout({
+      ttl: this.dynamic.ttl,
+      loopWait: this.dynamic.loop_wait,
+      safetyMargin: this.config.watchdog.safetyMargin,
+      ...(this.dynamic.failsafe_mode === true ? { failsafeRetryTimeout: this.dynamic.retry_timeout } : {}),
+    });
     const key = `${pid}/${this.lockRefreshedAt}/${timeoutMs}`;
     if (key === this.fenceKey) return;
     if (warning !== undefined && !this.fenceKey.startsWith(`${pid}/`)) this.log.warn({}, `fencing: ${warning}`);
@@ -578,7 +583,10 @@ export class Agent {
       case 'deleteSync':
         return this.dcs.deleteSync(action.version);
       case 'writeFailsafe':
-        return this.dcs.writeFailsafe(action.value);
+        await this.dcs.writeFailsafe(action.value);
+        // What we wrote is what the members will be asked if etcd goes away before the next read.
+        this.failsafeTopology = action.value;
+        return;
       case 'setSyncStandbyNames':
         return this.pg.setSyncStandbyNames(action.value);
       case 'followUpstream': {

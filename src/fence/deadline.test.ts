@@ -29,6 +29,21 @@ test('fenceTimeout: table', () => {
   }
 });
 
+test('fenceTimeout in failsafe mode leaves room for the cluster read and the POST /failsafe round', () => {
+  // Patroni defaults: 10 + 10 + 4 = 24 s <= 25 s: the margin is kept.
+  assert.deepEqual(fenceTimeout({ ttl: 30, loopWait: 10, safetyMargin: 5, failsafeRetryTimeout: 10 }), { timeoutMs: 25_000 });
+  // Fast timings: 2 + 3 + 4 = 9 s > 5 s: the deadline moves to ttl - 1 s, with a warning naming failsafe.
+  const fast = fenceTimeout({ ttl: 10, loopWait: 2, safetyMargin: 5, failsafeRetryTimeout: 3 });
+  assert.equal(fast.timeoutMs, 9000);
+  assert.match(fast.warning ?? '', /failsafe_mode with retry_timeout 3.*no room to refresh/);
+  // Without failsafe the same timings keep the margin.
+  assert.deepEqual(fenceTimeout({ ttl: 10, loopWait: 2, safetyMargin: 5 }), { timeoutMs: 5000 });
+  // Too tight even at ttl - 1 s: safety wins, and the warning says so.
+  const tight = fenceTimeout({ ttl: 10, loopWait: 3, safetyMargin: 5, failsafeRetryTimeout: 3 });
+  assert.equal(tight.timeoutMs, 9000);
+  assert.match(tight.warning ?? '', /less than 7 s between loop_wait and the fence deadline/);
+});
+
 test('watchdogTimeouts: Patroni 12.1 numbers', () => {
   assert.deepEqual(watchdogTimeouts({ ttl: 30, loopWait: 10, safetyMargin: 5 }), { timeout: 25, slack: 15, supported: true });
   assert.deepEqual(watchdogTimeouts({ ttl: 30, loopWait: 10, safetyMargin: -1 }), { timeout: 15, slack: 5, supported: true });

@@ -23,6 +23,22 @@ export interface LockTimings {
   loopWait: number;
   /** watchdog.safety_margin, seconds; -1 means ttl/2 (Patroni's rule). */
   safetyMargin: number;
+  /**
+   * Failsafe mode is on: the next confirmation may come from a failsafe check instead of a lock
+   * refresh, which happens only after the cluster read failed (up to retry_timeout) and every
+   * member answered POST /failsafe (up to FAILSAFE_CHECK_MS). The slack must cover that.
+   */
+  failsafeRetryTimeout?: number;
+}
+
+/** Longest a failsafe check may take: 2 s per POST /failsafe attempt, one retry. */
+export const FAILSAFE_CHECK_MS = 4000;
+
+/** What one healthy cycle may add to loop_wait between two confirmations. */
+function cycleSlackMs(t: LockTimings): number {
+  const fs = t.failsafeRetryTimeout;
+  if (fs === undefined || !Number.isFinite(fs) || fs < 0) return REFRESH_SLACK_MS;
+  return Math.max(REFRESH_SLACK_MS, fs * 1000 + FAILSAFE_CHECK_MS);
 }
 
 export interface FenceTimeout {
@@ -65,8 +81,9 @@ export function fenceTimeout(t: LockTimings): FenceTimeout {
   const maxMs = Math.max(0, ttlMs - KILL_RESERVE_MS);
   if (bad !== undefined) return { timeoutMs: maxMs, warning: `fence: ${bad}; using ${maxMs / 1000} s (ttl - ${KILL_RESERVE_MS / 1000} s)` };
   const wantedMs = desiredSeconds(t) * 1000;
-  const minMs = t.loopWait * 1000 + REFRESH_SLACK_MS;
-  const settings = `ttl ${t.ttl}, loop_wait ${t.loopWait}, safety_margin ${t.safetyMargin}`;
+  const slackMs = cycleSlackMs(t);
+  const minMs = t.loopWait * 1000 + slackMs;
+  const settings = `ttl ${t.ttl}, loop_wait ${t.loopWait}, safety_margin ${t.safetyMargin}${t.failsafeRetryTimeout !== undefined ? `, failsafe_mode with retry_timeout ${t.failsafeRetryTimeout}` : ''}`;
   if (wantedMs > maxMs) {
     return {
       timeoutMs: maxMs,
@@ -82,7 +99,7 @@ export function fenceTimeout(t: LockTimings): FenceTimeout {
   }
   return {
     timeoutMs: maxMs,
-    warning: `fence: ${settings} leaves less than ${REFRESH_SLACK_MS / 1000} s between loop_wait and the fence deadline (${maxMs / 1000} s); a slow HA cycle will get PostgreSQL killed: lower loop_wait or raise ttl`,
+    warning: `fence: ${settings} leaves less than ${slackMs / 1000} s between loop_wait and the fence deadline (${maxMs / 1000} s); a slow HA cycle will get PostgreSQL killed: lower loop_wait or raise ttl`,
   };
 }
 
