@@ -46,7 +46,7 @@ import { PATRONI_COMPAT_VERSION } from '../api/version.ts';
 import { apiUrl, buildMemberData, connUrl, effectiveTags } from './member.ts';
 import { checkFailsafeTopology } from '../api/failsafe.ts';
 import { Fence } from '../fence/fence.ts';
-import { fenceTimeout } from '../fence/deadline.ts';
+import { fenceTimeout, readBudgetMs } from '../fence/deadline.ts';
 import { planWatchdog } from '../fence/watchdog.ts';
 
 export interface Logger {
@@ -150,6 +150,8 @@ export class Agent {
   private failsafeSender: { name: string; connUrl: string; apiUrl: string; at: number } | undefined;
   private readonly fence: Fence;
   private fenceKey = '';
+  /** When the armed fencer kills PostgreSQL (this.now() clock); undefined while disarmed. */
+  private fenceDeadline: number | undefined;
   /** watchdog.mode required and the device cannot be used: this node must not lead. */
   private watchdogFailed = false;
 
@@ -322,7 +324,10 @@ export class Agent {
     if (want === 'keep') return;
     if (want === 'disarm') {
       if (this.fenceKey === 'disarmed') return;
-      if (await this.fence.disarm()) this.fenceKey = 'disarmed';
+      if (await this.fence.disarm()) {
+        this.fenceKey = 'disarmed';
+        this.fenceDeadline = undefined;
+      }
       return;
     }
     const { pid } = await this.pg.isRunning();
@@ -337,8 +342,10 @@ export class Agent {
     if (key === this.fenceKey) return;
     if (warning !== undefined && !this.fenceKey.startsWith(`${pid}/`)) this.log.warn({}, `fencing: ${warning}`);
     const res = await this.fence.arm({ pid, refreshStartMs: this.lockRefreshedAt as number, timeoutMs });
-    if (res.ok) this.fenceKey = key;
-    else this.log.error({ ...res }, 'could not arm the fencer');
+    if (res.ok) {
+      this.fenceKey = key;
+      this.fenceDeadline = (this.lockRefreshedAt as number) + timeoutMs;
+    } else this.log.error({ ...res }, 'could not arm the fencer');
   }
 
   /** Linux watchdog (watchdog.mode): the fencer keeps the device alive while it is armed. */
@@ -359,8 +366,13 @@ export class Agent {
   private async observe(): Promise<Observation> {
     let cluster: ClusterView | undefined;
     let dcsError: string | undefined;
+    // A primary whose fencer is armed stops waiting for the DCS in time to demote cleanly (a fast
+    // shutdown with its checkpoint) before the fencer would SIGKILL PostgreSQL: waiting the whole
+    // retry_timeout would only let the fencer win the race.
+    const budget = readBudgetMs(this.fenceDeadline, this.now(), this.dynamic.retry_timeout * 1000, this.dynamic.failsafe_mode === true);
     try {
-      cluster = await this.dcs.readCluster();
+      if (budget !== undefined && budget <= 0) throw new Error('no time left before the fence deadline to read the DCS');
+      cluster = await this.dcs.readCluster(budget === undefined ? undefined : { signal: AbortSignal.timeout(budget) });
       this.cluster = cluster;
       this.clusterReadAt = this.now();
       if (cluster.leader !== undefined) this.lastHealthy = cluster;
@@ -368,6 +380,7 @@ export class Agent {
       if (cluster.failsafe !== undefined) this.failsafeTopology = cluster.failsafe;
     } catch (err) {
       dcsError = err instanceof Error ? err.message : String(err);
+      if (budget !== undefined) dcsError = `the DCS did not answer within ${budget} ms, the time left before the fence deadline: ${dcsError}`;
     }
     this.applyDynamicConfig(this.lastGoodConfig ?? this.config.bootstrap?.dcs);
 

@@ -251,6 +251,27 @@ test('DCS unreachable: a primary demotes offline, a replica does nothing', () =>
   assert.deepEqual(d.actions, []);
 });
 
+test('DCS unreachable and PostgreSQL down (fenced or crashed): it comes back read-only, following nobody', () => {
+  const down = { running: false, ready: false, crashed: true, controlState: 'in production' as const };
+  let d = decide(obs({ cluster: undefined, dcsError: 'timeout', pg: pg({ ...down, inRecovery: false }) }));
+  assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'start', asPrimary: false, upstream: null } }]);
+  assert.equal(d.isLeader, false);
+  assert.match(d.reason, /read-only, following nobody/);
+  // not while a task runs, not in pause, not without a data directory or in a half-done bootstrap
+  d = decide(obs({ cluster: undefined, pg: pg({ ...down }), task: { kind: 'demote', state: 'running', startedAt: 0 } }));
+  assert.deepEqual(d.actions, []);
+  d = decide(obs({ cluster: undefined, pg: pg({ ...down }), config: { ...obs().config, pause: true } }));
+  assert.deepEqual(d.actions, []);
+  d = decide(obs({ cluster: undefined, pg: pg({ running: false, dataDirEmpty: true }) }));
+  assert.deepEqual(d.actions, []);
+  const noSysid = pg({ ...down });
+  delete noSysid.sysid;
+  d = decide(obs({ cluster: undefined, pg: noSysid }));
+  assert.deepEqual(d.actions, []);
+  d = decide(obs({ cluster: undefined, pg: pg({ ...down }), memory: { bootstrapping: true } }));
+  assert.deepEqual(d.actions, []);
+});
+
 test('lock refresh failed -> demote (offline when the DCS is unreachable, immediate when the lock was lost)', () => {
   const self = { ...obs().self, name: 'n0' };
   for (const [outcome, mode] of [['unreachable', 'offline'], ['lost', 'immediate-nolock']] as const) {

@@ -99,7 +99,19 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
 
   // ---- DCS not readable --------------------------------------------------------------------
   if (cluster === undefined) {
-    if (paused(obs) || !pg.running) return `DCS is not accessible${obs.dcsError ? `: ${obs.dcsError}` : ''}`;
+    const why = `DCS is not accessible${obs.dcsError ? `: ${obs.dcsError}` : ''}`;
+    if (paused(obs)) return why;
+    if (!pg.running) {
+      // PostgreSQL is down (the fencer killed a primary whose lock could not be confirmed, or it
+      // crashed): bring it back read-only, following nobody. A standby cannot accept writes, so
+      // this is safe without the DCS, and it serves reads and keeps the node ready to follow the
+      // leader once the DCS answers (a diverged former primary is rewound then, as after any
+      // demotion).
+      const task = obs.task;
+      if (task?.state === 'running' || pg.dataDirEmpty || pg.sysid === undefined || obs.memory.bootstrapping === true) return why;
+      d.add({ type: 'startTask', task: { kind: 'start', asPrimary: false, upstream: null } });
+      return `${why}; starting postgres read-only, following nobody`;
+    }
     if (!pg.inRecovery) {
       if (obs.task?.state === 'running' && obs.task.kind === 'demote') return 'demoting: DCS is not accessible';
       // Failsafe mode: every other member confirmed us in this cycle (and promised not to race

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fenceTimeout, watchdogTimeouts } from './deadline.ts';
+import { DEMOTE_RESERVE_MS, FAILSAFE_CHECK_MS, fenceTimeout, readBudgetMs, watchdogTimeouts } from './deadline.ts';
 
 test('fenceTimeout: table', () => {
   // [ttl, loop_wait, safety_margin] -> timeout ms, warning pattern (undefined: none)
@@ -50,4 +50,19 @@ test('watchdogTimeouts: Patroni 12.1 numbers', () => {
   assert.deepEqual(watchdogTimeouts({ ttl: 25, loopWait: 10, safetyMargin: -1 }), { timeout: 12, slack: 2, supported: true });
   assert.deepEqual(watchdogTimeouts({ ttl: 20, loopWait: 10, safetyMargin: 10 }), { timeout: 10, slack: 0, supported: true });
   assert.deepEqual(watchdogTimeouts({ ttl: 20, loopWait: 10, safetyMargin: 11 }), { timeout: 9, slack: -1, supported: false });
+});
+
+test('readBudgetMs: a primary stops waiting for the DCS in time to demote before the fencer fires', () => {
+  // No fencer armed, or plenty of time: retry_timeout applies unchanged.
+  assert.equal(readBudgetMs(undefined, 1000, 3000), undefined);
+  assert.equal(readBudgetMs(25_000, 10_000, 10_000), undefined); // Patroni defaults: 25 s timeout, read at 10 s
+  // ttl 10 / loop_wait 2 / retry_timeout 3 / safety_margin 5: fence 5 s after the refresh, read starts 2.1 s in.
+  const b = readBudgetMs(5000, 2100, 3000);
+  assert.equal(b, 5000 - 2100 - DEMOTE_RESERVE_MS);
+  assert.ok(b !== undefined && b > 0 && b < 3000);
+  // failsafe mode reserves the POST /failsafe round as well
+  assert.equal(readBudgetMs(9000, 2100, 3000, true), 9000 - 2100 - DEMOTE_RESERVE_MS - FAILSAFE_CHECK_MS);
+  // past the point of no return: zero or negative, the caller does not read at all
+  assert.ok((readBudgetMs(5000, 4000, 3000) ?? 1) <= 0);
+  assert.equal(readBudgetMs(Number.NaN, 0, 3000), undefined);
 });

@@ -118,3 +118,23 @@ export function watchdogTimeouts(t: LockTimings): WatchdogTimeouts {
   const slack = timeout - t.loopWait;
   return { timeout, slack, supported: Number.isFinite(slack) && slack >= 0 };
 }
+
+/**
+ * Time kept between giving up on the DCS and the fence deadline, for a clean demotion: a fast
+ * shutdown (backends terminated, shutdown checkpoint) takes well under a second on a small or idle
+ * database; a busy one may need more, and then the fencer's SIGKILL finishes the job, which is
+ * still safe.
+ */
+export const DEMOTE_RESERVE_MS = 1500;
+
+/**
+ * How long a primary with an armed fencer may wait for one DCS read so that, if the read fails, a
+ * clean demotion (and, in failsafe mode, the POST /failsafe round first) still fits before the
+ * fence deadline. undefined: no limit below retry_timeout is needed (or no fencer is armed).
+ * Zero or negative: there is no time left to wait at all.
+ */
+export function readBudgetMs(fenceDeadline: number | undefined, now: number, retryMs: number, failsafe = false): number | undefined {
+  if (fenceDeadline === undefined || !Number.isFinite(fenceDeadline)) return undefined;
+  const budget = Math.floor(fenceDeadline - now - DEMOTE_RESERVE_MS - (failsafe ? FAILSAFE_CHECK_MS : 0));
+  return budget >= retryMs ? undefined : budget;
+}

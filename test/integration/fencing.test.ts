@@ -13,6 +13,8 @@
 // Asserted orderings (upper bound of the earlier event < lower bound of the later one):
 //   postmaster dead < leader key lost, and last acknowledged insert < promotion.
 // Then the old node's agent is restarted and must rejoin as a streaming replica.
+// A second test freezes the primary's agent and kills etcd: the fencer must act alone, and the
+// agent, resumed without a DCS, must bring PostgreSQL back read-only (never as a primary).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -223,5 +225,34 @@ describe('fencing: kill -9 of the primary agent with PostgreSQL left running', {
     assert.equal(await inRecovery(old), true);
     assert.equal((await cluster.api(old, '/patroni'))?.body?.['role'], 'replica');
     assert.deepEqual(await cluster.primaries(), [fresh]);
+  });
+
+  test('agent frozen and etcd gone: the fencer kills PostgreSQL; the resumed agent brings it back read-only; etcd back: one primary', async () => {
+    const p = await waitFor('one primary and two streaming replicas', healthy, 180_000);
+    const pm = cluster.postmasterPid(p);
+    assert.ok(pm !== undefined && processRuns(pm));
+    const etcd = cluster.etcd;
+    assert.ok(etcd !== undefined);
+    // Freeze the agent first so that it cannot demote cleanly when etcd goes: only the fencer acts.
+    cluster.killAgent(p, 'SIGSTOP');
+    try {
+      etcd.kill('SIGKILL');
+      await waitFor('the fencer to kill the frozen primary\'s postmaster', async () => !processRuns(pm), 30_000, 50);
+    } finally {
+      cluster.killAgent(p, 'SIGCONT');
+    }
+    // Without the DCS the agent starts it again, but only as a standby following nobody.
+    await waitFor(`${p} read-only again`, async () => await inRecovery(p), 60_000);
+    for (const n of cluster.nodes) assert.equal(await inRecovery(n.name), true, `${n.name} is read-only while etcd is down`);
+    assert.deepEqual(await cluster.primaries(), []);
+    assert.match(log(p, 400), /starting postgres read-only, following nobody/);
+
+    await etcd.restart();
+    const fresh = await waitFor('one primary after etcd is back', () => onePrimary(), 120_000);
+    await query(cluster.connParams(fresh), 'INSERT INTO w VALUES (-2)');
+    await waitFor('every node streaming again', async () => (await healthy()) === fresh, 180_000);
+    for (const n of cluster.nodes) {
+      await waitFor(`row -2 on ${n.name}`, async () => (await query(cluster.connParams(n.name), 'SELECT 1 FROM w WHERE id = -2')).length === 1, 30_000);
+    }
   });
 });
