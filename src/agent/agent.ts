@@ -30,6 +30,7 @@ import type {
 import type { Config } from '../config/types.ts';
 import { effectiveDynamicConfig } from '../config/dynamic.ts';
 import { loadConfigFile } from '../config/load.ts';
+import { syncModeOf } from '../core/election.ts';
 import { activeRequest } from '../core/switchover.ts';
 import { taskPgState } from '../core/tasks.ts';
 import { lsnToNumber } from '../postgres/lsn.ts';
@@ -40,7 +41,6 @@ import type { PostgresController } from '../postgres/controller.ts';
 import { slotName } from '../postgres/conf.ts';
 import { parseTimelineHistory } from '../postgres/divergence.ts';
 import { fetchPeers } from '../api/peers.ts';
-import { syncMode } from '../api/handlers.ts';
 import type { NodeSnapshot } from '../api/snapshot.ts';
 import { PATRONI_COMPAT_VERSION } from '../api/version.ts';
 import { apiUrl, buildMemberData, connUrl, effectiveTags } from './member.ts';
@@ -1115,7 +1115,7 @@ export class Agent {
     const me = this.config.name;
     const cluster = this.cluster;
     const leader = cluster?.leader?.name;
-    if (syncMode(this.dynamic) === 'off' || this.config.tags.nosync === true || leader === undefined || leader === me) return;
+    if (syncModeOf(this.dynamic) === 'off' || this.config.tags.nosync === true || leader === undefined || leader === me) return;
     if (!inSyncSet(cluster?.sync, me)) return;
     this.leavingSync = true;
     try {

@@ -11,6 +11,7 @@ import { STATUS_CODES } from 'node:http';
 import type { ClusterView, DynamicConfig, Member, SyncState, Tags } from '../core/model.ts';
 import type { NodeSnapshot, XlogPrimary, XlogReplica } from './snapshot.ts';
 import { VIGIL_VERSION } from './version.ts';
+import { isStandbyClusterConfig, nameIn, syncModeOf, syncStandbyNames } from '../core/election.ts';
 
 export interface ApiRequest {
   method: string;
@@ -216,31 +217,9 @@ function isPaused(snap: NodeSnapshot): boolean {
   return snap.pause ?? truthy(snap.config.pause);
 }
 
-/** The dynamic config has a standby_cluster section with host, port or restore_command. */
-export function isStandbyCluster(config: DynamicConfig): boolean {
-  const sc = config['standby_cluster'];
-  if (sc === null || typeof sc !== 'object' || Array.isArray(sc)) return false;
-  const s = sc as Record<string, unknown>;
-  return Boolean(s['host'] || s['port'] || s['restore_command']);
-}
-
-/** Synchronous replication mode from the dynamic config; always off in a standby cluster. */
-export function syncMode(config: DynamicConfig): 'off' | 'on' | 'quorum' {
-  if (isStandbyCluster(config)) return 'off';
-  const v = config.synchronous_mode;
-  if (typeof v === 'string') {
-    const s = v.toLowerCase();
-    if (s === 'quorum') return 'quorum';
-    return s === 'on' || s === 'true' || s === 'yes' || s === '1' ? 'on' : 'off';
-  }
-  return v === true ? 'on' : 'off';
-}
-
 /** name is listed in /sync's sync_standby (case-insensitive). */
 function syncListed(sync: SyncState | undefined, name: string): boolean {
-  if (sync === undefined || typeof sync.sync_standby !== 'string') return false;
-  const want = name.toLowerCase();
-  return sync.sync_standby.split(',').some((n) => n.trim().toLowerCase() === want);
+  return nameIn(syncStandbyNames(sync), name);
 }
 
 function isMap(v: unknown): v is Record<string, unknown> {
@@ -306,7 +285,7 @@ export function statusJson(snap: NodeSnapshot, nowMs: number, opts: HandlerOptio
     const xlog = snap.xlog;
     const primary = isXlogPrimary(xlog);
     let role: string = primary ? 'primary' : 'replica';
-    if (!primary && isStandbyCluster(snap.config)) role = snap.role === 'standby_leader' ? 'standby_leader' : 'replica';
+    if (!primary && isStandbyClusterConfig(snap.config)) role = snap.role === 'standby_leader' ? 'standby_leader' : 'replica';
     out['state'] = snap.state;
     if (snap.postmasterStartTime !== undefined) out['postmaster_start_time'] = snap.postmasterStartTime;
     out['role'] = role;
@@ -319,7 +298,7 @@ export function statusJson(snap: NodeSnapshot, nowMs: number, opts: HandlerOptio
           replayed_timestamp: (xlog as XlogReplica).replayed_timestamp ?? null,
           paused: Boolean((xlog as XlogReplica).paused),
         };
-    const mode = syncMode(snap.config);
+    const mode = syncModeOf(snap.config);
     if (role === 'replica' && mode !== 'off' && cluster !== undefined && syncListed(cluster.sync, snap.patroni.name)) {
       out[mode === 'quorum' ? 'quorum_standby' : 'sync_standby'] = true;
     }
@@ -388,7 +367,7 @@ function healthFacts(query: URLSearchParams, snap: NodeSnapshot, nowMs: number):
     standbyLeaderCode = role === 'standby_leader' ? 200 : 503;
   } else if (isLeaderNow(snap, nowMs)) {
     leaderCode = 200;
-    if (isStandbyCluster(snap.config)) {
+    if (isStandbyClusterConfig(snap.config)) {
       primaryCode = 503;
       replicaCode = 503;
       standbyLeaderCode = role === 'replica' || role === 'standby_leader' ? 200 : 503;
@@ -502,8 +481,8 @@ function getCluster(snap: NodeSnapshot, nowMs: number): ApiResponse {
 export function clusterJson(view: ClusterView, snap: NodeSnapshot): Record<string, unknown> {
   const config = snap.config;
   const leaderName = view.leader?.name;
-  const mode = syncMode(config);
-  const standby = isStandbyCluster(config);
+  const mode = syncModeOf(config);
+  const standby = isStandbyClusterConfig(config);
   const optime = typeof view.status?.optime === 'number' ? view.status.optime : 0;
   const members = [...view.members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const out: Record<string, unknown> = {

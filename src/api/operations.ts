@@ -9,9 +9,10 @@
 // that throws never escapes as an exception (the caller gets an ApiResponse in every case).
 
 import type { ClusterView, SyncState } from '../core/model.ts';
+import { syncModeOf } from '../core/election.ts';
 import { toBool, validateDynamicConfig } from '../config/dynamic.ts';
 import type { ApiRequest, ApiResponse } from './handlers.ts';
-import { errorPage, readJsonBody, syncMode } from './handlers.ts';
+import { errorPage, readJsonBody } from './handlers.ts';
 import type { OperationsPort, RestartRequest, ScheduledRestart } from './port.ts';
 import { postFailsafe } from './failsafe.ts';
 import type { NodeSnapshot } from './snapshot.ts';
@@ -236,7 +237,7 @@ async function failoverBlocker(
   const lockHolder = cluster.leader?.name;
   if (leader !== undefined && lockHolder !== leader) return 'leader name does not match';
   const config = (cluster.config ?? snap.config) as NodeSnapshot['config'];
-  const strictSync = syncMode(config) === 'on';
+  const strictSync = syncModeOf(config) === 'on';
   let names: string[];
   if (candidate !== undefined) {
     if (action === 'switchover' && strictSync && !syncMatches(cluster.sync, candidate)) {

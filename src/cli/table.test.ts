@@ -167,6 +167,17 @@ test('roles, states and sorting', () => {
   // standby cluster: the lock holder is a Standby Leader
   const sb = clusterRows({ ...v, config: { standby_cluster: { host: '10.1.1.1', port: 5432 } } });
   assert.equal(sb.find((r) => r.member === 'b')?.role, 'Standby Leader');
+  // a /sync without a leader still names its standby (as Patroni 3.0.2's list does, and as
+  // GET /sync answers); synchronous_mode spelled as Patroni's parse_bool accepts it
+  const { leader: _leader, ...noLeader } = v.sync ?? { leader: '', sync_standby: '', quorum: 0, version: '' };
+  for (const mode of [true, 'on', 'TRUE', 'yes', '1', 1] as const) {
+    const r = clusterRows({ ...v, config: { synchronous_mode: mode }, sync: noLeader });
+    assert.equal(r.find((x) => x.member === 'c')?.role, 'Sync Standby', `synchronous_mode ${JSON.stringify(mode)}`);
+  }
+  for (const mode of [false, 'off', 'maybe', 2, null] as const) {
+    const r = clusterRows({ ...v, config: { synchronous_mode: mode } });
+    assert.equal(r.find((x) => x.member === 'c')?.role, 'Replica', `synchronous_mode ${JSON.stringify(mode)}`);
+  }
 });
 
 test('lag: against status.optime, else the leader xlog_location; never negative; legacy xlog_location', () => {

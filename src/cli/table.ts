@@ -7,6 +7,7 @@
 
 import { stringify as yamlStringify } from 'yaml';
 import type { ClusterView, Member } from '../core/model.ts';
+import { isStandbyClusterConfig, nameIn, syncModeOf, syncStandbyNames } from '../core/election.ts';
 
 export type ListFormat = 'pretty' | 'tsv' | 'json' | 'yaml';
 
@@ -108,34 +109,6 @@ export function memberHostPort(data: Record<string, unknown>): { host: string; p
   return { host, port };
 }
 
-/** A /config standby_cluster section that makes this a standby cluster (host, port or restore_command set). */
-function isStandbyCluster(config: Record<string, unknown> | undefined): boolean {
-  const sc = config?.['standby_cluster'];
-  return isObject(sc) && Boolean(sc['host'] || sc['port'] || sc['restore_command']);
-}
-
-/** 'on' | 'quorum' | 'off' from /config synchronous_mode. */
-function syncMode(config: Record<string, unknown> | undefined): 'on' | 'quorum' | 'off' {
-  // Standby clusters do not run synchronous replication (their leader writes no /sync).
-  if (isStandbyCluster(config)) return 'off';
-  const v = config?.['synchronous_mode'];
-  if (typeof v === 'string' && v.trim().toLowerCase() === 'quorum') return 'quorum';
-  return truthy(v) ? 'on' : 'off';
-}
-
-function syncMembers(view: ClusterView): Set<string> {
-  const out = new Set<string>();
-  const s = view.sync;
-  if (!s || typeof s.leader !== 'string' || !s.leader) return out;
-  if (typeof s.sync_standby === 'string') {
-    for (const n of s.sync_standby.split(',')) {
-      const t = n.trim().toLowerCase();
-      if (t) out.add(t);
-    }
-  }
-  return out;
-}
-
 function titleCase(role: string): string {
   return role
     .replace(/_/g, ' ')
@@ -178,8 +151,8 @@ function clusterLsn(view: ClusterView): number {
  */
 export function clusterRows(view: ClusterView): ListRow[] {
   const leaderName = view.leader?.name;
-  const mode = syncMode(view.config);
-  const syncSet = mode === 'off' ? new Set<string>() : syncMembers(view);
+  const mode = syncModeOf(view.config);
+  const syncSet = mode === 'off' ? [] : syncStandbyNames(view.sync);
   const lastLsn = clusterLsn(view);
   const members: Member[] = [...view.members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 
@@ -193,8 +166,8 @@ export function clusterRows(view: ClusterView): ListRow[] {
     const isLeader = leaderName !== undefined && m.name === leaderName;
     let role: string;
     if (isLeader) {
-      role = isStandbyCluster(view.config) ? 'standby_leader' : 'leader';
-    } else if (syncSet.has(m.name.toLowerCase())) {
+      role = isStandbyClusterConfig(view.config) ? 'standby_leader' : 'leader';
+    } else if (nameIn(syncSet, m.name)) {
       role = mode === 'quorum' ? 'quorum_standby' : 'sync_standby';
     } else {
       role = 'replica';

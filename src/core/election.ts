@@ -1,7 +1,7 @@
 // Who may take the leader lock, and is there anyone to hand it to. Pure functions of an
 // Observation (see ../shared/spec/patroni-behavior.md sections 5.2 to 5.4).
 
-import type { ClusterView, DynamicConfig, Member, Observation, PeerStatus, SyncState, Tags } from './model.ts';
+import type { ClusterView, Member, Observation, PeerStatus, SyncState, Tags } from './model.ts';
 
 /** The cluster timeline: last /history line's timeline + 1; [] -> 1; absent -> undefined. */
 export function clusterTimeline(view: ClusterView | undefined): number | undefined {
@@ -118,20 +118,21 @@ function syncModeValue(obs: Observation): 'off' | 'on' | 'quorum' {
   return syncModeOf(obs.config);
 }
 
-/** synchronous_mode as the API reads it (src/api/handlers.ts syncMode): off in a standby cluster. */
-export function syncModeOf(config: DynamicConfig): 'off' | 'on' | 'quorum' {
-  const sc = config['standby_cluster'];
-  if (sc !== null && typeof sc === 'object' && !Array.isArray(sc)) {
-    const s = sc as Record<string, unknown>;
-    if (s['host'] || s['port'] || s['restore_command']) return 'off';
-  }
-  const v = config.synchronous_mode;
-  if (typeof v === 'string') {
-    const s = v.trim().toLowerCase();
-    if (s === 'quorum') return 'quorum';
-    return s === 'on' || s === 'true' || s === 'yes' || s === '1' ? 'on' : 'off';
-  }
-  return v === true ? 'on' : 'off';
+/** synchronous_mode from the dynamic configuration (Patroni's parse_bool, or quorum); off in a standby cluster. One rule for the core, the REST API and `vigil list`. */
+export function syncModeOf(config: Record<string, unknown> | undefined): 'off' | 'on' | 'quorum' {
+  if (isStandbyClusterConfig(config)) return 'off';
+  const v = config?.['synchronous_mode'];
+  if (typeof v === 'string' && v.trim().toLowerCase() === 'quorum') return 'quorum';
+  // Patroni's parse_bool: the value's string form is one of on/true/yes/1 (booleans and 1 too).
+  return ['on', 'true', 'yes', '1'].includes(String(v).trim().toLowerCase()) ? 'on' : 'off';
+}
+
+/** A /config standby_cluster section that makes this a standby cluster (host, port or restore_command set). */
+export function isStandbyClusterConfig(config: Record<string, unknown> | undefined): boolean {
+  const sc = config?.['standby_cluster'];
+  if (sc === null || typeof sc !== 'object' || Array.isArray(sc)) return false;
+  const s = sc as Record<string, unknown>;
+  return Boolean(s['host'] || s['port'] || s['restore_command']);
 }
 
 /** /sync standbys (sync_standby split on commas). */

@@ -11,7 +11,7 @@
 // and asks for a short wake; the next tick finishes with fresh facts. At most one /sync write is
 // planned per tick (the agent CASes on the version read this tick, which the write changes).
 
-import { isNoFailover, syncModeOf } from './election.ts';
+import { isNoFailover, nameIn, syncModeOf, syncStandbyNames } from './election.ts';
 import type { Action, ClusterView, DynamicConfig, LocalSync, Member, Memory, Observation, SyncState, WalSender } from './model.ts';
 
 /** The name no standby may use: ssn that makes every commit wait (strict mode without standbys). */
@@ -51,45 +51,31 @@ export function syncSettings(config: DynamicConfig): SyncSettings {
 
 // ---- names ------------------------------------------------------------------------------------
 
-/** /sync sync_standby as a list of names ('a,b' -> [a, b]; null/'' -> []). */
-export function syncStandbys(sync: SyncState | undefined): string[] {
-  const s = sync?.sync_standby;
-  if (typeof s !== 'string') return [];
-  return s.split(',').map((x) => x.trim()).filter((x) => x !== '');
-}
-
 function lower(s: string): string {
   return s.toLowerCase();
 }
 
-/** name is in list (PostgreSQL and Patroni compare standby names case-insensitively). */
-export function hasName(list: readonly string[], name: string | undefined): boolean {
-  if (name === undefined) return false;
-  const n = lower(name);
-  return list.some((x) => lower(x) === n);
-}
-
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
-  return a.every((x) => hasName(b, x)) && b.every((x) => hasName(a, x));
+  return a.every((x) => nameIn(b, x)) && b.every((x) => nameIn(a, x));
 }
 
 function subset(a: readonly string[], b: readonly string[]): boolean {
-  return a.every((x) => hasName(b, x));
+  return a.every((x) => nameIn(b, x));
 }
 
 function union(...lists: (readonly string[])[]): string[] {
   const out: string[] = [];
-  for (const l of lists) for (const x of l) if (!hasName(out, x)) out.push(x);
+  for (const l of lists) for (const x of l) if (!nameIn(out, x)) out.push(x);
   return out.sort();
 }
 
 function minus(a: readonly string[], b: readonly string[]): string[] {
-  return a.filter((x) => !hasName(b, x));
+  return a.filter((x) => !nameIn(b, x));
 }
 
 function intersect(a: readonly string[], b: readonly string[]): string[] {
-  return a.filter((x) => hasName(b, x));
+  return a.filter((x) => nameIn(b, x));
 }
 
 /** Is /sync "active" for elections: sync mode on or quorum, and /sync names a leader. */
@@ -101,7 +87,7 @@ export function syncModeActive(obs: Observation): boolean {
 export function syncMembers(cluster: ClusterView | undefined): string[] {
   const sync = cluster?.sync;
   if (sync === undefined) return [];
-  return union(sync.leader !== undefined ? [sync.leader] : [], syncStandbys(sync));
+  return union(sync.leader !== undefined ? [sync.leader] : [], syncStandbyNames(sync));
 }
 
 // ---- synchronous_standby_names ----------------------------------------------------------------
@@ -318,14 +304,14 @@ export function syncConfirmation(
   // Under an ANY list a standby need not hold every commit: priority mode confirms nobody until
   // the running value is priority-typed again (and starts over then).
   if (mode === 'on' && ssn.kind === 'quorum') return { confirmed, memory };
-  const inSync = syncStandbys(sync);
+  const inSync = syncStandbyNames(sync);
   for (const s of local.senders) {
-    if (s.state !== 'streaming' || !hasName(ssn.names, s.name) || hasName(confirmed, s.name)) continue;
+    if (s.state !== 'streaming' || !nameIn(ssn.names, s.name) || nameIn(confirmed, s.name)) continue;
     const before = remembered?.[s.name];
     let ok = before === s.pid;
     if (!ok && local.ssnSetAtLsn !== undefined && senderLsn(s, local.synchronousCommit) >= local.ssnSetAtLsn) {
       const waitedFor = s.syncState === 'sync' || (mode === 'quorum' && s.syncState === 'quorum');
-      ok = waitedFor || hasName(inSync, s.name);
+      ok = waitedFor || nameIn(inSync, s.name);
     }
     if (ok) {
       memory[s.name] = s.pid;
@@ -393,8 +379,8 @@ function priorityStep(obs: Observation, local: LocalSync, settings: SyncSettings
   const memory: SyncPlan['memory'] = { syncConfirmed: conf.memory, syncPendingSince: undefined };
   const candidates = syncCandidates(obs, local, settings);
   const picked = candidates.slice(0, settings.nodeCount).map((c) => c.name).sort();
-  const allow = picked.filter((n) => hasName(conf.confirmed, n));
-  let voters = syncStandbys(sync);
+  const allow = picked.filter((n) => nameIn(conf.confirmed, n));
+  let voters = syncStandbyNames(sync);
   let wrote = false;
   const plan = (wakeMs?: number): SyncPlan => {
     const out: SyncPlan = { actions, memory, note: notes.join('; ') };
@@ -600,7 +586,7 @@ export function quorumStateOf(local: LocalSync, sync: SyncState | undefined): Qu
     ssn: p.names,
     numsync: p.num,
     leader: sync?.leader,
-    voters: syncStandbys(sync),
+    voters: syncStandbyNames(sync),
     quorum: typeof sync?.quorum === 'number' && sync.quorum >= 0 ? sync.quorum : 0,
     syncExists: sync !== undefined,
   };
@@ -653,7 +639,7 @@ function quorumStep(obs: Observation, local: LocalSync, settings: SyncSettings):
   let wakeMs: number | undefined;
   if (more) wakeMs = SYNC_WAKE_MS;
   const final = applyMoves(st, moves);
-  const unconfirmed = minus(final.ssn.filter((n) => n !== SSN_PLACEHOLDER), conf.confirmed).filter((n) => hasName(active, n));
+  const unconfirmed = minus(final.ssn.filter((n) => n !== SSN_PLACEHOLDER), conf.confirmed).filter((n) => nameIn(active, n));
   if (unconfirmed.length > 0) {
     memory.syncPendingSince = obs.memory.syncPendingSince ?? obs.now;
     const w = pendingWake(obs);
@@ -690,7 +676,7 @@ export function prepromoteActions(obs: Observation): Action[] {
     return [writeSyncAction(me, standbys, 0, sync), { type: 'setSyncStandbyNames', value: ssn }];
   }
   const quorum = typeof sync?.quorum === 'number' ? sync.quorum : 0;
-  let numsync = members.length - quorum - 1 + (hasName(syncStandbys(sync), me) || (sync?.leader !== undefined && lower(sync.leader) === lower(me)) ? 0 : 1);
+  let numsync = members.length - quorum - 1 + (nameIn(syncStandbyNames(sync), me) || (sync?.leader !== undefined && lower(sync.leader) === lower(me)) ? 0 : 1);
   if (settings.strict) numsync = Math.max(1, numsync);
   const ssn = others.length === 0 || numsync < 1 ? (settings.strict ? SSN_PLACEHOLDER : '') : buildSsn(others, numsync, true);
   return [{ type: 'setSyncStandbyNames', value: ssn }];
