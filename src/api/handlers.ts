@@ -116,6 +116,12 @@ function operation(req: ApiRequest, segment: string, _snap: NodeSnapshot, _nowMs
   return text(503, `${req.method} /${segment} is not supported yet`);
 }
 
+/** The "METHOD segment" key of a guarded unsafe endpoint (server.ts checks restapi.allowlist first), else undefined. */
+export function guardedOperation(method: string, path: string): string | undefined {
+  const key = `${method} ${firstSegment(path)}`;
+  return OPERATIONS.get(key)?.guarded === true ? key : undefined;
+}
+
 /**
  * The checks in front of an unsafe endpoint (2.2): unknown "METHOD segment" -> 501; then the
  * client certificate (HTTPS with verify_client optional/required) -> 403; then Basic auth -> 401.

@@ -1,22 +1,28 @@
 // The REST API server: a thin node:http(s) shell around handlers.ts and operations.ts. Safe requests
 // (GET, HEAD, OPTIONS) are answered from getSnapshot() synchronously, so a hung PostgreSQL or DCS
 // never holds them; only the client's own slowness can, and headersTimeout/requestTimeout bound that.
-// Unsafe requests (POST, PATCH, PUT, DELETE) pass the gate in handlers.ts (client certificate, Basic
-// auth) and then run asynchronously in operations.ts against the OperationsPort; they may wait on the
-// DCS and on PostgreSQL (a switchover waits up to 2*max(10, loop_wait) s for its result).
+// Unsafe requests (POST, PATCH, PUT, DELETE) to a guarded endpoint first pass restapi.allowlist
+// (allowlist.ts; may wait briefly on DNS), then the gate in handlers.ts (client certificate, Basic
+// auth), and then run asynchronously in operations.ts against the OperationsPort; they may wait on
+// the DCS and on PostgreSQL (a switchover waits up to 2*max(10, loop_wait) s for its result).
+//
+// restapi.http_extra_headers (and https_extra_headers with TLS) go on every reply that has
+// headers, error pages included; status-line-only replies have none.
 //
 // One request per connection (Connection: close), like Patroni's HTTP/1.0 server. Status-line-only
 // replies (HEAD, OPTIONS, /liveness, /readiness) are written raw as `HTTP/1.0 <code> <reason>\r\n\r\n`
 // and the socket is ended: this is what HAProxy's `option httpchk` and Patroni's peers expect.
 
-import { createServer, STATUS_CODES } from 'node:http';
+import { createServer, STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 
-import { handle, operationGate } from './handlers.ts';
+import { Allowlist } from './allowlist.ts';
+import type { AllowlistOptions } from './allowlist.ts';
+import { errorPage, guardedOperation, handle, operationGate } from './handlers.ts';
 import type { ApiRequest, ApiResponse, HandlerOptions } from './handlers.ts';
 import { handleOperation, OPERATION_KEYS } from './operations.ts';
 import type { OperationsPort } from './port.ts';
@@ -25,6 +31,7 @@ import type { NodeSnapshot } from './snapshot.ts';
 /** pino-compatible subset. */
 export interface ApiLogger {
   debug?(obj: object, msg?: string): void;
+  info?(obj: object, msg?: string): void;
   warn?(obj: object, msg?: string): void;
   error?(obj: object, msg?: string): void;
 }
@@ -50,8 +57,16 @@ export interface ApiServerOptions {
   clock?: () => number;
   /** Called after every reply (logging, metrics). Exceptions are swallowed. */
   onRequest?: (info: RequestInfo) => void;
-  /** restapi.http_extra_headers: added to normal (not status-line-only) replies. */
-  extraHeaders?: Record<string, string>;
+  /** restapi.http_extra_headers: added to every reply except the status-line-only ones. */
+  extraHeaders?: Readonly<Record<string, string>>;
+  /** restapi.https_extra_headers: added as well when `tls` is set (they win over extraHeaders). */
+  httpsExtraHeaders?: Readonly<Record<string, string>>;
+  /**
+   * restapi.allowlist and allowlist_include_members: client addresses allowed on the guarded
+   * unsafe endpoints (others get 403 "Access is denied"). Without entries and include_members,
+   * nothing is checked. Bad entries make startApiServer reject.
+   */
+  allowlist?: Omit<AllowlistOptions, 'logger'>;
   /** Largest accepted request body; larger -> 413. Default 64 KiB. */
   maxBodyBytes?: number;
   /** Time allowed to receive the request headers. Default 5000 ms. */
@@ -97,6 +112,30 @@ const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PATCH', 'PUT', 'DE
 /** Past this many body bytes we stop draining an oversized request and just drop the connection. */
 const DRAIN_LIMIT_BYTES = 1024 * 1024;
 const CLOSE_GRACE_MS = 2000;
+
+/**
+ * The extra headers of every reply: http_extra_headers, plus https_extra_headers when TLS is on
+ * (same name, case-insensitively: the https one wins). Throws on an invalid name or value.
+ */
+export function effectiveExtraHeaders(
+  http: Readonly<Record<string, string>> | undefined,
+  https: Readonly<Record<string, string>> | undefined,
+  tls: boolean,
+): Record<string, string> {
+  const out = new Map<string, [string, string]>();
+  for (const source of tls ? [http, https] : [http]) {
+    for (const [name, value] of Object.entries(source ?? {})) {
+      try {
+        validateHeaderName(name);
+        validateHeaderValue(name, value);
+      } catch (err) {
+        throw new Error(`REST API extra header ${JSON.stringify(name)}: ${(err as Error).message}`, { cause: err });
+      }
+      out.set(name.toLowerCase(), [name, value]);
+    }
+  }
+  return Object.fromEntries(out.values());
+}
 
 /**
  * ApiTlsOptions from restapi's file settings: certfile (PEM chain; may also hold the key when
@@ -166,6 +205,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   };
   const tls = opts.tls;
   const verifyClient = tls?.verifyClient ?? 'none';
+  const extraHeaders = effectiveExtraHeaders(opts.extraHeaders, opts.httpsExtraHeaders, tls !== undefined);
+  const allowlist = opts.allowlist !== undefined ? new Allowlist({ ...opts.allowlist, ...(log !== undefined ? { logger: log } : {}) }) : undefined;
   let server: Server;
   if (tls === undefined) {
     server = createServer(httpOptions);
@@ -212,7 +253,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       if (finished) return;
       finished = true;
       busy.delete(req.socket);
-      const status = reply(req, res, r, opts.extraHeaders);
+      const status = reply(req, res, r, extraHeaders);
       if (opts.onRequest !== undefined) {
         try {
           opts.onRequest({ method, path, status, remoteAddress: req.socket.remoteAddress, durationMs: clock() - started });
@@ -252,6 +293,42 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         finish(tooLarge(maxBody));
         return;
       }
+      // restapi.allowlist comes first on the guarded endpoints (2.2); the members count on all
+      // of them but POST /failsafe.
+      const guarded = allowlist !== undefined && UNSAFE_METHODS.has(method) ? guardedOperation(method, path) : undefined;
+      if (allowlist === undefined || guarded === undefined || !allowlist.applies(guarded !== 'POST failsafe')) {
+        dispatch();
+        return;
+      }
+      let memberUrls: (string | undefined)[] | undefined;
+      if (guarded !== 'POST failsafe') {
+        try {
+          memberUrls = (opts.getSnapshot().cluster?.members ?? []).map((m) => m.data.api_url);
+        } catch (err) {
+          log?.error?.({ err, method, path }, 'REST API request failed');
+          finish({ status: 500, body: 'internal error', contentType: 'text/plain; charset=utf-8' });
+          return;
+        }
+      }
+      const client = req.socket.remoteAddress;
+      allowlist.allows(client, memberUrls).then(
+        (ok) => {
+          if (ok) {
+            dispatch();
+            return;
+          }
+          log?.warn?.({ client, method, path }, 'REST API: client address not in restapi.allowlist');
+          finish(errorPage(403, 'Access is denied'));
+        },
+        (err: unknown) => {
+          log?.error?.({ err, method, path }, 'REST API allowlist check failed');
+          finish({ status: 500, body: 'internal error', contentType: 'text/plain; charset=utf-8' });
+        },
+      );
+    });
+
+    /** Answer the request whose body was read (and which passed the allowlist). */
+    function dispatch(): void {
       let response: ApiResponse;
       try {
         const snap = opts.getSnapshot();
@@ -278,7 +355,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         response = { status: 500, body: 'internal error', contentType: 'text/plain; charset=utf-8' };
       }
       finish(response);
-    });
+    }
 
     /** An unsafe operation: asynchronous; stops waiting when the client leaves or the server closes. */
     function runOperation(apiReq: ApiRequest, snap: NodeSnapshot, port: OperationsPort, done: (r: ApiResponse) => void): void {
@@ -348,6 +425,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     });
   });
   server.on('error', (err) => log?.error?.({ err }, 'REST API server error'));
+  // Resolve the allowlist's hostnames now rather than on the first unsafe request (never rejects).
+  void allowlist?.prime();
 
   const address = server.address();
   const boundPort = typeof address === 'object' && address !== null ? address.port : port;
@@ -402,7 +481,7 @@ function tooLarge(maxBody: number): ApiResponse {
 }
 
 /** Write the reply; returns the status sent. */
-function reply(req: IncomingMessage, res: ServerResponse, r: ApiResponse, extraHeaders: Record<string, string> | undefined): number {
+function reply(req: IncomingMessage, res: ServerResponse, r: ApiResponse, extraHeaders: Readonly<Record<string, string>>): number {
   if (r.statusLineOnly) {
     // No headers at all, HTTP/1.0, then close: node's own writer would add headers and HTTP/1.1.
     const socket = req.socket;
@@ -411,12 +490,17 @@ function reply(req: IncomingMessage, res: ServerResponse, r: ApiResponse, extraH
     return r.status;
   }
   const body = Buffer.from(r.body ?? '', 'utf8');
-  const headers: Record<string, string | number> = { ...(extraHeaders ?? {}), ...(r.headers ?? {}) };
-  if (r.contentType !== undefined) headers['Content-Type'] = r.contentType;
-  headers['Content-Length'] = body.length;
-  headers['Connection'] = 'close';
+  // By lower-cased name: the reply's own headers win over extra ones of the same name, so that a
+  // configured Content-Length or Connection cannot make the reply malformed.
+  const headers = new Map<string, [string, string | number]>();
+  const put = (name: string, value: string | number): void => void headers.set(name.toLowerCase(), [name, value]);
+  for (const [k, v] of Object.entries(extraHeaders)) put(k, v);
+  for (const [k, v] of Object.entries(r.headers ?? {})) put(k, v);
+  if (r.contentType !== undefined) put('Content-Type', r.contentType);
+  put('Content-Length', body.length);
+  put('Connection', 'close');
   try {
-    res.writeHead(r.status, headers);
+    res.writeHead(r.status, Object.fromEntries(headers.values()));
     res.end(req.method === 'HEAD' ? undefined : body);
   } catch {
     // Invalid extra header values or a socket that went away: drop the connection.

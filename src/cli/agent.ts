@@ -139,6 +139,11 @@ async function runAgent(config: Config, configFile: string): Promise<number> {
         }
       : {}),
     ...(config.restapi.authentication !== undefined ? { auth: config.restapi.authentication } : {}),
+    ...(config.restapi.allowlist !== undefined || config.restapi.allowlistIncludeMembers === true
+      ? { allowlist: { entries: config.restapi.allowlist ?? [], includeMembers: config.restapi.allowlistIncludeMembers === true } }
+      : {}),
+    ...(config.restapi.httpExtraHeaders !== undefined ? { extraHeaders: config.restapi.httpExtraHeaders } : {}),
+    ...(config.restapi.httpsExtraHeaders !== undefined ? { httpsExtraHeaders: config.restapi.httpsExtraHeaders } : {}),
     logger: log,
   });
   log.info({ listen: config.restapi.listen, port: api.port }, 'REST API listening');

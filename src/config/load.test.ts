@@ -563,7 +563,8 @@ test('YAML 1.1 as PyYAML reads it: y and n stay strings', () => {
 test('odd values in every section are reported, never thrown', () => {
   const odd: unknown[] = [null, 0, -1, 1.5, 'x', '', true, [], [1, 'a'], {}, { a: { b: null } }, '2024-01-01'];
   const keys = [
-    'scope', 'name', 'namespace', 'restapi', 'restapi.listen', 'restapi.authentication', 'restapi.verify_client', 'etcd3',
+    'scope', 'name', 'namespace', 'restapi', 'restapi.listen', 'restapi.authentication', 'restapi.verify_client',
+    'restapi.allowlist', 'restapi.allowlist_include_members', 'restapi.http_extra_headers', 'restapi.https_extra_headers', 'etcd3',
     'etcd3.hosts', 'etcd3.host', 'etcd3.protocol', 'bootstrap', 'bootstrap.dcs', 'bootstrap.dcs.postgresql', 'bootstrap.initdb',
     'bootstrap.users', 'bootstrap.pg_hba', 'postgresql', 'postgresql.listen', 'postgresql.authentication',
     'postgresql.authentication.superuser', 'postgresql.parameters', 'postgresql.basebackup', 'postgresql.pg_hba', 'tags',
@@ -586,4 +587,65 @@ test('odd values in every section are reported, never thrown', () => {
       assert.equal(config === undefined, issues.some((i) => i.severity === 'error'), `${key} = ${JSON.stringify(value)}`);
     }
   }
+});
+
+test('restapi allowlist and extra headers: parsed, validated with paths, from the file or the environment', () => {
+  const restapi = `restapi:
+  listen: 127.0.0.1:8008
+  allowlist: [10.0.0.1, 10.0.0.0/8, "fd00::/8", "::1", pg1.example.com, localhost]
+  allowlist_include_members: on
+  http_extra_headers: {X-Frame-Options: DENY, X-Count: 3}
+  https_extra_headers:
+    Strict-Transport-Security: max-age=31536000`;
+  const ok = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', restapi), {});
+  assert.deepEqual(errors(ok.issues), []);
+  assert.deepEqual(warnings(ok.issues).filter((w) => w.startsWith('restapi')), [], 'no "not supported" warning any more');
+  assert.deepEqual(ok.config?.restapi.allowlist, ['10.0.0.1', '10.0.0.0/8', 'fd00::/8', '::1', 'pg1.example.com', 'localhost']);
+  assert.equal(ok.config?.restapi.allowlistIncludeMembers, true);
+  assert.deepEqual(ok.config?.restapi.httpExtraHeaders, { 'X-Frame-Options': 'DENY', 'X-Count': '3' });
+  assert.deepEqual(ok.config?.restapi.httpsExtraHeaders, { 'Strict-Transport-Security': 'max-age=31536000' });
+
+  const empty = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", allowlist: []}'), {});
+  assert.deepEqual(errors(empty.issues), []);
+  assert.equal(empty.config?.restapi.allowlist, undefined, 'an empty list is no list');
+
+  const bad = `restapi:
+  listen: 127.0.0.1:8008
+  allowlist: [10.0.0.1, 10.0.0.256, 10.0.0.0/33, "bad host!", 42]
+  allowlist_include_members: sometimes
+  http_extra_headers: {X-Ok: fine, X-Bool: yes, X-List: [a], "Bad Name": x, X-Nl: "a\\r\\nInjected: 1"}
+  https_extra_headers: [X-A]`;
+  const r = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', bad), {});
+  assert.equal(r.config, undefined);
+  assert.deepEqual(errors(r.issues), [
+    'restapi.allowlist[1]: not an IP address, a CIDR network or a hostname: "10.0.0.256"',
+    'restapi.allowlist[2]: not a CIDR network: "10.0.0.0/33" (the prefix must be 0-32)',
+    'restapi.allowlist[3]: not an IP address, a CIDR network or a hostname: "bad host!"',
+    'restapi.allowlist[4]: expected an IP address, a CIDR network or a hostname, got 42',
+    'restapi.allowlist_include_members: expected a boolean, got "sometimes"',
+    'restapi.http_extra_headers.X-Bool: expected a string, got boolean true (YAML 1.1 reads yes/no/on/off/true/false as booleans: quote it)',
+    'restapi.http_extra_headers.X-List: expected a string, got a list ["a"]',
+    'restapi.http_extra_headers.Bad Name: not a valid HTTP header name: "Bad Name"',
+    'restapi.http_extra_headers.X-Nl: not a valid HTTP header value (control characters such as line breaks are not allowed): "a\\r\\nInjected: 1"',
+    'restapi.https_extra_headers: expected a mapping of header names to values, got a list ["X-A"]',
+  ]);
+  const notList = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", allowlist: 10.0.0.0/8}'), {});
+  assert.deepEqual(errors(notList.issues), ['restapi.allowlist: expected a list of IP addresses, CIDR networks or hostnames, got "10.0.0.0/8"']);
+
+  const env = loadConfig(MINIMAL, {
+    PATRONI_RESTAPI_ALLOWLIST: '127.0.0.1, 10.0.0.0/8,localhost',
+    PATRONI_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS: 'true',
+    PATRONI_RESTAPI_HTTP_EXTRA_HEADERS: 'X-Frame-Options: DENY',
+    PATRONI_RESTAPI_HTTPS_EXTRA_HEADERS: '{Strict-Transport-Security: max-age=1}',
+  });
+  assert.deepEqual(errors(env.issues), []);
+  assert.deepEqual(env.config?.restapi.allowlist, ['127.0.0.1', '10.0.0.0/8', 'localhost']);
+  assert.equal(env.config?.restapi.allowlistIncludeMembers, true);
+  assert.deepEqual(env.config?.restapi.httpExtraHeaders, { 'X-Frame-Options': 'DENY' });
+  assert.deepEqual(env.config?.restapi.httpsExtraHeaders, { 'Strict-Transport-Security': 'max-age=1' });
+  const envBad = loadConfig(MINIMAL, { PATRONI_RESTAPI_ALLOWLIST: '[10.0.0.0/40]', PATRONI_RESTAPI_HTTP_EXTRA_HEADERS: 'X-A: [1]' });
+  assert.deepEqual(errors(envBad.issues), [
+    'PATRONI_RESTAPI_ALLOWLIST[0]: not a CIDR network: "10.0.0.0/40" (the prefix must be 0-32)',
+    'PATRONI_RESTAPI_HTTP_EXTRA_HEADERS.X-A: expected a string, got a list [1]',
+  ]);
 });

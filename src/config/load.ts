@@ -16,8 +16,10 @@
 
 import { accessSync, constants as fsConstants, existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml, parseDocument, type Tags as YamlTags } from 'yaml';
+import { parseAllowlistEntry } from '../api/allowlist.ts';
 import type { Tags } from '../core/model.ts';
 import { dynamicConfigProblems, effectiveDynamicConfigNotes, show, toBool } from './dynamic.ts';
 import type { BootstrapSettings, Config, ConfigIssue, Credentials, Etcd3Settings, PostgresqlSettings, RestApiSettings, WatchdogSettings } from './types.ts';
@@ -381,7 +383,10 @@ function applyEnvironment(root: Obj, env: NodeJS.ProcessEnv, issues: Issues): vo
   simple('PATRONI_LOGFORMAT', ['log', 'format']);
   simple('PATRONI_LOG_DATEFMT', ['log', 'dateformat']);
   for (const k of LOG_ENV) simple(`PATRONI_LOG_${k}`, ['log', k.toLowerCase()]);
-  for (const k of RESTAPI_ENV) simple(`PATRONI_RESTAPI_${k}`, ['restapi', k.toLowerCase()], k === 'ALLOWLIST' ? envList : undefined);
+  for (const k of RESTAPI_ENV) {
+    const convert = k === 'ALLOWLIST' ? envList : k.endsWith('_EXTRA_HEADERS') ? envMap : undefined;
+    simple(`PATRONI_RESTAPI_${k}`, ['restapi', k.toLowerCase()], convert);
+  }
   simple('PATRONI_RESTAPI_USERNAME', ['restapi', 'authentication', 'username']);
   simple('PATRONI_RESTAPI_PASSWORD', ['restapi', 'authentication', 'password']);
   for (const k of CTL_ENV) simple(`PATRONI_CTL_${k}`, ['ctl', k.toLowerCase()]);
@@ -462,9 +467,11 @@ function parseRestApi(issues: Issues, root: Obj): RestApiSettings | undefined {
   }
   const sec = section(issues, root, 'restapi', '');
   if (sec === undefined) return undefined;
-  checkKeys(issues, sec, path, ['listen', 'connect_address', 'authentication', 'certfile', 'keyfile', 'keyfile_password', 'cafile', 'verify_client'], {
-    ciphers: NOT_YET, allowlist: NOT_YET, allowlist_include_members: NOT_YET, http_extra_headers: NOT_YET,
-    https_extra_headers: NOT_YET, request_queue_size: NOT_YET, thread_pool_size: NOT_YET, server_tokens: NOT_YET,
+  checkKeys(issues, sec, path, [
+    'listen', 'connect_address', 'authentication', 'certfile', 'keyfile', 'keyfile_password', 'cafile', 'verify_client',
+    'allowlist', 'allowlist_include_members', 'http_extra_headers', 'https_extra_headers',
+  ], {
+    ciphers: NOT_YET, request_queue_size: NOT_YET, thread_pool_size: NOT_YET, server_tokens: NOT_YET,
   });
   const listen = listenValue(issues, sec, 'listen', path, false);
   const connect = connectAddress(issues, sec, path, listen);
@@ -488,6 +495,10 @@ function parseRestApi(issues: Issues, root: Obj): RestApiSettings | undefined {
     else issues.error(sub(path, 'verify_client'), `expected none, optional or required, got ${show(vc)}`);
   }
   if (keyfile !== undefined && certfile === undefined) issues.error(sub(path, 'keyfile'), 'set without certfile');
+  const allowlist = allowlistValue(issues, sec, path);
+  const allowlistIncludeMembers = bool(issues, sec, 'allowlist_include_members', path);
+  const httpExtraHeaders = headerMap(issues, sec, 'http_extra_headers', path);
+  const httpsExtraHeaders = headerMap(issues, sec, 'https_extra_headers', path);
   if (listen === undefined || connect === undefined) return undefined;
   const out: RestApiSettings = { listen: listen.text, connectAddress: connect };
   if (authentication) out.authentication = authentication;
@@ -496,6 +507,71 @@ function parseRestApi(issues: Issues, root: Obj): RestApiSettings | undefined {
   if (keyfilePassword !== undefined) out.keyfilePassword = keyfilePassword;
   if (cafile !== undefined) out.cafile = cafile;
   if (verifyClient !== undefined) out.verifyClient = verifyClient;
+  if (allowlist !== undefined && allowlist.length > 0) out.allowlist = allowlist;
+  if (allowlistIncludeMembers !== undefined) out.allowlistIncludeMembers = allowlistIncludeMembers;
+  if (httpExtraHeaders !== undefined) out.httpExtraHeaders = httpExtraHeaders;
+  if (httpsExtraHeaders !== undefined) out.httpsExtraHeaders = httpsExtraHeaders;
+  return out;
+}
+
+/** Where the value at `path` came from: the environment variable that set it, else the path itself. */
+function origin(issues: Issues, path: string): string {
+  return issues.origins.get(path) ?? path;
+}
+
+/** restapi.allowlist: a list of IP addresses, CIDR networks (IPv4 or IPv6) and hostnames. */
+function allowlistValue(issues: Issues, sec: Obj, path: string): string[] | undefined {
+  const v = sec.allowlist;
+  if (v === undefined || v === null) return undefined;
+  const p = sub(path, 'allowlist');
+  if (!Array.isArray(v)) {
+    issues.error(p, `expected a list of IP addresses, CIDR networks or hostnames, got ${describe(v)}`);
+    return undefined;
+  }
+  const out: string[] = [];
+  v.forEach((item, i) => {
+    const entry = parseAllowlistEntry(item);
+    if (typeof entry !== 'string') out.push((item as string).trim());
+    else issues.error(`${origin(issues, p)}[${i}]`, typeof item === 'string' ? entry : `${entry}, got ${describe(item)}`);
+  });
+  return out;
+}
+
+/**
+ * http_extra_headers / https_extra_headers: a mapping header name -> value. Values are strings
+ * (numbers are accepted and converted, as Patroni prints them); names and values must be valid in
+ * an HTTP header.
+ */
+function headerMap(issues: Issues, sec: Obj, key: string, path: string): Record<string, string> | undefined {
+  const v = sec[key];
+  if (v === undefined || v === null) return undefined;
+  const p = sub(path, key);
+  if (!isMap(v)) {
+    issues.error(p, `expected a mapping of header names to values, got ${describe(v)}`);
+    return undefined;
+  }
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(v)) {
+    const hp = sub(origin(issues, p), name);
+    const text = typeof value === 'string' ? value : typeof value === 'number' && Number.isFinite(value) ? String(value) : undefined;
+    if (text === undefined) {
+      issues.error(hp, `expected a string, got ${describe(value)}`);
+      continue;
+    }
+    try {
+      validateHeaderName(name);
+    } catch {
+      issues.error(hp, `not a valid HTTP header name: ${show(name)}`);
+      continue;
+    }
+    try {
+      validateHeaderValue(name, text);
+    } catch {
+      issues.error(hp, `not a valid HTTP header value (control characters such as line breaks are not allowed): ${show(text)}`);
+      continue;
+    }
+    out[name] = text;
+  }
   return out;
 }
 

@@ -30,6 +30,14 @@ export interface RestApiSettings {
   keyfilePassword?: string;
   cafile?: string;
   verifyClient?: 'none' | 'optional' | 'required';
+  /** restapi.allowlist: IP addresses, CIDR networks and hostnames (validated); absent when empty. */
+  allowlist?: string[];
+  /** restapi.allowlist_include_members. */
+  allowlistIncludeMembers?: boolean;
+  /** restapi.http_extra_headers (names and values validated). */
+  httpExtraHeaders?: Record<string, string>;
+  /** restapi.https_extra_headers, added to http_extra_headers when HTTPS is on. */
+  httpsExtraHeaders?: Record<string, string>;
 }
 
 export interface PostgresqlSettings {
