@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { clusterView } from '../core/model.ts';
 import type { ClusterView, Member, MemberData } from '../core/model.ts';
 import { clusterRows, formatLsn, lagInMb, prettyTable, pyJson, renderTable } from './table.ts';
 
@@ -8,20 +9,7 @@ function member(name: string, data: MemberData): Member {
 }
 
 function view(over: Partial<ClusterView>): ClusterView {
-  return {
-    initialize: '7277694203142172922',
-    config: { ttl: 30, loop_wait: 10 },
-    configVersion: '1',
-    leader: undefined,
-    members: [],
-    failover: undefined,
-    sync: undefined,
-    history: undefined,
-    status: undefined,
-    failsafe: undefined,
-    revision: '10',
-    ...over,
-  };
+  return clusterView({ initialize: '7277694203142172922', config: { ttl: 30, loop_wait: 10 }, configVersion: '1', revision: '10', ...over });
 }
 
 // 0/40004E8 = 67110120

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, primaryMayStay, sameTopology } from './failsafe.ts';
+import { clusterView } from './model.ts';
 import type { ClusterView, Observation } from './model.ts';
 
 // Only the fields failsafe.ts reads; the rest of an Observation is irrelevant to these rules.
@@ -9,24 +10,19 @@ function at(opts: { failsafeMode?: boolean; pause?: boolean; me?: string; cluste
   const cluster: ClusterView | undefined =
     opts.cluster === null
       ? undefined
-      : {
+      : clusterView({
           initialize: '1',
           config: {},
           configVersion: '1',
-          leader: undefined,
           members: [
             { name: 'b', version: '1', session: '', data: { api_url: 'http://10.0.0.2:8008/patroni' } },
             { name: 'a', version: '1', session: '', data: { api_url: 'http://10.0.0.1:8008/patroni' } },
             { name: 'c', version: '1', session: '', data: {} },
           ],
-          failover: undefined,
-          sync: undefined,
           history: [],
-          status: undefined,
-          failsafe: undefined,
           revision: '1',
           ...(opts.cluster ?? {}),
-        };
+        });
   return {
     now: opts.now ?? 100_000,
     wallClock: '2026-11-22T00:00:00+00:00',

@@ -136,6 +136,24 @@ export interface ClusterView {
   revision: string;
 }
 
+/** A ClusterView with every key absent (an empty DCS), with `over` applied. */
+export function clusterView(over: Partial<ClusterView> = {}): ClusterView {
+  return {
+    initialize: undefined,
+    config: undefined,
+    configVersion: undefined,
+    leader: undefined,
+    members: [],
+    failover: undefined,
+    sync: undefined,
+    history: undefined,
+    status: undefined,
+    failsafe: undefined,
+    revision: '0',
+    ...over,
+  };
+}
+
 /** What the agent observed about the local PostgreSQL in this tick (one probe, consistent). */
 export interface LocalPg {
   /** Data directory holds a cluster (PG_VERSION present). */

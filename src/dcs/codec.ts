@@ -14,6 +14,7 @@ import type {
   MemberData,
   SyncState,
 } from '../core/model.ts';
+import { clusterView } from '../core/model.ts';
 
 /** One key/value pair as read from the DCS, key and value already decoded to text. */
 export interface RawKv {
@@ -191,19 +192,7 @@ export function decodeFailsafe(value: string): Record<string, string> | undefine
  * returned with name '' (Patroni treats it as unlocked; the key still blocks an acquire).
  */
 export function decodeCluster(prefix: string, kvs: RawKv[], revision: string): ClusterView {
-  const view: ClusterView = {
-    initialize: undefined,
-    config: undefined,
-    configVersion: undefined,
-    leader: undefined,
-    members: [],
-    failover: undefined,
-    sync: undefined,
-    history: undefined,
-    status: undefined,
-    failsafe: undefined,
-    revision,
-  };
+  const view: ClusterView = clusterView({ revision });
   let legacyOptime: string | undefined;
   let statusRaw: string | undefined;
   for (const kv of kvs) {

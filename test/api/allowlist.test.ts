@@ -17,6 +17,7 @@ import type { ApiServer, ApiServerOptions, RequestInfo } from '../../src/api/ser
 import type { OperationsPort } from '../../src/api/port.ts';
 import type { NodeSnapshot } from '../../src/api/snapshot.ts';
 import type { ClusterView, Member } from '../../src/core/model.ts';
+import { clusterView } from '../../src/core/model.ts';
 import { primarySnapshot, rawExchange, replicaSnapshot } from './fixtures.ts';
 
 const AUTH = { username: 'admin', password: 'pa:ss' };
@@ -33,19 +34,15 @@ function member(name: string, apiUrl: string): Member {
 }
 
 function cluster(apiUrls: string[]): ClusterView {
-  return {
+  return clusterView({
     initialize: '7268616322854375442',
     config: {},
     configVersion: '1',
     leader: { name: 'm0', version: '1', session: 's' },
     members: apiUrls.map((u, i) => member(`m${i}`, u)),
-    failover: undefined,
-    sync: undefined,
     history: [],
-    status: undefined,
-    failsafe: undefined,
     revision: '1',
-  };
+  });
 }
 
 /** A replica with failsafe mode on, whose last DCS read lists members with these api_url. */

@@ -18,6 +18,7 @@ import { readTlsFiles, startApiServer } from '../../src/api/server.ts';
 import type { ApiServer } from '../../src/api/server.ts';
 import type { FailsafeSender, OperationsPort, RestartOutcome, RestartRequest, ScheduledRestart } from '../../src/api/port.ts';
 import type { ClusterView, Member, PeerStatus } from '../../src/core/model.ts';
+import { clusterView } from '../../src/core/model.ts';
 import { primarySnapshot, rawExchange } from './fixtures.ts';
 
 const run = promisify(execFile);
@@ -31,19 +32,15 @@ function member(name: string): Member {
 /** The agent's side, in memory: one ClusterView as the DCS, peers always healthy. */
 class MemPort implements OperationsPort {
   readonly name = 'pg1';
-  cluster: ClusterView = {
+  cluster: ClusterView = clusterView({
     initialize: '7268616322854375442',
     config: { ttl: 30, loop_wait: 10 },
     configVersion: '5',
     leader: { name: 'pg1', version: '9', session: 's' },
     members: [member('pg1'), member('pg2'), member('pg3')],
-    failover: undefined,
-    sync: undefined,
     history: [],
-    status: undefined,
-    failsafe: undefined,
     revision: '1',
-  };
+  });
   rev = 10;
   reads = 0;
   /** Called on every readCluster once /failover was written: plays the HA loop. */
