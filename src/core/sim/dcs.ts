@@ -44,6 +44,7 @@ export class SimDcs {
   status: Kv<LeaderStatus> | undefined;
   history: Kv<HistoryLine[]> | undefined;
   failover: Kv<Record<string, unknown>> | undefined;
+  sync: Kv<{ leader: string; sync_standby: string | null; quorum: number | null }> | undefined;
   readonly members = new Map<string, Kv<MemberData>>();
   private readonly leases = new Map<number, Lease>();
   private nextLease = 100;
@@ -133,7 +134,7 @@ export class SimDcs {
       leader: this.leader === undefined ? undefined : { name: this.leader.value, version: String(this.leader.modRevision), session: String(this.leader.lease) },
       members,
       failover: undefined,
-      sync: undefined,
+      sync: this.sync === undefined ? undefined : { ...this.sync.value, version: String(this.sync.modRevision) },
       history: this.history === undefined ? undefined : structuredClone(this.history.value),
       status: this.status === undefined ? undefined : structuredClone(this.status.value),
       failsafe: undefined,
@@ -182,6 +183,23 @@ export class SimDcs {
   writeFailover(node: string, value: Record<string, unknown>): void {
     this.check(node);
     this.failover = this.put(value);
+  }
+
+  /** etcd3.ts writeSync: compare-and-set on the version when one is given, else a plain put. */
+  writeSync(node: string, value: { leader: string; sync_standby: string | null; quorum: number | null }, version?: string): boolean {
+    this.check(node);
+    if (version !== undefined && (this.sync === undefined || String(this.sync.modRevision) !== version)) return false;
+    this.sync = this.put({ ...value });
+    return true;
+  }
+
+  /** etcd3.ts deleteSync: compare-and-delete on the version when one is given. */
+  deleteSync(node: string, version?: string): boolean {
+    this.check(node);
+    if (version !== undefined && (this.sync === undefined || String(this.sync.modRevision) !== version)) return false;
+    this.sync = undefined;
+    this.bump();
+    return true;
   }
 
   /** Create /leader bound to `lease` only if absent. */

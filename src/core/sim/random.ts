@@ -22,6 +22,13 @@ export interface RandomRunOptions {
   convergeSeconds?: number;
   /** Dynamic configuration overrides. */
   config?: Partial<DynamicConfig>;
+  /**
+   * Also kill agents for longer than ttl (their PostgreSQL left running, so only the fencer stops
+   * it) and model no fencer when false. Off by default so that recorded seeds replay as before.
+   */
+  longAgentFaults?: boolean;
+  /** World option: model the fencer (default true). */
+  fencing?: boolean;
 }
 
 export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunResult {
@@ -36,7 +43,8 @@ export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunR
     else if (setup.next() < 0.15) o.tags = { failover_priority: 1 + setup.int(3) };
     nodes[`n${i}`] = o;
   }
-  const w = new World({ seed, nodes, ...(opts.config !== undefined ? { config: opts.config } : {}) });
+  const w = new World({ seed, nodes, ...(opts.config !== undefined ? { config: opts.config } : {}), ...(opts.fencing !== undefined ? { fencing: opts.fencing } : {}) });
+  const ttlMs = w.config.ttl * 1000;
   const names = Object.keys(nodes);
   const script: string[] = [];
   const at = (t: number, label: string, fn: () => void): void => {
@@ -51,7 +59,7 @@ export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunR
     t += (1 + rng.int(40)) * 1000 + rng.int(10) * 100;
     const n = rng.pick(names);
     const heal = t + (5 + rng.int(60)) * 1000;
-    switch (rng.int(9)) {
+    switch (rng.int(opts.longAgentFaults === true ? 10 : 9)) {
       case 0:
         at(t, `kill ${n}`, () => w.kill(n));
         at(heal, `restart ${n}`, () => w.start(n));
@@ -81,6 +89,11 @@ export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunR
         break;
       case 7:
         at(t, rng.next() < 0.5 ? 'writes-off' : 'writes-on', () => (w.writing = !w.writing));
+        break;
+      case 9:
+        // Longer than ttl: a replica is promoted while this PostgreSQL may still run.
+        at(t, `kill-agent-long ${n}`, () => w.killAgent(n));
+        at(t + ttlMs + (5 + rng.int(30)) * 1000, `restart ${n}`, () => w.start(n));
         break;
       default:
         at(t, 'heal-all', () => w.healAll());

@@ -8,13 +8,23 @@
 // action. Faults: kill a host, kill the agent only, kill PostgreSQL only, partition a node from
 // the DCS or from its peers, DCS down/up, graceful stop, restart.
 //
+// Also modelled: the fencer (a process of its own that outlives the agent: armed with
+// lock refresh + fence timeout, as src/agent/agent.ts updateFence does, it kills PostgreSQL at the
+// deadline), and synchronous replication as PostgreSQL does it: synchronous_standby_names on the
+// primary (FIRST n / ANY n), WAL senders with their sync_state, and which commits are
+// acknowledged (the n-th best flush position of the listed, streaming standbys). With
+// synchronous_mode on or quorum the world checks that no acknowledged commit is ever missing from
+// a promoted node or from the lock holder's history.
+//
 // One seeded PRNG decides the order in which nodes tick within a step and the start jitter, so a
 // run is a pure function of its seed and its script. Safety invariants are checked after every
 // step; violations are collected in `violations` (the tests assert it stays empty).
 
 import { taskPgState } from '../tasks.ts';
 import { decide, uncleanPrimaryShutdown } from '../decide.ts';
-import { failoverPriority, isNoFailover } from '../election.ts';
+import { failoverPriority, isNoFailover, nameIn, syncModeOf } from '../election.ts';
+import { parseSsn } from '../sync.ts';
+import { fenceTimeout } from '../../fence/deadline.ts';
 import type {
   Action,
   ActionFailure,
@@ -22,6 +32,7 @@ import type {
   Decision,
   DynamicConfig,
   LocalPg,
+  LocalSync,
   MemberData,
   Memory,
   Observation,
@@ -31,10 +42,11 @@ import type {
   Tags,
   TaskKind,
   TaskSpec,
+  WalSender,
 } from '../model.ts';
 import { SimDcs, SimDcsUnavailable } from './dcs.ts';
 import { SimPg } from './pg.ts';
-import { append, isPrefix, pgCanStream, promote, truncate, walEnd, walTimeline } from './wal.ts';
+import { append, isPrefix, pgCanStream, promote, truncate, walEnd, walTimeline, type Wal } from './wal.ts';
 
 export const STEP_MS = 100;
 
@@ -108,6 +120,8 @@ export interface WorldOptions {
   config?: Partial<DynamicConfig>;
   /** Bytes per second clients write to a writable primary (default 20000). */
   writeRate?: number;
+  /** Model the fencer (default true); without it a primary whose agent died keeps running. */
+  fencing?: boolean;
 }
 
 /** One line of what happened, for transcripts. */
@@ -188,6 +202,15 @@ export class SimNode {
   agent: SimAgent | undefined;
   hostUp = false;
   peersPartitioned = false;
+  /** Vigil's synchronous_standby_names override (kept in postgresql.conf: survives restarts); null: the user's value, empty. */
+  ssn: string | null = null;
+  /** LocalSync.ssnSetAtLsn: the primary's LSN when the running ssn was set or first seen. */
+  ssnSetAt: number | undefined;
+  ssnSeen: string | undefined;
+  /** Pid of the WAL sender serving this node's replication connection (new on every reconnect). */
+  senderPid = 0;
+  /** The fencer's deadline (world ms); the fencer is a process of its own and outlives the agent. */
+  fenceDeadline: number | undefined;
   constructor(
     readonly name: string,
     readonly opts: NodeOptions,
@@ -213,7 +236,16 @@ export class World {
   intercept: Interceptor | undefined;
   /** When true, a decision with `exit` is not a violation. */
   allowExit = false;
+  readonly fencing: boolean;
+  readonly fenceTimeoutMs: number;
+  /** synchronous_mode of the (fixed) dynamic configuration. */
+  readonly syncMode: 'off' | 'on' | 'quorum';
+  /** The longest acknowledged histories (none is a prefix of another); sync modes only. */
+  readonly ackHeads: Wal[] = [];
+  /** How often the fencer killed PostgreSQL. */
+  fencings = 0;
   private nextBranch = 1;
+  private nextSenderPid = 1000;
   private sysidCounter = 0;
   private overlapSince: number | undefined;
   private overlapReported = false;
@@ -224,6 +256,9 @@ export class World {
     this.rng = new Rng(opts.seed);
     this.config = defaultConfig(opts.config);
     this.writeRate = opts.writeRate ?? 20000;
+    this.fencing = opts.fencing ?? true;
+    this.fenceTimeoutMs = fenceTimeout({ ttl: this.config.ttl, loopWait: this.config.loop_wait, safetyMargin: 5 }).timeoutMs;
+    this.syncMode = syncModeOf(this.config);
     this.dcs = new SimDcs(() => this.now);
     for (const [name, o] of Object.entries(opts.nodes)) this.nodes.set(name, new SimNode(name, o));
   }
@@ -265,6 +300,7 @@ export class World {
     const n = this.node(name);
     n.agent = undefined;
     n.hostUp = false;
+    n.fenceDeadline = undefined;
     n.pg.stop('immediate');
   }
 
@@ -323,6 +359,7 @@ export class World {
       n.pg.data = undefined;
     }
     this.stopPg(n, 'fast');
+    n.fenceDeadline = undefined;
     if (a.cluster?.leader?.name === name) tryDcs(() => this.dcs.releaseLeader(name));
     tryDcs(() => this.dcs.deleteMember(name));
     if (a.leaseId !== undefined) tryDcs(() => this.dcs.revokeAs(name, a.leaseId as number));
@@ -377,6 +414,11 @@ export class World {
   promotePg(n: SimNode): void {
     const d = n.pg.data;
     if (d === undefined) return;
+    if (this.syncMode !== 'off') {
+      for (const h of this.ackHeads) {
+        if (!isPrefix(h, d.wal)) this.violation(`acknowledged commits lost: ${n.name} promoted at tl${walTimeline(d.wal)}@${walEnd(d.wal)} without the acknowledged history up to tl${walTimeline(h)}@${walEnd(h)}`);
+      }
+    }
     d.wal = promote(d.wal, this.nextBranch++);
     d.standby = false;
     d.upstream = null;
@@ -410,6 +452,103 @@ export class World {
       rewindable: n.opts.rewindable ?? true,
       crashed: a.crashed,
     };
+  }
+
+  // ---- synchronous replication, as PostgreSQL does it ------------------------------------------
+
+  /** The running synchronous_standby_names of a node ('' unless Vigil set one). */
+  runningSsn(n: SimNode): string {
+    return n.ssn ?? '';
+  }
+
+  /** Standbys streaming straight from `p`, with pg_stat_replication's sync_state. */
+  senders(p: SimNode): WalSender[] {
+    const ssn = parseSsn(this.runningSsn(p));
+    const streaming = [...this.nodes.values()].filter((r) => r !== p && r.pg.running && r.pg.streaming && r.pg.data?.standby === true && r.pg.data.upstream === p.name);
+    const listed = ssn.names.flatMap((name) => streaming.filter((r) => nameIn([name], r.name)));
+    const syncNow = ssn.kind === 'priority' ? listed.slice(0, ssn.num) : [];
+    return streaming.map((r) => {
+      const lsn = walEnd((r.pg.data as NonNullable<SimPg['data']>).wal);
+      let syncState = 'async';
+      if (ssn.kind === 'quorum' && listed.includes(r)) syncState = 'quorum';
+      else if (ssn.kind === 'priority' && syncNow.includes(r)) syncState = 'sync';
+      else if (ssn.kind === 'priority' && listed.includes(r)) syncState = 'potential';
+      return { pid: r.senderPid, name: r.name, state: 'streaming', syncState, writeLsn: lsn, flushLsn: lsn, replayLsn: lsn };
+    });
+  }
+
+  /** What the agent's probe reports on a running primary (PostgresController.syncFacts). */
+  private localSync(n: SimNode): LocalSync {
+    const ssn = this.runningSsn(n);
+    if (ssn !== n.ssnSeen) {
+      n.ssnSeen = ssn;
+      n.ssnSetAt = n.pg.lsn;
+    }
+    return { ssn, managed: n.ssn !== null, synchronousCommit: 'on', senders: this.senders(n), ssnSetAtLsn: n.ssnSetAt };
+  }
+
+  /**
+   * The LSN up to which commits on primary `p` are acknowledged to clients right now: its own end
+   * with an empty ssn; else the position PostgreSQL waits for (FIRST n: the lowest of the n
+   * highest-priority streaming standbys; ANY n: the n-th highest of the listed ones); undefined
+   * while fewer than n of them stream (commits wait).
+   */
+  ackLsn(p: SimNode): number | undefined {
+    const ssn = parseSsn(this.runningSsn(p));
+    if (ssn.kind === 'empty') return p.pg.lsn;
+    if (ssn.kind === 'invalid') {
+      this.violation(`${p.name} runs an invalid synchronous_standby_names: ${ssn.error}`);
+      return undefined;
+    }
+    const senders = this.senders(p);
+    const wanted = ssn.kind === 'priority' ? senders.filter((x) => x.syncState === 'sync') : senders.filter((x) => x.syncState === 'quorum');
+    if (wanted.length < ssn.num) return undefined;
+    const lsns = wanted.map((x) => x.flushLsn ?? 0).sort((x, y) => y - x);
+    return ssn.kind === 'priority' ? Math.min(...lsns) : lsns[ssn.num - 1];
+  }
+
+  /** Record what writable primaries acknowledged in this step (sync modes). */
+  private recordAcks(): void {
+    if (this.syncMode === 'off') return;
+    for (const p of this.nodes.values()) {
+      const d = p.pg.data;
+      if (!p.pg.writable || d === undefined) continue;
+      const lsn = this.ackLsn(p);
+      if (lsn === undefined) continue;
+      const head = truncate(d.wal, lsn);
+      if (this.ackHeads.some((h) => isPrefix(head, h))) continue;
+      for (let i = this.ackHeads.length - 1; i >= 0; i--) if (isPrefix(this.ackHeads[i] as Wal, head)) this.ackHeads.splice(i, 1);
+      this.ackHeads.push(head);
+    }
+  }
+
+  // ---- the fencer ------------------------------------------------------------------------------
+
+  /** Agent.updateFence after a tick: arm on a confirmed lock, disarm once PostgreSQL is down or read-only. */
+  private updateFence(n: SimNode, a: SimAgent, obs: Observation, decision: Decision): void {
+    if (!this.fencing) return;
+    const promoting = a.task?.state === 'running' && a.task.spec.kind === 'promote';
+    const paused = this.config.pause === true;
+    if (paused || !obs.pg.running) n.fenceDeadline = undefined;
+    else if (decision.isLeader && a.lockRefreshedAt !== undefined) n.fenceDeadline = a.lockRefreshedAt + this.fenceTimeoutMs;
+    else if (obs.pg.inRecovery && !promoting) n.fenceDeadline = undefined;
+  }
+
+  /** The fencer fires: PostgreSQL is killed at the deadline whatever the agent does. */
+  private fence(): void {
+    for (const n of this.nodes.values()) {
+      if (n.fenceDeadline === undefined || n.fenceDeadline > this.now) continue;
+      n.fenceDeadline = undefined;
+      if (!n.pg.running) continue;
+      this.fencings++;
+      this.log(n.name, 'FENCED: the fencer killed PostgreSQL (the lock was not confirmed in time)');
+      n.pg.stop('immediate');
+      const a = n.agent;
+      if (a !== undefined) {
+        a.crashed = true;
+        a.nextTickAt = Math.min(a.nextTickAt, this.now);
+      }
+    }
   }
 
   /** GET /patroni on `to`, as seen from `from` (what api/peers.ts would parse). */
@@ -487,6 +626,11 @@ export class World {
     }
     if (n.pg.running) a.crashed = false;
     const pg = this.localPg(n, a);
+    if (pg.running && !pg.inRecovery) pg.sync = this.localSync(n);
+    else {
+      n.ssnSeen = undefined;
+      n.ssnSetAt = undefined;
+    }
     const obs: Observation = {
       now: this.now,
       wallClock: new Date(BASE_WALL + this.now).toISOString(),
@@ -579,6 +723,21 @@ export class World {
         return this.dcs.writeHistory(me, action.history);
       case 'clearFailover':
         return this.dcs.writeFailover(me, {});
+      case 'writeSync':
+        return this.dcs.writeSync(me, { leader: action.leader, quorum: action.quorum, sync_standby: action.syncStandby.length > 0 ? [...action.syncStandby].sort().join(',') : null }, action.version);
+      case 'deleteSync':
+        return this.dcs.deleteSync(me, action.version);
+      case 'setSyncStandbyNames':
+        // PostgresController.setSyncStandbyNames: kept in postgresql.conf; on a running primary it
+        // is reloaded and its LSN recorded (the dummy transaction is not modelled).
+        n.ssn = action.value;
+        if (n.pg.writable) {
+          n.ssnSeen = this.runningSsn(n);
+          n.ssnSetAt = n.pg.lsn;
+        }
+        return;
+      case 'writeFailsafe':
+        return; // failsafe mode is not modelled
       case 'followUpstream': {
         this.upstreamKnown(obs.cluster ?? a.cluster, action.upstream);
         const d = n.pg.data;
@@ -761,6 +920,7 @@ export class World {
       }
     }
     a.failures = failures;
+    this.updateFence(n, a, obs, decision);
     const line = `${shown.join(' ') || '-'}  # ${decision.reason}`;
     if (cut !== undefined) {
       this.log(n.name, `${shown.join(' ') || '-'}  # (plan cut after ${cut.k} of ${decision.actions.length}) ${decision.reason}`);
@@ -796,12 +956,14 @@ export class World {
       this.log('*', ev.label);
       ev.fn();
     }
+    this.fence();
     this.dcs.expire();
     for (const n of this.nodes.values()) {
       const a = n.agent;
       if (a?.task?.state === 'running' && a.task.endsAt <= this.now) this.finishTask(n, a);
     }
     this.physics(STEP_MS);
+    this.recordAcks();
     // Watches: a node that watches the leader key wakes when it changes (if it can see the DCS).
     for (const n of this.nodes.values()) {
       const a = n.agent;
@@ -849,6 +1011,7 @@ export class World {
         continue;
       }
       if (!isPrefix(d.wal, ud.wal)) this.violation(`${n.name} streams from ${u.name} over a diverged history (tl${walTimeline(d.wal)}@${walEnd(d.wal)} vs tl${walTimeline(ud.wal)})`);
+      if (!n.pg.streaming) n.senderPid = this.nextSenderPid++;
       n.pg.streaming = true;
       const lag = u.pg.writable && this.writing ? (n.opts.lagBytes ?? 4000) : 0;
       const target = Math.max(walEnd(d.wal), walEnd(ud.wal) - lag);
@@ -879,6 +1042,17 @@ export class World {
     const writable = this.writablePrimaries();
     const believing = writable.filter((w) => this.believers().includes(w));
     if (believing.length >= 2) this.violation(`split brain: ${believing.join(' and ')} are writable primaries that both believe they hold the lock`);
+    // With the fencer a primary is dead before its lock can expire, so a second one never overlaps.
+    if (this.fencing && writable.length >= 2) this.violation(`${writable.join(' and ')} are writable primaries at once (fencing is on)`);
+    if (this.syncMode !== 'off') {
+      const holder = this.dcs.leader === undefined ? undefined : this.nodes.get(this.dcs.leader.value);
+      const hd = holder?.pg.data;
+      if (holder !== undefined && hd !== undefined && holder.pg.writable) {
+        for (const h of this.ackHeads) {
+          if (!isPrefix(h, hd.wal)) this.violation(`acknowledged commits lost: the lock holder ${holder.name} (tl${walTimeline(hd.wal)}@${walEnd(hd.wal)}) lacks the acknowledged history up to tl${walTimeline(h)}@${walEnd(h)}`);
+        }
+      }
+    }
     if (writable.length >= 2) {
       this.overlapSince ??= this.now;
       if (!this.overlapReported && this.now - this.overlapSince > this.fenceMs()) {
