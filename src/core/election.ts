@@ -87,7 +87,11 @@ export function isHealthiest(obs: Observation): Verdict {
     if (peer.name === self.name || !eligiblePeer(peer)) continue;
     if (sync !== undefined && !nameIn(syncSet, peer.name)) continue;
     if (!peer.inRecovery) return { ok: false, reason: `${peer.name} is still running as a primary` };
-    if (peer.walPosition > myLsn) {
+    // A peer behind the cluster timeline can never be promoted (above), and what it holds past
+    // the switch point is not in the cluster's history: its position does not count against us
+    // (otherwise it and the only up-to-date node could wait for each other forever).
+    const stale = ctl !== undefined && peer.timeline !== undefined && peer.timeline < ctl;
+    if (peer.walPosition > myLsn && !stale) {
       if (sync !== undefined && peer.name === sync.leader) {
         ahead = true;
         continue;

@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { decide } from './decide.ts';
+import { clusterView } from './model.ts';
 import type { ClusterView, DynamicConfig, Observation } from './model.ts';
 import { randomRun } from './sim/random.ts';
 import { runTranscript, SEPARATOR, splitTranscript } from './sim/transcript.ts';
@@ -238,6 +239,71 @@ test('a pg_rewind that failed against one leader is tried again against the next
 
 test('a pg_rewind that failed against one leader is tried again against the next (simulated, seed 374)', () => {
   const r = randomRun(374, { config: { check_timeline: true } });
+  assert.deepEqual(r.violations, []);
+  assert.equal(r.notConverged, undefined);
+});
+
+// Fixed: the agent arms the fencer by data directory before the lock holder (re)starts PostgreSQL.
+// Was: agent.ts updateFence disarmed the fencer whenever PostgreSQL was not running, so a primary
+// restarted in place after a crash ran unfenced until the agent's next tick; an agent killed in
+// that window left a primary that kept running after its lock expired and a replica was promoted
+// (found by the simulator once it modelled the fencer)
+
+test('an agent killed while restarting its crashed primary leaves it fenced (simulated, seeds 1-20)', () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    const w = new World({ seed, nodes: { n0: {}, n1: {}, n2: {} } });
+    w.at(0, 'start', () => ['n0', 'n1', 'n2'].forEach((n) => w.start(n)));
+    w.run(60_000);
+    const leader = w.dcs.leader?.value;
+    assert.ok(leader !== undefined);
+    w.killPg(leader);
+    for (let i = 0; i < 200 && w.node(leader).agent?.task?.spec.kind !== 'start'; i++) w.step();
+    assert.equal(w.node(leader).agent?.task?.spec.kind, 'start', 'the agent restarts its PostgreSQL');
+    w.killAgent(leader); // the PRNG decides whether the start already reached PostgreSQL
+    w.run(w.now + 120_000);
+    assert.deepEqual(w.violations, [], `seed ${seed}`);
+  }
+});
+
+// Fixed: election.ts ignores the position of a peer behind the cluster timeline.
+// Was: a replica on the newest timeline yielded to a peer further ahead on an older timeline,
+// which itself refuses to race (behind the cluster timeline): nobody ever took the lock (found by
+// the simulator in synchronous_mode_strict, seed 1134, after the former leader was fenced)
+
+test('a peer ahead on an older timeline does not block the only up-to-date replica (decide)', () => {
+  const cluster = clusterView({
+    initialize: '7300000000000000001', config: {}, configVersion: '1',
+    members: ['n0', 'n1'].map((name) => ({ name, version: '1', session: '1', data: { conn_url: `postgres://${name}:5432/postgres`, api_url: `http://${name}:8008/patroni`, state: 'running', role: 'replica' } })),
+    sync: { leader: 'n1', sync_standby: 'n0', quorum: 0, version: '7' },
+    history: [[1, 2799000, 'no recovery target specified'], [2, 3039100, 'no recovery target specified'], [3, 3541200, 'no recovery target specified']],
+    status: { optime: 3543300 },
+    revision: '30',
+  });
+  const obs: Observation = {
+    now: 500_000,
+    wallClock: '2026-01-01T00:08:20.000Z',
+    self: { name: 'n1', tags: {}, canBootstrap: true, bootstrapDcs: {}, remove_data_directory_on_rewind_failure: false, remove_data_directory_on_diverged_timelines: false },
+    config: defaultConfig({ synchronous_mode: 'on', synchronous_mode_strict: true }),
+    cluster,
+    pg: {
+      dataDirEmpty: false, sysid: '7300000000000000001', running: true, ready: true, inRecovery: true, walLsn: 4041300, receiveLsn: 4041300, replayLsn: 4041300,
+      timeline: 4, streaming: false, upstream: null, controlState: 'in archive recovery', rewindable: true, crashed: false,
+    },
+    // n0 holds timeline 3 up to 4559200: past the switch to timeline 4 at 3541200.
+    peers: [{ name: 'n0', reachable: true, inRecovery: true, walPosition: 4559200, timeline: 3, nofailover: false, failoverPriority: 1, watchdogFailed: false }],
+    task: undefined,
+    failures: [],
+    memory: { started: true },
+  };
+  const d = decide(obs);
+  assert.ok(d.actions.some((a) => a.type === 'acquireLeader'), d.reason);
+  // The same peer on the current timeline and ahead still wins.
+  const d2 = decide({ ...obs, peers: [{ ...obs.peers![0]!, timeline: 4 }] });
+  assert.ok(!d2.actions.some((a) => a.type === 'acquireLeader'), d2.reason);
+});
+
+test('a peer ahead on an older timeline does not block the only up-to-date replica (simulated, strict, seed 1134)', () => {
+  const r = randomRun(1134, { config: { synchronous_mode: 'on', synchronous_mode_strict: true }, longAgentFaults: true });
   assert.deepEqual(r.violations, []);
   assert.equal(r.notConverged, undefined);
 });

@@ -527,11 +527,13 @@ export class World {
   /** Agent.updateFence after a tick: arm on a confirmed lock, disarm once PostgreSQL is down or read-only. */
   private updateFence(n: SimNode, a: SimAgent, obs: Observation, decision: Decision): void {
     if (!this.fencing) return;
-    const promoting = a.task?.state === 'running' && a.task.spec.kind === 'promote';
+    const running = a.task?.state === 'running' ? a.task.spec.kind : undefined;
+    const starting = (running === 'start' || running === 'restart') && decision.isLeader && a.lockRefreshedAt !== undefined;
     const paused = this.config.pause === true;
-    if (paused || !obs.pg.running) n.fenceDeadline = undefined;
-    else if (decision.isLeader && a.lockRefreshedAt !== undefined) n.fenceDeadline = a.lockRefreshedAt + this.fenceTimeoutMs;
-    else if (obs.pg.inRecovery && !promoting) n.fenceDeadline = undefined;
+    if (paused) n.fenceDeadline = undefined;
+    else if (decision.isLeader && a.lockRefreshedAt !== undefined && (obs.pg.running || starting)) n.fenceDeadline = a.lockRefreshedAt + this.fenceTimeoutMs;
+    else if (!obs.pg.running) n.fenceDeadline = undefined;
+    else if (obs.pg.inRecovery && running !== 'promote') n.fenceDeadline = undefined;
   }
 
   /** The fencer fires: PostgreSQL is killed at the deadline whatever the agent does. */
