@@ -12,6 +12,8 @@
 //        (re)arm: fence postmaster `pid` of `dataDir` once CLOCK_MONOTONIC (process.hrtime.bigint())
 //        reaches deadlineNs (decimal string). Sent after every successful lock refresh; a later arm
 //        replaces the deadline. `watchdog` (optional) is a device kept alive while armed.
+//        pid 0: arm for the data directory itself, before PostgreSQL is started as a primary (the
+//        postmaster named in its postmaster.pid at the deadline is the one fenced).
 //     {"op":"disarm","seq":2}   PostgreSQL is no longer a writable primary: stop guarding.
 //     {"op":"exit","seq":3}     exit now if disarmed; if armed, behave as if the pipe closed.
 //   stdout, to the agent:
@@ -212,10 +214,23 @@ function schedule() {
   }, ms);
 }
 
+/** The pid in `${dataDir}/postmaster.pid` (first line), or 0. @param {string} dataDir */
+function postmasterPidOf(dataDir) {
+  try {
+    const pid = Number(readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 1 ? pid : 0;
+  } catch {
+    return 0;
+  }
+}
+
 function fence() {
-  const t = armed;
+  let t = armed;
   if (t === undefined) return;
   armed = undefined;
+  // Armed by data directory (pid 0, while PostgreSQL was being started as a primary): the
+  // postmaster that runs there now, verified like any other.
+  if (t.pid === 0) t = { ...t, pid: postmasterPidOf(t.realDir) };
   const lateMs = Number(process.hrtime.bigint() - t.deadlineNs) / 1e6;
   /** @type {number[]} */
   const killed = [];
@@ -304,7 +319,7 @@ function handle(line) {
   if (m === null || typeof m !== 'object') return fail('expected an object');
   switch (m.op) {
     case 'arm': {
-      if (!Number.isInteger(m.pid) || m.pid <= 1) return fail(`bad pid ${JSON.stringify(m.pid)}`);
+      if (!Number.isInteger(m.pid) || m.pid < 0 || m.pid === 1) return fail(`bad pid ${JSON.stringify(m.pid)}`);
       if (typeof m.dataDir !== 'string' || !m.dataDir.startsWith('/')) return fail(`bad dataDir ${JSON.stringify(m.dataDir)}`);
       if (argDir !== undefined && m.dataDir !== argDir) return fail(`dataDir ${m.dataDir} is not ${argDir}, the one this fencer guards`);
       if (typeof m.deadlineNs !== 'string' || !/^\d{1,30}$/.test(m.deadlineNs)) return fail(`bad deadlineNs ${JSON.stringify(m.deadlineNs)}`);
@@ -315,12 +330,12 @@ function handle(line) {
       } catch (e) {
         return fail(`data directory ${m.dataDir}: ${why(e)}`);
       }
-      if (!isPostmaster(m.pid, realDir)) return fail(`pid ${m.pid} is not the postmaster of ${m.dataDir} (its cwd is ${cwdOf(m.pid) ?? 'unreadable'})`);
+      if (m.pid !== 0 && !isPostmaster(m.pid, realDir)) return fail(`pid ${m.pid} is not the postmaster of ${m.dataDir} (its cwd is ${cwdOf(m.pid) ?? 'unreadable'})`);
       const first = armed === undefined || armed.pid !== m.pid;
       armed = { pid: m.pid, dataDir: m.dataDir, realDir, deadlineNs: BigInt(m.deadlineNs) };
       const wd = m.watchdog === undefined ? 'off' : watchdogKeepalive(m.watchdog);
       if (m.watchdog === undefined) watchdogClose('not requested');
-      if (first) log('INFO', `armed for postmaster ${m.pid} of ${m.dataDir}, deadline in ${(Number(armed.deadlineNs - process.hrtime.bigint()) / 1e6).toFixed(0)} ms`);
+      if (first) log('INFO', `armed for ${m.pid === 0 ? 'whatever postmaster runs' : `postmaster ${m.pid} of`} ${m.dataDir}, deadline in ${(Number(armed.deadlineNs - process.hrtime.bigint()) / 1e6).toFixed(0)} ms`);
       send({ ev: 'armed', seq, deadlineNs: m.deadlineNs, watchdog: wd });
       schedule();
       return;

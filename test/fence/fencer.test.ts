@@ -105,9 +105,35 @@ test('a pid whose cwd is not the data directory is refused and never killed', as
   assert.deepEqual(fenced, []);
 });
 
+test('armed by data directory (pid 0) before PostgreSQL starts: the postmaster named in postmaster.pid at the deadline is fenced', async () => {
+  const { dir, tree, fence, fenced } = await setup('bydir');
+  // Armed while nothing runs yet (the agent does this right before starting a primary).
+  const res = await fence.arm({ pid: 0, refreshStartMs: performance.now(), timeoutMs: 600 });
+  assert.equal(res.ok, true, res.error);
+  // "PostgreSQL starts": its postmaster.pid appears.
+  await writeFile(join(dir, 'postmaster.pid'), `${tree.postmaster}\n${dir}\n`);
+  await until('the tree to die', () => tree.all().every((p) => !alive(p)));
+  await until('the fenced event', () => fenced.length === 1);
+  assert.equal(fenced[0]!.pid, tree.postmaster);
+  assert.deepEqual([...fenced[0]!.killed].sort(), [...tree.all()].sort());
+});
+
+test('armed by data directory with no postmaster there at the deadline: nothing is killed', async () => {
+  const { dir, tree, fence, fenced } = await setup('bydir-none');
+  const other = await fakePostmaster(tmpdir());
+  trees.push(other);
+  // postmaster.pid names a process that is not this data directory's postmaster (a reused pid).
+  await writeFile(join(dir, 'postmaster.pid'), `${other.postmaster}\n${dir}\n`);
+  assert.equal((await fence.arm({ pid: 0, refreshStartMs: performance.now(), timeoutMs: 200 })).ok, true);
+  await until('the fenced event', () => fenced.length === 1);
+  assert.deepEqual(fenced[0]!.killed, []);
+  assert.ok(other.all().every(alive));
+  assert.ok(tree.all().every(alive));
+});
+
 test('bad requests to the fencer are refused without killing anything or crashing it', async () => {
   const { tree, fence } = await setup('bad');
-  for (const pid of [0, -5, 1, 1.5, Number.NaN]) {
+  for (const pid of [-5, 1, 1.5, Number.NaN]) {
     const r = await fence.arm({ pid, refreshStartMs: performance.now(), timeoutMs: 100 });
     assert.equal(r.ok, false, `pid ${pid}`);
   }
