@@ -56,6 +56,12 @@ export function makeDcs(config: Config): Dcs {
     retryTimeout: dyn.retry_timeout,
     ...(config.etcd3.username !== undefined ? { username: config.etcd3.username } : {}),
     ...(config.etcd3.password !== undefined ? { password: config.etcd3.password } : {}),
+    // TLS files are read here, once: one that cannot be used throws an Etcd3SettingError naming
+    // the setting and the file, which stops the start-up (exit code 1).
+    cacert: config.etcd3.cacert,
+    cert: config.etcd3.cert,
+    key: config.etcd3.key,
+    keyPassword: config.etcd3.keyPassword,
   });
 }
 

@@ -454,6 +454,34 @@ test('etcd3 hosts: list, comma string, default port, url', () => {
   assert.deepEqual(errors(none.issues), ['etcd3.host: required: host or hosts']);
 });
 
+test('etcd3 TLS: cacert, cert, key, key_password from the file or the environment; warnings when they cannot apply', () => {
+  const section = (yaml: string): string => MINIMAL.replace('etcd3: {host: "127.0.0.1:2379"}', yaml);
+  const full = loadConfig(section('etcd3: {host: "127.0.0.1:2379", protocol: https, cacert: /tls/ca.crt, cert: /tls/c.crt, key: /tls/c.key, key_password: s3cret}'), {});
+  assert.deepEqual(errors(full.issues), []);
+  assert.deepEqual(warnings(full.issues).filter((w) => w.startsWith('etcd3')), [], 'key_password is supported now');
+  assert.deepEqual(full.config?.etcd3, {
+    hosts: ['127.0.0.1:2379'], protocol: 'https', cacert: '/tls/ca.crt', cert: '/tls/c.crt', key: '/tls/c.key', keyPassword: 's3cret',
+  });
+
+  const env = loadConfig(section('etcd3: {hosts: "https://127.0.0.1:2379", cert: /tls/c.crt, key: /tls/c.key}'), {
+    PATRONI_ETCD3_KEY_PASSWORD: 'fromenv', PATRONI_ETCD3_CACERT: '/env/ca.crt',
+  });
+  assert.deepEqual(errors(env.issues), []);
+  assert.equal(env.config?.etcd3.protocol, 'https');
+  assert.equal(env.config?.etcd3.keyPassword, 'fromenv');
+  assert.equal(env.config?.etcd3.cacert, '/env/ca.crt');
+
+  const http = loadConfig(section('etcd3: {host: "127.0.0.1:2379", cacert: /tls/ca.crt, cert: /tls/c.crt, key: /tls/c.key}'), {});
+  assert.deepEqual(errors(http.issues), []);
+  assert.ok(hasIssue(warnings(http.issues), /^etcd3: cacert, cert, key ignored: protocol is http/), warnings(http.issues).join('\n'));
+
+  const lonely = loadConfig(section('etcd3: {host: "127.0.0.1:2379", protocol: https, key_password: x}'), {});
+  assert.deepEqual(errors(lonely.issues), []);
+  assert.ok(hasIssue(warnings(lonely.issues), /^etcd3\.key_password: ignored: no client certificate/));
+  const keyOnly = loadConfig(section('etcd3: {host: "127.0.0.1:2379", protocol: https, key: /tls/c.key}'), {});
+  assert.deepEqual(errors(keyOnly.issues), ['etcd3.key: set without cert']);
+});
+
 test('etcd (v2) instead of etcd3 is an error that says what to do', () => {
   const { config, issues } = loadConfig(MINIMAL.replace('etcd3:', 'etcd:'), {});
   assert.equal(config, undefined);

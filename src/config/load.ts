@@ -611,8 +611,8 @@ function parseEtcd3(issues: Issues, root: Obj): Etcd3Settings | undefined {
   }
   const sec = section(issues, root, 'etcd3', '');
   if (sec === undefined) return undefined;
-  checkKeys(issues, sec, path, ['host', 'hosts', 'url', 'protocol', 'username', 'password', 'cacert', 'cert', 'key', 'use_proxies'], {
-    proxy: NOT_YET, srv: NOT_YET, srv_suffix: NOT_YET, key_password: NOT_YET,
+  checkKeys(issues, sec, path, ['host', 'hosts', 'url', 'protocol', 'username', 'password', 'cacert', 'cert', 'key', 'key_password', 'use_proxies'], {
+    proxy: NOT_YET, srv: NOT_YET, srv_suffix: NOT_YET,
   });
   const hosts: string[] = [];
   const schemes = new Set<string>();
@@ -659,10 +659,18 @@ function parseEtcd3(issues: Issues, root: Obj): Etcd3Settings | undefined {
     const v = str(issues, sec, k, path);
     if (v !== undefined) out[k] = v;
   }
+  const keyPassword = str(issues, sec, 'key_password', path);
+  if (keyPassword !== undefined) out.keyPassword = keyPassword;
   if ((out.username === undefined) !== (out.password === undefined)) {
     issues.error(sub(path, out.username === undefined ? 'username' : 'password'), 'required when the other of username/password is set');
   }
   if (out.key !== undefined && out.cert === undefined) issues.error(sub(path, 'key'), 'set without cert');
+  if (out.keyPassword !== undefined && out.cert === undefined) issues.warn(sub(path, 'key_password'), 'ignored: no client certificate (cert, key) is set');
+  // The files themselves are read when the etcd client is created (dcs/etcd3-tls.ts).
+  const tlsKeys = (['cacert', 'cert', 'key'] as const).filter((k) => out[k] !== undefined);
+  if (protocol === 'http' && tlsKeys.length > 0) {
+    issues.warn(path, `${tlsKeys.join(', ')} ignored: protocol is http (set protocol: https, or write the hosts as https://host:port)`);
+  }
   if (hosts.length === 0) return undefined;
   return out;
 }

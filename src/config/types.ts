@@ -14,9 +14,11 @@ export interface Etcd3Settings {
   protocol: 'http' | 'https';
   username?: string;
   password?: string;
+  /** TLS (protocol https), file paths: CA bundle, client certificate, its key, the key's passphrase. */
   cacert?: string;
   cert?: string;
   key?: string;
+  keyPassword?: string;
 }
 
 export interface RestApiSettings {

@@ -1,4 +1,6 @@
-// etcd v3 adapter over etcd's JSON gRPC gateway (POST /v3/...), with global fetch.
+// etcd v3 adapter over etcd's JSON gRPC gateway (POST /v3/...), on node:http / node:https with a
+// keep-alive Agent per adapter (etcd3-http.ts), so that https can use a private CA (etcd3.cacert) and
+// a client certificate (etcd3.cert, etcd3.key, etcd3.key_password; read by etcd3-tls.ts).
 // Spec: patroni-interfaces.md §1.7.1; design.md §4.
 //
 // Wire facts: keys/values are base64; int64 fields are decimal strings (lease IDs exceed 2^53, so
@@ -7,8 +9,14 @@
 //
 // Failure contract: every request has a deadline; on a connection error, timeout or "unavailable"
 // answer the next endpoint is tried, and a method as a whole gives up after retryTimeout seconds
-// with DcsError('DCS_UNAVAILABLE'). A failed compare-and-set resolves false. Other etcd errors
-// are DcsError('DCS_PROTOCOL'), authentication/permission errors DcsError('DCS_AUTH').
+// with DcsError('DCS_UNAVAILABLE'). A TLS failure (server certificate not trusted, client
+// certificate refused) also moves to the next endpoint; when every endpoint failed that way in a
+// row the method gives up at once with DCS_UNAVAILABLE naming the TLS problem, since waiting
+// would not change it. A failed compare-and-set resolves false. Other etcd errors are
+// DcsError('DCS_PROTOCOL'), authentication/permission errors DcsError('DCS_AUTH').
+//
+// Settings that cannot be used (a TLS file that cannot be read, a wrong key_password) make the
+// constructor throw an Etcd3SettingError naming the setting and the file.
 
 import { DcsError, type CallOptions, type Dcs } from './dcs.ts';
 import type { ClusterView, HistoryLine, LeaderStatus, MemberData } from '../core/model.ts';
@@ -23,6 +31,10 @@ import {
   encodeSync,
   type RawKv,
 } from './codec.ts';
+import { EtcdHttp, EtcdHttpError } from './etcd3-http.ts';
+import { loadEtcd3Tls, type Etcd3Tls } from './etcd3-tls.ts';
+
+export { Etcd3SettingError } from './etcd3-tls.ts';
 
 export interface Etcd3Options {
   /** host:port, tried in order; the first that answers is kept until it fails. */
@@ -38,6 +50,17 @@ export interface Etcd3Options {
   retryTimeout: number;
   username?: string;
   password?: string;
+  /**
+   * TLS (protocol https only; ignored for http), as file paths, read once by the constructor:
+   * cacert: PEM CA certificate(s) etcd's server certificate must chain to (default: the system's
+   * CAs); cert: PEM client certificate, which may also hold its key; key: PEM private key of
+   * cert; keyPassword: passphrase of an encrypted key. The server's name or IP as written in
+   * `hosts` must be in its certificate's subjectAltName.
+   */
+  cacert?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+  keyPassword?: string | undefined;
   /** patronictl-style: linearizable reads, never grants a lease (lease-bound writes reject). */
   ctlMode?: boolean;
   logger?: { warn(obj: object, msg?: string): void; debug?(obj: object, msg?: string): void };
@@ -93,6 +116,7 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 
 function describe(err: unknown): string {
   if (err === undefined) return 'no attempt fitted in the deadline';
+  if (err instanceof EtcdHttpError) return err.message;
   if (err instanceof Error) {
     const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
     return `${err.name}: ${err.message}${cause}`;
@@ -114,7 +138,7 @@ function apiPrefixFor(version: { etcdcluster?: string; etcdserver?: string }): s
 export class Etcd3Dcs implements Dcs {
   readonly prefix: string;
   readonly #hosts: string[];
-  readonly #protocol: 'http' | 'https';
+  readonly #http: EtcdHttp;
   readonly #name: string;
   readonly #ctl: boolean;
   readonly #user: string | undefined;
@@ -138,7 +162,10 @@ export class Etcd3Dcs implements Dcs {
     if (!opts.prefix.startsWith('/') || !opts.prefix.endsWith('/')) throw new Error(`etcd3: prefix must start and end with '/': ${opts.prefix}`);
     this.prefix = opts.prefix;
     this.#hosts = [...opts.hosts];
-    this.#protocol = opts.protocol;
+    const tls: Etcd3Tls | undefined = opts.protocol === 'https'
+      ? loadEtcd3Tls({ cacert: opts.cacert, cert: opts.cert, key: opts.key, keyPassword: opts.keyPassword })
+      : undefined;
+    this.#http = new EtcdHttp(opts.protocol, tls);
     this.#name = opts.name;
     this.#ctl = opts.ctlMode ?? false;
     this.#user = opts.username;
@@ -160,33 +187,42 @@ export class Etcd3Dcs implements Dcs {
     return h;
   }
 
-  async #fetchJson(url: string, init: RequestInit): Promise<{ status: number; body: unknown; text: string }> {
-    const res = await fetch(url, init);
-    const text = await res.text();
+  /** One exchange with `host`; the answer parsed as JSON when it is JSON. */
+  async #json(
+    host: string,
+    path: string,
+    init: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; signal: AbortSignal; timeoutMs: number | undefined },
+  ): Promise<{ status: number; body: unknown; text: string }> {
+    const { status, text } = await this.#http.request(host, path, init);
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {
       body = undefined;
     }
-    return { status: res.status, body, text };
+    return { status, body, text };
   }
 
-  /** Learn the API prefix and, with credentials, a token, from `base`. */
-  async #prepare(base: string, signal: AbortSignal): Promise<void> {
+  /**
+   * Learn the API prefix and, with credentials, a token, from `host`. `deadline` (epoch ms): the
+   * end of the current attempt; undefined: only the signal ends it.
+   */
+  async #prepare(host: string, signal: AbortSignal, deadline: number | undefined): Promise<void> {
+    const left = (): number | undefined => (deadline === undefined ? undefined : Math.max(0, deadline - Date.now()));
     if (this.#api === undefined) {
-      const v = await this.#fetchJson(`${base}/version`, { signal });
+      const v = await this.#json(host, '/version', { method: 'GET', signal, timeoutMs: left() });
       if (v.status !== 200 || typeof v.body !== 'object' || v.body === null) {
         throw new DcsError('DCS_PROTOCOL', `etcd: GET /version answered ${v.status}: ${v.text.slice(0, 200)}`, { retryable: true });
       }
       this.#api = apiPrefixFor(v.body as { etcdcluster?: string; etcdserver?: string });
     }
     if (this.#token === undefined && this.#user !== undefined) {
-      const r = await this.#fetchJson(`${base}${this.#api}/auth/authenticate`, {
+      const r = await this.#json(host, `${this.#api}/auth/authenticate`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ name: this.#user, password: this.#password ?? '' }),
         signal,
+        timeoutMs: left(),
       });
       const err = r.body as ErrorBody | undefined;
       if (r.status === 200) {
@@ -209,6 +245,7 @@ export class Etcd3Dcs implements Dcs {
     let lastError: unknown;
     let reauthenticated = false;
     let attempts = 0;
+    let tlsFailures = 0;
     const perAttempt = Math.max(1000, this.#retryMs / Math.max(2, this.#hosts.length));
     while (true) {
       if (this.#closed) throw new DcsError('DCS_UNAVAILABLE', 'etcd3 adapter closed', { retryable: false });
@@ -217,31 +254,37 @@ export class Etcd3Dcs implements Dcs {
       if (remaining <= 0) break;
       const index = this.#endpoint;
       const host = this.#hosts[index] ?? '';
-      const base = `${this.#protocol}://${host}`;
       const ctrl = new AbortController();
       this.#inflight.add(ctrl);
-      const signals = [ctrl.signal, AbortSignal.timeout(Math.min(remaining, perAttempt))];
-      if (op.signal) signals.push(op.signal);
-      const signal = AbortSignal.any(signals);
+      const signal = op.signal ? AbortSignal.any([ctrl.signal, op.signal]) : ctrl.signal;
+      const budget = Math.min(remaining, perAttempt);
+      const attemptEnd = Date.now() + budget;
       let res: { status: number; body: unknown; text: string };
       try {
-        await this.#prepare(base, signal);
-        res = await this.#fetchJson(`${base}${this.#api ?? '/v3'}${path}`, {
+        await this.#prepare(host, signal, attemptEnd);
+        res = await this.#json(host, `${this.#api ?? '/v3'}${path}`, {
           method: 'POST',
           headers: this.#headers(),
           body: JSON.stringify(body),
           signal,
+          timeoutMs: Math.max(0, attemptEnd - Date.now()),
         });
       } catch (err) {
         if (err instanceof DcsError && !err.retryable) throw err;
         if (op.signal?.aborted || this.#closed) continue; // reported at the top of the loop
-        lastError = err;
+        // A last attempt cut short by the method's deadline says less than the failure before it.
+        const cutShort = budget < perAttempt && err instanceof EtcdHttpError && err.kind === 'timeout' && lastError !== undefined;
+        if (!cutShort) lastError = err;
         this.#failover(index, host, path, err);
+        // A TLS failure on every endpoint in a row will not go away by waiting: report it now.
+        tlsFailures = err instanceof EtcdHttpError && err.kind === 'tls' ? tlsFailures + 1 : 0;
+        if (tlsFailures >= this.#hosts.length) break;
         if (++attempts % this.#hosts.length === 0) await sleep(Math.min(200, Math.max(0, op.deadline - Date.now())), op.signal);
         continue;
       } finally {
         this.#inflight.delete(ctrl);
       }
+      tlsFailures = 0;
       if (res.status === 200) {
         // Streaming endpoints (lease/keepalive) report errors inside a 200 body.
         const streamError = (res.body as { error?: { grpc_code?: number; http_code?: number; message?: string } } | undefined)?.error;
@@ -267,6 +310,9 @@ export class Etcd3Dcs implements Dcs {
         continue;
       }
       throw new DcsError('DCS_PROTOCOL', `etcd ${path}: HTTP ${res.status}: ${message}`);
+    }
+    if (lastError instanceof EtcdHttpError && lastError.kind === 'tls') {
+      throw new DcsError('DCS_UNAVAILABLE', `etcd (${this.#hosts.join(',')}): no TLS connection for ${path}: ${lastError.message}`, { cause: lastError });
     }
     throw new DcsError('DCS_UNAVAILABLE', `etcd (${this.#hosts.join(',')}) did not answer ${path} within ${this.#retryMs / 1000}s: ${describe(lastError)}`, {
       cause: lastError,
@@ -497,41 +543,33 @@ export class Etcd3Dcs implements Dcs {
     const signal = AbortSignal.any(signals);
     const index = this.#endpoint;
     const host = this.#hosts[index] ?? '';
+    let stream: Awaited<ReturnType<EtcdHttp['stream']>> | undefined;
     try {
-      const base = `${this.#protocol}://${host}`;
-      await this.#prepare(base, signal);
+      await this.#prepare(host, signal, undefined);
       const create: Record<string, string> = { key: this.#key('leader') };
       if (/^\d+$/.test(revision)) create.start_revision = (BigInt(revision) + 1n).toString();
-      const res = await fetch(`${base}${this.#api ?? '/v3'}/watch`, {
+      stream = await this.#http.stream(host, `${this.#api ?? '/v3'}/watch`, {
         method: 'POST',
         headers: this.#headers(),
         body: JSON.stringify({ create_request: create }),
         signal,
       });
-      if (res.status !== 200 || !res.body) return;
+      if (stream.status !== 200) return;
       // The gateway streams one JSON object per line: first the "created" ack, then events.
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of res.body) {
-        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-        let nl: number;
-        while ((nl = buffer.indexOf('\n')) >= 0) {
-          const line = buffer.slice(0, nl).trim();
-          buffer = buffer.slice(nl + 1);
-          if (line === '') continue;
-          const msg = JSON.parse(line) as {
-            error?: unknown;
-            result?: { events?: unknown[]; canceled?: boolean; compact_revision?: string };
-          };
-          const r = msg.result;
-          if (msg.error !== undefined || !r) return;
-          if (r.events?.length || r.canceled || (r.compact_revision && r.compact_revision !== '0')) return;
-        }
+      for await (const line of stream.lines) {
+        const msg = JSON.parse(line) as {
+          error?: unknown;
+          result?: { events?: unknown[]; canceled?: boolean; compact_revision?: string };
+        };
+        const r = msg.result;
+        if (msg.error !== undefined || !r) return;
+        if (r.events?.length || r.canceled || (r.compact_revision && r.compact_revision !== '0')) return;
       }
     } catch (err) {
       const timedOut = signal.aborted;
       if (!timedOut) this.#failover(index, host, '/watch', err);
     } finally {
+      stream?.close();
       ctrl.abort();
       this.#inflight.delete(ctrl);
     }
@@ -545,7 +583,10 @@ export class Etcd3Dcs implements Dcs {
     this.#retryMs = seconds * 1000;
   }
 
-  /** Abort everything in flight, revoke the lease (best effort, 1 s per endpoint). Idempotent. */
+  /**
+   * Abort everything in flight, revoke the lease (best effort, 1 s per endpoint), close the
+   * connections. Idempotent.
+   */
   async close(opts?: { keepLease?: boolean }): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -554,21 +595,24 @@ export class Etcd3Dcs implements Dcs {
     const lease = this.#lease;
     this.#lease = undefined;
     this.#member = undefined;
-    if (!lease || this.#api === undefined || opts?.keepLease === true) return;
-    for (let i = 0; i < this.#hosts.length; i++) {
-      const host = this.#hosts[(this.#endpoint + i) % this.#hosts.length];
-      try {
-        const res = await fetch(`${this.#protocol}://${host}${this.#api}/lease/revoke`, {
-          method: 'POST',
-          headers: this.#headers(),
-          body: JSON.stringify({ ID: lease.id }),
-          signal: AbortSignal.timeout(1000),
-        });
-        await res.arrayBuffer();
-        if (res.status === 200 || res.status === 404) return;
-      } catch {
-        // next endpoint
+    try {
+      if (!lease || this.#api === undefined || opts?.keepLease === true) return;
+      for (let i = 0; i < this.#hosts.length; i++) {
+        const host = this.#hosts[(this.#endpoint + i) % this.#hosts.length] ?? '';
+        try {
+          const res = await this.#http.request(host, `${this.#api}/lease/revoke`, {
+            method: 'POST',
+            headers: this.#headers(),
+            body: JSON.stringify({ ID: lease.id }),
+            timeoutMs: 1000,
+          });
+          if (res.status === 200 || res.status === 404) return;
+        } catch {
+          // next endpoint
+        }
       }
+    } finally {
+      this.#http.destroy();
     }
   }
 }

@@ -1,16 +1,39 @@
 // A real single-member etcd (/usr/bin/etcd) on free loopback ports, data in a directory, output to a
 // log file there. Used by `vigil demo`, the tests and the benchmarks. Stop it with stop(); a
-// process-exit hook SIGKILLs any instance left running.
+// process-exit hook SIGKILLs any instance left running. With `tls` the client URL is https (the
+// peer URL stays plain http on loopback), optionally requiring client certificates.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, mkdir } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/** Client-side TLS of a test etcd: PEM files. */
+export interface EtcdTlsFiles {
+  /** Server certificate (its subjectAltName must name 127.0.0.1) and key. */
+  certFile: string;
+  keyFile: string;
+  /** CA of the server certificate (checked at start-up); with clientCertAuth also --trusted-ca-file. */
+  caFile: string;
+  /**
+   * --client-cert-auth --trusted-ca-file=caFile: refuse clients without a certificate signed by
+   * caFile. (etcd 3.4 asks for client certificates whenever --trusted-ca-file is set.)
+   */
+  clientCertAuth?: boolean;
+  /** A client certificate and key for the start-up check when clientCertAuth is on. */
+  clientCertFile?: string;
+  clientKeyFile?: string;
+}
+
 export interface EtcdServer {
-  /** host:port of the client URL (http). */
+  /** host:port of the client URL. */
   endpoint: string;
+  /** http, or https when started with `tls`. */
+  protocol: 'http' | 'https';
   clientPort: number;
   /** Directory holding data/ and etcd.log. */
   dir: string;
@@ -48,14 +71,45 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-export async function startEtcd(opts: { dir?: string } = {}): Promise<EtcdServer> {
+/** One request for the start-up check; resolves with the status, rejects on any failure or after 500 ms. */
+function probe(url: string, tls: EtcdTlsFiles | undefined, body?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const options = {
+      host: u.hostname,
+      port: Number(u.port),
+      path: u.pathname,
+      method: body === undefined ? 'GET' : 'POST',
+      agent: false as const,
+      timeout: 500,
+      ...(tls
+        ? {
+            ca: readFileSync(tls.caFile),
+            ...(tls.clientCertFile !== undefined ? { cert: readFileSync(tls.clientCertFile) } : {}),
+            ...(tls.clientKeyFile !== undefined ? { key: readFileSync(tls.clientKeyFile) } : {}),
+          }
+        : {}),
+    };
+    const req = (tls ? httpsRequest : httpRequest)(options, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export async function startEtcd(opts: { dir?: string; tls?: EtcdTlsFiles } = {}): Promise<EtcdServer> {
+  const tls = opts.tls;
   const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'vigil-etcd-')));
   await mkdir(dir, { recursive: true });
   const clientPort = await freePort();
   let peerPort = await freePort();
   while (peerPort === clientPort) peerPort = await freePort();
-  const client = `http://127.0.0.1:${clientPort}`;
+  const client = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const args = [
     '--name=vigil-test',
@@ -68,6 +122,13 @@ export async function startEtcd(opts: { dir?: string } = {}): Promise<EtcdServer
     '--initial-cluster-state=new',
     '--logger=zap',
     `--log-outputs=${join(dir, 'etcd.log')}`,
+    ...(tls
+      ? [
+          `--cert-file=${tls.certFile}`,
+          `--key-file=${tls.keyFile}`,
+          ...(tls.clientCertAuth === true ? ['--client-cert-auth', `--trusted-ca-file=${tls.caFile}`] : []),
+        ]
+      : []),
   ];
 
   if (!exitHook) {
@@ -95,17 +156,10 @@ export async function startEtcd(opts: { dir?: string } = {}): Promise<EtcdServer
         throw new Error(`etcd exited (${c.exitCode ?? c.signalCode}) during start-up; see ${join(dir, 'etcd.log')}`);
       }
       try {
-        const res = await fetch(`${client}/version`, { signal: AbortSignal.timeout(500) });
-        if (res.ok) {
-          await res.arrayBuffer();
+        if ((await probe(`${client}/version`, tls)) === 200) {
           // /version answers before the member has elected itself; wait for a working KV.
-          const kv = await fetch(`${client}/v3/kv/range`, {
-            method: 'POST',
-            body: JSON.stringify({ key: Buffer.from('/').toString('base64') }),
-            signal: AbortSignal.timeout(500),
-          });
-          await kv.arrayBuffer();
-          if (kv.ok) return;
+          const kv = await probe(`${client}/v3/kv/range`, tls, JSON.stringify({ key: Buffer.from('/').toString('base64') }));
+          if (kv === 200) return;
         }
       } catch {
         // not up yet
@@ -132,6 +186,7 @@ export async function startEtcd(opts: { dir?: string } = {}): Promise<EtcdServer
 
   return {
     endpoint: `127.0.0.1:${clientPort}`,
+    protocol: tls ? 'https' : 'http',
     clientPort,
     dir,
     async stop() {
