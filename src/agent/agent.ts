@@ -315,11 +315,15 @@ export class Agent {
    */
   private async updateFence(isLeader: boolean): Promise<void> {
     const pg = this.lastPg;
-    const promoting = this.task?.state === 'running' && this.task.kind === 'promote';
+    const running = this.task?.state === 'running' ? this.task.kind : undefined;
+    const promoting = running === 'promote';
+    // The lock holder (re)starting PostgreSQL: it may come up as a primary before the next tick.
+    const starting = (running === 'start' || running === 'restart') && isLeader && this.lockRefreshedAt !== undefined;
     const paused = this.dynamic.pause === true;
     let want: 'arm' | 'disarm' | 'keep' = 'keep';
-    if (paused || pg === undefined || !pg.running) want = 'disarm';
-    else if (isLeader && this.lockRefreshedAt !== undefined) want = 'arm';
+    if (paused) want = 'disarm';
+    else if (isLeader && this.lockRefreshedAt !== undefined && (pg?.running === true || starting)) want = 'arm';
+    else if (pg === undefined || !pg.running) want = 'disarm';
     else if (pg.inRecovery && !promoting) want = 'disarm';
     if (want === 'keep') return;
     if (want === 'disarm') {
@@ -330,7 +334,19 @@ export class Agent {
       }
       return;
     }
-    const { pid } = await this.pg.isRunning();
+    await this.armFence(starting);
+  }
+
+  /**
+   * Arm the fencer with the current lock timings: for the running postmaster, or, while PostgreSQL
+   * is being (re)started by the lock holder (`byDataDir`), for whatever postmaster will run in the
+   * data directory, so that it is never a primary without a fencer even if this agent dies before
+   * its next tick.
+   */
+  private async armFence(byDataDir: boolean): Promise<void> {
+    if (this.lockRefreshedAt === undefined || this.dynamic.pause === true) return;
+    const running = (await this.pg.isRunning()).pid;
+    const pid = running ?? (byDataDir ? 0 : undefined);
     if (pid === undefined) return;
     const { timeoutMs, warning } = fenceTimeout({
       ttl: this.dynamic.ttl,
@@ -341,7 +357,7 @@ export class Agent {
     const key = `${pid}/${this.lockRefreshedAt}/${timeoutMs}`;
     if (key === this.fenceKey) return;
     if (warning !== undefined && !this.fenceKey.startsWith(`${pid}/`)) this.log.warn({}, `fencing: ${warning}`);
-    const res = await this.fence.arm({ pid, refreshStartMs: this.lockRefreshedAt as number, timeoutMs });
+    const res = await this.fence.arm({ pid, refreshStartMs: this.lockRefreshedAt, timeoutMs });
     if (res.ok) {
       this.fenceKey = key;
       this.fenceDeadline = (this.lockRefreshedAt as number) + timeoutMs;
@@ -696,6 +712,7 @@ export class Agent {
         if (spec.asPrimary) await pg.writeConfig({ role: 'primary', upstream: null, parameters: this.pgParameters() });
         else await pg.writeConfig({ role: 'replica', upstream: this.upstreamTarget(spec.upstream, obs.cluster), parameters: this.pgParameters() });
         this.pgState = 'starting';
+        if (spec.asPrimary) await this.armFence(true);
         await pg.start(startTimeout);
         this.pgState = 'running';
         return;
@@ -739,6 +756,7 @@ export class Agent {
         this.pgState = 'restarting';
         await pg.stop('fast');
         await this.applyLocalConfig(obs.cluster, false);
+        if (this.lastPg?.inRecovery === false) await this.armFence(true);
         await pg.start({ timeoutMs: spec.timeoutMs ?? startTimeout.timeoutMs });
         this.pgState = 'running';
         this.pendingRestart = undefined;
