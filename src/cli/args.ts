@@ -2,6 +2,7 @@
 // finding the configuration file, reading the few settings a control command needs from it
 // without full validation (as patronictl does), --dcs-url, and CLI errors with exit codes.
 
+import type { Etcd3TlsFiles } from '../dcs/etcd3-tls.ts';
 import { access, readFile } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { homedir } from 'node:os';
@@ -32,6 +33,8 @@ export interface Etcd3Target {
   protocol: 'http' | 'https';
   username?: string;
   password?: string;
+  /** etcd3.cacert, cert, key, key_password (file paths; used with https). */
+  tls?: Etcd3TlsFiles;
 }
 
 /** What a control command needs from the configuration. */
@@ -143,6 +146,10 @@ export function etcd3FromRaw(section: unknown, env: NodeJS.ProcessEnv): Etcd3Tar
   if (fromEnv('PROTOCOL') !== undefined) s['protocol'] = fromEnv('PROTOCOL');
   if (fromEnv('USERNAME') !== undefined) s['username'] = fromEnv('USERNAME');
   if (fromEnv('PASSWORD') !== undefined) s['password'] = fromEnv('PASSWORD');
+  for (const k of ['cacert', 'cert', 'key', 'key_password']) {
+    const v = fromEnv(k.toUpperCase());
+    if (v !== undefined) s[k] = v;
+  }
   if (!isObject(section) && Object.keys(s).length === 0) return undefined;
 
   const entries = [...hostList(s['hosts']), ...(str(s['host']) !== undefined ? [str(s['host'])!] : []), ...(str(s['url']) !== undefined ? [str(s['url'])!] : [])];
@@ -155,6 +162,13 @@ export function etcd3FromRaw(section: unknown, env: NodeJS.ProcessEnv): Etcd3Tar
   const password = str(s['password']);
   if (username !== undefined) out.username = username;
   if (password !== undefined) out.password = password;
+  const tls: Etcd3TlsFiles = {};
+  for (const [k, field] of [['cacert', 'cacert'], ['cert', 'cert'], ['key', 'key'], ['key_password', 'keyPassword']] as const) {
+    const v = s[k];
+    const text = typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined;
+    if (text !== undefined) tls[field] = text;
+  }
+  if (Object.keys(tls).length > 0) out.tls = tls;
   return out;
 }
 
@@ -276,6 +290,9 @@ async function settingsFromFile(path: string, env: NodeJS.ProcessEnv): Promise<C
     const etcd3: Etcd3Target = { hosts: [...cfg.etcd3.hosts], protocol: cfg.etcd3.protocol };
     if (cfg.etcd3.username !== undefined) etcd3.username = cfg.etcd3.username;
     if (cfg.etcd3.password !== undefined) etcd3.password = cfg.etcd3.password;
+    const { cacert, cert, key, keyPassword } = cfg.etcd3;
+    const tls: Etcd3TlsFiles = { ...(cacert !== undefined ? { cacert } : {}), ...(cert !== undefined ? { cert } : {}), ...(key !== undefined ? { key } : {}), ...(keyPassword !== undefined ? { keyPassword } : {}) };
+    if (Object.keys(tls).length > 0) etcd3.tls = tls;
     return { scope: cfg.scope || undefined, namespace: cfg.namespace, etcd3, notes: [], rest: lenient.rest };
   }
   // Not a valid daemon configuration (patronictl files usually are not): what we read is all we have.

@@ -3,12 +3,11 @@
 // `patronictl list` (spec §3.3). Exit codes: 0 printed, 1 configuration/DCS error, 2 usage error.
 
 import { parseArgs } from 'node:util';
-import type { Etcd3TlsFiles } from '../dcs/etcd3-tls.ts';
 import { clusterPrefix } from '../dcs/codec.ts';
 import type { ClusterView } from '../core/model.ts';
 import { CliError, UsageError, formatTimestamp, loadCtlSettings, type CtlSettings, type Etcd3Target } from './args.ts';
 import { renderTable, type ListFormat } from './table.ts';
-import { ctlEtcd3Dcs, ctlEtcd3Tls } from './ctl/common.ts';
+import { ctlEtcd3Dcs } from './ctl/common.ts';
 
 const USAGE = `usage: vigil list [-c CONFIG] [--dcs-url URL] [-e] [-t] [-f pretty|tsv|json|yaml] [-W] [-w SEC] [CLUSTER...]
 
@@ -90,9 +89,9 @@ function describeTarget(t: Etcd3Target): string {
 }
 
 /** One consistent read of a cluster; errors name the endpoints tried. */
-async function readCluster(settings: CtlSettings, etcd3: Etcd3Target, tls: Etcd3TlsFiles, scope: string): Promise<ClusterView> {
+async function readCluster(settings: CtlSettings, etcd3: Etcd3Target, scope: string): Promise<ClusterView> {
   const prefix = clusterPrefix(settings.namespace, scope);
-  const dcs = ctlEtcd3Dcs(etcd3, tls, prefix, scope, RETRY_TIMEOUT_S);
+  const dcs = ctlEtcd3Dcs(etcd3, prefix, scope, RETRY_TIMEOUT_S);
   try {
     // A hard stop in case the adapter's own deadline does not fire.
     return await dcs.readCluster({ signal: AbortSignal.timeout((RETRY_TIMEOUT_S + 5) * 1000) });
@@ -150,7 +149,6 @@ async function runList(argv: string[]): Promise<number> {
     const why = settings.notes.length > 0 ? ` (${settings.notes.join('; ')})` : '';
     throw new CliError(`no etcd3 section in the configuration and no --dcs-url: cannot find the DCS${why}`);
   }
-  const tls = await ctlEtcd3Tls({ configFile: opts.configFile, dcsUrl: opts.dcsUrl });
 
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
@@ -164,7 +162,7 @@ async function runList(argv: string[]): Promise<number> {
       // Read everything first so a slow DCS does not leave a cleared screen half drawn.
       const outputs: string[] = [];
       for (const scope of clusters) {
-        const view = await readCluster(settings, etcd3, tls, scope);
+        const view = await readCluster(settings, etcd3, scope);
         outputs.push(renderTable(scope, view, { format: opts.format, extended: opts.extended }));
       }
       let text = '';

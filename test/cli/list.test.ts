@@ -287,4 +287,10 @@ test('parseDcsUrl and the lenient etcd3 section reader', () => {
   });
   assert.equal(etcd3FromRaw(undefined, {}), undefined);
   assert.equal(etcd3FromRaw({ hosts: [] }, {}), undefined);
+  // TLS files travel with the target (file first, PATRONI_ETCD3_* over it)
+  assert.deepEqual(etcd3FromRaw({ host: 'g:7', protocol: 'https', cacert: '/ca.pem', cert: '/c.pem', key: '/k.pem' }, { PATRONI_ETCD3_KEY_PASSWORD: 'pw', PATRONI_ETCD3_CACERT: '/env-ca.pem' }), {
+    hosts: ['g:7'],
+    protocol: 'https',
+    tls: { cacert: '/env-ca.pem', cert: '/c.pem', key: '/k.pem', keyPassword: 'pw' },
+  });
 });

@@ -10,14 +10,12 @@ import { createInterface, type Interface } from 'node:readline';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { parse as yamlParse, stringify as yamlStringify } from 'yaml';
+import { stringify as yamlStringify } from 'yaml';
 import { Etcd3SettingError, createEtcd3Dcs } from '../../dcs/etcd3.ts';
-import type { Etcd3TlsFiles } from '../../dcs/etcd3-tls.ts';
 import { clusterPrefix } from '../../dcs/codec.ts';
 import type { Dcs } from '../../dcs/dcs.ts';
 import type { ClusterView, Member } from '../../core/model.ts';
-import { CliError, UsageError, defaultConfigPath, loadCtlSettings, type CtlSettings, type Etcd3Target, type RestClientSettings } from '../args.ts';
+import { CliError, UsageError, loadCtlSettings, type CtlSettings, type Etcd3Target, type RestClientSettings } from '../args.ts';
 import { renderTable } from '../table.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -194,45 +192,10 @@ export function parseRole(v: string | undefined, dflt: RoleChoice | undefined): 
 export const DCS_TIMEOUT_S = 10;
 
 /**
- * The TLS files of the etcd3 section (cacert, cert, key, key_password) for a control command, as
- * Patroni's ctl reads the same section. CtlSettings' Etcd3Target does not carry them, so they are
- * read here from the file loadCtlSettings reads (-c, else PATRONICTL_CONFIG_FILE, else the default
- * file), PATRONI_ETCD3_CACERT/CERT/KEY/KEY_PASSWORD overriding it. A --dcs-url (or DCS_URL)
- * replaces the etcd3 section, and then there are none. The files are read when the client is made.
- */
-export async function ctlEtcd3Tls(opts: { configFile?: string | undefined; dcsUrl?: string | undefined; env?: NodeJS.ProcessEnv }): Promise<Etcd3TlsFiles> {
-  const env = opts.env ?? process.env;
-  if ((opts.dcsUrl ?? (env['DCS_URL'] || undefined)) !== undefined) return {};
-  const path = opts.configFile ?? (env['PATRONICTL_CONFIG_FILE'] || undefined) ?? defaultConfigPath(env);
-  let section: Record<string, unknown> = {};
-  try {
-    const doc = yamlParse(await readFile(path, 'utf8'), { version: '1.1' }) as unknown;
-    const raw = typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>)['etcd3'] : undefined;
-    if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) section = raw as Record<string, unknown>;
-  } catch {
-    // No file, or not YAML: loadCtlSettings has reported what matters; the environment may still apply.
-  }
-  const pick = (key: string, envName: string): string | undefined => {
-    const v = env[`PATRONI_ETCD3_${envName}`] ?? section[key];
-    return typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined;
-  };
-  const out: Etcd3TlsFiles = {};
-  const cacert = pick('cacert', 'CACERT');
-  const cert = pick('cert', 'CERT');
-  const key = pick('key', 'KEY');
-  const keyPassword = pick('key_password', 'KEY_PASSWORD');
-  if (cacert !== undefined) out.cacert = cacert;
-  if (cert !== undefined) out.cert = cert;
-  if (key !== undefined) out.key = key;
-  if (keyPassword !== undefined) out.keyPassword = keyPassword;
-  return out;
-}
-
-/**
  * A ctl-mode etcd3 client (no lease, linearizable reads) for `prefix`. TLS files that cannot be
  * used are a CliError (exit code 1) naming the setting and the file.
  */
-export function ctlEtcd3Dcs(t: Etcd3Target, tls: Etcd3TlsFiles, prefix: string, name: string, retryTimeout: number): Dcs {
+export function ctlEtcd3Dcs(t: Etcd3Target, prefix: string, name: string, retryTimeout: number): Dcs {
   try {
     return createEtcd3Dcs({
       hosts: t.hosts,
@@ -243,7 +206,7 @@ export function ctlEtcd3Dcs(t: Etcd3Target, tls: Etcd3TlsFiles, prefix: string, 
       retryTimeout,
       ...(t.username !== undefined ? { username: t.username } : {}),
       ...(t.password !== undefined ? { password: t.password } : {}),
-      ...tls,
+      ...(t.tls ?? {}),
       ctlMode: true,
     });
   } catch (err) {
@@ -255,13 +218,10 @@ export function ctlEtcd3Dcs(t: Etcd3Target, tls: Etcd3TlsFiles, prefix: string, 
 export class CtlContext {
   readonly settings: CtlSettings;
   readonly io: Io;
-  /** TLS files of the etcd3 section (see ctlEtcd3Tls). */
-  readonly etcd3Tls: Etcd3TlsFiles;
   readonly #dcs = new Map<string, Dcs>();
 
-  constructor(settings: CtlSettings, io: Io, etcd3Tls: Etcd3TlsFiles = {}) {
+  constructor(settings: CtlSettings, io: Io) {
     this.settings = settings;
-    this.etcd3Tls = etcd3Tls;
     this.io = io;
   }
 
@@ -274,7 +234,7 @@ export class CtlContext {
       ...(dcsUrl !== undefined ? { dcsUrl } : {}),
     });
     if (optBool(p, 'insecure')) settings.rest = { ...settings.rest, insecure: true };
-    return new CtlContext(settings, io, await ctlEtcd3Tls({ configFile, dcsUrl }));
+    return new CtlContext(settings, io);
   }
 
   /** The cluster argument, else scope from the configuration. */
@@ -301,7 +261,7 @@ export class CtlContext {
   dcs(scope: string): Dcs {
     let d = this.#dcs.get(scope);
     if (d === undefined) {
-      d = ctlEtcd3Dcs(this.etcd3(), this.etcd3Tls, this.prefix(scope), scope, DCS_TIMEOUT_S);
+      d = ctlEtcd3Dcs(this.etcd3(), this.prefix(scope), scope, DCS_TIMEOUT_S);
       this.#dcs.set(scope, d);
     }
     return d;
