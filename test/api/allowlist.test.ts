@@ -4,13 +4,11 @@
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 
 import { effectiveExtraHeaders, startApiServer } from '../../src/api/server.ts';
 import type { ApiServer, ApiServerOptions, RequestInfo } from '../../src/api/server.ts';
@@ -19,6 +17,7 @@ import type { NodeSnapshot } from '../../src/api/snapshot.ts';
 import type { ClusterView, Member } from '../../src/core/model.ts';
 import { clusterView } from '../../src/core/model.ts';
 import { primarySnapshot, rawExchange, replicaSnapshot } from './fixtures.ts';
+import { selfSigned } from '../support/pki.ts';
 
 const AUTH = { username: 'admin', password: 'pa:ss' };
 const BASIC = 'Basic ' + Buffer.from(`${AUTH.username}:${AUTH.password}`).toString('base64');
@@ -234,13 +233,10 @@ test('effectiveExtraHeaders: https ones only with TLS, winning by case-insensiti
 test('https_extra_headers are sent over HTTPS', { skip: !existsSync('/usr/bin/openssl') && 'openssl not installed' }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'vigil-allowlist-'));
   try {
-    await promisify(execFile)('/usr/bin/openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ]);
+    const files = await selfSigned(dir, 'localhost', '/CN=localhost', 1);
     const { server } = await start(
       {
-        tls: { cert: await readFile(join(dir, 'cert.pem'), 'utf8'), key: await readFile(join(dir, 'key.pem'), 'utf8') },
+        tls: { cert: await readFile(files.cert, 'utf8'), key: await readFile(files.key, 'utf8') },
         extraHeaders: { 'X-Frame-Options': 'DENY' },
         httpsExtraHeaders: { 'Strict-Transport-Security': 'max-age=31536000' },
       },

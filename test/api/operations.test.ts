@@ -5,14 +5,11 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 
 import { readTlsFiles, startApiServer } from '../../src/api/server.ts';
 import type { ApiServer } from '../../src/api/server.ts';
@@ -20,8 +17,8 @@ import type { FailsafeSender, OperationsPort, RestartOutcome, RestartRequest, Sc
 import type { ClusterView, Member, PeerStatus } from '../../src/core/model.ts';
 import { clusterView } from '../../src/core/model.ts';
 import { primarySnapshot, rawExchange } from './fixtures.ts';
+import { makePki, readPki, type Pki, type PkiFiles } from '../support/pki.ts';
 
-const run = promisify(execFile);
 const AUTH = { username: 'patroni', password: 'se:cret' };
 const BASIC = 'Basic ' + Buffer.from(`${AUTH.username}:${AUTH.password}`).toString('base64');
 
@@ -320,50 +317,9 @@ test('endpoints not implemented yet keep answering 503; unknown ones 501', async
 
 // ---- HTTPS ---------------------------------------------------------------------------------
 
-interface Pki {
-  dir: string;
-  ca: string;
-  serverCert: string;
-  serverKey: string;
-  serverKeyEncrypted: string;
-  clientCert: string;
-  clientKey: string;
-  strangerCert: string;
-  strangerKey: string;
-}
-
-let pki: Pki;
-
-async function openssl(dir: string, ...args: string[]): Promise<void> {
-  await run('openssl', args, { cwd: dir });
-}
-
-/** A throwaway CA, a server certificate for 127.0.0.1, a client certificate, and a stranger's. */
-async function makePki(): Promise<Pki> {
-  const dir = await mkdtemp(join(tmpdir(), 'vigil-tls-'));
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(dir, 'req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=vigil test CA');
-  await writeFile(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-  await writeFile(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  for (const [name, ext] of [['server', 'server.ext'], ['client', 'client.ext']] as const) {
-    await openssl(dir, 'req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name === 'server' ? '127.0.0.1' : 'patronictl'}`);
-    await openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', ext);
-  }
-  await openssl(dir, 'pkey', '-in', 'server.key', '-aes256', '-passout', 'pass:keypass', '-out', 'server-enc.key');
-  await openssl(dir, 'req', '-x509', ...ec, '-keyout', 'stranger.key', '-out', 'stranger.crt', '-days', '2', '-subj', '/CN=stranger');
-  const read = (f: string): Promise<string> => readFile(join(dir, f), 'utf8');
-  return {
-    dir,
-    ca: await read('ca.crt'),
-    serverCert: await read('server.crt'),
-    serverKey: await read('server.key'),
-    serverKeyEncrypted: await read('server-enc.key'),
-    clientCert: await read('client.crt'),
-    clientKey: await read('client.key'),
-    strangerCert: await read('stranger.crt'),
-    strangerKey: await read('stranger.key'),
-  };
-}
+/** The PEM text of the PKI's files (pkiFiles: their paths). */
+let pki: PkiFiles;
+let pkiFiles: Pki;
 
 async function tlsServer(verifyClient: 'none' | 'optional' | 'required', encryptedKey = false): Promise<ApiServer> {
   return startApiServer({
@@ -382,11 +338,13 @@ async function tlsServer(verifyClient: 'none' | 'optional' | 'required', encrypt
 }
 
 before(async () => {
-  pki = await makePki();
+  // A throwaway CA, a server certificate for 127.0.0.1, a client certificate, and a stranger's.
+  pkiFiles = await makePki({ clientName: 'patronictl', keyPassword: 'keypass' });
+  pki = await readPki(pkiFiles);
 });
 
 after(async () => {
-  if (pki !== undefined) await rm(pki.dir, { recursive: true, force: true });
+  await pkiFiles?.remove();
 });
 
 test('HTTPS, verify_client none, encrypted key: GET and authenticated operations work without a client cert', async () => {
@@ -470,9 +428,9 @@ test('HTTPS: a wrong key password or a bad certificate fails at start with a cle
 });
 
 test('readTlsFiles: restapi file settings, key inside certfile, clear error for a missing file', async () => {
-  const combined = join(pki.dir, 'combined.pem');
+  const combined = join(pkiFiles.dir, 'combined.pem');
   await writeFile(combined, pki.serverCert + pki.serverKeyEncrypted);
-  const tls = await readTlsFiles({ certfile: combined, keyfilePassword: 'keypass', cafile: join(pki.dir, 'ca.crt'), verifyClient: 'optional' });
+  const tls = await readTlsFiles({ certfile: combined, keyfilePassword: 'keypass', cafile: pkiFiles.ca, verifyClient: 'optional' });
   assert.equal(tls.ca, pki.ca);
   assert.equal(tls.verifyClient, 'optional');
   const s = await startApiServer({ listen: '127.0.0.1:0', getSnapshot: () => primarySnapshot(Date.now()), tls });
@@ -482,9 +440,9 @@ test('readTlsFiles: restapi file settings, key inside certfile, clear error for 
   } finally {
     await s.close();
   }
-  await assert.rejects(readTlsFiles({ certfile: join(pki.dir, 'missing.crt') }), /restapi\.certfile ".*missing\.crt" cannot be read/);
+  await assert.rejects(readTlsFiles({ certfile: join(pkiFiles.dir, 'missing.crt') }), /restapi\.certfile ".*missing\.crt" cannot be read/);
   await assert.rejects(
-    readTlsFiles({ certfile: combined, keyfile: join(pki.dir, 'server.key'), cafile: join(pki.dir, 'nope.crt') }),
+    readTlsFiles({ certfile: combined, keyfile: pkiFiles.serverKey, cafile: join(pkiFiles.dir, 'nope.crt') }),
     /restapi\.cafile/,
   );
 });
