@@ -27,6 +27,8 @@ export interface Io {
   err(text: string): void;
   /** Next line of input without its newline; undefined at end of input. */
   readLine(): Promise<string | undefined>;
+  /** Like readLine, but a terminal does not echo what is typed (passwords). Default: readLine. */
+  readSecret?(): Promise<string | undefined>;
   /** Whether input is an interactive terminal. */
   interactive: boolean;
   close(): void;
@@ -61,12 +63,47 @@ export function processIo(): Io {
       if (ended) return Promise.resolve(undefined);
       return new Promise((resolve) => waiters.push(resolve));
     },
+    readSecret() {
+      const stdin = process.stdin;
+      // Not a terminal (piped input), or stdin already read line by line: nothing to hide.
+      if (!stdin.isTTY || rl !== undefined) return this.readLine();
+      return readHidden(stdin, (t) => void process.stdout.write(t));
+    },
     close() {
       rl?.close();
       // readline leaves a non-TTY stdin flowing; let the process exit.
       if (rl !== undefined) process.stdin.destroy();
     },
   };
+}
+
+/**
+ * One line from a terminal in raw mode without echo: Enter ends it, Backspace deletes, Ctrl-U
+ * clears, Ctrl-C and Ctrl-D (on an empty line) give undefined (the prompt is aborted).
+ */
+export function readHidden(stdin: NodeJS.ReadStream, write: (t: string) => void): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const done = (v: string | undefined): void => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      write('\n');
+      resolve(v);
+    };
+    const onData = (chunk: Buffer | string): void => {
+      for (const ch of typeof chunk === 'string' ? chunk : chunk.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done(buf);
+        if (ch === '\u0003' || (ch === '\u0004' && buf === '')) return done(undefined);
+        if (ch === '\u007f' || ch === '\b') buf = buf.slice(0, -1);
+        else if (ch === '\u0015') buf = '';
+        else if (ch >= ' ') buf += ch;
+      }
+    };
+    stdin.setRawMode(true);
+    stdin.on('data', onData);
+    stdin.resume();
+  });
 }
 
 /** Thrown when a prompt finds no answer: stdin ended (e.g. not a terminal and nothing piped). */
@@ -85,6 +122,8 @@ export interface PromptOptions {
   default?: string;
   /** Mention --force when input runs out. */
   forceHint?: boolean;
+  /** A password: a terminal does not echo it. */
+  hidden?: boolean;
 }
 
 /** click.prompt: `text [default]: `; an empty answer without default asks again. */
@@ -92,9 +131,12 @@ export async function prompt(io: Io, text: string, opts: PromptOptions = {}): Pr
   const q = opts.default !== undefined ? `${text} [${opts.default}]: ` : `${text}: `;
   for (;;) {
     io.out(q);
-    const line = await io.readLine();
+    const hidden = opts.hidden === true && io.readSecret !== undefined;
+    const line = hidden ? await (io.readSecret as () => Promise<string | undefined>)() : await io.readLine();
+    // A hidden read on a terminal ends its own line (the Enter was not echoed).
+    const lineEnded = hidden && io.interactive;
     if (line === undefined) {
-      io.out('\n');
+      if (!lineEnded) io.out('\n');
       throw new NoAnswer(text, opts.forceHint ?? true);
     }
     if (!io.interactive) io.out('\n');

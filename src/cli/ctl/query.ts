@@ -152,7 +152,7 @@ export function runQuery(argv: string[], io?: Io): Promise<number> {
       const dbname = optString(p, 'dbname');
       if (user !== undefined) conn.user = user;
       if (dbname !== undefined) conn.dbname = dbname;
-      if (optBool(p, 'password')) conn.password = await prompt(ctx.io, 'Password', { forceHint: false });
+      if (optBool(p, 'password')) conn.password = await prompt(ctx.io, 'Password', { forceHint: false, hidden: true });
       const cluster = ctx.clusterName(p.positionals[0]);
       let code = 0;
       for (;;) {
