@@ -253,10 +253,29 @@ test('DCS unreachable: a primary demotes offline, a replica does nothing', () =>
 
 test('DCS unreachable and PostgreSQL down (fenced or crashed): it comes back read-only, following nobody', () => {
   const down = { running: false, ready: false, crashed: true, controlState: 'in production' as const };
-  let d = decide(obs({ cluster: undefined, dcsError: 'timeout', pg: pg({ ...down, inRecovery: false }) }));
-  assert.deepEqual(d.actions, [{ type: 'startTask', task: { kind: 'start', asPrimary: false, upstream: null } }]);
+  const start = [{ type: 'startTask', task: { kind: 'start', asPrimary: false, upstream: null } }];
+  // a primary fenced while it led (the last view this agent saw names it leader)
+  const ledByMe = { ...obs().cluster!, leader: { name: 'n1', version: '1', session: '1' } };
+  let d = decide(obs({ cluster: undefined, dcsError: 'timeout', lastHealthyCluster: ledByMe, pg: pg({ ...down, inRecovery: false }) }));
+  assert.deepEqual(d.actions, start);
   assert.equal(d.isLeader, false);
   assert.match(d.reason, /read-only, following nobody/);
+  // a replica's data directory
+  d = decide(obs({ cluster: undefined, pg: pg({ running: false, ready: false, crashed: true, inRecovery: true, controlState: 'in archive recovery' }) }));
+  assert.deepEqual(d.actions, start);
+  // a former primary this agent has not seen lead (restarted after a host crash: another member
+  // may have been promoted, its tail may be lost writes): waits for the DCS
+  d = decide(obs({ cluster: undefined, pg: pg({ ...down, inRecovery: false }) }));
+  assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /has not seen it lead/);
+  d = decide(obs({ cluster: undefined, lastHealthyCluster: obs().cluster!, pg: pg({ ...down, inRecovery: false }) }));
+  assert.deepEqual(d.actions, []);
+  // a data directory known to have diverged stays down
+  for (const memory of [{ rewindCheck: 'need' as const }, { rewindCheck: 'failed' as const, rewindFailedFrom: 'n0' }]) {
+    d = decide(obs({ cluster: undefined, memory, pg: pg({ running: false, ready: false, inRecovery: true, controlState: 'shut down in recovery' }) }));
+    assert.deepEqual(d.actions, [], JSON.stringify(memory));
+    assert.match(d.reason, /diverged/);
+  }
   // not while a task runs, not in pause, not without a data directory or in a half-done bootstrap
   d = decide(obs({ cluster: undefined, pg: pg({ ...down }), task: { kind: 'demote', state: 'running', startedAt: 0 } }));
   assert.deepEqual(d.actions, []);
@@ -320,6 +339,9 @@ test('stopped former primary: diverged -> pg_rewind, or reinitialize, or stay do
   d = decide(obs({ pg: { ...stopped, rewindable: false } }));
   assert.deepEqual(d.actions, []);
   assert.match(d.reason, /manual action needed/);
+  // remembered, so that a DCS outage does not start it read-only
+  assert.equal(d.memory.rewindCheck, 'need');
+  assert.deepEqual(decide(obs({ cluster: undefined, memory: d.memory, pg: { ...stopped, rewindable: false } })).actions, []);
 
   const o = obs({ pg: { ...stopped, rewindable: false } });
   o.self = { ...o.self, remove_data_directory_on_diverged_timelines: true };

@@ -109,6 +109,16 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
       // demotion).
       const task = obs.task;
       if (task?.state === 'running' || pg.dataDirEmpty || pg.sysid === undefined || obs.memory.bootstrapping === true) return why;
+      // Not a data directory known to have diverged from the cluster (it would serve reads of
+      // transactions the cluster never committed): it waits for the DCS and its repair.
+      if (obs.memory.rewindCheck === 'need' || obs.memory.rewindFailedFrom !== undefined || obs.memory.rewindCheck === 'failed') {
+        return `${why}; not starting postgres: its timeline diverged from the leader's and awaits repair`;
+      }
+      // A former primary only when it was the leader in the last view this agent saw (fenced or
+      // crashed while leading: as after a demotion); otherwise another member may have been
+      // promoted meanwhile and its tail be lost writes: it waits for the DCS and the timeline check.
+      const wasLeader = obs.lastHealthyCluster?.leader?.name === self.name;
+      if (!pg.inRecovery && !wasLeader) return `${why}; not starting postgres: it was a primary and this agent has not seen it lead`;
       d.add({ type: 'startTask', task: { kind: 'start', asPrimary: false, upstream: null } });
       return `${why}; starting postgres read-only, following nobody`;
     }
@@ -344,6 +354,7 @@ export function uncleanPrimaryShutdown(pg: LocalPg): boolean {
 function handleDiverged(obs: Observation, d: DecisionBuilder, leaderName: string): string {
   const { pg, config, self } = obs;
   if (pg.running) {
+    d.memory.rewindCheck = 'need';
     d.add({ type: 'startTask', task: { kind: 'stop', mode: 'fast', releaseLeader: false } });
     return `timeline diverged from the leader ${leaderName}: stopping to repair`;
   }
@@ -362,6 +373,7 @@ function handleDiverged(obs: Observation, d: DecisionBuilder, leaderName: string
   }
   // Patroni starts such a node anyway and lets streaming fail; a diverged replica would serve
   // reads of transactions the cluster never committed, so we leave it stopped and say so.
+  d.memory.rewindCheck = 'need';
   d.wake(config.loop_wait * 1000);
   return `timeline diverged from the leader ${leaderName} and neither use_pg_rewind (with wal_log_hints or checksums) nor remove_data_directory_on_diverged_timelines allows a repair: manual action needed (vigil reinit)`;
 }
