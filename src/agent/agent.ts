@@ -67,6 +67,11 @@ export interface AgentOptions {
   onFatal?: (message: string) => void;
   /** The configuration file, re-read on reload (POST /reload, SIGHUP). */
   configFile?: string;
+  /**
+   * Called with the new configuration after a reload read a valid file (e.g. to apply restapi to
+   * the REST API server); reloadConfig waits for it. Failures are logged, not thrown.
+   */
+  onReload?: (config: Config) => void | Promise<void>;
 }
 
 interface RunningTask {
@@ -121,6 +126,7 @@ export class Agent {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly onFatal: ((message: string) => void) | undefined;
+  private readonly onReload: ((config: Config) => void | Promise<void>) | undefined;
 
   private memory: Memory = {};
   private dynamic: DynamicConfig;
@@ -163,6 +169,7 @@ export class Agent {
     this.now = opts.now ?? (() => performance.now());
     this.onFatal = opts.onFatal;
     this.configFile = opts.configFile;
+    this.onReload = opts.onReload;
     this.dynamic = effectiveDynamicConfig(opts.config.bootstrap?.dcs).config;
     this.snapshot = this.buildSnapshot();
     this.fence = new Fence({
@@ -1003,17 +1010,27 @@ export class Agent {
     this.appliedParams = '';
     this.log.info({}, 'configuration file reloaded');
     this.wakeup.fire();
+    if (this.onReload !== undefined) {
+      try {
+        await this.onReload(this.config);
+      } catch (err) {
+        this.log.error({ err }, 'reload: applying the new configuration failed');
+      }
+    }
   }
 
   /** The OperationsPort the REST API uses for its unsafe endpoints. */
   operations(): OperationsPort {
-    const auth = this.config.restapi.authentication;
     return {
       name: this.config.name,
       readCluster: () => this.dcs.readCluster(),
       writeFailover: (value, version) => this.dcs.writeFailover(value, version),
       writeConfig: (config, version) => this.dcs.writeConfig(config, version),
-      fetchPeer: (name, apiUrl) => fetchPeerStatus(name, apiUrl, { timeoutMs: 2000, ...(auth !== undefined ? { auth } : {}) }),
+      fetchPeer: (name, apiUrl) => {
+        // Read at call time: a reload may have changed restapi.authentication.
+        const auth = this.config.restapi.authentication;
+        return fetchPeerStatus(name, apiUrl, { timeoutMs: 2000, ...(auth !== undefined ? { auth } : {}) });
+      },
       wakeup: () => this.wakeup.fire(),
       restart: (req) => this.restartNow(req),
       scheduleRestart: (sr) => {

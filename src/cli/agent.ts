@@ -14,6 +14,8 @@ import type { Dcs } from '../dcs/dcs.ts';
 import { PostgresController } from '../postgres/controller.ts';
 import { Agent, type Logger } from '../agent/agent.ts';
 import { readTlsFiles, startApiServer } from '../api/server.ts';
+import type { ApiReloadableOptions, ApiServer } from '../api/server.ts';
+import type { RestApiSettings } from '../config/types.ts';
 import { effectiveDynamicConfig } from '../config/dynamic.ts';
 
 const USAGE = 'usage: vigil agent CONFIG';
@@ -66,6 +68,43 @@ export function makeDcs(config: Config): Dcs {
 }
 
 /**
+ * The REST API server's settings from restapi: the part a reload may change, the same function at
+ * start-up and on reload. Reads the TLS files; rejects naming the setting and the file when one
+ * cannot be read.
+ */
+export async function restApiOptions(r: RestApiSettings): Promise<ApiReloadableOptions> {
+  return {
+    listen: r.listen,
+    ...(r.certfile !== undefined
+      ? {
+          tls: await readTlsFiles({
+            certfile: r.certfile,
+            ...(r.keyfile !== undefined ? { keyfile: r.keyfile } : {}),
+            ...(r.keyfilePassword !== undefined ? { keyfilePassword: r.keyfilePassword } : {}),
+            ...(r.cafile !== undefined ? { cafile: r.cafile } : {}),
+            ...(r.verifyClient !== undefined ? { verifyClient: r.verifyClient } : {}),
+          }),
+        }
+      : {}),
+    ...(r.authentication !== undefined ? { auth: r.authentication } : {}),
+    ...(r.allowlist !== undefined || r.allowlistIncludeMembers === true
+      ? { allowlist: { entries: r.allowlist ?? [], includeMembers: r.allowlistIncludeMembers === true } }
+      : {}),
+    ...(r.httpExtraHeaders !== undefined ? { extraHeaders: r.httpExtraHeaders } : {}),
+    ...(r.httpsExtraHeaders !== undefined ? { httpsExtraHeaders: r.httpsExtraHeaders } : {}),
+  };
+}
+
+/**
+ * Apply reloaded restapi settings to the running REST API server. Resolves with what changed;
+ * rejects, with the running settings kept, when a TLS file cannot be read or the new settings
+ * cannot be used.
+ */
+export async function reloadRestApi(api: ApiServer, r: RestApiSettings): Promise<string> {
+  return api.reconfigure(await restApiOptions(r));
+}
+
+/**
  * Refuse to start when a member with our name is registered and its REST API answers: two agents
  * with one name would fight over one member key (and one leader lock). Any HTTP answer counts.
  */
@@ -98,7 +137,7 @@ async function runAgent(config: Config, configFile: string): Promise<number> {
     await dcs.close();
     return 1;
   }
-  const holder: { agent?: Agent } = {};
+  const holder: { agent?: Agent; api?: ApiServer } = {};
   const pg = new PostgresController({
     settings: config.postgresql,
     name: config.name,
@@ -112,6 +151,23 @@ async function runAgent(config: Config, configFile: string): Promise<number> {
     onPostmasterExit: (info) => holder.agent?.postmasterExited(info),
   });
 
+  // Reloads of restapi, one after the other (file reads included), in the order they came.
+  let restApiReload: Promise<void> = Promise.resolve();
+  const onReload = (cfg: Config): Promise<void> => {
+    restApiReload = restApiReload.then(async () => {
+      const api = holder.api;
+      if (api === undefined) return;
+      try {
+        const what = await reloadRestApi(api, cfg.restapi);
+        log.info({ listen: cfg.restapi.listen, port: api.port }, `REST API settings reloaded: ${what}`);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        log.error({ listen: cfg.restapi.listen }, `REST API settings not applied, the running ones are kept: ${message}`);
+      }
+    });
+    return restApiReload;
+  };
+
   let fatal: string | undefined;
   let resolveDone: () => void = () => undefined;
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -121,6 +177,7 @@ async function runAgent(config: Config, configFile: string): Promise<number> {
     pg,
     logger: log,
     configFile,
+    onReload,
     onFatal: (msg) => {
       fatal = msg;
       resolveDone();
@@ -129,29 +186,13 @@ async function runAgent(config: Config, configFile: string): Promise<number> {
 
   holder.agent = agent;
   const api = await startApiServer({
-    listen: config.restapi.listen,
+    ...(await restApiOptions(config.restapi)),
     getSnapshot: () => agent.getSnapshot(),
     clock: () => performance.now(),
     operations: agent.operations(),
-    ...(config.restapi.certfile !== undefined
-      ? {
-          tls: await readTlsFiles({
-            certfile: config.restapi.certfile,
-            ...(config.restapi.keyfile !== undefined ? { keyfile: config.restapi.keyfile } : {}),
-            ...(config.restapi.keyfilePassword !== undefined ? { keyfilePassword: config.restapi.keyfilePassword } : {}),
-            ...(config.restapi.cafile !== undefined ? { cafile: config.restapi.cafile } : {}),
-            ...(config.restapi.verifyClient !== undefined ? { verifyClient: config.restapi.verifyClient } : {}),
-          }),
-        }
-      : {}),
-    ...(config.restapi.authentication !== undefined ? { auth: config.restapi.authentication } : {}),
-    ...(config.restapi.allowlist !== undefined || config.restapi.allowlistIncludeMembers === true
-      ? { allowlist: { entries: config.restapi.allowlist ?? [], includeMembers: config.restapi.allowlistIncludeMembers === true } }
-      : {}),
-    ...(config.restapi.httpExtraHeaders !== undefined ? { extraHeaders: config.restapi.httpExtraHeaders } : {}),
-    ...(config.restapi.httpsExtraHeaders !== undefined ? { httpsExtraHeaders: config.restapi.httpsExtraHeaders } : {}),
     logger: log,
   });
+  holder.api = api;
   log.info({ listen: config.restapi.listen, port: api.port }, 'REST API listening');
 
   let signalled = false;
