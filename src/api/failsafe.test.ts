@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { ClusterView, DynamicConfig, PeerStatus } from '../core/model.ts';
+import type { ClusterView, PeerStatus } from '../core/model.ts';
+import { defaultConfig } from '../core/testing.ts';
 import { parseFailsafeBody, parseLsnHeader } from './failsafe.ts';
 import type { ApiRequest, ApiResponse } from './handlers.ts';
 import { handle, operationGate } from './handlers.ts';
@@ -12,20 +13,6 @@ import { handleOperation, OPERATION_KEYS } from './operations.ts';
 import type { FailsafeSender, OperationsPort, RestartOutcome } from './port.ts';
 import type { NodeSnapshot } from './snapshot.ts';
 import { PATRONI_COMPAT_VERSION } from './version.ts';
-
-function config(extra: Partial<DynamicConfig> = {}): DynamicConfig {
-  return {
-    ttl: 30,
-    loop_wait: 10,
-    retry_timeout: 10,
-    maximum_lag_on_failover: 1048576,
-    primary_start_timeout: 300,
-    check_timeline: false,
-    postgresql: {},
-    failsafe_mode: true,
-    ...extra,
-  };
-}
 
 /** A streaming replica with failsafe_mode on; the DCS view is gone (the case failsafe is for). */
 function replica(extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
@@ -36,7 +23,7 @@ function replica(extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
     xlog: { received_location: 5000, replayed_location: 4000, replayed_timestamp: null, paused: false },
     replicationState: 'streaming',
     isLeader: false,
-    config: config(),
+    config: defaultConfig({ failsafe_mode: true }),
     tags: {},
     lastReason: 'no action',
     takenAt: 0,
@@ -150,7 +137,7 @@ test('slots absent or null: accepted, slots undefined', async () => {
 
 test('502 when failsafe_mode is off (checked before the body)', async () => {
   const port = new FailsafePort();
-  for (const cfg of [config({ failsafe_mode: false }), config({ failsafe_mode: undefined })]) {
+  for (const cfg of [defaultConfig({ failsafe_mode: false }), defaultConfig({ failsafe_mode: undefined })]) {
     const res = await post(req('not json'), replica({ config: cfg }), port);
     assert.equal(res.status, 502);
     assert.match(res.body ?? '', /Error code: 502/);

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import type { ClusterView, DynamicConfig, Member } from '../core/model.ts';
+import { defaultConfig } from '../core/testing.ts';
 import {
   epochOfPgTimestamp,
   formatLsn,
@@ -15,19 +16,6 @@ import type { NodeSnapshot } from './snapshot.ts';
 import { PATRONI_COMPAT_VERSION, VIGIL_VERSION } from './version.ts';
 
 const NOW = 1_700_000_000_000;
-
-function config(extra: Partial<DynamicConfig> = {}): DynamicConfig {
-  return {
-    ttl: 30,
-    loop_wait: 10,
-    retry_timeout: 10,
-    maximum_lag_on_failover: 1048576,
-    primary_start_timeout: 300,
-    check_timeline: false,
-    postgresql: {},
-    ...extra,
-  };
-}
 
 function member(name: string, data: Member['data']): Member {
   return { name, data, version: '1', session: '' };
@@ -85,7 +73,7 @@ function primary(extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
     cluster: clusterView(),
     clusterReadAt: NOW - 1000,
     dcsLastSeen: 1_699_999_999,
-    config: config(),
+    config: defaultConfig(),
     tags: {},
     sysid: '7268616322854375442',
     lastReason: 'no action. I am (pg1), the leader with the lock',
@@ -214,7 +202,7 @@ test('standby cluster: standby leader answers /standby-leader and /leader, not /
     role: 'standby_leader',
     isLeader: true,
     leaderValidUntil: NOW + 10_000,
-    config: config({ standby_cluster: { host: '10.1.0.1', port: 5432 } }),
+    config: defaultConfig({ standby_cluster: { host: '10.1.0.1', port: 5432 } }),
   });
   assert.equal(code(snap, '/standby-leader'), 200);
   assert.equal(code(snap, '/standby_leader'), 200);
@@ -224,7 +212,7 @@ test('standby cluster: standby leader answers /standby-leader and /leader, not /
   assert.equal(code(snap, '/read-only'), 200);
   assert.equal(bodyOf(get(snap, '/patroni'))['role'], 'standby_leader');
   // A replica of the standby cluster.
-  const other = replica({ config: config({ standby_cluster: { restore_command: 'cp x y' } }) });
+  const other = replica({ config: defaultConfig({ standby_cluster: { restore_command: 'cp x y' } }) });
   assert.equal(code(other, '/standby-leader'), 503);
   assert.equal(code(other, '/replica'), 200);
 });
@@ -238,7 +226,7 @@ test('pause without a DCS view: the codes follow the PostgreSQL role', () => {
   assert.equal(code(r, '/primary'), 503);
   assert.equal(code(r, '/replica'), 200);
   // Pause from the dynamic configuration when the agent leaves `pause` unset.
-  const c = primary({ isLeader: false, cluster: undefined, config: config({ pause: true }) });
+  const c = primary({ isLeader: false, cluster: undefined, config: defaultConfig({ pause: true }) });
   assert.equal(code(c, '/primary'), 200);
   // Not paused, no lock: nothing is primary.
   assert.equal(code(primary({ isLeader: false, cluster: undefined }), '/primary'), 503);
@@ -246,7 +234,7 @@ test('pause without a DCS view: the codes follow the PostgreSQL role', () => {
 
 test('synchronous mode: /sync, /async, /read-only-sync from the sync key', () => {
   const cluster = clusterView({ sync: { leader: 'pg1', sync_standby: 'PG2,pg3', quorum: 0, version: '3' } });
-  const snap = replica({ cluster, config: config({ synchronous_mode: true }) });
+  const snap = replica({ cluster, config: defaultConfig({ synchronous_mode: true }) });
   assert.equal(code(snap, '/sync'), 200);
   assert.equal(code(snap, '/synchronous'), 200);
   assert.equal(code(snap, '/async'), 503);
@@ -260,9 +248,9 @@ test('synchronous mode: /sync, /async, /read-only-sync from the sync key', () =>
   assert.equal(code(off, '/sync'), 503);
   assert.equal(code(off, '/async'), 200);
   // Stale DCS view: the #7 rules answer 503.
-  assert.equal(code(replica({ cluster, clusterReadAt: NOW - 60_000, config: config({ synchronous_mode: true }) }), '/sync'), 503);
+  assert.equal(code(replica({ cluster, clusterReadAt: NOW - 60_000, config: defaultConfig({ synchronous_mode: true }) }), '/sync'), 503);
   // Quorum mode.
-  const q = replica({ cluster, config: config({ synchronous_mode: 'quorum' }) });
+  const q = replica({ cluster, config: defaultConfig({ synchronous_mode: 'quorum' }) });
   assert.equal(code(q, '/quorum'), 200);
   assert.equal(code(q, '/read-only-quorum'), 200);
   assert.equal(code(q, '/sync'), 503);
@@ -274,10 +262,10 @@ test('synchronous mode: /sync, /async, /read-only-sync from the sync key', () =>
 
 test('sync roles across modes: read-only-sync/-quorum, async, HEAD, tag filters, metrics', () => {
   const cluster = clusterView({ sync: { leader: 'pg1', sync_standby: 'pg2', quorum: 1, version: '3' } });
-  const sync = replica({ cluster, config: config({ synchronous_mode: 'on' }) });
-  const quorum = replica({ cluster, config: config({ synchronous_mode: 'quorum' }) });
+  const sync = replica({ cluster, config: defaultConfig({ synchronous_mode: 'on' }) });
+  const quorum = replica({ cluster, config: defaultConfig({ synchronous_mode: 'quorum' }) });
   // A replica not listed in /sync.
-  const async = replica({ cluster: clusterView({ sync: { leader: 'pg1', sync_standby: 'pg3', quorum: 1, version: '3' } }), config: config({ synchronous_mode: 'on' }) });
+  const async = replica({ cluster: clusterView({ sync: { leader: 'pg1', sync_standby: 'pg3', quorum: 1, version: '3' } }), config: defaultConfig({ synchronous_mode: 'on' }) });
   const table: [string, NodeSnapshot, string, number][] = [
     ['sync', sync, '/read-only-quorum', 503],
     ['sync', sync, '/asynchronous', 503],
@@ -305,14 +293,14 @@ test('sync roles across modes: read-only-sync/-quorum, async, HEAD, tag filters,
   assert.equal(code(tagged, '/sync?tag_dc=west'), 503);
   assert.equal(code(sync, '/read-only-sync?tag_dc=east'), 503);
   // The primary: 200 on the read-only-* variants with a fresh view, 503 on /sync, /quorum, /async.
-  const prim = primary({ cluster, config: config({ synchronous_mode: 'quorum' }) });
+  const prim = primary({ cluster, config: defaultConfig({ synchronous_mode: 'quorum' }) });
   for (const [path, want] of [['/read-only-sync', 200], ['/read-only-quorum', 200], ['/sync', 503], ['/quorum', 503], ['/async', 503]] as const) {
     assert.equal(code(prim, path), want, `primary ${path}`);
   }
   // Without a fresh DCS view every #7 path is 503, even on the primary.
   assert.equal(code(primary({ cluster, clusterReadAt: NOW - 60_000 }), '/read-only-sync'), 503);
   // The primary is never flagged as a standby, even when /sync lists its name.
-  const listedPrimary = primary({ cluster: clusterView({ sync: { leader: 'pg1', sync_standby: 'pg1,pg2', quorum: 0, version: '1' } }), config: config({ synchronous_mode: true }) });
+  const listedPrimary = primary({ cluster: clusterView({ sync: { leader: 'pg1', sync_standby: 'pg1,pg2', quorum: 0, version: '1' } }), config: defaultConfig({ synchronous_mode: true }) });
   assert.equal(bodyOf(get(listedPrimary, '/patroni'))['sync_standby'], undefined);
   // Metrics follow the status JSON.
   const metric = (snap: NodeSnapshot, name: string): string | undefined =>
@@ -323,7 +311,7 @@ test('sync roles across modes: read-only-sync/-quorum, async, HEAD, tag filters,
   assert.equal(metric(quorum, 'patroni_quorum_standby'), '1');
   assert.equal(metric(async, 'patroni_sync_standby'), '0');
   // A standby cluster has no synchronous replication: listed members are plain replicas.
-  const standby = replica({ cluster, config: config({ synchronous_mode: 'on', standby_cluster: { host: 'h' } }) });
+  const standby = replica({ cluster, config: defaultConfig({ synchronous_mode: 'on', standby_cluster: { host: 'h' } }) });
   assert.equal(code(standby, '/sync'), 503);
   assert.equal(bodyOf(get(standby, '/patroni'))['sync_standby'], undefined);
 });
@@ -335,7 +323,7 @@ test('/cluster member roles: quorum_standby and sync_standby from /sync (case-in
   ];
   const cluster = clusterView({ members, sync: { leader: 'pg1', sync_standby: 'PG2', quorum: 1, version: '3' } });
   const roles = (mode: DynamicConfig['synchronous_mode'], extra: Partial<DynamicConfig> = {}): unknown[] =>
-    (bodyOf(get(primary({ cluster, config: config({ synchronous_mode: mode, ...extra }) }), '/cluster'))['members'] as Record<string, unknown>[]).map(
+    (bodyOf(get(primary({ cluster, config: defaultConfig({ synchronous_mode: mode, ...extra }) }), '/cluster'))['members'] as Record<string, unknown>[]).map(
       (m) => m['role'],
     );
   assert.deepEqual(roles('quorum'), ['leader', 'quorum_standby', 'replica']);
@@ -345,7 +333,7 @@ test('/cluster member roles: quorum_standby and sync_standby from /sync (case-in
   assert.deepEqual(roles('quorum', { standby_cluster: { host: 'h' } }), ['standby_leader', 'replica', 'replica']);
   // A sync key with a non-string sync_standby is ignored, not fatal.
   const odd = clusterView({ sync: { leader: 'pg1', sync_standby: 42 as unknown as string, quorum: 0, version: '1' } });
-  const r = get(primary({ cluster: odd, config: config({ synchronous_mode: 'on' }) }), '/cluster');
+  const r = get(primary({ cluster: odd, config: defaultConfig({ synchronous_mode: 'on' }) }), '/cluster');
   assert.equal(r.status, 200);
   assert.deepEqual((bodyOf(r)['members'] as Record<string, unknown>[]).map((m) => m['role']), ['leader', 'replica']);
 });
@@ -432,7 +420,7 @@ test('readiness', () => {
   assert.equal(ready(replica(), '?lag=100'), 200);
   assert.equal(ready(replica(), '?lag=50&mode=write'), 200);
   assert.equal(ready(replica(), '?lag=49&mode=write'), 503);
-  assert.equal(ready(replica({ config: config({ maximum_lag_on_failover: 10 }) })), 503);
+  assert.equal(ready(replica({ config: defaultConfig({ maximum_lag_on_failover: 10 }) })), 503);
   assert.equal(ready(replica({ replicationState: 'in archive recovery' })), 503);
   assert.equal(ready(replica({ state: 'stopped', xlog: undefined })), 503);
   // No DCS view and no wal receiver position: only failsafe makes it ready.
@@ -548,9 +536,9 @@ test('GET /cluster: sorted members, roles, lags, host/port', () => {
   });
   // sync role and standby leader.
   const sync = clusterView({ sync: { leader: 'pg1', sync_standby: 'pg2', quorum: 0, version: '1' } });
-  const members = bodyOf(get(primary({ cluster: sync, config: config({ synchronous_mode: 'on' }) }), '/cluster'))['members'] as Record<string, unknown>[];
+  const members = bodyOf(get(primary({ cluster: sync, config: defaultConfig({ synchronous_mode: 'on' }) }), '/cluster'))['members'] as Record<string, unknown>[];
   assert.deepEqual(members.map((m) => m['role']), ['leader', 'sync_standby']);
-  const standby = bodyOf(get(primary({ config: config({ standby_cluster: { host: 'h' } }) }), '/cluster'))['members'] as Record<string, unknown>[];
+  const standby = bodyOf(get(primary({ config: defaultConfig({ standby_cluster: { host: 'h' } }) }), '/cluster'))['members'] as Record<string, unknown>[];
   assert.equal(standby[0]?.['role'], 'standby_leader');
   // No fresh DCS view.
   assert.equal(get(primary({ clusterReadAt: NOW - 60_000 }), '/cluster').status, 503);
@@ -652,7 +640,7 @@ test('odd snapshots never throw', () => {
       sync: { leader: 'pg1', sync_standby: null, quorum: null, version: '1' },
       status: undefined,
     }),
-    config: { ...config(), ttl: Number.NaN, synchronous_mode: 'quorum', standby_cluster: 'yes' },
+    config: { ...defaultConfig(), ttl: Number.NaN, synchronous_mode: 'quorum', standby_cluster: 'yes' },
   });
   for (const target of ['/', '/sync', '/cluster', '/metrics', '/patroni', '/liveness', '/readiness?lag=x', '/config', '/history']) {
     const r = get(odd, target);

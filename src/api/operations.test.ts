@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { ClusterView, DynamicConfig, Member, PeerStatus } from '../core/model.ts';
+import type { ClusterView, Member, PeerStatus } from '../core/model.ts';
+import { defaultConfig } from '../core/testing.ts';
 import type { ApiRequest, ApiResponse } from './handlers.ts';
 import {
   handleOperation,
@@ -20,26 +21,13 @@ import { PATRONI_COMPAT_VERSION } from './version.ts';
 // 2024-05-01T12:00:00Z
 const NOW = new Date(Date.UTC(2024, 4, 1, 12, 0, 0));
 
-function config(extra: Partial<DynamicConfig> = {}): DynamicConfig {
-  return {
-    ttl: 30,
-    loop_wait: 10,
-    retry_timeout: 10,
-    maximum_lag_on_failover: 1048576,
-    primary_start_timeout: 300,
-    check_timeline: false,
-    postgresql: {},
-    ...extra,
-  };
-}
-
 function snapshot(extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
   return {
     patroni: { version: PATRONI_COMPAT_VERSION, scope: 'demo', name: 'pg1' },
     state: 'running',
     role: 'primary',
     isLeader: true,
-    config: config(),
+    config: defaultConfig(),
     tags: {},
     lastReason: 'no action',
     takenAt: 0,
@@ -292,7 +280,7 @@ test('every endpoint that needs a body: 411 without Content-Length, 400 on a bad
 
 test('switchover/failover: 400 messages of the intake rules', async () => {
   const p = healthyPort();
-  const paused = snapshot({ config: config({ pause: true }) });
+  const paused = snapshot({ config: defaultConfig({ pause: true }) });
   const cases: [string, unknown, NodeSnapshot, number, string][] = [
     ['/failover', { leader: '' , member: '' }, snapshot(), 400, 'Failover could be performed only to a specific candidate'],
     ['/failover', { scheduled_at: '2030-01-01T00:00:00Z' }, snapshot(), 400, 'Failover could be performed only to a specific candidate'],
@@ -498,7 +486,7 @@ test('switchover: the default wait is 2 * max(10, loop_wait) seconds', async () 
   p = healthyPort(view({ config: { loop_wait: 25 } }));
   expectMessage(await run(p, req('POST', '/switchover', { leader: 'pg1' }), snapshot(), opts), 503, 'Switchover status unknown after 50 seconds; operation may still be in progress');
   p = healthyPort(view({ config: {} }));
-  expectMessage(await run(p, req('POST', '/switchover', { leader: 'pg1' }), snapshot({ config: config({ loop_wait: 12 }) }), opts), 503, 'Switchover status unknown after 24 seconds; operation may still be in progress');
+  expectMessage(await run(p, req('POST', '/switchover', { leader: 'pg1' }), snapshot({ config: defaultConfig({ loop_wait: 12 }) }), opts), 503, 'Switchover status unknown after 24 seconds; operation may still be in progress');
 });
 
 test('switchover: DCS failures give 503', async () => {
@@ -595,7 +583,7 @@ test('POST /restart: immediate restart with the parsed filters, and its outcomes
   expectMessage(await run(p, req('POST', '/restart', {})), 400, 'restart failed');
   // An immediate restart is allowed in pause.
   p = new MemPort();
-  expectMessage(await run(p, req('POST', '/restart', {}), snapshot({ config: config({ pause: true }) })), 200, 'restarted successfully');
+  expectMessage(await run(p, req('POST', '/restart', {}), snapshot({ config: defaultConfig({ pause: true }) })), 200, 'restarted successfully');
 });
 
 test('POST /restart with schedule: 202, 409 when one exists, 500 in pause; DELETE /restart', async () => {

@@ -1,22 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide } from './decide.ts';
+import { clusterView } from './model.ts';
+import { defaultConfig } from './testing.ts';
 import type { Action, ClusterView, DynamicConfig, LocalPg, LocalSync, Member, MemberData, Observation, PeerStatus, WalSender } from './model.ts';
 
 const SYSID = '7268616322854375442';
-
-function config(over: Partial<DynamicConfig> = {}): DynamicConfig {
-  return {
-    ttl: 30,
-    loop_wait: 10,
-    retry_timeout: 10,
-    maximum_lag_on_failover: 1048576,
-    primary_start_timeout: 300,
-    check_timeline: false,
-    postgresql: { use_pg_rewind: true, use_slots: true },
-    ...over,
-  };
-}
 
 function member(name: string, data: MemberData = {}): Member {
   return {
@@ -28,20 +17,16 @@ function member(name: string, data: MemberData = {}): Member {
 }
 
 function view(over: Partial<ClusterView> = {}): ClusterView {
-  return {
+  return clusterView({
     initialize: SYSID,
     config: {},
     configVersion: '1',
-    leader: undefined,
     members: [member('n0', { role: 'primary', xlog_location: 1000 }), member('n1', { xlog_location: 1000 }), member('n2', { xlog_location: 1000 })],
-    failover: undefined,
-    sync: undefined,
     history: [],
     status: { optime: 1000 },
-    failsafe: undefined,
     revision: '10',
     ...over,
-  };
+  });
 }
 
 function pg(over: Partial<LocalPg> = {}): LocalPg {
@@ -76,7 +61,7 @@ function obs(over: Partial<Observation> = {}): Observation {
       remove_data_directory_on_rewind_failure: false,
       remove_data_directory_on_diverged_timelines: false,
     },
-    config: config(),
+    config: defaultConfig(),
     cluster: view({ leader: { name: 'n0', version: '5', session: 'abc' } }),
     pg: pg(),
     task: undefined,
@@ -309,7 +294,7 @@ test('postgres down on the leader: restart in place as primary while keeping the
 test('postgres down on the leader with primary_start_timeout 0 -> release the lock when a replica can take over', () => {
   const d = decide(obs({
     self: { ...obs().self, name: 'n0' },
-    config: config({ primary_start_timeout: 0 }),
+    config: defaultConfig({ primary_start_timeout: 0 }),
     pg: pg({ running: false, inRecovery: false, crashed: true }),
   }));
   assert.deepEqual(d.actions, [{ type: 'releaseLeader' }]);
@@ -318,7 +303,7 @@ test('postgres down on the leader with primary_start_timeout 0 -> release the lo
 test('start timeout on the leader -> give the lock up when failover is possible', () => {
   const d = decide(obs({
     self: { ...obs().self, name: 'n0' },
-    config: config({ primary_start_timeout: 30 }),
+    config: defaultConfig({ primary_start_timeout: 30 }),
     pg: pg({ running: true, ready: false }),
     task: { kind: 'start', startedAt: 0, state: 'running' },
     now: 31_000,
@@ -498,7 +483,7 @@ test('a candidate that died does not block the cluster: the normal race takes ov
 });
 
 test('pause: no automatic race, but a manual failover to this node is honoured', () => {
-  const paused = config({ pause: true });
+  const paused = defaultConfig({ pause: true });
   let d = decide(obs({ config: paused, cluster: view(), peers: [] }));
   assert.deepEqual(d.actions, []);
   assert.match(d.reason, /paused/);
@@ -507,17 +492,17 @@ test('pause: no automatic race, but a manual failover to this node is honoured',
 });
 
 test('pause: a running primary whose lock expired takes it back; replicas do not race', () => {
-  const o = obs({ config: config({ pause: true }), cluster: view(), pg: pg({ inRecovery: false, upstream: null }) });
+  const o = obs({ config: defaultConfig({ pause: true }), cluster: view(), pg: pg({ inRecovery: false, upstream: null }) });
   const d = decide(o);
   assert.deepEqual(d.actions, [{ type: 'acquireLeader' }]);
-  const foreign = decide(obs({ config: config({ pause: true }), cluster: view({ initialize: '1111111111111' }), pg: pg({ inRecovery: false }) }));
+  const foreign = decide(obs({ config: defaultConfig({ pause: true }), cluster: view({ initialize: '1111111111111' }), pg: pg({ inRecovery: false }) }));
   assert.ok(!foreign.actions.some((a) => a.type === 'acquireLeader'));
 });
 
 // ---- synchronous replication -------------------------------------------------------------------
 
-const syncOn = (over: Partial<DynamicConfig> = {}) => config({ synchronous_mode: true, ...over });
-const syncQuorum = (over: Partial<DynamicConfig> = {}) => config({ synchronous_mode: 'quorum', ...over });
+const syncOn = (over: Partial<DynamicConfig> = {}) => defaultConfig({ synchronous_mode: true, ...over });
+const syncQuorum = (over: Partial<DynamicConfig> = {}) => defaultConfig({ synchronous_mode: 'quorum', ...over });
 const syncKey = (leader: string, standbys: string[], quorum = 0) => ({ leader, sync_standby: standbys.length > 0 ? standbys.join(',') : null, quorum, version: '9' });
 const primarySync = (over: Partial<LocalSync> = {}): LocalSync => ({ ssn: '', managed: true, synchronousCommit: 'on', senders: [], ssnSetAtLsn: 900, ...over });
 const walSender = (name: string, syncState = 'async'): WalSender => ({ pid: 40 + Number(name.slice(1)), name, state: 'streaming', syncState, writeLsn: 1000, flushLsn: 1000, replayLsn: 1000 });
@@ -625,7 +610,7 @@ test('sync switchover: only to a /sync standby; a manual failover may still pick
 
 // ---- failsafe mode -----------------------------------------------------------------------------
 
-const failsafeOn = config({ failsafe_mode: true });
+const failsafeOn = defaultConfig({ failsafe_mode: true });
 
 test('failsafe: a primary without the DCS stays primary only when every member confirmed it', () => {
   const primary = { self: { ...obs().self, name: 'n0' }, cluster: undefined, pg: pg({ inRecovery: false, upstream: null }), config: failsafeOn };
@@ -642,7 +627,7 @@ test('failsafe: a primary without the DCS stays primary only when every member c
     assert.equal(d.memory.failsafeActive, false);
   }
   // failsafe_mode off: a confirmation does not matter.
-  d = decide(obs({ ...primary, config: config(), failsafe: { check: { ok: true, reason: 'all' } } }));
+  d = decide(obs({ ...primary, config: defaultConfig(), failsafe: { check: { ok: true, reason: 'all' } } }));
   assert.deepEqual(types(d.actions), ['cancelTask', 'startTask:demote']);
 });
 
@@ -654,7 +639,7 @@ test('failsafe: the leader publishes /failsafe when it changed, and a good cycle
   assert.equal(d.memory.failsafeActive, false);
   d = decide(obs({ ...base, cluster: { ...leaderView, failsafe: { n1: 'http://b/patroni', n0: 'http://a/patroni' } } }));
   assert.equal(d.actions.some((a) => a.type === 'writeFailsafe'), false, 'unchanged: not rewritten');
-  d = decide(obs({ ...base, config: config(), cluster: leaderView }));
+  d = decide(obs({ ...base, config: defaultConfig(), cluster: leaderView }));
   assert.equal(d.actions.some((a) => a.type === 'writeFailsafe'), false, 'failsafe_mode off: not written');
 });
 

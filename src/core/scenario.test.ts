@@ -18,7 +18,8 @@ import { clusterView } from './model.ts';
 import type { ClusterView, DynamicConfig, Observation } from './model.ts';
 import { randomRun } from './sim/random.ts';
 import { runTranscript, SEPARATOR, splitTranscript } from './sim/transcript.ts';
-import { defaultConfig, World } from './sim/world.ts';
+import { World } from './sim/world.ts';
+import { defaultConfig } from './testing.ts';
 import { truncate } from './sim/wal.ts';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'testdata');

@@ -16,12 +16,14 @@ import {
   type QuorumState,
 } from './sync.ts';
 import { Rng } from './sim/world.ts';
-import type { Action, ClusterView, DynamicConfig, LocalSync, Member, MemberData, Observation, SyncState, WalSender } from './model.ts';
+import { clusterView } from './model.ts';
+import type { Action, DynamicConfig, LocalSync, Member, MemberData, Observation, SyncState, WalSender } from './model.ts';
+import { defaultConfig } from './testing.ts';
 
 // ---- fixtures ----------------------------------------------------------------------------------
 
 function config(over: Partial<DynamicConfig> = {}): DynamicConfig {
-  return { ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1048576, primary_start_timeout: 300, check_timeline: false, postgresql: {}, synchronous_mode: true, ...over };
+  return defaultConfig({ postgresql: {}, synchronous_mode: true, ...over });
 }
 
 function member(name: string, data: MemberData = {}): Member {
@@ -43,19 +45,17 @@ function syncKey(leader: string | undefined, standbys: string[], quorum = 0): Sy
 }
 
 function obs(o: { sync?: SyncState; local?: LocalSync; config?: Partial<DynamicConfig>; members?: Member[]; memory?: Observation['memory'] } = {}): Observation {
-  const cluster: ClusterView = {
+  const cluster = clusterView({
     initialize: '7268616322854375442',
     config: {},
     configVersion: '1',
     leader: { name: 'n0', version: '5', session: 'abc' },
     members: o.members ?? [member('n0', { role: 'primary' }), member('n1'), member('n2'), member('n3')],
-    failover: undefined,
     sync: o.sync,
     history: [],
     status: { optime: 5000 },
-    failsafe: undefined,
     revision: '10',
-  };
+  });
   return {
     now: 100_000,
     wallClock: '2026-11-22T00:00:00+00:00',

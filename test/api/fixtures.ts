@@ -2,21 +2,9 @@
 
 import { createServer, Socket } from 'node:net';
 
-import type { DynamicConfig } from '../../src/core/model.ts';
+import { defaultConfig } from '../../src/core/testing.ts';
 import type { NodeSnapshot } from '../../src/api/snapshot.ts';
 import { PATRONI_COMPAT_VERSION } from '../../src/api/version.ts';
-
-export function dynamicConfig(): DynamicConfig {
-  return {
-    ttl: 30,
-    loop_wait: 10,
-    retry_timeout: 10,
-    maximum_lag_on_failover: 1048576,
-    primary_start_timeout: 300,
-    check_timeline: false,
-    postgresql: {},
-  };
-}
 
 /** A running primary holding the lock, as of `now` (ms, Date.now clock). */
 export function primarySnapshot(now: number, name = 'pg1'): NodeSnapshot {
@@ -31,7 +19,7 @@ export function primarySnapshot(now: number, name = 'pg1'): NodeSnapshot {
     isLeader: true,
     leaderValidUntil: now + 3_600_000,
     dcsLastSeen: Math.floor(now / 1000),
-    config: dynamicConfig(),
+    config: defaultConfig(),
     tags: {},
     sysid: '7268616322854375442',
     lastReason: 'no action. I am the leader with the lock',

@@ -24,6 +24,7 @@ import { taskPgState } from '../tasks.ts';
 import { decide, uncleanPrimaryShutdown } from '../decide.ts';
 import { failoverPriority, isNoFailover, nameIn, syncModeOf } from '../election.ts';
 import { parseSsn } from '../sync.ts';
+import { defaultConfig } from '../testing.ts';
 import { fenceTimeout } from '../../fence/deadline.ts';
 import type {
   Action,
@@ -62,19 +63,6 @@ export const TASK_MS: Record<TaskKind, number> = {
   restart: 3000,
   stop: 1500,
 };
-
-export function defaultConfig(over: Partial<DynamicConfig> = {}): DynamicConfig {
-  return {
-    ttl: 30,
-    loop_wait: 10,
-    retry_timeout: 10,
-    maximum_lag_on_failover: 1048576,
-    primary_start_timeout: 300,
-    check_timeline: false,
-    postgresql: { use_pg_rewind: true, use_slots: true },
-    ...over,
-  };
-}
 
 /** mulberry32: small, fast, good enough for interleavings. */
 export class Rng {
