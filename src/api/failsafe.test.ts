@@ -4,31 +4,27 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { ClusterView, PeerStatus } from '../core/model.ts';
 import { defaultConfig } from '../core/testing.ts';
 import { parseFailsafeBody, parseLsnHeader } from './failsafe.ts';
 import type { ApiRequest, ApiResponse } from './handlers.ts';
 import { handle, operationGate } from './handlers.ts';
 import { handleOperation, OPERATION_KEYS } from './operations.ts';
-import type { FailsafeSender, OperationsPort, RestartOutcome } from './port.ts';
+import type { FailsafeSender, OperationsPort } from './port.ts';
 import type { NodeSnapshot } from './snapshot.ts';
+import { FailsafeOnlyPort, snapshot } from './testing.ts';
 import { PATRONI_COMPAT_VERSION } from './version.ts';
 
 /** A streaming replica with failsafe_mode on; the DCS view is gone (the case failsafe is for). */
 function replica(extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
-  return {
+  return snapshot({
     patroni: { version: PATRONI_COMPAT_VERSION, scope: 'demo', name: 'pg2' },
-    state: 'running',
     role: 'replica',
     xlog: { received_location: 5000, replayed_location: 4000, replayed_timestamp: null, paused: false },
     replicationState: 'streaming',
     isLeader: false,
     config: defaultConfig({ failsafe_mode: true }),
-    tags: {},
-    lastReason: 'no action',
-    takenAt: 0,
     ...extra,
-  };
+  });
 }
 
 function primary(extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
@@ -36,44 +32,11 @@ function primary(extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
 }
 
 /** Records what reaches the agent; every other port method is a test failure if called. */
-class FailsafePort implements OperationsPort {
+class FailsafePort extends FailsafeOnlyPort {
   readonly name = 'pg2';
   senders: FailsafeSender[] = [];
   lsn: number | undefined = 4500;
   throws = false;
-  private unused(): never {
-    throw new Error('not used by POST /failsafe');
-  }
-  readCluster(): Promise<ClusterView> {
-    return this.unused();
-  }
-  writeFailover(): Promise<boolean> {
-    return this.unused();
-  }
-  writeConfig(): Promise<boolean> {
-    return this.unused();
-  }
-  fetchPeer(): Promise<PeerStatus> {
-    return this.unused();
-  }
-  wakeup(): void {
-    this.unused();
-  }
-  restart(): Promise<RestartOutcome> {
-    return this.unused();
-  }
-  scheduleRestart(): boolean {
-    return this.unused();
-  }
-  cancelScheduledRestart(): boolean {
-    return this.unused();
-  }
-  reload(): Promise<void> {
-    return this.unused();
-  }
-  reinitialize(): Promise<{ ok: true }> {
-    return this.unused();
-  }
   failsafeReceived(sender: FailsafeSender): { lsn: number | undefined } {
     if (this.throws) throw new Error('cache broken');
     this.senders.push(sender);

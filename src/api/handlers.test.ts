@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { clusterView as emptyView } from '../core/model.ts';
 import type { ClusterView, DynamicConfig, Member } from '../core/model.ts';
 import { defaultConfig } from '../core/testing.ts';
 import {
@@ -13,6 +14,7 @@ import {
 } from './handlers.ts';
 import type { ApiRequest, ApiResponse, HandlerOptions } from './handlers.ts';
 import type { NodeSnapshot } from './snapshot.ts';
+import { snapshot } from './testing.ts';
 import { PATRONI_COMPAT_VERSION, VIGIL_VERSION } from './version.ts';
 
 const NOW = 1_700_000_000_000;
@@ -22,7 +24,7 @@ function member(name: string, data: Member['data']): Member {
 }
 
 function clusterView(extra: Partial<ClusterView> = {}): ClusterView {
-  return {
+  return emptyView({
     initialize: '7268616322854375442',
     config: { ttl: 30 },
     configVersion: '5',
@@ -49,37 +51,28 @@ function clusterView(extra: Partial<ClusterView> = {}): ClusterView {
         tags: { clonefrom: true },
       }),
     ],
-    failover: undefined,
-    sync: undefined,
     history: [],
     status: { optime: 1000 },
-    failsafe: undefined,
     revision: '42',
     ...extra,
-  };
+  });
 }
 
 function primary(extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
-  return {
-    patroni: { version: PATRONI_COMPAT_VERSION, scope: 'demo', name: 'pg1' },
-    state: 'running',
-    role: 'primary',
+  return snapshot({
     postmasterStartTime: '2024-08-28 19:39:26.352526+00:00',
     serverVersion: 150004,
     xlog: { location: 1000 },
     timeline: 1,
-    isLeader: true,
     leaderValidUntil: NOW + 30_000,
     cluster: clusterView(),
     clusterReadAt: NOW - 1000,
     dcsLastSeen: 1_699_999_999,
-    config: defaultConfig(),
-    tags: {},
     sysid: '7268616322854375442',
     lastReason: 'no action. I am (pg1), the leader with the lock',
     takenAt: NOW - 1000,
     ...extra,
-  };
+  });
 }
 
 function replica(extra: Partial<NodeSnapshot> = {}): NodeSnapshot {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { clusterView } from '../core/model.ts';
 import type { ClusterView, Member, PeerStatus } from '../core/model.ts';
 import { defaultConfig } from '../core/testing.ts';
 import type { ApiRequest, ApiResponse } from './handlers.ts';
@@ -16,24 +17,10 @@ import {
 import type { OperationOptions } from './operations.ts';
 import type { FailsafeSender, OperationsPort, RestartOutcome, RestartRequest, ScheduledRestart } from './port.ts';
 import type { NodeSnapshot } from './snapshot.ts';
-import { PATRONI_COMPAT_VERSION } from './version.ts';
+import { snapshot } from './testing.ts';
 
 // 2024-05-01T12:00:00Z
 const NOW = new Date(Date.UTC(2024, 4, 1, 12, 0, 0));
-
-function snapshot(extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
-  return {
-    patroni: { version: PATRONI_COMPAT_VERSION, scope: 'demo', name: 'pg1' },
-    state: 'running',
-    role: 'primary',
-    isLeader: true,
-    config: defaultConfig(),
-    tags: {},
-    lastReason: 'no action',
-    takenAt: 0,
-    ...extra,
-  };
-}
 
 function member(name: string, extra: Member['data'] = {}): Member {
   return {
@@ -45,20 +32,16 @@ function member(name: string, extra: Member['data'] = {}): Member {
 }
 
 function view(extra: Partial<ClusterView> = {}): ClusterView {
-  return {
+  return clusterView({
     initialize: '7268616322854375442',
     config: { ttl: 30, loop_wait: 10, postgresql: { parameters: { max_connections: 100 } } },
     configVersion: '5',
     leader: { name: 'pg1', version: '9', session: 'abc' },
     members: [member('pg1'), member('pg2'), member('pg3')],
-    failover: undefined,
-    sync: undefined,
     history: [],
-    status: undefined,
-    failsafe: undefined,
     revision: '100',
     ...extra,
-  };
+  });
 }
 
 function peer(name: string, extra: Partial<PeerStatus> = {}): PeerStatus {

@@ -11,11 +11,11 @@ import type { Server as NetServer, Socket } from 'node:net';
 
 import { checkFailsafeTopology } from '../../src/api/failsafe.ts';
 import type { FailsafeBody } from '../../src/api/failsafe.ts';
-import type { ClusterView, PeerStatus } from '../../src/core/model.ts';
-import type { FailsafeSender, OperationsPort, RestartOutcome } from '../../src/api/port.ts';
+import type { FailsafeSender } from '../../src/api/port.ts';
 import { startApiServer } from '../../src/api/server.ts';
 import type { ApiServer } from '../../src/api/server.ts';
 import type { NodeSnapshot } from '../../src/api/snapshot.ts';
+import { FailsafeOnlyPort } from '../../src/api/testing.ts';
 import { freePort, primarySnapshot, replicaSnapshot } from './fixtures.ts';
 
 const AUTH = { username: 'patroni', password: 'se:cret' };
@@ -282,39 +282,18 @@ test('an external abort ends the check as failed', async () => {
 // ---- End to end: Vigil's own API server as the receiver -----------------------------------------
 
 /** The agent's side of POST /failsafe on a replica. */
-class ReplicaPort implements OperationsPort {
+class ReplicaPort extends FailsafeOnlyPort {
   readonly name = 'pg2';
   senders: FailsafeSender[] = [];
-  private unused(): never {
-    throw new Error('not used');
-  }
-  readCluster(): Promise<ClusterView> {
-    return this.unused();
-  }
-  writeFailover(): Promise<boolean> {
-    return this.unused();
-  }
-  writeConfig(): Promise<boolean> {
-    return this.unused();
-  }
-  fetchPeer(): Promise<PeerStatus> {
-    return this.unused();
-  }
-  wakeup(): void {}
-  restart(): Promise<RestartOutcome> {
-    return this.unused();
-  }
-  scheduleRestart(): boolean {
+  override wakeup(): void {}
+  override scheduleRestart(): boolean {
     return false;
   }
-  cancelScheduledRestart(): boolean {
+  override cancelScheduledRestart(): boolean {
     return false;
   }
-  reload(): Promise<void> {
+  override reload(): Promise<void> {
     return Promise.resolve();
-  }
-  reinitialize(): Promise<{ ok: true }> {
-    return this.unused();
   }
   failsafeReceived(sender: FailsafeSender): { lsn: number | undefined } {
     this.senders.push(sender);

@@ -2,30 +2,25 @@
 
 import { createServer, Socket } from 'node:net';
 
-import { defaultConfig } from '../../src/core/testing.ts';
 import type { NodeSnapshot } from '../../src/api/snapshot.ts';
+import { snapshot } from '../../src/api/testing.ts';
 import { PATRONI_COMPAT_VERSION } from '../../src/api/version.ts';
 
 /** A running primary holding the lock, as of `now` (ms, Date.now clock). */
 export function primarySnapshot(now: number, name = 'pg1'): NodeSnapshot {
-  return {
+  return snapshot({
     patroni: { version: PATRONI_COMPAT_VERSION, scope: 'demo', name },
-    state: 'running',
-    role: 'primary',
     postmasterStartTime: '2024-08-28 19:39:26.352526+00:00',
     serverVersion: 150004,
     xlog: { location: 67395656 },
     timeline: 3,
-    isLeader: true,
     leaderValidUntil: now + 3_600_000,
     dcsLastSeen: Math.floor(now / 1000),
-    config: defaultConfig(),
-    tags: {},
     sysid: '7268616322854375442',
     lastReason: 'no action. I am the leader with the lock',
     takenAt: now,
     nextRunAt: now + 3_600_000,
-  };
+  });
 }
 
 /** A streaming replica, as of `now`. */

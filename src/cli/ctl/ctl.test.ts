@@ -3,6 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { clusterView } from '../../core/model.ts';
 import type { ClusterView, Member } from '../../core/model.ts';
 import { restFromRaw } from '../args.ts';
 import { confirm, formatConfig, isoWithOffset, memberApiUrl, membersLeaderFirst, membersWithRole, parseRole, parseScheduled, parseYesNo, prompt, runCommand, timestamp, type Io } from './common.ts';
@@ -39,7 +40,7 @@ function member(name: string, data: Record<string, unknown> = {}): Member {
 }
 
 function view(over: Partial<ClusterView> = {}): ClusterView {
-  return {
+  return clusterView({
     initialize: '7000000000000000001',
     config: { loop_wait: 10 },
     configVersion: '5',
@@ -49,14 +50,9 @@ function view(over: Partial<ClusterView> = {}): ClusterView {
       member('b', { role: 'replica', api_url: 'http://127.0.0.1:8009/patroni', conn_url: 'postgres://10.0.0.2:5432/postgres', state: 'running' }),
       member('c', { role: 'replica', conn_url: 'postgres://10.0.0.3:5433/postgres', state: 'running', tags: { nofailover: true } }),
     ],
-    failover: undefined,
-    sync: undefined,
-    history: undefined,
-    status: undefined,
-    failsafe: undefined,
     revision: '10',
     ...over,
-  };
+  });
 }
 
 // ------------------------------------------------------------------------------ diff
