@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, loadConfigFile, splitHostPort } from './load.ts';
 import type { ConfigIssue } from './types.ts';
+import { MINIMAL_CONFIG } from './testing.ts';
 
 // Patroni's postgres0.yml (its shipped example), with the etcd section switched to etcd3.
 const PATRONI_EXAMPLE = `
@@ -67,19 +68,6 @@ tags:
     nosync: false
 `;
 
-const MINIMAL = `
-scope: s
-name: n1
-restapi: {listen: "127.0.0.1:8008"}
-etcd3: {host: "127.0.0.1:2379"}
-postgresql:
-  listen: 127.0.0.1:5432
-  data_dir: /var/lib/vigil/n1
-  authentication:
-    superuser: {username: postgres}
-    replication: {username: replicator}
-`;
-
 function errors(issues: ConfigIssue[]): string[] {
   return issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`);
 }
@@ -122,7 +110,7 @@ test("Patroni's postgres0.yml (with etcd3) loads", () => {
 });
 
 test('defaults are filled', () => {
-  const { config, issues } = loadConfig(MINIMAL, {});
+  const { config, issues } = loadConfig(MINIMAL_CONFIG, {});
   assert.deepEqual(errors(issues), []);
   assert.ok(config);
   assert.equal(config.namespace, '/service/');
@@ -149,7 +137,7 @@ test('defaults are filled', () => {
 
 test('namespace is normalised to /name/', () => {
   for (const [ns, expected] of [['service', '/service/'], ['/pg/', '/pg/'], ['a//b', '/a/b/'], ['""', '/service/']] as const) {
-    const { config } = loadConfig(MINIMAL + `namespace: ${ns}\n`, {});
+    const { config } = loadConfig(MINIMAL_CONFIG + `namespace: ${ns}\n`, {});
     assert.equal(config?.namespace, expected, ns);
   }
 });
@@ -167,7 +155,7 @@ test('the returned config is deep-frozen', () => {
 });
 
 test('YAML 1.1 booleans: on/off/yes/no', () => {
-  const text = MINIMAL.replace('  data_dir:', '  use_pg_rewind: on\n  remove_data_directory_on_rewind_failure: yes\n  data_dir:') +
+  const text = MINIMAL_CONFIG.replace('  data_dir:', '  use_pg_rewind: on\n  remove_data_directory_on_rewind_failure: yes\n  data_dir:') +
     'tags:\n  nofailover: yes\n  noloadbalance: off\n  nosync: "true"\n';
   const { config, issues } = loadConfig(text, {});
   assert.deepEqual(errors(issues), []);
@@ -177,7 +165,7 @@ test('YAML 1.1 booleans: on/off/yes/no', () => {
 });
 
 test('a password read as a YAML 1.1 boolean is an error with a hint', () => {
-  const text = MINIMAL.replace('superuser: {username: postgres}', 'superuser: {username: postgres, password: on}');
+  const text = MINIMAL_CONFIG.replace('superuser: {username: postgres}', 'superuser: {username: postgres, password: on}');
   const { config, issues } = loadConfig(text, {});
   assert.equal(config, undefined);
   assert.ok(hasIssue(errors(issues), /^postgresql\.authentication\.superuser\.password: expected a string, got boolean true \(YAML 1\.1/));
@@ -241,7 +229,7 @@ test('environment overrides win over the file', () => {
 });
 
 test('problems in values from the environment name the variable', () => {
-  const { config, issues } = loadConfig(MINIMAL, { PATRONI_RESTAPI_LISTEN: '8008x', PATRONI_ETCD3_HOST: 'h:0' });
+  const { config, issues } = loadConfig(MINIMAL_CONFIG, { PATRONI_RESTAPI_LISTEN: '8008x', PATRONI_ETCD3_HOST: 'h:0' });
   assert.equal(config, undefined);
   assert.deepEqual(errors(issues), [
     'PATRONI_RESTAPI_LISTEN: expected host:port, got "8008x"',
@@ -312,7 +300,7 @@ test('missing sections are reported as required', () => {
 });
 
 test('unknown keys and unsupported Patroni keys warn, never fail', () => {
-  const text = MINIMAL + `
+  const text = MINIMAL_CONFIG + `
 colour: blue
 consul: {host: "127.0.0.1:8500"}
 watchdog: {mode: automatic}
@@ -354,21 +342,21 @@ bootstrap:
 });
 
 test('watchdog mode required is an error; off is silent', () => {
-  const required = loadConfig(MINIMAL + 'watchdog:\n  mode: required\n', {});
+  const required = loadConfig(MINIMAL_CONFIG + 'watchdog:\n  mode: required\n', {});
   assert.equal(required.config, undefined);
   assert.ok(hasIssue(errors(required.issues), /^watchdog\.mode: required is not supported/));
-  const off = loadConfig(MINIMAL + 'watchdog:\n  mode: off\n', {});
+  const off = loadConfig(MINIMAL_CONFIG + 'watchdog:\n  mode: off\n', {});
   assert.deepEqual(off.issues, []);
 });
 
 test('initdb options: rendering and forbidden options', () => {
-  const ok = loadConfig(MINIMAL + 'bootstrap:\n  initdb:\n  - data-checksums\n  - encoding: UTF8\n  - locale: C.UTF-8\n  - wal-segsize: 32\n', {});
+  const ok = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  initdb:\n  - data-checksums\n  - encoding: UTF8\n  - locale: C.UTF-8\n  - wal-segsize: 32\n', {});
   assert.deepEqual(errors(ok.issues), []);
   assert.deepEqual(ok.config?.bootstrap?.initdb, ['--data-checksums', '--encoding=UTF8', '--locale=C.UTF-8', '--wal-segsize=32']);
-  const asMap = loadConfig(MINIMAL + 'bootstrap:\n  initdb: {encoding: UTF8, auth-local: trust}\n', {});
+  const asMap = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  initdb: {encoding: UTF8, auth-local: trust}\n', {});
   assert.deepEqual(asMap.config?.bootstrap?.initdb, ['--encoding=UTF8', '--auth-local=trust']);
 
-  const bad = loadConfig(MINIMAL + 'bootstrap:\n  initdb:\n  - pgdata: /x\n  - nosync\n  - pwfile: /p\n  - sync-only\n  - version\n  - encoding: UTF8\n  - {a: 1, b: 2}\n', {});
+  const bad = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  initdb:\n  - pgdata: /x\n  - nosync\n  - pwfile: /p\n  - sync-only\n  - version\n  - encoding: UTF8\n  - {a: 1, b: 2}\n', {});
   assert.equal(bad.config, undefined);
   assert.deepEqual(errors(bad.issues), [
     'bootstrap.initdb[0]: option "pgdata" is not allowed (Vigil sets it for initdb)',
@@ -381,11 +369,11 @@ test('initdb options: rendering and forbidden options', () => {
 });
 
 test('basebackup options: list or map rendered as arguments, forbidden ones rejected', () => {
-  const list = loadConfig(MINIMAL.replace('  data_dir:', '  basebackup:\n  - verbose\n  - max-rate: 100M\n  data_dir:'), {});
+  const list = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  basebackup:\n  - verbose\n  - max-rate: 100M\n  data_dir:'), {});
   assert.deepEqual(list.config?.postgresql.basebackup, ['--verbose', '--max-rate=100M']);
-  const map = loadConfig(MINIMAL.replace('  data_dir:', '  basebackup: {checkpoint: fast}\n  data_dir:'), {});
+  const map = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  basebackup: {checkpoint: fast}\n  data_dir:'), {});
   assert.deepEqual(map.config?.postgresql.basebackup, ['--checkpoint=fast']);
-  const bad = loadConfig(MINIMAL.replace('  data_dir:', '  basebackup: [{host: x}, wal-method]\n  data_dir:'), {});
+  const bad = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  basebackup: [{host: x}, wal-method]\n  data_dir:'), {});
   assert.deepEqual(errors(bad.issues), [
     'postgresql.basebackup[0]: option "host" is not allowed (Vigil sets it for pg_basebackup)',
     'postgresql.basebackup[1]: option "wal-method" is not allowed (Vigil sets it for pg_basebackup)',
@@ -402,31 +390,31 @@ test('ports must be 1-65535 and listen must be host:port', () => {
   ];
   for (const [sectionName, value, expected] of cases) {
     const text = sectionName === 'restapi'
-      ? MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', `restapi: {listen: "${value}", connect_address: "10.0.0.1:8008"}`)
-      : MINIMAL.replace('  listen: 127.0.0.1:5432', `  listen: "${value}"\n  connect_address: 10.0.0.1:5432`);
+      ? MINIMAL_CONFIG.replace('restapi: {listen: "127.0.0.1:8008"}', `restapi: {listen: "${value}", connect_address: "10.0.0.1:8008"}`)
+      : MINIMAL_CONFIG.replace('  listen: 127.0.0.1:5432', `  listen: "${value}"\n  connect_address: 10.0.0.1:5432`);
     const { config, issues } = loadConfig(text, {});
     assert.equal(config, undefined, value);
     assert.deepEqual(errors(issues), [expected]);
   }
-  const num = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: 8008}'), {});
+  const num = loadConfig(MINIMAL_CONFIG.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: 8008}'), {});
   assert.deepEqual(errors(num.issues), ['restapi.listen: expected host:port, got "8008"']);
-  const conn = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", connect_address: "127.0.0.1:0"}'), {});
+  const conn = loadConfig(MINIMAL_CONFIG.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", connect_address: "127.0.0.1:0"}'), {});
   assert.deepEqual(errors(conn.issues), ['restapi.connect_address: port must be 1-65535, got 0 in "127.0.0.1:0"']);
 });
 
 test('listen forms: :port, *:port, 0.0.0.0:port, several hosts', () => {
-  const wild = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "*:8008", connect_address: "10.1.1.1:8008"}'), {});
+  const wild = loadConfig(MINIMAL_CONFIG.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "*:8008", connect_address: "10.1.1.1:8008"}'), {});
   assert.deepEqual(errors(wild.issues), []);
   assert.equal(wild.config?.restapi.listen, '*:8008');
-  const colon = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: ":8008", connect_address: "10.1.1.1:8008"}'), {});
+  const colon = loadConfig(MINIMAL_CONFIG.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: ":8008", connect_address: "10.1.1.1:8008"}'), {});
   assert.deepEqual(errors(colon.issues), []);
   // A wildcard listen without connect_address cannot be advertised.
-  const noConnect = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "0.0.0.0:8008"}'), {});
+  const noConnect = loadConfig(MINIMAL_CONFIG.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "0.0.0.0:8008"}'), {});
   assert.deepEqual(errors(noConnect.issues), ['restapi.connect_address: required when listen ("0.0.0.0:8008") is a wildcard address']);
-  const wildConnect = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", connect_address: "*:8008"}'), {});
+  const wildConnect = loadConfig(MINIMAL_CONFIG.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", connect_address: "*:8008"}'), {});
   assert.deepEqual(errors(wildConnect.issues), ['restapi.connect_address: must name one host other members can connect to, got "*:8008"']);
   // Patroni's multi-host form for PostgreSQL: hosts comma separated, port after the last colon.
-  const multi = loadConfig(MINIMAL.replace('  listen: 127.0.0.1:5432', '  listen: 127.0.0.1,::1:5432'), {});
+  const multi = loadConfig(MINIMAL_CONFIG.replace('  listen: 127.0.0.1:5432', '  listen: 127.0.0.1,::1:5432'), {});
   assert.deepEqual(errors(multi.issues), []);
   assert.equal(multi.config?.postgresql.listen, '127.0.0.1,::1:5432');
   assert.equal(multi.config?.postgresql.connectAddress, '127.0.0.1:5432');
@@ -445,17 +433,17 @@ test('etcd3 hosts: list, comma string, default port, url', () => {
     ['url: "http://127.0.0.1:2379"', ['127.0.0.1:2379'], 'http'],
   ];
   for (const [yaml, hosts, protocol] of cases) {
-    const { config, issues } = loadConfig(MINIMAL.replace('etcd3: {host: "127.0.0.1:2379"}', `etcd3:\n  ${yaml}`), {});
+    const { config, issues } = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', `etcd3:\n  ${yaml}`), {});
     assert.deepEqual(errors(issues), [], yaml);
     assert.deepEqual(config?.etcd3.hosts, hosts, yaml);
     assert.equal(config?.etcd3.protocol, protocol, yaml);
   }
-  const none = loadConfig(MINIMAL.replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {protocol: http}'), {});
+  const none = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {protocol: http}'), {});
   assert.deepEqual(errors(none.issues), ['etcd3.host: required: host or hosts']);
 });
 
 test('etcd3 TLS: cacert, cert, key, key_password from the file or the environment; warnings when they cannot apply', () => {
-  const section = (yaml: string): string => MINIMAL.replace('etcd3: {host: "127.0.0.1:2379"}', yaml);
+  const section = (yaml: string): string => MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', yaml);
   const full = loadConfig(section('etcd3: {host: "127.0.0.1:2379", protocol: https, cacert: /tls/ca.crt, cert: /tls/c.crt, key: /tls/c.key, key_password: s3cret}'), {});
   assert.deepEqual(errors(full.issues), []);
   assert.deepEqual(warnings(full.issues).filter((w) => w.startsWith('etcd3')), [], 'key_password is supported now');
@@ -483,24 +471,24 @@ test('etcd3 TLS: cacert, cert, key, key_password from the file or the environmen
 });
 
 test('etcd (v2) instead of etcd3 is an error that says what to do', () => {
-  const { config, issues } = loadConfig(MINIMAL.replace('etcd3:', 'etcd:'), {});
+  const { config, issues } = loadConfig(MINIMAL_CONFIG.replace('etcd3:', 'etcd:'), {});
   assert.equal(config, undefined);
   assert.ok(hasIssue(errors(issues), /^etcd3: required.*rename it to etcd3/));
   assert.ok(hasIssue(warnings(issues), /^etcd: the etcd \(v2 API\) section is not supported/));
 });
 
 test('bootstrap.dcs: timings adjusted with a warning, errors with paths', () => {
-  const adjusted = loadConfig(MINIMAL + 'bootstrap:\n  dcs:\n    ttl: 20\n    loop_wait: 10\n    retry_timeout: 10\n', {});
+  const adjusted = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  dcs:\n    ttl: 20\n    loop_wait: 10\n    retry_timeout: 10\n', {});
   assert.deepEqual(errors(adjusted.issues), []);
   assert.deepEqual(adjusted.config?.bootstrap?.dcs, { ttl: 20, loop_wait: 1, retry_timeout: 9 });
   assert.ok(hasIssue(warnings(adjusted.issues), /^bootstrap\.dcs\.loop_wait: loop_wait \+ 2\*retry_timeout must not exceed ttl \(10 \+ 2\*10 > 20\); using loop_wait 1 and retry_timeout 9$/));
 
-  const fast = loadConfig(MINIMAL + 'bootstrap:\n  dcs: {ttl: 10, loop_wait: 2, retry_timeout: 4}\n', {});
+  const fast = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  dcs: {ttl: 10, loop_wait: 2, retry_timeout: 4}\n', {});
   assert.deepEqual(errors(fast.issues), []);
   assert.deepEqual(fast.config?.bootstrap?.dcs, { ttl: 10, loop_wait: 2, retry_timeout: 4 }, 'below Patroni minimums but allowed');
   assert.ok(hasIssue(warnings(fast.issues), /^bootstrap\.dcs\.ttl: 10 is below Patroni's documented minimum 20/));
 
-  const bad = loadConfig(MINIMAL + 'bootstrap:\n  dcs:\n    ttl: soon\n    postgresql:\n      parameters: {max_connections: 0}\n', {});
+  const bad = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  dcs:\n    ttl: soon\n    postgresql:\n      parameters: {max_connections: 0}\n', {});
   assert.equal(bad.config, undefined);
   assert.deepEqual(errors(bad.issues), [
     'bootstrap.dcs.ttl: expected an integer, got "soon"',
@@ -509,15 +497,15 @@ test('bootstrap.dcs: timings adjusted with a warning, errors with paths', () => 
 });
 
 test('use_slots and use_pg_rewind: local first, then bootstrap.dcs, then defaults', () => {
-  const fromDcs = loadConfig(MINIMAL + 'bootstrap:\n  dcs:\n    postgresql: {use_slots: false, use_pg_rewind: true}\n', {});
+  const fromDcs = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  dcs:\n    postgresql: {use_slots: false, use_pg_rewind: true}\n', {});
   assert.equal(fromDcs.config?.postgresql.useSlots, false);
   assert.equal(fromDcs.config?.postgresql.usePgRewind, true);
-  const local = loadConfig(MINIMAL.replace('  data_dir:', '  use_pg_rewind: false\n  data_dir:') + 'bootstrap:\n  dcs:\n    postgresql: {use_pg_rewind: true}\n', {});
+  const local = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  use_pg_rewind: false\n  data_dir:') + 'bootstrap:\n  dcs:\n    postgresql: {use_pg_rewind: true}\n', {});
   assert.equal(local.config?.postgresql.usePgRewind, false);
 });
 
 test('Patroni-controlled parameters in the local section are dropped with a warning', () => {
-  const text = MINIMAL.replace('  data_dir:', '  parameters:\n    max_connections: 500\n    port: 6000\n    work_mem: 4MB\n    shared_buffers: 128MB\n    ssl: on\n  data_dir:');
+  const text = MINIMAL_CONFIG.replace('  data_dir:', '  parameters:\n    max_connections: 500\n    port: 6000\n    work_mem: 4MB\n    shared_buffers: 128MB\n    ssl: on\n  data_dir:');
   const { config, issues } = loadConfig(text, {});
   assert.deepEqual(errors(issues), []);
   assert.deepEqual(config?.postgresql.parameters, { work_mem: '4MB', shared_buffers: '128MB', ssl: true });
@@ -526,7 +514,7 @@ test('Patroni-controlled parameters in the local section are dropped with a warn
 });
 
 test('tags: predefined typed, custom kept, both forms warn', () => {
-  const text = MINIMAL + 'tags:\n  failover_priority: "2"\n  nofailover: false\n  replicatefrom: n2\n  zone: eu-1\n  weight: 3\n  sync_priority: 0\n';
+  const text = MINIMAL_CONFIG + 'tags:\n  failover_priority: "2"\n  nofailover: false\n  replicatefrom: n2\n  zone: eu-1\n  weight: 3\n  sync_priority: 0\n';
   const { config, issues } = loadConfig(text, {});
   assert.deepEqual(errors(issues), []);
   assert.deepEqual(config?.tags, { failover_priority: 2, nofailover: false, replicatefrom: 'n2', zone: 'eu-1', weight: 3, sync_priority: 0 });
@@ -534,9 +522,9 @@ test('tags: predefined typed, custom kept, both forms warn', () => {
 });
 
 test('name: reserved name and slashes rejected', () => {
-  const reserved = loadConfig(MINIMAL.replace('name: n1', 'name: __patroni_strict_sync_replica_placeholder__'), {});
+  const reserved = loadConfig(MINIMAL_CONFIG.replace('name: n1', 'name: __patroni_strict_sync_replica_placeholder__'), {});
   assert.ok(hasIssue(errors(reserved.issues), /^name: .* is reserved$/));
-  const slash = loadConfig(MINIMAL.replace('name: n1', 'name: a/b'), {});
+  const slash = loadConfig(MINIMAL_CONFIG.replace('name: n1', 'name: a/b'), {});
   assert.deepEqual(errors(slash.issues), ['name: must not contain "/", got "a/b"']);
 });
 
@@ -547,7 +535,7 @@ test('YAML problems: syntax errors, empty text, top-level list, duplicate keys',
   assert.match(syntax.issues[0]!.message, /^YAML syntax error: x\.yml: .* at line 2, column 1$/);
   assert.deepEqual(errors(loadConfig('', {}).issues), [': the configuration is empty']);
   assert.deepEqual(errors(loadConfig('- a\n- b\n', {}).issues), [': expected a mapping at the top level, got a list ["a","b"]']);
-  const dup = loadConfig(MINIMAL + 'scope: other\n', {});
+  const dup = loadConfig(MINIMAL_CONFIG + 'scope: other\n', {});
   assert.deepEqual(errors(dup.issues), []);
   assert.equal(dup.config?.scope, 'other');
   assert.ok(hasIssue(warnings(dup.issues), /Map keys must be unique.*the last value wins/));
@@ -557,13 +545,13 @@ test('loadConfigFile: a file, a directory merged in order, unreadable paths thro
   const dir = await mkdtemp(join(tmpdir(), 'vigil-config-'));
   try {
     const file = join(dir, 'single.yml');
-    await writeFile(file, MINIMAL);
+    await writeFile(file, MINIMAL_CONFIG);
     const single = await loadConfigFile(file, {});
     assert.equal(single.config?.name, 'n1');
 
     const confd = join(dir, 'conf.d');
     await (await import('node:fs/promises')).mkdir(confd);
-    await writeFile(join(confd, '10-base.yaml'), MINIMAL + 'tags: {zone: a, rack: r1}\n');
+    await writeFile(join(confd, '10-base.yaml'), MINIMAL_CONFIG + 'tags: {zone: a, rack: r1}\n');
     await writeFile(join(confd, '20-node.yml'), 'name: n2\ntags: {zone: b, rack: null}\n');
     await writeFile(join(confd, 'README.txt'), 'not yaml: [');
     const merged = await loadConfigFile(confd, { PATRONI_SCOPE: 'fromenv' });
@@ -582,7 +570,7 @@ test('loadConfigFile: a file, a directory merged in order, unreadable paths thro
 });
 
 test('YAML 1.1 as PyYAML reads it: y and n stay strings', () => {
-  const { config, issues } = loadConfig(MINIMAL.replace('name: n1', 'name: n') + 'tags:\n  zone: y\n  nofailover: no\n', {});
+  const { config, issues } = loadConfig(MINIMAL_CONFIG.replace('name: n1', 'name: n') + 'tags:\n  zone: y\n  nofailover: no\n', {});
   assert.deepEqual(errors(issues), []);
   assert.equal(config?.name, 'n');
   assert.deepEqual(config?.tags, { zone: 'y', nofailover: false });
@@ -625,7 +613,7 @@ test('restapi allowlist and extra headers: parsed, validated with paths, from th
   http_extra_headers: {X-Frame-Options: DENY, X-Count: 3}
   https_extra_headers:
     Strict-Transport-Security: max-age=31536000`;
-  const ok = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', restapi), {});
+  const ok = loadConfig(MINIMAL_CONFIG.replace('restapi: {listen: "127.0.0.1:8008"}', restapi), {});
   assert.deepEqual(errors(ok.issues), []);
   assert.deepEqual(warnings(ok.issues).filter((w) => w.startsWith('restapi')), [], 'no "not supported" warning any more');
   assert.deepEqual(ok.config?.restapi.allowlist, ['10.0.0.1', '10.0.0.0/8', 'fd00::/8', '::1', 'pg1.example.com', 'localhost']);
@@ -633,7 +621,7 @@ test('restapi allowlist and extra headers: parsed, validated with paths, from th
   assert.deepEqual(ok.config?.restapi.httpExtraHeaders, { 'X-Frame-Options': 'DENY', 'X-Count': '3' });
   assert.deepEqual(ok.config?.restapi.httpsExtraHeaders, { 'Strict-Transport-Security': 'max-age=31536000' });
 
-  const empty = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", allowlist: []}'), {});
+  const empty = loadConfig(MINIMAL_CONFIG.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", allowlist: []}'), {});
   assert.deepEqual(errors(empty.issues), []);
   assert.equal(empty.config?.restapi.allowlist, undefined, 'an empty list is no list');
 
@@ -643,7 +631,7 @@ test('restapi allowlist and extra headers: parsed, validated with paths, from th
   allowlist_include_members: sometimes
   http_extra_headers: {X-Ok: fine, X-Bool: yes, X-List: [a], "Bad Name": x, X-Nl: "a\\r\\nInjected: 1"}
   https_extra_headers: [X-A]`;
-  const r = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', bad), {});
+  const r = loadConfig(MINIMAL_CONFIG.replace('restapi: {listen: "127.0.0.1:8008"}', bad), {});
   assert.equal(r.config, undefined);
   assert.deepEqual(errors(r.issues), [
     'restapi.allowlist[1]: not an IP address, a CIDR network or a hostname: "10.0.0.256"',
@@ -657,10 +645,10 @@ test('restapi allowlist and extra headers: parsed, validated with paths, from th
     'restapi.http_extra_headers.X-Nl: not a valid HTTP header value (control characters such as line breaks are not allowed): "a\\r\\nInjected: 1"',
     'restapi.https_extra_headers: expected a mapping of header names to values, got a list ["X-A"]',
   ]);
-  const notList = loadConfig(MINIMAL.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", allowlist: 10.0.0.0/8}'), {});
+  const notList = loadConfig(MINIMAL_CONFIG.replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", allowlist: 10.0.0.0/8}'), {});
   assert.deepEqual(errors(notList.issues), ['restapi.allowlist: expected a list of IP addresses, CIDR networks or hostnames, got "10.0.0.0/8"']);
 
-  const env = loadConfig(MINIMAL, {
+  const env = loadConfig(MINIMAL_CONFIG, {
     PATRONI_RESTAPI_ALLOWLIST: '127.0.0.1, 10.0.0.0/8,localhost',
     PATRONI_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS: 'true',
     PATRONI_RESTAPI_HTTP_EXTRA_HEADERS: 'X-Frame-Options: DENY',
@@ -671,7 +659,7 @@ test('restapi allowlist and extra headers: parsed, validated with paths, from th
   assert.equal(env.config?.restapi.allowlistIncludeMembers, true);
   assert.deepEqual(env.config?.restapi.httpExtraHeaders, { 'X-Frame-Options': 'DENY' });
   assert.deepEqual(env.config?.restapi.httpsExtraHeaders, { 'Strict-Transport-Security': 'max-age=1' });
-  const envBad = loadConfig(MINIMAL, { PATRONI_RESTAPI_ALLOWLIST: '[10.0.0.0/40]', PATRONI_RESTAPI_HTTP_EXTRA_HEADERS: 'X-A: [1]' });
+  const envBad = loadConfig(MINIMAL_CONFIG, { PATRONI_RESTAPI_ALLOWLIST: '[10.0.0.0/40]', PATRONI_RESTAPI_HTTP_EXTRA_HEADERS: 'X-A: [1]' });
   assert.deepEqual(errors(envBad.issues), [
     'PATRONI_RESTAPI_ALLOWLIST[0]: not a CIDR network: "10.0.0.0/40" (the prefix must be 0-32)',
     'PATRONI_RESTAPI_HTTP_EXTRA_HEADERS.X-A: expected a string, got a list [1]',

@@ -6,20 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.ts';
-
-const MINIMAL = `
-scope: s
-name: n1
-restapi: {listen: "127.0.0.1:8008"}
-etcd3: {host: "127.0.0.1:2379"}
-postgresql:
-  listen: 127.0.0.1:5432
-  data_dir: /tmp/vigil-wd-config/data
-  bin_dir: /usr/lib/postgresql/15/bin
-  authentication:
-    superuser: {username: postgres}
-    replication: {username: replicator}
-`;
+import { MINIMAL_CONFIG } from '../../src/config/testing.ts';
 
 let base: string;
 after(async () => {
@@ -30,7 +17,7 @@ const errs = (r: ReturnType<typeof loadConfig>) => r.issues.filter((i) => i.seve
 const warns = (r: ReturnType<typeof loadConfig>) => r.issues.filter((i) => i.severity === 'warning').map((i) => `${i.path}: ${i.message}`);
 
 test('defaults: automatic, /dev/watchdog, safety margin 5, silently', () => {
-  const r = loadConfig(MINIMAL, {});
+  const r = loadConfig(MINIMAL_CONFIG, {});
   assert.deepEqual(errs(r), []);
   assert.deepEqual(r.config?.watchdog, { mode: 'automatic', device: '/dev/watchdog', safetyMargin: 5 });
   assert.ok(!warns(r).some((w) => w.startsWith('watchdog')));
@@ -40,29 +27,29 @@ test('required is accepted when the device exists, an error naming the device wh
   base = await mkdtemp(join(tmpdir(), 'vigil-wd-config-'));
   const device = join(base, 'watchdog');
   await writeFile(device, '');
-  const ok = loadConfig(`${MINIMAL}watchdog: {mode: require, device: ${device}, safety_margin: -1}\n`, {});
+  const ok = loadConfig(`${MINIMAL_CONFIG}watchdog: {mode: require, device: ${device}, safety_margin: -1}\n`, {});
   assert.deepEqual(errs(ok), []);
   assert.deepEqual(ok.config?.watchdog, { mode: 'required', device, safetyMargin: -1 });
-  const missing = loadConfig(`${MINIMAL}watchdog: {mode: required, device: ${device}.missing}\n`, {});
+  const missing = loadConfig(`${MINIMAL_CONFIG}watchdog: {mode: required, device: ${device}.missing}\n`, {});
   assert.equal(missing.config, undefined);
   assert.deepEqual(errs(missing), [`watchdog.mode: required is not supported on this host: device ${device}.missing does not exist`]);
 });
 
 test('automatic with a missing device warns; unknown modes switch it off with a warning; bad values are errors', () => {
-  const auto = loadConfig(`${MINIMAL}watchdog: {mode: auto, device: /nonexistent/wd}\n`, {});
+  const auto = loadConfig(`${MINIMAL_CONFIG}watchdog: {mode: auto, device: /nonexistent/wd}\n`, {});
   assert.deepEqual(errs(auto), []);
   assert.equal(auto.config?.watchdog.mode, 'automatic');
   assert.ok(warns(auto).includes('watchdog: device /nonexistent/wd does not exist: the node runs without a watchdog'), warns(auto).join('\n'));
   for (const off of ['off', 'false', 'disabled', 'no']) {
-    const r = loadConfig(`${MINIMAL}watchdog: {mode: ${off}}\n`, {});
+    const r = loadConfig(`${MINIMAL_CONFIG}watchdog: {mode: ${off}}\n`, {});
     assert.deepEqual(r.issues, [], off);
     assert.equal(r.config?.watchdog.mode, 'off');
   }
-  const odd = loadConfig(`${MINIMAL}watchdog: {mode: sometimes}\n`, {});
+  const odd = loadConfig(`${MINIMAL_CONFIG}watchdog: {mode: sometimes}\n`, {});
   assert.equal(odd.config?.watchdog.mode, 'off');
   assert.match(warns(odd).join('\n'), /watchdog\.mode: expected off, automatic or required/);
-  assert.match(errs(loadConfig(`${MINIMAL}watchdog: {mode: off, safety_margin: -2}\n`, {})).join('\n'), /watchdog\.safety_margin: must be between -1/);
-  assert.match(errs(loadConfig(`${MINIMAL}watchdog: {mode: off, device: watchdog}\n`, {})).join('\n'), /watchdog\.device: expected an absolute path/);
-  assert.match(errs(loadConfig(`${MINIMAL}watchdog: yes\n`, {})).join('\n'), /watchdog: expected a mapping/);
-  assert.match(warns(loadConfig(`${MINIMAL}watchdog: {mode: off, colour: red}\n`, {})).join('\n'), /watchdog\.colour: unknown key/);
+  assert.match(errs(loadConfig(`${MINIMAL_CONFIG}watchdog: {mode: off, safety_margin: -2}\n`, {})).join('\n'), /watchdog\.safety_margin: must be between -1/);
+  assert.match(errs(loadConfig(`${MINIMAL_CONFIG}watchdog: {mode: off, device: watchdog}\n`, {})).join('\n'), /watchdog\.device: expected an absolute path/);
+  assert.match(errs(loadConfig(`${MINIMAL_CONFIG}watchdog: yes\n`, {})).join('\n'), /watchdog: expected a mapping/);
+  assert.match(warns(loadConfig(`${MINIMAL_CONFIG}watchdog: {mode: off, colour: red}\n`, {})).join('\n'), /watchdog\.colour: unknown key/);
 });
