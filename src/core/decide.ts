@@ -108,7 +108,10 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
       // leader once the DCS answers (a diverged former primary is rewound then, as after any
       // demotion).
       const task = obs.task;
-      if (task?.state === 'running' || pg.dataDirEmpty || pg.sysid === undefined || obs.memory.bootstrapping === true) return why;
+      if (task?.state === 'running') return `${why}; ${task.kind} in progress`;
+      if (pg.dataDirEmpty) return `${why}; the data directory is empty`;
+      if (pg.sysid === undefined) return `${why}; not starting postgres: its system identifier could not be read`;
+      if (obs.memory.bootstrapping === true) return `${why}; bootstrap did not finish`;
       // Not a data directory known to have diverged from the cluster (it would serve reads of
       // transactions the cluster never committed): it waits for the DCS and its repair.
       if (obs.memory.rewindCheck === 'need' || obs.memory.rewindFailedFrom !== undefined || obs.memory.rewindCheck === 'failed') {

@@ -229,6 +229,7 @@ describe('fencing: kill -9 of the primary agent with PostgreSQL left running', {
 
   test('agent frozen and etcd gone: the fencer kills PostgreSQL; the resumed agent brings it back read-only; etcd back: one primary', async () => {
     const p = await waitFor('one primary and two streaming replicas', healthy, 180_000);
+    await query(cluster.connParams(p), 'CREATE TABLE IF NOT EXISTS w (id int PRIMARY KEY)');
     const pm = cluster.postmasterPid(p);
     assert.ok(pm !== undefined && processRuns(pm));
     const etcd = cluster.etcd;
