@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { LocalCluster } from '../../src/local/cluster.ts';
-import { createEtcd3Dcs } from '../../src/dcs/etcd3.ts';
-import { clusterPrefix } from '../../src/dcs/codec.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
+import { ctlDcs, healthy, inRecovery, onePrimary, streamingReplicas } from '../support/cluster.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -42,33 +41,12 @@ describe('three-node cluster on etcd', { timeout: 600_000 }, () => {
     const r = await cluster.api(name, '/patroni');
     return r?.body?.['role'] as string | undefined;
   };
-  const onePrimary = async (exclude?: string): Promise<string | undefined> => {
-    const p = await cluster.primaries();
-    return p.length === 1 && p[0] !== exclude ? p[0] : undefined;
-  };
-  const streamingReplicas = async (): Promise<string[]> => {
-    const out: string[] = [];
-    for (const n of cluster.nodes) {
-      const r = await cluster.api(n.name, '/replica?replication_state=streaming');
-      if (r?.status === 200) out.push(n.name);
-    }
-    return out;
-  };
-  const healthy = async (): Promise<string | undefined> => {
-    const p = await onePrimary();
-    if (p === undefined) return undefined;
-    return (await streamingReplicas()).length === cluster.nodes.length - 1 ? p : undefined;
-  };
-  const inRecovery = async (name: string): Promise<boolean> => {
-    const rows = await query<{ r: boolean }>(cluster.connParams(name), 'SELECT pg_is_in_recovery() AS r');
-    return rows[0]?.r === true;
-  };
 
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'vigil-it-'));
     cluster = new LocalCluster({ baseDir: base, nodes: 3, timing: TIMING, logLevel: 'debug' });
     await cluster.prepare();
-    dcs = createEtcd3Dcs({ hosts: [cluster.etcdEndpoint], protocol: 'http', prefix: clusterPrefix('/service/', 'demo'), name: 'test', ttl: 30, retryTimeout: 3, ctlMode: true });
+    dcs = ctlDcs(cluster);
     await cluster.startAll();
   });
 
@@ -79,7 +57,7 @@ describe('three-node cluster on etcd', { timeout: 600_000 }, () => {
   });
 
   test('bootstraps exactly once: one primary, two streaming replicas, Patroni keys in etcd', async () => {
-    const primary = await waitFor('one primary and two streaming replicas', healthy, 120_000);
+    const primary = await waitFor('one primary and two streaming replicas', () => healthy(cluster), 120_000);
     const view = await dcs.readCluster();
     assert.equal(view.leader?.name, primary);
     assert.match(view.initialize ?? '', /^\d{10,}$/, '/initialize holds the system identifier');
@@ -102,7 +80,7 @@ describe('three-node cluster on etcd', { timeout: 600_000 }, () => {
   });
 
   test('vigil list and Patroni 3.0.2 patronictl list read the cluster alike', async () => {
-    const primary = await waitFor('healthy cluster', healthy, 60_000);
+    const primary = await waitFor('healthy cluster', () => healthy(cluster), 60_000);
     const cfg = cluster.nodes[0]!.configFile;
     // Member keys are republished every loop_wait: wait until they show the streaming replicas.
     const expected = cluster.nodes.map((n) => [n.name, n.name === primary ? 'Leader' : 'Replica', n.name === primary ? 'running' : 'streaming']);
@@ -129,30 +107,30 @@ describe('three-node cluster on etcd', { timeout: 600_000 }, () => {
   });
 
   test('kill -9 of PostgreSQL alone on the primary: restarted in place, same primary, same timeline', async () => {
-    const primary = await waitFor('healthy cluster', healthy, 60_000);
+    const primary = await waitFor('healthy cluster', () => healthy(cluster), 60_000);
     const tlBefore = (await cluster.api(primary))?.body?.['timeline'];
     const pidBefore = cluster.postmasterPid(primary);
     cluster.killPostgres(primary, 'SIGKILL');
     await waitFor('postgres restarted on the same node', async () => {
       const pid = cluster.postmasterPid(primary);
-      if (pid === undefined || pid === pidBefore || (await onePrimary()) !== primary) return false;
+      if (pid === undefined || pid === pidBefore || (await onePrimary(cluster)) !== primary) return false;
       const body = (await cluster.api(primary))?.body;
       return body?.['state'] === 'running' && body['timeline'] !== undefined;
     }, 60_000);
     await query(cluster.connParams(primary), "INSERT INTO t VALUES (2, 'after postmaster crash')");
     assert.equal((await cluster.api(primary))?.body?.['timeline'], tlBefore, 'no failover happened');
-    assert.equal(await inRecovery(primary), false);
+    assert.equal(await inRecovery(cluster, primary), false);
   });
 
   test('host crash (kill -9 of agent and PostgreSQL): a replica takes over, the old primary rejoins after pg_rewind', async () => {
-    const old = await waitFor('healthy cluster', healthy, 60_000);
+    const old = await waitFor('healthy cluster', () => healthy(cluster), 60_000);
     // Make sure the replicas have everything before the crash, so no acknowledged write can be lost.
     await query(cluster.connParams(old), "INSERT INTO t VALUES (3, 'before host crash')");
     for (const n of cluster.nodes.filter((x) => x.name !== old)) {
       await waitFor(`row 3 on ${n.name}`, async () => (await query(cluster.connParams(n.name), 'SELECT 1 FROM t WHERE id = 3')).length === 1, 30_000);
     }
     cluster.killAgent(old, 'SIGKILL', { withPostgres: true });
-    const fresh = await waitFor('a new primary', () => onePrimary(old), 90_000);
+    const fresh = await waitFor('a new primary', () => onePrimary(cluster, old), 90_000);
     assert.notEqual(fresh, old);
     await query(cluster.connParams(fresh), "INSERT INTO t VALUES (4, 'after failover')");
     const rows = await query<{ id: number }>(cluster.connParams(fresh), 'SELECT id FROM t ORDER BY id');
@@ -166,14 +144,14 @@ describe('three-node cluster on etcd', { timeout: 600_000 }, () => {
 
     // The crashed node comes back: it must end up a streaming replica with the new timeline's data.
     cluster.startAgent(old);
-    await waitFor(`${old} streaming again`, async () => (await streamingReplicas()).includes(old), 120_000);
+    await waitFor(`${old} streaming again`, async () => (await streamingReplicas(cluster)).includes(old), 120_000);
     await waitFor(`row 4 on ${old}`, async () => (await query(cluster.connParams(old), 'SELECT 1 FROM t WHERE id = 4')).length === 1, 30_000);
-    assert.equal(await inRecovery(old), true);
+    assert.equal(await inRecovery(cluster, old), true);
     assert.equal(await roleOf(old), 'replica');
   });
 
   test('SIGTERM of the primary agent: PostgreSQL stops, the lock is released at once, a replica takes over', async () => {
-    const old = await waitFor('healthy cluster', healthy, 120_000);
+    const old = await waitFor('healthy cluster', () => healthy(cluster), 120_000);
     cluster.killAgent(old, 'SIGTERM');
     const code = await cluster.waitAgentExit(old, 60_000);
     assert.equal(code, 0, 'clean exit');
@@ -182,26 +160,26 @@ describe('three-node cluster on etcd', { timeout: 600_000 }, () => {
     // expired: the ttl is 10 s) or already taken by another member.
     const leaderNow = (await dcs.readCluster()).leader?.name;
     assert.notEqual(leaderNow, old);
-    const fresh = await waitFor('a new primary', () => onePrimary(old), 60_000);
+    const fresh = await waitFor('a new primary', () => onePrimary(cluster, old), 60_000);
     await query(cluster.connParams(fresh), "INSERT INTO t VALUES (5, 'after switchover by SIGTERM')");
     cluster.startAgent(old);
-    await waitFor(`${old} streaming again`, async () => (await streamingReplicas()).includes(old), 120_000);
+    await waitFor(`${old} streaming again`, async () => (await streamingReplicas(cluster)).includes(old), 120_000);
   });
 
   test('etcd stops: the primary demotes itself (no failsafe yet); etcd returns: one primary again', async () => {
-    const old = await waitFor('healthy cluster', healthy, 120_000);
+    const old = await waitFor('healthy cluster', () => healthy(cluster), 120_000);
     const etcd = cluster.etcd;
     assert.ok(etcd !== undefined);
     etcd.kill('SIGKILL');
     // Without the DCS nobody may be primary: the old primary restarts read-only.
-    await waitFor('the old primary to demote', async () => await inRecovery(old), 60_000);
+    await waitFor('the old primary to demote', async () => await inRecovery(cluster, old), 60_000);
     assert.deepEqual(await cluster.primaries(), [], 'no node claims /primary while etcd is down');
-    for (const n of cluster.nodes) assert.equal(await inRecovery(n.name), true, `${n.name} is read-only`);
+    for (const n of cluster.nodes) assert.equal(await inRecovery(cluster, n.name), true, `${n.name} is read-only`);
     await sleep(1000);
     await etcd.restart();
-    const fresh = await waitFor('one primary after etcd is back', () => onePrimary(), 120_000);
+    const fresh = await waitFor('one primary after etcd is back', () => onePrimary(cluster), 120_000);
     await query(cluster.connParams(fresh), "INSERT INTO t VALUES (6, 'after etcd outage')");
-    await waitFor('cluster healthy again', healthy, 120_000);
+    await waitFor('cluster healthy again', () => healthy(cluster), 120_000);
     const rows = await query<{ id: number }>(cluster.connParams(fresh), 'SELECT id FROM t ORDER BY id');
     assert.deepEqual(rows.map((r) => r.id), [1, 2, 3, 4, 5, 6]);
   });

@@ -17,15 +17,13 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { FAST_TIMING, LocalCluster } from '../../src/local/cluster.ts';
-import { createEtcd3Dcs } from '../../src/dcs/etcd3.ts';
-import { clusterPrefix } from '../../src/dcs/codec.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
+import { agentLog, ctlDcs, healthy, inRecovery, onePrimary } from '../support/cluster.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
 
 describe('failsafe_mode: true', { timeout: 900_000 }, () => {
@@ -36,37 +34,11 @@ describe('failsafe_mode: true', { timeout: 900_000 }, () => {
   /** Ids 1..lastId were committed on the primary (while etcd worked and in failsafe). */
   let lastId = 1;
 
-  const onePrimary = async (): Promise<string | undefined> => {
-    const p = await cluster.primaries();
-    return p.length === 1 ? p[0] : undefined;
-  };
-  const streaming = async (): Promise<string[]> => {
-    const out: string[] = [];
-    for (const n of cluster.nodes) if ((await cluster.api(n.name, '/replica?replication_state=streaming'))?.status === 200) out.push(n.name);
-    return out;
-  };
-  const healthy = async (): Promise<string | undefined> => {
-    const p = await onePrimary();
-    if (p === undefined) return undefined;
-    return (await streaming()).length === cluster.nodes.length - 1 ? p : undefined;
-  };
-  const inRecovery = async (name: string): Promise<boolean> => {
-    const rows = await query<{ r: boolean }>(cluster.connParams(name), 'SELECT pg_is_in_recovery() AS r');
-    return rows[0]?.r === true;
-  };
-  const log = (name: string, lines = 40): string => {
-    try {
-      return readFileSync(cluster.node(name).logFile, 'utf8').split('\n').slice(-lines).join('\n');
-    } catch {
-      return '(no log)';
-    }
-  };
-
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'vigil-it-failsafe-'));
     cluster = new LocalCluster({ baseDir: base, nodes: 3, timing: FAST_TIMING, logLevel: 'debug', dcs: { failsafe_mode: true } });
     await cluster.prepare();
-    dcs = createEtcd3Dcs({ hosts: [cluster.etcdEndpoint], protocol: 'http', prefix: clusterPrefix('/service/', 'demo'), name: 'test', ttl: 30, retryTimeout: 3, ctlMode: true });
+    dcs = ctlDcs(cluster);
     await cluster.startAll();
   });
 
@@ -78,7 +50,7 @@ describe('failsafe_mode: true', { timeout: 900_000 }, () => {
   });
 
   test('the leader publishes /failsafe with every member and its api_url', async () => {
-    primary = await waitFor('one primary and two streaming replicas', healthy, 120_000);
+    primary = await waitFor('one primary and two streaming replicas', () => healthy(cluster), 120_000);
     const want = Object.fromEntries(cluster.nodes.map((n) => [n.name, `http://${n.host}:${n.apiPort}/patroni`]));
     const got = await waitFor('/failsafe to list all three members', async () => {
       const f = (await dcs.readCluster()).failsafe;
@@ -93,7 +65,7 @@ describe('failsafe_mode: true', { timeout: 900_000 }, () => {
   });
 
   test('etcd killed: the primary stays writable for longer than ttl, failsafe is active, no replica promotes', async () => {
-    primary = await waitFor('healthy cluster', healthy, 60_000);
+    primary = await waitFor('healthy cluster', () => healthy(cluster), 60_000);
     // Every agent, the leader included, must have READ /failsafe back (GET /failsafe serves the
     // agent's last read): the leader only knows the topology it wrote once it has read it back.
     // (Reported: etcd lost within one loop_wait of the first /failsafe write makes the leader
@@ -114,15 +86,15 @@ describe('failsafe_mode: true', { timeout: 900_000 }, () => {
     let samples = 0;
     let i = 2;
     while (Date.now() - killedAt < ttlMs + 3 * FAST_TIMING.loop_wait * 1000) {
-      assert.equal(await inRecovery(primary), false, `${primary} went read-only ${Date.now() - killedAt} ms after etcd died\n${log(primary)}`);
+      assert.equal(await inRecovery(cluster, primary), false, `${primary} went read-only ${Date.now() - killedAt} ms after etcd died\n${agentLog(cluster, primary)}`);
       assert.equal(cluster.postmasterPid(primary), pmPid, 'PostgreSQL was not restarted');
-      for (const r of replicas) assert.equal(await inRecovery(r), true, `${r} promoted without the lock`);
+      for (const r of replicas) assert.equal(await inRecovery(cluster, r), true, `${r} promoted without the lock`);
       await query(cluster.connParams(primary), 'INSERT INTO t VALUES ($1)', [i++]);
       samples++;
       await sleep(500);
     }
     assert.ok(samples > 5);
-    assert.equal((await cluster.api(primary, '/primary'))?.status, 200, `GET /primary after more than ttl without etcd\n${log(primary)}`);
+    assert.equal((await cluster.api(primary, '/primary'))?.status, 200, `GET /primary after more than ttl without etcd\n${agentLog(cluster, primary)}`);
     assert.equal((await cluster.api(primary, '/patroni'))?.body?.['failsafe_mode_is_active'], true, '/patroni shows failsafe_mode_is_active');
     for (const r of replicas) assert.notEqual((await cluster.api(r, '/primary'))?.status, 200, `${r} answers /primary`);
     await query(cluster.connParams(primary), 'INSERT INTO t VALUES ($1)', [i]);
@@ -138,12 +110,12 @@ describe('failsafe_mode: true', { timeout: 900_000 }, () => {
     await cluster.waitAgentExit(victim, 10_000);
     assert.equal(await cluster.api(victim, '/patroni'), undefined, 'the REST API is down');
     const t0 = Date.now();
-    await waitFor(`${primary} to demote`, async () => await inRecovery(primary), 60_000);
+    await waitFor(`${primary} to demote`, async () => await inRecovery(cluster, primary), 60_000);
     console.log(`# failsafe: ${primary} read-only ${Date.now() - t0} ms after ${victim}'s agent was killed`);
     await waitFor('GET /primary 503 on the old primary', async () => (await cluster.api(primary, '/primary'))?.status === 503, 30_000);
     assert.deepEqual(await cluster.primaries(), [], 'no node answers /primary while etcd is down');
     await assert.rejects(query(cluster.connParams(primary), 'INSERT INTO t VALUES (-1)'), /read-only/);
-    for (const r of replicas) if (r !== victim) assert.equal(await inRecovery(r), true, `${r} stays a replica`);
+    for (const r of replicas) if (r !== victim) assert.equal(await inRecovery(cluster, r), true, `${r} stays a replica`);
     assert.equal(cluster.postmasterPid(victim), pmVictim, "the victim's PostgreSQL was left alone");
   });
 
@@ -152,8 +124,8 @@ describe('failsafe_mode: true', { timeout: 900_000 }, () => {
     assert.ok(etcd !== undefined);
     await etcd.restart();
     for (const n of cluster.nodes) cluster.startAgent(n.name); // no-op for the running agents
-    const fresh = await waitFor('one primary after etcd is back', onePrimary, 120_000);
-    await waitFor('cluster healthy again', healthy, 180_000);
+    const fresh = await waitFor('one primary after etcd is back', () => onePrimary(cluster), 120_000);
+    await waitFor('cluster healthy again', () => healthy(cluster), 180_000);
     assert.deepEqual(await cluster.primaries(), [fresh], 'exactly one primary');
     // The old primary stopped cleanly (demotion), so its streaming replicas have every commit.
     const ids = new Set((await query<{ id: number }>(cluster.connParams(fresh), 'SELECT id FROM t')).map((r) => r.id));

@@ -25,20 +25,10 @@ import { join } from 'node:path';
 import pg from 'pg';
 
 import { FAST_TIMING, LocalCluster } from '../../src/local/cluster.ts';
+import { agentLog, healthy, inRecovery, onePrimary, processRuns, streamingReplicas } from '../support/cluster.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
 
 const LEADER_KEY = '/service/demo/leader';
-
-/** /proc says the process exists and is not a zombie. */
-function processRuns(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** The /leader key's value straight from etcd's v3 JSON gateway (null: no key). */
 async function readLeader(endpoint: string): Promise<string | null> {
@@ -63,32 +53,6 @@ describe('fencing: kill -9 of the primary agent with PostgreSQL left running', {
   let base: string;
   let cluster: LocalCluster;
 
-  const onePrimary = async (exclude?: string): Promise<string | undefined> => {
-    const p = await cluster.primaries();
-    return p.length === 1 && p[0] !== exclude ? p[0] : undefined;
-  };
-  const streaming = async (): Promise<string[]> => {
-    const out: string[] = [];
-    for (const n of cluster.nodes) if ((await cluster.api(n.name, '/replica?replication_state=streaming'))?.status === 200) out.push(n.name);
-    return out;
-  };
-  const healthy = async (): Promise<string | undefined> => {
-    const p = await onePrimary();
-    if (p === undefined) return undefined;
-    return (await streaming()).length === cluster.nodes.length - 1 ? p : undefined;
-  };
-  const inRecovery = async (name: string): Promise<boolean> => {
-    const rows = await query<{ r: boolean }>(cluster.connParams(name), 'SELECT pg_is_in_recovery() AS r');
-    return rows[0]?.r === true;
-  };
-  const log = (name: string, lines = 40): string => {
-    try {
-      return readFileSync(cluster.node(name).logFile, 'utf8').split('\n').slice(-lines).join('\n');
-    } catch {
-      return '(no log)';
-    }
-  };
-
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'vigil-it-fence-'));
     cluster = new LocalCluster({ baseDir: base, nodes: 3, timing: FAST_TIMING, logLevel: 'debug' });
@@ -103,7 +67,7 @@ describe('fencing: kill -9 of the primary agent with PostgreSQL left running', {
   });
 
   test('the old postmaster dies before the lock is lost; no acknowledged insert overlaps the promotion; the node rejoins', async () => {
-    const old = await waitFor('one primary and two streaming replicas', healthy, 120_000);
+    const old = await waitFor('one primary and two streaming replicas', () => healthy(cluster), 120_000);
     const others = cluster.nodes.map((n) => n.name).filter((n) => n !== old);
     await query(cluster.connParams(old), 'CREATE TABLE w (id int PRIMARY KEY)');
     assert.equal(await readLeader(cluster.etcdEndpoint), old);
@@ -170,7 +134,7 @@ describe('fencing: kill -9 of the primary agent with PostgreSQL left running', {
       while (watching && promotion.before === undefined) {
         const t = performance.now();
         try {
-          const rec = await Promise.all(others.map((n) => inRecovery(n)));
+          const rec = await Promise.all(others.map((n) => inRecovery(cluster, n)));
           if (rec.every((r) => r)) promotion.after = t;
           else {
             promotion.before = performance.now();
@@ -203,14 +167,14 @@ describe('fencing: kill -9 of the primary agent with PostgreSQL left running', {
     );
 
     assert.ok(death.before !== undefined && lockLoss.after !== undefined && promotion.after !== undefined);
-    assert.ok(death.before < lockLoss.after, `the old postmaster was still alive when the leader key was lost\n${log(old)}`);
+    assert.ok(death.before < lockLoss.after, `the old postmaster was still alive when the leader key was lost\n${agentLog(cluster, old)}`);
     assert.ok(writerError !== undefined, 'the writer lost its connection when PostgreSQL was killed');
     assert.ok(lastAck !== undefined && lastAck < promotion.after, 'every acknowledged insert on the old primary came before the promotion began');
     assert.ok(newPrimary !== undefined && others.includes(newPrimary));
     assert.notEqual(newLeader, old);
     assert.equal(processRuns(fencerPid), false, 'the fencer exited after fencing');
 
-    const fresh = await waitFor('the new primary to answer /primary', () => onePrimary(old), 60_000);
+    const fresh = await waitFor('the new primary to answer /primary', () => onePrimary(cluster, old), 60_000);
     assert.equal(fresh, newPrimary);
     const have = new Set((await query<{ id: number }>(cluster.connParams(fresh), 'SELECT id FROM w')).map((r) => r.id));
     let missing = 0;
@@ -220,15 +184,15 @@ describe('fencing: kill -9 of the primary agent with PostgreSQL left running', {
 
     // The old node's agent comes back: it must rejoin as a streaming replica (pg_rewind as needed).
     cluster.startAgent(old);
-    await waitFor(`${old} streaming again`, async () => (await streaming()).includes(old), 180_000);
+    await waitFor(`${old} streaming again`, async () => (await streamingReplicas(cluster)).includes(old), 180_000);
     await waitFor(`the new primary's row on ${old}`, async () => (await query(cluster.connParams(old), 'SELECT 1 FROM w WHERE id = -1')).length === 1, 30_000);
-    assert.equal(await inRecovery(old), true);
+    assert.equal(await inRecovery(cluster, old), true);
     assert.equal((await cluster.api(old, '/patroni'))?.body?.['role'], 'replica');
     assert.deepEqual(await cluster.primaries(), [fresh]);
   });
 
   test('agent frozen and etcd gone: the fencer kills PostgreSQL; the resumed agent brings it back read-only; etcd back: one primary', async () => {
-    const p = await waitFor('one primary and two streaming replicas', healthy, 180_000);
+    const p = await waitFor('one primary and two streaming replicas', () => healthy(cluster), 180_000);
     await query(cluster.connParams(p), 'CREATE TABLE IF NOT EXISTS w (id int PRIMARY KEY)');
     const pm = cluster.postmasterPid(p);
     assert.ok(pm !== undefined && processRuns(pm));
@@ -243,15 +207,15 @@ describe('fencing: kill -9 of the primary agent with PostgreSQL left running', {
       cluster.killAgent(p, 'SIGCONT');
     }
     // Without the DCS the agent starts it again, but only as a standby following nobody.
-    await waitFor(`${p} read-only again`, async () => await inRecovery(p), 60_000);
-    for (const n of cluster.nodes) assert.equal(await inRecovery(n.name), true, `${n.name} is read-only while etcd is down`);
+    await waitFor(`${p} read-only again`, async () => await inRecovery(cluster, p), 60_000);
+    for (const n of cluster.nodes) assert.equal(await inRecovery(cluster, n.name), true, `${n.name} is read-only while etcd is down`);
     assert.deepEqual(await cluster.primaries(), []);
-    assert.match(log(p, 400), /starting postgres read-only, following nobody/);
+    assert.match(agentLog(cluster, p, 400), /starting postgres read-only, following nobody/);
 
     await etcd.restart();
-    const fresh = await waitFor('one primary after etcd is back', () => onePrimary(), 120_000);
+    const fresh = await waitFor('one primary after etcd is back', () => onePrimary(cluster), 120_000);
     await query(cluster.connParams(fresh), 'INSERT INTO w VALUES (-2)');
-    await waitFor('every node streaming again', async () => (await healthy()) === fresh, 180_000);
+    await waitFor('every node streaming again', async () => (await healthy(cluster)) === fresh, 180_000);
     for (const n of cluster.nodes) {
       await waitFor(`row -2 on ${n.name}`, async () => (await query(cluster.connParams(n.name), 'SELECT 1 FROM w WHERE id = -2')).length === 1, 30_000);
     }

@@ -11,9 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { LocalCluster } from '../../src/local/cluster.ts';
-import { createEtcd3Dcs } from '../../src/dcs/etcd3.ts';
-import { clusterPrefix } from '../../src/dcs/codec.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
+import { ctlDcs, healthy, streamingReplicas } from '../support/cluster.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
 
 const PATRONICTL = '/usr/bin/patronictl';
@@ -34,16 +33,6 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
   let cluster: LocalCluster;
   let dcs: Dcs;
 
-  const primaries = () => cluster.primaries();
-  const streaming = async (): Promise<string[]> => {
-    const out: string[] = [];
-    for (const n of cluster.nodes) if ((await cluster.api(n.name, '/replica?replication_state=streaming'))?.status === 200) out.push(n.name);
-    return out;
-  };
-  const healthy = async (): Promise<string | undefined> => {
-    const p = await primaries();
-    return p.length === 1 && (await streaming()).length === cluster.nodes.length - 1 ? p[0] : undefined;
-  };
   const leaderKey = async (): Promise<string | undefined> => (await dcs.readCluster()).leader?.name;
   const post = async (name: string, path: string, body?: unknown, method = 'POST'): Promise<{ status: number; text: string }> => {
     const res = await fetch(`http://127.0.0.1:${cluster.node(name).apiPort}${path}`, {
@@ -58,9 +47,9 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
     base = await mkdtemp(join(tmpdir(), 'vigil-ops-'));
     cluster = new LocalCluster({ baseDir: base, nodes: 3, timing: TIMING, logLevel: 'debug' });
     await cluster.prepare();
-    dcs = createEtcd3Dcs({ hosts: [cluster.etcdEndpoint], protocol: 'http', prefix: clusterPrefix('/service/', 'demo'), name: 'test', ttl: 30, retryTimeout: 3, ctlMode: true });
+    dcs = ctlDcs(cluster);
     await cluster.startAll();
-    const p = await waitFor('healthy cluster', healthy, 120_000);
+    const p = await waitFor('healthy cluster', () => healthy(cluster), 120_000);
     await query(cluster.connParams(p), 'CREATE TABLE ops (id serial PRIMARY KEY, note text)');
   });
 
@@ -71,13 +60,13 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
   });
 
   test('switchover written to /failover (patronictl fallback path): the candidate becomes primary, the old leader follows', async () => {
-    const old = await waitFor('healthy cluster', healthy, 60_000);
+    const old = await waitFor('healthy cluster', () => healthy(cluster), 60_000);
     const cand = cluster.nodes.map((n) => n.name).find((n) => n !== old) as string;
     await query(cluster.connParams(old), "INSERT INTO ops (note) VALUES ('before switchover')");
     assert.equal(await dcs.writeFailover({ leader: old, member: cand }), true);
     await waitFor(`${cand} to hold the lock`, async () => (await leaderKey()) === cand, 60_000);
-    await waitFor(`${cand} primary`, async () => (await primaries()).join() === cand, 30_000);
-    await waitFor(`${old} streaming from ${cand}`, async () => (await streaming()).includes(old), 60_000);
+    await waitFor(`${cand} primary`, async () => (await cluster.primaries()).join() === cand, 30_000);
+    await waitFor(`${old} streaming from ${cand}`, async () => (await streamingReplicas(cluster)).includes(old), 60_000);
     const fo = (await dcs.readCluster()).failover;
     assert.ok(fo === undefined || (fo.leader === undefined && fo.member === undefined), '/failover cleared by the new leader');
     const rows = await query<{ note: string }>(cluster.connParams(cand), 'SELECT note FROM ops');
@@ -85,7 +74,7 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
   });
 
   test('switchover to an unknown member or from the wrong leader is refused and cleared', async () => {
-    const leader = await waitFor('healthy cluster', healthy, 60_000);
+    const leader = await waitFor('healthy cluster', () => healthy(cluster), 60_000);
     const other = cluster.nodes.map((n) => n.name).find((n) => n !== leader) as string;
     await dcs.writeFailover({ leader: other, member: leader });
     await waitFor('/failover cleared', async () => {
@@ -96,7 +85,7 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
   });
 
   test('pause: a dead primary is not replaced; resume: it is', async () => {
-    const leader = await waitFor('healthy cluster', healthy, 60_000);
+    const leader = await waitFor('healthy cluster', () => healthy(cluster), 60_000);
     const cfg = (await dcs.readCluster()).config ?? {};
     assert.equal(await dcs.writeConfig({ ...cfg, pause: true }), true);
     await waitFor('every member to report pause', async () => (await dcs.readCluster()).members.every((m) => m.data.pause === true), 30_000);
@@ -114,11 +103,11 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
     const cfg2 = { ...((await dcs.readCluster()).config ?? {}) };
     delete cfg2['pause'];
     assert.equal(await dcs.writeConfig(cfg2), true);
-    await waitFor('healthy again with the same leader', async () => (await healthy()) === leader, 90_000);
+    await waitFor('healthy again with the same leader', async () => (await healthy(cluster)) === leader, 90_000);
   });
 
   test('REST: POST /switchover with Patroni\'s body moves the primary; bad requests get 4xx', async () => {
-    const leader = await waitFor('healthy cluster', healthy, 60_000);
+    const leader = await waitFor('healthy cluster', () => healthy(cluster), 60_000);
     const cand = cluster.nodes.map((n) => n.name).find((n) => n !== leader) as string;
     const bad = await post(leader, '/switchover', { candidate: cand });
     assert.equal(bad.status, 400, bad.text);
@@ -129,11 +118,11 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
     const ok = await post(leader, '/switchover', { leader, candidate: cand });
     assert.equal(ok.status, 200, ok.text);
     assert.match(ok.text, new RegExp(`Successfully switched over to "${cand}"`));
-    await waitFor('healthy after REST switchover', async () => (await healthy()) === cand, 90_000);
+    await waitFor('healthy after REST switchover', async () => (await healthy(cluster)) === cand, 90_000);
   });
 
   test('REST: PATCH /config changes a parameter on every member; a restart-only one becomes pending_restart', async () => {
-    const leader = await waitFor('healthy cluster', healthy, 60_000);
+    const leader = await waitFor('healthy cluster', () => healthy(cluster), 60_000);
     const res = await post(leader, '/config', { postgresql: { parameters: { work_mem: '7MB', max_connections: 120 } } }, 'PATCH');
     assert.equal(res.status, 200, res.text);
     for (const n of cluster.nodes) {
@@ -149,11 +138,11 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
       await waitFor(`max_connections on ${n.name}`, async () => (await query<{ m: string }>(cluster.connParams(n.name), "SELECT current_setting('max_connections') AS m"))[0]?.m === '120', 60_000);
     }
     await waitFor('pending_restart cleared', async () => (await dcs.readCluster()).members.every((m) => m.data.pending_restart !== true), 60_000);
-    await waitFor('healthy after restarts', healthy, 90_000);
+    await waitFor('healthy after restarts', () => healthy(cluster), 90_000);
   });
 
   test('REST: POST /reinitialize re-clones a replica; refused on the leader', async () => {
-    const leader = await waitFor('healthy cluster', healthy, 60_000);
+    const leader = await waitFor('healthy cluster', () => healthy(cluster), 60_000);
     const replica = cluster.nodes.map((n) => n.name).find((n) => n !== leader) as string;
     const refused = await post(leader, '/reinitialize', {});
     assert.equal(refused.status, 503);
@@ -161,22 +150,22 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
     const pidBefore = cluster.postmasterPid(replica);
     const ok = await post(replica, '/reinitialize', { force: true });
     assert.equal(ok.status, 200, ok.text);
-    await waitFor(`${replica} re-cloned and streaming`, async () => cluster.postmasterPid(replica) !== pidBefore && (await streaming()).includes(replica), 120_000);
+    await waitFor(`${replica} re-cloned and streaming`, async () => cluster.postmasterPid(replica) !== pidBefore && (await streamingReplicas(cluster)).includes(replica), 120_000);
   });
 
   test('patronictl 3.0.2 drives a Vigil cluster: list, switchover --force, failover, edit-config, pause/resume, restart, reinit', { skip: !existsSync(PATRONICTL) }, async () => {
     const cfg = cluster.nodes[0]!.configFile;
-    const leader = await waitFor('healthy cluster', healthy, 60_000);
+    const leader = await waitFor('healthy cluster', () => healthy(cluster), 60_000);
     const cand = cluster.nodes.map((n) => n.name).find((n) => n !== leader) as string;
 
     const sw = await run(PATRONICTL, ['-c', cfg, 'switchover', '--leader', leader, '--candidate', cand, '--force']);
     assert.equal(sw.code, 0, sw.stderr + sw.stdout);
-    await waitFor('patronictl switchover done', async () => (await healthy()) === cand, 90_000);
+    await waitFor('patronictl switchover done', async () => (await healthy(cluster)) === cand, 90_000);
 
     const target = cluster.nodes.map((n) => n.name).find((n) => n !== cand) as string;
     const fo = await run(PATRONICTL, ['-c', cfg, 'failover', '--candidate', target, '--force']);
     assert.equal(fo.code, 0, fo.stderr + fo.stdout);
-    await waitFor('patronictl failover done', async () => (await healthy()) === target, 90_000);
+    await waitFor('patronictl failover done', async () => (await healthy(cluster)) === target, 90_000);
 
     const ec = await run(PATRONICTL, ['-c', cfg, 'edit-config', '--set', 'postgresql.parameters.work_mem=9MB', '--force']);
     assert.equal(ec.code, 0, ec.stderr + ec.stdout);
@@ -199,7 +188,7 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
     const ri = await run(PATRONICTL, ['-c', cfg, 'reinit', 'demo', replica, '--force']);
     assert.equal(ri.code, 0, ri.stderr + ri.stdout);
     assert.match(ri.stdout, new RegExp(`Success: reinitialize for member ${replica}`));
-    await waitFor('healthy after reinit', async () => (await healthy()) === target, 120_000);
+    await waitFor('healthy after reinit', async () => (await healthy(cluster)) === target, 120_000);
 
     const list = await run(PATRONICTL, ['-c', cfg, 'list', '-f', 'json']);
     const rows = JSON.parse(list.stdout) as Array<Record<string, unknown>>;

@@ -13,17 +13,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 
 import { FAST_TIMING, LocalCluster } from '../../src/local/cluster.ts';
-import { createEtcd3Dcs } from '../../src/dcs/etcd3.ts';
-import { clusterPrefix } from '../../src/dcs/codec.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
 import type { ConnParams } from '../support/wait.ts';
+import { agentLog, ctlDcs, healthy, onePrimary, processRuns, streamingReplicas } from '../support/cluster.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
 
 const VIGIL = resolve(import.meta.dirname, '..', '..', 'bin', 'vigil');
@@ -41,17 +39,6 @@ function run(cmd: string, args: string[]): Promise<{ code: number; stdout: strin
 /** Split a /sync sync_standby value into sorted names. */
 function standbysOf(v: unknown): string[] {
   return typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '').sort() : [];
-}
-
-/** /proc says the process exists and is not a zombie. */
-function processRuns(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -128,7 +115,7 @@ function harness(dcsExtra: Record<string, unknown>) {
       h.base = await mkdtemp(join(tmpdir(), 'vigil-it-sync-'));
       h.cluster = new LocalCluster({ baseDir: h.base, nodes: 3, timing: FAST_TIMING, logLevel: 'debug', dcs: dcsExtra });
       await h.cluster.prepare();
-      h.dcs = createEtcd3Dcs({ hosts: [h.cluster.etcdEndpoint], protocol: 'http', prefix: clusterPrefix('/service/', 'demo'), name: 'test', ttl: 30, retryTimeout: 3, ctlMode: true });
+      h.dcs = ctlDcs(h.cluster);
       await h.cluster.startAll();
     },
     async tearDown(): Promise<void> {
@@ -136,20 +123,6 @@ function harness(dcsExtra: Record<string, unknown>) {
       await h.cluster?.stop();
       if (process.env.VIGIL_KEEP_TEST_DIRS === undefined && h.base !== '') await rm(h.base, { recursive: true, force: true });
       else if (h.base !== '') console.log(`# kept ${h.base}`);
-    },
-    async onePrimary(exclude?: string): Promise<string | undefined> {
-      const p = await h.cluster.primaries();
-      return p.length === 1 && p[0] !== exclude ? p[0] : undefined;
-    },
-    async streaming(): Promise<string[]> {
-      const out: string[] = [];
-      for (const n of h.cluster.nodes) if ((await h.cluster.api(n.name, '/replica?replication_state=streaming'))?.status === 200) out.push(n.name);
-      return out;
-    },
-    async healthy(): Promise<string | undefined> {
-      const p = await h.onePrimary();
-      if (p === undefined) return undefined;
-      return (await h.streaming()).length === h.cluster.nodes.length - 1 ? p : undefined;
     },
     async ssn(name: string): Promise<string> {
       return (await query<{ s: string }>(h.cluster.connParams(name), "SELECT current_setting('synchronous_standby_names') AS s"))[0]?.s ?? '';
@@ -161,13 +134,6 @@ function harness(dcsExtra: Record<string, unknown>) {
     async ids(name: string, table: string): Promise<Set<number>> {
       return new Set((await query<{ id: number }>(h.cluster.connParams(name), `SELECT id FROM ${table}`)).map((r) => r.id));
     },
-    log(name: string, lines = 40): string {
-      try {
-        return readFileSync(h.cluster.node(name).logFile, 'utf8').split('\n').slice(-lines).join('\n');
-      } catch {
-        return '(no log)';
-      }
-    },
   };
   return h;
 }
@@ -178,7 +144,7 @@ describe('synchronous_mode: on (priority)', { timeout: 900_000 }, () => {
   after(() => h.tearDown());
 
   test('bootstrap: /sync names one replica, ssn and pg_stat_replication agree, REST and vigil list show it', async () => {
-    const primary = await waitFor('one primary and two streaming replicas', () => h.healthy(), 120_000);
+    const primary = await waitFor('one primary and two streaming replicas', () => healthy(h.cluster), 120_000);
     const replicas = h.cluster.nodes.map((n) => n.name).filter((n) => n !== primary);
     const sync = await waitFor('/sync to name one replica', async () => {
       const s = (await h.dcs.readCluster()).sync;
@@ -230,7 +196,7 @@ describe('synchronous_mode: on (priority)', { timeout: 900_000 }, () => {
   });
 
   test('host crash of the primary: the /sync standby is promoted, no acknowledged commit is lost', async () => {
-    const old = await waitFor('healthy cluster', () => h.healthy(), 120_000);
+    const old = await waitFor('healthy cluster', () => healthy(h.cluster), 120_000);
     const syncName = await waitFor('/sync to name a standby', async () => {
       const s = (await h.dcs.readCluster()).sync;
       return s?.leader === old ? standbysOf(s.sync_standby)[0] : undefined;
@@ -243,8 +209,8 @@ describe('synchronous_mode: on (priority)', { timeout: 900_000 }, () => {
     const err = await w.ended();
     assert.ok(err !== undefined, 'the writer saw its connection die');
 
-    const fresh = await waitFor('a new primary', () => h.onePrimary(old), 120_000);
-    assert.equal(fresh, syncName, `the new primary is the node that was in /sync (${syncName})\n${h.log(fresh)}`);
+    const fresh = await waitFor('a new primary', () => onePrimary(h.cluster, old), 120_000);
+    assert.equal(fresh, syncName, `the new primary is the node that was in /sync (${syncName})\n${agentLog(h.cluster, fresh)}`);
     const have = await h.ids(fresh, 't');
     const lost = w.acked.filter((id) => !have.has(id));
     console.log(`# priority: ${w.acked.length} commits acknowledged before the host crash, ${lost.length} missing on ${fresh}`);
@@ -253,11 +219,11 @@ describe('synchronous_mode: on (priority)', { timeout: 900_000 }, () => {
 
     // The crashed node comes back as a replica (pg_rewind as needed).
     h.cluster.startAgent(old);
-    await waitFor(`${old} streaming again`, async () => (await h.streaming()).includes(old), 180_000);
+    await waitFor(`${old} streaming again`, async () => (await streamingReplicas(h.cluster)).includes(old), 180_000);
   });
 
   test('SIGTERM of the sync standby: it leaves /sync while its PostgreSQL still runs; commits keep working', async () => {
-    const primary = await waitFor('healthy cluster', () => h.healthy(), 180_000);
+    const primary = await waitFor('healthy cluster', () => healthy(h.cluster), 180_000);
     const syncName = await waitFor('/sync to name a standby', async () => {
       const s = (await h.dcs.readCluster()).sync;
       const n = s?.leader === primary ? standbysOf(s.sync_standby)[0] : undefined;
@@ -290,7 +256,7 @@ describe('synchronous_mode: on (priority)', { timeout: 900_000 }, () => {
     const code = await h.cluster.waitAgentExit(syncName, 60_000);
     await watcher;
     assert.equal(code, 0, 'clean exit');
-    assert.equal(leftWhileRunning, true, `/sync still named ${syncName} when its PostgreSQL stopped\n${h.log(syncName)}`);
+    assert.equal(leftWhileRunning, true, `/sync still named ${syncName} when its PostgreSQL stopped\n${agentLog(h.cluster, syncName)}`);
     assert.equal(processRuns(pmPid), false, 'PostgreSQL stopped with the agent');
 
     // Non-strict mode: commits on the primary do not wait for the stopped standby.
@@ -302,7 +268,7 @@ describe('synchronous_mode: on (priority)', { timeout: 900_000 }, () => {
     assert.ok(!ssn.includes(syncName), `ssn ${JSON.stringify(ssn)} no longer names ${syncName}`);
 
     h.cluster.startAgent(syncName);
-    await waitFor(`${syncName} streaming again`, async () => (await h.streaming()).includes(syncName), 120_000);
+    await waitFor(`${syncName} streaming again`, async () => (await streamingReplicas(h.cluster)).includes(syncName), 120_000);
   });
 });
 
@@ -312,7 +278,7 @@ describe('synchronous_mode: quorum', { timeout: 900_000 }, () => {
   after(() => h.tearDown());
 
   test('bootstrap: /sync lists both replicas with quorum 1, ssn is ANY 1 (..), GET /quorum 200 on replicas', async () => {
-    const primary = await waitFor('one primary and two streaming replicas', () => h.healthy(), 120_000);
+    const primary = await waitFor('one primary and two streaming replicas', () => healthy(h.cluster), 120_000);
     const replicas = h.cluster.nodes.map((n) => n.name).filter((n) => n !== primary).sort();
     const sync = await waitFor('/sync to list both replicas', async () => {
       const s = (await h.dcs.readCluster()).sync;
@@ -347,7 +313,7 @@ describe('synchronous_mode: quorum', { timeout: 900_000 }, () => {
   });
 
   test('host crash of the primary: a replica is promoted and no acknowledged commit is lost', async () => {
-    const old = await waitFor('healthy cluster', () => h.healthy(), 120_000);
+    const old = await waitFor('healthy cluster', () => healthy(h.cluster), 120_000);
     await waitFor('/sync to list two voters', async () => {
       const s = (await h.dcs.readCluster()).sync;
       return s?.leader === old && standbysOf(s.sync_standby).length === 2;
@@ -358,7 +324,7 @@ describe('synchronous_mode: quorum', { timeout: 900_000 }, () => {
     const err = await w.ended();
     assert.ok(err !== undefined, 'the writer saw its connection die');
 
-    const fresh = await waitFor('a new primary', () => h.onePrimary(old), 120_000);
+    const fresh = await waitFor('a new primary', () => onePrimary(h.cluster, old), 120_000);
     const have = await h.ids(fresh, 't');
     const lost = w.acked.filter((id) => !have.has(id));
     console.log(`# quorum: ${w.acked.length} commits acknowledged before the host crash, ${lost.length} missing on ${fresh}`);
@@ -370,7 +336,7 @@ describe('synchronous_mode: quorum', { timeout: 900_000 }, () => {
     assert.ok(!standbysOf(s.sync_standby).includes(fresh), 'the leader does not list itself as a voter');
 
     h.cluster.startAgent(old);
-    await waitFor(`${old} streaming again`, async () => (await h.streaming()).includes(old), 180_000);
+    await waitFor(`${old} streaming again`, async () => (await streamingReplicas(h.cluster)).includes(old), 180_000);
     const r = await committed(h.cluster.connParams(fresh), 'INSERT INTO t VALUES (1)');
     assert.equal(r.ok, true, r.notices.join('; '));
   });
