@@ -5,13 +5,10 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
-import { LocalCluster } from '../../src/local/cluster.ts';
+import type { LocalCluster } from '../../src/local/cluster.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
-import { ctlDcs, healthy, inRecovery, onePrimary, streamingReplicas } from '../support/cluster.ts';
+import { ctlDcs, healthy, inRecovery, onePrimary, startCluster, stopCluster, streamingReplicas } from '../support/cluster.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -43,17 +40,13 @@ describe('three-node cluster on etcd', { timeout: 600_000 }, () => {
   };
 
   before(async () => {
-    base = await mkdtemp(join(tmpdir(), 'vigil-it-'));
-    cluster = new LocalCluster({ baseDir: base, nodes: 3, timing: TIMING, logLevel: 'debug' });
-    await cluster.prepare();
+    ({ base, cluster } = await startCluster('vigil-it-', { nodes: 3, timing: TIMING, logLevel: 'debug' }));
     dcs = ctlDcs(cluster);
-    await cluster.startAll();
   });
 
   after(async () => {
     await dcs?.close();
-    await cluster?.stop();
-    if (process.env.VIGIL_KEEP_TEST_DIRS === undefined) await rm(base, { recursive: true, force: true });
+    await stopCluster(cluster, base);
   });
 
   test('bootstraps exactly once: one primary, two streaming replicas, Patroni keys in etcd', async () => {

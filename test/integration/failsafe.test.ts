@@ -17,13 +17,10 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
-import { FAST_TIMING, LocalCluster } from '../../src/local/cluster.ts';
+import { FAST_TIMING, type LocalCluster } from '../../src/local/cluster.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
-import { agentLog, ctlDcs, healthy, inRecovery, onePrimary } from '../support/cluster.ts';
+import { agentLog, ctlDcs, healthy, inRecovery, onePrimary, startCluster, stopCluster } from '../support/cluster.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
 
 describe('failsafe_mode: true', { timeout: 900_000 }, () => {
@@ -35,18 +32,13 @@ describe('failsafe_mode: true', { timeout: 900_000 }, () => {
   let lastId = 1;
 
   before(async () => {
-    base = await mkdtemp(join(tmpdir(), 'vigil-it-failsafe-'));
-    cluster = new LocalCluster({ baseDir: base, nodes: 3, timing: FAST_TIMING, logLevel: 'debug', dcs: { failsafe_mode: true } });
-    await cluster.prepare();
+    ({ base, cluster } = await startCluster('vigil-it-failsafe-', { nodes: 3, timing: FAST_TIMING, logLevel: 'debug', dcs: { failsafe_mode: true } }));
     dcs = ctlDcs(cluster);
-    await cluster.startAll();
   });
 
   after(async () => {
     await dcs?.close();
-    await cluster?.stop();
-    if (process.env.VIGIL_KEEP_TEST_DIRS === undefined) await rm(base, { recursive: true, force: true });
-    else console.log(`# kept ${base}`);
+    await stopCluster(cluster, base);
   });
 
   test('the leader publishes /failsafe with every member and its api_url', async () => {

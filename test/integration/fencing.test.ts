@@ -19,13 +19,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 
-import { FAST_TIMING, LocalCluster } from '../../src/local/cluster.ts';
-import { agentLog, healthy, inRecovery, onePrimary, processRuns, streamingReplicas } from '../support/cluster.ts';
+import { FAST_TIMING, type LocalCluster } from '../../src/local/cluster.ts';
+import { agentLog, healthy, inRecovery, onePrimary, processRuns, startCluster, stopCluster, streamingReplicas } from '../support/cluster.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
 
 const LEADER_KEY = '/service/demo/leader';
@@ -54,17 +51,10 @@ describe('fencing: kill -9 of the primary agent with PostgreSQL left running', {
   let cluster: LocalCluster;
 
   before(async () => {
-    base = await mkdtemp(join(tmpdir(), 'vigil-it-fence-'));
-    cluster = new LocalCluster({ baseDir: base, nodes: 3, timing: FAST_TIMING, logLevel: 'debug' });
-    await cluster.prepare();
-    await cluster.startAll();
+    ({ base, cluster } = await startCluster('vigil-it-fence-', { nodes: 3, timing: FAST_TIMING, logLevel: 'debug' }));
   });
 
-  after(async () => {
-    await cluster?.stop();
-    if (process.env.VIGIL_KEEP_TEST_DIRS === undefined) await rm(base, { recursive: true, force: true });
-    else console.log(`# kept ${base}`);
-  });
+  after(() => stopCluster(cluster, base));
 
   test('the old postmaster dies before the lock is lost; no acknowledged insert overlaps the promotion; the node rejoins', async () => {
     const old = await waitFor('one primary and two streaming replicas', () => healthy(cluster), 120_000);

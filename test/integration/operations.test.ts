@@ -6,13 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
-import { LocalCluster } from '../../src/local/cluster.ts';
+import type { LocalCluster } from '../../src/local/cluster.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
-import { ctlDcs, healthy, streamingReplicas } from '../support/cluster.ts';
+import { ctlDcs, healthy, startCluster, stopCluster, streamingReplicas } from '../support/cluster.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
 
 const PATRONICTL = '/usr/bin/patronictl';
@@ -44,19 +41,15 @@ describe('operations on a three-node cluster', { timeout: 900_000 }, () => {
   };
 
   before(async () => {
-    base = await mkdtemp(join(tmpdir(), 'vigil-ops-'));
-    cluster = new LocalCluster({ baseDir: base, nodes: 3, timing: TIMING, logLevel: 'debug' });
-    await cluster.prepare();
+    ({ base, cluster } = await startCluster('vigil-ops-', { nodes: 3, timing: TIMING, logLevel: 'debug' }));
     dcs = ctlDcs(cluster);
-    await cluster.startAll();
     const p = await waitFor('healthy cluster', () => healthy(cluster), 120_000);
     await query(cluster.connParams(p), 'CREATE TABLE ops (id serial PRIMARY KEY, note text)');
   });
 
   after(async () => {
     await dcs?.close();
-    await cluster?.stop();
-    if (process.env.VIGIL_KEEP_TEST_DIRS === undefined) await rm(base, { recursive: true, force: true });
+    await stopCluster(cluster, base);
   });
 
   test('switchover written to /failover (patronictl fallback path): the candidate becomes primary, the old leader follows', async () => {

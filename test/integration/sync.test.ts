@@ -13,15 +13,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import pg from 'pg';
 
-import { FAST_TIMING, LocalCluster } from '../../src/local/cluster.ts';
+import { FAST_TIMING, type LocalCluster } from '../../src/local/cluster.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
 import type { ConnParams } from '../support/wait.ts';
-import { agentLog, ctlDcs, healthy, onePrimary, processRuns, streamingReplicas } from '../support/cluster.ts';
+import { agentLog, ctlDcs, healthy, onePrimary, processRuns, startCluster, stopCluster, streamingReplicas } from '../support/cluster.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
 
 const VIGIL = resolve(import.meta.dirname, '..', '..', 'bin', 'vigil');
@@ -112,17 +110,12 @@ function harness(dcsExtra: Record<string, unknown>) {
     cluster: undefined as unknown as LocalCluster,
     dcs: undefined as unknown as Dcs,
     async setUp(): Promise<void> {
-      h.base = await mkdtemp(join(tmpdir(), 'vigil-it-sync-'));
-      h.cluster = new LocalCluster({ baseDir: h.base, nodes: 3, timing: FAST_TIMING, logLevel: 'debug', dcs: dcsExtra });
-      await h.cluster.prepare();
+      ({ base: h.base, cluster: h.cluster } = await startCluster('vigil-it-sync-', { nodes: 3, timing: FAST_TIMING, logLevel: 'debug', dcs: dcsExtra }));
       h.dcs = ctlDcs(h.cluster);
-      await h.cluster.startAll();
     },
     async tearDown(): Promise<void> {
       await h.dcs?.close();
-      await h.cluster?.stop();
-      if (process.env.VIGIL_KEEP_TEST_DIRS === undefined && h.base !== '') await rm(h.base, { recursive: true, force: true });
-      else if (h.base !== '') console.log(`# kept ${h.base}`);
+      await stopCluster(h.cluster, h.base);
     },
     async ssn(name: string): Promise<string> {
       return (await query<{ s: string }>(h.cluster.connParams(name), "SELECT current_setting('synchronous_standby_names') AS s"))[0]?.s ?? '';

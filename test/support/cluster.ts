@@ -1,13 +1,39 @@
-// Probes of a LocalCluster for the tests against real clusters (test/integration). Each looks once
-// and answers "not yet" with undefined, so that it can be polled with waitFor (./wait.ts).
+// LocalClusters for the tests against real clusters (test/integration, test/cli): start and stop
+// one in a temporary directory, and probes of it. Each probe looks once and answers "not yet" with
+// undefined, so that it can be polled with waitFor (./wait.ts).
 
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { clusterPrefix } from '../../src/dcs/codec.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
 import { createEtcd3Dcs } from '../../src/dcs/etcd3.ts';
-import type { LocalCluster } from '../../src/local/cluster.ts';
+import { LocalCluster, type LocalClusterOptions } from '../../src/local/cluster.ts';
 import { query } from './wait.ts';
+
+/** A LocalCluster, prepared and started, in a new temporary directory `base` (its name starts with `prefix`); stopped again when the start fails. */
+export async function startCluster(prefix: string, opts: Omit<LocalClusterOptions, 'baseDir'>): Promise<{ base: string; cluster: LocalCluster }> {
+  const base = await mkdtemp(join(tmpdir(), prefix));
+  const cluster = new LocalCluster({ ...opts, baseDir: base });
+  try {
+    await cluster.prepare();
+    await cluster.startAll();
+  } catch (err) {
+    await stopCluster(cluster, base);
+    throw err;
+  }
+  return { base, cluster };
+}
+
+/** Stop a cluster and remove its directory; with VIGIL_KEEP_TEST_DIRS set the directory is kept and named. Either may be missing. */
+export async function stopCluster(cluster: LocalCluster | undefined, base: string | undefined): Promise<void> {
+  await cluster?.stop();
+  if (base === undefined || base === '') return;
+  if (process.env.VIGIL_KEEP_TEST_DIRS === undefined) await rm(base, { recursive: true, force: true });
+  else console.log(`# kept ${base}`);
+}
 
 /** The one member whose GET /primary answers 200, unless it is `exclude`; undefined for none or several. */
 export async function onePrimary(cluster: LocalCluster, exclude?: string): Promise<string | undefined> {
