@@ -4,45 +4,16 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { LocalCluster } from '../../src/local/cluster.ts';
-
-const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const VIGIL = join(ROOT, 'bin', 'vigil');
+import type { LocalCluster } from '../../src/local/cluster.ts';
+import { run, VIGIL, type RunResult } from '../support/cli.ts';
+import { startCluster, stopCluster } from '../support/cluster.ts';
+import { waitFor } from '../support/wait.ts';
 
 let cluster: LocalCluster;
 let dir: string;
 let cfg: string;
 
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function vigil(args: string[], input = ''): Promise<RunResult> {
-  return new Promise((resolvePromise) => {
-    const child = execFile(VIGIL, args, { env: { ...process.env, PATRONICTL_CONFIG_FILE: '', DCS_URL: '' }, timeout: 120_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1;
-      resolvePromise({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-    child.stdin?.end(input);
-  });
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+const vigil = (args: string[], input = ''): Promise<RunResult> => run(VIGIL, args, { input, timeoutMs: 120_000 });
 
 interface Row {
   Member: string;
@@ -62,24 +33,18 @@ async function healthy(): Promise<string> {
     const rs = await rows();
     const leader = rs.find((r) => r.Role === 'Leader' && r.State === 'running');
     return leader !== undefined && rs.filter((r) => r.State === 'streaming').length === 2 ? leader.Member : undefined;
-  });
+  }, 120_000);
 }
 
 const replicas = async (): Promise<string[]> => (await rows()).filter((r) => r.Role !== 'Leader').map((r) => r.Member).sort();
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'vigil-ctl-ops-'));
-  cluster = new LocalCluster({ baseDir: dir, nodes: 3 });
-  await cluster.prepare();
+  ({ base: dir, cluster } = await startCluster('vigil-ctl-ops-', { nodes: 3 }));
   cfg = cluster.nodes[0]!.configFile;
-  await cluster.startAll();
   await healthy();
 });
 
-after(async () => {
-  await cluster?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+after(() => stopCluster(cluster, dir));
 
 test('reload: every member acknowledges', async () => {
   const r = await vigil(['reload', '-c', cfg, 'demo', '--force']);
@@ -185,7 +150,7 @@ test('failover falls back to the DCS when the leader API does not answer', async
   const newLeader = await waitFor('a new leader', async () => {
     const l = (await rows()).find((x) => x.Role === 'Leader' && x.Member !== leader && x.State === 'running');
     return l?.Member;
-  });
+  }, 120_000);
   assert.equal(newLeader, cand);
   cluster.startAgent(leader);
   await healthy();

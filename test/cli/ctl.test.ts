@@ -4,48 +4,28 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { LocalCluster, SUPERUSER } from '../../src/local/cluster.ts';
+import { join } from 'node:path';
+import { SUPERUSER, type LocalCluster } from '../../src/local/cluster.ts';
+import { run, ROOT, VIGIL, type RunResult } from '../support/cli.ts';
 import { freePort } from '../support/etcd.ts';
+import { startCluster, stopCluster } from '../support/cluster.ts';
+import { waitFor } from '../support/wait.ts';
 
-const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const VIGIL = join(ROOT, 'bin', 'vigil');
 const TSX = join(ROOT, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
 
 let cluster: LocalCluster;
 let dir: string;
 let cfg: string;
 
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+/** Commands here run with EDITOR=/bin/false (edit-config must never open an editor) and a 60 s limit. */
+const ctlRun = (cmd: string, args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<RunResult> =>
+  run(cmd, args, { input, env: { EDITOR: '/bin/false', ...env }, timeoutMs: 60_000 });
 
-function run(cmd: string, args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  return new Promise((resolvePromise) => {
-    const child = execFile(
-      cmd,
-      args,
-      { env: { ...process.env, PATRONICTL_CONFIG_FILE: '', DCS_URL: '', EDITOR: '/bin/false', ...env }, timeout: 60_000, maxBuffer: 1 << 20 },
-      (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1;
-        resolvePromise({ code, stdout: String(stdout), stderr: String(stderr) });
-      },
-    );
-    child.stdin?.end(input);
-  });
-}
-
-const vigil = (args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<RunResult> => run(VIGIL, args, input, env);
+const vigil = (args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<RunResult> => ctlRun(VIGIL, args, input, env);
 
 /** `vigil version` goes straight to the module: main.ts answers `version` itself. */
 const vigilVersion = (args: string[]): Promise<RunResult> =>
-  run(process.execPath, [
+  ctlRun(process.execPath, [
     '--import',
     TSX,
     '--input-type=module',
@@ -54,16 +34,6 @@ const vigilVersion = (args: string[]): Promise<RunResult> =>
     '--',
     ...args,
   ]);
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 async function etcdPut(key: string, value: string): Promise<void> {
   const res = await fetch(`http://${cluster.etcdEndpoint}/v3/kv/put`, {
@@ -87,23 +57,17 @@ async function etcdCount(prefix: string): Promise<number> {
 let leader: string;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'vigil-ctl-'));
-  cluster = new LocalCluster({ baseDir: dir, nodes: 3 });
-  await cluster.prepare();
+  ({ base: dir, cluster } = await startCluster('vigil-ctl-', { nodes: 3 }));
   cfg = cluster.nodes[0]!.configFile;
-  await cluster.startAll();
-  leader = await waitFor('a primary', async () => (await cluster.primaries())[0]);
+  leader = await waitFor('a primary', async () => (await cluster.primaries())[0], 120_000);
   await waitFor('two streaming replicas', async () => {
     const r = await vigil(['list', '-c', cfg, '-f', 'json']);
     const rows = JSON.parse(r.stdout) as Array<{ State?: string }>;
     return rows.filter((x) => x.State === 'streaming').length === 2 ? true : undefined;
-  });
+  }, 120_000);
 });
 
-after(async () => {
-  await cluster?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+after(() => stopCluster(cluster, dir));
 
 test('show-config prints /config as YAML', async () => {
   const r = await vigil(['show-config', '-c', cfg]);

@@ -4,41 +4,20 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { freePort, startEtcd, type EtcdServer } from '../support/etcd.ts';
+import { run, VIGIL, type RunResult } from '../support/cli.ts';
 import { etcd3FromRaw, parseDcsUrl } from '../../src/cli/args.ts';
 
-const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const VIGIL = join(ROOT, 'bin', 'vigil');
 const PATRONICTL = '/usr/bin/patronictl';
 
 let etcd: EtcdServer;
 let dir: string;
 
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runCmd(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  return new Promise((resolvePromise) => {
-    execFile(
-      cmd,
-      args,
-      { env: { ...process.env, PATRONICTL_CONFIG_FILE: '', DCS_URL: '', ...env }, timeout: 60_000, maxBuffer: 1 << 20 },
-      (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1;
-        resolvePromise({ code, stdout: String(stdout), stderr: String(stderr) });
-      },
-    );
-  });
-}
+const runCmd = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> => run(cmd, args, { env, timeoutMs: 60_000 });
 
 async function put(key: string, value: string): Promise<void> {
   const res = await fetch(`http://${etcd.endpoint}/v3/kv/put`, {
