@@ -197,7 +197,12 @@ describe('fencing: kill -9 of the primary agent with PostgreSQL left running', {
       cluster.killAgent(p, 'SIGCONT');
     }
     // Without the DCS the agent starts it again, but only as a standby following nobody.
-    await waitFor(`${p} read-only again`, async () => await inRecovery(cluster, p), 60_000);
+    try {
+      await waitFor(`${p} read-only again`, async () => await inRecovery(cluster, p), 60_000);
+    } catch (err) {
+      // The agent's own account of why it did not start PostgreSQL is the useful part.
+      throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- ${p}'s agent log ---\n${agentLog(cluster, p, 60)}`, { cause: err });
+    }
     for (const n of cluster.nodes) assert.equal(await inRecovery(cluster, n.name), true, `${n.name} is read-only while etcd is down`);
     assert.deepEqual(await cluster.primaries(), []);
     assert.match(agentLog(cluster, p, 400), /starting postgres read-only, following nobody/);
