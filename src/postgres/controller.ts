@@ -1107,8 +1107,11 @@ export class PostgresController {
     if (cd !== undefined) this.cachedRewindable = controlRewindable(cd);
     if (empty) this.cachedRewindable = undefined;
     const upstream = empty ? null : await this.configuredUpstream();
-    const sysid = probe?.sysid ?? (cd !== undefined ? controlSysid(cd) : undefined);
+    // A pg_controldata run that failed this once (a loaded host) must not make the data directory
+    // look unidentified: the identifier read before from this same directory still holds.
+    const sysid = probe?.sysid ?? (cd !== undefined ? controlSysid(cd) : undefined) ?? (empty ? undefined : this.cachedSysid);
     if (sysid !== undefined) this.cachedSysid = sysid;
+    if (empty) this.cachedSysid = undefined;
     const inRecovery = probe !== undefined ? probe.inRecovery : !empty && existsSync(join(this.dataDir, 'standby.signal'));
     const receive = probe?.receiveLsn;
     const replay = probe?.replayLsn;
