@@ -250,7 +250,8 @@ function fence() {
   // Re-verify right before the final kill: it is the same process (stopped), but cheap to check.
   if (sameDir(cwdOf(t.pid), t.realDir) && signal(t.pid, 'SIGKILL')) killed.push(t.pid);
   // A child forked in a race (the stop not yet effective) would have been reparented by now.
-  for (const c of childrenOf(t.pid)) if (signal(c, 'SIGKILL')) killed.push(c);
+  // (Children signalled above may still be listed, not yet dead: each pid is reported once.)
+  for (const c of childrenOf(t.pid)) if (signal(c, 'SIGKILL') && !killed.includes(c)) killed.push(c);
   // Wait (bounded, about 2 s) for the processes to die; zombies count as dead.
   let survivors = killed.filter(alive);
   for (let i = 0; i < 200 && survivors.length > 0; i++) {
