@@ -367,7 +367,7 @@ export class Agent {
     const res = await this.fence.arm({ pid, refreshStartMs: this.lockRefreshedAt, timeoutMs });
     if (res.ok) {
       this.fenceKey = key;
-      this.fenceDeadline = (this.lockRefreshedAt as number) + timeoutMs;
+      this.fenceDeadline = this.lockRefreshedAt + timeoutMs;
     } else this.log.error({ ...res }, 'could not arm the fencer');
   }
 

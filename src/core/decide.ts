@@ -8,10 +8,10 @@
 // The rules follow ../shared/spec/patroni-behavior.md (sections 2, 3, 4, 9, 10.4) as our safety
 // floor; where we deviate, the comment says why.
 
-import { clusterTimeline, isFailoverPossible, isHealthiest, isNoFailover, type Verdict } from './election.ts';
+import { clusterTimeline, isFailoverPossible, isHealthiest, isNoFailover, syncModeOf, type Verdict } from './election.ts';
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, primaryMayStay, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
-import { prepromoteActions, syncModeOf, syncOffStep, syncStep } from './sync.ts';
+import { prepromoteActions, syncOffStep, syncStep } from './sync.ts';
 import type { Action, ClusterView, Decision, FailoverRequest, LocalPg, Member, Memory, Observation, Role } from './model.ts';
 
 /** Bound on how soon we look again while something is changing (ms). */
@@ -114,7 +114,7 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
       if (obs.memory.bootstrapping === true) return `${why}; bootstrap did not finish`;
       // Not a data directory known to have diverged from the cluster (it would serve reads of
       // transactions the cluster never committed): it waits for the DCS and its repair.
-      if (obs.memory.rewindCheck === 'need' || obs.memory.rewindFailedFrom !== undefined || obs.memory.rewindCheck === 'failed') {
+      if (obs.memory.rewindCheck === 'need' || obs.memory.rewindCheck === 'failed' || obs.memory.rewindFailedFrom !== undefined) {
         return `${why}; not starting postgres: its timeline diverged from the leader's and awaits repair`;
       }
       // A former primary only when it was the leader in the last view this agent saw (fenced or

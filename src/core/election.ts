@@ -74,7 +74,7 @@ export function isHealthiest(obs: Observation): Verdict {
   // Sync mode active (5.2 step 10): only /sync members are compared; in priority mode only they
   // may race at all; the /sync leader is the former leader and may be ahead (local-only commits).
   const sync = activeSync(obs);
-  const mode = sync === undefined ? 'off' : syncModeValue(obs);
+  const mode = sync === undefined ? 'off' : syncModeOf(obs.config);
   const syncSet = sync === undefined ? [] : syncSetOf(sync);
   if (sync !== undefined && mode === 'on' && !nameIn(syncSet, self.name)) {
     return { ok: false, reason: 'I am not a synchronous standby (not in /sync)' };
@@ -113,13 +113,9 @@ export function isHealthiest(obs: Observation): Verdict {
 
 /** /sync when synchronous mode (on or quorum) is active, i.e. /sync names a leader. */
 export function activeSync(obs: Observation): SyncState | undefined {
-  if (syncModeValue(obs) === 'off') return undefined;
+  if (syncModeOf(obs.config) === 'off') return undefined;
   const sync = obs.cluster?.sync;
   return sync?.leader !== undefined ? sync : undefined;
-}
-
-function syncModeValue(obs: Observation): 'off' | 'on' | 'quorum' {
-  return syncModeOf(obs.config);
 }
 
 /** synchronous_mode from the dynamic configuration (Patroni's parse_bool, or quorum); off in a standby cluster. One rule for the core, the REST API and `vigil list`. */
@@ -180,6 +176,6 @@ export function isFailoverPossible(obs: Observation): boolean {
     return true;
   });
   // Quorum mode (5.4): as many candidates as /sync.quorum are needed.
-  if (restrict && sync !== undefined && syncModeValue(obs) === 'quorum') return passing.length >= Math.max(1, sync.quorum ?? 0);
+  if (restrict && sync !== undefined && syncModeOf(obs.config) === 'quorum') return passing.length >= Math.max(1, sync.quorum ?? 0);
   return passing.length > 0;
 }

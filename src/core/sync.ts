@@ -28,9 +28,6 @@ export interface SyncSettings {
   maxLag: number;
 }
 
-/** Same reading rule as the API's syncMode(): always off in a standby cluster. */
-export { syncModeOf };
-
 function intOf(v: unknown, def: number): number {
   if (typeof v === 'number' && Number.isFinite(v)) return Math.trunc(v);
   if (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) return Number(v);
