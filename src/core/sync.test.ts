@@ -15,7 +15,7 @@ import {
   type QuorumInput,
   type QuorumState,
 } from './sync.ts';
-import { Rng } from './sim/world.ts';
+import { Rng } from '../sim/world.ts';
 import { clusterView } from './model.ts';
 import type { Action, DynamicConfig, LocalSync, Member, MemberData, Observation, SyncState, WalSender } from './model.ts';
 import { defaultConfig } from './testing.ts';

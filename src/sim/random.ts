@@ -3,7 +3,7 @@
 // checked by the world after every step.
 
 import { World, type NodeOptions } from './world.ts';
-import type { DynamicConfig } from '../model.ts';
+import type { DynamicConfig } from '../core/model.ts';
 
 export interface RandomRunResult {
   seed: number;

@@ -22,7 +22,7 @@
 // (actions, failed ones marked `!outcome`, then `# reason`), task results, and the final state.
 
 import { World, type NodeOptions } from './world.ts';
-import type { DynamicConfig, Tags } from '../model.ts';
+import type { DynamicConfig, Tags } from '../core/model.ts';
 
 export const SEPARATOR = '----';
 

@@ -7,7 +7,7 @@
 // Failures are typed like the real adapter's: `false` for a failed compare, SimDcsUnavailable
 // when the DCS is down or the caller is partitioned from it.
 
-import type { ClusterView, HistoryLine, LeaderStatus, Member, MemberData } from '../model.ts';
+import type { ClusterView, HistoryLine, LeaderStatus, Member, MemberData } from '../core/model.ts';
 
 export class SimDcsUnavailable extends Error {
   constructor(message: string) {

@@ -1,7 +1,7 @@
 // Failover stories as readable transcripts (design.md section 3, principle 5).
 //
-// Each src/core/testdata/*.txt holds a script, `----`, and the output the simulator printed for
-// it (src/core/sim/transcript.ts documents the format). A test fails when the output differs,
+// Each src/sim/testdata/*.txt holds a script, `----`, and the output the simulator printed for
+// it (src/sim/transcript.ts documents the format). A test fails when the output differs,
 // when an `expect` line is not met, when a safety invariant is violated, or when the cluster does
 // not converge. After a deliberate change of behaviour, regenerate the outputs with
 //   VIGIL_UPDATE_TRANSCRIPTS=1 node --import tsx --test src/core/scenario.test.ts
@@ -13,14 +13,14 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { decide } from './decide.ts';
-import { clusterView } from './model.ts';
-import type { ClusterView, DynamicConfig, Observation } from './model.ts';
-import { randomRun } from './sim/random.ts';
-import { runTranscript, SEPARATOR, splitTranscript } from './sim/transcript.ts';
-import { World } from './sim/world.ts';
-import { defaultConfig } from './testing.ts';
-import { truncate } from './sim/wal.ts';
+import { decide } from '../core/decide.ts';
+import { clusterView } from '../core/model.ts';
+import type { ClusterView, DynamicConfig, Observation } from '../core/model.ts';
+import { randomRun } from './random.ts';
+import { runTranscript, SEPARATOR, splitTranscript } from './transcript.ts';
+import { World } from './world.ts';
+import { defaultConfig } from '../core/testing.ts';
+import { truncate } from './wal.ts';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
 const update = process.env['VIGIL_UPDATE_TRANSCRIPTS'] === '1';
@@ -72,7 +72,7 @@ test(`randomized fault runs (${seeds} seeds; VIGIL_SIM_SEEDS=n for more)`, () =>
     const r = randomRun(seed);
     if (r.violations.length === 0 && r.notConverged === undefined) continue;
     const why = [...r.violations, ...(r.notConverged !== undefined ? [`did not converge: ${r.notConverged}`] : [])];
-    failures.push(`seed ${seed}: ${why.join('; ')}\n  replay: randomRun(${seed}) in src/core/sim/random.ts; faults:\n    ${r.script.join('\n    ')}`);
+    failures.push(`seed ${seed}: ${why.join('; ')}\n  replay: randomRun(${seed}) in src/sim/random.ts; faults:\n    ${r.script.join('\n    ')}`);
     console.error(`randomized run failed: seed ${seed}: ${why[0]}`);
   }
   assert.deepEqual(failures, []);

@@ -5,13 +5,13 @@
 // (k = 0..n), then crashes the node: the whole host (PostgreSQL dies too) or only the agent
 // (PostgreSQL keeps running, memory and the background task are lost). The node is restarted,
 // every fault is healed, and the world must converge to one primary with every other node
-// streaming from it, with the safety invariants (src/core/sim/world.ts) holding at every step.
+// streaming from it, with the safety invariants (src/sim/world.ts) holding at every step.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { Decision } from './model.ts';
-import { World } from './sim/world.ts';
+import type { Decision } from '../core/model.ts';
+import { World } from './world.ts';
 
 interface Case {
   name: string;

@@ -20,12 +20,12 @@
 // run is a pure function of its seed and its script. Safety invariants are checked after every
 // step; violations are collected in `violations` (the tests assert it stays empty).
 
-import { taskPgState } from '../tasks.ts';
-import { decide, uncleanPrimaryShutdown } from '../decide.ts';
-import { failoverPriority, isNoFailover, nameIn, syncModeOf } from '../election.ts';
-import { parseSsn } from '../sync.ts';
-import { defaultConfig } from '../testing.ts';
-import { fenceTimeout } from '../../fence/deadline.ts';
+import { taskPgState } from '../core/tasks.ts';
+import { decide, uncleanPrimaryShutdown } from '../core/decide.ts';
+import { failoverPriority, isNoFailover, nameIn, syncModeOf } from '../core/election.ts';
+import { parseSsn } from '../core/sync.ts';
+import { defaultConfig } from '../core/testing.ts';
+import { fenceTimeout } from '../fence/deadline.ts';
 import type {
   Action,
   ActionFailure,
@@ -44,7 +44,7 @@ import type {
   TaskKind,
   TaskSpec,
   WalSender,
-} from '../model.ts';
+} from '../core/model.ts';
 import { SimDcs, SimDcsUnavailable } from './dcs.ts';
 import { SimPg } from './pg.ts';
 import { append, isPrefix, pgCanStream, promote, truncate, walEnd, walTimeline, type Wal } from './wal.ts';
