@@ -28,7 +28,7 @@ import type {
   TaskState,
 } from '../core/model.ts';
 import type { Config } from '../config/types.ts';
-import { effectiveDynamicConfig } from '../config/dynamic.ts';
+import { effectiveDynamicConfig, withLocalOverrides } from '../config/dynamic.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { syncModeOf } from '../core/election.ts';
 import { activeRequest } from '../core/switchover.ts';
@@ -170,7 +170,7 @@ export class Agent {
     this.onFatal = opts.onFatal;
     this.configFile = opts.configFile;
     this.onReload = opts.onReload;
-    this.dynamic = effectiveDynamicConfig(opts.config.bootstrap?.dcs).config;
+    this.dynamic = withLocalOverrides(effectiveDynamicConfig(opts.config.bootstrap?.dcs).config, opts.config.postgresql);
     this.snapshot = this.buildSnapshot();
     this.fence = new Fence({
       dataDir: this.pg.dataDir,
@@ -481,7 +481,7 @@ export class Agent {
   private applyDynamicConfig(raw: Record<string, unknown> | undefined): void {
     const { config, warnings } = effectiveDynamicConfig(raw);
     const prev = this.dynamic;
-    this.dynamic = config;
+    this.dynamic = withLocalOverrides(config, this.config.postgresql);
     if (prev.ttl !== config.ttl || prev.retry_timeout !== config.retry_timeout || this.tickCount === 1) {
       this.dcs.setTtl(config.ttl);
       this.dcs.setRetryTimeout(config.retry_timeout);
