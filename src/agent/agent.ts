@@ -292,8 +292,14 @@ export class Agent {
       return { wakeAfterMs: 0 };
     }
 
-    // A finished task is reported to decide() once, then forgotten.
-    if (this.task !== undefined && this.task.state !== 'running') this.task = undefined;
+    // A finished task is reported to decide() once, then forgotten. Only a task that this
+    // observation reported as finished is forgotten: one that finished after observe() read its
+    // state (observe awaits the DCS, PostgreSQL and peers after that) must still be reported, or
+    // its outcome is lost (a finished bootstrap then left memory.bootstrapping set for good).
+    const seen = obs.task;
+    if (this.task !== undefined && seen !== undefined && seen.state !== 'running' && this.task.startedAt === seen.startedAt && this.task.kind === seen.kind) {
+      this.task = undefined;
+    }
 
     this.failures = await this.act(decision.actions, obs);
     for (const f of this.failures) this.log.warn({ action: f.action, outcome: f.outcome }, `action failed: ${f.message}`);

@@ -272,8 +272,37 @@ test('DCS unreachable and PostgreSQL down (fenced or crashed): it comes back rea
   delete noSysid.sysid;
   d = decide(obs({ cluster: undefined, pg: noSysid }));
   assert.deepEqual(d.actions, []);
-  d = decide(obs({ cluster: undefined, pg: pg({ ...down }), memory: { bootstrapping: true } }));
+  d = decide(obs({ cluster: undefined, pg: pg({ ...down }), memory: { bootstrapping: true, bootstrapResult: { state: 'ok' } } }));
   assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /bootstrap did not finish/);
+});
+
+test('bootstrap decided but never started (the /initialize race was lost): the flag does not outlive it', () => {
+  // Regression: the loser of the /initialize race cloned from the winner and, when it later lost
+  // the DCS with PostgreSQL down, waited forever for "bootstrap to finish".
+  const lost = decide(obs({ cluster: view(), failures: [{ action: 'createInitialize', outcome: 'lost', message: 'exists' }], memory: { bootstrapping: true } }));
+  assert.equal(lost.memory.bootstrapping, false);
+  const down = decide(obs({ cluster: undefined, pg: pg({ running: false, inRecovery: true }), memory: { bootstrapping: true } }));
+  assert.equal(down.memory.bootstrapping, false);
+  assert.deepEqual(types(down.actions), ['startTask:start']);
+  // While the task runs the flag stays.
+  const running = decide(obs({ cluster: view({ initialize: '', members: [] }), pg: pg({ running: false, dataDirEmpty: true }), task: { kind: 'bootstrap', startedAt: 0, state: 'running' }, memory: { bootstrapping: true } }));
+  assert.equal(running.memory.bootstrapping, true);
+});
+
+test('bootstrap finished while the DCS could not be read: handled when the DCS answers', () => {
+  const during = decide(obs({
+    cluster: undefined,
+    pg: pg({ inRecovery: false, upstream: null }),
+    task: { kind: 'bootstrap', startedAt: 0, state: 'ok' },
+    memory: { bootstrapping: true },
+  }));
+  assert.deepEqual(during.memory.bootstrapResult, { state: 'ok' });
+  assert.equal(during.memory.bootstrapping, true);
+  const after = decide(obs({ cluster: view({ initialize: '', members: [] }), pg: pg({ inRecovery: false, upstream: null }), memory: during.memory }));
+  assert.deepEqual(types(after.actions), ['writeInitialize', 'writeConfig', 'takeLeader']);
+  assert.equal(after.memory.bootstrapping, false);
+  assert.equal(after.memory.bootstrapResult, undefined);
 });
 
 test('lock refresh failed -> demote (offline when the DCS is unreachable, immediate when the lock was lost)', () => {

@@ -12,7 +12,7 @@ import { clusterTimeline, isFailoverPossible, isHealthiest, isNoFailover, syncMo
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, primaryMayStay, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
 import { prepromoteActions, syncOffStep, syncStep } from './sync.ts';
-import type { Action, ClusterView, Decision, FailoverRequest, LocalPg, Member, Memory, Observation, Role } from './model.ts';
+import type { Action, ClusterView, Decision, FailoverRequest, LocalPg, Member, Memory, Observation, Role, TaskState } from './model.ts';
 
 /** Bound on how soon we look again while something is changing (ms). */
 const FAST_WAKE_MS = 1000;
@@ -97,8 +97,28 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
   const me = self.name;
   const ttlMs = config.ttl * 1000;
 
+  // ---- Bootstrap bookkeeping ------------------------------------------------------------------
+  // `bootstrapping` lasts while the bootstrap task runs or its outcome waits to be handled; a
+  // decision to bootstrap whose task never started (the /initialize race was lost, startTask
+  // failed) leaves no task, and must not leave the flag set: a node that cloned from the winner
+  // and later loses the DCS would otherwise wait forever for "bootstrap to finish".
+  let bootTask: TaskState | undefined = obs.task?.kind === 'bootstrap' ? obs.task : undefined;
+  if (obs.memory.bootstrapping === true && bootTask === undefined) {
+    const pending = obs.memory.bootstrapResult;
+    if (pending === undefined) d.memory.bootstrapping = false;
+    else if (cluster !== undefined) {
+      bootTask = { kind: 'bootstrap', startedAt: obs.now, state: pending.state, ...(pending.error !== undefined ? { error: pending.error } : {}) };
+      d.memory.bootstrapResult = undefined;
+    }
+  }
+
   // ---- DCS not readable --------------------------------------------------------------------
   if (cluster === undefined) {
+    // A bootstrap that finishes now is handled when the DCS answers (the finished task is
+    // reported only once).
+    if (bootTask !== undefined && bootTask.state !== 'running') {
+      d.memory.bootstrapResult = { state: bootTask.state, ...(bootTask.error !== undefined ? { error: bootTask.error } : {}) };
+    }
     const why = `DCS is not accessible${obs.dcsError ? `: ${obs.dcsError}` : ''}`;
     if (paused(obs)) return why;
     if (!pg.running) {
@@ -111,7 +131,7 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
       if (task?.state === 'running') return `${why}; ${task.kind} in progress`;
       if (pg.dataDirEmpty) return `${why}; the data directory is empty`;
       if (pg.sysid === undefined) return `${why}; not starting postgres: its system identifier could not be read`;
-      if (obs.memory.bootstrapping === true) return `${why}; bootstrap did not finish`;
+      if (d.memory.bootstrapping === true) return `${why}; bootstrap did not finish`;
       // Not a data directory known to have diverged from the cluster (it would serve reads of
       // transactions the cluster never committed): it waits for the DCS and its repair.
       if (obs.memory.rewindCheck === 'need' || obs.memory.rewindCheck === 'failed' || obs.memory.rewindFailedFrom !== undefined) {
@@ -186,11 +206,11 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
   }
 
   // ---- A background task finished since the last tick --------------------------------------
-  if (task !== undefined && task.kind === 'bootstrap') {
+  if (bootTask !== undefined && bootTask.state !== 'running') {
     d.memory.bootstrapping = false;
-    if (task.state === 'failed' || !pg.running || pg.sysid === undefined) {
+    if (bootTask.state === 'failed' || !pg.running || pg.sysid === undefined) {
       d.add({ type: 'deleteInitialize' }, { type: 'removeDataDir' });
-      return `bootstrap failed (${task.error ?? 'postgres is not running'}); removed /initialize so the race can run again`;
+      return `bootstrap failed (${bootTask.error ?? 'postgres is not running'}); removed /initialize so the race can run again`;
     }
     d.role = 'primary';
     d.isLeader = true;

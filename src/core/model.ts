@@ -303,8 +303,14 @@ export interface Memory {
   rewindCheck?: 'check' | 'need' | 'not_needed' | 'failed' | 'done';
   /** Name of the member we last pointed PostgreSQL at. */
   lastUpstream?: string | null;
-  /** The bootstrap race was won by us and bootstrap is in progress. */
+  /**
+   * We decided to bootstrap (create /initialize, run initdb) and its outcome is not handled yet.
+   * Cleared when no bootstrap task runs or waits to be handled (the /initialize race was lost, or
+   * the task could not start).
+   */
   bootstrapping?: boolean;
+  /** A bootstrap that finished while the DCS could not be read: handled once the DCS answers. */
+  bootstrapResult?: { state: 'ok' | 'failed'; error?: string };
   /** First tick since the agent started. */
   started?: boolean;
   /**
