@@ -8,7 +8,7 @@
 // The rules follow ../shared/spec/patroni-behavior.md (sections 2, 3, 4, 9, 10.4) as our safety
 // floor; where we deviate, the comment says why.
 
-import { clusterTimeline, isFailoverPossible, isHealthiest, isNoFailover, syncModeOf, type Verdict } from './election.ts';
+import { clusterTimeline, isFailoverPossible, isHealthiest, isNoFailover, isStandbyClusterConfig, syncModeOf, type Verdict } from './election.ts';
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, primaryMayStay, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
 import { prepromoteActions, syncOffStep, syncStep } from './sync.ts';
@@ -65,6 +65,14 @@ function memberOf(cluster: ClusterView | undefined, name: string | undefined): M
 function paused(obs: Observation): boolean {
   return obs.config.pause === true;
 }
+
+/** /config names slots to keep (slots, ignore_slots): not implemented yet, so no slot is dropped. */
+function declaresSlots(config: Observation['config']): boolean {
+  const raw = config as Record<string, unknown>;
+  return ['slots', 'permanent_slots', 'permanent_replication_slots', 'ignore_slots'].some((k) => raw[k] !== undefined && raw[k] !== null);
+}
+
+const STANDBY_NOT_IMPLEMENTED = 'standby_cluster is set in /config and standby clusters are not implemented by Vigil yet';
 
 /** The member a replica should stream from: its replicatefrom member when present, else the leader. */
 function upstreamFor(obs: Observation, leader: string): string {
@@ -426,6 +434,11 @@ function unlocked(obs: Observation, d: DecisionBuilder): string {
     }
     return 'cluster is unlocked and paused: no automatic failover';
   }
+  if (pg.inRecovery && isStandbyClusterConfig(obs.config)) {
+    // Patroni would make the winner a standby leader that follows the remote primary; Vigil
+    // cannot yet, and promoting it would make a second read-write primary.
+    return `${STANDBY_NOT_IMPLEMENTED}: not taking the leader lock (its holder would be promoted)`;
+  }
   const verdict: Verdict = manual !== undefined ? { ok: manual.race, reason: manual.reason } : failsafeVerdict(obs) ?? isHealthiest(obs);
   if (verdict.ok) {
     d.isLeader = true;
@@ -456,6 +469,12 @@ function unlocked(obs: Observation, d: DecisionBuilder): string {
 function asLeader(obs: Observation, d: DecisionBuilder): string {
   const { pg, self, config } = obs;
   const cluster = obs.cluster as ClusterView;
+  if (pg.inRecovery && isStandbyClusterConfig(config)) {
+    d.isLeader = false;
+    d.role = 'replica';
+    d.add({ type: 'releaseLeader' });
+    return `${STANDBY_NOT_IMPLEMENTED}: released the leader lock instead of promoting`;
+  }
   d.isLeader = true;
   d.add({ type: 'refreshLeader' });
   if (pg.inRecovery) {
@@ -473,7 +492,7 @@ function asLeader(obs: Observation, d: DecisionBuilder): string {
     if (topology !== undefined && !sameTopology(topology, cluster.failsafe)) d.add({ type: 'writeFailsafe', value: topology });
   }
   const syncNote = leaderSync(obs, d);
-  if (config.postgresql.use_slots !== false) d.add({ type: 'ensureSlots', members: slotMembers(obs) });
+  if (config.postgresql.use_slots !== false) d.add({ type: 'ensureSlots', members: slotMembers(obs), dropUnknown: !paused(obs) && !declaresSlots(config) });
   const fo = activeRequest(cluster);
   if (fo !== undefined) {
     const handled = leaderHandlesRequest(obs, d, fo);

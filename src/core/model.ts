@@ -373,7 +373,10 @@ export type Action =
   | { type: 'writeFailsafe'; value: Record<string, string> }
   // PostgreSQL, inline (short)
   | { type: 'followUpstream'; upstream: string | null }
-  | { type: 'ensureSlots'; members: string[] } // member names; the controller maps them to slot names
+  // member names (the controller maps them to slot names); dropUnknown: drop the other inactive
+  // physical slots (never while paused, nor when /config declares slots or ignore_slots, which
+  // Vigil does not implement yet: those slots belong to backup tools and CDC consumers)
+  | { type: 'ensureSlots'; members: string[]; dropUnknown: boolean }
   /**
    * Set synchronous_standby_names (conf rewrite + reload when running; kept for later starts).
    * value is final (built by core/sync.ts); null: stop managing it (the user's parameter applies).
