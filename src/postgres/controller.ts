@@ -43,6 +43,7 @@ import { decideDivergence, parseTimelineHistory, parseWaldumpRecordEnd } from '.
 import { baseEnv, killGroup, lastLines, ownForPg, pgOsUser, run } from './exec.ts';
 import { maybeLsn, numberToLsn } from './lsn.ts';
 import { libpqToolFailure, PgControlError } from './errors.ts';
+import { basebackupExtraArgs, checkRenderedOptions } from './options.ts';
 import { runProbe, withClient, type ConnParams, type ProbeResult } from './probe.ts';
 
 export interface PgLogger {
@@ -85,13 +86,6 @@ export interface BasebackupOptions {
   attempts?: number;
   retryDelayMs?: number;
   timeoutMs?: number;
-}
-
-const BASEBACKUP_FORBIDDEN = ['pgdata', 'format', 'wal-method', 'xlog-method', 'gzip', 'version', 'dbname', 'host', 'port', 'username', 'password', 'compress'];
-const INITDB_FORBIDDEN = ['pgdata', 'nosync', 'pwfile', 'sync-only', 'version', 'username'];
-
-function optionName(opt: string): string {
-  return opt.replace(/^--?/, '').split('=')[0]!.toLowerCase();
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -234,20 +228,14 @@ export class PostgresController {
 
   /** initdb, then pg_hba.conf and postgresql.conf (as a primary). Fails if the data dir is not empty. */
   async initdb(bootstrap: BootstrapSettings): Promise<void> {
+    const options = checkRenderedOptions('initdb', bootstrap.initdb);
     if (!(await this.dataDirEmpty())) throw new PgControlError('PG_DATA_DIR', `data directory ${this.dataDir} is already initialised`);
     await this.ensureDataDir();
     if ((await readdir(this.dataDir)).length > 0) {
       throw new PgControlError('PG_DATA_DIR', `data directory ${this.dataDir} is not empty`);
     }
     const su = this.settings.authentication.superuser;
-    const args = ['-D', this.dataDir, `--username=${su.username}`];
-    for (const opt of bootstrap.initdb) {
-      if (INITDB_FORBIDDEN.includes(optionName(opt)) || opt === '-D') {
-        this.log.warn(`initdb option ${opt} ignored: managed by vigil`);
-        continue;
-      }
-      args.push(opt);
-    }
+    const args = ['-D', this.dataDir, `--username=${su.username}`, ...options];
     let pwfile: string | undefined;
     try {
       if (su.password !== undefined && su.password !== '') {
@@ -942,6 +930,7 @@ export class PostgresController {
    * temporary pgpass. The data directory is wiped before each attempt and after the last failure.
    */
   async basebackup(from: { connUrl: string }, opts: BasebackupOptions = {}): Promise<void> {
+    const extra = basebackupExtraArgs(this.settings.basebackup);
     const attempts = Math.max(1, opts.attempts ?? 2);
     const retryDelayMs = opts.retryDelayMs ?? 5000;
     const timeoutMs = opts.timeoutMs ?? 3_600_000;
@@ -949,15 +938,6 @@ export class PostgresController {
     await this.loadSyncOverride(); // before the source's postgresql.conf replaces ours
     const t = parseConnUrl(from.connUrl);
     const repl = this.settings.authentication.replication;
-    const extra: string[] = [];
-    for (const opt of this.settings.basebackup) {
-      if (BASEBACKUP_FORBIDDEN.includes(optionName(opt)) || /^-[DFXzZdhpUWw]/.test(opt)) {
-        this.log.warn(`pg_basebackup option ${opt} ignored: managed by vigil`);
-        continue;
-      }
-      extra.push(opt);
-    }
-    if (!extra.some((o) => optionName(o) === 'checkpoint' || o.startsWith('-c'))) extra.push('--checkpoint=fast');
     const dsn = renderConninfo([
       ['host', t.host],
       ['port', t.port],
