@@ -22,7 +22,6 @@ import type { ProbeResult } from './probe.ts';
 import { SyncStandby } from './sync.ts';
 
 export type { BasebackupOptions, PgLogger, PostmasterExitInfo, WriteConfigResult };
-export { pidAlive } from './postmaster.ts';
 
 export interface PostgresControllerOptions {
   settings: PostgresqlSettings;

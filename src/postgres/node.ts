@@ -19,7 +19,7 @@ export interface PgLogger {
   error(msg: string): void;
 }
 
-export const silentLogger: PgLogger = { debug() {}, info() {}, warn() {}, error() {} };
+const silentLogger: PgLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

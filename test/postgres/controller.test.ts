@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { PostgresController, type PostmasterExitInfo } from '../../src/postgres/controller.ts';
 import { slotName } from '../../src/postgres/conf.ts';
-import { isTransientError, PgOptionError, PgUnavailableError } from '../../src/postgres/errors.ts';
+import { isTransientError, PgOptionError, PgServerError, PgTimeoutError, PgUnavailableError } from '../../src/postgres/errors.ts';
+import { withClient } from '../../src/postgres/probe.ts';
 import type { PostgresqlSettings } from '../../src/config/types.ts';
-import { connUrlOf, eventually, freePort, makeTempBase, pgSettings, removeTempBase, sql, testBootstrap } from '../support/pg.ts';
+import { connUrlOf, eventually, freePort, makeTempBase, pgSettings, removeTempBase, sql, TEST_AUTH, testBootstrap } from '../support/pg.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -73,6 +74,21 @@ describe('PostgresController with PostgreSQL 15', { timeout: 120_000 }, () => {
     // Controlled GUCs come from our config (and the command line).
     const [row] = await sql<{ wal_level: string; cluster_name: string }>(sa, "SELECT current_setting('wal_level') AS wal_level, current_setting('cluster_name') AS cluster_name");
     assert.deepEqual(row, { wal_level: 'replica', cluster_name: 'test' });
+  });
+
+  test('statement errors of the real server are typed: statement_timeout is transient, a syntax error is not', async () => {
+    const conn = { host: '127.0.0.1', port: Number(sa.listen.split(':')[1]), user: TEST_AUTH.superuser.username, password: TEST_AUTH.superuser.password, database: 'postgres' };
+    const timedOut = await withClient(conn, 10_000, async (c) => {
+      await c.query('SET statement_timeout = 50');
+      return c.query('SELECT pg_sleep(5)');
+    }).catch((e: unknown) => e);
+    assert.ok(timedOut instanceof PgTimeoutError, String(timedOut));
+    assert.equal((timedOut.cause as { code?: string }).code, '57014');
+    assert.equal(isTransientError(timedOut), true);
+    const syntax = await withClient(conn, 10_000, (c) => c.query('SELEC 1')).catch((e: unknown) => e);
+    assert.ok(syntax instanceof PgServerError, String(syntax));
+    assert.equal(syntax.sqlstate, '42601');
+    assert.equal(isTransientError(syntax), false);
   });
 
   test('a replica made by pg_basebackup streams from the primary', async () => {
