@@ -1,4 +1,4 @@
-// Typed errors of src/postgres: what callers (the agent, the CLI) can tell apart.
+// Typed errors of src/postgres and isTransientError.
 //
 // The failures of src/postgres a caller must tell apart are PgErrors: a stable `code`, a
 // `retryable` flag and, when they wrap something, a `cause` (design.md principle 7). Errors of
@@ -45,7 +45,7 @@ export type PgErrorCode =
   | 'PG_OPTION_REFUSED'
   | PgControlCode;
 
-/** Base class of every error src/postgres rejects with. */
+/** Base class of the typed errors of src/postgres. */
 export abstract class PgError extends Error {
   abstract readonly code: PgErrorCode;
   /** A later retry of the same request, unchanged, can succeed (see the header). */

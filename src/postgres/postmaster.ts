@@ -163,7 +163,7 @@ export class Postmaster {
       }
       const spawned = await new Promise<number>((res, rej) => {
         child.once('spawn', () => res(child.pid!));
-        child.once('error', (e) => rej(new PgControlError('PG_START_FAILED', `cannot start postgres: ${e.message}`)));
+        child.once('error', (e) => rej(new PgControlError('PG_START_FAILED', `cannot start postgres: ${e.message}`, { cause: e })));
       });
       pid = spawned;
       child.unref();
