@@ -641,7 +641,7 @@ export class Agent {
         return;
       }
       case 'ensureSlots':
-        return this.pg.ensureSlots(action.members.map(slotName));
+        return this.pg.ensureSlots(action.members.map(slotName), { dropUnknown: action.dropUnknown });
       case 'removeDataDir':
         return this.pg.removeDataDir();
       case 'cancelTask':

@@ -194,7 +194,7 @@ export class PostgresController {
   }
 
   /** On a primary: creates missing physical slots, drops inactive ones not in `names`. */
-  ensureSlots(names: string[], opts: { timeoutMs?: number } = {}): Promise<void> {
+  ensureSlots(names: string[], opts: { timeoutMs?: number; dropUnknown?: boolean } = {}): Promise<void> {
     return this.facts.ensureSlots(names, opts);
   }
 

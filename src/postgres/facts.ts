@@ -97,7 +97,12 @@ export class Facts {
    * On a primary: creates missing physical slots (reserving WAL now) and drops inactive physical
    * slots not in `names`. Invalid names are skipped with a warning.
    */
-  async ensureSlots(names: string[], opts: { timeoutMs?: number } = {}): Promise<void> {
+  /**
+   * Creates the physical slots in `names`; with dropUnknown (the default) also drops the other
+   * inactive physical slots. The core passes dropUnknown false while paused (Patroni leaves slots
+   * alone then) and when /config declares slots or ignore_slots.
+   */
+  async ensureSlots(names: string[], opts: { timeoutMs?: number; dropUnknown?: boolean } = {}): Promise<void> {
     const want = new Set<string>();
     for (const n of names) {
       if (isValidSlotName(n)) want.add(n);
@@ -114,7 +119,7 @@ export class Facts {
         );
         const have = new Map(r.rows.map((row) => [row.slot_name, row.active]));
         for (const [slot, active] of have) {
-          if (!want.has(slot) && !active) {
+          if (opts.dropUnknown !== false && !want.has(slot) && !active) {
             this.node.log.info(`dropping physical replication slot ${slot}`);
             await c.query('SELECT pg_drop_replication_slot($1)', [slot]).catch((e: Error) => this.node.log.warn(`could not drop slot ${slot}: ${e.message}`));
           }

@@ -126,8 +126,12 @@ describe('PostgresController with PostgreSQL 15', { timeout: 120_000 }, () => {
     assert.equal(obs.inRecovery, true);
     assert.ok(obs.walLsn !== undefined && obs.walLsn >= target);
 
-    // Slots: an unknown inactive slot is dropped, the active one kept.
+    // Slots: an unknown inactive slot is kept with dropUnknown false (pause, declared slots),
+    // dropped otherwise; the active one is kept.
     await sql(sa, "SELECT pg_create_physical_replication_slot('stale')");
+    await a.ensureSlots(['pg_b'], { dropUnknown: false });
+    const kept = await sql<{ slot_name: string }>(sa, 'SELECT slot_name FROM pg_replication_slots ORDER BY 1');
+    assert.deepEqual(kept, [{ slot_name: 'pg_b' }, { slot_name: 'stale' }]);
     await a.ensureSlots(['pg_b']);
     const slots = await sql<{ slot_name: string }>(sa, 'SELECT slot_name FROM pg_replication_slots ORDER BY 1');
     assert.deepEqual(slots, [{ slot_name: 'pg_b' }]);
