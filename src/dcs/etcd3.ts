@@ -19,7 +19,7 @@
 // Settings that cannot be used (a TLS file that cannot be read, a wrong key_password) make the
 // constructor throw an Etcd3SettingError naming the setting and the file.
 
-import { DcsError, type Dcs } from './dcs.ts';
+import { DcsError } from './dcs.ts';
 import { SessionNotFound, type DcsBackend, type Op, type RawKv } from './backend.ts';
 import { KvDcs } from './kv-dcs.ts';
 import { EtcdHttp, EtcdHttpError } from './etcd3-http.ts';
@@ -465,6 +465,3 @@ export class Etcd3Dcs extends KvDcs {
   }
 }
 
-export function createEtcd3Dcs(opts: Etcd3Options): Dcs {
-  return new Etcd3Dcs(opts);
-}
