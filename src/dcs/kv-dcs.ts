@@ -97,7 +97,11 @@ export class KvDcs implements Dcs {
     const s = this.#session;
     if (!s || s.ttl !== this.#ttl) return this.#grant(op);
     if (!force && this.#b.now() - this.#lastKeepalive < MEMBER_KEEPALIVE_MS) return s.id;
-    if (!(await this.#b.keepAlive(s.id, op))) {
+    const alive = await this.#b.keepAlive(s.id, op).catch((err: unknown) => {
+      if (err instanceof SessionNotFound) return false;
+      throw err;
+    });
+    if (!alive) {
       this.#log?.warn({ session: s.id }, 'DCS session expired or revoked; granting a new one');
       this.#session = undefined;
       return this.#grant(op);
