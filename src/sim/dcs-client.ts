@@ -23,6 +23,8 @@ import { KvDcs } from '../dcs/kv-dcs.ts';
 import { SimBadRequest, SimDcsUnavailable, SimLeaseNotFound, type SimDcs } from './dcs.ts';
 
 export interface SimDcsClientOptions {
+  /** Cluster prefix the client reports and decodes under (default: the SimDcs's). */
+  prefix?: string;
   /** Lease TTL, seconds (default 30). */
   ttl?: number;
   /** Kept for the interface: a simulated call never waits (default 10). */
@@ -38,10 +40,16 @@ export class SimBackend implements DcsBackend {
   /** Aborted by close(): ends our pending watches. */
   readonly #closing = new AbortController();
 
-  constructor(dcs: SimDcs, node: string) {
+  constructor(dcs: SimDcs, node: string, prefix = dcs.prefix) {
+    if (!prefix.startsWith('/') || !prefix.endsWith('/')) throw new Error(`SimBackend: prefix must start and end with '/': ${prefix}`);
     this.#dcs = dcs;
     this.#node = node;
-    this.prefix = dcs.prefix;
+    this.prefix = prefix;
+  }
+
+  /** The store's absolute keys, re-rooted under our prefix (the simulated store holds one cluster). */
+  #rekey(kv: RawKv): RawKv {
+    return { ...kv, key: this.prefix + kv.key.slice(this.#dcs.prefix.length) };
   }
 
   now(): number {
@@ -63,11 +71,17 @@ export class SimBackend implements DcsBackend {
   }
 
   readTree(op: Op): Promise<{ kvs: RawKv[]; revision: string }> {
-    return this.#call(op, () => this.#dcs.range(this.#node));
+    return this.#call(op, () => {
+      const { kvs, revision } = this.#dcs.range(this.#node);
+      return { kvs: kvs.map((kv) => this.#rekey(kv)), revision };
+    });
   }
 
   get(rel: string, op: Op): Promise<RawKv | undefined> {
-    return this.#call(op, () => this.#dcs.getKey(this.#node, rel));
+    return this.#call(op, () => {
+      const kv = this.#dcs.getKey(this.#node, rel);
+      return kv === undefined ? undefined : this.#rekey(kv);
+    });
   }
 
   create(rel: string, value: string, session: string | undefined, op: Op): Promise<boolean> {
@@ -116,7 +130,7 @@ export class SimBackend implements DcsBackend {
 
 export class SimDcsClient extends KvDcs {
   constructor(dcs: SimDcs, name: string, opts: SimDcsClientOptions = {}) {
-    super(new SimBackend(dcs, name), { name, ttl: opts.ttl ?? 30, retryTimeout: opts.retryTimeout ?? 10 });
+    super(new SimBackend(dcs, name, opts.prefix), { name, ttl: opts.ttl ?? 30, retryTimeout: opts.retryTimeout ?? 10 });
   }
 
   /** The lease held now (undefined before the first grant and after close). */

@@ -332,6 +332,11 @@ export class SimDcs {
     });
   }
 
+  /** watch() on /leader. */
+  watchLeader(node: string, after: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return this.watch(node, 'leader', after, timeoutMs, signal);
+  }
+
   // ---- the world's typed calls (the semantics of src/dcs/etcd3.ts) -----------------------------
 
   readCluster(node: string): ClusterView {
