@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 
 import { defaultConfig } from '../core/testing.ts';
 import { parseFailsafeBody, parseLsnHeader } from './failsafe.ts';
-import type { ApiRequest, ApiResponse } from './handlers.ts';
-import { handle, operationGate } from './handlers.ts';
+import { operationGate } from './gate.ts';
+import { handle } from './handlers.ts';
 import { handleOperation, OPERATION_KEYS } from './operations.ts';
 import type { FailsafeSender, OperationsPort } from './port.ts';
+import type { ApiRequest, ApiResponse } from './request.ts';
 import type { NodeSnapshot } from './snapshot.ts';
 import { FailsafeOnlyPort, snapshot } from './testing.ts';
 import { PATRONI_COMPAT_VERSION } from './version.ts';

@@ -10,13 +10,11 @@
 // EVERY other member answers 200 with the body exactly `Accepted`; anything else (timeout, refused,
 // other status, other body) fails the whole check and the caller must demote.
 
-import type { ApiRequest, ApiResponse } from './handlers.ts';
-import { errorPage, readJsonBody } from './handlers.ts';
 import { peerRequest, PeerRequestError } from './peers.ts';
 import type { FailsafeSender, OperationsPort } from './port.ts';
+import type { ApiRequest, ApiResponse } from './request.ts';
+import { errorPage, message, readJsonBody } from './request.ts';
 import type { NodeSnapshot, XlogPrimary, XlogReplica } from './snapshot.ts';
-
-const HTML_TYPE = 'text/html; charset=utf-8';
 
 // ---------------------------------------------------------------------------------------------
 // Receiver: POST /failsafe.
@@ -110,9 +108,6 @@ function validLsn(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 }
 
-function message(status: number, text: string): ApiResponse {
-  return { status, body: text, contentType: HTML_TYPE };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Client: the primary's check while the DCS is unreachable.

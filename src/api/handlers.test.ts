@@ -4,16 +4,13 @@ import assert from 'node:assert/strict';
 import { clusterView as emptyView } from '../core/model.ts';
 import type { ClusterView, DynamicConfig, Member } from '../core/model.ts';
 import { defaultConfig } from '../core/testing.ts';
-import {
-  epochOfPgTimestamp,
-  formatLsn,
-  handle,
-  parseSize,
-  statusJson,
-  versionNumber,
-} from './handlers.ts';
-import type { ApiRequest, ApiResponse, HandlerOptions } from './handlers.ts';
+import { formatLsn } from './cluster.ts';
+import { handle } from './handlers.ts';
+import { parseSize } from './health.ts';
+import { epochOfPgTimestamp, versionNumber } from './metrics.ts';
+import type { ApiRequest, ApiResponse, HandlerOptions } from './request.ts';
 import type { NodeSnapshot } from './snapshot.ts';
+import { statusJson } from './status.ts';
 import { snapshot } from './testing.ts';
 import { PATRONI_COMPAT_VERSION, VIGIL_VERSION } from './version.ts';
 

@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { clusterView } from '../core/model.ts';
 import type { ClusterView, Member, PeerStatus } from '../core/model.ts';
 import { defaultConfig } from '../core/testing.ts';
-import type { ApiRequest, ApiResponse } from './handlers.ts';
 import {
   handleOperation,
   parseSecondsValue,
@@ -12,10 +11,11 @@ import {
   patchConfigValue,
   postgresVersionProblem,
   pyStr,
-  readJsonBody,
 } from './operations.ts';
 import type { OperationOptions } from './operations.ts';
 import type { FailsafeSender, OperationsPort, RestartOutcome, RestartRequest, ScheduledRestart } from './port.ts';
+import type { ApiRequest, ApiResponse } from './request.ts';
+import { readJsonBody } from './request.ts';
 import type { NodeSnapshot } from './snapshot.ts';
 import { snapshot } from './testing.ts';
 

@@ -11,14 +11,11 @@
 import type { ClusterView, SyncState } from '../core/model.ts';
 import { syncModeOf } from '../core/election.ts';
 import { toBool, validateDynamicConfig } from '../config/dynamic.ts';
-import type { ApiRequest, ApiResponse } from './handlers.ts';
-import { errorPage, readJsonBody } from './handlers.ts';
 import type { OperationsPort, RestartRequest, ScheduledRestart } from './port.ts';
 import { postFailsafe } from './failsafe.ts';
+import type { ApiRequest, ApiResponse } from './request.ts';
+import { errorPage, readJsonBody } from './request.ts';
 import type { NodeSnapshot } from './snapshot.ts';
-
-/** Lives in handlers.ts (failsafe.ts needs it too); still exported here for existing callers. */
-export { readJsonBody };
 
 export interface OperationOptions {
   /** Wall clock (scheduled_at / schedule are compared with it). */

@@ -32,8 +32,10 @@ import type { SecureContextOptions, TLSSocket } from 'node:tls';
 
 import { Allowlist } from './allowlist.ts';
 import type { AllowlistOptions } from './allowlist.ts';
-import { errorPage, guardedOperation, handle, operationGate } from './handlers.ts';
-import type { ApiRequest, ApiResponse, HandlerOptions } from './handlers.ts';
+import { guardedOperation, operationGate } from './gate.ts';
+import { handle } from './handlers.ts';
+import type { ApiRequest, ApiResponse, HandlerOptions } from './request.ts';
+import { errorPage } from './request.ts';
 import { handleOperation, OPERATION_KEYS } from './operations.ts';
 import type { OperationsPort } from './port.ts';
 import type { NodeSnapshot } from './snapshot.ts';
