@@ -4,18 +4,14 @@ import assert from 'node:assert/strict';
 import { clusterView } from '../core/model.ts';
 import type { ClusterView, Member, PeerStatus } from '../core/model.ts';
 import { defaultConfig } from '../core/testing.ts';
-import {
-  handleOperation,
-  parseSecondsValue,
-  parseTimestamp,
-  patchConfigValue,
-  postgresVersionProblem,
-  pyStr,
-} from './operations.ts';
-import type { OperationOptions } from './operations.ts';
+import { patchConfigValue, pyStr } from './config-endpoints.ts';
+import { parseTimestamp } from './operation-common.ts';
+import type { OperationOptions } from './operation-common.ts';
+import { handleOperation } from './operations.ts';
 import type { FailsafeSender, OperationsPort, RestartOutcome, RestartRequest, ScheduledRestart } from './port.ts';
 import type { ApiRequest, ApiResponse } from './request.ts';
 import { readJsonBody } from './request.ts';
+import { parseSecondsValue, postgresVersionProblem } from './restart.ts';
 import type { NodeSnapshot } from './snapshot.ts';
 import { snapshot } from './testing.ts';
 
