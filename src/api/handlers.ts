@@ -59,7 +59,7 @@ export function handle(req: ApiRequest, snap: NodeSnapshot, nowMs: number, opts:
 function operation(req: ApiRequest, segment: string, _snap: NodeSnapshot, _nowMs: number, opts: HandlerOptions): ApiResponse {
   const gate = operationGate(req, opts);
   if (gate.kind === 'answer') return gate.response;
-  // Reached only without an OperationsPort: server.ts sends the implemented operations to
+  // Reached only without an OperationsPort: router.ts sends the implemented operations to
   // operations.ts itself.
   return text(503, `${req.method} /${segment} is not supported yet`);
 }

@@ -8,7 +8,8 @@ import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { Socket } from 'node:net';
 
-import { parseListen, startApiServer } from '../../src/api/server.ts';
+import { parseListen } from '../../src/api/listener.ts';
+import { startApiServer } from '../../src/api/server.ts';
 import type { ApiServer, RequestInfo } from '../../src/api/server.ts';
 import type { NodeSnapshot } from '../../src/api/snapshot.ts';
 import { freePort, primarySnapshot, rawExchange, replicaSnapshot } from './fixtures.ts';
