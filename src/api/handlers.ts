@@ -50,13 +50,13 @@ export function handle(req: ApiRequest, snap: NodeSnapshot, nowMs: number, opts:
     case 'PATCH':
     case 'PUT':
     case 'DELETE':
-      return operation(req, segment, snap, nowMs, opts);
+      return operation(req, segment, opts);
     default:
       return unsupportedMethod(req.method);
   }
 }
 
-function operation(req: ApiRequest, segment: string, _snap: NodeSnapshot, _nowMs: number, opts: HandlerOptions): ApiResponse {
+function operation(req: ApiRequest, segment: string, opts: HandlerOptions): ApiResponse {
   const gate = operationGate(req, opts);
   if (gate.kind === 'answer') return gate.response;
   // Reached only without an OperationsPort: router.ts sends the implemented operations to

@@ -49,7 +49,7 @@ export interface Listener {
 }
 
 /** How long a listener replaced by reconfigure lets its requests in progress finish (a switchover waits up to 2*loop_wait). */
-export const RETIRE_GRACE_MS = 60_000;
+const RETIRE_GRACE_MS = 60_000;
 
 /** Parse restapi.listen into a host for net.Server#listen (undefined = all) and a port. */
 export function parseListen(listen: string): { host: string | undefined; port: number } {

@@ -34,7 +34,7 @@ export interface HandlerOptions {
 }
 
 export const JSON_TYPE = 'application/json';
-export const TEXT_TYPE = 'text/plain; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
 /** Content type of Patroni's plain-message replies and error pages. */
 export const HTML_TYPE = 'text/html; charset=utf-8';
 

@@ -13,7 +13,7 @@ import type { ApiRequest, ApiResponse, HandlerOptions } from './request.ts';
 import { errorPage, text } from './request.ts';
 import type { NodeSnapshot } from './snapshot.ts';
 
-export const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
+const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
 
 /** What routing needs from the server; the same for every request. */
 export interface RouterOptions {
