@@ -59,7 +59,7 @@ export function parseFailsafeBody(body: Record<string, unknown>): ParsedFailsafe
 }
 
 /**
- * POST /failsafe (auth and client certificate were checked by the gate in handlers.ts):
+ * POST /failsafe (auth and client certificate were checked by the gate in gate.ts):
  * - 502 (framework error) when failsafe_mode is off in the snapshot's dynamic config;
  * - 411 / 400 for a missing or unusable body (400 names the field);
  * - 500 `Running as a leader` when this node runs as a primary (or is being promoted);

@@ -23,7 +23,7 @@ import { postRestart } from './restart.ts';
 import type { NodeSnapshot } from './snapshot.ts';
 import { deleteSwitchover, postFailover } from './switchover.ts';
 
-/** The "METHOD segment" keys handled here (the others stay with handlers.ts). */
+/** The "METHOD segment" keys handled here (the other gated keys are answered by handlers.ts). */
 export const OPERATION_KEYS: ReadonlySet<string> = new Set([
   'POST switchover',
   'POST failover',

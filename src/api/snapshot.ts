@@ -41,7 +41,7 @@ export interface NodeSnapshot {
   state: PgState;
   /**
    * The agent's internal role. Published as is while PostgreSQL is not answering; while it answers
-   * (`xlog` present) the published role is derived from `xlog` (see handlers.ts statusJson).
+   * (`xlog` present) the published role is derived from `xlog` (see status.ts statusJson).
    */
   role: Role;
 
