@@ -1,7 +1,8 @@
 // Typed readers of the configuration document: each reports problems as issues naming the dotted
 // path (or the PATRONI_* variable that supplied the value) and never throws.
 
-import { show, toBool } from './dynamic.ts';
+import { parseBool } from '../core/values.ts';
+import { show } from './dynamic.ts';
 import type { ConfigIssue } from './types.ts';
 
 export type Obj = Record<string, unknown>;
@@ -97,7 +98,7 @@ export function str(issues: Issues, parent: Obj, key: string, path: string, requ
 export function bool(issues: Issues, parent: Obj, key: string, path: string): boolean | undefined {
   const v = parent[key];
   if (v === undefined || v === null) return undefined;
-  const b = toBool(v);
+  const b = parseBool(v);
   if (b === undefined) issues.error(sub(path, key), `expected a boolean, got ${describe(v)}`);
   return b;
 }

@@ -573,6 +573,21 @@ test('tags: predefined typed, custom kept, both forms warn', () => {
   assert.ok(hasIssue(warnings(issues), /^tags: both nofailover and failover_priority are set/));
 });
 
+test('tags: nofailover with failover_priority warns with what Patroni 4.1 does (nofailover decides, the priority only ranks)', () => {
+  const cases: [string, RegExp][] = [
+    ['nofailover: false\n  failover_priority: 0', /^tags: both nofailover and failover_priority are set and contradict each other: nofailover: false wins, so the member MAY be promoted .*failover_priority 0 only ranks it last/],
+    ['nofailover: true\n  failover_priority: 3', /^tags: both nofailover and failover_priority are set: nofailover: true wins, the member is never promoted \(failover_priority 3 is ignored\)$/],
+    ['nofailover: false\n  failover_priority: 3', /^tags: both nofailover and failover_priority are set: nofailover: false wins, the member may be promoted; failover_priority 3 only ranks/],
+  ];
+  for (const [tags, re] of cases) {
+    const { config, issues } = loadConfig(MINIMAL_CONFIG + `tags:\n  ${tags}\n`, {});
+    assert.ok(config !== undefined, tags);
+    const tagWarnings = warnings(issues).filter((w) => w.startsWith('tags:'));
+    assert.equal(tagWarnings.length, 1, tags);
+    assert.match(tagWarnings[0] as string, re);
+  }
+});
+
 test('name: reserved name and slashes rejected', () => {
   const reserved = loadConfig(MINIMAL_CONFIG.replace('name: n1', 'name: __patroni_strict_sync_replica_placeholder__'), {});
   assert.ok(hasIssue(errors(reserved.issues), /^name: .* is reserved$/));

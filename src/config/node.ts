@@ -1,6 +1,7 @@
 // The node's own sections: tags, log and watchdog.
 
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
+import { isNoFailover } from '../core/election.ts';
 import type { Tags } from '../core/model.ts';
 import { show } from './dynamic.ts';
 import { bool, checkKeys, describe, int, isMap, NOT_APPLICABLE, refused, section, str, type Issues, type Obj, type Refusal } from './fields.ts';
@@ -38,7 +39,14 @@ export function parseTags(issues: Issues, root: Obj): Tags {
     issues.error('tags.replicatefrom', 'not implemented by Vigil yet (the upstream replica would not create the replication slot, so the member could not stream); remove it to start');
   }
   if (tags.nofailover !== undefined && tags.failover_priority !== undefined) {
-    issues.warn('tags', 'both nofailover and failover_priority are set: nofailover wins');
+    // Patroni 4.1's rule, the one the core applies (core/election.ts isNoFailover): the explicit
+    // nofailover decides whether the member may be promoted; failover_priority then only ranks it.
+    const p = tags.failover_priority;
+    const both = 'both nofailover and failover_priority are set';
+    if (isNoFailover(tags)) issues.warn('tags', `${both}: nofailover: true wins, the member is never promoted (failover_priority ${p} is ignored)`);
+    else if (p <= 0) {
+      issues.warn('tags', `${both} and contradict each other: nofailover: false wins, so the member MAY be promoted (as in Patroni 4.1); failover_priority ${p} only ranks it last among equally advanced candidates. Remove nofailover to keep it from being promoted, or failover_priority to make it an ordinary candidate`);
+    } else issues.warn('tags', `${both}: nofailover: false wins, the member may be promoted; failover_priority ${p} only ranks it among equally advanced candidates`);
   }
   if (tags.nosync !== undefined && tags.sync_priority !== undefined) {
     issues.warn('tags', 'both nosync and sync_priority are set: nosync wins');

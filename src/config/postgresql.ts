@@ -2,7 +2,8 @@
 
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { show, toBool } from './dynamic.ts';
+import { parseBool } from '../core/values.ts';
+import { show } from './dynamic.ts';
 import { bool, checkKeys, connectAddress, describe, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj, type Refusal } from './fields.ts';
 import { BASEBACKUP_FORBIDDEN, renderOptions } from './options.ts';
 import type { Credentials, PostgresqlSettings } from './types.ts';
@@ -162,7 +163,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   if (localSlots !== undefined) {
     issues.warn(sub(path, 'use_slots'), 'Patroni reads use_slots only from the dynamic configuration (bootstrap.dcs.postgresql.use_slots); Vigil uses it as the local default');
   }
-  const dcsSlots = dcsPg ? toBool(dcsPg.use_slots) : undefined;
+  const dcsSlots = dcsPg ? parseBool(dcsPg.use_slots) : undefined;
   const removeOnRewindFailure = bool(issues, pg, 'remove_data_directory_on_rewind_failure', path) ?? false;
   const removeOnDiverged = bool(issues, pg, 'remove_data_directory_on_diverged_timelines', path) ?? false;
   const pgCtlTimeout = int(issues, pg, 'pg_ctl_timeout', path, 1) ?? 60;
