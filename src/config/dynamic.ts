@@ -74,12 +74,6 @@ function toInt(v: unknown): number | undefined {
   return undefined;
 }
 
-/**
- * Patroni's boolean parsing (the core's parseBool, see src/core/values.ts for what it accepts); kept
- * under this name for callers outside src/config until they import parseBool directly.
- */
-export const toBool = parseBool;
-
 /** synchronous_mode: true/false (with Patroni's spellings) or "quorum". */
 function toSyncMode(v: unknown): boolean | 'quorum' | undefined {
   if (typeof v === 'string' && v.toLowerCase() === 'quorum') return 'quorum';
