@@ -2,7 +2,7 @@
 
 import { dynamicConfigProblems, effectiveDynamicConfigNotes, show, unimplementedDynamicKeys } from './dynamic.ts';
 import { checkKeys, describe, isMap, refused, section, str, stringList, sub, type Issues, type Obj } from './fields.ts';
-import { INITDB_FORBIDDEN, renderOptions } from './options.ts';
+import { renderOptions } from './options.ts';
 import type { BootstrapSettings } from './types.ts';
 
 const DCS_LOCAL_ONLY = ['connect_address', 'proxy_address', 'listen', 'config_dir', 'data_dir', 'pgpass', 'authentication'];
@@ -42,7 +42,7 @@ export function parseBootstrap(issues: Issues, root: Obj): BootstrapSettings | u
     post_init: refused('the script would not run after the cluster is initialized'),
   });
   const dcs = parseBootstrapDcs(issues, boot);
-  const initdb = renderOptions(issues, boot, 'initdb', path, INITDB_FORBIDDEN, 'initdb');
+  const initdb = renderOptions(issues, boot, 'initdb', path, 'initdb');
   const pgHba = stringList(issues, boot, 'pg_hba', path) ?? [];
   const users: BootstrapSettings['users'] = {};
   const usersSec = section(issues, boot, 'users', path);

@@ -1,18 +1,16 @@
-// initdb and pg_basebackup options in Patroni's forms, rendered as command-line arguments.
+// initdb and pg_basebackup options in Patroni's forms, rendered as command-line arguments. Which
+// options are refused, and why, is postgres/options.ts's single list: the configuration refuses
+// exactly what the controller would refuse.
 
+import { canonicalOption, optionRefusal, renderOption, type OptionTool } from '../postgres/options.ts';
 import { show } from './dynamic.ts';
 import { describe, isMap, sub, type Issues, type Obj } from './fields.ts';
-
-export const INITDB_FORBIDDEN = new Set(['pgdata', 'nosync', 'pwfile', 'sync-only', 'version']);
-export const BASEBACKUP_FORBIDDEN = new Set([
-  'pgdata', 'format', 'wal-method', 'xlog-method', 'gzip', 'version', 'dbname', 'host', 'port', 'username', 'password',
-]);
 
 /**
  * Renders Patroni's option forms as arguments: a list of strings ("data-checksums" -> --data-checksums)
  * and single-key maps ({encoding: UTF8} -> --encoding=UTF8), or one map of option -> value.
  */
-export function renderOptions(issues: Issues, parent: Obj, key: string, path: string, forbidden: Set<string>, who: string): string[] {
+export function renderOptions(issues: Issues, parent: Obj, key: string, path: string, tool: OptionTool): string[] {
   const v = parent[key];
   const p = sub(path, key);
   if (v === undefined || v === null) return [];
@@ -23,13 +21,15 @@ export function renderOptions(issues: Issues, parent: Obj, key: string, path: st
       issues.error(itemPath, 'empty option name');
       return;
     }
-    if (forbidden.has(opt)) {
-      issues.error(itemPath, `option "${opt}" is not allowed (Vigil sets it for ${who})`);
-      return;
-    }
-    if (value === undefined) out.push(`--${opt}`);
-    else if (typeof value === 'string' || typeof value === 'number') out.push(`--${opt}=${value}`);
-    else issues.error(itemPath, `expected a string or number value for option "${opt}", got ${describe(value)}`);
+    const scalar = typeof value === 'string' || typeof value === 'number' ? value : undefined;
+    const refusal = optionRefusal(tool, opt, scalar);
+    if (refusal !== undefined) {
+      const canonical = canonicalOption(tool, opt);
+      const named = canonical === opt ? `"${opt}"` : `"${opt}" (${canonical})`;
+      issues.error(itemPath, `option ${named} is not allowed for ${tool}: ${refusal}`);
+    } else if (value !== undefined && scalar === undefined) {
+      issues.error(itemPath, `expected a string or number value for option "${opt}", got ${describe(value)}`);
+    } else out.push(renderOption(opt, scalar));
   };
   if (Array.isArray(v)) {
     v.forEach((item, i) => {

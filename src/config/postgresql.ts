@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { parseBool } from '../core/values.ts';
 import { show } from './dynamic.ts';
 import { bool, checkKeys, connectAddress, describe, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj, type Refusal } from './fields.ts';
-import { BASEBACKUP_FORBIDDEN, renderOptions } from './options.ts';
+import { renderOptions } from './options.ts';
 import type { Credentials, PostgresqlSettings } from './types.ts';
 
 const PG_LIB_DIR = '/usr/lib/postgresql';
@@ -167,7 +167,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const removeOnRewindFailure = bool(issues, pg, 'remove_data_directory_on_rewind_failure', path) ?? false;
   const removeOnDiverged = bool(issues, pg, 'remove_data_directory_on_diverged_timelines', path) ?? false;
   const pgCtlTimeout = int(issues, pg, 'pg_ctl_timeout', path, 1) ?? 60;
-  const basebackup = renderOptions(issues, pg, 'basebackup', path, BASEBACKUP_FORBIDDEN, 'pg_basebackup');
+  const basebackup = renderOptions(issues, pg, 'basebackup', path, 'pg_basebackup');
 
   if (listen === undefined || connect === undefined || dataDir === undefined || superuser === undefined || replication === undefined) return undefined;
   const authentication: PostgresqlSettings['authentication'] = { superuser, replication };

@@ -14,34 +14,41 @@ test('watchdog mode required is an error; off is silent', () => {
   assert.deepEqual(off.issues, []);
 });
 
-test('initdb options: rendering and forbidden options', () => {
+test('initdb options: rendering and refused options (postgres/options.ts, with the reason)', () => {
   const ok = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  initdb:\n  - data-checksums\n  - encoding: UTF8\n  - locale: C.UTF-8\n  - wal-segsize: 32\n', {});
   assert.deepEqual(errors(ok.issues), []);
   assert.deepEqual(ok.config?.bootstrap?.initdb, ['--data-checksums', '--encoding=UTF8', '--locale=C.UTF-8', '--wal-segsize=32']);
   const asMap = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  initdb: {encoding: UTF8, auth-local: trust}\n', {});
   assert.deepEqual(asMap.config?.bootstrap?.initdb, ['--encoding=UTF8', '--auth-local=trust']);
 
-  const bad = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  initdb:\n  - pgdata: /x\n  - nosync\n  - pwfile: /p\n  - sync-only\n  - version\n  - encoding: UTF8\n  - {a: 1, b: 2}\n', {});
+  const bad = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  initdb:\n  - pgdata: /x\n  - nosync\n  - pwfile: /p\n  - sync-only\n  - version\n  - encoding: UTF8\n  - {a: 1, b: 2}\n  - username: admin\n  - D: /y\n', {});
   assert.equal(bad.config, undefined);
   assert.deepEqual(errors(bad.issues), [
-    'bootstrap.initdb[0]: option "pgdata" is not allowed (Vigil sets it for initdb)',
-    'bootstrap.initdb[1]: option "nosync" is not allowed (Vigil sets it for initdb)',
-    'bootstrap.initdb[2]: option "pwfile" is not allowed (Vigil sets it for initdb)',
-    'bootstrap.initdb[3]: option "sync-only" is not allowed (Vigil sets it for initdb)',
-    'bootstrap.initdb[4]: option "version" is not allowed (Vigil sets it for initdb)',
+    'bootstrap.initdb[0]: option "pgdata" is not allowed for initdb: Vigil passes the data directory (postgresql.data_dir)',
+    'bootstrap.initdb[1]: option "nosync" is not allowed for initdb: a data directory not synced to disk may be lost in a crash right after bootstrap',
+    'bootstrap.initdb[2]: option "pwfile" is not allowed for initdb: Vigil writes the superuser password file itself (postgresql.authentication.superuser.password)',
+    'bootstrap.initdb[3]: option "sync-only" is not allowed for initdb: it only syncs an existing data directory and creates none',
+    'bootstrap.initdb[4]: option "version" is not allowed for initdb: it prints the version and creates no data directory',
     'bootstrap.initdb[6]: expected a single-key mapping like {encoding: UTF8}, got {"a":1,"b":2}',
+    'bootstrap.initdb[7]: option "username" is not allowed for initdb: Vigil sets it to postgresql.authentication.superuser.username',
+    'bootstrap.initdb[8]: option "D" (pgdata) is not allowed for initdb: Vigil passes the data directory (postgresql.data_dir)',
   ]);
 });
 
-test('basebackup options: list or map rendered as arguments, forbidden ones rejected', () => {
-  const list = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  basebackup:\n  - verbose\n  - max-rate: 100M\n  data_dir:'), {});
-  assert.deepEqual(list.config?.postgresql.basebackup, ['--verbose', '--max-rate=100M']);
+test('basebackup options: list or map rendered as arguments, refused ones rejected with the reason', () => {
+  const list = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  basebackup:\n  - verbose\n  - max-rate: 100M\n  - compress: server-lz4:5\n  data_dir:'), {});
+  assert.deepEqual(errors(list.issues), []);
+  assert.deepEqual(list.config?.postgresql.basebackup, ['--verbose', '--max-rate=100M', '--compress=server-lz4:5']);
   const map = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  basebackup: {checkpoint: fast}\n  data_dir:'), {});
   assert.deepEqual(map.config?.postgresql.basebackup, ['--checkpoint=fast']);
-  const bad = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  basebackup: [{host: x}, wal-method]\n  data_dir:'), {});
+  const bad = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  basebackup: [{host: x}, wal-method, {username: u}, {compress: gzip}, {max-rate: [1]}]\n  data_dir:'), {});
+  assert.equal(bad.config, undefined);
   assert.deepEqual(errors(bad.issues), [
-    'postgresql.basebackup[0]: option "host" is not allowed (Vigil sets it for pg_basebackup)',
-    'postgresql.basebackup[1]: option "wal-method" is not allowed (Vigil sets it for pg_basebackup)',
+    `postgresql.basebackup[0]: option "host" is not allowed for pg_basebackup: Vigil connects to the leader's conn_url`,
+    'postgresql.basebackup[1]: option "wal-method" is not allowed for pg_basebackup: Vigil streams WAL (-X stream) so that the copy is consistent',
+    'postgresql.basebackup[2]: option "username" is not allowed for pg_basebackup: Vigil connects as postgresql.authentication.replication.username',
+    'postgresql.basebackup[3]: option "compress" is not allowed for pg_basebackup: only server-side compression ("server-gzip", "server-lz4:5", ...) or "none" fits the plain format a replica needs',
+    'postgresql.basebackup[4]: expected a string or number value for option "max-rate", got a list [1]',
   ]);
 });
 

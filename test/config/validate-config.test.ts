@@ -76,7 +76,7 @@ test('a broken file: every error is reported, warnings marked, exit 1', async ()
       `${file}: scope: required`,
       `${file}: restapi.listen: expected host:port, got "8008x"`,
       `${file}: etcd3.hosts: port must be 1-65535, got 70000 in "127.0.0.1:70000"`,
-      `${file}: bootstrap.initdb[1]: option "pgdata" is not allowed (Vigil sets it for initdb)`,
+      `${file}: bootstrap.initdb[1]: option "pgdata" is not allowed for initdb: Vigil passes the data directory (postgresql.data_dir)`,
       `${file}: postgresql.data_dir: required`,
       `${file}: postgresql.authentication.replication.username: required`,
       `${file}: tags.nofailover: expected a boolean, got "perhaps"`,
