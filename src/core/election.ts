@@ -16,9 +16,11 @@ export function clusterTimeline(view: ClusterView | undefined): number | undefin
 export type TagValues = { readonly [key: string]: unknown } | undefined;
 
 /**
- * The nofailover tag when it is present (not absent, not null): read by parseBool; a value that is
- * not a boolean counts as set (Patroni tests the tag's Python truth, so any non-empty string other
- * than a boolean spelling also counts as set there).
+ * The nofailover tag when it is present (not absent, not null), read by parseBool; a value that is
+ * not a boolean spelling counts as set, so an unreadable tag never makes a member promotable.
+ * (Patroni tests the tag's Python truth: there every non-empty string, even "false", counts as set;
+ * its configuration validator only lets booleans through, so the readings differ only for strings
+ * that Patroni itself never writes.)
  */
 function nofailoverTag(tags: TagValues): boolean | undefined {
   const v = tags?.['nofailover'];
