@@ -208,6 +208,12 @@ test('leader race: nofailover or failover_priority 0 never races', () => {
   }
 });
 
+test('leader race: an explicit nofailover: false wins over failover_priority 0 (Patroni 4.1), so the member races', () => {
+  const o = obs({ cluster: unlocked, peers: [] });
+  o.self = { ...o.self, tags: { nofailover: false, failover_priority: 0 } };
+  assert.deepEqual(types(decide(o).actions), ['acquireLeader', 'startTask:promote']);
+});
+
 test('leader race: equal positions are broken by failover_priority, except the former leader', () => {
   let d = decide(obs({ cluster: unlocked, peers: [peer('n2', { failoverPriority: 5 })] }));
   assert.deepEqual(d.actions, []);

@@ -13,6 +13,7 @@ import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, primaryMayStay, 
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
 import { prepromoteActions, syncOffStep, syncStep } from './sync.ts';
 import type { Action, ClusterView, Decision, FailoverRequest, LocalPg, Member, Memory, Observation, Role, TaskState } from './model.ts';
+import { isPaused } from './values.ts';
 
 /** Bound on how soon we look again while something is changing (ms). */
 const FAST_WAKE_MS = 1000;
@@ -63,7 +64,7 @@ function memberOf(cluster: ClusterView | undefined, name: string | undefined): M
 }
 
 function paused(obs: Observation): boolean {
-  return obs.config.pause === true;
+  return isPaused(obs.config);
 }
 
 /** /config names slots to keep (slots, ignore_slots): not implemented yet, so no slot is dropped. */
