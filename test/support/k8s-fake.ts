@@ -135,6 +135,8 @@ export interface K8sFakeOptions {
   cert: string;
   key: string;
   token: string;
+  /** How many changes are kept for watches (older resourceVersions get 410 Gone); default 1000. */
+  history?: number;
 }
 
 export class K8sFake {
@@ -215,7 +217,7 @@ export class K8sFake {
     }
     const change: Change = { rv, key, old, now };
     this.#history.push(change);
-    if (this.#history.length > HISTORY) this.#history.shift();
+    if (this.#history.length > (this.#opts.history ?? HISTORY)) this.#history.shift();
     for (const w of this.#watchers) w(change);
     return structuredClone(now ?? old ?? {});
   }
