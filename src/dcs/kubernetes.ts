@@ -105,6 +105,7 @@ export class KubernetesDcs implements Dcs {
   #ownPod: { status: string | undefined; labels: Ann } | undefined;
   #lastRead: { revision: string; holder: string } | undefined;
   #lastStamp = '';
+  #warnedLabels = false;
   #closed = false;
   readonly #watches = new AbortController();
 
@@ -350,6 +351,11 @@ export class KubernetesDcs implements Dcs {
       throw new DcsError('DCS_PROTOCOL', `kubernetes: pod ${this.#o.name} not found in namespace ${this.#o.namespace} (the member name must be the pod's name)`, { retryable: false });
     }
     this.#ownPod = { status: annotationsOf(r).status, labels: labelsOf(r) };
+    const want = { ...this.#o.labels, [this.#o.scopeLabel]: this.#o.scope };
+    if (!this.#warnedLabels && Object.entries(want).some(([k, v]) => this.#ownPod?.labels[k] !== v)) {
+      this.#warnedLabels = true;
+      this.#o.logger?.warn({ pod: this.#o.name, labels: want }, 'kubernetes: our pod lacks the cluster labels, so no member (Vigil or Patroni) sees it: add them to the pod template');
+    }
   }
 
   async deleteMember(opts?: CallOptions): Promise<void> {
