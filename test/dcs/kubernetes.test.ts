@@ -194,6 +194,23 @@ describe('Kubernetes DCS (fake API server)', () => {
     await nopod.close();
   });
 
+  it('500, 503, 504 and retriable_http_codes are retried within retry_timeout; other statuses are not', T, async () => {
+    const { clients } = setup(['r0'], { api: { host: '127.0.0.1', port: k8s.fake.port, ca: k8s.ca, token: TOKEN, retriableHttpCodes: [429] } });
+    const [a] = clients as [KubernetesDcs];
+    k8s.fake.failNext(2, 503);
+    assert.equal(await a.acquireLeader(), true);
+    k8s.fake.failNext(2, 429);
+    assert.equal(await a.refreshLeader(), true);
+    k8s.fake.failNext(1, 502);
+    await assert.rejects(a.readCluster(), (err: unknown) => err instanceof DcsError && err.code === 'DCS_PROTOCOL' && /502/.test(err.message));
+    k8s.fake.failNext(1_000_000, 503);
+    a.setRetryTimeout(1);
+    await assert.rejects(a.readCluster(), (err: unknown) => err instanceof DcsError && err.code === 'DCS_UNAVAILABLE' && err.retryable && /503/.test(err.message));
+    k8s.fake.failNext(0, 0);
+    a.setRetryTimeout(3);
+    assert.equal((await a.readCluster()).leader?.name, 'r0');
+  });
+
   it('the token file is read (the service-account way); the factory makes a client from the settings', T, async () => {
     const tokenFile = join(k8s.pki.dir, 'token');
     await writeFile(tokenFile, `${TOKEN}\n`);

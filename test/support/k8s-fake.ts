@@ -24,6 +24,7 @@
 //   - errors are Status objects {kind:Status, status:Failure, reason, code, message}; a missing or
 //     wrong bearer token is 401.
 // Test controls: pause()/resume() (requests hang unanswered, as with an unreachable server),
+// failNext() (the next requests answered with an error status, e.g. 503),
 // objects()/object() to inspect the store, put() to seed objects (e.g. the pods of a StatefulSet).
 
 import { createServer, type Server } from 'node:https';
@@ -148,6 +149,7 @@ export class K8sFake {
   readonly #held: ServerResponse[] = [];
   #rv = 100;
   #paused = false;
+  #failures = { count: 0, status: 0 };
   #uid = 0;
   port = 0;
 
@@ -176,6 +178,11 @@ export class K8sFake {
   resume(): void {
     this.#paused = false;
     for (const res of this.#held.splice(0)) res.destroy();
+  }
+
+  /** Answer the next `count` authenticated requests with `status` (a Status object), e.g. 503. */
+  failNext(count: number, status: number): void {
+    this.#failures = { count, status };
   }
 
   /** The current resourceVersion counter. */
@@ -234,6 +241,10 @@ export class K8sFake {
       send(res, code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
     };
     if (req.headers.authorization !== `Bearer ${this.#opts.token}`) return fail(401, 'Unauthorized', 'Unauthorized');
+    if (this.#failures.count > 0) {
+      this.#failures.count -= 1;
+      return fail(this.#failures.status, 'InternalError', `injected failure (${this.#failures.status})`);
+    }
     const m = /^\/api\/v1\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
     const resource = m?.[2] ?? '';
     if (!m || RESOURCES[resource] === undefined) return fail(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
