@@ -35,6 +35,7 @@
 import { DcsError, type CallOptions, type Dcs } from './dcs.ts';
 import type { Op } from './backend.ts';
 import { K8sApi, apiPath, type K8sApiOptions } from './kubernetes-api.ts';
+import { K8sObjects, annotationsOf, labelsOf, nameOf, rvOf, type Ann, type Obj, type Patch } from './kubernetes-objects.ts';
 import { compactJson, decodeCluster, encodeConfig, encodeFailsafe, encodeHistory, encodeMember, type RawKv } from './codec.ts';
 import type { ClusterView, HistoryLine, LeaderStatus, MemberData } from '../core/model.ts';
 
@@ -66,34 +67,16 @@ export interface KubernetesDcsOptions {
   logger?: { warn(obj: object, msg?: string): void; debug?(obj: object, msg?: string): void };
 }
 
-type Obj = Record<string, unknown>;
-type Ann = Record<string, string>;
-type Patch = Record<string, string | null>;
 
 const RECORD_KEYS = ['leader', 'acquireTime', 'ttl', 'renewTime', 'transitions'] as const;
 const BOOTSTRAP_STATES = new Set(['initializing new cluster', 'running custom bootstrap script', 'starting after custom bootstrap', 'creating replica']);
-const MERGE = 'application/merge-patch+json';
-
-function metaOf(o: Obj | undefined): Obj {
-  const m = o?.metadata;
-  return typeof m === 'object' && m !== null ? (m as Obj) : {};
-}
-function stringMap(v: unknown): Ann {
-  const out: Ann = {};
-  if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
-  return out;
-}
-const annotationsOf = (o: Obj | undefined): Ann => stringMap(metaOf(o).annotations);
-const labelsOf = (o: Obj | undefined): Ann => stringMap(metaOf(o).labels);
-const rvOf = (o: Obj | undefined): string => String(metaOf(o).resourceVersion ?? '');
-const nameOf = (o: Obj | undefined): string => String(metaOf(o).name ?? '');
 
 export class KubernetesDcs implements Dcs {
   readonly prefix: string;
   readonly #o: KubernetesDcsOptions;
   readonly #api: K8sApi;
+  readonly #objs: K8sObjects;
   readonly #now: () => number;
-  readonly #resource: 'endpoints' | 'configmaps';
   readonly #names: { leader: string; config: string; sync: string; failover: string };
   #ttl: number;
   #retryMs: number;
@@ -116,9 +99,9 @@ export class KubernetesDcs implements Dcs {
     this.#api = new K8sApi({ ...opts.api, now: this.#now });
     this.#ttl = opts.ttl;
     this.#retryMs = opts.retryTimeout * 1000;
-    this.#resource = opts.useEndpoints ? 'endpoints' : 'configmaps';
     const s = opts.scope;
     this.#names = { leader: opts.useEndpoints ? s : `${s}-leader`, config: `${s}-config`, sync: `${s}-sync`, failover: `${s}-failover` };
+    this.#objs = new K8sObjects(this.#api, { ...opts, configName: this.#names.config });
   }
 
   /** The session (acquireTime of our lease on the leader record); undefined when we hold none. */
@@ -135,11 +118,6 @@ export class KubernetesDcs implements Dcs {
     return { signal: opts?.signal, deadline: this.#now() + this.#retryMs, budgetMs: this.#retryMs };
   }
 
-  #selector(): string {
-    const all = { ...this.#o.labels, [this.#o.scopeLabel]: this.#o.scope };
-    return Object.entries(all).map(([k, v]) => `${k}=${v}`).join(',');
-  }
-
   /** An ISO-8601 UTC time with microseconds, like Patroni's, distinct from the previous one. */
   #stamp(): string {
     const format = (micros: number): string =>
@@ -150,74 +128,8 @@ export class KubernetesDcs implements Dcs {
     return this.#lastStamp;
   }
 
-  #refuse(what: string, status: number, body: Obj): never {
-    const msg = typeof body.message === 'string' ? body.message : `HTTP ${status}`;
-    throw new DcsError('DCS_PROTOCOL', `kubernetes: ${what} refused (${status}): ${msg}`, { retryable: false });
-  }
-
   #noCtl(verb: string): void {
     if (this.#o.ctl === true) throw new DcsError('DCS_PROTOCOL', `kubernetes: a control client does not ${verb}`, { retryable: false });
-  }
-
-  // ---- object primitives ---------------------------------------------------------------------
-
-  async #get(resource: string, name: string, op: Op): Promise<Obj | undefined> {
-    const r = await this.#api.request('GET', apiPath(this.#o.namespace, resource, name), op);
-    if (r.status === 404) return undefined;
-    if (r.status !== 200) this.#refuse(`GET ${resource}/${name}`, r.status, r.body);
-    return r.body;
-  }
-
-  async #list(resource: string, op: Op): Promise<{ items: Obj[]; rv: string }> {
-    const r = await this.#api.request('GET', apiPath(this.#o.namespace, resource, undefined, { labelSelector: this.#selector() }), op);
-    if (r.status !== 200) this.#refuse(`LIST ${resource}`, r.status, r.body);
-    const items = Array.isArray(r.body.items) ? (r.body.items as Obj[]) : [];
-    return { items, rv: rvOf(r.body) };
-  }
-
-  /** Merge-patch annotations (null removes one), with a resourceVersion precondition when given. */
-  async #patch(resource: string, name: string, annotations: Patch, rv: string | undefined, op: Op, extra: Obj = {}): Promise<Obj | 'conflict' | 'absent'> {
-    const metadata: Obj = { annotations, ...(rv !== undefined ? { resourceVersion: rv } : {}) };
-    if (extra.labels !== undefined) metadata.labels = extra.labels;
-    const body: Obj = { metadata, ...(extra.subsets !== undefined ? { subsets: extra.subsets } : {}) };
-    const r = await this.#api.request('PATCH', apiPath(this.#o.namespace, resource, name), op, body, MERGE);
-    if (r.status === 404) return 'absent';
-    if (r.status === 409) return 'conflict';
-    if (r.status !== 200) this.#refuse(`PATCH ${resource}/${name}`, r.status, r.body);
-    return r.body;
-  }
-
-  async #create(name: string, annotations: Patch, op: Op, extra: Obj = {}): Promise<Obj | 'exists'> {
-    const ann: Ann = {};
-    for (const [k, v] of Object.entries(annotations)) if (v !== null) ann[k] = v;
-    const labels = { ...this.#o.labels, [this.#o.scopeLabel]: this.#o.scope };
-    const body: Obj = { apiVersion: 'v1', kind: this.#o.useEndpoints ? 'Endpoints' : 'ConfigMap', metadata: { name, namespace: this.#o.namespace, labels, annotations: ann }, ...extra };
-    const r = await this.#api.request('POST', apiPath(this.#o.namespace, this.#resource), op, body);
-    if (r.status === 409) return 'exists';
-    if (r.status !== 201 && r.status !== 200) this.#refuse(`POST ${this.#resource}/${name}`, r.status, r.body);
-    if (this.#o.useEndpoints && name === this.#names.config) await this.#configService(op);
-    return r.body;
-  }
-
-  /** Endpoints mode: the headless Service <scope>-config that keeps the config Endpoints alive. */
-  async #configService(op: Op): Promise<void> {
-    const labels = { ...this.#o.labels, [this.#o.scopeLabel]: this.#o.scope };
-    const body = { apiVersion: 'v1', kind: 'Service', metadata: { name: this.#names.config, namespace: this.#o.namespace, labels }, spec: { clusterIP: 'None' } };
-    const r = await this.#api.request('POST', apiPath(this.#o.namespace, 'services'), op, body);
-    if (r.status !== 201 && r.status !== 200 && r.status !== 409) this.#o.logger?.warn({ status: r.status }, 'kubernetes: could not create the config Service');
-  }
-
-  /** Patch, or create when absent. With `rv`: compare-and-set, an absent object loses. */
-  async #patchOrCreate(name: string, annotations: Patch, rv: string | undefined, op: Op, extra: Obj = {}): Promise<Obj | undefined> {
-    for (let i = 0; i < 3; i++) {
-      const r = await this.#patch(this.#resource, name, annotations, rv, op, extra);
-      if (r === 'conflict') return undefined;
-      if (r !== 'absent') return r;
-      if (rv !== undefined) return undefined;
-      const c = await this.#create(name, annotations, op, extra);
-      if (c !== 'exists') return c;
-    }
-    return undefined;
   }
 
   // ---- the leader record ---------------------------------------------------------------------
@@ -255,8 +167,8 @@ export class KubernetesDcs implements Dcs {
     const acquireTime = this.#stamp();
     const record: Patch = { leader: this.#o.name, acquireTime, renewTime: acquireTime, ttl: String(this.#ttl), transitions: String(transitions) };
     const res = cur === undefined
-      ? await this.#create(this.#names.leader, record, op, this.#subsets(true))
-      : await this.#patch(this.#resource, this.#names.leader, record, cas ? rvOf(cur) : undefined, op, this.#subsets(true));
+      ? await this.#objs.create(this.#names.leader, record, op, this.#subsets(true))
+      : await this.#objs.patch(this.#objs.resource, this.#names.leader, record, cas ? rvOf(cur) : undefined, op, this.#subsets(true));
     if (typeof res === 'string') return false;
     this.#lease = { acquireTime, ttl: this.#ttl, renewedAt: start };
     this.#observe(res);
@@ -267,7 +179,7 @@ export class KubernetesDcs implements Dcs {
 
   async readCluster(opts?: CallOptions): Promise<ClusterView> {
     const op = this.#op(opts);
-    const [objs, pods] = await Promise.all([this.#list(this.#resource, op), this.#list('pods', op)]);
+    const [objs, pods] = await Promise.all([this.#objs.list(this.#objs.resource, op), this.#objs.list('pods', op)]);
     const byName = new Map(objs.items.map((o) => [nameOf(o), o]));
     const kvs: RawKv[] = [];
     const kv = (rel: string, value: string, version: string, lease = ''): void => {
@@ -335,8 +247,8 @@ export class KubernetesDcs implements Dcs {
   }
 
   async #patchPod(annotations: Patch, labels: Record<string, string | null>, op: Op): Promise<Obj | 'absent'> {
-    const r = await this.#patch('pods', this.#o.name, annotations, undefined, op, { labels });
-    if (r === 'conflict') this.#refuse(`PATCH pods/${this.#o.name}`, 409, {});
+    const r = await this.#objs.patch('pods', this.#o.name, annotations, undefined, op, { labels });
+    if (r === 'conflict') throw new DcsError('DCS_PROTOCOL', `kubernetes: PATCH pods/${this.#o.name} refused (409)`, { retryable: false });
     return r;
   }
 
@@ -367,24 +279,24 @@ export class KubernetesDcs implements Dcs {
 
   async attemptInitialize(opts?: CallOptions): Promise<boolean> {
     const op = this.#op(opts);
-    const cur = await this.#get(this.#resource, this.#names.config, op);
-    if (cur === undefined) return typeof (await this.#create(this.#names.config, { initialize: '' }, op)) !== 'string';
+    const cur = await this.#objs.get(this.#objs.resource, this.#names.config, op);
+    if (cur === undefined) return typeof (await this.#objs.create(this.#names.config, { initialize: '' }, op)) !== 'string';
     if (annotationsOf(cur).initialize !== undefined) return false;
-    return typeof (await this.#patch(this.#resource, this.#names.config, { initialize: '' }, rvOf(cur), op)) !== 'string';
+    return typeof (await this.#objs.patch(this.#objs.resource, this.#names.config, { initialize: '' }, rvOf(cur), op)) !== 'string';
   }
 
   async writeInitialize(sysid: string, opts?: CallOptions): Promise<void> {
-    await this.#patchOrCreate(this.#names.config, { initialize: sysid }, undefined, this.#op(opts));
+    await this.#objs.patchOrCreate(this.#names.config, { initialize: sysid }, undefined, this.#op(opts));
   }
 
   async deleteInitialize(opts?: CallOptions): Promise<void> {
-    await this.#patch(this.#resource, this.#names.config, { initialize: null }, undefined, this.#op(opts));
+    await this.#objs.patch(this.#objs.resource, this.#names.config, { initialize: null }, undefined, this.#op(opts));
   }
 
   async acquireLeader(opts?: CallOptions): Promise<boolean> {
     this.#noCtl('take the leader lock');
     const op = this.#op(opts);
-    const cur = await this.#get(this.#resource, this.#names.leader, op);
+    const cur = await this.#objs.get(this.#objs.resource, this.#names.leader, op);
     const ann = this.#observe(cur);
     if (ann.leader !== undefined && ann.leader !== '' && !this.#expired(ann)) return false;
     return this.#take(cur, true, op);
@@ -394,7 +306,7 @@ export class KubernetesDcs implements Dcs {
     this.#noCtl('take the leader lock');
     const op = this.#op(opts);
     for (let i = 0; i < 3; i++) {
-      const cur = await this.#get(this.#resource, this.#names.leader, op);
+      const cur = await this.#objs.get(this.#objs.resource, this.#names.leader, op);
       this.#observe(cur);
       if (await this.#take(cur, false, op)) return;
     }
@@ -405,7 +317,7 @@ export class KubernetesDcs implements Dcs {
     this.#noCtl('hold the leader lock');
     const op = this.#op(opts);
     for (let i = 0; i < 3; i++) {
-      const cur = await this.#get(this.#resource, this.#names.leader, op);
+      const cur = await this.#objs.get(this.#objs.resource, this.#names.leader, op);
       const ann = this.#observe(cur);
       if (cur === undefined || ann.leader === undefined || ann.leader === '') return this.#take(cur, true, op);
       if (ann.leader !== this.#o.name) {
@@ -415,7 +327,7 @@ export class KubernetesDcs implements Dcs {
       const lease = this.#lease;
       if (lease === undefined || lease.ttl !== this.#ttl || lease.acquireTime !== ann.acquireTime || !this.#holding()) return this.#take(cur, true, op);
       const start = this.#now();
-      const r = await this.#patch(this.#resource, this.#names.leader, { renewTime: this.#stamp(), ttl: String(this.#ttl) }, rvOf(cur), op, this.#subsets(true));
+      const r = await this.#objs.patch(this.#objs.resource, this.#names.leader, { renewTime: this.#stamp(), ttl: String(this.#ttl) }, rvOf(cur), op, this.#subsets(true));
       if (typeof r !== 'string') {
         lease.renewedAt = start;
         this.#observe(r);
@@ -427,18 +339,18 @@ export class KubernetesDcs implements Dcs {
 
   async releaseLeader(opts?: CallOptions): Promise<boolean> {
     const op = this.#op(opts);
-    const cur = await this.#get(this.#resource, this.#names.leader, op);
+    const cur = await this.#objs.get(this.#objs.resource, this.#names.leader, op);
     const ann = this.#observe(cur);
     this.#lease = undefined;
     if (cur === undefined || ann.leader !== this.#o.name) return false;
-    const r = await this.#patch(this.#resource, this.#names.leader, { leader: null }, rvOf(cur), op, this.#subsets(false));
+    const r = await this.#objs.patch(this.#objs.resource, this.#names.leader, { leader: null }, rvOf(cur), op, this.#subsets(false));
     if (typeof r === 'string') return false;
     this.#observe(r);
     return true;
   }
 
   async writeConfig(config: Record<string, unknown>, version?: string, opts?: CallOptions): Promise<boolean> {
-    return (await this.#patchOrCreate(this.#names.config, { config: encodeConfig(config) }, version, this.#op(opts))) !== undefined;
+    return (await this.#objs.patchOrCreate(this.#names.config, { config: encodeConfig(config) }, version, this.#op(opts))) !== undefined;
   }
 
   async writeFailover(value: Record<string, unknown>, version?: string, opts?: CallOptions): Promise<boolean> {
@@ -447,45 +359,42 @@ export class KubernetesDcs implements Dcs {
       const v = value[k];
       ann[k] = typeof v === 'string' && v !== '' ? v : null;
     }
-    return (await this.#patchOrCreate(this.#names.failover, ann, version, this.#op(opts))) !== undefined;
+    return (await this.#objs.patchOrCreate(this.#names.failover, ann, version, this.#op(opts))) !== undefined;
   }
 
   async writeSync(value: { leader: string; quorum: number | null; sync_standby: string | null }, version?: string, opts?: CallOptions): Promise<boolean> {
     const ann: Patch = { leader: value.leader, quorum: value.quorum === null ? null : String(value.quorum), sync_standby: value.sync_standby };
-    return (await this.#patchOrCreate(this.#names.sync, ann, version, this.#op(opts))) !== undefined;
+    return (await this.#objs.patchOrCreate(this.#names.sync, ann, version, this.#op(opts))) !== undefined;
   }
 
   async deleteSync(version?: string, opts?: CallOptions): Promise<boolean> {
-    const r = await this.#patch(this.#resource, this.#names.sync, { leader: null, quorum: null, sync_standby: null }, version, this.#op(opts));
+    const r = await this.#objs.patch(this.#objs.resource, this.#names.sync, { leader: null, quorum: null, sync_standby: null }, version, this.#op(opts));
     if (r === 'conflict') return false;
     return r !== 'absent' || version === undefined;
   }
 
   async writeHistory(history: HistoryLine[], opts?: CallOptions): Promise<void> {
-    await this.#patchOrCreate(this.#names.config, { history: encodeHistory(history) }, undefined, this.#op(opts));
+    await this.#objs.patchOrCreate(this.#names.config, { history: encodeHistory(history) }, undefined, this.#op(opts));
   }
 
   async writeStatus(status: LeaderStatus, opts?: CallOptions): Promise<void> {
     const slots = status.slots && Object.keys(status.slots).length > 0 ? compactJson(status.slots) : null;
     const retain = status.retain_slots && status.retain_slots.length > 0 ? compactJson(status.retain_slots) : null;
-    await this.#patchOrCreate(this.#names.leader, { optime: String(status.optime), slots, retain_slots: retain }, undefined, this.#op(opts));
+    await this.#objs.patchOrCreate(this.#names.leader, { optime: String(status.optime), slots, retain_slots: retain }, undefined, this.#op(opts));
   }
 
   async writeFailsafe(value: Record<string, string>, opts?: CallOptions): Promise<void> {
-    await this.#patchOrCreate(this.#names.leader, { failsafe: encodeFailsafe(value) }, undefined, this.#op(opts));
+    await this.#objs.patchOrCreate(this.#names.leader, { failsafe: encodeFailsafe(value) }, undefined, this.#op(opts));
   }
 
   /** Delete the cluster's objects and clear the member annotations of its pods (the pods stay). */
   async deleteCluster(opts?: CallOptions): Promise<void> {
     const op = this.#op(opts);
-    const [objs, pods] = await Promise.all([this.#list(this.#resource, op), this.#list('pods', op)]);
-    for (const o of objs.items) {
-      const r = await this.#api.request('DELETE', apiPath(this.#o.namespace, this.#resource, nameOf(o)), op);
-      if (r.status !== 200 && r.status !== 202 && r.status !== 404) this.#refuse(`DELETE ${this.#resource}/${nameOf(o)}`, r.status, r.body);
-    }
+    const [objs, pods] = await Promise.all([this.#objs.list(this.#objs.resource, op), this.#objs.list('pods', op)]);
+    for (const o of objs.items) await this.#objs.delete(this.#objs.resource, nameOf(o), op);
     for (const p of pods.items) {
       if (annotationsOf(p).status === undefined) continue;
-      await this.#patch('pods', nameOf(p), { status: null }, undefined, op, { labels: { [this.#o.roleLabel]: null } });
+      await this.#objs.patch('pods', nameOf(p), { status: null }, undefined, op, { labels: { [this.#o.roleLabel]: null } });
     }
     this.#ownPod = undefined;
     this.#lease = undefined;
@@ -500,7 +409,7 @@ export class KubernetesDcs implements Dcs {
     const timer = setTimeout(stop, timeoutMs);
     opts?.signal?.addEventListener('abort', stop, { once: true });
     this.#watches.signal.addEventListener('abort', stop, { once: true });
-    const path = apiPath(this.#o.namespace, this.#resource, undefined, {
+    const path = apiPath(this.#o.namespace, this.#objs.resource, undefined, {
       watch: '1',
       resourceVersion: revision,
       fieldSelector: `metadata.name=${this.#names.leader}`,
