@@ -67,7 +67,6 @@ export interface KubernetesDcsOptions {
   logger?: { warn(obj: object, msg?: string): void; debug?(obj: object, msg?: string): void };
 }
 
-
 const RECORD_KEYS = ['leader', 'acquireTime', 'ttl', 'renewTime', 'transitions'] as const;
 const BOOTSTRAP_STATES = new Set(['initializing new cluster', 'running custom bootstrap script', 'starting after custom bootstrap', 'creating replica']);
 
@@ -87,7 +86,7 @@ export class KubernetesDcs implements Dcs {
   /** Our Pod's status annotation and labels as last seen (read or written). */
   #ownPod: { status: string | undefined; labels: Ann } | undefined;
   #lastRead: { revision: string; holder: string } | undefined;
-  #lastStamp = '';
+  #lastMicros = 0;
   #warnedLabels = false;
   #closed = false;
   readonly #watches = new AbortController();
@@ -118,14 +117,11 @@ export class KubernetesDcs implements Dcs {
     return { signal: opts?.signal, deadline: this.#now() + this.#retryMs, budgetMs: this.#retryMs };
   }
 
-  /** An ISO-8601 UTC time with microseconds, like Patroni's, distinct from the previous one. */
+  /** An ISO-8601 UTC time with microseconds, like Patroni's, later than every previous one of ours. */
   #stamp(): string {
-    const format = (micros: number): string =>
-      `${new Date(Math.floor(micros / 1000)).toISOString().slice(0, 23)}${String(Math.floor(micros % 1000)).padStart(3, '0')}+00:00`;
-    let micros = this.#now() * 1000;
-    while (format(micros) === this.#lastStamp) micros += 1;
-    this.#lastStamp = format(micros);
-    return this.#lastStamp;
+    const micros = Math.max(Math.floor(this.#now()) * 1000, this.#lastMicros + 1);
+    this.#lastMicros = micros;
+    return `${new Date(Math.floor(micros / 1000)).toISOString().slice(0, 23)}${String(micros % 1000).padStart(3, '0')}+00:00`;
   }
 
   #noCtl(verb: string): void {
