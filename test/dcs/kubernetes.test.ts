@@ -169,6 +169,23 @@ describe('Kubernetes DCS (fake API server)', () => {
     assert.equal(annotations(ns, 'configmaps', 'batman-leader').transitions, '4');
   });
 
+  it("watchLeader sleeps through the holder's renewals and status writes, and wakes when the holder changes", T, async () => {
+    const { clients } = setup(['a', 'b']);
+    const [a, b] = clients as [KubernetesDcs, KubernetesDcs];
+    assert.equal(await a.acquireLeader(), true);
+    const rev = (await b.readCluster()).revision;
+    const started = Date.now();
+    const sleeping = b.watchLeader(rev, 1500);
+    assert.equal(await a.refreshLeader(), true);
+    await a.writeStatus({ optime: 100 });
+    assert.equal(await a.refreshLeader(), true);
+    await sleeping;
+    assert.ok(Date.now() - started >= 1500, 'resolved by its timeout, not by a renewal');
+    const woken = b.watchLeader(rev, 600_000);
+    assert.equal(await a.releaseLeader(), true);
+    await woken;
+  });
+
   it('Endpoints mode: the leader Endpoints points at the primary pod; release empties it; the config Service exists', T, async () => {
     const { ns, clients } = setup(['a'], { useEndpoints: true, podIp: '10.0.0.1', ports: [{ name: 'postgresql', port: 5432 }] });
     const [a] = clients as [KubernetesDcs];
