@@ -5,7 +5,12 @@
 // The operations mirror src/dcs/etcd3.ts: create-if-absent for /initialize and /leader, the
 // leader refresh that re-binds or re-creates a key holding our name, release only by the owner.
 // Failures are typed like the real adapter's: `false` for a failed compare, SimDcsUnavailable
-// when the DCS is down or the caller is partitioned from it.
+// when the DCS is down or the caller is partitioned from it, SimLeaseNotFound when a write names
+// a lease the DCS does not know (any more).
+//
+// Leader watches (watchLeader) are promises the world wakes: on every change of /leader, and on
+// tick(), which the world calls after advancing the simulated clock (it expires leases and ends
+// watches whose timeout passed). No real timer is ever used.
 
 import type { ClusterView, HistoryLine, LeaderStatus, Member, MemberData } from '../core/model.ts';
 
@@ -14,6 +19,23 @@ export class SimDcsUnavailable extends Error {
     super(message);
     this.name = 'SimDcsUnavailable';
   }
+}
+
+/** A write named a lease the DCS does not know (expired or revoked): etcd's "requested lease not found". */
+export class SimLeaseNotFound extends Error {
+  constructor(lease: number) {
+    super(`lease ${lease} not found`);
+    this.name = 'SimLeaseNotFound';
+  }
+}
+
+interface Watcher {
+  node: string;
+  /** Wake when leaderRevision exceeds this. */
+  after: number;
+  /** Simulated time at which the watch ends anyway. */
+  deadline: number;
+  resolve: () => void;
 }
 
 interface Kv<T> {
@@ -45,11 +67,18 @@ export class SimDcs {
   history: Kv<HistoryLine[]> | undefined;
   failover: Kv<Record<string, unknown>> | undefined;
   sync: Kv<{ leader: string; sync_standby: string | null; quorum: number | null }> | undefined;
+  failsafe: Kv<Record<string, string>> | undefined;
   readonly members = new Map<string, Kv<MemberData>>();
   private readonly leases = new Map<number, Lease>();
   private nextLease = 100;
+  private readonly watchers = new Set<Watcher>();
 
   constructor(private readonly clock: () => number) {}
+
+  /** The simulated clock (ms). */
+  now(): number {
+    return this.clock();
+  }
 
   // ---- the world's side ------------------------------------------------------------------------
 
@@ -68,6 +97,34 @@ export class SimDcs {
 
   leaseOf(id: number): Lease | undefined {
     return this.leases.get(id);
+  }
+
+  /**
+   * The world calls this after advancing the clock (and may after any change of up/partitioned):
+   * expires leases, then resolves the watches that are due (see watchLeader).
+   */
+  tick(): void {
+    this.expire();
+    this.wakeWatchers();
+  }
+
+  /** Number of watches still pending (for tests and the world's bookkeeping). */
+  get pendingWatches(): number {
+    return this.watchers.size;
+  }
+
+  private reachable(node: string): boolean {
+    return this.up && !this.partitioned.has(node);
+  }
+
+  private wakeWatchers(): void {
+    const now = this.clock();
+    for (const w of [...this.watchers]) {
+      if (w.deadline <= now || (this.leaderRevision > w.after && this.reachable(w.node))) {
+        this.watchers.delete(w);
+        w.resolve();
+      }
+    }
   }
 
   // ---- the client's side (one call = one request from `node`) ----------------------------------
@@ -117,6 +174,40 @@ export class SimDcs {
   private setLeader(kv: Kv<string> | undefined): void {
     this.leader = kv;
     this.leaderRevision = this.bump();
+    this.wakeWatchers();
+  }
+
+  private requireLease(id: number): void {
+    if (!this.leases.has(id)) throw new SimLeaseNotFound(id);
+  }
+
+  /**
+   * Resolve when /leader changes after revision `after` (seen by `node`: a node that cannot reach
+   * the DCS is not told, its watch hangs like a stream to a silent server), or when the clock
+   * reaches `clock() + timeoutMs`, or when the signal aborts. Never rejects.
+   */
+  watchLeader(node: string, after: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal?.aborted) {
+        resolve();
+        return;
+      }
+      const w: Watcher = {
+        node,
+        after,
+        deadline: this.clock() + Math.max(0, timeoutMs),
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      const onAbort = (): void => {
+        if (this.watchers.delete(w)) w.resolve();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.watchers.add(w);
+      this.wakeWatchers();
+    });
   }
 
   readCluster(node: string): ClusterView {
@@ -137,7 +228,7 @@ export class SimDcs {
       sync: this.sync === undefined ? undefined : { ...this.sync.value, version: String(this.sync.modRevision) },
       history: this.history === undefined ? undefined : structuredClone(this.history.value),
       status: this.status === undefined ? undefined : structuredClone(this.status.value),
-      failsafe: undefined,
+      failsafe: this.failsafe === undefined ? undefined : { ...this.failsafe.value },
       revision: String(this.revision),
     };
     const fo = this.failover?.value;
@@ -165,9 +256,12 @@ export class SimDcs {
     this.bump();
   }
 
-  writeConfig(node: string, config: Record<string, unknown>): void {
+  /** Compare-and-set on the version when one is given, else a plain put. */
+  writeConfig(node: string, config: Record<string, unknown>, version?: string): boolean {
     this.check(node);
+    if (version !== undefined && (this.config === undefined || String(this.config.modRevision) !== version)) return false;
     this.config = this.put(structuredClone(config));
+    return true;
   }
 
   writeStatus(node: string, status: LeaderStatus): void {
@@ -180,9 +274,26 @@ export class SimDcs {
     this.history = this.put(structuredClone(history));
   }
 
-  writeFailover(node: string, value: Record<string, unknown>): void {
+  /** Compare-and-set on the version when one is given, else a plain put. */
+  writeFailover(node: string, value: Record<string, unknown>, version?: string): boolean {
     this.check(node);
-    this.failover = this.put(value);
+    if (version !== undefined && (this.failover === undefined || String(this.failover.modRevision) !== version)) return false;
+    this.failover = this.put(structuredClone(value));
+    return true;
+  }
+
+  writeFailsafe(node: string, value: Record<string, string>): void {
+    this.check(node);
+    this.failsafe = this.put({ ...value });
+  }
+
+  /** Delete every key of the cluster (leases stay). */
+  deleteCluster(node: string): void {
+    this.check(node);
+    this.initialize = this.config = this.status = this.history = this.failover = this.sync = this.failsafe = undefined;
+    this.members.clear();
+    if (this.leader !== undefined) this.setLeader(undefined);
+    else this.bump();
   }
 
   /** etcd3.ts writeSync: compare-and-set on the version when one is given, else a plain put. */
@@ -205,6 +316,7 @@ export class SimDcs {
   /** Create /leader bound to `lease` only if absent. */
   acquireLeader(node: string, lease: number): boolean {
     this.check(node);
+    this.requireLease(lease);
     if (this.leader !== undefined) return false;
     this.setLeader(this.put(node, lease));
     return true;
@@ -213,12 +325,14 @@ export class SimDcs {
   /** Unconditional put of /leader (right after bootstrap). */
   takeLeader(node: string, lease: number): void {
     this.check(node);
+    this.requireLease(lease);
     this.setLeader(this.put(node, lease));
   }
 
   /** etcd3.ts refreshLeader: already ours on our lease, or re-bind ours, or re-create if absent. */
   refreshLeader(node: string, lease: number): boolean {
     this.check(node);
+    this.requireLease(lease);
     const cur = this.leader;
     if (cur !== undefined && cur.value === node && cur.lease === lease) return true;
     if (cur !== undefined && cur.value !== node) return false;
@@ -236,6 +350,7 @@ export class SimDcs {
 
   touchMember(node: string, lease: number, data: MemberData): void {
     this.check(node);
+    this.requireLease(lease);
     const cur = this.members.get(node);
     if (cur !== undefined && cur.lease === lease && JSON.stringify(cur.value) === JSON.stringify(data)) return;
     this.members.set(node, this.put(structuredClone(data), lease));
