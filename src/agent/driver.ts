@@ -38,6 +38,7 @@ import { runTask } from './tasks.ts';
 
 export interface RunningTask {
   kind: TaskKind;
+  spec: TaskSpec;
   startedAt: number;
   state: 'running' | 'ok' | 'failed';
   error?: string;
@@ -171,6 +172,7 @@ export class NodeDriver {
     else this.log.debug({ actions: planned }, decision.reason);
     this.lastReason = decision.reason;
 
+    const k = this.hooks.decided?.(obs, decision);
     if (decision.exit !== undefined) {
       this.log.error({}, decision.exit);
       return { wakeAfterMs: 0, exit: decision.exit };
@@ -179,7 +181,6 @@ export class NodeDriver {
     // A finished task is reported to decide() once, then forgotten.
     if (this.task !== undefined && this.task.state !== 'running') this.task = undefined;
 
-    const k = this.hooks.decided?.(obs, decision);
     const actions = k === undefined ? decision.actions : decision.actions.slice(0, k);
     const { failures, attempted } = await execute(this, actions, obs);
     this.failures = failures;
@@ -276,8 +277,9 @@ export class NodeDriver {
   startTask(spec: TaskSpec, obs: Pick<Observation, 'cluster'>): void {
     if (this.task?.state === 'running') throw new Error(`${this.task.kind} already in progress`);
     const abort = new AbortController();
-    const task: RunningTask = { kind: spec.kind, startedAt: this.ports.clock.now(), state: 'running', abort, done: Promise.resolve(), ...('from' in spec ? { from: spec.from } : {}) };
+    const task: RunningTask = { kind: spec.kind, spec, startedAt: this.ports.clock.now(), state: 'running', abort, done: Promise.resolve(), ...('from' in spec ? { from: spec.from } : {}) };
     this.pgState = taskPgState(spec.kind) ?? this.pgState;
+    this.task = task;
     task.done = runTask(this, spec, obs.cluster, abort.signal)
       .then(
         () => {
@@ -296,7 +298,6 @@ export class NodeDriver {
         this.hooks.taskEnded?.(spec.kind, task.state === 'ok' ? 'ok' : 'failed', task.error);
         this.wake();
       });
-    this.task = task;
     this.publish();
   }
 

@@ -31,7 +31,7 @@ export interface RandomRunOptions {
   fencing?: boolean;
 }
 
-export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunResult {
+export async function randomRun(seed: number, opts: RandomRunOptions = {}): Promise<RandomRunResult> {
   const faultMs = (opts.faultSeconds ?? 400) * 1000;
   const convergeMs = (opts.convergeSeconds ?? 240) * 1000;
   const setup = new World({ seed, nodes: {} }).rng; // a separate stream for the topology
@@ -104,8 +104,8 @@ export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunR
     w.healAll();
     w.writing = true;
   });
-  w.run(end + 100);
+  await w.run(end + 100);
   let notConverged: string | undefined;
-  if (w.runUntilConverged(w.now + convergeMs) === undefined) notConverged = w.convergence();
+  if ((await w.runUntilConverged(w.now + convergeMs)) === undefined) notConverged = w.convergence();
   return { seed, script: script.sort((a, b) => Number(a.split(' ')[1]) - Number(b.split(' ')[1])), violations: w.violations, notConverged, world: w };
 }
