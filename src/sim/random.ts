@@ -29,6 +29,12 @@ export interface RandomRunOptions {
   longAgentFaults?: boolean;
   /** World option: model the fencer (default true). */
   fencing?: boolean;
+  /**
+   * Also kill an agent a moment after its PostgreSQL died, while it may be restarting it (the
+   * shell's windows: a task half done, the fencer armed or not yet), and leave it dead for longer
+   * than ttl. Off by default so that recorded seeds replay as before.
+   */
+  shellFaults?: boolean;
 }
 
 export async function randomRun(seed: number, opts: RandomRunOptions = {}): Promise<RandomRunResult> {
@@ -59,7 +65,7 @@ export async function randomRun(seed: number, opts: RandomRunOptions = {}): Prom
     t += (1 + rng.int(40)) * 1000 + rng.int(10) * 100;
     const n = rng.pick(names);
     const heal = t + (5 + rng.int(60)) * 1000;
-    switch (rng.int(opts.longAgentFaults === true ? 10 : 9)) {
+    switch (rng.int(opts.shellFaults === true ? 11 : opts.longAgentFaults === true ? 10 : 9)) {
       case 0:
         at(t, `kill ${n}`, () => w.kill(n));
         at(heal, `restart ${n}`, () => w.start(n));
@@ -95,6 +101,14 @@ export async function randomRun(seed: number, opts: RandomRunOptions = {}): Prom
         at(t, `kill-agent-long ${n}`, () => w.killAgent(n));
         at(t + ttlMs + (5 + rng.int(30)) * 1000, `restart ${n}`, () => w.start(n));
         break;
+      case 10: {
+        // The postmaster dies; the agent dies while it may be restarting it.
+        const k = t + (1 + rng.int(25)) * 100;
+        at(t, `kill-pg ${n}`, () => w.killPg(n));
+        at(k, `kill-agent-long ${n}`, () => w.killAgent(n));
+        at(k + ttlMs + (5 + rng.int(30)) * 1000, `restart ${n}`, () => w.start(n));
+        break;
+      }
       default:
         at(t, 'heal-all', () => w.healAll());
     }

@@ -111,6 +111,22 @@ for (const v of syncVariants) {
   });
 }
 
+// The shell's windows: a postmaster dies and its agent dies a moment later, while it may be
+// restarting it (the start task half done). The lock holder's fencer must be armed for the data
+// directory before the start can reach PostgreSQL (src/agent/fencing.ts and the start task), else
+// a primary outlives its lock. With that rule broken in both places, seed 3 fails (11 of the
+// first 100 seeds).
+test(`randomized fault runs with agents killed while restarting their PostgreSQL (${seeds} seeds)`, async () => {
+  const failures: string[] = [];
+  for (let seed = 1; seed <= seeds; seed++) {
+    const r = await randomRun(seed, { longAgentFaults: true, shellFaults: true });
+    if (r.violations.length === 0 && r.notConverged === undefined) continue;
+    const why = [...r.violations, ...(r.notConverged !== undefined ? [`did not converge: ${r.notConverged}`] : [])];
+    failures.push(`seed ${seed}: ${why.slice(0, 3).join('; ')}\n  replay: randomRun(${seed}, { longAgentFaults: true, shellFaults: true }); faults:\n    ${r.script.join('\n    ')}`);
+  }
+  assert.deepEqual(failures, []);
+});
+
 test('the acknowledged-commit check can fail: a sync standby that lost its data is promoted', async () => {
   const w = new World({ seed: 11, nodes: { n0: {}, n1: {}, n2: {} }, config: { synchronous_mode: 'on' } });
   w.at(0, 'start', () => ['n0', 'n1', 'n2'].forEach((n) => w.start(n)));
