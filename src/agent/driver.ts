@@ -23,7 +23,7 @@ import type {
 } from '../core/model.ts';
 import { taskPgState } from '../core/tasks.ts';
 import type { Config } from '../config/types.ts';
-import { effectiveDynamicConfig } from '../config/dynamic.ts';
+import { effectiveDynamicConfig, withLocalOverrides } from '../config/dynamic.ts';
 import type { FailsafeSender, ScheduledRestart } from '../api/port.ts';
 import type { NodeSnapshot } from '../api/snapshot.ts';
 import { isTransientFailure } from './errors.ts';
@@ -126,7 +126,7 @@ export class NodeDriver {
     this.log = opts.logger;
     this.wake = opts.wake;
     this.hooks = opts.hooks ?? {};
-    this.dynamic = effectiveDynamicConfig(opts.config.bootstrap?.dcs).config;
+    this.dynamic = withLocalOverrides(effectiveDynamicConfig(opts.config.bootstrap?.dcs).config, opts.config.postgresql);
     this.snapshot = this.buildSnapshot();
   }
 
@@ -178,8 +178,14 @@ export class NodeDriver {
       return { wakeAfterMs: 0, exit: decision.exit };
     }
 
-    // A finished task is reported to decide() once, then forgotten.
-    if (this.task !== undefined && this.task.state !== 'running') this.task = undefined;
+    // A finished task is reported to decide() once, then forgotten. Only a task that this
+    // observation reported as finished is forgotten: one that finished after observe() read its
+    // state (observe awaits the DCS, PostgreSQL and peers after that) must still be reported, or
+    // its outcome is lost (a finished bootstrap then left memory.bootstrapping set for good).
+    const seen = obs.task;
+    if (this.task !== undefined && seen !== undefined && seen.state !== 'running' && this.task.startedAt === seen.startedAt && this.task.kind === seen.kind) {
+      this.task = undefined;
+    }
 
     const actions = k === undefined ? decision.actions : decision.actions.slice(0, k);
     const { failures, attempted } = await execute(this, actions, obs);
@@ -239,7 +245,7 @@ export class NodeDriver {
   applyDynamicConfig(raw: Record<string, unknown> | undefined): void {
     const { config, warnings } = effectiveDynamicConfig(raw);
     const prev = this.dynamic;
-    this.dynamic = config;
+    this.dynamic = withLocalOverrides(config, this.config.postgresql);
     if (prev.ttl !== config.ttl || prev.retry_timeout !== config.retry_timeout || this.tickCount === 1) {
       this.ports.dcs.setTtl(config.ttl);
       this.ports.dcs.setRetryTimeout(config.retry_timeout);

@@ -101,7 +101,7 @@ async function run(d: NodeDriver, action: Action, obs: Observation): Promise<boo
       return;
     }
     case 'ensureSlots':
-      return pg.ensureSlots(action.members.map(slotName));
+      return pg.ensureSlots(action.members.map(slotName), { dropUnknown: action.dropUnknown });
     case 'removeDataDir':
       return pg.removeDataDir();
     case 'cancelTask':

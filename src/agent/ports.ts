@@ -43,7 +43,8 @@ export interface PgPort {
   removeDataDir(): Promise<void>;
   basebackup(from: { connUrl: string }): Promise<void>;
   rewind(from: { connUrl: string }): Promise<void>;
-  ensureSlots(names: string[]): Promise<void>;
+  /** Create the members' slots; dropUnknown: also drop other physical slots. */
+  ensureSlots(names: string[], opts?: { dropUnknown?: boolean }): Promise<void>;
   checkDivergence(leader: { connUrl: string }, opts?: { timeoutMs?: number }): Promise<'need' | 'not_needed'>;
   setSyncStandbyNames(value: string | null): Promise<void>;
   controlData(): Promise<Record<string, string>>;

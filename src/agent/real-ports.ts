@@ -29,7 +29,7 @@ export function realPgPort(pg: PostgresController): PgPort {
     removeDataDir: () => pg.removeDataDir(),
     basebackup: (from) => pg.basebackup(from),
     rewind: (from) => pg.rewind(from),
-    ensureSlots: (names) => pg.ensureSlots(names),
+    ensureSlots: (names, opts) => pg.ensureSlots(names, opts),
     checkDivergence: (leader, opts) => pg.checkDivergence(leader, opts),
     setSyncStandbyNames: (value) => pg.setSyncStandbyNames(value),
     controlData: () => pg.controlData(),

@@ -1,15 +1,15 @@
 // POST /failsafe receiver (patroni-interfaces.md 2.10): every status code, bad bodies, the lsn
-// header; dispatched the way the server does it (gate in handlers.ts, then handleOperation).
+// header; dispatched by the server's router (gate.ts, then operations.ts).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { defaultConfig } from '../core/testing.ts';
 import { parseFailsafeBody, parseLsnHeader } from './failsafe.ts';
-import type { ApiRequest, ApiResponse } from './handlers.ts';
-import { handle, operationGate } from './handlers.ts';
-import { handleOperation, OPERATION_KEYS } from './operations.ts';
+import { handle } from './handlers.ts';
 import type { FailsafeSender, OperationsPort } from './port.ts';
+import type { ApiRequest, ApiResponse } from './request.ts';
+import { route } from './router.ts';
 import type { NodeSnapshot } from './snapshot.ts';
 import { FailsafeOnlyPort, snapshot } from './testing.ts';
 import { PATRONI_COMPAT_VERSION } from './version.ts';
@@ -53,12 +53,11 @@ function req(body: unknown, headers: Record<string, string> = {}): ApiRequest {
   return { method: 'POST', path: '/failsafe', query: new URLSearchParams(), headers: h, ...(text !== undefined ? { body: text } : {}) };
 }
 
-/** The server's path: gate (auth), then handleOperation for the keys it implements. */
+/** The server's path (router.ts): gate (auth), then handleOperation. */
 async function post(r: ApiRequest, snap: NodeSnapshot, port: OperationsPort, auth?: { username: string; password: string }): Promise<ApiResponse> {
-  const gate = operationGate(r, auth !== undefined ? { auth } : {});
-  if (gate.kind === 'answer') return gate.response;
-  assert.ok(OPERATION_KEYS.has(gate.key), 'POST failsafe is dispatched to handleOperation');
-  return handleOperation(r, snap, port, { now: () => new Date(0) });
+  const opts = { getSnapshot: () => snap, clock: () => 0, operations: port, wallClock: () => new Date(0), switchoverPollMs: undefined, log: undefined };
+  const scope = { handlerOptions: auth !== undefined ? { auth } : {}, allowlist: undefined, client: '127.0.0.1', signal: () => new AbortController().signal };
+  return route(r, opts, scope);
 }
 
 test('200 Accepted: the sender reaches the port, lsn header from the port', async () => {

@@ -10,13 +10,11 @@
 // EVERY other member answers 200 with the body exactly `Accepted`; anything else (timeout, refused,
 // other status, other body) fails the whole check and the caller must demote.
 
-import type { ApiRequest, ApiResponse } from './handlers.ts';
-import { errorPage, readJsonBody } from './handlers.ts';
 import { peerRequest, PeerRequestError } from './peers.ts';
 import type { FailsafeSender, OperationsPort } from './port.ts';
+import type { ApiRequest, ApiResponse } from './request.ts';
+import { errorPage, message, readJsonBody } from './request.ts';
 import type { NodeSnapshot, XlogPrimary, XlogReplica } from './snapshot.ts';
-
-const HTML_TYPE = 'text/html; charset=utf-8';
 
 // ---------------------------------------------------------------------------------------------
 // Receiver: POST /failsafe.
@@ -61,7 +59,7 @@ export function parseFailsafeBody(body: Record<string, unknown>): ParsedFailsafe
 }
 
 /**
- * POST /failsafe (auth and client certificate were checked by the gate in handlers.ts):
+ * POST /failsafe (auth and client certificate were checked by the gate in gate.ts):
  * - 502 (framework error) when failsafe_mode is off in the snapshot's dynamic config;
  * - 411 / 400 for a missing or unusable body (400 names the field);
  * - 500 `Running as a leader` when this node runs as a primary (or is being promoted);
@@ -110,9 +108,6 @@ function validLsn(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 }
 
-function message(status: number, text: string): ApiResponse {
-  return { status, body: text, contentType: HTML_TYPE };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Client: the primary's check while the DCS is unreachable.

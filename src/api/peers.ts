@@ -11,7 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 
 import type { PeerStatus } from '../core/model.ts';
-import { failoverPriorityOf, nofailoverOf } from './handlers.ts';
+import { failoverPriorityOf, nofailoverOf } from './status.ts';
 import { PATRONI_COMPAT_VERSION } from './version.ts';
 
 export interface FetchPeerOptions {

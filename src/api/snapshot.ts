@@ -7,7 +7,6 @@
 // it is published as is.
 
 import type { ClusterView, DynamicConfig, PgState, Role, Tags } from '../core/model.ts';
-import { PATRONI_COMPAT_VERSION } from './version.ts';
 
 /** xlog of a primary: `pg_current_wal_flush_lsn()` as int. */
 export interface XlogPrimary {
@@ -42,7 +41,7 @@ export interface NodeSnapshot {
   state: PgState;
   /**
    * The agent's internal role. Published as is while PostgreSQL is not answering; while it answers
-   * (`xlog` present) the published role is derived from `xlog` (see handlers.ts statusJson).
+   * (`xlog` present) the published role is derived from `xlog` (see status.ts statusJson).
    */
   role: Role;
 
@@ -99,25 +98,3 @@ export interface NodeSnapshot {
   nextRunAt?: number;
 }
 
-/**
- * A snapshot for a node whose agent has not completed a tick yet: PostgreSQL state unknown, no
- * leadership, no DCS view. The agent replaces it after its first tick.
- */
-export function initialSnapshot(args: {
-  scope: string;
-  name: string;
-  config: DynamicConfig;
-  tags: Tags;
-  now: number;
-}): NodeSnapshot {
-  return {
-    patroni: { version: PATRONI_COMPAT_VERSION, scope: args.scope, name: args.name },
-    state: 'unknown',
-    role: 'uninitialized',
-    isLeader: false,
-    config: args.config,
-    tags: args.tags,
-    lastReason: 'starting',
-    takenAt: args.now,
-  };
-}

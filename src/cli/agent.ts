@@ -8,7 +8,7 @@ import pino from 'pino';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
 import { formatIssues } from './validate-config.ts';
-import { createEtcd3Dcs } from '../dcs/etcd3.ts';
+import { createDcs } from '../dcs/factory.ts';
 import { clusterPrefix } from '../dcs/codec.ts';
 import type { Dcs } from '../dcs/dcs.ts';
 import { PostgresController } from '../postgres/controller.ts';
@@ -49,22 +49,10 @@ export function makeLogger(config: Config): Logger {
 
 export function makeDcs(config: Config): Dcs {
   const dyn = effectiveDynamicConfig(config.bootstrap?.dcs).config;
-  return createEtcd3Dcs({
-    hosts: config.etcd3.hosts,
-    protocol: config.etcd3.protocol,
-    prefix: clusterPrefix(config.namespace, config.scope),
-    name: config.name,
-    ttl: dyn.ttl,
-    retryTimeout: dyn.retry_timeout,
-    ...(config.etcd3.username !== undefined ? { username: config.etcd3.username } : {}),
-    ...(config.etcd3.password !== undefined ? { password: config.etcd3.password } : {}),
-    // TLS files are read here, once: one that cannot be used throws an Etcd3SettingError naming
-    // the setting and the file, which stops the start-up (exit code 1).
-    cacert: config.etcd3.cacert,
-    cert: config.etcd3.cert,
-    key: config.etcd3.key,
-    keyPassword: config.etcd3.keyPassword,
-  });
+  // The backend is the one of the DCS section present. Its settings are checked here, once (etcd3:
+  // a TLS file that cannot be used throws an Etcd3SettingError naming the setting and the file),
+  // which stops the start-up (exit code 1).
+  return createDcs(config, { prefix: clusterPrefix(config.namespace, config.scope), name: config.name, ttl: dyn.ttl, retryTimeout: dyn.retry_timeout });
 }
 
 /**

@@ -3,6 +3,7 @@
 // without full validation (as patronictl does), --dcs-url, and CLI errors with exit codes.
 
 import type { Etcd3TlsFiles } from '../dcs/etcd3-tls.ts';
+import { notImplementedMessage } from '../dcs/factory.ts';
 import { access, readFile } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { homedir } from 'node:os';
@@ -187,7 +188,7 @@ export function ctlSettingsFromYaml(text: string, env: NodeJS.ProcessEnv): CtlSe
   const etcd3 = etcd3FromRaw(root['etcd3'], env);
   if (etcd3 === undefined) {
     const other = ['etcd', 'consul', 'zookeeper', 'exhibitor', 'kubernetes', 'raft'].find((k) => k in root);
-    if (other) notes.push(`the configuration has a '${other}' DCS section; vigil only supports etcd3`);
+    if (other) notes.push(notImplementedMessage(other));
   }
   return { scope: scope || undefined, namespace, etcd3, notes, rest: restFromRaw(root, env) };
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { FAST_TIMING, LocalCluster, PATRONI_DEFAULT_TIMING, SUPERUSER } from '../local/cluster.ts';
-import { createEtcd3Dcs } from '../dcs/etcd3.ts';
+import { createDcs } from '../dcs/factory.ts';
 import { clusterPrefix } from '../dcs/codec.ts';
 import { renderTable } from './table.ts';
 
@@ -72,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
   await cluster.prepare();
   process.stdout.write(`etcd listening on ${cluster.etcdEndpoint}\n`);
   await cluster.startAll();
-  const dcs = createEtcd3Dcs({ hosts: [cluster.etcdEndpoint], protocol: 'http', prefix: clusterPrefix('/service/', 'demo'), name: 'vigil-demo', ttl: 30, retryTimeout: 5, ctlMode: true });
+  const dcs = createDcs({ etcd3: { hosts: [cluster.etcdEndpoint], protocol: 'http' } }, { prefix: clusterPrefix('/service/', 'demo'), name: 'vigil-demo', ttl: 30, retryTimeout: 5, ctl: true });
 
   let last = '';
   let printedHelp = false;

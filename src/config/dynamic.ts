@@ -218,13 +218,53 @@ function collectProblems(raw: unknown): DynamicNote[] {
   return out;
 }
 
+const NOT_IMPLEMENTED = 'not implemented by Vigil yet';
+
+/**
+ * Keys of a dynamic configuration that Vigil does not implement yet and whose absence would change
+ * what happens (a standby cluster's leader would be promoted to a second read-write primary; the
+ * slots of backup tools and CDC consumers would be dropped; pg_hba edits would be no-ops). They are
+ * refused wherever a dynamic configuration enters: bootstrap.dcs, PATCH/PUT /config, edit-config.
+ */
+export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
+  const out: DynamicNote[] = [];
+  if (!isMap(raw)) return out;
+  const present = (obj: Record<string, unknown>, key: string): boolean => obj[key] !== undefined && obj[key] !== null;
+  if (present(raw, 'standby_cluster')) {
+    out.push({ path: 'standby_cluster', message: `standby clusters are ${NOT_IMPLEMENTED}: this cluster's leader would be promoted to a read-write primary instead of following the remote primary` });
+  }
+  for (const key of ['slots', 'permanent_slots', 'permanent_replication_slots']) {
+    if (present(raw, key)) out.push({ path: key, message: `permanent replication slots are ${NOT_IMPLEMENTED}: they would not be created, and not kept across a failover` });
+  }
+  if (present(raw, 'ignore_slots')) {
+    out.push({ path: 'ignore_slots', message: `ignore_slots is ${NOT_IMPLEMENTED}: the leader would drop these slots` });
+  }
+  for (const key of ['primary_stop_timeout', 'master_stop_timeout', 'primary_race_backoff']) {
+    const n = toInt(raw[key]);
+    if (n !== undefined && n > 0) out.push({ path: key, message: `${key} is ${NOT_IMPLEMENTED}; remove it or set it to 0` });
+  }
+  const pg = raw.postgresql;
+  if (isMap(pg)) {
+    for (const key of ['pg_hba', 'pg_ident', 'recovery_conf']) {
+      if (present(pg, key)) out.push({ path: `postgresql.${key}`, message: `${key} in the dynamic configuration is ${NOT_IMPLEMENTED}: it would not be written; set it in each node's local postgresql section` });
+    }
+    for (const role of ['primary', 'replica', 'standby_leader']) {
+      for (const key of [`parameters_${role}`, `pg_hba_${role}`, `pg_ident_${role}`]) {
+        if (present(pg, key)) out.push({ path: `postgresql.${key}`, message: `${key} is ${NOT_IMPLEMENTED}: it would not be applied` });
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * Errors in a dynamic configuration as "path: message" strings; [] when it is acceptable.
+ * Keys Vigil does not implement yet (unimplementedDynamicKeys) are errors too.
  * Used to reject PATCH/PUT /config and to check bootstrap.dcs. Values below the timing minimums
  * are not errors (effectiveDynamicConfig raises them); wrong types and impossible values are.
  */
 export function validateDynamicConfig(raw: unknown): string[] {
-  return dynamicConfigProblems(raw).map((p) => (p.path === '' ? p.message : `${p.path}: ${p.message}`));
+  return [...dynamicConfigProblems(raw), ...unimplementedDynamicKeys(raw)].map((p) => (p.path === '' ? p.message : `${p.path}: ${p.message}`));
 }
 
 /** validateDynamicConfig with paths and messages apart (for config/load.ts). */
@@ -375,4 +415,14 @@ export function effectiveDynamicConfigNotes(raw: Record<string, unknown> | undef
 export function effectiveDynamicConfig(raw: Record<string, unknown> | undefined): { config: DynamicConfig; warnings: string[] } {
   const { config, notes } = effectiveDynamicConfigNotes(raw);
   return { config, warnings: notes.map((n) => (n.path === '' ? n.message : `${n.path}: ${n.message}`)) };
+}
+
+/**
+ * The dynamic configuration with the local postgresql keys that override it (Patroni: local
+ * `postgresql.*` keys win over dynamic ones, except use_slots). Only use_pg_rewind is such a key
+ * in Vigil today; the input is not modified.
+ */
+export function withLocalOverrides(config: DynamicConfig, local: { usePgRewind?: boolean }): DynamicConfig {
+  if (local.usePgRewind === undefined) return config;
+  return { ...config, postgresql: { ...config.postgresql, use_pg_rewind: local.usePgRewind } };
 }

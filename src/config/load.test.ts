@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, loadConfigFile, splitHostPort } from './load.ts';
+import { effectiveDynamicConfig, withLocalOverrides } from './dynamic.ts';
 import type { ConfigIssue } from './types.ts';
 import { MINIMAL_CONFIG } from './testing.ts';
 
@@ -97,7 +98,7 @@ test("Patroni's postgres0.yml (with etcd3) loads", () => {
     rewind: { username: 'rewind_user', password: 'rewind_password' },
   });
   assert.deepEqual(config.postgresql.parameters, { unix_socket_directories: '..' });
-  assert.equal(config.postgresql.usePgRewind, true, 'from bootstrap.dcs.postgresql.use_pg_rewind');
+  assert.equal(config.postgresql.usePgRewind, undefined, 'not in the local section: /config (seeded from bootstrap.dcs) decides');
   assert.ok(config.bootstrap);
   assert.deepEqual(config.bootstrap.initdb, ['--encoding=UTF8', '--data-checksums']);
   assert.deepEqual(config.bootstrap.pgHba, ['host replication replicator 127.0.0.1/32 md5', 'host all all 0.0.0.0/0 md5']);
@@ -119,7 +120,7 @@ test('defaults are filled', () => {
   assert.equal(config.postgresql.pgpass, '/var/lib/vigil/pgpass.n1');
   assert.equal(config.postgresql.database, 'postgres');
   assert.equal(config.postgresql.useSlots, true);
-  assert.equal(config.postgresql.usePgRewind, false);
+  assert.equal(config.postgresql.usePgRewind, undefined);
   assert.equal(config.postgresql.pgCtlTimeout, 60);
   assert.equal(config.postgresql.removeDataDirectoryOnRewindFailure, false);
   assert.equal(config.postgresql.removeDataDirectoryOnDivergedTimelines, false);
@@ -299,23 +300,22 @@ test('missing sections are reported as required', () => {
   ]);
 });
 
-test('unknown keys and unsupported Patroni keys warn, never fail', () => {
+test('unknown keys and keys that cannot apply to Vigil warn', () => {
   const text = MINIMAL_CONFIG + `
 colour: blue
-consul: {host: "127.0.0.1:8500"}
 watchdog: {mode: automatic}
-citus: {group: 0, database: citus}
 restapi_typo: 1
-log: {level: WARNING, dir: /var/log/vigil}
+thread_pool_size: 4
+ctl: {insecure: true}
+log: {level: WARNING, traceback_level: DEBUG}
 bootstrap:
   dcs:
-    standby_cluster: {host: 10.0.0.1, port: 5432}
     postgresql:
       data_dir: /x
-  post_init: /bin/true
 `;
-  const withExtra = text.replace('postgresql:\n  listen', 'postgresql:\n  callbacks: {on_start: /bin/true}\n  create_replica_methods: [wal_e, basebackup]\n  frobnicate: 1\n  listen')
-    .replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {host: "127.0.0.1:2379", srv: x, weird: 1}');
+  const withExtra = text.replace('postgresql:\n  listen', 'postgresql:\n  create_replica_methods: [basebackup]\n  frobnicate: 1\n  listen')
+    .replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {host: "127.0.0.1:2379", weird: 1}')
+    .replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", request_queue_size: 5}');
   const { config, issues } = loadConfig(withExtra, {});
   assert.deepEqual(errors(issues), []);
   assert.ok(config);
@@ -324,21 +324,64 @@ bootstrap:
   for (const re of [
     /^colour: unknown key$/,
     /^restapi_typo: unknown key$/,
-    /^consul: Consul is not supported by Vigil yet/,
+    /^thread_pool_size: does not apply to Vigil/,
+    /^ctl: read by vigil \(the control commands\) only/,
+    /^restapi\.request_queue_size: does not apply to Vigil/,
+    /^log\.traceback_level: does not apply to Vigil/,
     /^watchdog: device \/dev\/watchdog does not exist/,
-    /^citus: Citus is not supported/,
-    /^log\.dir: not supported/,
-    /^bootstrap\.dcs\.standby_cluster: standby clusters are not supported/,
     /^bootstrap\.dcs\.postgresql\.data_dir: not allowed in the dynamic configuration/,
-    /^bootstrap\.post_init: not supported/,
-    /^postgresql\.callbacks: not supported/,
-    /^postgresql\.create_replica_methods: not supported/,
     /^postgresql\.frobnicate: unknown key$/,
-    /^etcd3\.srv: not supported/,
     /^etcd3\.weird: unknown key$/,
   ]) {
     assert.ok(hasIssue(warns, re), `no warning matching ${re} in\n${warns.join('\n')}`);
   }
+});
+
+test('Patroni keys that Vigil does not implement yet are refused, each by name, all at once', () => {
+  const text = MINIMAL_CONFIG + `
+consul: {host: "127.0.0.1:8500"}
+citus: {group: 0, database: citus}
+log: {level: INFO, dir: /var/log/vigil, format: '%(message)s'}
+bootstrap:
+  dcs:
+    standby_cluster: {host: 10.0.0.1, port: 5432}
+    slots: {cdc: {type: logical, database: app, plugin: pgoutput}}
+    ignore_slots: [{name: barman}]
+  post_init: /bin/true
+tags: {nostream: true, replicatefrom: n2}
+`;
+  const withExtra = text.replace('postgresql:\n  listen', 'postgresql:\n  callbacks: {on_start: /bin/true}\n  pre_promote: /bin/true\n  create_replica_methods: [pgbackrest, basebackup]\n  config_dir: /etc/postgresql/15/main\n  parameters_primary: {work_mem: 1MB}\n  listen')
+    .replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {host: "127.0.0.1:2379", srv: x}')
+    .replace('restapi: {listen: "127.0.0.1:8008"}', 'restapi: {listen: "127.0.0.1:8008", ciphers: HIGH, certfile: /c.pem, verify_client: required}');
+  const { config, issues } = loadConfig(withExtra, {});
+  assert.equal(config, undefined);
+  const errs = errors(issues);
+  for (const re of [
+    /^consul: not implemented by Vigil yet \(Consul as the DCS/,
+    /^citus: not implemented by Vigil yet/,
+    /^restapi\.verify_client: required is not implemented by Vigil yet \(the agent's own calls/,
+    /^log\.dir: not implemented by Vigil yet \(logs would go to standard output/,
+    /^log\.format: not implemented by Vigil yet/,
+    /^bootstrap\.dcs\.standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted/,
+    /^bootstrap\.dcs\.slots: permanent replication slots are not implemented/,
+    /^bootstrap\.dcs\.ignore_slots: ignore_slots is not implemented/,
+    /^bootstrap\.post_init: not implemented by Vigil yet/,
+    /^postgresql\.callbacks: not implemented by Vigil yet \(on_start\/on_stop/,
+    /^postgresql\.pre_promote: not implemented by Vigil yet/,
+    /^postgresql\.create_replica_methods: not implemented by Vigil yet \(replicas would be cloned with pg_basebackup/,
+    /^postgresql\.config_dir: not implemented by Vigil yet/,
+    /^postgresql\.parameters_primary: not implemented by Vigil yet/,
+    /^etcd3\.srv: not implemented by Vigil yet/,
+    /^restapi\.ciphers: not implemented by Vigil yet/,
+    /^tags\.nostream: not implemented by Vigil yet/,
+    /^tags\.replicatefrom: not implemented by Vigil yet/,
+  ]) {
+    assert.ok(hasIssue(errs, re), `no error matching ${re} in\n${errs.join('\n')}`);
+  }
+  // The same keys from the environment are refused under the variable's name.
+  const env = loadConfig(MINIMAL_CONFIG, { PATRONI_SUPERUSER_SSLMODE: 'verify-full' } as NodeJS.ProcessEnv);
+  assert.equal(env.config, undefined);
+  assert.ok(hasIssue(errors(env.issues), /^PATRONI_SUPERUSER_SSLMODE: .*sslmode would not be used/), errors(env.issues).join('\n'));
 });
 
 test('watchdog mode required is an error; off is silent', () => {
@@ -473,8 +516,8 @@ test('etcd3 TLS: cacert, cert, key, key_password from the file or the environmen
 test('etcd (v2) instead of etcd3 is an error that says what to do', () => {
   const { config, issues } = loadConfig(MINIMAL_CONFIG.replace('etcd3:', 'etcd:'), {});
   assert.equal(config, undefined);
-  assert.ok(hasIssue(errors(issues), /^etcd3: required.*rename it to etcd3/));
-  assert.ok(hasIssue(warnings(issues), /^etcd: the etcd \(v2 API\) section is not supported/));
+  assert.ok(hasIssue(errors(issues), /^etcd3: required.*the v2 store, which an etcd3 section does not see/));
+  assert.ok(hasIssue(errors(issues), /^etcd: not implemented by Vigil yet \(the etcd v2 API/));
 });
 
 test('bootstrap.dcs: timings adjusted with a warning, errors with paths', () => {
@@ -496,12 +539,21 @@ test('bootstrap.dcs: timings adjusted with a warning, errors with paths', () => 
   ]);
 });
 
-test('use_slots and use_pg_rewind: local first, then bootstrap.dcs, then defaults', () => {
+test('use_slots: local first, then bootstrap.dcs; use_pg_rewind: only the local value (it overrides /config)', () => {
   const fromDcs = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  dcs:\n    postgresql: {use_slots: false, use_pg_rewind: true}\n', {});
   assert.equal(fromDcs.config?.postgresql.useSlots, false);
-  assert.equal(fromDcs.config?.postgresql.usePgRewind, true);
+  assert.equal(fromDcs.config?.postgresql.usePgRewind, undefined);
   const local = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  use_pg_rewind: false\n  data_dir:') + 'bootstrap:\n  dcs:\n    postgresql: {use_pg_rewind: true}\n', {});
   assert.equal(local.config?.postgresql.usePgRewind, false);
+});
+
+test('withLocalOverrides: a local use_pg_rewind wins over /config (Patroni: local postgresql keys override dynamic ones)', () => {
+  const dyn = effectiveDynamicConfig({ postgresql: { use_pg_rewind: true } }).config;
+  assert.equal(withLocalOverrides(dyn, { usePgRewind: false }).postgresql.use_pg_rewind, false);
+  assert.equal(withLocalOverrides(dyn, {}).postgresql.use_pg_rewind, true);
+  const off = effectiveDynamicConfig({ postgresql: { use_pg_rewind: false } }).config;
+  assert.equal(withLocalOverrides(off, { usePgRewind: true }).postgresql.use_pg_rewind, true);
+  assert.equal(off.postgresql.use_pg_rewind, false, 'the input is not modified');
 });
 
 test('Patroni-controlled parameters in the local section are dropped with a warning', () => {
@@ -514,10 +566,10 @@ test('Patroni-controlled parameters in the local section are dropped with a warn
 });
 
 test('tags: predefined typed, custom kept, both forms warn', () => {
-  const text = MINIMAL_CONFIG + 'tags:\n  failover_priority: "2"\n  nofailover: false\n  replicatefrom: n2\n  zone: eu-1\n  weight: 3\n  sync_priority: 0\n';
+  const text = MINIMAL_CONFIG + 'tags:\n  failover_priority: "2"\n  nofailover: false\n  nostream: false\n  zone: eu-1\n  weight: 3\n  sync_priority: 0\n';
   const { config, issues } = loadConfig(text, {});
   assert.deepEqual(errors(issues), []);
-  assert.deepEqual(config?.tags, { failover_priority: 2, nofailover: false, replicatefrom: 'n2', zone: 'eu-1', weight: 3, sync_priority: 0 });
+  assert.deepEqual(config?.tags, { failover_priority: 2, nofailover: false, nostream: false, zone: 'eu-1', weight: 3, sync_priority: 0 });
   assert.ok(hasIssue(warnings(issues), /^tags: both nofailover and failover_priority are set/));
 });
 

@@ -5,9 +5,10 @@
 // - loadConfig never throws on bad input: every problem is returned as a ConfigIssue with the dotted
 //   path in the file (or the name of the environment variable that supplied the value), all at once.
 // - config is undefined exactly when at least one issue has severity 'error'.
-// - Unknown keys are warnings; keys Patroni knows but Vigil does not support are warnings saying so
-//   (except where ignoring them would be unsafe, e.g. `watchdog.mode: required` without a usable
-//   device, which is an error).
+// - Unknown keys are warnings. A key Patroni knows and Vigil does not implement yet is an error when
+//   ignoring it would change what happens (hooks, TLS settings, slots, standby clusters, other DCS
+//   backends, log files...): a Patroni configuration is never half-applied in silence. Keys that
+//   cannot apply to Vigil (Python thread pools, queue sizes) stay warnings.
 // - The environment is read, not modified (Patroni removes the PATRONI_* variables it consumed).
 //
 // Validation is written by hand rather than with zod: nearly every field needs a custom coercion
@@ -21,7 +22,7 @@ import { dirname, join } from 'node:path';
 import { parse as parseYaml, parseDocument, type Tags as YamlTags } from 'yaml';
 import { parseAllowlistEntry } from '../api/allowlist.ts';
 import type { Tags } from '../core/model.ts';
-import { dynamicConfigProblems, effectiveDynamicConfigNotes, show, toBool } from './dynamic.ts';
+import { dynamicConfigProblems, effectiveDynamicConfigNotes, show, toBool, unimplementedDynamicKeys } from './dynamic.ts';
 import type { BootstrapSettings, Config, ConfigIssue, Credentials, Etcd3Settings, PostgresqlSettings, RestApiSettings, WatchdogSettings } from './types.ts';
 
 type Obj = Record<string, unknown>;
@@ -48,7 +49,17 @@ const LOG_LEVELS: Record<string, string> = {
   DEBUG: 'debug', INFO: 'info', WARN: 'warn', WARNING: 'warn', ERROR: 'error', FATAL: 'error', CRITICAL: 'error',
 };
 
-const NOT_YET = 'not supported by Vigil yet (ignored)';
+/** A key Patroni knows that cannot apply to Vigil: a warning. */
+const NOT_APPLICABLE = 'does not apply to Vigil (ignored)';
+
+/** A key Patroni knows and Vigil does not implement yet, whose absence would change behaviour. */
+interface Refusal {
+  refuse: string;
+}
+/** `what` says what would silently not happen if the key were ignored. */
+function refused(what: string): Refusal {
+  return { refuse: `not implemented by Vigil yet (${what}); remove it to start, or keep this node on Patroni` };
+}
 
 // YAML 1.1 as PyYAML (Patroni) reads it: yes/no/on/off/true/false are booleans, but unlike the
 // `yaml` package's 1.1 schema, y/Y/n/N stay strings (`name: n` is the string "n" for Patroni).
@@ -106,11 +117,13 @@ function describe(v: unknown): string {
  * Warns about every key of `obj` outside `known`; keys in `unsupported` get that message instead of
  * "unknown key".
  */
-function checkKeys(issues: Issues, obj: Obj, path: string, known: readonly string[], unsupported: Record<string, string> = {}): void {
+function checkKeys(issues: Issues, obj: Obj, path: string, known: readonly string[], unsupported: Record<string, string | Refusal> = {}): void {
   for (const key of Object.keys(obj)) {
     if (known.includes(key)) continue;
-    const msg = unsupported[key];
-    issues.warn(sub(path, key), msg ?? 'unknown key');
+    const msg = Object.hasOwn(unsupported, key) ? unsupported[key] : undefined;
+    if (typeof msg === 'object') {
+      if (obj[key] !== undefined && obj[key] !== null) issues.error(sub(path, key), msg.refuse);
+    } else issues.warn(sub(path, key), msg ?? 'unknown key');
   }
 }
 
@@ -451,7 +464,7 @@ function parseCredentials(issues: Issues, auth: Obj | undefined, key: string, pa
   }
   const sec = section(issues, auth, key, path);
   if (sec === undefined) return undefined;
-  const unsupported = Object.fromEntries(LIBPQ_AUTH_KEYS.map((k) => [k, NOT_YET]));
+  const unsupported = Object.fromEntries(LIBPQ_AUTH_KEYS.map((k) => [k, refused(`the libpq setting ${k} would not be used: connections would fall back to libpq's defaults, e.g. sslmode=prefer`)]));
   checkKeys(issues, sec, p, ['username', 'password'], unsupported);
   const username = str(issues, sec, 'username', p, true);
   const password = str(issues, sec, 'password', p);
@@ -471,7 +484,9 @@ function parseRestApi(issues: Issues, root: Obj): RestApiSettings | undefined {
     'listen', 'connect_address', 'authentication', 'certfile', 'keyfile', 'keyfile_password', 'cafile', 'verify_client',
     'allowlist', 'allowlist_include_members', 'http_extra_headers', 'https_extra_headers',
   ], {
-    ciphers: NOT_YET, request_queue_size: NOT_YET, thread_pool_size: NOT_YET, server_tokens: NOT_YET,
+    ciphers: refused('the REST API would accept Node.js default TLS ciphers'),
+    server_tokens: refused('the REST API would not hide its Server header as asked'),
+    request_queue_size: NOT_APPLICABLE, thread_pool_size: NOT_APPLICABLE,
   });
   const listen = listenValue(issues, sec, 'listen', path, false);
   const connect = connectAddress(issues, sec, path, listen);
@@ -491,7 +506,12 @@ function parseRestApi(issues: Issues, root: Obj): RestApiSettings | undefined {
   let verifyClient: RestApiSettings['verifyClient'];
   const vc = str(issues, sec, 'verify_client', path);
   if (vc !== undefined) {
-    if (vc === 'none' || vc === 'optional' || vc === 'required') verifyClient = vc;
+    if (vc === 'required') {
+      // The agent's own calls to its peers (leader race, switchover and failsafe checks) present no
+      // client certificate yet (ctl.certfile is not used by the agent), so every peer would look
+      // unreachable to every other.
+      issues.error(sub(path, 'verify_client'), 'required is not implemented by Vigil yet (the agent\'s own calls to its peers present no client certificate, so every peer would look unreachable); use optional or none');
+    } else if (vc === 'none' || vc === 'optional') verifyClient = vc;
     else issues.error(sub(path, 'verify_client'), `expected none, optional or required, got ${show(vc)}`);
   }
   if (keyfile !== undefined && certfile === undefined) issues.error(sub(path, 'keyfile'), 'set without certfile');
@@ -605,14 +625,16 @@ function etcdEndpoint(issues: Issues, value: unknown, path: string): { hostPort:
 function parseEtcd3(issues: Issues, root: Obj): Etcd3Settings | undefined {
   const path = 'etcd3';
   if (root.etcd3 === undefined || root.etcd3 === null) {
-    const hint = isMap(root.etcd) ? ' (the file has an etcd (v2) section; Vigil speaks the etcd v3 API: rename it to etcd3)' : '';
+    const hint = isMap(root.etcd) ? ' (the file has an etcd section, for the v2 API: Patroni keeps those keys in the v2 store, which an etcd3 section does not see)' : '';
     issues.error(path, `required: an etcd3 section with host or hosts${hint}`);
     return undefined;
   }
   const sec = section(issues, root, 'etcd3', '');
   if (sec === undefined) return undefined;
   checkKeys(issues, sec, path, ['host', 'hosts', 'url', 'protocol', 'username', 'password', 'cacert', 'cert', 'key', 'key_password', 'use_proxies'], {
-    proxy: NOT_YET, srv: NOT_YET, srv_suffix: NOT_YET,
+    proxy: refused('etcd would be reached without the proxy'),
+    srv: refused('etcd members from DNS SRV records: set hosts instead'),
+    srv_suffix: refused('etcd members from DNS SRV records: set hosts instead'),
   });
   const hosts: string[] = [];
   const schemes = new Set<string>();
@@ -739,16 +761,28 @@ function parsePostgresql(issues: Issues, root: Obj, name: string | undefined, dc
   }
   const pg = section(issues, root, 'postgresql', '');
   if (pg === undefined) return undefined;
-  const unsupported: Record<string, string> = {
-    proxy_address: NOT_YET, config_dir: NOT_YET, config_base_name: NOT_YET, custom_conf: NOT_YET, bin_name: NOT_YET,
-    callbacks: NOT_YET, pre_promote: NOT_YET, before_stop: NOT_YET, create_replica_methods: NOT_YET, create_replica_method: NOT_YET,
-    rewind: NOT_YET, use_unix_socket: NOT_YET, use_unix_socket_repl: NOT_YET, pg_ident: NOT_YET, recovery_conf: NOT_YET,
-    krbsrvname: NOT_YET,
+  const unsupported: Record<string, string | Refusal> = {
+    proxy_address: refused('proxy_url would not be published in the member key for routers'),
+    config_dir: refused('the configuration files would be written into the data directory instead'),
+    config_base_name: refused('the configuration file would be named postgresql.conf'),
+    custom_conf: refused('the custom configuration file would not be included'),
+    bin_name: refused('the standard binary names would be run instead'),
+    callbacks: refused('on_start/on_stop/on_restart/on_reload/on_role_change scripts would never run'),
+    pre_promote: refused('the script would not be run, and could not cancel a promotion'),
+    before_stop: refused('the script would not be run before PostgreSQL stops'),
+    create_replica_methods: refused('replicas would be cloned with pg_basebackup instead of these methods'),
+    create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
+    rewind: refused('pg_rewind would run without these options'),
+    use_unix_socket: refused('the agent would connect over TCP'),
+    use_unix_socket_repl: refused('replication would connect over TCP'),
+    pg_ident: refused('pg_ident.conf would not be written'),
+    recovery_conf: refused('these recovery settings would not be written'),
+    krbsrvname: refused('Kerberos connections would use the default service name'),
   };
   for (const role of ['primary', 'replica', 'standby_leader']) {
-    unsupported[`parameters_${role}`] = NOT_YET;
-    unsupported[`pg_hba_${role}`] = NOT_YET;
-    unsupported[`pg_ident_${role}`] = NOT_YET;
+    unsupported[`parameters_${role}`] = refused(`the ${role} role's parameters would not be applied`);
+    unsupported[`pg_hba_${role}`] = refused(`the ${role} role's pg_hba lines would not be written`);
+    unsupported[`pg_ident_${role}`] = refused(`the ${role} role's pg_ident lines would not be written`);
   }
   // create_replica_methods: [basebackup] is what Vigil does anyway.
   const crm = pg.create_replica_methods;
@@ -789,7 +823,6 @@ function parsePostgresql(issues: Issues, root: Obj, name: string | undefined, dc
   if (localSlots !== undefined) {
     issues.warn(sub(path, 'use_slots'), 'Patroni reads use_slots only from the dynamic configuration (bootstrap.dcs.postgresql.use_slots); Vigil uses it as the local default');
   }
-  const dcsRewind = dcsPg ? toBool(dcsPg.use_pg_rewind) : undefined;
   const dcsSlots = dcsPg ? toBool(dcsPg.use_slots) : undefined;
   const removeOnRewindFailure = bool(issues, pg, 'remove_data_directory_on_rewind_failure', path) ?? false;
   const removeOnDiverged = bool(issues, pg, 'remove_data_directory_on_diverged_timelines', path) ?? false;
@@ -809,7 +842,7 @@ function parsePostgresql(issues: Issues, root: Obj, name: string | undefined, dc
     authentication,
     parameters,
     pgHba,
-    usePgRewind: localRewind ?? dcsRewind ?? false,
+    ...(localRewind !== undefined ? { usePgRewind: localRewind } : {}),
     useSlots: localSlots ?? dcsSlots ?? true,
     removeDataDirectoryOnRewindFailure: removeOnRewindFailure,
     removeDataDirectoryOnDivergedTimelines: removeOnDiverged,
@@ -826,7 +859,7 @@ function parseBootstrapDcs(issues: Issues, boot: Obj): Obj {
   if (dcs === undefined) return {};
   const problems = dynamicConfigProblems(dcs);
   for (const p of problems) issues.error(p.path === '' ? path : sub(path, p.path), p.message);
-  if (dcs.standby_cluster !== undefined && dcs.standby_cluster !== null) issues.warn(sub(path, 'standby_cluster'), `standby clusters are ${NOT_YET}`);
+  for (const u of unimplementedDynamicKeys(dcs)) issues.error(sub(path, u.path), u.message);
   if (isMap(dcs.postgresql)) {
     for (const k of DCS_LOCAL_ONLY) {
       if (k in dcs.postgresql) issues.warn(sub(path, `postgresql.${k}`), 'not allowed in the dynamic configuration (ignored); set it in the local postgresql section');
@@ -851,7 +884,8 @@ function parseBootstrap(issues: Issues, root: Obj): BootstrapSettings | undefine
   const method = str(issues, boot, 'method', path) ?? 'initdb';
   if (method !== 'initdb') issues.error(sub(path, 'method'), `only initdb is supported by Vigil, got ${show(method)}`);
   checkKeys(issues, boot, path, ['dcs', 'method', 'initdb', 'pg_hba', 'users', ...(method !== 'initdb' ? [method] : [])], {
-    post_bootstrap: NOT_YET, post_init: NOT_YET,
+    post_bootstrap: refused('the script would not run after the cluster is initialized'),
+    post_init: refused('the script would not run after the cluster is initialized'),
   });
   const dcs = parseBootstrapDcs(issues, boot);
   const initdb = renderOptions(issues, boot, 'initdb', path, INITDB_FORBIDDEN, 'initdb');
@@ -897,6 +931,12 @@ function parseTags(issues: Issues, root: Obj): Tags {
       tags[key] = value instanceof Date ? value.toISOString() : value;
     }
   }
+  if (tags.nostream === true) {
+    issues.error('tags.nostream', 'not implemented by Vigil yet (the member would still stream from its upstream and get a slot); remove it to start');
+  }
+  if (tags.replicatefrom !== undefined) {
+    issues.error('tags.replicatefrom', 'not implemented by Vigil yet (the upstream replica would not create the replication slot, so the member could not stream); remove it to start');
+  }
   if (tags.nofailover !== undefined && tags.failover_priority !== undefined) {
     issues.warn('tags', 'both nofailover and failover_priority are set: nofailover wins');
   }
@@ -909,10 +949,11 @@ function parseTags(issues: Issues, root: Obj): Tags {
 function parseLogLevel(issues: Issues, root: Obj): string {
   const log = section(issues, root, 'log', '');
   if (log === undefined) return 'info';
-  const unsupported = Object.fromEntries(
-    ['type', 'traceback_level', 'format', 'dateformat', 'static_fields', 'max_queue_size', 'dir', 'mode', 'file_num', 'file_size', 'loggers', 'deduplicate_heartbeat_logs']
-      .map((k) => [k, NOT_YET]),
-  );
+  const unsupported: Record<string, string | Refusal> = Object.fromEntries([
+    ...['type', 'format', 'dateformat', 'static_fields', 'loggers'].map((k) => [k, refused('log lines would keep Vigil\'s own format, so parsers and alerts could miss them')]),
+    ...['dir', 'mode', 'file_num', 'file_size'].map((k) => [k, refused('logs would go to standard output, not to rotated files')]),
+    ...['traceback_level', 'max_queue_size', 'deduplicate_heartbeat_logs'].map((k) => [k, NOT_APPLICABLE]),
+  ]);
   checkKeys(issues, log, 'log', ['level'], unsupported);
   const level = str(issues, log, 'level', 'log');
   if (level === undefined) return 'info';
@@ -989,16 +1030,16 @@ function deepFreeze<T>(value: T): T {
 /** Validates the merged document (file + environment) and builds the Config. */
 function buildConfig(root: Obj, issues: Issues): Config | undefined {
   checkKeys(issues, root, '', ['scope', 'name', 'namespace', 'restapi', 'etcd3', 'bootstrap', 'postgresql', 'tags', 'log', 'watchdog'], {
-    etcd: 'the etcd (v2 API) section is not supported by Vigil (ignored); use an etcd3 section',
-    consul: `Consul is ${NOT_YET}`,
-    zookeeper: `ZooKeeper is ${NOT_YET}`,
-    exhibitor: `Exhibitor is ${NOT_YET}`,
-    kubernetes: `Kubernetes is ${NOT_YET}`,
-    raft: `Raft is ${NOT_YET}`,
-    citus: `Citus is ${NOT_YET}`,
-    ctl: NOT_YET,
-    thread_pool_size: NOT_YET,
-    thread_stack_size: NOT_YET,
+    etcd: refused('the etcd v2 API: Vigil runs on etcd3 only for now'),
+    consul: refused('Consul as the DCS: Vigil runs on etcd3 only for now'),
+    zookeeper: refused('ZooKeeper as the DCS: Vigil runs on etcd3 only for now'),
+    exhibitor: refused('Exhibitor as the DCS: Vigil runs on etcd3 only for now'),
+    kubernetes: refused('Kubernetes as the DCS: Vigil runs on etcd3 only for now'),
+    raft: refused('Raft as the DCS: Vigil runs on etcd3 only for now'),
+    citus: refused('Citus clusters'),
+    ctl: 'read by vigil (the control commands) only; the agent ignores it',
+    thread_pool_size: NOT_APPLICABLE,
+    thread_stack_size: NOT_APPLICABLE,
   });
   const scope = str(issues, root, 'scope', '', true);
   const name = str(issues, root, 'name', '', true);

@@ -58,7 +58,8 @@ export interface PostgresqlSettings {
   };
   parameters: Record<string, string | number | boolean>;
   pgHba: string[];
-  usePgRewind: boolean;
+  /** The local postgresql.use_pg_rewind; when set it overrides /config (config/dynamic.ts withLocalOverrides). */
+  usePgRewind?: boolean;
   useSlots: boolean;
   removeDataDirectoryOnRewindFailure: boolean;
   removeDataDirectoryOnDivergedTimelines: boolean;

@@ -149,7 +149,7 @@ test('leader with the lock: refresh, publish optime, keep slots for the other me
   assert.deepEqual(d.actions, [
     { type: 'refreshLeader' },
     { type: 'writeStatus', status: { optime: 2000 } },
-    { type: 'ensureSlots', members: ['n1', 'n2'] },
+    { type: 'ensureSlots', members: ['n1', 'n2'], dropUnknown: true },
   ]);
   assert.equal(d.role, 'primary');
   assert.match(d.reason, /the leader with the lock/);
@@ -272,8 +272,37 @@ test('DCS unreachable and PostgreSQL down (fenced or crashed): it comes back rea
   delete noSysid.sysid;
   d = decide(obs({ cluster: undefined, pg: noSysid }));
   assert.deepEqual(d.actions, []);
-  d = decide(obs({ cluster: undefined, pg: pg({ ...down }), memory: { bootstrapping: true } }));
+  d = decide(obs({ cluster: undefined, pg: pg({ ...down }), memory: { bootstrapping: true, bootstrapResult: { state: 'ok' } } }));
   assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /bootstrap did not finish/);
+});
+
+test('bootstrap decided but never started (the /initialize race was lost): the flag does not outlive it', () => {
+  // Regression: the loser of the /initialize race cloned from the winner and, when it later lost
+  // the DCS with PostgreSQL down, waited forever for "bootstrap to finish".
+  const lost = decide(obs({ cluster: view(), failures: [{ action: 'createInitialize', outcome: 'lost', message: 'exists' }], memory: { bootstrapping: true } }));
+  assert.equal(lost.memory.bootstrapping, false);
+  const down = decide(obs({ cluster: undefined, pg: pg({ running: false, inRecovery: true }), memory: { bootstrapping: true } }));
+  assert.equal(down.memory.bootstrapping, false);
+  assert.deepEqual(types(down.actions), ['startTask:start']);
+  // While the task runs the flag stays.
+  const running = decide(obs({ cluster: view({ initialize: '', members: [] }), pg: pg({ running: false, dataDirEmpty: true }), task: { kind: 'bootstrap', startedAt: 0, state: 'running' }, memory: { bootstrapping: true } }));
+  assert.equal(running.memory.bootstrapping, true);
+});
+
+test('bootstrap finished while the DCS could not be read: handled when the DCS answers', () => {
+  const during = decide(obs({
+    cluster: undefined,
+    pg: pg({ inRecovery: false, upstream: null }),
+    task: { kind: 'bootstrap', startedAt: 0, state: 'ok' },
+    memory: { bootstrapping: true },
+  }));
+  assert.deepEqual(during.memory.bootstrapResult, { state: 'ok' });
+  assert.equal(during.memory.bootstrapping, true);
+  const after = decide(obs({ cluster: view({ initialize: '', members: [] }), pg: pg({ inRecovery: false, upstream: null }), memory: during.memory }));
+  assert.deepEqual(types(after.actions), ['writeInitialize', 'writeConfig', 'takeLeader']);
+  assert.equal(after.memory.bootstrapping, false);
+  assert.equal(after.memory.bootstrapResult, undefined);
 });
 
 test('lock refresh failed -> demote (offline when the DCS is unreachable, immediate when the lock was lost)', () => {
@@ -513,7 +542,7 @@ test('sync leader: the sync step runs after the lock refresh and before slots', 
     cluster: view({ leader: { name: 'n0', version: '5', session: 'abc' }, sync: syncKey('n0', []) }),
     pg: pg({ inRecovery: false, walLsn: 1000, upstream: null, sync: primarySync({ senders: [walSender('n1')] }) }),
   }));
-  assert.deepEqual(d.actions, [{ type: 'refreshLeader' }, { type: 'setSyncStandbyNames', value: 'n1' }, { type: 'ensureSlots', members: ['n1', 'n2'] }]);
+  assert.deepEqual(d.actions, [{ type: 'refreshLeader' }, { type: 'setSyncStandbyNames', value: 'n1' }, { type: 'ensureSlots', members: ['n1', 'n2'], dropUnknown: true }]);
   assert.equal(d.wakeAfterMs, 1000);
   assert.equal(d.memory.syncPendingSince, 100_000);
   assert.match(d.reason, /ssn n1/);
@@ -654,4 +683,30 @@ test('failsafe: no race for a member missing from /failsafe, nor while a primary
   // The confirmation is older than ttl: the normal race runs.
   d = decide(obs({ cluster: view({ failsafe: { n0: 'x', n1: 'z', n2: 'y' } }), config: failsafeOn, peers, failsafe: { leader: { name: 'n0', at: 60_000 } } }));
   assert.deepEqual(types(d.actions), ['acquireLeader', 'startTask:promote']);
+});
+
+test('slots: no unknown slot is dropped while paused or when /config declares slots or ignore_slots', () => {
+  const self = { ...obs().self, name: 'n0' };
+  const leader = (config: Partial<DynamicConfig>) => decide(obs({
+    self,
+    config: { ...obs().config, ...config },
+    cluster: view({ leader: { name: 'n0', version: '5', session: '1' } }),
+    pg: pg({ inRecovery: false, upstream: null }),
+    lockRefreshedAt: 99_000,
+  })).actions.find((a) => a.type === 'ensureSlots');
+  assert.deepEqual(leader({}), { type: 'ensureSlots', members: ['n1', 'n2'], dropUnknown: true });
+  assert.deepEqual(leader({ pause: true }), { type: 'ensureSlots', members: ['n1', 'n2'], dropUnknown: false });
+  assert.equal((leader({ slots: { cdc: { type: 'logical', database: 'a', plugin: 'b' } } } as Partial<DynamicConfig>) as { dropUnknown: boolean }).dropUnknown, false);
+  assert.equal((leader({ ignore_slots: [{ name: 'barman' }] } as Partial<DynamicConfig>) as { dropUnknown: boolean }).dropUnknown, false);
+});
+
+test('standby_cluster in /config (not implemented): no replica takes the lock, a replica holding it releases it, never promotes', () => {
+  const standby = { ...obs().config, standby_cluster: { host: '10.0.0.1', port: 5432 } } as DynamicConfig;
+  const race = decide(obs({ config: standby, cluster: view({ members: [member('n1', { xlog_location: 1000 }), member('n2', { xlog_location: 900 })] }) }));
+  assert.deepEqual(race.actions, []);
+  assert.match(race.reason, /standby clusters are not implemented by Vigil yet: not taking the leader lock/);
+  const self = { ...obs().self, name: 'n1' };
+  const holder = decide(obs({ self, config: standby, cluster: view({ leader: { name: 'n1', version: '5', session: '1' } }), lockRefreshedAt: 99_000 }));
+  assert.deepEqual(types(holder.actions), ['releaseLeader']);
+  assert.equal(holder.isLeader, false);
 });

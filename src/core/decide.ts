@@ -8,11 +8,11 @@
 // The rules follow ../shared/spec/patroni-behavior.md (sections 2, 3, 4, 9, 10.4) as our safety
 // floor; where we deviate, the comment says why.
 
-import { isFailoverPossible, isHealthiest, isNoFailover, syncModeOf, type Verdict } from './election.ts';
+import { isFailoverPossible, isHealthiest, isNoFailover, isStandbyClusterConfig, syncModeOf, type Verdict } from './election.ts';
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, primaryMayStay, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
 import { prepromoteActions, syncOffStep, syncStep } from './sync.ts';
-import type { Action, ClusterView, Decision, FailoverRequest, LocalPg, Member, Memory, Observation, Role } from './model.ts';
+import type { Action, ClusterView, Decision, FailoverRequest, LocalPg, Member, Memory, Observation, Role, TaskState } from './model.ts';
 
 /** Bound on how soon we look again while something is changing (ms). */
 const FAST_WAKE_MS = 1000;
@@ -66,6 +66,14 @@ function paused(obs: Observation): boolean {
   return obs.config.pause === true;
 }
 
+/** /config names slots to keep (slots, ignore_slots): not implemented yet, so no slot is dropped. */
+function declaresSlots(config: Observation['config']): boolean {
+  const raw = config as Record<string, unknown>;
+  return ['slots', 'permanent_slots', 'permanent_replication_slots', 'ignore_slots'].some((k) => raw[k] !== undefined && raw[k] !== null);
+}
+
+const STANDBY_NOT_IMPLEMENTED = 'standby_cluster is set in /config and standby clusters are not implemented by Vigil yet';
+
 /** The member a replica should stream from: its replicatefrom member when present, else the leader. */
 function upstreamFor(obs: Observation, leader: string): string {
   const rf = obs.self.tags.replicatefrom;
@@ -97,8 +105,28 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
   const me = self.name;
   const ttlMs = config.ttl * 1000;
 
+  // ---- Bootstrap bookkeeping ------------------------------------------------------------------
+  // `bootstrapping` lasts while the bootstrap task runs or its outcome waits to be handled; a
+  // decision to bootstrap whose task never started (the /initialize race was lost, startTask
+  // failed) leaves no task, and must not leave the flag set: a node that cloned from the winner
+  // and later loses the DCS would otherwise wait forever for "bootstrap to finish".
+  let bootTask: TaskState | undefined = obs.task?.kind === 'bootstrap' ? obs.task : undefined;
+  if (obs.memory.bootstrapping === true && bootTask === undefined) {
+    const pending = obs.memory.bootstrapResult;
+    if (pending === undefined) d.memory.bootstrapping = false;
+    else if (cluster !== undefined) {
+      bootTask = { kind: 'bootstrap', startedAt: obs.now, state: pending.state, ...(pending.error !== undefined ? { error: pending.error } : {}) };
+      d.memory.bootstrapResult = undefined;
+    }
+  }
+
   // ---- DCS not readable --------------------------------------------------------------------
   if (cluster === undefined) {
+    // A bootstrap that finishes now is handled when the DCS answers (the finished task is
+    // reported only once).
+    if (bootTask !== undefined && bootTask.state !== 'running') {
+      d.memory.bootstrapResult = { state: bootTask.state, ...(bootTask.error !== undefined ? { error: bootTask.error } : {}) };
+    }
     const why = `DCS is not accessible${obs.dcsError ? `: ${obs.dcsError}` : ''}`;
     if (paused(obs)) return why;
     if (!pg.running) {
@@ -111,7 +139,7 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
       if (task?.state === 'running') return `${why}; ${task.kind} in progress`;
       if (pg.dataDirEmpty) return `${why}; the data directory is empty`;
       if (pg.sysid === undefined) return `${why}; not starting postgres: its system identifier could not be read`;
-      if (obs.memory.bootstrapping === true) return `${why}; bootstrap did not finish`;
+      if (d.memory.bootstrapping === true) return `${why}; bootstrap did not finish`;
       // Not a data directory known to have diverged from the cluster (it would serve reads of
       // transactions the cluster never committed): it waits for the DCS and its repair.
       if (obs.memory.rewindCheck === 'need' || obs.memory.rewindCheck === 'failed' || obs.memory.rewindFailedFrom !== undefined) {
@@ -186,11 +214,11 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
   }
 
   // ---- A background task finished since the last tick --------------------------------------
-  if (task !== undefined && task.kind === 'bootstrap') {
+  if (bootTask !== undefined && bootTask.state !== 'running') {
     d.memory.bootstrapping = false;
-    if (task.state === 'failed' || !pg.running || pg.sysid === undefined) {
+    if (bootTask.state === 'failed' || !pg.running || pg.sysid === undefined) {
       d.add({ type: 'deleteInitialize' }, { type: 'removeDataDir' });
-      return `bootstrap failed (${task.error ?? 'postgres is not running'}); removed /initialize so the race can run again`;
+      return `bootstrap failed (${bootTask.error ?? 'postgres is not running'}); removed /initialize so the race can run again`;
     }
     d.role = 'primary';
     d.isLeader = true;
@@ -406,6 +434,11 @@ function unlocked(obs: Observation, d: DecisionBuilder): string {
     }
     return 'cluster is unlocked and paused: no automatic failover';
   }
+  if (pg.inRecovery && isStandbyClusterConfig(obs.config)) {
+    // Patroni would make the winner a standby leader that follows the remote primary; Vigil
+    // cannot yet, and promoting it would make a second read-write primary.
+    return `${STANDBY_NOT_IMPLEMENTED}: not taking the leader lock (its holder would be promoted)`;
+  }
   const verdict: Verdict = manual !== undefined ? { ok: manual.race, reason: manual.reason } : failsafeVerdict(obs) ?? isHealthiest(obs);
   if (verdict.ok) {
     d.isLeader = true;
@@ -436,6 +469,12 @@ function unlocked(obs: Observation, d: DecisionBuilder): string {
 function asLeader(obs: Observation, d: DecisionBuilder): string {
   const { pg, self, config } = obs;
   const cluster = obs.cluster as ClusterView;
+  if (pg.inRecovery && isStandbyClusterConfig(config)) {
+    d.isLeader = false;
+    d.role = 'replica';
+    d.add({ type: 'releaseLeader' });
+    return `${STANDBY_NOT_IMPLEMENTED}: released the leader lock instead of promoting`;
+  }
   d.isLeader = true;
   d.add({ type: 'refreshLeader' });
   if (pg.inRecovery) {
@@ -453,7 +492,7 @@ function asLeader(obs: Observation, d: DecisionBuilder): string {
     if (topology !== undefined && !sameTopology(topology, cluster.failsafe)) d.add({ type: 'writeFailsafe', value: topology });
   }
   const syncNote = leaderSync(obs, d);
-  if (config.postgresql.use_slots !== false) d.add({ type: 'ensureSlots', members: slotMembers(obs) });
+  if (config.postgresql.use_slots !== false) d.add({ type: 'ensureSlots', members: slotMembers(obs), dropUnknown: !paused(obs) && !declaresSlots(config) });
   const fo = activeRequest(cluster);
   if (fo !== undefined) {
     const handled = leaderHandlesRequest(obs, d, fo);

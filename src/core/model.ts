@@ -303,8 +303,14 @@ export interface Memory {
   rewindCheck?: 'check' | 'need' | 'not_needed' | 'failed' | 'done';
   /** Name of the member we last pointed PostgreSQL at. */
   lastUpstream?: string | null;
-  /** The bootstrap race was won by us and bootstrap is in progress. */
+  /**
+   * We decided to bootstrap (create /initialize, run initdb) and its outcome is not handled yet.
+   * Cleared when no bootstrap task runs or waits to be handled (the /initialize race was lost, or
+   * the task could not start).
+   */
   bootstrapping?: boolean;
+  /** A bootstrap that finished while the DCS could not be read: handled once the DCS answers. */
+  bootstrapResult?: { state: 'ok' | 'failed'; error?: string };
   /** First tick since the agent started. */
   started?: boolean;
   /**
@@ -367,7 +373,10 @@ export type Action =
   | { type: 'writeFailsafe'; value: Record<string, string> }
   // PostgreSQL, inline (short)
   | { type: 'followUpstream'; upstream: string | null }
-  | { type: 'ensureSlots'; members: string[] } // member names; the controller maps them to slot names
+  // member names (the controller maps them to slot names); dropUnknown: drop the other inactive
+  // physical slots (never while paused, nor when /config declares slots or ignore_slots, which
+  // Vigil does not implement yet: those slots belong to backup tools and CDC consumers)
+  | { type: 'ensureSlots'; members: string[]; dropUnknown: boolean }
   /**
    * Set synchronous_standby_names (conf rewrite + reload when running; kept for later starts).
    * value is final (built by core/sync.ts); null: stop managing it (the user's parameter applies).

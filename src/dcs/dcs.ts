@@ -1,5 +1,7 @@
-// The DCS interface, in HA verbs. Adapters (etcd3.ts, later zookeeper.ts, consul.ts, kubernetes.ts)
-// hide sessions, leases, watches and CAS tokens behind it.
+// The DCS interface, in HA verbs. It hides sessions, leases, watches and CAS tokens. The verbs are
+// written once (kv-dcs.ts) over each backend's primitive storage operations (backend.ts: etcd3.ts
+// today; ZooKeeper, etcd v2, Consul, Kubernetes later); factory.ts makes the client for the
+// configuration's DCS section, and test/dcs/contract.ts is the suite every backend passes.
 //
 // Outcomes the caller must tell apart (design.md principle 6):
 //   - a compare-and-set precondition failed  -> the method resolves to `false`

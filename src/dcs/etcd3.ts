@@ -1,14 +1,15 @@
-// etcd v3 adapter over etcd's JSON gRPC gateway (POST /v3/...), on node:http / node:https with a
-// keep-alive Agent per adapter (etcd3-http.ts), so that https can use a private CA (etcd3.cacert) and
-// a client certificate (etcd3.cert, etcd3.key, etcd3.key_password; read by etcd3-tls.ts).
-// Spec: patroni-interfaces.md §1.7.1; design.md §4.
+// etcd v3 backend (backend.ts: leases are the sessions, mod_revision the versions) over etcd's
+// JSON gRPC gateway (POST /v3/...), on node:http / node:https with a keep-alive Agent per adapter
+// (etcd3-http.ts), so that https can use a private CA (etcd3.cacert) and a client certificate
+// (etcd3.cert, etcd3.key, etcd3.key_password; read by etcd3-tls.ts). Etcd3Dcs is the shared HA
+// verbs (kv-dcs.ts) over it. Spec: patroni-interfaces.md §1.7.1; design.md §4.
 //
 // Wire facts: keys/values are base64; int64 fields are decimal strings (lease IDs exceed 2^53, so
 // they are never converted to Number); proto3 omits defaults (a failed txn has no `succeeded`, an
 // empty range has no `kvs`, an empty value has no `value`).
 //
 // Failure contract: every request has a deadline; on a connection error, timeout or "unavailable"
-// answer the next endpoint is tried, and a method as a whole gives up after retryTimeout seconds
+// answer the next endpoint is tried, and a verb as a whole gives up after retryTimeout seconds
 // with DcsError('DCS_UNAVAILABLE'). A TLS failure (server certificate not trusted, client
 // certificate refused) also moves to the next endpoint; when every endpoint failed that way in a
 // row the method gives up at once with DCS_UNAVAILABLE naming the TLS problem, since waiting
@@ -18,19 +19,9 @@
 // Settings that cannot be used (a TLS file that cannot be read, a wrong key_password) make the
 // constructor throw an Etcd3SettingError naming the setting and the file.
 
-import { DcsError, type CallOptions, type Dcs } from './dcs.ts';
-import type { ClusterView, HistoryLine, LeaderStatus, MemberData } from '../core/model.ts';
-import {
-  decodeCluster,
-  encodeConfig,
-  encodeFailover,
-  encodeFailsafe,
-  encodeHistory,
-  encodeMember,
-  encodeStatus,
-  encodeSync,
-  type RawKv,
-} from './codec.ts';
+import { DcsError } from './dcs.ts';
+import { SessionNotFound, type DcsBackend, type Op, type RawKv } from './backend.ts';
+import { KvDcs } from './kv-dcs.ts';
 import { EtcdHttp, EtcdHttpError } from './etcd3-http.ts';
 import { loadEtcd3Tls, type Etcd3Tls } from './etcd3-tls.ts';
 
@@ -74,19 +65,6 @@ interface GrantResponse { ID?: string; TTL?: string }
 interface KeepaliveResponse { result?: { ID?: string; TTL?: string } }
 interface ErrorBody { error?: unknown; message?: string; code?: number }
 interface AuthResponse { token?: string }
-
-/** etcd answered "requested lease not found": the caller grants a new lease and retries once. */
-class LeaseNotFound extends DcsError {
-  constructor() {
-    super('DCS_PROTOCOL', 'etcd: requested lease not found', { retryable: false });
-  }
-}
-
-/** The per-method budget: caller's signal and the absolute deadline of all retries. */
-interface Op {
-  signal: AbortSignal | undefined;
-  deadline: number;
-}
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 const unb64 = (s: string | undefined): string => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
@@ -135,25 +113,19 @@ function apiPrefixFor(version: { etcdcluster?: string; etcdserver?: string }): s
   return '/v3';
 }
 
-export class Etcd3Dcs implements Dcs {
+/** The etcd v3 store as a DcsBackend (lease = session, mod_revision = version). */
+export class Etcd3Backend implements DcsBackend {
   readonly prefix: string;
   readonly #hosts: string[];
   readonly #http: EtcdHttp;
-  readonly #name: string;
   readonly #ctl: boolean;
   readonly #user: string | undefined;
   readonly #password: string | undefined;
   readonly #log: Etcd3Options['logger'];
-  #ttl: number;
-  #retryMs: number;
   #endpoint = 0;
   #api: string | undefined;
   /** undefined: not authenticated yet; '': auth not enabled on the server. */
   #token: string | undefined;
-  #lease: { id: string; ttl: number } | undefined;
-  #lastKeepalive = 0;
-  /** Last member value successfully put, and the lease it was bound to. */
-  #member: { value: string; lease: string } | undefined;
   #closed = false;
   readonly #inflight = new Set<AbortController>();
 
@@ -166,20 +138,13 @@ export class Etcd3Dcs implements Dcs {
       ? loadEtcd3Tls({ cacert: opts.cacert, cert: opts.cert, key: opts.key, keyPassword: opts.keyPassword })
       : undefined;
     this.#http = new EtcdHttp(opts.protocol, tls);
-    this.#name = opts.name;
     this.#ctl = opts.ctlMode ?? false;
     this.#user = opts.username;
     this.#password = opts.password;
     this.#log = opts.logger;
-    this.#ttl = opts.ttl;
-    this.#retryMs = opts.retryTimeout * 1000;
   }
 
   // ---- transport ---------------------------------------------------------------------------
-
-  #op(opts: CallOptions | undefined): Op {
-    return { signal: opts?.signal, deadline: Date.now() + this.#retryMs };
-  }
 
   #headers(): Record<string, string> {
     const h: Record<string, string> = { 'content-type': 'application/json' };
@@ -246,7 +211,7 @@ export class Etcd3Dcs implements Dcs {
     let reauthenticated = false;
     let attempts = 0;
     let tlsFailures = 0;
-    const perAttempt = Math.max(1000, this.#retryMs / Math.max(2, this.#hosts.length));
+    const perAttempt = Math.max(1000, op.budgetMs / Math.max(2, this.#hosts.length));
     while (true) {
       if (this.#closed) throw new DcsError('DCS_UNAVAILABLE', 'etcd3 adapter closed', { retryable: false });
       if (op.signal?.aborted) throw new DcsError('DCS_UNAVAILABLE', `etcd ${path}: aborted by caller`, { cause: op.signal.reason, retryable: false });
@@ -294,7 +259,7 @@ export class Etcd3Dcs implements Dcs {
 
       const err = (typeof res.body === 'object' && res.body !== null ? res.body : {}) as ErrorBody;
       const message = err.message ?? (typeof err.error === 'string' ? err.error : res.text.slice(0, 200));
-      if (/requested lease not found/.test(message)) throw new LeaseNotFound();
+      if (/requested lease not found/.test(message)) throw new SessionNotFound('etcd: requested lease not found');
       if (this.#user !== undefined && !reauthenticated && /invalid auth token|auth: revision in header is old/.test(message)) {
         reauthenticated = true;
         this.#token = undefined;
@@ -314,7 +279,7 @@ export class Etcd3Dcs implements Dcs {
     if (lastError instanceof EtcdHttpError && lastError.kind === 'tls') {
       throw new DcsError('DCS_UNAVAILABLE', `etcd (${this.#hosts.join(',')}): no TLS connection for ${path}: ${lastError.message}`, { cause: lastError });
     }
-    throw new DcsError('DCS_UNAVAILABLE', `etcd (${this.#hosts.join(',')}) did not answer ${path} within ${this.#retryMs / 1000}s: ${describe(lastError)}`, {
+    throw new DcsError('DCS_UNAVAILABLE', `etcd (${this.#hosts.join(',')}) did not answer ${path} within ${op.budgetMs / 1000}s: ${describe(lastError)}`, {
       cause: lastError,
     });
   }
@@ -329,224 +294,105 @@ export class Etcd3Dcs implements Dcs {
     return b64(this.prefix + rel);
   }
 
-  async #put(rel: string, value: string, op: Op, lease?: string): Promise<void> {
-    const req: Record<string, string> = { key: this.#key(rel), value: b64(value) };
-    if (lease) req.lease = lease;
-    await this.#call('/kv/put', req, op);
+  // ---- primitives (backend.ts) ----------------------------------------------------------------
+
+  now(): number {
+    return Date.now();
   }
 
-  async #delete(rel: string, op: Op): Promise<void> {
-    await this.#call('/kv/deleterange', { key: this.#key(rel) }, op);
-  }
-
-  /** Put (version undefined) or compare mod_revision and put/delete. false: the version changed. */
-  async #cas(rel: string, value: string | null, version: string | undefined, op: Op): Promise<boolean> {
-    const key = this.#key(rel);
-    if (version === undefined) {
-      if (value === null) await this.#call('/kv/deleterange', { key }, op);
-      else await this.#call('/kv/put', { key, value: b64(value) }, op);
-      return true;
-    }
-    const request = value === null ? { request_delete_range: { key } } : { request_put: { key, value: b64(value) } };
-    const r = await this.#call<TxnResponse>('/kv/txn', {
-      compare: [{ key, target: 'MOD', result: 'EQUAL', mod_revision: version }],
-      success: [request],
-    }, op);
-    return r.succeeded === true;
-  }
-
-  // ---- lease ---------------------------------------------------------------------------------
-
-  async #grant(op: Op): Promise<string> {
-    if (this.#ctl) throw new DcsError('DCS_PROTOCOL', 'etcd3: a ctlMode adapter holds no lease', { retryable: false });
-    const ttl = this.#ttl;
-    const r = await this.#call<GrantResponse>('/lease/grant', { TTL: ttl }, op);
-    if (!r.ID) throw new DcsError('DCS_PROTOCOL', 'etcd: lease grant answered without an ID');
-    this.#lease = { id: r.ID, ttl };
-    this.#lastKeepalive = Date.now();
-    this.#log?.debug?.({ lease: r.ID, ttl }, 'etcd lease granted');
-    return r.ID;
-  }
-
-  /**
-   * Our lease ID, after a keepalive when `force` or when the last one is over a second old.
-   * A new lease is granted when there is none, the TTL changed, or the lease is gone.
-   */
-  async #keepalive(force: boolean, op: Op): Promise<string> {
-    const lease = this.#lease;
-    if (!lease || lease.ttl !== this.#ttl) return this.#grant(op);
-    if (!force && Date.now() - this.#lastKeepalive < 1000) return lease.id;
-    const r = await this.#call<KeepaliveResponse>('/lease/keepalive', { ID: lease.id }, op);
-    if (!r.result?.TTL || !(Number(r.result.TTL) > 0)) {
-      this.#log?.warn({ lease: lease.id }, 'etcd lease expired or revoked; granting a new one');
-      this.#lease = undefined;
-      return this.#grant(op);
-    }
-    this.#lastKeepalive = Date.now();
-    return lease.id;
-  }
-
-  /** Run `fn` with our lease; if etcd no longer knows it, grant a new one and run `fn` once more. */
-  async #withLease<T>(op: Op, force: boolean, fn: (lease: string) => Promise<T>): Promise<T> {
-    const id = await this.#keepalive(force, op);
-    try {
-      return await fn(id);
-    } catch (err) {
-      if (!(err instanceof LeaseNotFound)) throw err;
-      this.#lease = undefined;
-      return fn(await this.#grant(op));
-    }
-  }
-
-  // ---- Dcs -----------------------------------------------------------------------------------
-
-  async readCluster(opts?: CallOptions): Promise<ClusterView> {
-    const r = await this.#call<RangeResponse>('/kv/range', {
-      key: b64(this.prefix),
-      range_end: prefixEnd(this.prefix),
-      serializable: !this.#ctl,
-    }, this.#op(opts));
-    const kvs: RawKv[] = (r.kvs ?? []).map((kv) => ({
+  #kv(kv: KvJson): RawKv {
+    return {
       key: unb64(kv.key),
       value: unb64(kv.value),
       modRevision: kv.mod_revision ?? '0',
       createRevision: kv.create_revision ?? '0',
       lease: kv.lease ?? '0',
-    }));
-    return decodeCluster(this.prefix, kvs, r.header?.revision ?? '0');
+    };
   }
 
-  async touchMember(data: MemberData, opts?: CallOptions): Promise<void> {
-    const value = encodeMember(data);
-    const rel = `members/${this.#name}`;
-    const op = this.#op(opts);
-    await this.#withLease(op, false, async (lease) => {
-      if (this.#member?.value === value && this.#member.lease === lease) return;
-      this.#member = undefined;
-      await this.#put(rel, value, op, lease);
-      this.#member = { value, lease };
-    });
+  async readTree(op: Op): Promise<{ kvs: RawKv[]; revision: string }> {
+    const r = await this.#call<RangeResponse>('/kv/range', {
+      key: b64(this.prefix),
+      range_end: prefixEnd(this.prefix),
+      serializable: !this.#ctl,
+    }, op);
+    return { kvs: (r.kvs ?? []).map((kv) => this.#kv(kv)), revision: r.header?.revision ?? '0' };
   }
 
-  async deleteMember(opts?: CallOptions): Promise<void> {
-    this.#member = undefined;
-    await this.#delete(`members/${this.#name}`, this.#op(opts));
+  async get(rel: string, op: Op): Promise<RawKv | undefined> {
+    // Linearizable: the verbs decide on it (refreshLeader, releaseLeader); a stale follower must not answer.
+    const r = await this.#call<RangeResponse>('/kv/range', { key: this.#key(rel) }, op);
+    const kv = r.kvs?.[0];
+    return kv === undefined ? undefined : this.#kv(kv);
   }
 
-  async attemptInitialize(opts?: CallOptions): Promise<boolean> {
-    const key = this.#key('initialize');
+  async create(rel: string, value: string, session: string | undefined, op: Op): Promise<boolean> {
+    const key = this.#key(rel);
+    const put: Record<string, string> = { key, value: b64(value) };
+    if (session !== undefined) put.lease = session;
     const r = await this.#call<TxnResponse>('/kv/txn', {
       compare: [{ key, target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
-      success: [{ request_put: { key, value: b64('') } }],
-    }, this.#op(opts));
+      success: [{ request_put: put }],
+    }, op);
     return r.succeeded === true;
   }
 
-  async writeInitialize(sysid: string, opts?: CallOptions): Promise<void> {
-    await this.#put('initialize', sysid, this.#op(opts));
-  }
-
-  async deleteInitialize(opts?: CallOptions): Promise<void> {
-    await this.#delete('initialize', this.#op(opts));
-  }
-
-  async acquireLeader(opts?: CallOptions): Promise<boolean> {
-    const op = this.#op(opts);
-    const key = this.#key('leader');
-    return this.#withLease(op, true, async (lease) => {
-      const r = await this.#call<TxnResponse>('/kv/txn', {
-        compare: [{ key, target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
-        success: [{ request_put: { key, value: b64(this.#name), lease } }],
-      }, op);
-      return r.succeeded === true;
-    });
-  }
-
-  async takeLeader(opts?: CallOptions): Promise<void> {
-    const op = this.#op(opts);
-    await this.#withLease(op, true, (lease) => this.#put('leader', this.#name, op, lease));
-  }
-
-  async refreshLeader(opts?: CallOptions): Promise<boolean> {
-    const op = this.#op(opts);
-    const key = this.#key('leader');
-    const value = b64(this.#name);
-    return this.#withLease(op, true, async (lease) => {
-      // Already ours and bound to our lease: the keepalive was the refresh; the key is not
-      // rewritten, so its mod_revision stays and watchers are not woken.
-      const bound = await this.#call<TxnResponse>('/kv/txn', {
-        compare: [
-          { key, target: 'VALUE', result: 'EQUAL', value },
-          { key, target: 'LEASE', result: 'EQUAL', lease },
-        ],
-      }, op);
-      if (bound.succeeded === true) return true;
-      // Re-bind to the current lease if the value is still ours, or re-create it if it is gone.
-      const put = { request_put: { key, value, lease } };
-      const r = await this.#call<TxnResponse>('/kv/txn', {
-        compare: [{ key, target: 'VALUE', result: 'EQUAL', value }],
-        success: [put],
-        failure: [{ request_txn: { compare: [{ key, target: 'CREATE', result: 'EQUAL', create_revision: '0' }], success: [put] } }],
-      }, op);
-      return r.succeeded === true || r.responses?.[0]?.response_txn?.succeeded === true;
-    });
-  }
-
-  async releaseLeader(opts?: CallOptions): Promise<boolean> {
-    const key = this.#key('leader');
+  async put(rel: string, value: string, opts: { version?: string | undefined; session?: string | undefined }, op: Op): Promise<boolean> {
+    const key = this.#key(rel);
+    const put: Record<string, string> = { key, value: b64(value) };
+    if (opts.session !== undefined) put.lease = opts.session;
+    if (opts.version === undefined) {
+      await this.#call('/kv/put', put, op);
+      return true;
+    }
     const r = await this.#call<TxnResponse>('/kv/txn', {
-      compare: [{ key, target: 'VALUE', result: 'EQUAL', value: b64(this.#name) }],
-      success: [{ request_delete_range: { key } }],
-    }, this.#op(opts));
+      compare: [{ key, target: 'MOD', result: 'EQUAL', mod_revision: opts.version }],
+      success: [{ request_put: put }],
+    }, op);
     return r.succeeded === true;
   }
 
-  writeConfig(config: Record<string, unknown>, version?: string, opts?: CallOptions): Promise<boolean> {
-    return this.#cas('config', encodeConfig(config), version, this.#op(opts));
+  async delete(rel: string, version: string | undefined, op: Op): Promise<boolean> {
+    const key = this.#key(rel);
+    if (version === undefined) {
+      await this.#call('/kv/deleterange', { key }, op);
+      return true;
+    }
+    const r = await this.#call<TxnResponse>('/kv/txn', {
+      compare: [{ key, target: 'MOD', result: 'EQUAL', mod_revision: version }],
+      success: [{ request_delete_range: { key } }],
+    }, op);
+    return r.succeeded === true;
   }
 
-  writeFailover(value: Record<string, unknown>, version?: string, opts?: CallOptions): Promise<boolean> {
-    return this.#cas('failover', encodeFailover(value), version, this.#op(opts));
+  async deleteTree(op: Op): Promise<void> {
+    await this.#call('/kv/deleterange', { key: b64(this.prefix), range_end: prefixEnd(this.prefix) }, op);
   }
 
-  writeSync(value: { leader: string; quorum: number | null; sync_standby: string | null }, version?: string, opts?: CallOptions): Promise<boolean> {
-    return this.#cas('sync', encodeSync(value), version, this.#op(opts));
+  async grantSession(ttlSeconds: number, op: Op): Promise<string> {
+    const r = await this.#call<GrantResponse>('/lease/grant', { TTL: ttlSeconds }, op);
+    if (!r.ID) throw new DcsError('DCS_PROTOCOL', 'etcd: lease grant answered without an ID');
+    return r.ID;
   }
 
-  deleteSync(version?: string, opts?: CallOptions): Promise<boolean> {
-    return this.#cas('sync', null, version, this.#op(opts));
+  async keepAlive(session: string, op: Op): Promise<boolean> {
+    const r = await this.#call<KeepaliveResponse>('/lease/keepalive', { ID: session }, op);
+    return Boolean(r.result?.TTL) && Number(r.result?.TTL) > 0;
   }
 
-  async writeHistory(history: HistoryLine[], opts?: CallOptions): Promise<void> {
-    await this.#put('history', encodeHistory(history), this.#op(opts));
-  }
-
-  async writeStatus(status: LeaderStatus, opts?: CallOptions): Promise<void> {
-    await this.#put('status', encodeStatus(status), this.#op(opts));
-  }
-
-  async writeFailsafe(value: Record<string, string>, opts?: CallOptions): Promise<void> {
-    await this.#put('failsafe', encodeFailsafe(value), this.#op(opts));
-  }
-
-  async deleteCluster(opts?: CallOptions): Promise<void> {
-    this.#member = undefined;
-    await this.#call('/kv/deleterange', { key: b64(this.prefix), range_end: prefixEnd(this.prefix) }, this.#op(opts));
-  }
-
-  async watchLeader(revision: string, timeoutMs: number, opts?: CallOptions): Promise<void> {
-    if (this.#closed || opts?.signal?.aborted) return;
+  async watch(rel: string, revision: string, timeoutMs: number, callerSignal: AbortSignal | undefined): Promise<void> {
+    if (this.#closed || callerSignal?.aborted) return;
     const ctrl = new AbortController();
     this.#inflight.add(ctrl);
     const signals = [ctrl.signal, AbortSignal.timeout(Math.max(0, timeoutMs))];
-    if (opts?.signal) signals.push(opts.signal);
+    if (callerSignal) signals.push(callerSignal);
     const signal = AbortSignal.any(signals);
     const index = this.#endpoint;
     const host = this.#hosts[index] ?? '';
     let stream: Awaited<ReturnType<EtcdHttp['stream']>> | undefined;
     try {
       await this.#prepare(host, signal, undefined);
-      const create: Record<string, string> = { key: this.#key('leader') };
+      const create: Record<string, string> = { key: this.#key(rel) };
       if (/^\d+$/.test(revision)) create.start_revision = (BigInt(revision) + 1n).toString();
       stream = await this.#http.stream(host, `${this.#api ?? '/v3'}/watch`, {
         method: 'POST',
@@ -575,35 +421,24 @@ export class Etcd3Dcs implements Dcs {
     }
   }
 
-  setTtl(ttlSeconds: number): void {
-    this.#ttl = ttlSeconds;
-  }
-
-  setRetryTimeout(seconds: number): void {
-    this.#retryMs = seconds * 1000;
-  }
-
   /**
-   * Abort everything in flight, revoke the lease (best effort, 1 s per endpoint), close the
+   * Abort everything in flight, revoke `revoke` (best effort, 1 s per endpoint), close the
    * connections. Idempotent.
    */
-  async close(opts?: { keepLease?: boolean }): Promise<void> {
+  async close(revoke: string | undefined): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const ctrl of this.#inflight) ctrl.abort();
     this.#inflight.clear();
-    const lease = this.#lease;
-    this.#lease = undefined;
-    this.#member = undefined;
     try {
-      if (!lease || this.#api === undefined || opts?.keepLease === true) return;
+      if (revoke === undefined || this.#api === undefined) return;
       for (let i = 0; i < this.#hosts.length; i++) {
         const host = this.#hosts[(this.#endpoint + i) % this.#hosts.length] ?? '';
         try {
           const res = await this.#http.request(host, `${this.#api}/lease/revoke`, {
             method: 'POST',
             headers: this.#headers(),
-            body: JSON.stringify({ ID: lease.id }),
+            body: JSON.stringify({ ID: revoke }),
             timeoutMs: 1000,
           });
           if (res.status === 200 || res.status === 404) return;
@@ -617,6 +452,16 @@ export class Etcd3Dcs implements Dcs {
   }
 }
 
-export function createEtcd3Dcs(opts: Etcd3Options): Dcs {
-  return new Etcd3Dcs(opts);
+/** The Dcs over etcd v3: the shared HA verbs (kv-dcs.ts) on an Etcd3Backend. */
+export class Etcd3Dcs extends KvDcs {
+  constructor(opts: Etcd3Options) {
+    super(new Etcd3Backend(opts), {
+      name: opts.name,
+      ttl: opts.ttl,
+      retryTimeout: opts.retryTimeout,
+      noSessions: opts.ctlMode ?? false,
+      ...(opts.logger === undefined ? {} : { logger: opts.logger }),
+    });
+  }
 }
+

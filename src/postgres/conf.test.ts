@@ -7,20 +7,13 @@ import {
   isGeneratedConf,
   parseBool,
   parseConf,
-  parseConnUrl,
-  parseListen,
   quoteConfValue,
-  quoteConninfoValue,
-  quoteIdent,
-  quoteLiteral,
-  renderConninfo,
-  renderPgHba,
-  renderPgpass,
   renderPostgresqlConf,
   slotName,
   withSyncOverride,
   type BuildParamsInput,
 } from './conf.ts';
+import { parseConnUrl, parseListen, quoteConninfoValue, quoteIdent, quoteLiteral, renderConninfo, renderPgHba, renderPgpass } from './conninfo.ts';
 
 test('slotName maps member names as Patroni does (spec 1.10)', () => {
   assert.equal(slotName('pg-node.1'), 'pg_node_1');

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chown, chmod, lstat } from 'node:fs/promises';
+import { ExecError } from './errors.ts';
 
 export interface OsUser {
   name: string;
@@ -59,22 +60,6 @@ export async function ownForPg(path: string, mode?: number): Promise<void> {
     if (st.uid !== u.uid || st.gid !== u.gid) await chown(path, u.uid, u.gid);
   }
   if (mode !== undefined) await chmod(path, mode);
-}
-
-export type ExecFailure = 'timeout' | 'exit' | 'spawn';
-
-/** A subprocess that failed: did not start, exited non-zero/by signal, or passed its deadline. */
-export class ExecError extends Error {
-  readonly failure: ExecFailure;
-  readonly exitCode: number | null;
-  readonly stderr: string;
-  constructor(failure: ExecFailure, message: string, exitCode: number | null, stderr: string) {
-    super(message);
-    this.name = 'ExecError';
-    this.failure = failure;
-    this.exitCode = exitCode;
-    this.stderr = stderr;
-  }
 }
 
 export interface RunOptions {

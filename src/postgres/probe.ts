@@ -6,6 +6,7 @@
 
 import pg from 'pg';
 import { maybeLsn } from './lsn.ts';
+import { PgTimeoutError, wrapPgError } from './errors.ts';
 
 export interface ConnParams {
   host: string;
@@ -17,13 +18,6 @@ export interface ConnParams {
   replication?: boolean;
   /** Extra `-c name=value` options sent in the startup packet. */
   options?: string;
-}
-
-export class PgTimeoutError extends Error {
-  constructor(what: string, ms: number) {
-    super(`${what} did not answer within ${ms} ms`);
-    this.name = 'PgTimeoutError';
-  }
 }
 
 function destroy(client: pg.Client): void {
@@ -38,7 +32,10 @@ function destroy(client: pg.Client): void {
 
 /**
  * Opens a connection, runs `fn`, closes it. The whole thing is bounded by `timeoutMs`: on expiry
- * the socket is destroyed and the promise rejects with PgTimeoutError.
+ * the socket is destroyed and the promise rejects with PgTimeoutError. Errors of the driver are
+ * wrapped (errors.ts wrapPgError): PgUnavailableError when the server could not be reached, was
+ * not accepting connections or dropped the connection, PgQueryError for a statement's SQLSTATE.
+ * Errors `fn` throws itself pass through unchanged.
  */
 export async function withClient<T>(
   params: ConnParams,
@@ -59,6 +56,11 @@ export async function withClient<T>(
     ...(params.options !== undefined ? { options: params.options } : {}),
   } as pg.ClientConfig);
   client.on('error', () => undefined); // errors surface through the awaited calls
+  let connected = false;
+  let ended = false;
+  client.on('end', () => {
+    ended = true;
+  });
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -69,8 +71,11 @@ export async function withClient<T>(
   try {
     const work = (async () => {
       await client.connect();
+      connected = true;
       return await fn(client);
-    })();
+    })().catch((e: unknown) => {
+      throw wrapPgError(e, what, !connected || ended);
+    });
     work.catch(() => undefined);
     return await Promise.race([work, deadline]);
   } finally {

@@ -267,3 +267,16 @@ test('close revokes the lease (keys vanish at once) unless keepLease; a closed c
   ctrl.abort();
   await rejectsUnavailable(c.readCluster({ signal: ctrl.signal }), false);
 });
+
+test("the client's prefix: its own when given, else the store's", async () => {
+  let now = 0;
+  const dcs = new SimDcs(() => now, '/service/store/');
+  const a = new SimDcsClient(dcs, 'a', { prefix: '/service/batman/' });
+  const b = new SimDcsClient(dcs, 'b');
+  assert.equal(a.prefix, '/service/batman/');
+  assert.equal(b.prefix, '/service/store/');
+  assert.equal(await a.acquireLeader(), true);
+  now += 1;
+  assert.equal((await a.readCluster()).leader?.name, 'a');
+  assert.equal((await b.readCluster()).leader?.name, 'a');
+});

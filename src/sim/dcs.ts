@@ -1,18 +1,36 @@
 // A simulated DCS with etcd v3 semantics, for the simulator (tests only).
 //
-// Keys live under one cluster; /leader and members/<name> are bound to a per-node lease that
-// expires `ttl` after its last keepalive on the simulated clock. Every write bumps the revision.
-// The operations mirror src/dcs/etcd3.ts: create-if-absent for /initialize and /leader, the
-// leader refresh that re-binds or re-creates a key holding our name, release only by the owner.
-// Failures are typed like the real adapter's: `false` for a failed compare, SimDcsUnavailable
-// when the DCS is down or the caller is partitioned from it, SimLeaseNotFound when a write names
-// a lease the DCS does not know (any more).
+// A key-value store of one cluster: text values (Patroni's compact JSON, encoded by
+// src/dcs/codec.ts), a revision bumped by every write, per key a modification revision (the
+// version compare-and-set works on) and an optional lease. Leases expire `ttl` after their last
+// keepalive on the simulated clock; their keys vanish with them.
 //
-// Leader watches (watchLeader) are promises the world wakes: on every change of /leader, and on
-// tick(), which the world calls after advancing the simulated clock (it expires leases and ends
-// watches whose timeout passed). No real timer is ever used.
+// Two faces:
+//   - primitives for one node's Dcs client (./dcs-client.ts, the shared HA verbs of
+//     src/dcs/kv-dcs.ts over them): range, getKey, createKey, putKey, deleteKey, deleteAll,
+//     grant, keepalive, revokeAs, watch;
+//   - the world's typed calls (./world.ts): readCluster, acquireLeader, touchMember, ... encoded
+//     with the same codec, with the semantics of src/dcs/etcd3.ts.
+// Failures are typed like the real store's: `false` for a failed compare, SimDcsUnavailable when
+// the DCS is down or the caller is partitioned from it, SimLeaseNotFound when a write names a
+// lease the DCS does not know (any more), SimBadRequest for a malformed version.
+//
+// Watches are promises the world wakes: on every change of the watched key, and on tick(), which
+// the world calls after advancing the simulated clock (it expires leases and ends watches whose
+// timeout passed). No real timer is ever used.
 
-import type { ClusterView, HistoryLine, LeaderStatus, Member, MemberData } from '../core/model.ts';
+import type { ClusterView, HistoryLine, LeaderStatus, MemberData } from '../core/model.ts';
+import {
+  decodeCluster,
+  encodeConfig,
+  encodeFailover,
+  encodeFailsafe,
+  encodeHistory,
+  encodeMember,
+  encodeStatus,
+  encodeSync,
+  type RawKv,
+} from '../dcs/codec.ts';
 
 export class SimDcsUnavailable extends Error {
   constructor(message: string) {
@@ -29,18 +47,18 @@ export class SimLeaseNotFound extends Error {
   }
 }
 
-interface Watcher {
-  node: string;
-  /** Wake when leaderRevision exceeds this. */
-  after: number;
-  /** Simulated time at which the watch ends anyway. */
-  deadline: number;
-  resolve: () => void;
+/** A request the store refuses (a version that is not a revision number). */
+export class SimBadRequest extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SimBadRequest';
+  }
 }
 
-interface Kv<T> {
-  value: T;
+export interface SimKv {
+  value: string;
   modRevision: number;
+  createRevision: number;
   /** 0: not bound to a lease. */
   lease: number;
 }
@@ -52,32 +70,74 @@ interface Lease {
   expiresAt: number;
 }
 
+interface Watcher {
+  node: string;
+  key: string;
+  /** Wake when the key changed after this revision. */
+  after: number;
+  /** Simulated time at which the watch ends anyway. */
+  deadline: number;
+  resolve: () => void;
+}
+
+type SyncValue = { leader: string; sync_standby: string | null; quorum: number | null };
+
 export class SimDcs {
+  /** Absolute prefix of the cluster's keys (readCluster decodes under it). */
+  readonly prefix: string;
   up = true;
   /** Nodes that cannot reach the DCS. */
   readonly partitioned = new Set<string>();
   revision = 1;
-  /** Revision of the last change to /leader (created, deleted, re-bound). */
-  leaderRevision = 0;
 
-  initialize: Kv<string> | undefined;
-  config: Kv<Record<string, unknown>> | undefined;
-  leader: Kv<string> | undefined;
-  status: Kv<LeaderStatus> | undefined;
-  history: Kv<HistoryLine[]> | undefined;
-  failover: Kv<Record<string, unknown>> | undefined;
-  sync: Kv<{ leader: string; sync_standby: string | null; quorum: number | null }> | undefined;
-  failsafe: Kv<Record<string, string>> | undefined;
-  readonly members = new Map<string, Kv<MemberData>>();
+  /** Relative key -> entry. */
+  private readonly kv = new Map<string, SimKv>();
+  /** Relative key -> revision of its last change (written or deleted). */
+  private readonly changed = new Map<string, number>();
   private readonly leases = new Map<number, Lease>();
   private nextLease = 100;
   private readonly watchers = new Set<Watcher>();
 
-  constructor(private readonly clock: () => number) {}
+  constructor(
+    private readonly clock: () => number,
+    prefix = '/service/sim/',
+  ) {
+    this.prefix = prefix;
+  }
 
   /** The simulated clock (ms). */
   now(): number {
     return this.clock();
+  }
+
+  // ---- inspection (world and tests; no request, no failure) -----------------------------------
+
+  get leader(): SimKv | undefined {
+    return this.kv.get('leader');
+  }
+
+  get initialize(): SimKv | undefined {
+    return this.kv.get('initialize');
+  }
+
+  /** Revision of the last change to /leader (created, deleted, re-bound); 0: never. */
+  get leaderRevision(): number {
+    return this.changed.get('leader') ?? 0;
+  }
+
+  /** The stored text of a key (relative), as on etcd's wire. */
+  raw(rel: string): SimKv | undefined {
+    const e = this.kv.get(rel);
+    return e === undefined ? undefined : { ...e };
+  }
+
+  leaseOf(id: number): Lease | undefined {
+    return this.leases.get(id);
+  }
+
+  /** Number of watches still pending. */
+  get pendingWatches(): number {
+    return this.watchers.size;
   }
 
   // ---- the world's side ------------------------------------------------------------------------
@@ -95,39 +155,28 @@ export class SimDcs {
     this.up = up;
   }
 
-  leaseOf(id: number): Lease | undefined {
-    return this.leases.get(id);
-  }
-
   /**
    * The world calls this after advancing the clock (and may after any change of up/partitioned):
-   * expires leases, then resolves the watches that are due (see watchLeader).
+   * expires leases, then resolves the watches that are due (see watch).
    */
   tick(): void {
     this.expire();
     this.wakeWatchers();
   }
 
-  /** Number of watches still pending (for tests and the world's bookkeeping). */
-  get pendingWatches(): number {
-    return this.watchers.size;
-  }
-
-  private reachable(node: string): boolean {
-    return this.up && !this.partitioned.has(node);
-  }
-
-  private wakeWatchers(): void {
-    const now = this.clock();
-    for (const w of [...this.watchers]) {
-      if (w.deadline <= now || (this.leaderRevision > w.after && this.reachable(w.node))) {
-        this.watchers.delete(w);
-        w.resolve();
-      }
+  /** End a lease now: its keys vanish (one revision). */
+  revoke(id: number): void {
+    if (!this.leases.delete(id)) return;
+    const rev = this.bump();
+    for (const [rel, e] of [...this.kv]) {
+      if (e.lease !== id) continue;
+      this.kv.delete(rel);
+      this.changed.set(rel, rev);
     }
+    this.wakeWatchers();
   }
 
-  // ---- the client's side (one call = one request from `node`) ----------------------------------
+  // ---- internals -------------------------------------------------------------------------------
 
   private check(node: string): void {
     if (!this.up) throw new SimDcsUnavailable('DCS is down');
@@ -135,13 +184,49 @@ export class SimDcs {
     this.expire();
   }
 
+  private reachable(node: string): boolean {
+    return this.up && !this.partitioned.has(node);
+  }
+
   private bump(): number {
     return ++this.revision;
   }
 
-  private put<T>(value: T, lease = 0): Kv<T> {
-    return { value, modRevision: this.bump(), lease };
+  private requireLease(id: number): void {
+    if (id !== 0 && !this.leases.has(id)) throw new SimLeaseNotFound(id);
   }
+
+  private versionOf(version: string): number {
+    if (!/^\d+$/.test(version)) throw new SimBadRequest(`invalid version ${JSON.stringify(version)}`);
+    return Number(version);
+  }
+
+  private write(rel: string, value: string, lease: number): void {
+    const rev = this.bump();
+    const cur = this.kv.get(rel);
+    this.kv.set(rel, { value, modRevision: rev, createRevision: cur?.createRevision ?? rev, lease });
+    this.changed.set(rel, rev);
+    this.wakeWatchers();
+  }
+
+  private remove(rel: string): boolean {
+    if (!this.kv.delete(rel)) return false;
+    this.changed.set(rel, this.bump());
+    this.wakeWatchers();
+    return true;
+  }
+
+  private wakeWatchers(): void {
+    const now = this.clock();
+    for (const w of [...this.watchers]) {
+      if (w.deadline <= now || ((this.changed.get(w.key) ?? 0) > w.after && this.reachable(w.node))) {
+        this.watchers.delete(w);
+        w.resolve();
+      }
+    }
+  }
+
+  // ---- primitives: one call = one request from `node` ------------------------------------------
 
   grant(node: string, ttlMs: number): number {
     this.check(node);
@@ -159,34 +244,70 @@ export class SimDcs {
     return true;
   }
 
-  revoke(id: number): void {
-    if (!this.leases.delete(id)) return;
-    if (this.leader?.lease === id) this.setLeader(undefined);
-    for (const [name, kv] of this.members) if (kv.lease === id) this.members.delete(name);
-    this.bump();
-  }
-
   revokeAs(node: string, id: number): void {
     this.check(node);
     this.revoke(id);
   }
 
-  private setLeader(kv: Kv<string> | undefined): void {
-    this.leader = kv;
-    this.leaderRevision = this.bump();
+  /** Every key of the cluster (absolute keys, sorted), and the revision of this read. */
+  range(node: string): { kvs: RawKv[]; revision: string } {
+    this.check(node);
+    const kvs = [...this.kv].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([rel, e]) => this.rawKv(rel, e));
+    return { kvs, revision: String(this.revision) };
+  }
+
+  getKey(node: string, rel: string): RawKv | undefined {
+    this.check(node);
+    const e = this.kv.get(rel);
+    return e === undefined ? undefined : this.rawKv(rel, e);
+  }
+
+  private rawKv(rel: string, e: SimKv): RawKv {
+    return { key: this.prefix + rel, value: e.value, modRevision: String(e.modRevision), createRevision: String(e.createRevision), lease: String(e.lease) };
+  }
+
+  /** Create only if absent, bound to `lease` (0: none). false: it exists. */
+  createKey(node: string, rel: string, value: string, lease = 0): boolean {
+    this.check(node);
+    if (this.kv.has(rel)) return false;
+    this.requireLease(lease);
+    this.write(rel, value, lease);
+    return true;
+  }
+
+  /** Put bound to `lease` (0: none); with a version, only if the key's modRevision is it (absent = 0). */
+  putKey(node: string, rel: string, value: string, opts: { version?: string | undefined; lease?: number } = {}): boolean {
+    this.check(node);
+    if (opts.version !== undefined && (this.kv.get(rel)?.modRevision ?? 0) !== this.versionOf(opts.version)) return false;
+    this.requireLease(opts.lease ?? 0);
+    this.write(rel, value, opts.lease ?? 0);
+    return true;
+  }
+
+  /** Delete; with a version, only if the key's modRevision is it. */
+  deleteKey(node: string, rel: string, version?: string): boolean {
+    this.check(node);
+    if (version !== undefined && (this.kv.get(rel)?.modRevision ?? 0) !== this.versionOf(version)) return false;
+    this.remove(rel);
+    return true;
+  }
+
+  /** Delete every key of the cluster (leases stay), in one revision. */
+  deleteAll(node: string): void {
+    this.check(node);
+    if (this.kv.size === 0) return;
+    const rev = this.bump();
+    for (const rel of this.kv.keys()) this.changed.set(rel, rev);
+    this.kv.clear();
     this.wakeWatchers();
   }
 
-  private requireLease(id: number): void {
-    if (!this.leases.has(id)) throw new SimLeaseNotFound(id);
-  }
-
   /**
-   * Resolve when /leader changes after revision `after` (seen by `node`: a node that cannot reach
+   * Resolve when `rel` changes after revision `after` (seen by `node`: a node that cannot reach
    * the DCS is not told, its watch hangs like a stream to a silent server), or when the clock
-   * reaches `clock() + timeoutMs`, or when the signal aborts. Never rejects.
+   * reaches `now() + timeoutMs`, or when the signal aborts. Never rejects.
    */
-  watchLeader(node: string, after: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  watch(node: string, rel: string, after: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       if (signal?.aborted) {
         resolve();
@@ -194,6 +315,7 @@ export class SimDcs {
       }
       const w: Watcher = {
         node,
+        key: rel,
         after,
         deadline: this.clock() + Math.max(0, timeoutMs),
         resolve: () => {
@@ -210,154 +332,104 @@ export class SimDcs {
     });
   }
 
+  /** watch() on /leader. */
+  watchLeader(node: string, after: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return this.watch(node, 'leader', after, timeoutMs, signal);
+  }
+
+  // ---- the world's typed calls (the semantics of src/dcs/etcd3.ts) -----------------------------
+
   readCluster(node: string): ClusterView {
-    this.check(node);
-    const members: Member[] = [...this.members].sort(([a], [b]) => a.localeCompare(b)).map(([name, kv]) => ({
-      name,
-      data: structuredClone(kv.value),
-      version: String(kv.modRevision),
-      session: String(kv.lease),
-    }));
-    const view: ClusterView = {
-      initialize: this.initialize?.value,
-      config: this.config === undefined ? undefined : structuredClone(this.config.value),
-      configVersion: this.config === undefined ? undefined : String(this.config.modRevision),
-      leader: this.leader === undefined ? undefined : { name: this.leader.value, version: String(this.leader.modRevision), session: String(this.leader.lease) },
-      members,
-      failover: undefined,
-      sync: this.sync === undefined ? undefined : { ...this.sync.value, version: String(this.sync.modRevision) },
-      history: this.history === undefined ? undefined : structuredClone(this.history.value),
-      status: this.status === undefined ? undefined : structuredClone(this.status.value),
-      failsafe: this.failsafe === undefined ? undefined : { ...this.failsafe.value },
-      revision: String(this.revision),
-    };
-    const fo = this.failover?.value;
-    if (fo !== undefined && Object.keys(fo).length > 0) {
-      view.failover = { version: String(this.failover?.modRevision), ...(fo as { leader?: string; member?: string; scheduled_at?: string }) };
-    }
-    return view;
+    const { kvs, revision } = this.range(node);
+    return decodeCluster(this.prefix, kvs, revision);
   }
 
   createInitialize(node: string): boolean {
-    this.check(node);
-    if (this.initialize !== undefined) return false;
-    this.initialize = this.put('');
-    return true;
+    return this.createKey(node, 'initialize', '');
   }
 
   writeInitialize(node: string, sysid: string): void {
-    this.check(node);
-    this.initialize = this.put(sysid);
+    this.putKey(node, 'initialize', sysid);
   }
 
   deleteInitialize(node: string): void {
-    this.check(node);
-    this.initialize = undefined;
-    this.bump();
+    this.deleteKey(node, 'initialize');
   }
 
   /** Compare-and-set on the version when one is given, else a plain put. */
   writeConfig(node: string, config: Record<string, unknown>, version?: string): boolean {
-    this.check(node);
-    if (version !== undefined && (this.config === undefined || String(this.config.modRevision) !== version)) return false;
-    this.config = this.put(structuredClone(config));
-    return true;
+    return this.putKey(node, 'config', encodeConfig(config), { version });
   }
 
   writeStatus(node: string, status: LeaderStatus): void {
-    this.check(node);
-    this.status = this.put({ ...status });
+    this.putKey(node, 'status', encodeStatus(status));
   }
 
   writeHistory(node: string, history: HistoryLine[]): void {
-    this.check(node);
-    this.history = this.put(structuredClone(history));
+    this.putKey(node, 'history', encodeHistory(history));
   }
 
   /** Compare-and-set on the version when one is given, else a plain put. */
   writeFailover(node: string, value: Record<string, unknown>, version?: string): boolean {
-    this.check(node);
-    if (version !== undefined && (this.failover === undefined || String(this.failover.modRevision) !== version)) return false;
-    this.failover = this.put(structuredClone(value));
-    return true;
+    return this.putKey(node, 'failover', encodeFailover(value), { version });
   }
 
   writeFailsafe(node: string, value: Record<string, string>): void {
-    this.check(node);
-    this.failsafe = this.put({ ...value });
+    this.putKey(node, 'failsafe', encodeFailsafe(value));
   }
 
-  /** Delete every key of the cluster (leases stay). */
-  deleteCluster(node: string): void {
-    this.check(node);
-    this.initialize = this.config = this.status = this.history = this.failover = this.sync = this.failsafe = undefined;
-    this.members.clear();
-    if (this.leader !== undefined) this.setLeader(undefined);
-    else this.bump();
+  /** Compare-and-set on the version when one is given, else a plain put. */
+  writeSync(node: string, value: SyncValue, version?: string): boolean {
+    return this.putKey(node, 'sync', encodeSync(value), { version });
   }
 
-  /** etcd3.ts writeSync: compare-and-set on the version when one is given, else a plain put. */
-  writeSync(node: string, value: { leader: string; sync_standby: string | null; quorum: number | null }, version?: string): boolean {
-    this.check(node);
-    if (version !== undefined && (this.sync === undefined || String(this.sync.modRevision) !== version)) return false;
-    this.sync = this.put({ ...value });
-    return true;
-  }
-
-  /** etcd3.ts deleteSync: compare-and-delete on the version when one is given. */
+  /** Compare-and-delete on the version when one is given. */
   deleteSync(node: string, version?: string): boolean {
-    this.check(node);
-    if (version !== undefined && (this.sync === undefined || String(this.sync.modRevision) !== version)) return false;
-    this.sync = undefined;
-    this.bump();
-    return true;
+    return this.deleteKey(node, 'sync', version);
+  }
+
+  deleteCluster(node: string): void {
+    this.deleteAll(node);
   }
 
   /** Create /leader bound to `lease` only if absent. */
   acquireLeader(node: string, lease: number): boolean {
-    this.check(node);
-    this.requireLease(lease);
-    if (this.leader !== undefined) return false;
-    this.setLeader(this.put(node, lease));
-    return true;
+    return this.createKey(node, 'leader', node, lease);
   }
 
   /** Unconditional put of /leader (right after bootstrap). */
   takeLeader(node: string, lease: number): void {
-    this.check(node);
-    this.requireLease(lease);
-    this.setLeader(this.put(node, lease));
+    this.putKey(node, 'leader', node, { lease });
   }
 
-  /** etcd3.ts refreshLeader: already ours on our lease, or re-bind ours, or re-create if absent. */
+  /** Already ours on our lease (no write), or re-bind ours, or re-create if absent. */
   refreshLeader(node: string, lease: number): boolean {
-    this.check(node);
-    this.requireLease(lease);
-    const cur = this.leader;
-    if (cur !== undefined && cur.value === node && cur.lease === lease) return true;
+    const cur = this.getKey(node, 'leader');
+    if (cur !== undefined && cur.value === node && cur.lease === String(lease)) {
+      this.requireLease(lease);
+      return true;
+    }
     if (cur !== undefined && cur.value !== node) return false;
-    this.setLeader(this.put(node, lease));
-    return true;
+    if (cur !== undefined) return this.putKey(node, 'leader', node, { version: cur.modRevision, lease });
+    return this.createKey(node, 'leader', node, lease);
   }
 
   /** Delete /leader if it holds our name. */
   releaseLeader(node: string): boolean {
-    this.check(node);
-    if (this.leader?.value !== node) return false;
-    this.setLeader(undefined);
-    return true;
+    const cur = this.getKey(node, 'leader');
+    if (cur?.value !== node) return false;
+    return this.deleteKey(node, 'leader', cur.modRevision);
   }
 
+  /** Put members/<node> bound to `lease`, skipped when value and lease are unchanged. */
   touchMember(node: string, lease: number, data: MemberData): void {
-    this.check(node);
-    this.requireLease(lease);
-    const cur = this.members.get(node);
-    if (cur !== undefined && cur.lease === lease && JSON.stringify(cur.value) === JSON.stringify(data)) return;
-    this.members.set(node, this.put(structuredClone(data), lease));
+    const value = encodeMember(data);
+    const cur = this.getKey(node, `members/${node}`);
+    if (cur !== undefined && cur.lease === String(lease) && cur.value === value) return;
+    this.putKey(node, `members/${node}`, value, { lease });
   }
 
   deleteMember(node: string): void {
-    this.check(node);
-    if (this.members.delete(node)) this.bump();
+    this.deleteKey(node, `members/${node}`);
   }
 }

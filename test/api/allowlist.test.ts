@@ -10,9 +10,10 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { effectiveExtraHeaders, startApiServer } from '../../src/api/server.ts';
+import { startApiServer } from '../../src/api/server.ts';
 import type { ApiServer, ApiServerOptions, RequestInfo } from '../../src/api/server.ts';
 import type { OperationsPort } from '../../src/api/port.ts';
+import { effectiveExtraHeaders } from '../../src/api/settings.ts';
 import type { NodeSnapshot } from '../../src/api/snapshot.ts';
 import type { ClusterView, Member } from '../../src/core/model.ts';
 import { clusterView } from '../../src/core/model.ts';

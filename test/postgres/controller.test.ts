@@ -8,8 +8,10 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { PostgresController, type PostmasterExitInfo } from '../../src/postgres/controller.ts';
 import { slotName } from '../../src/postgres/conf.ts';
+import { isTransientError, PgOptionError, PgServerError, PgTimeoutError, PgUnavailableError } from '../../src/postgres/errors.ts';
+import { withClient } from '../../src/postgres/probe.ts';
 import type { PostgresqlSettings } from '../../src/config/types.ts';
-import { connUrlOf, eventually, makeTempBase, pgSettings, removeTempBase, sql, testBootstrap } from '../support/pg.ts';
+import { connUrlOf, eventually, freePort, makeTempBase, pgSettings, removeTempBase, sql, TEST_AUTH, testBootstrap } from '../support/pg.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -74,6 +76,21 @@ describe('PostgresController with PostgreSQL 15', { timeout: 120_000 }, () => {
     assert.deepEqual(row, { wal_level: 'replica', cluster_name: 'test' });
   });
 
+  test('statement errors of the real server are typed: statement_timeout is transient, a syntax error is not', async () => {
+    const conn = { host: '127.0.0.1', port: Number(sa.listen.split(':')[1]), user: TEST_AUTH.superuser.username, password: TEST_AUTH.superuser.password, database: 'postgres' };
+    const timedOut = await withClient(conn, 10_000, async (c) => {
+      await c.query('SET statement_timeout = 50');
+      return c.query('SELECT pg_sleep(5)');
+    }).catch((e: unknown) => e);
+    assert.ok(timedOut instanceof PgTimeoutError, String(timedOut));
+    assert.equal((timedOut.cause as { code?: string }).code, '57014');
+    assert.equal(isTransientError(timedOut), true);
+    const syntax = await withClient(conn, 10_000, (c) => c.query('SELEC 1')).catch((e: unknown) => e);
+    assert.ok(syntax instanceof PgServerError, String(syntax));
+    assert.equal(syntax.sqlstate, '42601');
+    assert.equal(isTransientError(syntax), false);
+  });
+
   test('a replica made by pg_basebackup streams from the primary', async () => {
     await a.ensureSlots([slotName('pg-b')]);
     await b.basebackup({ connUrl: connUrlOf(sa) }, { retryDelayMs: 200 });
@@ -109,8 +126,12 @@ describe('PostgresController with PostgreSQL 15', { timeout: 120_000 }, () => {
     assert.equal(obs.inRecovery, true);
     assert.ok(obs.walLsn !== undefined && obs.walLsn >= target);
 
-    // Slots: an unknown inactive slot is dropped, the active one kept.
+    // Slots: an unknown inactive slot is kept with dropUnknown false (pause, declared slots),
+    // dropped otherwise; the active one is kept.
     await sql(sa, "SELECT pg_create_physical_replication_slot('stale')");
+    await a.ensureSlots(['pg_b'], { dropUnknown: false });
+    const kept = await sql<{ slot_name: string }>(sa, 'SELECT slot_name FROM pg_replication_slots ORDER BY 1');
+    assert.deepEqual(kept, [{ slot_name: 'pg_b' }, { slot_name: 'stale' }]);
     await a.ensureSlots(['pg_b']);
     const slots = await sql<{ slot_name: string }>(sa, 'SELECT slot_name FROM pg_replication_slots ORDER BY 1');
     assert.deepEqual(slots, [{ slot_name: 'pg_b' }]);
@@ -154,6 +175,8 @@ describe('PostgresController with PostgreSQL 15', { timeout: 120_000 }, () => {
     await sql(sb, "INSERT INTO t VALUES ('b-two')");
 
     assert.equal(await a.checkDivergence({ connUrl: connUrlOf(sb) }), 'need');
+    // An unreachable source is a transient failure, not a failed rewind.
+    await assert.rejects(a.rewind({ connUrl: `postgres://127.0.0.1:${await freePort()}/postgres` }), (e: unknown) => e instanceof PgUnavailableError && isTransientError(e));
     await a.rewind({ connUrl: connUrlOf(sb) });
     const w = await a.writeConfig({ role: 'replica', upstream: { connUrl: connUrlOf(sb), name: 'pg-b' } });
     assert.equal(w.needsRestart, true);
@@ -215,3 +238,35 @@ describe('PostgresController with PostgreSQL 15', { timeout: 120_000 }, () => {
 function existsSignal(s: PostgresqlSettings): boolean {
   return existsSync(join(s.dataDir, 'standby.signal'));
 }
+
+describe('PostgresController refusals and unreachable sources', () => {
+  let base: string;
+  before(async () => {
+    base = await makeTempBase();
+  });
+  after(async () => {
+    if (base) await removeTempBase(base);
+  });
+
+  test('a refused initdb option rejects with a PgOptionError before the data directory is touched', async () => {
+    const s = await pgSettings({ baseDir: base, name: 'opt-initdb' });
+    const c = new PostgresController({ settings: s, name: 'opt-initdb' });
+    await assert.rejects(c.initdb(testBootstrap({ initdb: ['--encoding=UTF8', '--username=someone'] })), (e: unknown) => e instanceof PgOptionError && e.option === 'username');
+    assert.equal(existsSync(s.dataDir), false);
+  });
+
+  test('a refused pg_basebackup option rejects with a PgOptionError before the data directory is touched', async () => {
+    const s = await pgSettings({ baseDir: base, name: 'opt-bb', overrides: { basebackup: ['--compress=gzip'] } });
+    const c = new PostgresController({ settings: s, name: 'opt-bb' });
+    await assert.rejects(c.basebackup({ connUrl: 'postgres://127.0.0.1:1/postgres' }), (e: unknown) => e instanceof PgOptionError && e.option === 'compress');
+    assert.equal(existsSync(s.dataDir), false);
+  });
+
+  test('pg_basebackup from an unreachable source fails with a transient PgUnavailableError', async () => {
+    const s = await pgSettings({ baseDir: base, name: 'bb-unreachable' });
+    const c = new PostgresController({ settings: s, name: 'bb-unreachable' });
+    const port = await freePort();
+    await assert.rejects(c.basebackup({ connUrl: `postgres://127.0.0.1:${port}/postgres` }, { attempts: 1 }), (e: unknown) => e instanceof PgUnavailableError && isTransientError(e));
+    assert.equal(await c.dataDirEmpty(), true);
+  });
+});

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { clusterPrefix } from '../../src/dcs/codec.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
-import { createEtcd3Dcs } from '../../src/dcs/etcd3.ts';
+import { createDcs } from '../../src/dcs/factory.ts';
 import { LocalCluster, type LocalClusterOptions } from '../../src/local/cluster.ts';
 import { query } from './wait.ts';
 
@@ -72,7 +72,7 @@ export function agentLog(cluster: LocalCluster, name: string, lines = 40): strin
 
 /** A client of the cluster's etcd (scope demo) in ctl mode, as `vigil` commands use it. */
 export function ctlDcs(cluster: LocalCluster): Dcs {
-  return createEtcd3Dcs({ hosts: [cluster.etcdEndpoint], protocol: 'http', prefix: clusterPrefix('/service/', 'demo'), name: 'test', ttl: 30, retryTimeout: 3, ctlMode: true });
+  return createDcs({ etcd3: { hosts: [cluster.etcdEndpoint], protocol: 'http' } }, { prefix: clusterPrefix('/service/', 'demo'), name: 'test', ttl: 30, retryTimeout: 3, ctl: true });
 }
 
 /** /proc says the process exists and is not a zombie. */

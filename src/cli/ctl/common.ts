@@ -11,7 +11,8 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { stringify as yamlStringify } from 'yaml';
-import { Etcd3SettingError, createEtcd3Dcs } from '../../dcs/etcd3.ts';
+import { Etcd3SettingError } from '../../dcs/etcd3.ts';
+import { createDcs } from '../../dcs/factory.ts';
 import { clusterPrefix } from '../../dcs/codec.ts';
 import type { Dcs } from '../../dcs/dcs.ts';
 import type { ClusterView, Member } from '../../core/model.ts';
@@ -239,18 +240,14 @@ export const DCS_TIMEOUT_S = 10;
  */
 export function ctlEtcd3Dcs(t: Etcd3Target, prefix: string, name: string, retryTimeout: number): Dcs {
   try {
-    return createEtcd3Dcs({
+    const etcd3 = {
       hosts: t.hosts,
       protocol: t.protocol,
-      prefix,
-      name,
-      ttl: 30,
-      retryTimeout,
       ...(t.username !== undefined ? { username: t.username } : {}),
       ...(t.password !== undefined ? { password: t.password } : {}),
       ...(t.tls ?? {}),
-      ctlMode: true,
-    });
+    };
+    return createDcs({ etcd3 }, { prefix, name, ttl: 30, retryTimeout, ctl: true });
   } catch (err) {
     if (err instanceof Etcd3SettingError) throw new CliError(`configuration: ${err.message}`);
     throw err;

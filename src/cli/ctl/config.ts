@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { delimiter as pathDelimiter, join } from 'node:path';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { unimplementedDynamicKeys } from '../../config/dynamic.ts';
 import { CliError, UsageError } from '../args.ts';
 import { confirm, formatConfig, optBool, optList, optString, runCommand, type Io } from './common.ts';
 import { unifiedDiff } from './diff.ts';
@@ -264,6 +265,11 @@ export async function runEditConfig(argv: string[], io?: Io): Promise<number> {
         if (!quiet) ctx.io.out('Not changed\n');
         return 0;
       }
+      // Keys Vigil does not implement yet are refused as PATCH /config refuses them; ones already
+      // in /config (written by Patroni, say) do not block other edits.
+      const already = new Set(unimplementedDynamicKeys(original).map((p) => p.path));
+      const refused = unimplementedDynamicKeys(changed).filter((p) => !already.has(p.path));
+      if (refused.length > 0) throw new CliError(refused.map((p) => `${p.path}: ${p.message}`).join('\n'));
       if (!quiet) {
         const lines = unifiedDiff(before, after);
         ctx.io.out(`${(process.stdout.isTTY === true ? colourDiff(lines) : lines).join('\n')}\n`);

@@ -1,0 +1,47 @@
+// createDcs: the backend is chosen by the DCS section present; unknown ones are refused by name.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { DcsError } from './dcs.ts';
+import { Etcd3Dcs } from './etcd3.ts';
+import { DcsConfigError, createDcs, dcsSectionOf, notImplementedMessage } from './factory.ts';
+
+const opts = { prefix: '/service/batman/', name: 'n1', ttl: 30, retryTimeout: 10 };
+const etcd3 = { hosts: ['127.0.0.1:1'], protocol: 'http' as const };
+
+test('an etcd3 section makes an etcd3 client (no connection is made by the constructor)', async () => {
+  const d = createDcs({ etcd3 }, opts);
+  assert.ok(d instanceof Etcd3Dcs);
+  assert.equal(d.prefix, '/service/batman/');
+  await d.close();
+});
+
+test('etcd3 wins when other sections are present too', async () => {
+  assert.equal(dcsSectionOf({ consul: { host: 'x' }, etcd3 }), 'etcd3');
+  const d = createDcs({ consul: { host: 'x' }, etcd3 }, opts);
+  assert.ok(d instanceof Etcd3Dcs);
+  await d.close();
+});
+
+test("Patroni's other DCS sections: an error naming the section, not implemented yet", () => {
+  for (const section of ['zookeeper', 'etcd', 'consul', 'kubernetes', 'raft', 'exhibitor'] as const) {
+    assert.throws(
+      () => createDcs({ [section]: { hosts: 'x' } }, opts),
+      (err: unknown) => err instanceof DcsConfigError && err.section === section && err.message.startsWith(`${section}: `) && /not implemented yet/.test(err.message),
+      section,
+    );
+  }
+  assert.equal(notImplementedMessage('consul'), 'consul: the Consul DCS is not implemented yet in Vigil (supported: etcd3)');
+});
+
+test('no DCS section (null counts as absent)', () => {
+  assert.throws(() => createDcs({}, opts), (err: unknown) => err instanceof DcsConfigError && err.section === undefined && /no DCS section/.test(err.message));
+  assert.throws(() => createDcs({ etcd3: undefined, consul: null }, opts), /no DCS section/);
+});
+
+test('ctl clients hold no session: session-bound writes are refused before any request', async () => {
+  const d = createDcs({ etcd3 }, { ...opts, ctl: true });
+  await assert.rejects(d.acquireLeader(), (err: unknown) => err instanceof DcsError && err.code === 'DCS_PROTOCOL' && !err.retryable);
+  await d.close();
+});

@@ -1,0 +1,109 @@
+// The one place a Dcs client is made: the backend is chosen by the configuration section present,
+// as Patroni does (etcd3 today). Patroni's other DCS sections are recognised and refused with an
+// error naming the section. Adding a backend = one row in BACKENDS (and its section in the
+// configuration loader), plus a contract test file in test/dcs (contract.ts).
+
+import type { Dcs } from './dcs.ts';
+import { Etcd3Dcs } from './etcd3.ts';
+import type { Etcd3Settings } from '../config/types.ts';
+
+/** The DCS sections of a configuration (Config has etcd3; the others are Patroni's, raw). */
+export interface DcsSections {
+  etcd3?: Etcd3Settings | undefined;
+  etcd?: unknown;
+  consul?: unknown;
+  zookeeper?: unknown;
+  exhibitor?: unknown;
+  kubernetes?: unknown;
+  raft?: unknown;
+}
+
+export interface DcsClientOptions {
+  /** Cluster prefix, e.g. /service/batman/ (codec.ts clusterPrefix). */
+  prefix: string;
+  /** Our member name (value of the leader key, name of members/<name>). */
+  name: string;
+  /** Session (lease) TTL, seconds. */
+  ttl: number;
+  /** Deadline of each call, retries included, seconds. */
+  retryTimeout: number;
+  /** A control tool's client (patronictl-style): linearizable reads, never holds a session. */
+  ctl?: boolean;
+  logger?: { warn(obj: object, msg?: string): void; debug?(obj: object, msg?: string): void };
+}
+
+/** No usable DCS section: none at all, or one whose backend is not implemented yet. */
+export class DcsConfigError extends Error {
+  /** The section at fault; undefined when there is none. */
+  readonly section: string | undefined;
+  constructor(section: string | undefined, message: string) {
+    super(message);
+    this.name = 'DcsConfigError';
+    this.section = section;
+  }
+}
+
+interface Backend {
+  section: keyof DcsSections;
+  label: string;
+  create?: (settings: NonNullable<unknown>, opts: DcsClientOptions) => Dcs;
+}
+
+/** When several sections are present, the first in this list is used. */
+const BACKENDS: Backend[] = [
+  { section: 'etcd3', label: 'etcd (v3 API)', create: (s, o) => createEtcd3(s as Etcd3Settings, o) },
+  { section: 'zookeeper', label: 'ZooKeeper' },
+  { section: 'exhibitor', label: 'Exhibitor' },
+  { section: 'etcd', label: 'etcd (v2 API)' },
+  { section: 'consul', label: 'Consul' },
+  { section: 'kubernetes', label: 'Kubernetes' },
+  { section: 'raft', label: 'Raft' },
+];
+
+export const SUPPORTED_DCS: readonly string[] = BACKENDS.filter((b) => b.create !== undefined).map((b) => b.section);
+
+function createEtcd3(s: Etcd3Settings, o: DcsClientOptions): Dcs {
+  return new Etcd3Dcs({
+    hosts: s.hosts,
+    protocol: s.protocol,
+    prefix: o.prefix,
+    name: o.name,
+    ttl: o.ttl,
+    retryTimeout: o.retryTimeout,
+    ...(s.username !== undefined ? { username: s.username } : {}),
+    ...(s.password !== undefined ? { password: s.password } : {}),
+    // TLS files are read by the constructor, once: one that cannot be used throws an
+    // Etcd3SettingError naming the setting and the file.
+    cacert: s.cacert,
+    cert: s.cert,
+    key: s.key,
+    keyPassword: s.keyPassword,
+    ...(o.ctl === true ? { ctlMode: true } : {}),
+    ...(o.logger !== undefined ? { logger: o.logger } : {}),
+  });
+}
+
+/** The message for a DCS section whose backend Vigil does not have yet. */
+export function notImplementedMessage(section: string): string {
+  const b = BACKENDS.find((x) => x.section === section);
+  return `${section}: the ${b?.label ?? section} DCS is not implemented yet in Vigil (supported: ${SUPPORTED_DCS.join(', ')})`;
+}
+
+/** The first DCS section present (null and undefined count as absent). */
+export function dcsSectionOf(sections: DcsSections): keyof DcsSections | undefined {
+  return BACKENDS.find((b) => sections[b.section] !== undefined && sections[b.section] !== null)?.section;
+}
+
+/**
+ * A Dcs client for the backend of the section present. Throws DcsConfigError when there is no
+ * DCS section or its backend is not implemented yet; a backend's constructor may throw its own
+ * setting errors (etcd3: Etcd3SettingError).
+ */
+export function createDcs(sections: DcsSections, opts: DcsClientOptions): Dcs {
+  const section = dcsSectionOf(sections);
+  if (section === undefined) throw new DcsConfigError(undefined, `no DCS section in the configuration (supported: ${SUPPORTED_DCS.join(', ')})`);
+  const backend = BACKENDS.find((b) => b.section === section) as Backend;
+  const settings = sections[section];
+  if (backend.create === undefined || settings === undefined || settings === null) throw new DcsConfigError(section, notImplementedMessage(section));
+  return backend.create(settings, opts);
+}

@@ -1,0 +1,174 @@
+// The configuration files of the local node and what a change of them needs: postgresql.conf
+// (rendered by conf.ts, including the recovery settings of a replica and the managed
+// synchronous_standby_names), standby.signal, the pgpass file of primary_conninfo, and the GUCs
+// passed on the postmaster's command line.
+//
+//   <data_dir>/postgresql.conf       generated (includes postgresql.base.conf)
+//   <data_dir>/postgresql.base.conf  initdb's postgresql.conf, renamed on the first write
+//   <data_dir>/standby.signal        present iff the node is configured as a replica
+//   settings.pgpass                  the upstream's replication credentials (primary_conninfo passfile)
+
+import { existsSync } from 'node:fs';
+import { readFile, rename, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { buildParameters, COMMAND_LINE_GUCS, diffParams, isGeneratedConf, parseConf, renderPostgresqlConf } from './conf.ts';
+import { renderPgpass } from './conninfo.ts';
+import { CONTROL_MINIMUMS } from './controldata.ts';
+import { PgControlError } from './errors.ts';
+import { mkdirOwned, type PgNode } from './node.ts';
+import { withClient } from './probe.ts';
+import type { SyncStandby } from './sync.ts';
+
+export interface WriteConfigResult {
+  /** Some file changed (postgresql.conf, standby.signal or pgpass). */
+  changed: boolean;
+  /** A running PostgreSQL must restart to apply it (else a reload is enough). */
+  needsRestart: boolean;
+  restartReasons: string[];
+  reloadParams: string[];
+  /** Parameters that were dropped and why. */
+  ignored: string[];
+}
+
+export interface WriteConfigOptions {
+  role: 'primary' | 'replica';
+  upstream?: { connUrl: string; name: string } | null;
+  parameters?: Record<string, unknown> | null;
+}
+
+export class ConfigFiles {
+  constructor(
+    private readonly node: PgNode,
+    private readonly sync: SyncStandby,
+  ) {}
+
+  /**
+   * Renders postgresql.conf, standby.signal and the pgpass file for the given role. The first call
+   * on a data directory renames initdb's postgresql.conf to postgresql.base.conf, which the
+   * generated file includes. Returns what changed and whether a running PostgreSQL must restart.
+   */
+  async write(opts: WriteConfigOptions): Promise<WriteConfigResult> {
+    return this.node.serialized(() => this.writeLocked(opts));
+  }
+
+  private async writeLocked(opts: WriteConfigOptions): Promise<WriteConfigResult> {
+    const override = await this.sync.override();
+    if (await this.node.dataDirEmpty()) throw new PgControlError('PG_DATA_DIR', `cannot write configuration: ${this.node.dataDir} is not initialised`);
+    const built = buildParameters({
+      settings: this.node.settings,
+      memberName: this.node.name,
+      ...(this.node.scope !== undefined ? { scope: this.node.scope } : {}),
+      role: opts.role,
+      upstream: opts.upstream ?? null,
+      dynamic: opts.parameters ?? null,
+    });
+    for (const msg of built.ignored) this.node.log.warn(`parameter ignored: ${msg}`);
+
+    const confPath = this.node.confPath;
+    const basePath = join(this.node.dataDir, 'postgresql.base.conf');
+    const existing = existsSync(confPath) ? await readFile(confPath, 'utf8') : undefined;
+    if (!existsSync(basePath) && existing !== undefined && !isGeneratedConf(existing)) {
+      await rename(confPath, basePath);
+    }
+    const text = renderPostgresqlConf({
+      conf: built.conf,
+      includeBase: existsSync(basePath),
+      upstreamName: built.upstreamName,
+      syncOverride: override,
+    });
+    const before = existing !== undefined && isGeneratedConf(existing) ? parseConf(existing).params : {};
+    const after = Object.fromEntries(built.conf);
+    if (override !== null) after.synchronous_standby_names = override;
+    const diff = diffParams(before, after);
+    let changed = false;
+    const restartReasons = [...diff.restart];
+    if (text !== existing) {
+      await this.node.writeOwned(confPath, text, 0o600);
+      changed = true;
+    }
+
+    const signalPath = this.node.signalPath;
+    const hasSignal = existsSync(signalPath);
+    if (built.standby && !hasSignal) {
+      await this.node.writeOwned(signalPath, '', 0o600);
+      restartReasons.push('standby.signal created');
+      changed = true;
+    } else if (!built.standby && hasSignal) {
+      await unlink(signalPath);
+      restartReasons.push('standby.signal removed');
+      changed = true;
+    }
+
+    const pgpassText = renderPgpass(built.pgpass !== undefined ? [built.pgpass] : []);
+    const oldPgpass = existsSync(this.node.settings.pgpass) ? await readFile(this.node.settings.pgpass, 'utf8').catch(() => undefined) : undefined;
+    if (pgpassText !== oldPgpass && (built.pgpass !== undefined || oldPgpass !== undefined)) {
+      await mkdirOwned(dirname(this.node.settings.pgpass));
+      await this.node.writeOwned(this.node.settings.pgpass, pgpassText, 0o600);
+      changed = true;
+    }
+    return { changed, needsRestart: restartReasons.length > 0, restartReasons, reloadParams: diff.reload, ignored: built.ignored };
+  }
+
+  /** The member we are configured to follow (from the generated postgresql.conf), null if none. */
+  async upstream(): Promise<string | null> {
+    try {
+      const text = await readFile(this.node.confPath, 'utf8');
+      return isGeneratedConf(text) ? (parseConf(text).upstreamName ?? null) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Command-line GUCs: from the generated postgresql.conf, raised to pg_control's minimums. */
+  async commandLine(): Promise<Record<string, string>> {
+    let params: Record<string, string> = {};
+    try {
+      const text = await readFile(this.node.confPath, 'utf8');
+      if (isGeneratedConf(text)) params = parseConf(text).params;
+    } catch {
+      // fall back to the defaults below
+    }
+    const fallback = buildParameters({ settings: this.node.settings, memberName: this.node.name, role: 'primary' }).commandLine;
+    const out: Record<string, string> = {};
+    for (const name of COMMAND_LINE_GUCS) {
+      const v = params[name] ?? fallback[name];
+      if (v !== undefined) out[name] = v;
+    }
+    try {
+      const cd = await this.node.controlData();
+      for (const [guc, key] of Object.entries(CONTROL_MINIMUMS)) {
+        const min = Number(cd[key]);
+        if (Number.isInteger(min) && out[guc] !== undefined && Number(out[guc]) < min) {
+          this.node.log.warn(`${guc} raised from ${out[guc]} to ${min}: pg_control requires it`);
+          out[guc] = String(min);
+        }
+      }
+    } catch (e) {
+      this.node.log.warn(`pg_controldata failed before start: ${(e as Error).message}`);
+    }
+    return out;
+  }
+
+  /**
+   * Parameters PostgreSQL reports as pending a restart (pg_settings.pending_restart), with the
+   * running value and the value the generated postgresql.conf asks for.
+   */
+  async pendingRestart(opts: { timeoutMs?: number } = {}): Promise<Record<string, { old_value: string; new_value: string }>> {
+    const rows = await withClient(
+      this.node.localConn(),
+      opts.timeoutMs ?? 3000,
+      async (c) => (await c.query<{ name: string; setting: string; unit: string | null }>('SELECT name, setting, unit FROM pg_settings WHERE pending_restart')).rows,
+      'pending_restart',
+    );
+    let wanted: Record<string, string> = {};
+    try {
+      wanted = parseConf(await readFile(this.node.confPath, 'utf8')).params;
+    } catch {
+      // no generated file: new values unknown
+    }
+    const out: Record<string, { old_value: string; new_value: string }> = {};
+    for (const r of rows) out[r.name] = { old_value: r.unit ? `${r.setting}${r.unit}` : r.setting, new_value: wanted[r.name] ?? '' };
+    return out;
+  }
+
+}

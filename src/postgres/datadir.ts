@@ -1,0 +1,288 @@
+// The local data directory's life cycle: initdb (+ the roles of a new cluster), pg_basebackup,
+// pg_rewind, removal, and the system identifier. Everything here needs PostgreSQL stopped, except
+// postBootstrap (which runs on the freshly started primary).
+
+import { readFile, readdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { BootstrapSettings } from '../config/types.ts';
+import { parseConnUrl, quoteIdent, quoteLiteral, renderConninfo, renderPgHba } from './conninfo.ts';
+import type { ConfigFiles } from './configfiles.ts';
+import { controlSysid } from './controldata.ts';
+import { isTransientError, libpqToolFailure, PgControlError } from './errors.ts';
+import { lastLines, ownForPg, run } from './exec.ts';
+import { sleep, type PgNode } from './node.ts';
+import { basebackupExtraArgs, checkRenderedOptions } from './options.ts';
+import type { Postmaster } from './postmaster.ts';
+import { withClient, type ConnParams } from './probe.ts';
+import type { SyncStandby } from './sync.ts';
+
+export interface BasebackupOptions {
+  attempts?: number;
+  retryDelayMs?: number;
+  timeoutMs?: number;
+}
+
+export class DataDir {
+  /** The system identifier read from this data directory (cleared when it is wiped/removed). */
+  private sysidCache: string | undefined;
+
+  constructor(
+    private readonly node: PgNode,
+    private readonly postmaster: Postmaster,
+    private readonly files: ConfigFiles,
+    private readonly sync: SyncStandby,
+  ) {}
+
+  /**
+   * Remembers (a string) or forgets (undefined) the system identifier observed for this data
+   * directory; knownSysid returns it.
+   */
+  rememberSysid(sysid: string | undefined): void {
+    this.sysidCache = sysid;
+  }
+
+  knownSysid(): string | undefined {
+    return this.sysidCache;
+  }
+
+  /** The system identifier from pg_controldata (read once; undefined when the data directory is empty). */
+  async sysid(): Promise<string | undefined> {
+    if (await this.node.dataDirEmpty()) return undefined;
+    if (this.sysidCache === undefined) this.sysidCache = controlSysid(await this.node.controlData());
+    return this.sysidCache;
+  }
+
+  /**
+   * initdb, then pg_hba.conf and postgresql.conf (as a primary). Fails if the data directory is not
+   * empty; a refused bootstrap.initdb option rejects with PgOptionError before anything is touched.
+   */
+  async initdb(bootstrap: BootstrapSettings): Promise<void> {
+    const options = checkRenderedOptions('initdb', bootstrap.initdb);
+    if (!(await this.node.dataDirEmpty())) throw new PgControlError('PG_DATA_DIR', `data directory ${this.node.dataDir} is already initialised`);
+    await this.node.ensureDataDir();
+    if ((await readdir(this.node.dataDir)).length > 0) {
+      throw new PgControlError('PG_DATA_DIR', `data directory ${this.node.dataDir} is not empty`);
+    }
+    const su = this.node.settings.authentication.superuser;
+    const args = ['-D', this.node.dataDir, `--username=${su.username}`, ...options];
+    let pwfile: string | undefined;
+    try {
+      if (su.password !== undefined && su.password !== '') {
+        pwfile = join(dirname(this.node.dataDir), `.vigil-pwfile-${randomBytes(6).toString('hex')}`);
+        await this.node.writeOwned(pwfile, su.password + '\n', 0o600);
+        args.push(`--pwfile=${pwfile}`);
+      }
+      this.node.log.info(`running initdb in ${this.node.dataDir}`);
+      await run(this.node.bin('initdb'), args, { timeoutMs: Math.max(300_000, this.node.defaultTimeoutMs) });
+    } finally {
+      if (pwfile !== undefined) await rm(pwfile, { force: true });
+    }
+    const auth = this.node.settings.authentication;
+    await this.node.writeOwned(
+      join(this.node.dataDir, 'pg_hba.conf'),
+      renderPgHba({
+        lines: [...bootstrap.pgHba, ...this.node.settings.pgHba],
+        superuser: auth.superuser,
+        replication: auth.replication,
+        ...(auth.rewind !== undefined ? { rewind: auth.rewind } : {}),
+      }),
+      0o600,
+    );
+    const dcsPg = bootstrap.dcs.postgresql;
+    const dynamic =
+      dcsPg !== null && typeof dcsPg === 'object' && 'parameters' in dcsPg
+        ? ((dcsPg as { parameters?: unknown }).parameters as Record<string, unknown> | undefined)
+        : undefined;
+    await this.files.write({ role: 'primary', upstream: null, parameters: dynamic !== null && typeof dynamic === 'object' ? dynamic : {} });
+  }
+
+  /**
+   * On the freshly bootstrapped, running primary: set the superuser's password, create the
+   * replication user, the rewind user (when configured and distinct from the superuser) and
+   * bootstrap.users. Statements run with synchronous_commit=local and statement logging off.
+   */
+  async postBootstrap(bootstrap?: BootstrapSettings): Promise<void> {
+    const auth = this.node.settings.authentication;
+    const conn: ConnParams = {
+      ...this.node.localConn(),
+      options: '-c synchronous_commit=local -c log_statement=none -c log_min_duration_statement=-1 -c log_min_error_statement=panic',
+    };
+    await withClient(conn, 30_000, async (c) => {
+      const upsertRole = async (name: string, attrs: string, password: string | undefined): Promise<void> => {
+        const exists = (await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount! > 0;
+        const pw = password !== undefined && password !== '' ? ` PASSWORD ${quoteLiteral(password)}` : '';
+        await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${quoteIdent(name)} WITH ${attrs}${pw}`);
+      };
+      if (auth.superuser.password !== undefined && auth.superuser.password !== '') {
+        await upsertRole(auth.superuser.username, 'SUPERUSER LOGIN', auth.superuser.password);
+      }
+      if (auth.replication.username !== auth.superuser.username) {
+        await upsertRole(auth.replication.username, 'REPLICATION LOGIN', auth.replication.password);
+      }
+      const rw = auth.rewind;
+      if (rw !== undefined && rw.username !== auth.superuser.username) {
+        await upsertRole(rw.username, 'LOGIN', rw.password);
+        const u = quoteIdent(rw.username);
+        for (const fn of [
+          'pg_catalog.pg_ls_dir(text, boolean, boolean)',
+          'pg_catalog.pg_stat_file(text, boolean)',
+          'pg_catalog.pg_read_binary_file(text)',
+          'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)',
+        ]) {
+          await c.query(`GRANT EXECUTE ON FUNCTION ${fn} TO ${u}`);
+        }
+        const ver = Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v);
+        // PG 15+: lets pg_rewind's source get a checkpoint on its new timeline (see rewind()).
+        if (ver >= 150000) await c.query(`GRANT pg_checkpoint TO ${u}`);
+      }
+      for (const [name, user] of Object.entries(bootstrap?.users ?? {})) {
+        const opts = user.options.filter((o) => /^[A-Za-z_]+$/.test(o)).map((o) => o.toUpperCase());
+        await upsertRole(name, ['LOGIN', ...opts].join(' '), user.password);
+      }
+    });
+  }
+
+  /** Deletes the data directory. Refuses while PostgreSQL runs. */
+  async remove(): Promise<void> {
+    if ((await this.postmaster.isRunning()).running) throw new PgControlError('PG_RUNNING', 'cannot remove the data directory while PostgreSQL runs');
+    await this.sync.load();
+    this.sysidCache = undefined;
+    await rm(this.node.dataDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Replaces the data directory with a base backup of `from` (pg_basebackup -X stream,
+   * --checkpoint=fast unless configured otherwise), with the replication credentials via a
+   * temporary pgpass. The data directory is wiped before each attempt and after the last failure.
+   * Rejects with PgOptionError for a refused postgresql.basebackup option (before touching
+   * anything), PgUnavailableError when the source could not be reached, else PgControlError.
+   */
+  async basebackup(from: { connUrl: string }, opts: BasebackupOptions = {}): Promise<void> {
+    const extra = basebackupExtraArgs(this.node.settings.basebackup);
+    const attempts = Math.max(1, opts.attempts ?? 2);
+    const retryDelayMs = opts.retryDelayMs ?? 5000;
+    const timeoutMs = opts.timeoutMs ?? 3_600_000;
+    if ((await this.postmaster.isRunning()).running) throw new PgControlError('PG_RUNNING', 'cannot take a base backup while PostgreSQL runs');
+    await this.sync.load(); // before the source's postgresql.conf replaces ours
+    const t = parseConnUrl(from.connUrl);
+    const repl = this.node.settings.authentication.replication;
+    const dsn = renderConninfo([
+      ['host', t.host],
+      ['port', t.port],
+      ['user', repl.username],
+      ['dbname', t.dbname ?? this.node.settings.database],
+    ]);
+    const pgpass =
+      repl.password !== undefined && repl.password !== ''
+        ? await this.node.tempPgpass('basebackup', [{ host: t.host, port: t.port, database: '*', user: repl.username, password: repl.password }])
+        : undefined;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        await this.wipe();
+        try {
+          this.node.log.info(`pg_basebackup from ${t.host}:${t.port} (attempt ${attempt}/${attempts})`);
+          await run(this.node.bin('pg_basebackup'), ['-D', this.node.dataDir, '-X', 'stream', `--dbname=${dsn}`, ...extra], {
+            timeoutMs,
+            env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), PGCONNECT_TIMEOUT: '10' },
+          });
+          await ownForPg(this.node.dataDir, 0o700);
+          return;
+        } catch (e) {
+          this.node.log.warn(`pg_basebackup failed: ${(e as Error).message}`);
+          if (attempt >= attempts) {
+            await this.wipe().catch(() => undefined);
+            throw libpqToolFailure('pg_basebackup', e);
+          }
+          await sleep(retryDelayMs);
+        }
+      }
+    } finally {
+      if (pgpass !== undefined) await rm(pgpass, { force: true });
+    }
+  }
+
+  private async wipe(): Promise<void> {
+    this.sysidCache = undefined;
+    await rm(this.node.dataDir, { recursive: true, force: true });
+    await this.node.ensureDataDir();
+  }
+
+  /**
+   * pg_rewind the stopped local data directory to `from` (the new primary), with the rewind user
+   * (else the superuser) via a temporary pgpass. First makes sure the source has a checkpoint on
+   * its current timeline (otherwise pg_rewind would wrongly find nothing to do). Configuration
+   * files pg_rewind copies from the source (pg_hba.conf, pg_ident.conf, postgresql.base.conf,
+   * postgresql.conf) are put back afterwards; the caller then writes config as a replica.
+   * Rejects with PgUnavailableError when the source could not be reached, PgControlError
+   * PG_REWIND_NOT_READY while it is still in recovery (both transient), PgControlError PG_FAILED
+   * when pg_rewind itself failed (e.g. histories it cannot reconcile: not transient).
+   */
+  async rewind(from: { connUrl: string }, opts: { timeoutMs?: number } = {}): Promise<void> {
+    if ((await this.postmaster.isRunning()).running) throw new PgControlError('PG_RUNNING', 'pg_rewind needs PostgreSQL stopped');
+    await this.sync.load();
+    const creds = this.node.rewindCreds();
+    const conn = this.node.remoteConn(from.connUrl, creds, 'postgres');
+    await withClient(
+      conn,
+      60_000,
+      async (c) => {
+        const r = await c.query<{ rec: boolean; walfile: string | null; ckpt: number }>(
+          `SELECT pg_is_in_recovery() AS rec,
+             CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END AS walfile,
+             (SELECT timeline_id FROM pg_control_checkpoint()) AS ckpt`,
+        );
+        const row = r.rows[0];
+        if (row === undefined || row.rec) throw new PgControlError('PG_REWIND_NOT_READY', 'rewind source is in recovery');
+        const tli = row.walfile !== null ? parseInt(row.walfile.slice(0, 8), 16) : undefined;
+        if (tli !== undefined && row.ckpt !== tli) {
+          try {
+            await c.query('CHECKPOINT');
+          } catch (e) {
+            throw new PgControlError('PG_REWIND_NOT_READY', `rewind source has no checkpoint on timeline ${tli} yet and CHECKPOINT failed: ${(e as Error).message}`, {
+              cause: e,
+              retryable: isTransientError(e), // e.g. no pg_checkpoint privilege: not worth a retry
+            });
+          }
+        }
+      },
+      'rewind source',
+    );
+    const keep = ['pg_hba.conf', 'pg_ident.conf', 'postgresql.base.conf', 'postgresql.conf'];
+    const saved = new Map<string, string>();
+    for (const f of keep) {
+      try {
+        saved.set(f, await readFile(join(this.node.dataDir, f), 'utf8'));
+      } catch {
+        // absent
+      }
+    }
+    const t = parseConnUrl(from.connUrl);
+    const pgpass =
+      creds.password !== undefined && creds.password !== ''
+        ? await this.node.tempPgpass('rewind', [{ host: t.host, port: t.port, database: '*', user: creds.username, password: creds.password }])
+        : undefined;
+    const dsn = renderConninfo([
+      ['host', t.host],
+      ['port', t.port],
+      ['user', creds.username],
+      ['dbname', 'postgres'],
+      ['target_session_attrs', 'read-write'],
+    ]);
+    try {
+      this.node.log.info(`pg_rewind from ${t.host}:${t.port}`);
+      const r = await run(this.node.bin('pg_rewind'), [`--target-pgdata=${this.node.dataDir}`, `--source-server=${dsn}`], {
+        timeoutMs: opts.timeoutMs ?? 3_600_000,
+        env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), PGOPTIONS: '-c statement_timeout=0', PGCONNECT_TIMEOUT: '10' },
+      });
+      this.node.log.info(`pg_rewind: ${lastLines(r.stderr + r.stdout, 3)}`);
+    } catch (e) {
+      throw libpqToolFailure('pg_rewind', e);
+    } finally {
+      if (pgpass !== undefined) await rm(pgpass, { force: true });
+      for (const [f, content] of saved) {
+        await this.node.writeOwned(join(this.node.dataDir, f), content, 0o600).catch(() => undefined);
+      }
+    }
+  }
+}
