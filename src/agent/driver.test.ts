@@ -11,6 +11,7 @@ import { loadConfig } from '../config/load.ts';
 import { MINIMAL_CONFIG } from '../config/testing.ts';
 import type { Config } from '../config/types.ts';
 import { DcsError } from '../dcs/dcs.ts';
+import { PgControlError, PgUnavailableError } from '../postgres/errors.ts';
 import { SimDcs } from '../sim/dcs.ts';
 import { SimDcsClient } from '../sim/dcs-client.ts';
 import { NodeDriver } from './driver.ts';
@@ -128,10 +129,13 @@ test('a restart of a primary re-arms for the data directory between the stop and
   assert.deepEqual(calls, ['stop', 'writeConfig', 'isRunning', 'arm(pid 0, deadline 65000)', 'start']);
 });
 
-test('a failed task is classified when it fails: transient for failures to reach another server', async () => {
+test('a failed task is classified when it fails, from the error class: transient for failures to reach another server', async () => {
   const cases: Array<[unknown, boolean]> = [
-    [new Error('pg_basebackup: error: could not connect to server: Connection refused'), true],
-    [new Error('pg_basebackup: error: invalid option -- z'), false],
+    [new PgUnavailableError('pg_basebackup: error: could not connect to server: Connection refused'), true],
+    [new PgControlError('PG_FAILED', 'pg_basebackup: error: invalid option -- z'), false],
+    // From the class and code, never from the text.
+    [new Error('could not connect to server: Connection refused'), false],
+    [Object.assign(new Error('socket'), { code: 'ECONNRESET', errno: -104, syscall: 'read' }), true],
     [new DcsError('DCS_UNAVAILABLE', 'etcd did not answer'), true],
     [new DcsError('DCS_AUTH', 'permission denied'), false],
   ];

@@ -26,7 +26,7 @@ import type { Config } from '../config/types.ts';
 import { effectiveDynamicConfig, withLocalOverrides } from '../config/dynamic.ts';
 import type { FailsafeSender, ScheduledRestart } from '../api/port.ts';
 import type { NodeSnapshot } from '../api/snapshot.ts';
-import { isTransientFailure } from './errors.ts';
+import { isTransientError } from '../postgres/errors.ts';
 import { describeAction, execute } from './executor.ts';
 import { fenceTimeoutFor, fenceWant } from './fencing.ts';
 import { buildMemberData } from './member.ts';
@@ -295,7 +295,8 @@ export class NodeDriver {
         (err: unknown) => {
           task.state = 'failed';
           task.error = err instanceof Error ? err.message : String(err);
-          if (isTransientFailure(err)) task.transient = true;
+          // Classified now, from the error's class and code (src/postgres/errors.ts, DcsError).
+          if (isTransientError(err)) task.transient = true;
           this.log.error({ task: spec.kind }, `${spec.kind} failed: ${task.error}`);
           if (spec.kind === 'start' || spec.kind === 'bootstrap') this.pgState = spec.kind === 'start' ? 'start failed' : 'initdb failed';
         },

@@ -12,6 +12,7 @@
 import type { NodeDriver } from '../agent/driver.ts';
 import type { Clock, FencePort, PeersPort, PgObservation, PgPort, PgProbe } from '../agent/ports.ts';
 import type { TaskKind } from '../core/model.ts';
+import { PgUnavailableError } from '../postgres/errors.ts';
 import { numberToLsn } from '../postgres/lsn.ts';
 import type { SimNode, World } from './world.ts';
 import { isPrefix, truncate, walEnd } from './wal.ts';
@@ -74,7 +75,7 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
   };
   const source = (connUrl: string): SimNode => {
     const s = nodeOf(w, connUrl);
-    if (s === undefined || s.pg.data === undefined || !s.pg.running || !w.reachable(n, s)) throw new Error(`could not connect to ${s?.name ?? connUrl}`);
+    if (s === undefined || s.pg.data === undefined || !s.pg.running || !w.reachable(n, s)) throw new PgUnavailableError(`could not connect to ${s?.name ?? connUrl}`);
     return s;
   };
   const copyFrom = (s: SimNode): void => {
@@ -85,7 +86,7 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
   return {
     observe: async (): Promise<PgObservation> => w.localPg(n),
     probe: async (): Promise<PgProbe> => {
-      if (!n.pg.running) throw new Error('could not connect to server: no postmaster');
+      if (!n.pg.running) throw new PgUnavailableError('could not connect to server: no postmaster');
       return { timeline: n.pg.timeline, inRecovery: n.pg.data?.standby ?? false } as PgProbe;
     },
     isRunning: async () => (n.pg.running ? { running: true, pid: 1 } : { running: false }),
@@ -142,7 +143,7 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
       const l = nodeOf(w, leader.connUrl);
       const ld = l?.pg.data;
       const mine = n.pg.data;
-      if (l === undefined || ld === undefined || mine === undefined || !l.pg.running || !w.reachable(n, l)) throw new Error(`could not connect to ${l?.name ?? leader.connUrl}`);
+      if (l === undefined || ld === undefined || mine === undefined || !l.pg.running || !w.reachable(n, l)) throw new PgUnavailableError(`could not connect to ${l?.name ?? leader.connUrl}`);
       return isPrefix(mine.wal, ld.wal) ? 'not_needed' : 'need';
     },
     setSyncStandbyNames: async (value) => w.setSsn(n, value),
