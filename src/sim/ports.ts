@@ -11,9 +11,11 @@
 
 import type { NodeDriver } from '../agent/driver.ts';
 import type { Clock, FencePort, PeersPort, PgObservation, PgPort, PgProbe } from '../agent/ports.ts';
-import type { TaskKind } from '../core/model.ts';
+import { failoverPriority, isNoFailover } from '../core/election.ts';
+import type { LocalPg, PeerStatus, TaskKind } from '../core/model.ts';
 import { PgUnavailableError } from '../postgres/errors.ts';
 import { numberToLsn } from '../postgres/lsn.ts';
+import { localSync } from './replication.ts';
 import type { SimNode, World } from './world.ts';
 import { isPrefix, truncate, walEnd } from './wal.ts';
 
@@ -84,7 +86,7 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
     n.pg.data = { sysid: sd.sysid, wal: truncate(sd.wal, walEnd(sd.wal)), standby: true, upstream: s.name, controlState: 'shut down in recovery' };
   };
   return {
-    observe: async (): Promise<PgObservation> => w.localPg(n),
+    observe: async (): Promise<PgObservation> => localPg(w, n),
     probe: async (): Promise<PgProbe> => {
       if (!n.pg.running) throw new PgUnavailableError('could not connect to server: no postmaster');
       return { timeline: n.pg.timeline, inRecovery: n.pg.data?.standby ?? false } as PgProbe;
@@ -164,7 +166,7 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
 
 export function simPeersPort(w: World, n: SimNode): PeersPort {
   return {
-    fetchStatuses: async (members) => members.map((m) => w.peerStatus(n, m.name)),
+    fetchStatuses: async (members) => members.map((m) => peerStatus(w, n, m.name)),
     checkFailsafe: async (me, topology, body) => {
       if (topology === undefined || !(me in topology)) return { ok: false, reason: `failsafe check failed: ${me} is not a member of /failsafe` };
       const refused: string[] = [];
@@ -191,5 +193,55 @@ export function simFencePort(w: World, n: SimNode): FencePort {
       n.fenceDeadline = undefined;
       return true;
     },
+  };
+}
+
+/** What PostgresController.observe() reports. */
+export function localPg(w: World, n: SimNode): LocalPg {
+  const pg = n.pg;
+  const d = pg.data;
+  const lsn = pg.running ? pg.lsn : undefined;
+  const local: LocalPg = {
+    dataDirEmpty: d === undefined,
+    sysid: d?.sysid,
+    running: pg.running,
+    ready: pg.running,
+    inRecovery: d?.standby ?? false,
+    walLsn: lsn,
+    receiveLsn: d?.standby === true ? lsn : undefined,
+    replayLsn: d?.standby === true ? lsn : undefined,
+    timeline: pg.timeline,
+    streaming: pg.running && pg.streaming,
+    upstream: d?.upstream ?? null,
+    controlState: d?.controlState,
+    rewindable: n.opts.rewindable ?? true,
+    crashed: n.crashed && !pg.running,
+  };
+  if (pg.running && !local.inRecovery) local.sync = localSync(w, n);
+  else {
+    n.ssnSeen = undefined;
+    n.ssnSetAt = undefined;
+  }
+  return local;
+}
+
+/** GET /patroni on `name`, as seen from `from` (what api/peers.ts would parse). */
+export function peerStatus(w: World, from: SimNode, name: string): PeerStatus {
+  const unreachable: PeerStatus = { name, reachable: false, inRecovery: true, walPosition: 0, timeline: undefined, nofailover: false, failoverPriority: 1, watchdogFailed: false };
+  const to = w.nodes.get(name);
+  const a = to?.agent;
+  if (to === undefined || a === undefined || a.exited !== undefined || !w.reachable(from, to)) return unreachable;
+  const isPrimary = a.role === 'primary' || to.pg.writable;
+  if (!isPrimary && !to.pg.running) return unreachable; // no xlog in the answer: Patroni ignores it
+  const nofailover = isNoFailover(to.tags);
+  return {
+    name: to.name,
+    reachable: true,
+    inRecovery: !isPrimary,
+    walPosition: isPrimary ? 0 : (to.pg.lsn ?? 0),
+    timeline: to.pg.timeline,
+    nofailover,
+    failoverPriority: nofailover ? 0 : failoverPriority(to.tags),
+    watchdogFailed: false,
   };
 }

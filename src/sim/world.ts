@@ -19,14 +19,14 @@
 // `violations` (the tests assert it stays empty).
 
 import { shutdown } from '../agent/shutdown.ts';
-import { failoverPriority, isNoFailover, syncModeOf } from '../core/election.ts';
-import type { Decision, DynamicConfig, LocalPg, Observation, PeerStatus, Tags } from '../core/model.ts';
+import { syncModeOf } from '../core/election.ts';
+import type { Decision, DynamicConfig, Observation, Tags } from '../core/model.ts';
 import { defaultConfig } from '../core/testing.ts';
 import { SimDcs } from './dcs.ts';
 import { SimPg } from './pg.ts';
 import type { Incarnation } from './ports.ts';
 import { believers, convergence, Invariants, writablePrimaries } from './invariants.ts';
-import { localSync, recordAcks } from './replication.ts';
+import { recordAcks } from './replication.ts';
 import { SimAgent } from './agent.ts';
 import { Rng } from './rng.ts';
 import { append, isPrefix, pgCanStream, promote, truncate, walEnd, walTimeline, type Wal } from './wal.ts';
@@ -364,56 +364,6 @@ export class World {
       n.ssnSeen = n.ssn ?? '';
       n.ssnSetAt = n.pg.lsn;
     }
-  }
-
-  /** What PostgresController.observe() reports. */
-  localPg(n: SimNode): LocalPg {
-    const pg = n.pg;
-    const d = pg.data;
-    const lsn = pg.running ? pg.lsn : undefined;
-    const local: LocalPg = {
-      dataDirEmpty: d === undefined,
-      sysid: d?.sysid,
-      running: pg.running,
-      ready: pg.running,
-      inRecovery: d?.standby ?? false,
-      walLsn: lsn,
-      receiveLsn: d?.standby === true ? lsn : undefined,
-      replayLsn: d?.standby === true ? lsn : undefined,
-      timeline: pg.timeline,
-      streaming: pg.running && pg.streaming,
-      upstream: d?.upstream ?? null,
-      controlState: d?.controlState,
-      rewindable: n.opts.rewindable ?? true,
-      crashed: n.crashed && !pg.running,
-    };
-    if (pg.running && !local.inRecovery) local.sync = localSync(this, n);
-    else {
-      n.ssnSeen = undefined;
-      n.ssnSetAt = undefined;
-    }
-    return local;
-  }
-
-  /** GET /patroni on `name`, as seen from `from` (what api/peers.ts would parse). */
-  peerStatus(from: SimNode, name: string): PeerStatus {
-    const unreachable: PeerStatus = { name, reachable: false, inRecovery: true, walPosition: 0, timeline: undefined, nofailover: false, failoverPriority: 1, watchdogFailed: false };
-    const to = this.nodes.get(name);
-    const a = to?.agent;
-    if (to === undefined || a === undefined || a.exited !== undefined || !this.reachable(from, to)) return unreachable;
-    const isPrimary = a.role === 'primary' || to.pg.writable;
-    if (!isPrimary && !to.pg.running) return unreachable; // no xlog in the answer: Patroni ignores it
-    const nofailover = isNoFailover(to.tags);
-    return {
-      name: to.name,
-      reachable: true,
-      inRecovery: !isPrimary,
-      walPosition: isPrimary ? 0 : (to.pg.lsn ?? 0),
-      timeline: to.pg.timeline,
-      nofailover,
-      failoverPriority: nofailover ? 0 : failoverPriority(to.tags),
-      watchdogFailed: false,
-    };
   }
 
   // ---- the clock -------------------------------------------------------------------------------
