@@ -10,12 +10,13 @@ import { clusterView, type ClusterView, type LocalPg, type TaskSpec } from '../c
 import { loadConfig } from '../config/load.ts';
 import { MINIMAL_CONFIG } from '../config/testing.ts';
 import type { Config } from '../config/types.ts';
-import { DcsError } from '../dcs/dcs.ts';
+import { DcsError, type Dcs } from '../dcs/dcs.ts';
 import { PgControlError, PgUnavailableError } from '../postgres/errors.ts';
 import { SimDcs } from '../sim/dcs.ts';
 import { SimDcsClient } from '../sim/dcs-client.ts';
 import { NodeDriver } from './driver.ts';
-import { divergenceQuestion } from './observe.ts';
+import { divergenceQuestion, observe } from './observe.ts';
+import { restartNow } from './restarts.ts';
 import type { Clock, PgObservation, PgPort } from './ports.ts';
 
 const config = loadConfig(MINIMAL_CONFIG, {}).config as Config;
@@ -60,13 +61,13 @@ function fakePg(calls: string[], state: { running: boolean; local: LocalPg }, fa
 
 const clock: Clock = { now: () => 50_000, wallNow: () => Date.parse('2026-01-01T00:00:00Z'), sleep: async () => undefined, timeout: () => new AbortController().signal };
 
-function driver(calls: string[], pgState: { running: boolean; local: LocalPg }, fail: Partial<Record<keyof PgPort, unknown>> = {}) {
+function driver(calls: string[], pgState: { running: boolean; local: LocalPg }, fail: Partial<Record<keyof PgPort, unknown>> = {}, dcs?: Dcs) {
   const sim = new SimDcs(() => 50_000);
   return new NodeDriver({
     config,
     ports: {
       pg: fakePg(calls, pgState, fail),
-      dcs: new SimDcsClient(sim, config.name),
+      dcs: dcs ?? new SimDcsClient(sim, config.name),
       peers: { fetchStatuses: async () => [], checkFailsafe: async () => ({ ok: false, reason: 'none' }) },
       fence: {
         arm: async (req) => {
@@ -179,4 +180,41 @@ test('the divergence question is asked only when its answer matters', () => {
   assert.equal(typeof divergenceQuestion('n1', view('n2'), running), 'object');
   assert.equal(divergenceQuestion('n1', view('n2'), { ...running, streaming: true }), 'irrelevant');
   assert.equal(divergenceQuestion('n1', view('n2'), { ...running, timeline: 2 }), 'irrelevant');
+});
+
+test('restarts are refused while a task runs, without a data directory, or when the filters do not match', async () => {
+  const calls: string[] = [];
+  const d = driver(calls, { running: true, local: stoppedPrimary });
+  assert.deepEqual(await restartNow(d, {}), { ok: false, reason: 'conditions', message: 'restart conditions are not satisfied' }, 'never observed');
+  d.lastPg = { ...stoppedPrimary, running: true, inRecovery: true };
+  assert.equal((await restartNow(d, { role: 'primary' })).ok, false);
+  let release: () => void = () => undefined;
+  const blocked = new Promise<void>((r) => (release = r));
+  d.ports.pg.basebackup = () => blocked;
+  d.startTask({ kind: 'clone', from: 'n2' }, { cluster: view('n2') });
+  assert.deepEqual(await restartNow(d, {}), { ok: false, reason: 'busy', message: 'clone already in progress' });
+  release();
+  await d.task?.done;
+  calls.length = 0;
+  assert.deepEqual(await restartNow(d, { role: 'replica' }), { ok: true });
+  assert.deepEqual(calls, ['stop', 'writeConfig', 'start'], 'a replica restart does not arm the fencer');
+});
+
+test('the divergence answer is cached per question and asked again when the question changes', async () => {
+  // The DCS shows n2 leading on timeline 2; we are a stopped former primary (clean shutdown).
+  const sim = new SimDcs(() => 50_000);
+  const writer = new SimDcsClient(sim, 'n2');
+  await writer.takeLeader();
+  await writer.touchMember({ conn_url: 'postgres://n2:5432/postgres', api_url: 'http://n2:8008/patroni', state: 'running', role: 'primary', timeline: 2 });
+  const calls: string[] = [];
+  const state = { running: false, local: stoppedPrimary };
+  const d = driver(calls, state, {}, new SimDcsClient(sim, config.name));
+  let obs = await observe(d);
+  assert.equal(obs.pg.divergence, 'not_needed');
+  obs = await observe(d);
+  assert.equal(obs.pg.divergence, 'not_needed');
+  assert.equal(calls.filter((c) => c === 'checkDivergence').length, 1, 'cached');
+  state.local = { ...stoppedPrimary, timeline: 2 };
+  await observe(d);
+  assert.equal(calls.filter((c) => c === 'checkDivergence').length, 2, 'a new question');
 });
