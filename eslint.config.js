@@ -57,4 +57,29 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The node driver reaches the world only through its ports (src/agent/ports.ts), so that the
+    // simulator runs it on a simulated clock: no IO, no clock, no timers of its own. The agent
+    // (agent.ts) and the production ports (real-ports.ts) are the exceptions.
+    files: ['src/agent/**/*.ts'],
+    ignores: ['src/agent/**/*.test.ts', 'src/agent/agent.ts', 'src/agent/real-ports.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['node:*', 'fs', 'http', 'child_process', 'net'], message: 'the node driver does IO through its ports only.' },
+          { group: ['**/sim/**', '**/cli/**'], message: 'the node driver must not depend on the simulator or the CLI.' },
+        ],
+      }],
+      'no-restricted-properties': ['error',
+        { object: 'Date', property: 'now', message: 'Time comes from the Clock port.' },
+        { object: 'performance', property: 'now', message: 'Time comes from the Clock port.' },
+        { object: 'Math', property: 'random', message: 'The driver is deterministic.' },
+      ],
+      'no-restricted-globals': ['error',
+        { name: 'setTimeout', message: 'Wait with the Clock port.' },
+        { name: 'setInterval', message: 'Wait with the Clock port.' },
+        { name: 'setImmediate', message: 'Wait with the Clock port.' },
+      ],
+    },
+  },
 );
