@@ -8,7 +8,7 @@
 // The rules follow ../shared/spec/patroni-behavior.md (sections 2, 3, 4, 9, 10.4) as our safety
 // floor; where we deviate, the comment says why.
 
-import { clusterTimeline, isFailoverPossible, isHealthiest, isNoFailover, isStandbyClusterConfig, syncModeOf, type Verdict } from './election.ts';
+import { isFailoverPossible, isHealthiest, isNoFailover, isStandbyClusterConfig, syncModeOf, type Verdict } from './election.ts';
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, primaryMayStay, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
 import { prepromoteActions, syncOffStep, syncStep } from './sync.ts';
@@ -589,6 +589,3 @@ function follow(obs: Observation, d: DecisionBuilder, leaderName: string): strin
   }
   return `no action. I am (${obs.self.name}), a secondary, and following a leader (${leaderName})`;
 }
-
-/** Exposed for tests and the API: the cluster timeline of the current view. */
-export { clusterTimeline };

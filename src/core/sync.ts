@@ -74,11 +74,6 @@ function intersect(a: readonly string[], b: readonly string[]): string[] {
   return a.filter((x) => nameIn(b, x));
 }
 
-/** Is /sync "active" for elections: sync mode on or quorum, and /sync names a leader. */
-export function syncModeActive(obs: Observation): boolean {
-  return syncModeOf(obs.config) !== 'off' && obs.cluster?.sync?.leader !== undefined;
-}
-
 /** /sync leader plus standbys (the members allowed to win a race in priority mode). */
 export function syncMembers(cluster: ClusterView | undefined): string[] {
   const sync = cluster?.sync;
