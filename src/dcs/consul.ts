@@ -163,8 +163,8 @@ export class ConsulBackend implements DcsBackend {
       if (res.status === 200 || res.status === 404) return res;
       const text = res.text.trim().slice(0, 300);
       if (res.status === 403) throw new DcsError('DCS_AUTH', `consul ${method} ${path}: 403 ${text} (check consul.token)`);
-      if (res.status === 500 && /^invalid session/i.test(text)) throw new SessionNotFound(`consul: ${text}`);
       if (res.status === 500 && /^Invalid Session TTL/.test(text)) throw new InvalidSessionTtl(text);
+      if (res.status === 500 && /^invalid session/i.test(text)) throw new SessionNotFound(`consul: ${text}`);
       if (res.status >= 500 || res.status === 429) {
         lastError = `HTTP ${res.status}: ${text}`;
         await sleep(Math.min(200, Math.max(0, op.deadline - Date.now())), op.signal);
@@ -240,6 +240,9 @@ export class ConsulBackend implements DcsBackend {
       return this.#write('PUT', rel, { acquire: opts.session }, value, op);
     }
     while (true) {
+      if (op.deadline - Date.now() <= 0) {
+        throw new DcsError('DCS_UNAVAILABLE', `consul: ${rel} could not be acquired within ${op.budgetMs / 1000}s (lock-delay, or contended)`);
+      }
       if (await this.#write('PUT', rel, { acquire: opts.session }, value, op)) return true;
       const cur = await this.get(rel, op);
       if (cur !== undefined && cur.lease !== '' && cur.lease !== opts.session) {
@@ -248,9 +251,6 @@ export class ConsulBackend implements DcsBackend {
         continue;
       }
       // Not held, yet refused: the key is inside a lock-delay. Wait it out within the deadline.
-      if (op.deadline - Date.now() <= 0) {
-        throw new DcsError('DCS_UNAVAILABLE', `consul: ${rel} could not be acquired within ${op.budgetMs / 1000}s (lock-delay)`);
-      }
       await sleep(Math.min(100, Math.max(0, op.deadline - Date.now())), op.signal);
     }
   }

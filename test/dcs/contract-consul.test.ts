@@ -4,13 +4,15 @@
 // that file's header and docs/dcs-consul.md), not against Consul itself.
 // Run: node --import tsx --test --test-concurrency=1 test/dcs/contract-consul.test.ts
 
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { ConsulFake } from '../support/consul-fake.ts';
 import { createDcs } from '../../src/dcs/factory.ts';
-import type { Dcs } from '../../src/dcs/dcs.ts';
+import { DcsError, type Dcs } from '../../src/dcs/dcs.ts';
 import { KvDcs } from '../../src/dcs/kv-dcs.ts';
-import { parseConsulSettings } from '../../src/dcs/consul-settings.ts';
+import { parseConsulSettings, type ConsulSettings } from '../../src/dcs/consul-settings.ts';
 import { dcsContract, type DcsTestCluster } from './contract.ts';
 
 /** Patroni's ttl: sessions get TTL ttl/2 = 1 s, invalidated by the agent 2 s after the last renewal. */
@@ -91,4 +93,76 @@ dcsContract('consul (FAKE Consul agent, test/support/consul-fake.ts)', {
     await consul?.stop();
   },
   cluster,
+});
+
+// ---- Consul specifics (the same fake agent, its own instance) ---------------------------------
+
+describe("Consul backend: Patroni's wire layout on the FAKE agent", () => {
+  let fake: ConsulFake;
+  const prefix = '/service/batman/';
+  const opts = { prefix, ttl: 30, retryTimeout: 2 };
+  const closing: Dcs[] = [];
+  const settings = (extra: Record<string, unknown> = {}): ConsulSettings => {
+    const { settings: s } = parseConsulSettings({ host: fake.address, token: TOKEN, ...extra });
+    assert.ok(s);
+    return s;
+  };
+  const client = (name: string, s: ConsulSettings = settings(), more: { ttl?: number; ctl?: boolean } = {}): Dcs => {
+    const d = createDcs({ consul: s }, { ...opts, ...more, name });
+    closing.push(d);
+    return d;
+  };
+  const get = async (path: string): Promise<unknown> => (await fetch(`http://${fake.address}${path}`, { headers: { 'x-consul-token': TOKEN } })).json();
+
+  before(async () => {
+    fake = await ConsulFake.start({ token: TOKEN, sessionTtlMinMs: 1000 });
+  });
+  after(async () => {
+    for (const d of closing) await d.close();
+    await fake.stop();
+  });
+
+  it("sessions are created with Patroni's body: <scope>-<name>, TTL ttl/2, lock-delay 1 ms, behavior delete, no checks", async () => {
+    const a = client('pg0');
+    assert.equal(await a.acquireLeader(), true);
+    const [info] = (await get(`/v1/session/info/${sessionOf(a)}`)) as { Name: string; TTL: string; LockDelay: number; Behavior: string; Checks: string[] }[];
+    assert.deepEqual([info?.Name, info?.TTL, info?.LockDelay, info?.Behavior, info?.Checks], ['batman-pg0', '15.0s', 1e6, 'delete', []]);
+    const [leader] = (await get('/v1/kv/service/batman/leader')) as { Session: string; Value: string }[];
+    assert.equal(leader?.Session, sessionOf(a));
+    assert.equal(Buffer.from(leader?.Value ?? '', 'base64').toString(), 'pg0');
+    assert.ok(fake.log.some((l) => l.startsWith('PUT /v1/kv/service/batman/leader?acquire=')), 'the leader is taken with ?acquire=<session>');
+  });
+
+  it("a TTL below the agent's session_ttl_min is raised to it (Patroni reads SessionTTLMin from /v1/agent/self)", async () => {
+    const a = client('pg1', settings(), { ttl: 1 });
+    await a.touchMember({ api_url: 'http://127.0.0.1:8008/patroni' });
+    const [info] = (await get(`/v1/session/info/${sessionOf(a)}`)) as { TTL: string }[];
+    assert.equal(info?.TTL, '1.0s');
+  });
+
+  it('a wrong token is DCS_AUTH; ctl clients read with ?consistent and hold no session', async () => {
+    const bad = client('pg2', { ...settings(), token: 'wrong' });
+    await assert.rejects(bad.readCluster(), (err: unknown) => err instanceof DcsError && err.code === 'DCS_AUTH');
+    const ctl = client('ctl', settings(), { ctl: true });
+    fake.log.length = 0;
+    await ctl.readCluster();
+    assert.ok(fake.log.some((l) => /^GET \/v1\/kv\/service\/batman\/\?recurse&consistent$/.test(l)), fake.log.join('\n'));
+    await assert.rejects(ctl.acquireLeader(), (err: unknown) => err instanceof DcsError && err.code === 'DCS_PROTOCOL');
+  });
+
+  it('register_service: registered while running with the role tags and HTTP check; re-tagged on role change; deregistered when stopped', async () => {
+    const a = client('pg3', settings({ register_service: true, service_tags: ['pg'], service_check_tls_server_name: 'pg.local' }));
+    const member = { conn_url: 'postgres://10.0.0.3:5433/postgres', api_url: 'https://10.0.0.3:8009/patroni', state: 'running', role: 'primary' };
+    await a.touchMember(member);
+    const services = (await get('/v1/agent/services')) as Record<string, { Service: string; Tags: string[]; Address: string; Port: number; EnableTagOverride: boolean }>;
+    assert.deepEqual(services['batman/pg3'], { ID: 'batman/pg3', Service: 'batman', Tags: ['pg', 'primary', 'master'], Address: '10.0.0.3', Port: 5433, EnableTagOverride: true });
+    const checks = (await get('/v1/agent/checks')) as Record<string, { HTTP: string; Interval: string; DeregisterCriticalServiceAfter: string; TLSServerName: string }>;
+    const check = checks['service:batman/pg3'];
+    assert.deepEqual([check?.HTTP, check?.Interval, check?.DeregisterCriticalServiceAfter, check?.TLSServerName], ['https://10.0.0.3:8009/primary', '5s', '150.0s', 'pg.local']);
+    await a.touchMember({ ...member, role: 'standby_leader' });
+    const retagged = (await get('/v1/agent/services')) as Record<string, { Tags: string[] }>;
+    assert.deepEqual(retagged['batman/pg3']?.Tags, ['pg', 'standby-leader']);
+    await a.touchMember({ ...member, role: 'replica', state: 'stopped' });
+    assert.deepEqual(await get('/v1/agent/services'), {});
+  });
 });
