@@ -6,9 +6,13 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { ConsulFake } from '../support/consul-fake.ts';
+import { run } from '../support/cli.ts';
 import { createDcs } from '../../src/dcs/factory.ts';
 import { DcsError, type Dcs } from '../../src/dcs/dcs.ts';
 import { KvDcs } from '../../src/dcs/kv-dcs.ts';
@@ -164,5 +168,45 @@ describe("Consul backend: Patroni's wire layout on the FAKE agent", () => {
     assert.deepEqual(retagged['batman/pg3']?.Tags, ['pg', 'standby-leader']);
     await a.touchMember({ ...member, role: 'replica', state: 'stopped' });
     assert.deepEqual(await get('/v1/agent/services'), {});
+  });
+});
+
+describe("Patroni's patronictl 3.0.2 (python-consul) and Vigil on the same keys of the FAKE agent", () => {
+  let fake: ConsulFake;
+  let dir: string;
+  const clients: Dcs[] = [];
+  before(async () => {
+    fake = await ConsulFake.start({ token: TOKEN });
+    dir = mkdtempSync(join(tmpdir(), 'vigil-consul-'));
+  });
+  after(async () => {
+    for (const d of clients) await d.close();
+    await fake.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('patronictl lists the members Vigil wrote, and its edit-config (CAS on ModifyIndex) is read back by Vigil', async () => {
+    const { settings } = parseConsulSettings({ host: fake.address, token: TOKEN });
+    assert.ok(settings);
+    const [a, b] = ['pg0', 'pg1'].map((name) => createDcs({ consul: settings }, { prefix: '/service/batman/', name, ttl: 30, retryTimeout: 3 })) as [Dcs, Dcs];
+    clients.push(a, b);
+    assert.equal(await a.attemptInitialize(), true);
+    await a.writeInitialize('7268616322854375442');
+    assert.equal(await a.writeConfig({ ttl: 30, loop_wait: 10 }), true);
+    assert.equal(await a.acquireLeader(), true);
+    await a.touchMember({ conn_url: 'postgres://127.0.0.1:5432/postgres', api_url: 'http://127.0.0.1:1/patroni', state: 'running', role: 'primary', timeline: 1 });
+    await b.touchMember({ conn_url: 'postgres://127.0.0.2:5432/postgres', api_url: 'http://127.0.0.2:1/patroni', state: 'streaming', role: 'replica', timeline: 1, xlog_location: 0 });
+    const cfg = join(dir, 'patronictl.yml');
+    writeFileSync(cfg, `scope: batman\nnamespace: /service/\nconsul:\n  host: ${fake.address}\n  token: ${TOKEN}\n`);
+
+    const list = await run('patronictl', ['-c', cfg, 'list', '-f', 'json'], { timeoutMs: 30_000 });
+    assert.equal(list.code, 0, list.stderr);
+    const rows = JSON.parse(list.stdout) as { Member: string; Role: string; State: string; Host: string }[];
+    assert.deepEqual(rows.map((r) => [r.Member, r.Role, r.State, r.Host]), [['pg0', 'Leader', 'running', '127.0.0.1'], ['pg1', 'Replica', 'streaming', '127.0.0.2']]);
+
+    const edit = await run('patronictl', ['-c', cfg, 'edit-config', '--force', '-s', 'loop_wait=5'], { timeoutMs: 30_000 });
+    assert.equal(edit.code, 0, edit.stderr);
+    assert.ok(fake.log.some((l) => /^PUT \/v1\/kv\/service\/batman\/config\?cas=\d+/.test(l)), 'patronictl wrote with ?cas=<ModifyIndex>');
+    assert.deepEqual((await b.readCluster()).config, { ttl: 30, loop_wait: 5 });
   });
 });
