@@ -210,3 +210,72 @@ describe("Patroni's patronictl 3.0.2 (python-consul) and Vigil on the same keys 
     assert.deepEqual((await b.readCluster()).config, { ttl: 30, loop_wait: 5 });
   });
 });
+
+/** Patroni 3.0.2's own Consul DCS class, driven from Python: join as member p0 and race for the leader, then print the view. */
+const PATRONI_SIDE = `
+import sys, json
+from patroni.dcs.consul import Consul
+addr, token, action = sys.argv[1:4]
+c = Consul({'host': addr, 'token': token, 'scope': 'batman', 'name': 'p0', 'namespace': '/service/', 'ttl': 30, 'retry_timeout': 10, 'loop_wait': 10})
+out = {}
+if action == 'join':
+    out['touched'] = c.touch_member({'conn_url': 'postgres://10.0.0.9:5432/postgres', 'api_url': 'http://10.0.0.9:8008/patroni', 'state': 'running', 'role': 'replica'})
+    out['acquired'] = c.attempt_to_acquire_leader()
+    out['session'] = c._session
+cl = c.get_cluster()
+out['leader'] = cl.leader and cl.leader.name
+out['members'] = sorted(m.name for m in cl.members)
+print(json.dumps(out))
+`;
+
+describe("Patroni 3.0.2's Consul DCS class and Vigil in one cluster on the FAKE agent", () => {
+  let fake: ConsulFake;
+  const clients: Dcs[] = [];
+  before(async () => {
+    fake = await ConsulFake.start({ token: TOKEN });
+  });
+  after(async () => {
+    for (const d of clients) await d.close();
+    await fake.stop();
+  });
+  const patroni = async (action: 'join' | 'read'): Promise<{ touched?: boolean; acquired?: boolean; session?: string; leader: string | null; members: string[] }> => {
+    const r = await run('/usr/bin/python3', ['-c', PATRONI_SIDE, fake.address, TOKEN, action], { timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as { leader: string | null; members: string[] };
+  };
+  const info = async (id: string | undefined): Promise<Record<string, unknown>> => {
+    const res = await fetch(`http://${fake.address}/v1/session/info/${id}`, { headers: { 'x-consul-token': TOKEN } });
+    const [s] = (await res.json()) as Record<string, unknown>[];
+    assert.ok(s, `session ${id}`);
+    return s;
+  };
+
+  it("same session shape as Patroni's; each sees the other's leader and members; the lock passes when Patroni's session ends", async () => {
+    const { settings } = parseConsulSettings({ host: fake.address, token: TOKEN });
+    assert.ok(settings);
+    const v = createDcs({ consul: settings }, { prefix: '/service/batman/', name: 'v1', ttl: 30, retryTimeout: 3 });
+    clients.push(v);
+    await v.touchMember({ conn_url: 'postgres://10.0.0.1:5432/postgres', api_url: 'http://10.0.0.1:8008/patroni', state: 'running', role: 'replica' });
+
+    const joined = await patroni('join');
+    assert.deepEqual([joined.touched, joined.acquired, joined.leader, joined.members], [true, true, 'p0', ['p0', 'v1']]);
+    const theirs = await info(joined.session);
+    const ours = await info(sessionOf(v));
+    const shape = (s: Record<string, unknown>): unknown[] => [s.TTL, s.LockDelay, s.Behavior, s.Checks];
+    assert.deepEqual(shape(theirs), ['15.0s', 1e6, 'delete', []], "Patroni's session as the spec describes it");
+    assert.deepEqual(shape(ours), shape(theirs), "Vigil's session is created as Patroni's");
+    assert.equal(theirs.Name, 'batman-p0');
+    assert.equal(ours.Name, 'batman-v1');
+
+    const view = await v.readCluster();
+    assert.equal(view.leader?.name, 'p0');
+    assert.equal(view.leader?.session, joined.session);
+    assert.equal(await v.acquireLeader(), false, "Patroni's session holds the lock");
+
+    // Patroni's node dies: its session ends (behavior delete), its keys go, the lock is free.
+    await fetch(`http://${fake.address}/v1/session/destroy/${joined.session}`, { method: 'PUT', headers: { 'x-consul-token': TOKEN } });
+    assert.equal(await v.acquireLeader(), true);
+    const after = await patroni('read');
+    assert.deepEqual([after.leader, after.members], ['v1', ['v1']]);
+  });
+});
