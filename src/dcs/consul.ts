@@ -10,7 +10,8 @@
 // DcsBackend fits Consul with these mappings (no interface change was needed):
 // - create(key, session): PUT ?acquire=<session> (Patroni's leader acquire). Consul grants it when
 //   nobody holds the key and the key is past its lock-delay: an existing key written without a
-//   session is taken over, and our own session re-acquiring its key succeeds.
+//   session is taken over, and our own session re-acquiring its key succeeds. Refused while nobody
+//   holds the key (a lock-delay), it is tried again for up to 200 ms before returning false.
 //   create(key) without a session: PUT ?cas=0 (only if absent).
 // - put(key, {session}): ?acquire; if another (e.g. our previous) session holds the key it is
 //   deleted first (by ?cas=<ModifyIndex>), as Patroni does for member keys; a short lock-delay is
@@ -21,7 +22,8 @@
 //   change of the leader key (Consul may answer early for an absent key) blocks again.
 //
 // Failure contract as backend.ts: a failed compare-and-set resolves false; no answer within the
-// verb's deadline (connection refused, timeout, 5xx, 429) is DcsError('DCS_UNAVAILABLE'); 403 is
+// verb's deadline (connection refused, timeout, 5xx, 429) is DcsError('DCS_UNAVAILABLE'), and so
+// is a TLS failure, at once (waiting would not change it); 403 is
 // DCS_AUTH; 500 "invalid session" is SessionNotFound; other refusals are DCS_PROTOCOL.
 
 import { DcsError } from './dcs.ts';
@@ -72,6 +74,8 @@ function checkVersion(version: string): void {
 }
 
 const LEADER_HISTORY = 16;
+/** How long an ?acquire refused by a lock-delay is retried before the race counts as lost, ms. */
+const LOCK_DELAY_PATIENCE_MS = 200;
 
 export class ConsulBackend implements DcsBackend {
   readonly prefix: string;
@@ -154,6 +158,10 @@ export class ConsulBackend implements DcsBackend {
       } catch (err) {
         if (op.signal?.aborted || this.#closed) continue; // reported at the top of the loop
         lastError = err instanceof Error ? err.message : String(err);
+        // A TLS failure (certificate not trusted, client certificate refused) will not go away by waiting.
+        if (err instanceof ConsulHttpError && err.kind === 'tls') {
+          throw new DcsError('DCS_UNAVAILABLE', `consul (${this.#host}): no TLS connection for ${method} ${path}: ${lastError}`, { cause: err });
+        }
         this.#log?.warn({ host: this.#host, path, err: lastError }, 'consul request failed; retrying');
         if (!(err instanceof ConsulHttpError && err.kind === 'timeout')) await sleep(Math.min(200, Math.max(0, op.deadline - Date.now())), op.signal);
         continue;
@@ -227,8 +235,17 @@ export class ConsulBackend implements DcsBackend {
     return kv === undefined ? undefined : this.#kv(kv);
   }
 
-  create(rel: string, value: string, session: string | undefined, op: Op): Promise<boolean> {
-    return this.#write('PUT', rel, session === undefined ? { cas: '0' } : { acquire: session }, value, op);
+  async create(rel: string, value: string, session: string | undefined, op: Op): Promise<boolean> {
+    if (session === undefined) return this.#write('PUT', rel, { cas: '0' }, value, op);
+    // Refused while nobody holds the key: it is inside the lock-delay of a session that just ended
+    // (1 ms for Patroni's and ours). Try again for a short while, then report the race as lost.
+    const giveUp = Math.min(op.deadline, Date.now() + LOCK_DELAY_PATIENCE_MS);
+    while (true) {
+      if (await this.#write('PUT', rel, { acquire: session }, value, op)) return true;
+      const cur = await this.get(rel, op);
+      if ((cur !== undefined && cur.lease !== '') || Date.now() >= giveUp) return false;
+      await sleep(Math.min(20, Math.max(0, giveUp - Date.now())), op.signal);
+    }
   }
 
   async put(rel: string, value: string, opts: { version?: string | undefined; session?: string | undefined }, op: Op): Promise<boolean> {

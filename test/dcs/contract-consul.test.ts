@@ -6,13 +6,15 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { ConsulFake } from '../support/consul-fake.ts';
 import { run } from '../support/cli.ts';
+import { makePki, type Pki } from '../support/pki.ts';
+import { ConsulSettingError } from '../../src/dcs/consul.ts';
 import { createDcs } from '../../src/dcs/factory.ts';
 import { DcsError, type Dcs } from '../../src/dcs/dcs.ts';
 import { KvDcs } from '../../src/dcs/kv-dcs.ts';
@@ -277,5 +279,49 @@ describe("Patroni 3.0.2's Consul DCS class and Vigil in one cluster on the FAKE 
     assert.equal(await v.acquireLeader(), true);
     const after = await patroni('read');
     assert.deepEqual([after.leader, after.members], ['v1', ['v1']]);
+  });
+});
+
+describe('Consul over https (consul.cacert, cert, key, verify) on the FAKE agent', () => {
+  let pki: Pki;
+  let fake: ConsulFake;
+  const clients: Dcs[] = [];
+  before(async () => {
+    pki = await makePki({ caName: 'vigil test consul CA' });
+    fake = await ConsulFake.start({ tls: { cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey), ca: readFileSync(pki.ca) } });
+  });
+  after(async () => {
+    for (const d of clients) await d.close();
+    await fake.stop();
+    await pki.remove();
+  });
+  const client = (section: Record<string, unknown>): Dcs => {
+    const { settings, issues } = parseConsulSettings({ url: `https://${fake.address}`, ...section });
+    assert.ok(settings, JSON.stringify(issues));
+    const d = createDcs({ consul: settings }, { prefix: '/service/batman/', name: 'pg0', ttl: 30, retryTimeout: 3 });
+    clients.push(d);
+    return d;
+  };
+  const unavailable = (message: RegExp) => (err: unknown): boolean =>
+    err instanceof DcsError && err.code === 'DCS_UNAVAILABLE' && message.test(err.message);
+
+  it('the agent is trusted through cacert and our client certificate (cert + key, or cert holding its key) is accepted', async () => {
+    const a = client({ cacert: pki.ca, cert: pki.clientCert, key: pki.clientKey });
+    assert.equal(await a.acquireLeader(), true);
+    assert.equal((await a.readCluster()).leader?.name, 'pg0');
+    const b = client({ cacert: pki.ca, cert: pki.clientCombined });
+    assert.equal((await b.readCluster()).leader?.name, 'pg0');
+    const c = client({ verify: false, cert: pki.clientCert, key: pki.clientKey });
+    assert.equal((await c.readCluster()).leader?.name, 'pg0', 'verify: false skips the check of the agent');
+  });
+
+  it('TLS failures are DCS_UNAVAILABLE at once, naming TLS: untrusted agent, no or a foreign client certificate', async () => {
+    await assert.rejects(client({ cert: pki.clientCert, key: pki.clientKey }).readCluster(), unavailable(/TLS/));
+    await assert.rejects(client({ cacert: pki.ca }).readCluster(), unavailable(/TLS|socket hang up|ECONNRESET/));
+    await assert.rejects(client({ cacert: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey }).readCluster(), unavailable(/TLS|socket hang up|ECONNRESET/));
+  });
+
+  it('a TLS file that cannot be read is a ConsulSettingError naming the setting', () => {
+    assert.throws(() => client({ cacert: '/nonexistent/ca.crt' }), (err: unknown) => err instanceof ConsulSettingError && err.setting === 'consul.cacert');
   });
 });

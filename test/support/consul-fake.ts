@@ -27,11 +27,13 @@
 // - /v1/agent/self (Config.SessionTTLMin in ns), /v1/agent/service/register, /deregister/<id>,
 //   /v1/agent/services, /v1/agent/checks (checks recorded, status critical, never run).
 // - ?dc= other than dc1: 500 "No path to datacenter". ?consistent / ?stale accepted (one server).
+// - https with a server certificate, and client certificates required (verify_incoming) with a CA.
 //
 // Test controls: pause()/resume() (requests are held unanswered, as by a frozen server),
 // options.now (a clock for TTLs and lock-delays; call reap() after moving a manual clock).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 
@@ -42,6 +44,11 @@ export interface ConsulFakeOptions {
   sessionTtlMinMs?: number;
   /** Clock for session TTLs and lock-delays, ms (default Date.now). */
   now?: () => number;
+  /**
+   * Serve https with this certificate and key (PEM); with `ca`, client certificates signed by it
+   * are required, as Consul's verify_incoming does.
+   */
+  tls?: { cert: Buffer; key: Buffer; ca?: Buffer };
 }
 
 interface Entry {
@@ -115,12 +122,16 @@ export class ConsulFake {
   private constructor(opts: ConsulFakeOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
-    this.#server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
       // A client that gave up (aborted) while the request was held or read: nothing to answer.
       const run = (): void => void this.#handle(req, res).catch(() => res.destroy());
       if (this.#paused) this.#held.push(run);
       else run();
-    });
+    };
+    const tls = opts.tls;
+    this.#server = tls === undefined
+      ? createServer(handler)
+      : createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, handler);
   }
 
   static async start(opts: ConsulFakeOptions = {}): Promise<ConsulFake> {
