@@ -69,6 +69,14 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 function checkVersion(version: string): void {
   if (!/^\d+$/.test(version)) throw new DcsError('DCS_PROTOCOL', `consul: a version is a ModifyIndex (decimal), got ${JSON.stringify(version)}`, { retryable: false });
 }
@@ -190,13 +198,15 @@ export class ConsulBackend implements DcsBackend {
     return res.text.trim() === 'true';
   }
 
+  /** One entry as read; fields of the wrong type (another tool, a proxy) read as empty, never throw. */
   #kv(kv: KvJson): RawKv {
+    const index = (v: unknown): string => (typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : '0');
     return {
-      key: `/${kv.Key ?? ''}`,
-      value: kv.Value ? Buffer.from(kv.Value, 'base64').toString('utf8') : '',
-      modRevision: String(kv.ModifyIndex ?? 0),
-      createRevision: String(kv.CreateIndex ?? 0),
-      lease: kv.Session ?? '',
+      key: `/${typeof kv.Key === 'string' ? kv.Key : ''}`,
+      value: typeof kv.Value === 'string' ? Buffer.from(kv.Value, 'base64').toString('utf8') : '',
+      modRevision: index(kv.ModifyIndex),
+      createRevision: index(kv.CreateIndex),
+      lease: typeof kv.Session === 'string' ? kv.Session : '',
     };
   }
 
@@ -204,7 +214,7 @@ export class ConsulBackend implements DcsBackend {
     if (res.status === 404) return [];
     try {
       const parsed = JSON.parse(res.text) as unknown;
-      if (Array.isArray(parsed)) return parsed as KvJson[];
+      if (Array.isArray(parsed)) return parsed.filter((e): e is KvJson => typeof e === 'object' && e !== null);
     } catch {
       // reported below
     }
@@ -287,7 +297,7 @@ export class ConsulBackend implements DcsBackend {
       const ttl = Math.max(ttlSeconds / 2, this.#minSessionTtl);
       const body = JSON.stringify({ Name: this.#sessionName, Checks: this.#s.checks, LockDelay: '0.001s', Behavior: 'delete', TTL: `${pySeconds(ttl)}s` });
       const res = await this.call('PUT', this.#path('/v1/session/create', {}), body, op);
-      const id = res.status === 200 ? (JSON.parse(res.text) as { ID?: unknown }).ID : undefined;
+      const id = res.status === 200 ? (parseJson(res.text) as { ID?: unknown } | undefined)?.ID : undefined;
       if (typeof id !== 'string' || id === '') throw new DcsError('DCS_PROTOCOL', `consul: session create answered ${res.status}: ${res.text.slice(0, 200)}`);
       return id;
     };
@@ -297,8 +307,9 @@ export class ConsulBackend implements DcsBackend {
       if (!(err instanceof InvalidSessionTtl)) throw err;
       // As Patroni: use the agent's SessionTTLMin and try again.
       const self = await this.call('GET', '/v1/agent/self', undefined, op);
-      const parsed = JSON.parse(self.text) as { Config?: { SessionTTLMin?: number } };
-      const min = (parsed.Config?.SessionTTLMin ?? 10e9) / 1e9;
+      const parsed = parseJson(self.text) as { Config?: { SessionTTLMin?: unknown } } | undefined;
+      const ns = parsed?.Config?.SessionTTLMin;
+      const min = (typeof ns === 'number' && ns > 0 ? ns : 10e9) / 1e9;
       this.#log?.warn({ from: ttlSeconds / 2, to: min, answer: err.message }, 'consul refused the session TTL; using its minimum');
       this.#minSessionTtl = min;
       return create();

@@ -156,6 +156,25 @@ describe("Consul backend: Patroni's wire layout on the FAKE agent", () => {
     await assert.rejects(ctl.acquireLeader(), (err: unknown) => err instanceof DcsError && err.code === 'DCS_PROTOCOL');
   });
 
+  it('keys written by another tool that Vigil cannot parse are read as empty, never crash the read', async () => {
+    const put = (key: string, body: Buffer | string): Promise<Response> =>
+      fetch(`http://${fake.address}/v1/kv/service/junk/${key}`, { method: 'PUT', body, headers: { 'x-consul-token': TOKEN } });
+    await put('members/odd', Buffer.from([0xff, 0xfe, 0x00, 0x7b]));
+    await put('config', '{"ttl": 30, "loop_wa');
+    await put('failover', '[1,2]');
+    await put('sync', 'null');
+    await put('history', '{}');
+    await put('status', 'not json');
+    const d = createDcs({ consul: settings() }, { ...opts, prefix: '/service/junk/', name: 'reader' });
+    closing.push(d);
+    const view = await d.readCluster();
+    assert.deepEqual(view.members.map((m) => [m.name, m.data]), [['odd', {}]]);
+    assert.equal(view.config, undefined);
+    assert.equal(view.failover?.leader, undefined);
+    assert.equal(view.sync, undefined);
+    assert.equal(view.history, undefined);
+  });
+
   it('register_service: registered while running with the role tags and HTTP check; re-tagged on role change; deregistered when stopped', async () => {
     const a = client('pg3', settings({ register_service: true, service_tags: ['pg'], service_check_tls_server_name: 'pg.local' }));
     const member = { conn_url: 'postgres://10.0.0.3:5433/postgres', api_url: 'https://10.0.0.3:8009/patroni', state: 'running', role: 'primary' };
