@@ -25,14 +25,14 @@ test('etcd3 wins when other sections are present too', async () => {
 });
 
 test("Patroni's other DCS sections: an error naming the section, not implemented yet", () => {
-  for (const section of ['zookeeper', 'etcd', 'consul', 'raft', 'exhibitor'] as const) {
+  for (const section of ['zookeeper', 'etcd', 'raft', 'exhibitor'] as const) {
     assert.throws(
       () => createDcs({ [section]: { hosts: 'x' } }, opts),
       (err: unknown) => err instanceof DcsConfigError && err.section === section && err.message.startsWith(`${section}: `) && /not implemented yet/.test(err.message),
       section,
     );
   }
-  assert.equal(notImplementedMessage('consul'), 'consul: the Consul DCS is not implemented yet in Vigil (supported: etcd3, kubernetes)');
+  assert.equal(notImplementedMessage('raft'), 'raft: the Raft DCS is not implemented yet in Vigil (supported: etcd3, consul, kubernetes)');
 });
 
 test('no DCS section (null counts as absent)', () => {
