@@ -17,9 +17,11 @@ test('an etcd3 section makes an etcd3 client (no connection is made by the const
   await d.close();
 });
 
-test('etcd3 wins when other sections are present too', async () => {
-  assert.equal(dcsSectionOf({ consul: { host: 'x' }, etcd3 }), 'etcd3');
-  const d = createDcs({ consul: { host: 'x' }, etcd3 }, opts);
+test("several sections: the first in Patroni's order (consul, etcd, etcd3, ...) is used", async () => {
+  assert.equal(dcsSectionOf({ consul: { host: 'x' }, etcd3 }), 'consul');
+  assert.equal(dcsSectionOf({ etcd3, zookeeper: { hosts: 'x' } }), 'etcd3');
+  assert.equal(dcsSectionOf({ etcd: { host: 'x' }, etcd3 }), 'etcd', 'Patroni 3.0.2 runs on the v2 API when both are present');
+  const d = createDcs({ etcd3, zookeeper: { hosts: 'x' } }, opts);
   assert.ok(d instanceof Etcd3Dcs);
   await d.close();
 });
@@ -32,7 +34,7 @@ test("Patroni's other DCS sections: an error naming the section, not implemented
       section,
     );
   }
-  assert.equal(notImplementedMessage('raft'), 'raft: the Raft DCS is not implemented yet in Vigil (supported: etcd3, consul, kubernetes)');
+  assert.equal(notImplementedMessage('raft'), 'raft: the Raft DCS is not implemented yet in Vigil (supported: consul, etcd3, kubernetes)');
 });
 
 test('no DCS section (null counts as absent)', () => {

@@ -54,15 +54,18 @@ interface Backend {
   create?: (settings: NonNullable<unknown>, opts: DcsClientOptions) => Dcs;
 }
 
-/** When several sections are present, the first in this list is used. */
+/**
+ * When several sections are present, the first in this list is used: Patroni's order (3.0.2's
+ * get_dcs walks its DCS modules as pkgutil lists them, sorted by name), see src/config/dcs.ts.
+ */
 const BACKENDS: Backend[] = [
-  { section: 'etcd3', label: 'etcd (v3 API)', create: (s, o) => createEtcd3(s as Etcd3Settings, o) },
-  { section: 'zookeeper', label: 'ZooKeeper' },
-  { section: 'exhibitor', label: 'Exhibitor' },
-  { section: 'etcd', label: 'etcd (v2 API)' },
   { section: 'consul', label: 'Consul', create: (s, o) => createConsul(s, o) },
+  { section: 'etcd', label: 'etcd (v2 API)' },
+  { section: 'etcd3', label: 'etcd (v3 API)', create: (s, o) => createEtcd3(s as Etcd3Settings, o) },
+  { section: 'exhibitor', label: 'Exhibitor' },
   { section: 'kubernetes', label: 'Kubernetes', create: (s, o) => createKubernetes(s as KubernetesSettings, o) },
   { section: 'raft', label: 'Raft' },
+  { section: 'zookeeper', label: 'ZooKeeper' },
 ];
 
 export const SUPPORTED_DCS: readonly string[] = BACKENDS.filter((b) => b.create !== undefined).map((b) => b.section);
