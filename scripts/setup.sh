@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(postgresql-15 etcd-server etcd-client haproxy patroni)
+packages=(postgresql-15 etcd-server etcd-client haproxy patroni dnsmasq-base)  # dnsmasq-base: DNS SRV tests of etcd discovery (no service)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -29,7 +29,7 @@ export class EtcdHttpError extends Error {
 }
 
 export interface EtcdHttpCall {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   headers?: Record<string, string>;
   body?: string;
   /** Aborting destroys the request and its socket; the call rejects with kind 'aborted'. */
