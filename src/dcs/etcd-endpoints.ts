@@ -1,7 +1,7 @@
 // Which etcd member a client talks to, shared by the v3 (etcd3.ts) and v2 (etcd2.ts) backends.
 //
-// Seeds come from the configuration (`hosts`), or, when there are none, from DNS SRV records of the
-// `srv` domain, looked up in Patroni's order: _etcd-client-ssl, _etcd-client, _etcd-ssl, _etcd,
+// Seeds come from DNS SRV records of the `srv` domain when it is set (falling back to `hosts` when
+// the lookup finds nothing), else from `hosts`. The records are looked up in Patroni's order: _etcd-client-ssl, _etcd-client, _etcd-ssl, _etcd,
 // _etcd-server-ssl, _etcd-server (each with "-<srv_suffix>" when set), under "._tcp.<srv>". The
 // first name that has records wins. The "-ssl" names are only used with protocol https and the
 // others only with http (one client speaks one protocol). _etcd-server records name peer URLs:
@@ -64,7 +64,7 @@ export class EtcdEndpoints {
   constructor(opts: EndpointOptions) {
     if (opts.hosts.length === 0 && !opts.srv) throw new Error('etcd: at least one host (or srv) is required');
     this.#opts = opts;
-    this.#list = [...opts.hosts];
+    this.#list = opts.srv ? [] : [...opts.hosts];
   }
 
   /** The hosts in use now, in order of trial. */
@@ -127,8 +127,9 @@ export class EtcdEndpoints {
   #adopted = false;
 
   /**
-   * When the list is empty: fill it from DNS SRV records. `peerMembers` reads the client URLs from
-   * a peer URL (GET /members). Rejects with a retryable DcsError when nothing is found.
+   * When the list is empty: fill it from DNS SRV records, else from the hosts. `peerMembers` reads
+   * the client URLs from a peer URL (GET /members). Rejects with a retryable DcsError when nothing
+   * is found.
    */
   async resolve(peerMembers: (host: string) => Promise<string[]>): Promise<void> {
     if (this.#list.length > 0 || !this.#opts.srv) return;
@@ -163,6 +164,12 @@ export class EtcdEndpoints {
           tried.push(`${peer}/members: ${err instanceof Error ? err.message : String(err)}`);
         }
       }
+    }
+    if (this.#opts.hosts.length > 0) {
+      this.#opts.logger?.warn({ srv: this.#opts.srv, tried }, 'etcd: no member found through DNS SRV records; using hosts');
+      this.#list = [...this.#opts.hosts];
+      this.#index = 0;
+      return;
     }
     throw new DcsError('DCS_UNAVAILABLE', `etcd: no member found through DNS SRV records of ${this.#opts.srv} (${tried.join('; ')})`);
   }

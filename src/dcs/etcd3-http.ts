@@ -41,6 +41,8 @@ export interface EtcdHttpCall {
 export interface EtcdHttpAnswer {
   status: number;
   text: string;
+  /** The answer's headers (etcd v2: X-Etcd-Index). */
+  headers: IncomingMessage['headers'];
 }
 
 export interface EtcdHttpStream {
@@ -122,7 +124,7 @@ export class EtcdHttp {
         res.on('close', () => {
           if (!res.complete) fail(new EtcdHttpError('connect', `etcd ${host}: the connection closed in the middle of the answer to ${path}`));
         });
-        res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') })));
+        res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers })));
       });
     });
   }

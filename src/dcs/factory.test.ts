@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 
 import { DcsError } from './dcs.ts';
 import { Etcd3Dcs } from './etcd3.ts';
+import { Etcd2Dcs } from './etcd2.ts';
 import { DcsConfigError, createDcs, dcsSectionOf, notImplementedMessage } from './factory.ts';
 
 const opts = { prefix: '/service/batman/', name: 'n1', ttl: 30, retryTimeout: 10 };
@@ -25,14 +26,20 @@ test('etcd3 wins when other sections are present too', async () => {
 });
 
 test("Patroni's other DCS sections: an error naming the section, not implemented yet", () => {
-  for (const section of ['zookeeper', 'etcd', 'consul', 'kubernetes', 'raft', 'exhibitor'] as const) {
+  for (const section of ['zookeeper', 'consul', 'kubernetes', 'raft', 'exhibitor'] as const) {
     assert.throws(
       () => createDcs({ [section]: { hosts: 'x' } }, opts),
       (err: unknown) => err instanceof DcsConfigError && err.section === section && err.message.startsWith(`${section}: `) && /not implemented yet/.test(err.message),
       section,
     );
   }
-  assert.equal(notImplementedMessage('consul'), 'consul: the Consul DCS is not implemented yet in Vigil (supported: etcd3)');
+  assert.equal(notImplementedMessage('consul'), 'consul: the Consul DCS is not implemented yet in Vigil (supported: etcd3, etcd)');
+});
+
+test('an etcd section makes an etcd v2 client', async () => {
+  const d = createDcs({ etcd: { hosts: ['127.0.0.1:1'], protocol: 'http' } }, opts);
+  assert.ok(d instanceof Etcd2Dcs);
+  await d.close();
 });
 
 test('no DCS section (null counts as absent)', () => {

@@ -1,16 +1,20 @@
 // The one place a Dcs client is made: the backend is chosen by the configuration section present,
-// as Patroni does (etcd3 today). Patroni's other DCS sections are recognised and refused with an
+// as Patroni does (etcd3 and etcd v2 today). Patroni's other DCS sections are recognised and refused with an
 // error naming the section. Adding a backend = one row in BACKENDS (and its section in the
 // configuration loader), plus a contract test file in test/dcs (contract.ts).
 
 import type { Dcs } from './dcs.ts';
 import { Etcd3Dcs } from './etcd3.ts';
+import { Etcd2Dcs } from './etcd2.ts';
+import type { EtcdSettings } from './etcd-settings.ts';
 import type { Etcd3Settings } from '../config/types.ts';
 
 /** The DCS sections of a configuration (Config has etcd3; the others are Patroni's, raw). */
 export interface DcsSections {
-  etcd3?: Etcd3Settings | undefined;
-  etcd?: unknown;
+  /** With the keys of etcd-settings.ts the loader does not take yet (srv, srvSuffix, useProxies). */
+  etcd3?: (Etcd3Settings & Partial<Pick<EtcdSettings, 'srv' | 'srvSuffix' | 'useProxies'>>) | undefined;
+  /** The v2 API: etcd-settings.ts parseEtcdSettings. */
+  etcd?: EtcdSettings | undefined;
   consul?: unknown;
   zookeeper?: unknown;
   exhibitor?: unknown;
@@ -51,10 +55,10 @@ interface Backend {
 
 /** When several sections are present, the first in this list is used. */
 const BACKENDS: Backend[] = [
-  { section: 'etcd3', label: 'etcd (v3 API)', create: (s, o) => createEtcd3(s as Etcd3Settings, o) },
+  { section: 'etcd3', label: 'etcd (v3 API)', create: (s, o) => createEtcd3(s as NonNullable<DcsSections['etcd3']>, o) },
   { section: 'zookeeper', label: 'ZooKeeper' },
   { section: 'exhibitor', label: 'Exhibitor' },
-  { section: 'etcd', label: 'etcd (v2 API)' },
+  { section: 'etcd', label: 'etcd (v2 API)', create: (s, o) => createEtcd2(s as EtcdSettings, o) },
   { section: 'consul', label: 'Consul' },
   { section: 'kubernetes', label: 'Kubernetes' },
   { section: 'raft', label: 'Raft' },
@@ -62,10 +66,13 @@ const BACKENDS: Backend[] = [
 
 export const SUPPORTED_DCS: readonly string[] = BACKENDS.filter((b) => b.create !== undefined).map((b) => b.section);
 
-function createEtcd3(s: Etcd3Settings, o: DcsClientOptions): Dcs {
+function createEtcd3(s: NonNullable<DcsSections['etcd3']>, o: DcsClientOptions): Dcs {
   return new Etcd3Dcs({
     hosts: s.hosts,
     protocol: s.protocol,
+    ...(s.srv !== undefined ? { srv: s.srv } : {}),
+    ...(s.srvSuffix !== undefined ? { srvSuffix: s.srvSuffix } : {}),
+    ...(s.useProxies !== undefined ? { useProxies: s.useProxies } : {}),
     prefix: o.prefix,
     name: o.name,
     ttl: o.ttl,
@@ -78,6 +85,18 @@ function createEtcd3(s: Etcd3Settings, o: DcsClientOptions): Dcs {
     cert: s.cert,
     key: s.key,
     keyPassword: s.keyPassword,
+    ...(o.ctl === true ? { ctlMode: true } : {}),
+    ...(o.logger !== undefined ? { logger: o.logger } : {}),
+  });
+}
+
+function createEtcd2(s: EtcdSettings, o: DcsClientOptions): Dcs {
+  return new Etcd2Dcs({
+    ...s,
+    prefix: o.prefix,
+    name: o.name,
+    ttl: o.ttl,
+    retryTimeout: o.retryTimeout,
     ...(o.ctl === true ? { ctlMode: true } : {}),
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
   });

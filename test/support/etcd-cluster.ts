@@ -21,6 +21,10 @@ export interface EtcdMember {
   /** Start again on the same ports and data (after stop); resolves once its client port answers. */
   start(): Promise<void>;
   running(): boolean;
+  /** SIGSTOP: the process keeps its sockets but answers nothing. */
+  pause(): void;
+  /** SIGCONT. */
+  resume(): void;
 }
 
 export interface EtcdCluster {
@@ -89,6 +93,12 @@ export async function startEtcdCluster(opts: { members?: number; enableV2?: bool
       endpoint: s.client.slice('http://'.length),
       peerEndpoint: s.peer.slice('http://'.length),
       running,
+      pause(): void {
+        child?.kill('SIGSTOP');
+      },
+      resume(): void {
+        child?.kill('SIGCONT');
+      },
       launch(): void {
         const c = spawn('/usr/bin/etcd', args, { stdio: 'ignore' });
         child = c;
@@ -108,6 +118,7 @@ export async function startEtcdCluster(opts: { members?: number; enableV2?: bool
       async stop(): Promise<void> {
         const c = child;
         if (c === undefined || !running()) return;
+        c.kill('SIGCONT');
         c.kill('SIGTERM');
         const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
         await new Promise<void>((resolve) => c.once('exit', () => resolve()));
