@@ -1,9 +1,15 @@
 // The Dcs contract (contract.ts) for the etcd v2 backend against a real etcd 3.4 started with
 // --enable-v2, through the factory; plus what Patroni's v2 layout needs beyond it: leader and
-// member keys carry the TTL, and a leader refresh keeps the watchers asleep.
+// member keys carry the TTL, and a leader refresh keeps the watchers asleep; and, when installed,
+// Patroni 3.0.2's patronictl listing a Vigil-written v2 cluster and editing its config (CAS on
+// prevIndex) for Vigil to read.
 // Run: node --import tsx --test --test-concurrency=1 test/dcs/contract-etcd2.test.ts
 
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, it, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -135,6 +141,36 @@ describe("etcd v2: Patroni's TTL keys", () => {
       const watch2 = b.watchLeader(rev2, 600_000);
       assert.equal(await a.releaseLeader(), true);
       await watch2;
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('patronictl (Patroni 3.0.2, etcd section) lists the cluster Vigil wrote and edits its config', { timeout: 60_000, skip: !existsSync('/usr/bin/patronictl') }, async () => {
+    const prefix = '/service/v2ctl/';
+    const mk = (name: string): Etcd2Dcs => new Etcd2Dcs({ hosts: [own.endpoints[0] as string], protocol: 'http', prefix, name, ttl: 30, retryTimeout: 3 });
+    const a = mk('a');
+    const b = mk('b');
+    try {
+      assert.equal(await a.attemptInitialize(), true);
+      await a.writeInitialize('7268616322854375442');
+      assert.equal(await a.writeConfig({ ttl: 30, loop_wait: 10, retry_timeout: 10 }), true);
+      assert.equal(await a.acquireLeader(), true);
+      await a.touchMember({ conn_url: 'postgres://127.0.0.1:5432/postgres', api_url: 'http://127.0.0.1:1/patroni', state: 'running', role: 'primary', timeline: 1 });
+      await b.touchMember({ conn_url: 'postgres://127.0.0.2:5432/postgres', api_url: 'http://127.0.0.2:1/patroni', state: 'streaming', role: 'replica', timeline: 1 });
+      const cfg = join(own.dir, 'patronictl.yml');
+      await writeFile(cfg, `scope: v2ctl\nnamespace: /service/\netcd:\n  hosts: ${own.endpoints[0]}\n`);
+      const run = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => new Promise((resolve) => {
+        execFile('/usr/bin/patronictl', ['-c', cfg, ...args], { timeout: 30_000 }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr }));
+      });
+      const list = await run(['list', '-f', 'json']);
+      assert.equal(list.code, 0, list.stderr.slice(0, 2000));
+      const rows = JSON.parse(list.stdout) as { Member: string; Role: string }[];
+      assert.deepEqual(rows.map((r) => [r.Member, r.Role]), [['a', 'Leader'], ['b', 'Replica']]);
+      const edit = await run(['edit-config', '--force', '-s', 'loop_wait=5']);
+      assert.equal(edit.code, 0, edit.stderr.slice(0, 2000));
+      assert.deepEqual((await b.readCluster()).config, { ttl: 30, loop_wait: 5, retry_timeout: 10 });
     } finally {
       await a.close();
       await b.close();

@@ -1,7 +1,8 @@
 // etcd3 cluster awareness against three real etcd 3.4 members on loopback: from one seed the
-// client finds every member (GET member list) and spreads over them; when the member it talks to
-// stops under a loop of HA verbs, it moves to another one with no verb failing and no leader
-// refresh lost (no false demotion) while a majority lives.
+// client finds every member (GET member list) and spreads over them, or through DNS SRV records
+// (a local dnsmasq); when the member it talks to stops under a loop of HA verbs, it moves to
+// another one with no verb failing and no leader refresh lost (no false demotion) while a
+// majority lives. The same for the etcd v2 backend (the members serve --enable-v2).
 // Run: node --import tsx --test --test-concurrency=1 test/dcs/etcd3-cluster.test.ts
 
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +11,10 @@ import assert from 'node:assert/strict';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.ts';
 import { startDns, type DnsServer } from '../support/etcd-dns.ts';
 import { Etcd3Dcs } from '../../src/dcs/etcd3.ts';
+import { Etcd2Dcs } from '../../src/dcs/etcd2.ts';
+import type { Dcs } from '../../src/dcs/dcs.ts';
+
+type ClusterDcs = Dcs & { endpoints(): { hosts: readonly string[]; current: string | undefined } };
 
 const T = { timeout: 120_000 };
 /** loop_wait + 2 * retry_timeout <= ttl, as Patroni requires. */
@@ -19,7 +24,7 @@ const RETRY_TIMEOUT = 5;
 let etcd: EtcdCluster;
 let dns: DnsServer | undefined;
 let seq = 0;
-const clients: Etcd3Dcs[] = [];
+const clients: ClusterDcs[] = [];
 
 function client(name: string, prefix: string, hosts: string[], extra: { useProxies?: boolean; srv?: string; srvSuffix?: string; dnsServers?: string[] } = {}): Etcd3Dcs {
   const d = new Etcd3Dcs({ hosts, protocol: 'http', prefix, name, ttl: TTL, retryTimeout: RETRY_TIMEOUT, ...extra });
@@ -27,8 +32,14 @@ function client(name: string, prefix: string, hosts: string[], extra: { useProxi
   return d;
 }
 
+function client2(name: string, prefix: string, hosts: string[]): Etcd2Dcs {
+  const d = new Etcd2Dcs({ hosts, protocol: 'http', prefix, name, ttl: TTL, retryTimeout: RETRY_TIMEOUT });
+  clients.push(d);
+  return d;
+}
+
 /** Calls readCluster until the client uses `n` hosts (the member list is read in the background). */
-async function discovered(d: Etcd3Dcs, n: number): Promise<readonly string[]> {
+async function discovered(d: ClusterDcs, n: number): Promise<readonly string[]> {
   for (let i = 0; i < 100; i++) {
     await d.readCluster();
     const { hosts } = d.endpoints();
@@ -38,9 +49,21 @@ async function discovered(d: Etcd3Dcs, n: number): Promise<readonly string[]> {
   throw new Error(`the client still uses ${d.endpoints().hosts.join(',')}`);
 }
 
+/** The member that is etcd's raft leader now (asked over the v3 gateway). */
+async function raftLeader(): Promise<(typeof etcd.members)[number]> {
+  const ep = etcd.members.find((m) => m.running())?.endpoint;
+  const post = async <R>(path: string): Promise<R> => (await (await fetch(`http://${ep}/v3${path}`, { method: 'POST', body: '{}' })).json()) as R;
+  const status = await post<{ leader?: string }>('/maintenance/status');
+  const list = await post<{ members?: { ID?: string; name?: string }[] }>('/cluster/member/list');
+  const name = list.members?.find((m) => m.ID === status.leader)?.name;
+  const member = etcd.members.find((m) => m.name === name);
+  if (!member) throw new Error(`no raft leader found (${status.leader})`);
+  return member;
+}
+
 describe('etcd3 cluster awareness (three real etcd members)', () => {
   before(async () => {
-    etcd = await startEtcdCluster({ members: 3 });
+    etcd = await startEtcdCluster({ members: 3, enableV2: true });
   });
   after(async () => {
     await Promise.all(clients.map((d) => d.close()));
@@ -80,10 +103,11 @@ describe('etcd3 cluster awareness (three real etcd members)', () => {
     await assert.rejects(none.readCluster(), /no member found through DNS SRV records of nothing.test/);
   });
 
-  it('the member in use stops under a loop of HA verbs: no verb fails, the leader never loses its lock', T, async () => {
+  const kinds: [string, (name: string, prefix: string, hosts: string[]) => ClusterDcs][] = [['etcd3', client], ['etcd v2', client2]];
+  for (const [kind, make] of kinds) it(`${kind}: the member in use stops under a loop of HA verbs: no verb fails, the leader never loses its lock`, T, async () => {
     const prefix = `/vigil-cluster/c${++seq}/`;
-    const a = client('a', prefix, [etcd.endpoints[0] as string]);
-    const b = client('b', prefix, [etcd.endpoints[2] as string]);
+    const a = make('a', prefix, [etcd.endpoints[0] as string]);
+    const b = make('b', prefix, [etcd.endpoints[2] as string]);
     await discovered(a, 3);
     await discovered(b, 3);
     assert.equal(await a.acquireLeader(), true);
@@ -135,6 +159,13 @@ describe('etcd3 cluster awareness (three real etcd members)', () => {
         await member.start();
         await rounds$(3);
       }
+      // etcd's raft leader stops (in use or not): a new election happens under the verbs.
+      const leader = await raftLeader();
+      await leader.stop();
+      await rounds$(10);
+      assert.deepEqual(failures, []);
+      await leader.start();
+      await rounds$(3);
     } finally {
       stop = true;
       await loop;
