@@ -14,6 +14,7 @@ import type { Op } from './backend.ts';
 import { EtcdHttp, EtcdHttpError } from './etcd3-http.ts';
 import { loadEtcd3Tls } from './etcd3-tls.ts';
 import { EtcdEndpoints } from './etcd-endpoints.ts';
+import { describe, sleep } from './etcd-util.ts';
 
 export interface Etcd2ClientOptions {
   hosts: string[];
@@ -57,23 +58,6 @@ export interface V2Answer {
 
 /** The v2 error codes the backend acts on. */
 export const V2 = { KEY_NOT_FOUND: 100, COMPARE_FAILED: 101, NODE_EXISTS: 105, INDEX_CLEARED: 401 } as const;
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
-function describe(err: unknown): string {
-  if (err === undefined) return 'no attempt fitted in the deadline';
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** "/v2/keys" + the key, each segment percent-encoded. */
 export function keysPath(key: string): string {

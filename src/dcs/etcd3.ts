@@ -32,6 +32,7 @@ import { KvDcs } from './kv-dcs.ts';
 import { EtcdHttp, EtcdHttpError } from './etcd3-http.ts';
 import { loadEtcd3Tls, type Etcd3Tls } from './etcd3-tls.ts';
 import { EtcdEndpoints } from './etcd-endpoints.ts';
+import { apiPrefixFor, b64, describe, prefixEnd, sleep, unb64 } from './etcd-util.ts';
 
 export { Etcd3SettingError } from './etcd3-tls.ts';
 
@@ -85,53 +86,6 @@ interface KeepaliveResponse { result?: { ID?: string; TTL?: string } }
 interface ErrorBody { error?: unknown; message?: string; code?: number }
 interface AuthResponse { token?: string }
 interface MemberListResponse { members?: { clientURLs?: string[] }[] }
-
-const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
-const unb64 = (s: string | undefined): string => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
-
-/** range_end covering every key starting with `prefix` (last byte + 1). */
-function prefixEnd(prefix: string): string {
-  const bytes = Buffer.from(prefix, 'utf8');
-  let i = bytes.length - 1;
-  while (i >= 0 && bytes[i] === 0xff) i--;
-  if (i < 0) return Buffer.from([0]).toString('base64'); // every key
-  const end = bytes.subarray(0, i + 1);
-  end[i] = (end[i] ?? 0) + 1;
-  return end.toString('base64');
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
-function describe(err: unknown): string {
-  if (err === undefined) return 'no attempt fitted in the deadline';
-  if (err instanceof EtcdHttpError) return err.message;
-  if (err instanceof Error) {
-    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-    return `${err.name}: ${err.message}${cause}`;
-  }
-  return String(err);
-}
-
-/** API prefix from GET /version (etcdcluster, else etcdserver): <3.3 /v3alpha, 3.3 /v3beta, else /v3. */
-function apiPrefixFor(version: { etcdcluster?: string; etcdserver?: string }): string {
-  const m = /^(\d+)\.(\d+)/.exec(version.etcdcluster ?? '') ?? /^(\d+)\.(\d+)/.exec(version.etcdserver ?? '');
-  if (!m) return '/v3';
-  const major = Number(m[1]);
-  const minor = Number(m[2]);
-  if (major === 3 && minor < 3) return '/v3alpha';
-  if (major === 3 && minor === 3) return '/v3beta';
-  return '/v3';
-}
 
 /** The etcd v3 store as a DcsBackend (lease = session, mod_revision = version). */
 export class Etcd3Backend implements DcsBackend {

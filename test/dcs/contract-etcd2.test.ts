@@ -70,7 +70,7 @@ function cluster(): DcsTestCluster {
     },
     async unreachable(client, fn) {
       client.setRetryTimeout(1);
-      etcd.members[0]?.pause();
+      await etcd.members[0]?.pause();
       try {
         return await fn();
       } finally {

@@ -159,9 +159,9 @@ describe('etcd3 cluster awareness (three real etcd members)', () => {
         await member.start();
         await rounds$(3);
       }
-      // etcd's raft leader stops (in use or not): a new election happens under the verbs.
+      // etcd's raft leader crashes (in use or not): a new election happens under the verbs.
       const leader = await raftLeader();
-      await leader.stop();
+      await leader.crash();
       await rounds$(10);
       assert.deepEqual(failures, []);
       await leader.start();

@@ -4,7 +4,7 @@
 // (--enable-v2). A process-exit hook SIGKILLs members left running.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -18,11 +18,17 @@ export interface EtcdMember {
   peerEndpoint: string;
   /** SIGTERM (SIGKILL after 5 s) and wait for exit. */
   stop(): Promise<void>;
+  /** SIGKILL (a crash: no leadership transfer, connections reset) and wait for exit. */
+  crash(): Promise<void>;
   /** Start again on the same ports and data (after stop); resolves once its client port answers. */
   start(): Promise<void>;
   running(): boolean;
-  /** SIGSTOP: the process keeps its sockets but answers nothing. */
-  pause(): void;
+  /**
+   * SIGSTOP: the process keeps its sockets but answers nothing. Resolves once every thread of it
+   * is stopped: kill() returns before the group stop reaches all threads, and on a loaded machine
+   * a thread still running can answer a request sent right after.
+   */
+  pause(): Promise<void>;
   /** SIGCONT. */
   resume(): void;
 }
@@ -38,6 +44,21 @@ export interface EtcdCluster {
 
 const live = new Set<ChildProcess>();
 let exitHook = false;
+
+/** Every thread of `pid` is in state T (stopped). */
+async function allStopped(pid: number): Promise<boolean> {
+  try {
+    const tasks = await readdir(`/proc/${pid}/task`);
+    for (const t of tasks) {
+      const stat = await readFile(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      // pid (comm) STATE ...: comm may hold spaces and parentheses, the state follows the last ')'.
+      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'T') return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function answers(url: string, body?: string): Promise<boolean> {
   try {
@@ -93,8 +114,15 @@ export async function startEtcdCluster(opts: { members?: number; enableV2?: bool
       endpoint: s.client.slice('http://'.length),
       peerEndpoint: s.peer.slice('http://'.length),
       running,
-      pause(): void {
+      async pause(): Promise<void> {
+        const pid = child?.pid;
+        if (pid === undefined || !running()) return;
         child?.kill('SIGSTOP');
+        for (let i = 0; i < 500; i++) {
+          if (await allStopped(pid)) return;
+          await new Promise((r) => setTimeout(r, 2));
+        }
+        throw new Error(`etcd ${s.name} (pid ${pid}) did not stop on SIGSTOP`);
       },
       resume(): void {
         child?.kill('SIGCONT');
@@ -123,6 +151,12 @@ export async function startEtcdCluster(opts: { members?: number; enableV2?: bool
         const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
         await new Promise<void>((resolve) => c.once('exit', () => resolve()));
         clearTimeout(timer);
+      },
+      async crash(): Promise<void> {
+        const c = child;
+        if (c === undefined || !running()) return;
+        c.kill('SIGKILL');
+        await new Promise<void>((resolve) => c.once('exit', () => resolve()));
       },
       async start(): Promise<void> {
         if (running()) return;
