@@ -40,7 +40,8 @@ export function hostOfUrl(url: string, protocol: 'http' | 'https'): string | und
   try {
     const u = new URL(url);
     if (u.protocol !== `${protocol}:`) return undefined;
-    return `${u.hostname.includes(':') ? `[${u.hostname}]` : u.hostname}:${u.port || '2379'}`;
+    // URL.hostname keeps the brackets of an IPv6 address.
+    return `${u.hostname}:${u.port || '2379'}`;
   } catch {
     return undefined;
   }
