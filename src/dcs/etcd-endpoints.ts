@@ -132,13 +132,26 @@ export class EtcdEndpoints {
    * the client URLs from a peer URL (GET /members). Rejects with a retryable DcsError when nothing
    * is found.
    */
-  async resolve(peerMembers: (host: string) => Promise<string[]>): Promise<void> {
+  async resolve(peerMembers: (host: string) => Promise<string[]>, signal: AbortSignal): Promise<void> {
     if (this.#list.length > 0 || !this.#opts.srv) return;
     const resolver = new Resolver({ timeout: 1000, tries: 2 });
     if (this.#opts.dnsServers !== undefined) resolver.setServers(this.#opts.dnsServers);
+    // The attempt's end (or the caller's abort) cancels the lookups in flight.
+    const cancel = (): void => resolver.cancel();
+    signal.addEventListener('abort', cancel, { once: true });
+    try {
+      await this.#resolve(resolver, peerMembers, signal);
+    } finally {
+      signal.removeEventListener('abort', cancel);
+    }
+  }
+
+  async #resolve(resolver: Resolver, peerMembers: (host: string) => Promise<string[]>, signal: AbortSignal): Promise<void> {
+    if (!this.#opts.srv) return;
     const tried: string[] = [];
     for (const { name, server } of srvNames(this.#opts.srv, this.#opts.srvSuffix, this.#opts.protocol)) {
       let records: { name: string; port: number; priority: number; weight: number }[];
+      if (signal.aborted) throw new DcsError('DCS_UNAVAILABLE', `etcd: DNS SRV lookup of ${this.#opts.srv} cut short`);
       try {
         records = await resolver.resolveSrv(name);
       } catch (err) {

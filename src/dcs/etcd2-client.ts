@@ -130,7 +130,10 @@ export class Etcd2Client {
       let host = '';
       let answer: V2Answer;
       try {
-        if (this.#ep.current() === undefined) await this.#ep.resolve((peer) => this.#peerMembers(peer, signal, attemptEnd));
+        if (this.#ep.current() === undefined) {
+          const lookup = AbortSignal.any([signal, AbortSignal.timeout(Math.max(0, attemptEnd - Date.now()))]);
+          await this.#ep.resolve((peer) => this.#peerMembers(peer, lookup, attemptEnd), lookup);
+        }
         ({ index, host } = this.#ep.current() ?? { index: -1, host: '' });
         const res = await this.#http.request(host, path, {
           method,

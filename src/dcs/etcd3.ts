@@ -209,7 +209,10 @@ export class Etcd3Backend implements DcsBackend {
       let index = -1;
       let host = '';
       try {
-        if (this.#ep.current() === undefined) await this.#ep.resolve((peer) => this.#peerMembers(peer, signal, attemptEnd));
+        if (this.#ep.current() === undefined) {
+          const lookup = AbortSignal.any([signal, AbortSignal.timeout(Math.max(0, attemptEnd - Date.now()))]);
+          await this.#ep.resolve((peer) => this.#peerMembers(peer, lookup, attemptEnd), lookup);
+        }
         ({ index, host } = this.#ep.current() ?? { index: -1, host: '' });
         await this.#prepare(host, signal, attemptEnd);
         res = await this.#json(host, `${this.#api ?? '/v3'}${path}`, {
