@@ -2,7 +2,7 @@
 // --enable-v2, through the factory; plus what Patroni's v2 layout needs beyond it: leader and
 // member keys carry the TTL, and a leader refresh keeps the watchers asleep; and, when installed,
 // Patroni 3.0.2's patronictl listing a Vigil-written v2 cluster and editing its config (CAS on
-// prevIndex) for Vigil to read.
+// prevIndex) for Vigil to read; basic authentication against etcd's v2 auth.
 // Run: node --import tsx --test --test-concurrency=1 test/dcs/contract-etcd2.test.ts
 
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.ts';
 import { createDcs } from '../../src/dcs/factory.ts';
-import type { Dcs } from '../../src/dcs/dcs.ts';
+import { DcsError, type Dcs } from '../../src/dcs/dcs.ts';
 import { Etcd2Dcs } from '../../src/dcs/etcd2.ts';
 import { dcsContract, type DcsTestCluster } from './contract.ts';
 
@@ -174,6 +174,46 @@ describe("etcd v2: Patroni's TTL keys", () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+});
+
+describe('etcd v2: basic authentication', () => {
+  let secured: EtcdCluster;
+  before(async () => {
+    secured = await startEtcdCluster({ enableV2: true });
+    const call = async (path: string, body?: object, auth?: string): Promise<void> => {
+      const res = await fetch(`http://${secured.endpoints[0]}${path}`, {
+        method: 'PUT',
+        ...(body ? { body: JSON.stringify(body) } : {}),
+        headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {}) },
+      });
+      await res.arrayBuffer();
+      if (!res.ok) throw new Error(`${path} answered ${res.status}`);
+    };
+    // A root user, auth on, and the guest role without rights: anonymous requests are refused.
+    await call('/v2/auth/users/root', { user: 'root', password: 'pw' });
+    await call('/v2/auth/enable');
+    await call('/v2/auth/roles/guest', { role: 'guest', revoke: { kv: { read: ['/*'], write: ['/*'] } } }, 'root:pw');
+  });
+  after(async () => {
+    await secured?.stop();
+  });
+
+  it('username/password are sent; wrong or missing credentials are DCS_AUTH', { timeout: 60_000 }, async () => {
+    const mk = (creds: { username?: string; password?: string }): Etcd2Dcs =>
+      new Etcd2Dcs({ hosts: [secured.endpoints[0] as string], protocol: 'http', prefix: '/service/auth/', name: 'a', ttl: 5, retryTimeout: 2, ...creds });
+    const good = mk({ username: 'root', password: 'pw' });
+    const bad = mk({ username: 'root', password: 'wrong' });
+    const none = mk({});
+    try {
+      assert.equal(await good.acquireLeader(), true);
+      assert.equal((await good.readCluster()).leader?.name, 'a');
+      for (const d of [bad, none]) {
+        await assert.rejects(d.readCluster(), (err: unknown) => err instanceof DcsError && err.code === 'DCS_AUTH');
+      }
+    } finally {
+      await Promise.all([good.close(), bad.close(), none.close()]);
     }
   });
 });
