@@ -4,11 +4,12 @@
 // (--enable-v2). A process-exit hook SIGKILLs members left running.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { freePort } from './etcd.ts';
+import { allStopped } from '../../src/local/etcd.ts';
 
 export interface EtcdMember {
   name: string;
@@ -44,21 +45,6 @@ export interface EtcdCluster {
 
 const live = new Set<ChildProcess>();
 let exitHook = false;
-
-/** Every thread of `pid` is in state T (stopped). */
-async function allStopped(pid: number): Promise<boolean> {
-  try {
-    const tasks = await readdir(`/proc/${pid}/task`);
-    for (const t of tasks) {
-      const stat = await readFile(`/proc/${pid}/task/${t}/stat`, 'utf8');
-      // pid (comm) STATE ...: comm may hold spaces and parentheses, the state follows the last ')'.
-      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'T') return false;
-    }
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function answers(url: string, body?: string): Promise<boolean> {
   try {
