@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # python3-consul: lets Patroni's patronictl read a Consul DCS (test/dcs/contract-consul.test.ts).
-packages=(postgresql-15 etcd-server etcd-client haproxy patroni python3-consul)
+# dnsmasq-base: DNS SRV tests of etcd discovery (no service).
+packages=(postgresql-15 etcd-server etcd-client haproxy patroni python3-consul dnsmasq-base)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

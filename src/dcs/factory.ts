@@ -1,5 +1,5 @@
 // The one place a Dcs client is made: the backend is chosen by the configuration section present,
-// as Patroni does (etcd3, consul, kubernetes). Patroni's other DCS sections are recognised and refused with an
+// as Patroni does (etcd3, etcd v2, consul, kubernetes). Patroni's other DCS sections are recognised and refused with an
 // error naming the section. Adding a backend = one row in BACKENDS (and its section in the
 // configuration loader), plus a contract test file in test/dcs (contract.ts).
 
@@ -7,6 +7,8 @@ import type { Dcs } from './dcs.ts';
 import { Etcd3Dcs } from './etcd3.ts';
 import { ConsulDcs } from './consul.ts';
 import { parseConsulSettings, type ConsulSettings } from './consul-settings.ts';
+import { Etcd2Dcs } from './etcd2.ts';
+import type { EtcdSettings } from './etcd-settings.ts';
 import type { Etcd3Settings } from '../config/types.ts';
 import { KubernetesDcs } from './kubernetes.ts';
 import type { KubernetesSettings } from './kubernetes-settings.ts';
@@ -14,8 +16,10 @@ import { readFileSync } from 'node:fs';
 
 /** The DCS sections of a configuration (Config has etcd3; the others are Patroni's, raw). */
 export interface DcsSections {
-  etcd3?: Etcd3Settings | undefined;
-  etcd?: unknown;
+  /** With the keys of etcd-settings.ts the loader does not take yet (srv, srvSuffix, useProxies). */
+  etcd3?: (Etcd3Settings & Partial<Pick<EtcdSettings, 'srv' | 'srvSuffix' | 'useProxies'>>) | undefined;
+  /** The v2 API: etcd-settings.ts parseEtcdSettings. */
+  etcd?: EtcdSettings | undefined;
   consul?: unknown;
   zookeeper?: unknown;
   exhibitor?: unknown;
@@ -60,8 +64,8 @@ interface Backend {
  */
 const BACKENDS: Backend[] = [
   { section: 'consul', label: 'Consul', create: (s, o) => createConsul(s, o) },
-  { section: 'etcd', label: 'etcd (v2 API)' },
-  { section: 'etcd3', label: 'etcd (v3 API)', create: (s, o) => createEtcd3(s as Etcd3Settings, o) },
+  { section: 'etcd', label: 'etcd (v2 API)', create: (s, o) => createEtcd2(s as EtcdSettings, o) },
+  { section: 'etcd3', label: 'etcd (v3 API)', create: (s, o) => createEtcd3(s as NonNullable<DcsSections['etcd3']>, o) },
   { section: 'exhibitor', label: 'Exhibitor' },
   { section: 'kubernetes', label: 'Kubernetes', create: (s, o) => createKubernetes(s as KubernetesSettings, o) },
   { section: 'raft', label: 'Raft' },
@@ -70,10 +74,13 @@ const BACKENDS: Backend[] = [
 
 export const SUPPORTED_DCS: readonly string[] = BACKENDS.filter((b) => b.create !== undefined).map((b) => b.section);
 
-function createEtcd3(s: Etcd3Settings, o: DcsClientOptions): Dcs {
+function createEtcd3(s: NonNullable<DcsSections['etcd3']>, o: DcsClientOptions): Dcs {
   return new Etcd3Dcs({
     hosts: s.hosts,
     protocol: s.protocol,
+    ...(s.srv !== undefined ? { srv: s.srv } : {}),
+    ...(s.srvSuffix !== undefined ? { srvSuffix: s.srvSuffix } : {}),
+    ...(s.useProxies !== undefined ? { useProxies: s.useProxies } : {}),
     prefix: o.prefix,
     name: o.name,
     ttl: o.ttl,
@@ -86,6 +93,18 @@ function createEtcd3(s: Etcd3Settings, o: DcsClientOptions): Dcs {
     cert: s.cert,
     key: s.key,
     keyPassword: s.keyPassword,
+    ...(o.ctl === true ? { ctlMode: true } : {}),
+    ...(o.logger !== undefined ? { logger: o.logger } : {}),
+  });
+}
+
+function createEtcd2(s: EtcdSettings, o: DcsClientOptions): Dcs {
+  return new Etcd2Dcs({
+    ...s,
+    prefix: o.prefix,
+    name: o.name,
+    ttl: o.ttl,
+    retryTimeout: o.retryTimeout,
     ...(o.ctl === true ? { ctlMode: true } : {}),
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
   });
