@@ -1,20 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  buildSsn,
-  parseSsn,
-  prepromoteActions,
-  quorumInvariant,
-  quorumNext,
-  quorumPlan,
-  SSN_PLACEHOLDER,
-  syncCandidates,
-  syncConfirmation,
-  syncSettings,
-  syncStep,
-  type QuorumInput,
-  type QuorumState,
-} from './sync.ts';
+import { prepromoteActions, syncCandidates, syncConfirmation, syncSettings, syncStep } from './sync.ts';
+import { buildSsn, parseSsn, SSN_PLACEHOLDER } from './ssn.ts';
+import { quorumInvariant, quorumNext, quorumPlan, type QuorumInput, type QuorumState } from './quorum.ts';
 import { Rng } from '../sim/world.ts';
 import { clusterView } from './model.ts';
 import type { Action, DynamicConfig, LocalSync, Member, MemberData, Observation, SyncState, WalSender } from './model.ts';

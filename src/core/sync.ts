@@ -5,7 +5,7 @@
 // - priority mode: a name enters /sync only after it is in ssn and confirmed caught up, and leaves
 //   /sync before it leaves ssn (so every /sync standby holds every acknowledged commit);
 // - quorum mode: after every single write (of /sync or of ssn) the overlap invariant of 11.5 holds
-//   (quorumInvariant below), so `quorum` voters plus the candidate always include a holder of the
+//   (quorumInvariant in quorum.ts), so `quorum` voters plus the candidate always include a holder of the
 //   latest acknowledged commit.
 // The core has no sleep: a step that must wait for a confirmation records memory.syncPendingSince
 // and asks for a short wake; the next tick finishes with fresh facts. At most one /sync write is
@@ -14,9 +14,8 @@
 import { isNoFailover, nameIn, syncModeOf, syncStandbyNames } from './election.ts';
 import type { Action, ClusterView, DynamicConfig, LocalSync, Member, Memory, Observation, SyncState, WalSender } from './model.ts';
 import { isTrue } from './values.ts';
-
-/** The name no standby may use: ssn that makes every commit wait (strict mode without standbys). */
-export const SSN_PLACEHOLDER = '__patroni_strict_sync_replica_placeholder__';
+import { buildSsn, intersect, lower, minus, parseSsn, sameSet, SSN_PLACEHOLDER, ssnIs, union } from './ssn.ts';
+import { quorumPlan, quorumStateOf, applyMoves, type QuorumInput } from './quorum.ts';
 
 export type SyncMode = 'off' | 'on' | 'quorum';
 
@@ -45,174 +44,11 @@ export function syncSettings(config: DynamicConfig): SyncSettings {
   };
 }
 
-// ---- names ------------------------------------------------------------------------------------
-
-function lower(s: string): string {
-  return s.toLowerCase();
-}
-
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  return a.every((x) => nameIn(b, x)) && b.every((x) => nameIn(a, x));
-}
-
-function subset(a: readonly string[], b: readonly string[]): boolean {
-  return a.every((x) => nameIn(b, x));
-}
-
-function union(...lists: (readonly string[])[]): string[] {
-  const out: string[] = [];
-  for (const l of lists) for (const x of l) if (!nameIn(out, x)) out.push(x);
-  return out.sort();
-}
-
-function minus(a: readonly string[], b: readonly string[]): string[] {
-  return a.filter((x) => !nameIn(b, x));
-}
-
-function intersect(a: readonly string[], b: readonly string[]): string[] {
-  return a.filter((x) => nameIn(b, x));
-}
-
 /** /sync leader plus standbys (the members allowed to win a race in priority mode). */
 export function syncMembers(cluster: ClusterView | undefined): string[] {
   const sync = cluster?.sync;
   if (sync === undefined) return [];
   return union(sync.leader !== undefined ? [sync.leader] : [], syncStandbyNames(sync));
-}
-
-// ---- synchronous_standby_names ----------------------------------------------------------------
-
-const PLAIN_IDENT = /^[a-z_][a-z0-9_$]*$/;
-
-function quoteName(name: string): string {
-  if (PLAIN_IDENT.test(name) && name !== 'first' && name !== 'any') return name;
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-/**
- * The ssn value for `names` needing `num` acknowledgements. Quorum mode gives `ANY num (a,b)`;
- * priority gives `num (a,b)` with more than one name and the bare name with one. '*' among the
- * names, or no names with num >= 1, gives the placeholder (every commit waits); no names and
- * num 0 gives '' (no synchronous replication).
- */
-export function buildSsn(names: readonly string[], num: number, quorum: boolean): string {
-  if (names.includes('*') || (names.length === 0 && num >= 1)) return SSN_PLACEHOLDER;
-  if (names.length === 0) return '';
-  const list = [...new Set(names)].sort().map(quoteName).join(',');
-  const n = Math.max(1, Math.min(num, names.length));
-  if (quorum) return `ANY ${n} (${list})`;
-  if (names.length === 1) return list;
-  return `${n} (${list})`;
-}
-
-export type ParsedSsn =
-  | { kind: 'empty'; num: 0; names: [] }
-  | { kind: 'priority' | 'quorum'; num: number; names: string[] }
-  | { kind: 'invalid'; error: string; num: 0; names: [] };
-
-/**
- * Parse synchronous_standby_names as PostgreSQL reads it: '', a bare list (FIRST 1), `n (list)`,
- * `FIRST n (list)`, `ANY n (list)`; names bare (case kept; compare case-insensitively) or
- * double-quoted. Never throws: anything else is { kind: 'invalid' } (the leader rewrites it).
- */
-export function parseSsn(value: string | undefined | null): ParsedSsn {
-  const s = (value ?? '').trim();
-  if (s === '') return { kind: 'empty', num: 0, names: [] };
-  const tokens: { t: 'word' | 'quoted' | 'num' | '(' | ')' | ','; v: string }[] = [];
-  let i = 0;
-  while (i < s.length) {
-    const c = s[i] as string;
-    if (/\s/.test(c)) {
-      i++;
-    } else if (c === '(' || c === ')' || c === ',') {
-      tokens.push({ t: c, v: c });
-      i++;
-    } else if (c === '"') {
-      let j = i + 1;
-      let out = '';
-      for (;;) {
-        if (j >= s.length) return { kind: 'invalid', error: 'unterminated quoted name', num: 0, names: [] };
-        if (s[j] === '"') {
-          if (s[j + 1] === '"') {
-            out += '"';
-            j += 2;
-            continue;
-          }
-          break;
-        }
-        out += s[j];
-        j++;
-      }
-      if (out === '') return { kind: 'invalid', error: 'empty quoted name', num: 0, names: [] };
-      tokens.push({ t: 'quoted', v: out });
-      i = j + 1;
-    } else if (/\d/.test(c)) {
-      const m = /^\d+/.exec(s.slice(i)) as RegExpExecArray;
-      // A name may start with a digit only when quoted; a number followed by letters is invalid.
-      if (/^[A-Za-z_$]/.test(s.slice(i + m[0].length))) return { kind: 'invalid', error: `bad token at "${s.slice(i, i + 20)}"`, num: 0, names: [] };
-      tokens.push({ t: 'num', v: m[0] });
-      i += m[0].length;
-    } else if (/[A-Za-z_\u0080-\uffff*]/.test(c)) {
-      if (c === '*') {
-        tokens.push({ t: 'word', v: '*' });
-        i++;
-        continue;
-      }
-      const m = /^[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*/.exec(s.slice(i)) as RegExpExecArray;
-      tokens.push({ t: 'word', v: m[0] });
-      i += m[0].length;
-    } else {
-      return { kind: 'invalid', error: `unexpected character ${JSON.stringify(c)}`, num: 0, names: [] };
-    }
-  }
-  let pos = 0;
-  let kind: 'priority' | 'quorum' = 'priority';
-  let num = 1;
-  let parenthesised = false;
-  const first = tokens[0];
-  const kw = first?.t === 'word' ? first.v.toLowerCase() : '';
-  if ((kw === 'first' || kw === 'any') && tokens[1]?.t === 'num') {
-    kind = kw === 'any' ? 'quorum' : 'priority';
-    num = Number(tokens[1].v);
-    pos = 2;
-    parenthesised = true;
-  } else if (first?.t === 'num') {
-    num = Number(first.v);
-    pos = 1;
-    parenthesised = true;
-  }
-  if (parenthesised) {
-    if (tokens[pos]?.t !== '(' || tokens[tokens.length - 1]?.t !== ')') return { kind: 'invalid', error: 'expected a parenthesised list after the number', num: 0, names: [] };
-    pos++;
-  }
-  const end = parenthesised ? tokens.length - 1 : tokens.length;
-  const names: string[] = [];
-  for (;;) {
-    const tok = tokens[pos];
-    if (tok === undefined || pos >= end || (tok.t !== 'word' && tok.t !== 'quoted')) return { kind: 'invalid', error: 'expected a standby name', num: 0, names: [] };
-    names.push(tok.v);
-    pos++;
-    if (pos === end) break;
-    if (tokens[pos]?.t !== ',') return { kind: 'invalid', error: 'expected "," between names', num: 0, names: [] };
-    pos++;
-  }
-  if (num < 1) return { kind: 'invalid', error: 'the number of synchronous standbys must be at least 1', num: 0, names: [] };
-  return { kind, num, names };
-}
-
-/** The canonical form of an ssn value (undefined when unparsable), for comparisons. */
-function canonicalSsn(value: string): string | undefined {
-  const p = parseSsn(value);
-  if (p.kind === 'invalid') return undefined;
-  if (p.kind === 'empty') return '';
-  if (p.names.length === 1 && p.names[0] === SSN_PLACEHOLDER && p.kind === 'priority') return SSN_PLACEHOLDER;
-  return buildSsn(p.names, p.num, p.kind === 'quorum');
-}
-
-/** The running ssn already means `desired` (and Vigil manages it). */
-export function ssnIs(local: LocalSync, desired: string): boolean {
-  return local.managed && canonicalSsn(local.ssn) === canonicalSsn(desired);
 }
 
 // ---- candidates and confirmation (11.3) -------------------------------------------------------
@@ -441,149 +277,6 @@ function priorityStep(obs: Observation, local: LocalSync, settings: SyncSettings
   return plan(wake);
 }
 
-// ---- quorum mode (11.5) -----------------------------------------------------------------------
-
-/** The quorum-relevant state: ssn names/num and /sync leader/voters/quorum. */
-export interface QuorumState {
-  /** ssn names (the placeholder counts as a name no standby has). */
-  ssn: string[];
-  numsync: number;
-  /** /sync leader (undefined: /sync absent or without leader). */
-  leader: string | undefined;
-  voters: string[];
-  quorum: number;
-  /** /sync exists. */
-  syncExists: boolean;
-}
-
-export type QuorumMove =
-  | { kind: 'ssn'; names: string[]; numsync: number }
-  | { kind: 'sync'; leader: string; voters: string[]; quorum: number };
-
-/**
- * The invariant of 11.5 for leader `me`: with V = voters + /sync leader and S = ssn names + me,
- * when voters are non-empty: |V u S| <= quorum + numsync + 1, and V subset of S or S of V.
- */
-export function quorumInvariant(st: QuorumState, me: string): boolean {
-  if (st.voters.length === 0) return true;
-  const V = union(st.voters, st.leader !== undefined ? [st.leader] : []);
-  const S = union(st.ssn, [me]);
-  if (union(V, S).length > st.quorum + st.numsync + 1) return false;
-  return subset(V, S) || subset(S, V);
-}
-
-export interface QuorumInput {
-  me: string;
-  /** The desired synchronous set (eligible streaming candidates). */
-  active: string[];
-  /** Standbys confirmed caught up under the ssn running when the tick began. */
-  confirmed: string[];
-  nodeCount: number;
-  strict: boolean;
-}
-
-function applyMove(st: QuorumState, m: QuorumMove): QuorumState {
-  if (m.kind === 'ssn') return { ...st, ssn: [...m.names], numsync: m.numsync };
-  return { ...st, leader: m.leader, voters: [...m.voters], quorum: m.quorum, syncExists: true };
-}
-
-/**
- * The next single write towards the optimal steady state (ssn = voters = active,
- * numsync = min(nodeCount, |active|), quorum = |active| - numsync), keeping quorumInvariant after
- * the write; undefined when there is nothing to do. Path: make /sync a superset (raising quorum
- * first), then set ssn to the target, then shrink /sync to the target; a freshly listed standby
- * that is not confirmed yet keeps the quorum higher by one until it is.
- */
-export function quorumNext(st: QuorumState, inp: QuorumInput): QuorumMove | undefined {
-  const me = inp.me;
-  const S = st.ssn.filter((n) => lower(n) !== lower(me));
-  const realS = S.filter((n) => n !== SSN_PLACEHOLDER && n !== '*');
-  if (!st.syncExists) return { kind: 'sync', leader: me, voters: [], quorum: 0 };
-  // After a failover /sync still names the former leader: it becomes a voter, I leave the voters.
-  if (st.leader === undefined || lower(st.leader) !== lower(me)) {
-    // No former voters: nothing was acknowledged by standbys, so start without voters.
-    if (minus(st.voters, [me]).length === 0) return { kind: 'sync', leader: me, voters: [], quorum: 0 };
-    const V2 = minus(union(st.voters, st.leader !== undefined ? [st.leader] : []), [me]);
-    const move: QuorumMove = { kind: 'sync', leader: me, voters: V2, quorum: st.quorum };
-    if (quorumInvariant(applyMove(st, move), me)) return move;
-    return { kind: 'ssn', names: V2, numsync: Math.max(1, V2.length - move.quorum) };
-  }
-  const V = minus(st.voters, [me]);
-  if (V.length > 0 && !quorumInvariant(st, me)) {
-    // Repair an inconsistent state from ssn (Patroni: voters = ssn names).
-    return { kind: 'sync', leader: me, voters: realS, quorum: Math.max(0, realS.length - st.numsync) };
-  }
-  const T = union(minus(inp.active, [me]));
-  if (T.length === 0) {
-    if (inp.strict) {
-      // Keep requiring acknowledgements from the last voters (or block every commit).
-      const names = V.length > 0 ? V : [SSN_PLACEHOLDER];
-      const num = V.length > 0 ? Math.max(1, V.length - st.quorum) : 1;
-      if (sameSet(S, names) && st.numsync === num) return undefined;
-      return { kind: 'ssn', names, numsync: num };
-    }
-    if (V.length > 0 || st.quorum !== 0) return { kind: 'sync', leader: me, voters: [], quorum: 0 };
-    if (S.length > 0 || st.numsync !== 0) return { kind: 'ssn', names: [], numsync: 0 };
-    return undefined;
-  }
-  const nT = Math.min(inp.nodeCount, T.length);
-  const qT = T.length - nT;
-  if (V.length === 0) {
-    // No voters: ssn first (the invariant does not constrain it), voters once confirmed.
-    if (!sameSet(S, T) || st.numsync !== nT) return { kind: 'ssn', names: T, numsync: nT };
-    const conf = intersect(T, inp.confirmed).length;
-    if (conf === 0) return undefined;
-    return { kind: 'sync', leader: me, voters: T, quorum: qT + Math.max(0, nT - conf) };
-  }
-  if (!sameSet(S, T) || st.numsync !== nT) {
-    const U = union(V, S, T);
-    const q1 = Math.max(st.quorum, U.length - Math.min(st.numsync, nT));
-    if (!sameSet(V, U) || st.quorum < q1) return { kind: 'sync', leader: me, voters: U, quorum: q1 };
-    return { kind: 'ssn', names: T, numsync: nT };
-  }
-  const qWant = qT + Math.max(0, nT - intersect(T, inp.confirmed).length);
-  if (!sameSet(V, T) || st.quorum !== qWant) return { kind: 'sync', leader: me, voters: T, quorum: qWant };
-  return undefined;
-}
-
-/**
- * The writes of one tick: successive quorumNext moves, at most one /sync write (the next would
- * need the version it creates), and none after a leader change (the standbys get one cycle to
- * reconnect to the new primary). `more` is true when moves remain for a later tick.
- */
-export function quorumPlan(st: QuorumState, inp: QuorumInput): { moves: QuorumMove[]; more: boolean } {
-  const moves: QuorumMove[] = [];
-  let cur = st;
-  let syncWritten = false;
-  for (let i = 0; i < 8; i++) {
-    const m = quorumNext(cur, inp);
-    if (m === undefined) return { moves, more: false };
-    if (m.kind === 'sync') {
-      if (syncWritten) return { moves, more: true };
-      syncWritten = true;
-    }
-    const leaderChange = m.kind === 'sync' && cur.syncExists && (cur.leader === undefined || lower(cur.leader) !== lower(inp.me));
-    moves.push(m);
-    cur = applyMove(cur, m);
-    if (leaderChange) return { moves, more: true };
-  }
-  return { moves, more: true };
-}
-
-/** The quorum state as read this tick. */
-export function quorumStateOf(local: LocalSync, sync: SyncState | undefined): QuorumState {
-  const p = parseSsn(local.ssn);
-  const st: QuorumState = {
-    ssn: p.names,
-    numsync: p.num,
-    leader: sync?.leader,
-    voters: syncStandbyNames(sync),
-    quorum: typeof sync?.quorum === 'number' && sync.quorum >= 0 ? sync.quorum : 0,
-    syncExists: sync !== undefined,
-  };
-  return st;
-}
-
 function quorumStep(obs: Observation, local: LocalSync, settings: SyncSettings): SyncPlan {
   const me = obs.self.name;
   const sync = obs.cluster?.sync;
@@ -639,10 +332,6 @@ function quorumStep(obs: Observation, local: LocalSync, settings: SyncSettings):
   const out: SyncPlan = { actions, memory, note: notes.join('; ') };
   if (wakeMs !== undefined) out.wakeMs = wakeMs;
   return out;
-}
-
-function applyMoves(st: QuorumState, moves: QuorumMove[]): QuorumState {
-  return moves.reduce(applyMove, st);
 }
 
 // ---- promotion (11.7) -------------------------------------------------------------------------

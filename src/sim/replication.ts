@@ -5,7 +5,7 @@
 
 import { nameIn } from '../core/election.ts';
 import type { LocalSync, WalSender } from '../core/model.ts';
-import { parseSsn } from '../core/sync.ts';
+import { parseSsn } from '../core/ssn.ts';
 import { isPrefix, truncate, walEnd, type Wal } from './wal.ts';
 import type { SimNode, World } from './world.ts';
 
