@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // Entry point of the `vigil` command. Each subcommand lives in its own module exporting
 // `run(argv: string[]): Promise<number>` (the exit code); modules are loaded lazily so that
 // `vigil list` does not pay for the agent's dependencies.
