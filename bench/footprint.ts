@@ -77,18 +77,21 @@ async function measure(system: string, vigil: string[] | undefined): Promise<Row
     // Every agent has run at least one full loop with the cluster as it is.
     await sleep((PATRONI_DEFAULT_TIMING.loop_wait + 1) * 1000);
     const before = await Promise.all(cluster.nodes.map(async (n) => sumTicks(await managerTree(n.process!.pid!))));
+    // (CPU: the agent's tree, the fencer included, which uses none while it waits.)
     const t0 = performance.now();
     log(`${system}: idle for ${idleS} s`);
     await sleep(idleS * 1000);
     const wall = performance.now() - t0;
     for (const [i, n] of cluster.nodes.entries()) {
-      const tree = await managerTree(n.process!.pid!);
+      // The fencer is the agent's child (detached into its own session) until the agent dies:
+      // counted once, in its own column.
+      const pidFile = `${n.dataDir}.fencer.pid`;
+      const fencer = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
+      const fencerKiB = fencer === undefined ? 0 : await rssKiB(fencer);
+      const tree = (await managerTree(n.process!.pid!)).filter((p) => p !== fencer);
       let managerKiB = 0;
       for (const p of tree) managerKiB += await rssKiB(p);
-      let fencerKiB = 0;
-      const pidFile = `${n.dataDir}.fencer.pid`;
-      if (existsSync(pidFile)) fencerKiB = await rssKiB(Number(readFileSync(pidFile, 'utf8').trim()));
-      const ticks = (await sumTicks(tree)) - before[i]!;
+      const ticks = (await sumTicks(fencer === undefined ? tree : [...tree, fencer])) - before[i]!;
       rows.push({ system, node: n.name, startupMs: startup[i]!, managerKiB, managerProcs: tree.length, fencerKiB, cpuPct: (100 * ticks * TICK_MS) / wall });
     }
   } finally {
