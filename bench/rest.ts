@@ -6,6 +6,7 @@
 //   npm run bench:rest                                    # wrk -t2 -c4 -d10s, 2 runs per path
 //   npm run bench:rest -- --duration 5 --runs 1 --system vigil --path /primary
 //   npm run bench:rest -- --node /usr/bin/node --connections 16
+//   npm run bench:rest -- --node-flag=--max-semi-space-size=1 --node-flag=--lite-mode   # V8 flags for vigil
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '2' },
     connections: { type: 'string', default: '4' },
     node: { type: 'string' },
+    'node-flag': { type: 'string', multiple: true },
   },
 });
 const systems = values.system ?? ['vigil', 'patroni'];
@@ -106,13 +108,13 @@ async function main(): Promise<void> {
       } else if (system === 'vigil') {
         build ??= await buildVigil();
         log(`vigil: built into ${build.dir}, run by ${node}`);
-        results.push(...(await measure(system, [node, join(build.dir, 'cli/main.js')])));
+        results.push(...(await measure(system, [node, ...(values['node-flag'] ?? []), join(build.dir, 'cli/main.js')])));
       } else throw new Error(`unknown system ${system} (vigil, patroni)`);
     }
   } finally {
     await build?.remove();
   }
-  const lines = [`wrk -t${values.threads} -c${values.connections} -d${values.duration}s against the leader, ${runs} run(s) each; vigil = built JavaScript under ${node}`, '', 'path       system    requests/s   p50 ms   p99 ms   vs patroni'];
+  const lines = [`wrk -t${values.threads} -c${values.connections} -d${values.duration}s against the leader, ${runs} run(s) each; vigil = built JavaScript under ${[node, ...(values['node-flag'] ?? [])].join(' ')}`, '', 'path       system    requests/s   p50 ms   p99 ms   vs patroni'];
   for (const path of paths) {
     for (const r of results.filter((x) => x.path === path)) {
       const p = results.filter((x) => x.path === path && x.system === 'patroni');
