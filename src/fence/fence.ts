@@ -1,6 +1,7 @@
-// Agent side of the fencer (src/fence/fencer.mjs): spawns it, tells it the fence deadline after
-// every successful lock refresh, and tells it to stand down when PostgreSQL stops being a writable
-// primary.
+// Agent side of the fencer: spawns it, tells it the fence deadline after every successful lock
+// refresh, and tells it to stand down when PostgreSQL stops being a writable primary. The fencer
+// is the native program built from fencer.c when it exists beside this file, else fencer.mjs under
+// node (one protocol and contract, in fencer.mjs's header; see FenceOptions.fencerPath).
 //
 // Contract:
 // - No method throws or rejects: a broken fencer is logged at error level and restarted; a restarted
