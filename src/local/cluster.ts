@@ -16,9 +16,13 @@ import { fileURLToPath } from 'node:url';
 import { startEtcd, freePort, type EtcdServer } from './etcd.ts';
 import { killGroup, pgOsUser } from '../postgres/exec.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
-const TSX = join(ROOT, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '..', '..');
+/** The `vigil` command as this module runs: built JavaScript (dist/, `npm run build` or the
+ *  package) runs dist/cli/main.js with plain node; the TypeScript sources run through tsx. */
+const VIGIL: string[] = import.meta.url.endsWith('.js')
+  ? [process.execPath, join(HERE, '..', 'cli', 'main.js')]
+  : [process.execPath, '--import', join(ROOT, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs'), join(ROOT, 'src', 'cli', 'main.ts')];
 
 export interface Timing {
   ttl: number;
@@ -64,6 +68,9 @@ export interface LocalClusterOptions {
    * (same pid), so signals sent to the child reach the agent. Default: run it directly.
    */
   wrap?: (node: { name: string; index: number }) => { command: string; args: string[] };
+  /** argv that runs `vigil` (the agent gets `agent <yaml>` appended), e.g. [node, 'dist/cli/main.js']
+   *  for the built package. Default: the way this module itself runs (see VIGIL). */
+  vigil?: string[];
 }
 
 export interface DcsStore {
@@ -151,8 +158,8 @@ export function renderNodeConfig(o: {
 }
 
 export class LocalCluster {
-  readonly opts: Required<Omit<LocalClusterOptions, 'etcdEndpoint' | 'hosts' | 'pgHba' | 'wrap' | 'store'>> &
-    Pick<LocalClusterOptions, 'etcdEndpoint' | 'hosts' | 'pgHba' | 'wrap' | 'store'>;
+  readonly opts: Required<Omit<LocalClusterOptions, 'etcdEndpoint' | 'hosts' | 'pgHba' | 'wrap' | 'store' | 'vigil'>> &
+    Pick<LocalClusterOptions, 'etcdEndpoint' | 'hosts' | 'pgHba' | 'wrap' | 'store' | 'vigil'>;
   etcd: EtcdServer | undefined;
   etcdEndpoint = '';
   readonly nodes: LocalNode[] = [];
@@ -227,7 +234,7 @@ export class LocalCluster {
     if (n.process !== undefined && n.process.exitCode === null && n.process.signalCode === null) return;
     const fd = openSync(n.logFile, 'a');
     try {
-      const argv = [process.execPath, '--import', TSX, MAIN, 'agent', n.configFile];
+      const argv = [...(this.opts.vigil ?? VIGIL), 'agent', n.configFile];
       const prefix = this.opts.wrap?.({ name: n.name, index: this.nodes.indexOf(n) });
       const [command, ...args] = prefix === undefined ? argv : [prefix.command, ...prefix.args, ...argv];
       n.process = spawn(command!, args, {

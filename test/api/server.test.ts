@@ -47,7 +47,7 @@ test('GET /patroni over fetch: 200 JSON answered from the snapshot', async () =>
   const res = await fetch(`${base}/patroni`);
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), 'application/json');
-  assert.equal(res.headers.get('connection'), 'close');
+  assert.equal(res.headers.get('connection'), 'keep-alive', 'an HTTP/1.1 client keeps its connection');
   assert.equal(res.headers.get('x-extra'), 'yes');
   const body = (await res.json()) as Record<string, unknown>;
   assert.equal(body['role'], 'primary');
