@@ -1,11 +1,14 @@
 // The one place a Dcs client is made: the backend is chosen by the configuration section present,
-// as Patroni does (etcd3 today). Patroni's other DCS sections are recognised and refused with an
+// as Patroni does (etcd3, zookeeper). Patroni's other DCS sections are recognised and refused with an
 // error naming the section. Adding a backend = one row in BACKENDS (and its section in the
 // configuration loader), plus a contract test file in test/dcs (contract.ts).
 
 import type { Dcs } from './dcs.ts';
 import { Etcd3Dcs } from './etcd3.ts';
 import type { Etcd3Settings } from '../config/types.ts';
+import { ZookeeperDcs } from './zookeeper.ts';
+import { parseZookeeperSettings, type ZookeeperSettings } from './zookeeper-settings.ts';
+import { readFileSync } from 'node:fs';
 
 /** The DCS sections of a configuration (Config has etcd3; the others are Patroni's, raw). */
 export interface DcsSections {
@@ -52,7 +55,7 @@ interface Backend {
 /** When several sections are present, the first in this list is used. */
 const BACKENDS: Backend[] = [
   { section: 'etcd3', label: 'etcd (v3 API)', create: (s, o) => createEtcd3(s as Etcd3Settings, o) },
-  { section: 'zookeeper', label: 'ZooKeeper' },
+  { section: 'zookeeper', label: 'ZooKeeper', create: (s, o) => createZookeeper(s, o) },
   { section: 'exhibitor', label: 'Exhibitor' },
   { section: 'etcd', label: 'etcd (v2 API)' },
   { section: 'consul', label: 'Consul' },
@@ -78,6 +81,45 @@ function createEtcd3(s: Etcd3Settings, o: DcsClientOptions): Dcs {
     cert: s.cert,
     key: s.key,
     keyPassword: s.keyPassword,
+    ...(o.ctl === true ? { ctlMode: true } : {}),
+    ...(o.logger !== undefined ? { logger: o.logger } : {}),
+  });
+}
+
+/**
+ * ZooKeeper from its parsed settings (zookeeper-settings.ts), or from the raw `zookeeper` section
+ * (parsed here; errors throw DcsConfigError naming the keys). TLS files are read once, here.
+ */
+function createZookeeper(raw: unknown, o: DcsClientOptions): Dcs {
+  let s = raw as ZookeeperSettings;
+  if (!(Array.isArray(s.auth) && typeof s.useSsl === 'boolean')) {
+    const parsed = parseZookeeperSettings(raw);
+    if (parsed.settings === undefined) {
+      const errors = parsed.issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`);
+      throw new DcsConfigError('zookeeper', errors.join('; '));
+    }
+    s = parsed.settings;
+  }
+  const file = (what: string, path: string | undefined): Buffer | undefined => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new DcsConfigError('zookeeper', `zookeeper.${what}: cannot read ${path}: ${(err as Error).message}`);
+    }
+  };
+  const tls = s.useSsl
+    ? { ca: file('cacert', s.cacert), cert: file('cert', s.cert), key: file('key', s.key), passphrase: s.keyPassword, rejectUnauthorized: s.verify }
+    : undefined;
+  return new ZookeeperDcs({
+    hosts: s.hosts,
+    prefix: o.prefix,
+    name: o.name,
+    ttl: o.ttl,
+    retryTimeout: o.retryTimeout,
+    acl: s.acl,
+    auth: s.auth,
+    tls,
     ...(o.ctl === true ? { ctlMode: true } : {}),
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
   });
