@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 
 import { DcsError } from './dcs.ts';
 import { Etcd3Dcs } from './etcd3.ts';
+import { ZookeeperDcs } from './zookeeper.ts';
 import { DcsConfigError, createDcs, dcsSectionOf, notImplementedMessage } from './factory.ts';
 
 const opts = { prefix: '/service/batman/', name: 'n1', ttl: 30, retryTimeout: 10 };
@@ -25,14 +26,21 @@ test('etcd3 wins when other sections are present too', async () => {
 });
 
 test("Patroni's other DCS sections: an error naming the section, not implemented yet", () => {
-  for (const section of ['zookeeper', 'etcd', 'consul', 'kubernetes', 'raft', 'exhibitor'] as const) {
+  for (const section of ['etcd', 'consul', 'kubernetes', 'raft', 'exhibitor'] as const) {
     assert.throws(
       () => createDcs({ [section]: { hosts: 'x' } }, opts),
       (err: unknown) => err instanceof DcsConfigError && err.section === section && err.message.startsWith(`${section}: `) && /not implemented yet/.test(err.message),
       section,
     );
   }
-  assert.equal(notImplementedMessage('consul'), 'consul: the Consul DCS is not implemented yet in Vigil (supported: etcd3)');
+  assert.equal(notImplementedMessage('consul'), 'consul: the Consul DCS is not implemented yet in Vigil (supported: etcd3, zookeeper)');
+});
+
+test('a zookeeper section makes a ZooKeeper client; a bad one is refused naming the key', async () => {
+  const d = createDcs({ zookeeper: { hosts: '127.0.0.1:1' } }, opts);
+  assert.ok(d instanceof ZookeeperDcs);
+  await d.close();
+  assert.throws(() => createDcs({ zookeeper: { hosts: [] } }, opts), (err: unknown) => err instanceof DcsConfigError && err.section === 'zookeeper' && /zookeeper\.hosts/.test(err.message));
 });
 
 test('no DCS section (null counts as absent)', () => {

@@ -233,14 +233,17 @@ export class ZkClient {
     return this.#bounded(p, d).finally(() => this.#readyWaiters.delete(release));
   }
 
-  /** Our own expiry timer (see the header): drop a session whose time is up while disconnected. */
+  /**
+   * Our own expiry timer (see the header): drop a session not heard of for its timeout, whether
+   * the socket still looks open (a partition keeps it so) or not; the connection goes with it.
+   */
   #checkExpiry(): void {
     const s = this.#session;
-    if (!s || this.#connected) return;
-    if (Date.now() - s.lastAck >= s.timeoutMs) {
-      this.#log?.warn({ session: `0x${s.id.toString(16)}`, timeoutMs: s.timeoutMs }, 'ZooKeeper session timed out while disconnected; treating it as expired');
-      this.#session = undefined;
-    }
+    if (!s || Date.now() - s.lastAck < s.timeoutMs) return;
+    this.#log?.warn({ session: `0x${s.id.toString(16)}`, timeoutMs: s.timeoutMs }, 'ZooKeeper session not confirmed for its whole timeout; treating it as expired');
+    this.#session = undefined;
+    this.#connected = false;
+    this.#sock?.destroy();
   }
 
   #start(): void {
@@ -325,7 +328,7 @@ export class ZkClient {
         for (const p of this.#pending.values()) p.reject(loss);
         this.#pending.clear();
         this.#pings = [];
-        if (wasConnected) this.#fireAll();
+        if (established || wasConnected) this.#fireAll();
         resolve(established);
       });
     });
@@ -353,6 +356,8 @@ export class ZkClient {
     }
     const tick = Math.max(100, Math.floor(timeoutMs / 3));
     this.#timer = setInterval(() => {
+      this.#checkExpiry();
+      if (!this.#connected) return;
       if (Date.now() - this.#lastReceived > (2 * timeoutMs) / 3) {
         this.#log?.warn({ timeoutMs }, 'ZooKeeper server silent for 2/3 of the session timeout; reconnecting');
         sock.destroy();

@@ -1,0 +1,102 @@
+// The ZooKeeper backend beyond the shared contract, against a real ZooKeeper 3.8: Patroni's znode
+// layout (ephemeral leader and member znodes owned by the session, persistent others); a session
+// that expires while the client is partitioned is known lost by the client's own timer, before it
+// hears from the server again; set_acls and auth_data.
+// Run: node --import tsx --test --test-concurrency=1 test/dcs/zookeeper.test.ts
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { startCutProxy, startZookeeper, type ZookeeperServer } from '../support/zookeeper.ts';
+import { DcsError } from '../../src/dcs/dcs.ts';
+import { KvDcs } from '../../src/dcs/kv-dcs.ts';
+import { ZookeeperBackend, ZookeeperDcs } from '../../src/dcs/zookeeper.ts';
+import { OPEN_ACL, Perms } from '../../src/dcs/zookeeper-jute.ts';
+
+const TTL = 3;
+const T = { timeout: 60_000 };
+const op = (): { signal: undefined; deadline: number; budgetMs: number } => ({ signal: undefined, deadline: Date.now() + 5000, budgetMs: 5000 });
+
+describe('ZooKeeper backend (real ZooKeeper 3.8)', () => {
+  let zk: ZookeeperServer;
+  const closers: (() => Promise<void>)[] = [];
+  before(async () => {
+    zk = await startZookeeper();
+  });
+  after(async () => {
+    for (const c of closers.reverse()) await c();
+    await zk?.stop();
+  });
+  const backend = (prefix: string, extra: Partial<ConstructorParameters<typeof ZookeeperBackend>[0]> = {}): ZookeeperBackend => {
+    const b = new ZookeeperBackend({ hosts: [zk.endpoint], prefix, name: 'x', ttl: TTL, retryTimeout: 3, ...extra });
+    closers.push(() => b.close(undefined));
+    return b;
+  };
+  const dcs = (prefix: string, name: string, extra: Partial<ConstructorParameters<typeof ZookeeperDcs>[0]> = {}): ZookeeperDcs => {
+    const d = new ZookeeperDcs({ hosts: [zk.endpoint], prefix, name, ttl: TTL, retryTimeout: 3, ...extra });
+    closers.push(() => d.close());
+    return d;
+  };
+
+  it("Patroni's layout: one znode per key, leader and members/<name> ephemeral of the session", T, async () => {
+    const prefix = '/service/layout/';
+    const a = dcs(prefix, 'pg0');
+    const inspect = backend(prefix);
+    assert.equal(await a.attemptInitialize(), true);
+    assert.equal(await a.writeConfig({ ttl: 30 }), true);
+    assert.equal(await a.acquireLeader(), true);
+    await a.touchMember({ api_url: 'http://127.0.0.1:8008/patroni', state: 'running', role: 'primary' });
+    const { kvs } = await inspect.readTree(op());
+    const byKey = new Map(kvs.map((kv) => [kv.key, kv]));
+    assert.deepEqual([...byKey.keys()].sort(), ['/service/layout/config', '/service/layout/initialize', '/service/layout/leader', '/service/layout/members/pg0']);
+    assert.equal(byKey.get('/service/layout/leader')?.value, 'pg0');
+    assert.equal(byKey.get('/service/layout/leader')?.lease, a.session, 'ephemeralOwner is our session id');
+    assert.equal(byKey.get('/service/layout/members/pg0')?.lease, a.session);
+    assert.equal(byKey.get('/service/layout/config')?.lease, '0', 'persistent');
+    assert.equal(byKey.get('/service/layout/initialize')?.lease, '0', 'persistent');
+    assert.notEqual(byKey.get('/service/layout/config')?.modRevision, '0', 'a version (mzxid) is never 0: 0 would mean an invalid config');
+    // patronictl remove: the cluster znode and everything under it.
+    await a.deleteCluster();
+    assert.equal(await inspect.get('', op()), undefined);
+  });
+
+  it('a session that expires while partitioned is known lost by our own timer, before the server is heard again', T, async () => {
+    const prefix = '/service/partition/';
+    const proxy = await startCutProxy(zk.endpoint);
+    closers.push(() => proxy.close());
+    const be = new ZookeeperBackend({ hosts: [proxy.endpoint], prefix, name: 'a', ttl: TTL, retryTimeout: 3 });
+    const a = new KvDcs(be, { name: 'a', ttl: TTL, retryTimeout: 3 });
+    closers.push(() => a.close());
+    const b = dcs(prefix, 'b');
+    assert.equal(await a.acquireLeader(), true);
+    const session = a.session as string;
+    proxy.cut();
+    // ZooKeeper expires the session on its own clock: the leader znode goes.
+    while ((await b.readCluster()).leader !== undefined) await sleep(100);
+    // Still cut off, the client already knows: false (lost), not "unreachable".
+    assert.equal(await be.keepAlive(session, op()), false);
+    await assert.rejects(a.refreshLeader({ signal: AbortSignal.timeout(1000) }), (err: unknown) => err instanceof DcsError);
+    assert.equal(await b.acquireLeader(), true);
+    proxy.heal();
+    assert.equal(await a.refreshLeader(), false, 'b holds the lock now');
+    assert.notEqual(a.session, session);
+  });
+
+  it('set_acls protects the znodes created; auth_data is sent on every connection', T, async () => {
+    const prefix = '/service/acl/';
+    const digest = createHash('sha1').update('vigil:secret').digest('base64');
+    const acl = [{ scheme: 'digest', id: `vigil:${digest}`, perms: Perms.ALL }];
+    const auth = [{ scheme: 'digest', credential: 'vigil:secret' }];
+    const a = dcs(prefix, 'a', { acl, auth });
+    assert.equal(await a.writeConfig({ ttl: 30 }), true);
+    const stranger = dcs(prefix, 'b');
+    await assert.rejects(stranger.readCluster(), (err: unknown) => err instanceof DcsError && err.code === 'DCS_AUTH');
+    await assert.rejects(stranger.writeConfig({ ttl: 1 }), (err: unknown) => err instanceof DcsError && err.code === 'DCS_AUTH');
+    const friend = dcs(prefix, 'c', { acl, auth });
+    assert.deepEqual((await friend.readCluster()).config, { ttl: 30 });
+    await friend.deleteCluster();
+    assert.deepEqual(OPEN_ACL, [{ perms: Perms.ALL, scheme: 'world', id: 'anyone' }]);
+  });
+});
