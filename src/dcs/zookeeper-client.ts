@@ -12,8 +12,8 @@
 //   `timeout` ms have passed since then without a reconnection, the session is treated as expired
 //   (its ephemeral znodes must be assumed gone) even if the server was never heard again, e.g.
 //   during a network partition.
-// - A connection that has answered nothing (not even a ping) for two thirds of the timeout is
-//   closed and reconnected; pings go out every third of the timeout.
+// - A connection that has answered nothing (not even a ping) for the read timeout (at most two
+//   thirds of the session timeout) is closed and reconnected; pings go out every third of it.
 // - Watches are one-shot and delivered by path; a lost connection fires every registered watch
 //   (a spurious wake, never a missed one: server watches are not re-registered).
 //
@@ -32,6 +32,13 @@ export interface ZkClientOptions {
   hosts: string[];
   /** Requested session timeout, ms (the server may negotiate it into its min/max). */
   sessionTimeoutMs: number;
+  /**
+   * A connection that answered nothing for this long is dropped and another tried (default and
+   * cap: two thirds of the negotiated session timeout); pings go out every third of it.
+   */
+  readTimeoutMs?: number | undefined;
+  /** Budget of one connection attempt, ms (default: the session timeout / number of hosts). */
+  connectTimeoutMs?: number | undefined;
   /** TLS options (use_ssl); plain TCP when undefined. */
   tls?: tls.ConnectionOptions | undefined;
   /** Credentials sent on every connection (auth_data). */
@@ -83,6 +90,8 @@ export class ZkClient {
   readonly #auth: { scheme: string; credential: string }[];
   readonly #log: ZkClientOptions['logger'];
   #requestedMs: number;
+  readonly #readTimeoutMs: number | undefined;
+  readonly #connectTimeoutMs: number | undefined;
   #session: Session | undefined;
   #sock: net.Socket | undefined;
   #connected = false;
@@ -105,6 +114,8 @@ export class ZkClient {
     this.#auth = opts.auth ?? [];
     this.#log = opts.logger;
     this.#requestedMs = opts.sessionTimeoutMs;
+    this.#readTimeoutMs = opts.readTimeoutMs;
+    this.#connectTimeoutMs = opts.connectTimeoutMs;
   }
 
   /** The live session's id, if any. */
@@ -277,7 +288,7 @@ export class ZkClient {
     const port = Number(hostPort.slice(i + 1));
     const session = this.#session;
     const remaining = session ? session.lastAck + session.timeoutMs - Date.now() : Infinity;
-    const connectTimeout = Math.max(200, Math.min(remaining, this.#requestedMs / Math.max(1, this.#hosts.length)));
+    const connectTimeout = Math.max(200, Math.min(remaining, this.#connectTimeoutMs ?? this.#requestedMs / Math.max(1, this.#hosts.length)));
     return new Promise<boolean>((resolve) => {
       const sock = this.#tls ? tls.connect({ ...this.#tls, host, port, servername: net.isIP(host) ? undefined : host }) : net.connect({ host, port });
       this.#sock = sock;
@@ -354,12 +365,13 @@ export class ZkClient {
     for (const a of this.#auth) {
       sock.write(new Writer().int(XID_AUTH).int(Op.auth).int(0).string(a.scheme).buffer(Buffer.from(a.credential, 'utf8')).packet());
     }
-    const tick = Math.max(100, Math.floor(timeoutMs / 3));
+    const readTimeout = Math.min((2 * timeoutMs) / 3, this.#readTimeoutMs ?? Infinity);
+    const tick = Math.max(100, Math.floor(readTimeout / 3));
     this.#timer = setInterval(() => {
       this.#checkExpiry();
       if (!this.#connected) return;
-      if (Date.now() - this.#lastReceived > (2 * timeoutMs) / 3) {
-        this.#log?.warn({ timeoutMs }, 'ZooKeeper server silent for 2/3 of the session timeout; reconnecting');
+      if (Date.now() - this.#lastReceived > readTimeout) {
+        this.#log?.warn({ readTimeout }, 'ZooKeeper server silent too long; reconnecting');
         sock.destroy();
         return;
       }

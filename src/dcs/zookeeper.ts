@@ -25,6 +25,8 @@
 // - watch('leader', revision): exists(leader) with a watch; returns at once when the leader
 //   znode's mzxid, or the cluster znode's pzxid (children created or deleted), is past the
 //   revision; otherwise waits for the watch event. A dropped connection wakes it (spuriously).
+// - sync is never deleted: "delete" sets it to {} (as Patroni does on ZooKeeper), and readTree
+//   leaves a {} sync key out, which is what Patroni makes of it (an empty sync state).
 // - deleteTree deletes the cluster znode and everything under it (patronictl remove).
 // - releaseLeader (kv-dcs.ts) deletes the leader znode by version; Patroni instead closes and
 //   reopens its session, which also removes its member znode until the next cycle.
@@ -51,6 +53,9 @@ export interface ZookeeperOptions {
   logger?: { warn(obj: object, msg?: string): void; debug?(obj: object, msg?: string): void };
 }
 
+/** The value Patroni writes to the sync znode instead of deleting it. */
+const EMPTY_SYNC = '{}';
+
 const isZk = (err: unknown, code: number): boolean => err instanceof ZkError && err.code === code;
 
 export class ZookeeperBackend implements DcsBackend {
@@ -68,6 +73,10 @@ export class ZookeeperBackend implements DcsBackend {
     this.#zk = new ZkClient({
       hosts: opts.hosts,
       sessionTimeoutMs: opts.ttl * 1000,
+      // As Patroni: notice a dead server well before the session ends (it uses loop_wait - 2 s,
+      // at least 2 s), and try each server for half the retry timeout (at least 1 s).
+      readTimeoutMs: Math.max(2000, opts.retryTimeout * 1000),
+      connectTimeoutMs: Math.max(1000, (opts.retryTimeout * 1000) / 2),
       tls: opts.tls,
       auth: opts.auth ?? [],
       ...(opts.logger === undefined ? {} : { logger: opts.logger }),
@@ -194,6 +203,8 @@ export class ZookeeperBackend implements DcsBackend {
     for (const [rel, r] of got) {
       // A znode that only holds others (e.g. a Citus group level) is not a key.
       if (r === undefined || (r.data === '' && r.stat.numChildren > 0)) continue;
+      // An emptied sync key ({}: Patroni's delete on ZooKeeper) reads as no sync state, as in Patroni.
+      if (rel === 'sync' && r.data === EMPTY_SYNC) continue;
       kvs.push(this.#kv(rel, r.data, r.stat));
     }
     const zxid = top.zxid >= 0n ? top.zxid : members.zxid;
@@ -271,6 +282,7 @@ export class ZookeeperBackend implements DcsBackend {
 
   async delete(rel: string, version: string | undefined, op: Op): Promise<boolean> {
     const path = this.#path(rel);
+    if (rel === 'sync') return this.#emptySync(path, version, op);
     let dataVersion = -1;
     if (version !== undefined) {
       const v = await this.#matching(path, version, op);
@@ -279,6 +291,27 @@ export class ZookeeperBackend implements DcsBackend {
     }
     try {
       await this.#call(Code.delete, new Writer().string(path).int(dataVersion), op, `delete ${path}`, { pass: [Err.noNode, Err.badVersion] });
+      return true;
+    } catch (err) {
+      if (isZk(err, Err.noNode)) return version === undefined;
+      if (isZk(err, Err.badVersion)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Patroni's "delete" of the sync key on ZooKeeper: set it to {} (by version when given); an
+   * absent key is left absent.
+   */
+  async #emptySync(path: string, version: string | undefined, op: Op): Promise<boolean> {
+    let dataVersion = -1;
+    if (version !== undefined) {
+      const v = await this.#matching(path, version, op);
+      if (v === undefined) return false;
+      dataVersion = v;
+    }
+    try {
+      await this.#call(Code.setData, new Writer().string(path).buffer(Buffer.from(EMPTY_SYNC)).int(dataVersion), op, `set ${path}`, { pass: [Err.noNode, Err.badVersion] });
       return true;
     } catch (err) {
       if (isZk(err, Err.noNode)) return version === undefined;

@@ -57,6 +57,14 @@ describe('ZooKeeper backend (real ZooKeeper 3.8)', () => {
     assert.equal(byKey.get('/service/layout/config')?.lease, '0', 'persistent');
     assert.equal(byKey.get('/service/layout/initialize')?.lease, '0', 'persistent');
     assert.notEqual(byKey.get('/service/layout/config')?.modRevision, '0', 'a version (mzxid) is never 0: 0 would mean an invalid config');
+    // The sync key is emptied, not deleted (Patroni on ZooKeeper), and then reads as no sync state.
+    assert.equal(await a.deleteSync(), true, 'no sync key: nothing to empty, none created');
+    assert.equal(await inspect.get('sync', op()), undefined);
+    assert.equal(await a.writeSync({ leader: 'pg0', quorum: 0, sync_standby: null }), true);
+    const sync = (await a.readCluster()).sync;
+    assert.equal(await a.deleteSync(sync?.version), true);
+    assert.equal((await inspect.get('sync', op()))?.value, '{}');
+    assert.equal((await a.readCluster()).sync, undefined);
     // patronictl remove: the cluster znode and everything under it.
     await a.deleteCluster();
     assert.equal(await inspect.get('', op()), undefined);
