@@ -7,7 +7,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+
+import { run } from '../support/cli.ts';
 
 import { startCutProxy, startZookeeper, type ZookeeperServer } from '../support/zookeeper.ts';
 import { DcsError } from '../../src/dcs/dcs.ts';
@@ -16,6 +22,9 @@ import { ZookeeperBackend, ZookeeperDcs } from '../../src/dcs/zookeeper.ts';
 import { OPEN_ACL, Perms } from '../../src/dcs/zookeeper-jute.ts';
 
 const TTL = 3;
+const PATRONICTL = '/usr/bin/patronictl';
+/** patronictl speaks ZooKeeper through kazoo (Debian: python3-kazoo). */
+const HAS_PATRONICTL_ZK = existsSync(PATRONICTL) && existsSync('/usr/lib/python3/dist-packages/kazoo');
 const T = { timeout: 60_000 };
 const op = (): { signal: undefined; deadline: number; budgetMs: number } => ({ signal: undefined, deadline: Date.now() + 5000, budgetMs: 5000 });
 
@@ -90,6 +99,42 @@ describe('ZooKeeper backend (real ZooKeeper 3.8)', () => {
     proxy.heal();
     assert.equal(await a.refreshLeader(), false, 'b holds the lock now');
     assert.notEqual(a.session, session);
+  });
+
+  it("Patroni 3.0.2's patronictl (kazoo) lists a cluster Vigil wrote; Vigil reads its edit-config and its switchover request", { ...T, skip: !HAS_PATRONICTL_ZK && 'patronictl or python3-kazoo not installed' }, async () => {
+    const prefix = '/service/ctl/';
+    const a = dcs(prefix, 'pg0');
+    const b = dcs(prefix, 'pg1');
+    assert.equal(await a.attemptInitialize(), true);
+    await a.writeInitialize('7268616322854375442');
+    assert.equal(await a.writeConfig({ ttl: 30, loop_wait: 10 }), true);
+    assert.equal(await a.acquireLeader(), true);
+    // REST API addresses nobody listens on: patronictl's switchover then writes the failover key itself.
+    await a.touchMember({ conn_url: 'postgres://127.0.0.1:5432/postgres', api_url: 'http://127.0.0.1:1/patroni', state: 'running', role: 'primary', version: '3.0.2', xlog_location: 100, timeline: 1 });
+    await b.touchMember({ conn_url: 'postgres://127.0.0.1:5433/postgres', api_url: 'http://127.0.0.1:1/patroni', state: 'running', role: 'replica', version: '3.0.2', xlog_location: 100, replay_lsn: 100, receive_lsn: 100, timeline: 1 });
+    await a.writeStatus({ optime: 100 });
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-zk-ctl-'));
+    closers.push(() => rm(dir, { recursive: true, force: true }));
+    const cfg = join(dir, 'patronictl.yml');
+    await writeFile(cfg, `scope: ctl\nzookeeper:\n  hosts: ['${zk.endpoint}']\n`);
+    const ctl = (...args: string[]): ReturnType<typeof run> => run(PATRONICTL, ['-c', cfg, ...args], { timeoutMs: 30_000 });
+
+    const list = await ctl('list', '-f', 'json');
+    assert.equal(list.code, 0, list.stderr.slice(0, 2000));
+    const rows = JSON.parse(list.stdout) as { Member: string; Role: string; State: string; TL: number }[];
+    assert.deepEqual(rows.map((r) => [r.Member, r.Role, r.State, r.TL]), [['pg0', 'Leader', 'running', 1], ['pg1', 'Replica', 'running', 1]]);
+
+    const before = (await b.readCluster()).configVersion;
+    const edit = await ctl('edit-config', '--set', 'loop_wait=5', '--force');
+    assert.equal(edit.code, 0, edit.stderr.slice(0, 2000));
+    const view = await b.readCluster();
+    assert.deepEqual(view.config, { ttl: 30, loop_wait: 5 });
+    assert.equal(await b.writeConfig({ ttl: 30, loop_wait: 1 }, before), false, 'a version read before the edit no longer matches');
+
+    const sw = await ctl('switchover', '--leader', 'pg0', '--candidate', 'pg1', '--force');
+    assert.equal(sw.code, 0, sw.stderr.slice(0, 2000));
+    const fo = (await b.readCluster()).failover;
+    assert.deepEqual([fo?.leader, fo?.member], ['pg0', 'pg1']);
   });
 
   it('set_acls protects the znodes created; auth_data is sent on every connection', T, async () => {
