@@ -275,7 +275,7 @@ export class ZkClient {
         return false;
       });
       if (this.#closed) break;
-      if (!ok) this.#hostIndex++;
+      this.#hostIndex++; // after a failure or a lost connection, the next server first (as kazoo)
       failures = ok ? 0 : failures + 1;
       if (failures > 0 && failures % this.#hosts.length === 0) await new Promise((r) => setTimeout(r, 200));
     }
