@@ -106,6 +106,8 @@ export class ZkClient {
   #readyWaiters = new Set<() => void>();
   #watchers = new Map<string, Set<() => void>>();
   #timer: NodeJS.Timeout | undefined;
+  /** Why the last connection attempt or connection failed (for error messages). */
+  #lastConnError: string | undefined;
   #wake: (() => void) | undefined;
 
   constructor(opts: ZkClientOptions) {
@@ -139,7 +141,10 @@ export class ZkClient {
       this.#start();
       this.#checkExpiry();
       if (this.#connected && this.#session) return this.#session.id;
-      await this.#waitReady(d);
+      await this.#waitReady(d).catch((err: unknown) => {
+        if (err instanceof ZkTimeout && this.#lastConnError !== undefined) throw new ZkTimeout(`no connection (${this.#lastConnError})`);
+        throw err;
+      });
     }
   }
 
@@ -327,7 +332,10 @@ export class ZkClient {
           }
         }
       });
-      sock.on('error', (err) => this.#log?.debug?.({ host: hostPort, err: err.message }, 'ZooKeeper socket error'));
+      sock.on('error', (err) => {
+        this.#lastConnError = `${hostPort}: ${err.message}`;
+        this.#log?.debug?.({ host: hostPort, err: err.message }, 'ZooKeeper socket error');
+      });
       sock.on('close', () => {
         clearTimeout(connectTimer);
         if (this.#timer) clearInterval(this.#timer);
@@ -359,6 +367,7 @@ export class ZkClient {
       return false;
     }
     const now = Date.now();
+    this.#lastConnError = undefined;
     this.#session = { id, passwd, timeoutMs, lastAck: now };
     if (old === undefined || old.id !== id) this.#log?.debug?.({ session: `0x${id.toString(16)}`, timeoutMs }, 'ZooKeeper session started');
     this.#connected = true;

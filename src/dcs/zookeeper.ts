@@ -101,7 +101,7 @@ export class ZookeeperBackend implements DcsBackend {
         if (err instanceof ZkClosed) throw new DcsError('DCS_UNAVAILABLE', 'ZooKeeper client closed', { retryable: false });
         if (err instanceof ZkAborted) throw new DcsError('DCS_UNAVAILABLE', `ZooKeeper ${what}: aborted by caller`, { retryable: false });
         if (err instanceof ZkSessionLost) throw new SessionNotFound(`ZooKeeper: ${err.message}`);
-        if (err instanceof ZkTimeout) throw new DcsError('DCS_UNAVAILABLE', `ZooKeeper (${this.#hosts}) did not answer ${what} within ${op.budgetMs / 1000}s`, { cause: err });
+        if (err instanceof ZkTimeout) throw new DcsError('DCS_UNAVAILABLE', `ZooKeeper (${this.#hosts}) did not answer ${what} within ${op.budgetMs / 1000}s: ${err.message}`, { cause: err });
         if (err instanceof ZkError) {
           if (err.code === Err.connectionLoss) {
             if (opts.idempotent === true && Date.now() < op.deadline) continue;

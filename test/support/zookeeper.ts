@@ -13,11 +13,24 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { freePort } from './etcd.ts';
 
-export const ZOOKEEPER_CLASSPATH = '/etc/zookeeper/conf:/usr/share/java/zookeeper.jar';
+/** zookeeper.jar's manifest names its dependencies, except two that Netty (the TLS port) needs. */
+export const ZOOKEEPER_CLASSPATH = '/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar';
+
+/** A TLS client port (secureClientPort, Netty), PEM files. */
+export interface ZookeeperTls {
+  /** The server's certificate followed by its unencrypted PKCS#8 key, in one PEM file. */
+  keyStore: string;
+  /** CA certificate(s) client certificates must chain to. */
+  trustStore: string;
+  /** need (default): clients must present a certificate; none: they need not. */
+  clientAuth?: 'need' | 'none';
+}
 
 export interface ZookeeperServer {
   /** 127.0.0.1:<port> */
   readonly endpoint: string;
+  /** 127.0.0.1:<port> of the TLS client port, when started with tls. */
+  readonly secureEndpoint: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -60,9 +73,23 @@ function handshake(port: number): Promise<boolean> {
   });
 }
 
-export async function startZookeeper(): Promise<ZookeeperServer> {
+export async function startZookeeper(opts: { tls?: ZookeeperTls } = {}): Promise<ZookeeperServer> {
   const dir = await mkdtemp(join(tmpdir(), 'vigil-zk-'));
   const port = await freePort();
+  let securePort = opts.tls ? await freePort() : undefined;
+  while (securePort === port) securePort = await freePort();
+  const tlsLines = opts.tls && securePort !== undefined
+    ? [
+      `secureClientPort=${securePort}`,
+      'secureClientPortAddress=127.0.0.1',
+      'serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory',
+      `ssl.keyStore.location=${opts.tls.keyStore}`,
+      'ssl.keyStore.type=PEM',
+      `ssl.trustStore.location=${opts.tls.trustStore}`,
+      'ssl.trustStore.type=PEM',
+      `ssl.clientAuth=${opts.tls.clientAuth ?? 'need'}`,
+    ]
+    : [];
   const cfg = join(dir, 'zoo.cfg');
   await writeFile(cfg, [
     'tickTime=500',
@@ -72,6 +99,7 @@ export async function startZookeeper(): Promise<ZookeeperServer> {
     'admin.enableServer=false',
     'maxClientCnxns=0',
     '4lw.commands.whitelist=',
+    ...tlsLines,
     '',
   ].join('\n'));
   const child: ChildProcess = spawn('java', [
@@ -96,7 +124,9 @@ export async function startZookeeper(): Promise<ZookeeperServer> {
   };
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) break;
-    if (await handshake(port)) return { endpoint: `127.0.0.1:${port}`, stop };
+    if (await handshake(port)) {
+      return { endpoint: `127.0.0.1:${port}`, secureEndpoint: securePort === undefined ? undefined : `127.0.0.1:${securePort}`, stop };
+    }
     await sleep(100);
   }
   await stop();
