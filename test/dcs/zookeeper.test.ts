@@ -79,6 +79,26 @@ describe('ZooKeeper backend (real ZooKeeper 3.8)', () => {
     assert.equal(await inspect.get('', op()), undefined);
   });
 
+  it('a connection cut off for less than the session timeout: the client reconnects to the same session; the lock is kept', T, async () => {
+    const prefix = '/service/reconnect/';
+    const proxy = await startCutProxy(zk.endpoint);
+    closers.push(() => proxy.close());
+    // Session timeout 10 s; the client gives up on a silent connection after 3 s (retry_timeout).
+    const a = dcs(prefix, 'a', { hosts: [proxy.endpoint], ttl: 10 });
+    assert.equal(await a.acquireLeader(), true);
+    const session = a.session;
+    const version = (await a.readCluster()).leader?.version;
+    proxy.cut();
+    // The client drops the silent connection and tries again (held back by the cut).
+    while (proxy.connections < 2) await sleep(100);
+    proxy.heal();
+    assert.equal(await a.refreshLeader(), true);
+    assert.equal(a.session, session, 'the same session, re-attached');
+    const view = await a.readCluster();
+    assert.equal(view.leader?.version, version, 'the leader znode was never re-created');
+    assert.equal(view.leader?.session, session);
+  });
+
   it('a session that expires while partitioned is known lost by our own timer, before the server is heard again', T, async () => {
     const prefix = '/service/partition/';
     const proxy = await startCutProxy(zk.endpoint);

@@ -136,6 +136,8 @@ export async function startZookeeper(opts: { tls?: ZookeeperTls } = {}): Promise
 /** A loopback TCP proxy to `target` (host:port) that can be partitioned and healed. */
 export interface CutProxy {
   readonly endpoint: string;
+  /** Connections accepted so far. */
+  readonly connections: number;
   /** From now on nothing passes either way (held back, not lost) until heal(). */
   cut(): void;
   /** Deliver what was held back (to connections still open on both sides) and pass again. */
@@ -148,8 +150,10 @@ export async function startCutProxy(target: string): Promise<CutProxy> {
   const host = target.slice(0, i);
   const port = Number(target.slice(i + 1));
   let isCut = false;
+  let connections = 0;
   const pairs = new Set<{ flush(): void; destroy(): void }>();
   const server = net.createServer((down) => {
+    connections += 1;
     let up: net.Socket | undefined;
     let closed = false;
     const held: { toUp: Buffer[]; toDown: Buffer[] } = { toUp: [], toDown: [] };
@@ -196,6 +200,9 @@ export async function startCutProxy(target: string): Promise<CutProxy> {
   const addr = server.address() as net.AddressInfo;
   return {
     endpoint: `127.0.0.1:${addr.port}`,
+    get connections() {
+      return connections;
+    },
     cut() {
       isCut = true;
     },
