@@ -12,8 +12,14 @@
 //   `timeout` ms have passed since then without a reconnection, the session is treated as expired
 //   (its ephemeral znodes must be assumed gone) even if the server was never heard again, e.g.
 //   during a network partition.
-// - A connection that has answered nothing (not even a ping) for the read timeout (at most two
-//   thirds of the session timeout) is closed and reconnected; pings go out every third of it.
+// - A request or ping left unanswered for the read timeout (at most two thirds of the session
+//   timeout) closes the connection, and the next host is tried.
+// - Pings go out every third of the read timeout, but only until one read timeout after the
+//   client's last request: the session lives while its owner uses it. An agent whose loop stalls
+//   (its process still running) thus loses its session, and the leader lock with it, at most
+//   `timeout` plus one read timeout after its last request, as an etcd lease ends when its
+//   keepalives stop. (Patroni's ZooKeeper client pings from a background thread whatever its HA
+//   loop does.)
 // - Watches are one-shot and delivered by path; a lost connection fires every registered watch
 //   (a spurious wake, never a missed one: server watches are not re-registered).
 //
@@ -100,7 +106,10 @@ export class ZkClient {
   #hostIndex = 0;
   #xid = 1;
   #lastZxid = 0n;
-  #lastReceived = 0;
+  /** Time of the last use: a call() sent, or a wait for the connection (ready()). */
+  #lastCall = 0;
+  /** Since when a request or ping has gone unanswered (nothing received since); undefined: none. */
+  #awaiting: number | undefined;
   #pending = new Map<number, Pending>();
   #pings: number[] = [];
   #readyWaiters = new Set<() => void>();
@@ -136,6 +145,7 @@ export class ZkClient {
 
   /** Wait until connected with a live session (connecting if needed); its id. */
   async ready(d: Deadline): Promise<bigint> {
+    this.#lastCall = Date.now();
     for (;;) {
       this.#guard(d);
       this.#start();
@@ -192,6 +202,8 @@ export class ZkClient {
     const reply = new Promise<{ zxid: bigint; body: Reader }>((resolve, reject) => {
       this.#pending.set(xid, { resolve, reject, sentAt: Date.now(), type });
     });
+    this.#lastCall = Date.now();
+    this.#awaiting ??= this.#lastCall;
     sock.write(Buffer.concat([len, packet]));
     try {
       return await this.#bounded(reply, d);
@@ -274,6 +286,9 @@ export class ZkClient {
     let failures = 0;
     while (!this.#closed) {
       this.#checkExpiry();
+      // No session and nobody asking for one: reconnect on the next use, not in a loop of new
+      // sessions that lapse unused.
+      if (this.#session === undefined && this.#readyWaiters.size === 0 && Date.now() - this.#lastCall > (this.#readTimeoutMs ?? this.#requestedMs)) break;
       const host = this.#hosts[this.#hostIndex % this.#hosts.length] ?? '';
       const ok = await this.#connectOnce(host).catch((err: unknown) => {
         this.#log?.debug?.({ host, err: String(err) }, 'ZooKeeper connection failed');
@@ -308,7 +323,6 @@ export class ZkClient {
       });
       sock.on('data', (chunk: Buffer) => {
         buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-        this.#lastReceived = Date.now();
         while (buf.length >= 4) {
           const len = buf.readInt32BE(0);
           if (len < 0 || len > 64 * 1024 * 1024) {
@@ -318,6 +332,7 @@ export class ZkClient {
           if (buf.length < 4 + len) break;
           const frame = buf.subarray(4, 4 + len);
           buf = buf.subarray(4 + len);
+          this.#awaiting = undefined;
           try {
             if (!established) {
               clearTimeout(connectTimer);
@@ -326,6 +341,7 @@ export class ZkClient {
             } else {
               this.#onPacket(new Reader(frame));
             }
+            if (this.#pending.size > 0 || this.#pings.length > 0) this.#awaiting = Date.now();
           } catch (err) {
             sock.destroy(err instanceof Error ? err : new Error(String(err)));
             return;
@@ -347,6 +363,7 @@ export class ZkClient {
         for (const p of this.#pending.values()) p.reject(loss);
         this.#pending.clear();
         this.#pings = [];
+        this.#awaiting = undefined;
         if (established || wasConnected) this.#fireAll();
         resolve(established);
       });
@@ -379,12 +396,16 @@ export class ZkClient {
     this.#timer = setInterval(() => {
       this.#checkExpiry();
       if (!this.#connected) return;
-      if (Date.now() - this.#lastReceived > readTimeout) {
+      const now = Date.now();
+      if (this.#awaiting !== undefined && now - this.#awaiting > readTimeout) {
         this.#log?.warn({ readTimeout }, 'ZooKeeper server silent too long; reconnecting');
         sock.destroy();
         return;
       }
-      this.#pings.push(Date.now());
+      // Pings only while the client is in use (see the header): an idle client lets its session lapse.
+      if (now - this.#lastCall > readTimeout) return;
+      this.#awaiting ??= now;
+      this.#pings.push(now);
       sock.write(new Writer().int(XID_PING).int(Op.ping).packet());
     }, tick);
     for (const w of this.#readyWaiters) w();

@@ -79,6 +79,19 @@ describe('ZooKeeper backend (real ZooKeeper 3.8)', () => {
     assert.equal(await inspect.get('', op()), undefined);
   });
 
+  it('a client that makes no request lets its session lapse, like an etcd lease without keepalives; its next call starts a new one', T, async () => {
+    const prefix = '/service/idle/';
+    const a = dcs(prefix, 'a');
+    const b = dcs(prefix, 'b');
+    assert.equal(await a.acquireLeader(), true);
+    const session = a.session;
+    // a's connection stays open, but a stops asking: the server ends the session, the lock goes.
+    while ((await b.readCluster()).leader !== undefined) await sleep(100);
+    assert.equal(await a.refreshLeader(), true, 'nobody took the lock meanwhile: re-created');
+    assert.notEqual(a.session, session);
+    assert.equal((await b.readCluster()).leader?.session, a.session);
+  });
+
   it('a connection cut off for less than the session timeout: the client reconnects to the same session; the lock is kept', T, async () => {
     const prefix = '/service/reconnect/';
     const proxy = await startCutProxy(zk.endpoint);
