@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { run } from '../support/cli.ts';
 
+import { freePort } from '../support/etcd.ts';
 import { startCutProxy, startZookeeper, type ZookeeperServer } from '../support/zookeeper.ts';
 import { DcsError } from '../../src/dcs/dcs.ts';
 import { KvDcs } from '../../src/dcs/kv-dcs.ts';
@@ -77,6 +78,17 @@ describe('ZooKeeper backend (real ZooKeeper 3.8)', () => {
     // patronictl remove: the cluster znode and everything under it.
     await a.deleteCluster();
     assert.equal(await inspect.get('', op()), undefined);
+  });
+
+  it('hosts are tried in turn: a server that does not answer and one that refuses are skipped', T, async () => {
+    const silent = await startCutProxy(zk.endpoint);
+    closers.push(() => silent.close());
+    silent.cut();
+    const refusing = `127.0.0.1:${await freePort()}`;
+    const a = dcs('/service/hosts/', 'a', { hosts: [silent.endpoint, refusing, zk.endpoint] });
+    assert.equal(await a.writeConfig({ ttl: 30 }), true);
+    assert.deepEqual((await a.readCluster()).config, { ttl: 30 });
+    await a.deleteCluster();
   });
 
   it('a client that makes no request lets its session lapse, like an etcd lease without keepalives; its next call starts a new one', T, async () => {
