@@ -3,10 +3,11 @@
 
 import type { ClusterView, Tags } from '../core/model.ts';
 import { isStandbyClusterConfig } from '../core/election.ts';
+import { isTrue } from '../core/values.ts';
 import { queryValue } from './request.ts';
 import type { NodeSnapshot, XlogPrimary, XlogReplica } from './snapshot.ts';
 import type { StatusJson } from './status.ts';
-import { freshCluster, isLeaderNow, isPaused, isXlogReplica, statusJson, truthy, ttlMs } from './status.ts';
+import { freshCluster, isLeaderNow, isPaused, isXlogReplica, statusJson, ttlMs } from './status.ts';
 
 const SIZE_UNITS: Record<string, number> = { B: 1, kB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
 
@@ -38,7 +39,7 @@ function healthFacts(query: URLSearchParams, snap: NodeSnapshot, nowMs: number):
   const lagging = leaderOptime !== 0 && leaderOptime > replayed + maxLag;
   const wantedReplState = queryValue(query, 'replication_state');
   const replicaOk =
-    !truthy(snap.tags.noloadbalance) &&
+    !isTrue(snap.tags.noloadbalance) &&
     !lagging &&
     status.role === 'replica' &&
     status.state === 'running' &&

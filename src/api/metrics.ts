@@ -1,7 +1,9 @@
 // GET /metrics (patroni-interfaces.md 2.11): Prometheus text with Patroni's metric names.
 
 import type { NodeSnapshot, XlogPrimary, XlogReplica } from './snapshot.ts';
-import { failoverPriorityOf, freshCluster, isXlogPrimary, isXlogReplica, nofailoverOf, statusJson, truthy } from './status.ts';
+import { failoverPriority } from '../core/election.ts';
+import { isTrue } from '../core/values.ts';
+import { freshCluster, isXlogPrimary, isXlogReplica, statusJson } from './status.ts';
 
 export const METRICS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -40,7 +42,7 @@ export function metricsText(snap: NodeSnapshot, nowMs: number): string {
   const serverVersion = typeof status['server_version'] === 'number' ? status['server_version'] : 0;
   const replState = status['replication_state'];
   const tags = snap.tags;
-  const priority = nofailoverOf(tags) ? 0 : failoverPriorityOf(tags);
+  const priority = failoverPriority(tags);
 
   metric('patroni_version', 'gauge', 'Patroni semver without periods.', versionNumber(snap.patroni.version));
   metric('patroni_postgres_running', 'gauge', 'Value is 1 if Postgres is running, 0 otherwise.', flag(status.state === 'running'));
@@ -69,7 +71,7 @@ export function metricsText(snap: NodeSnapshot, nowMs: number): string {
   metric('patroni_cluster_unlocked', 'gauge', 'Value is 1 if the cluster is unlocked, 0 if locked.', flag(status['cluster_unlocked'] === true));
   metric('patroni_failsafe_mode_is_active', 'gauge', 'Value is 1 if failsafe mode is active, 0 if inactive.',
     flag(status['failsafe_mode_is_active'] === true));
-  metric('patroni_failsafe_mode_enabled', 'gauge', 'Value is 1 if failsafe mode is enabled, 0 otherwise.', flag(truthy(snap.config.failsafe_mode)));
+  metric('patroni_failsafe_mode_enabled', 'gauge', 'Value is 1 if failsafe mode is enabled, 0 otherwise.', flag(isTrue(snap.config.failsafe_mode)));
   metric('patroni_failsafe_member', 'gauge', 'Value is 1 if this node is a failsafe member, 0 otherwise.',
     flag(cluster?.failsafe !== undefined && Object.prototype.hasOwnProperty.call(cluster.failsafe, snap.patroni.name)));
   metric('patroni_postgres_timeline', 'gauge', 'Postgres timeline of this node (if running), 0 otherwise.',

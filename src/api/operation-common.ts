@@ -3,7 +3,7 @@
 // Patroni's reading of pause and of scheduled timestamps.
 
 import type { ClusterView } from '../core/model.ts';
-import { toBool } from '../config/dynamic.ts';
+import { isPaused as isPausedConfig } from '../core/values.ts';
 import type { OperationsPort } from './port.ts';
 import type { ApiResponse } from './request.ts';
 import { message } from './request.ts';
@@ -33,12 +33,9 @@ export async function readCluster(port: OperationsPort): Promise<ClusterView> {
   }
 }
 
+/** Paused for an operation: the agent's view, its /config, or the /config just read (core/values.ts isPaused). */
 export function isPaused(snap: NodeSnapshot, cluster: ClusterView | undefined): boolean {
-  return snap.pause === true || truthy(snap.config.pause) || truthy(cluster?.config?.['pause']);
-}
-
-function truthy(v: unknown): boolean {
-  return toBool(v) === true;
+  return snap.pause === true || isPausedConfig(snap.config) || isPausedConfig(cluster?.config);
 }
 
 export function nonEmpty(v: unknown): string | undefined {

@@ -11,7 +11,7 @@
 // This module dispatches; the families live in switchover.ts, restart.ts, config-endpoints.ts and
 // failsafe.ts, with what they share in operation-common.ts.
 
-import { toBool } from '../config/dynamic.ts';
+import { parseBool } from '../core/values.ts';
 import { patchConfig, putConfig } from './config-endpoints.ts';
 import { postFailsafe } from './failsafe.ts';
 import type { OperationOptions } from './operation-common.ts';
@@ -86,8 +86,8 @@ export async function handleOperation(
 async function postReinitialize(req: ApiRequest, port: OperationsPort): Promise<ApiResponse> {
   const body = readJsonBody(req, true);
   if (!body.ok) return body.response;
-  const force = toBool(body.value['force']) ?? false;
-  const fromLeader = toBool(body.value['from_leader']) ?? false;
+  const force = parseBool(body.value['force']) ?? false;
+  const fromLeader = parseBool(body.value['from_leader']) ?? false;
   const cluster = await readCluster(port);
   const leader = cluster.leader?.name;
   if (leader === undefined || leader === '') return message(503, 'Cluster has no leader, can not reinitialize');

@@ -39,6 +39,8 @@ test('tags: nofailover, failover_priority, watchdog_failed', () => {
   assert.deepEqual([p({ tags: { failover_priority: 0 } })?.nofailover, p({ tags: { failover_priority: 0 } })?.failoverPriority], [true, 0]);
   assert.deepEqual([p({ tags: { nofailover: true } })?.nofailover, p({ tags: { nofailover: true } })?.failoverPriority], [true, 0]);
   assert.equal(p({ tags: { nofailover: false, failover_priority: 3 } })?.nofailover, false);
+  // Patroni 4.1: an explicit nofailover: false wins over failover_priority 0, which then only ranks.
+  assert.deepEqual([p({ tags: { nofailover: false, failover_priority: 0 } })?.nofailover, p({ tags: { nofailover: false, failover_priority: 0 } })?.failoverPriority], [false, 0]);
   assert.equal(p({ tags: 'odd' })?.nofailover, false);
   assert.equal(p({ watchdog_failed: true })?.watchdogFailed, true);
   assert.equal(p({ watchdog_failed: 'yes' })?.watchdogFailed, false);

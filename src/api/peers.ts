@@ -10,8 +10,8 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 
+import { failoverPriority, isNoFailover } from '../core/election.ts';
 import type { PeerStatus } from '../core/model.ts';
-import { failoverPriorityOf, nofailoverOf } from './status.ts';
 import { PATRONI_COMPAT_VERSION } from './version.ts';
 
 export interface FetchPeerOptions {
@@ -63,15 +63,14 @@ export function parsePeerStatus(name: string, value: unknown): PeerStatus | unde
   const timeline = typeof o['timeline'] === 'number' && Number.isFinite(o['timeline']) ? o['timeline'] : undefined;
   const tagsRaw = o['tags'];
   const tags = tagsRaw !== null && typeof tagsRaw === 'object' && !Array.isArray(tagsRaw) ? (tagsRaw as Record<string, unknown>) : {};
-  const nofailover = nofailoverOf(tags);
   return {
     name,
     reachable: true,
     inRecovery: !isPrimary,
     walPosition,
     timeline,
-    nofailover,
-    failoverPriority: nofailover ? 0 : failoverPriorityOf(tags),
+    nofailover: isNoFailover(tags),
+    failoverPriority: failoverPriority(tags),
     watchdogFailed: o['watchdog_failed'] === true,
   };
 }

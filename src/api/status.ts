@@ -3,6 +3,7 @@
 
 import type { ClusterView, DynamicConfig, SyncState } from '../core/model.ts';
 import { isStandbyClusterConfig, nameIn, syncModeOf, syncStandbyNames } from '../core/election.ts';
+import { isPaused as isPausedConfig } from '../core/values.ts';
 import type { HandlerOptions } from './request.ts';
 import type { NodeSnapshot, XlogPrimary, XlogReplica } from './snapshot.ts';
 import { VIGIL_VERSION } from './version.ts';
@@ -26,8 +27,9 @@ export function ttlMs(config: DynamicConfig): number {
   return ttl * 1000;
 }
 
+/** Maintenance mode as this node serves it: the agent's own view, else /config's pause (core/values.ts). */
 export function isPaused(snap: NodeSnapshot): boolean {
-  return snap.pause ?? truthy(snap.config.pause);
+  return snap.pause ?? isPausedConfig(snap.config);
 }
 
 /** name is listed in /sync's sync_standby (case-insensitive). */
@@ -44,30 +46,6 @@ export function isXlogReplica(x: XlogPrimary | XlogReplica | undefined): x is Xl
   return x !== undefined && !isXlogPrimary(x);
 }
 
-/** Patroni's boolean reading of tag/config values. */
-export function truthy(v: unknown): boolean {
-  if (typeof v === 'string') return ['true', 'on', 'yes', '1', 'y', 't'].includes(v.trim().toLowerCase());
-  return Boolean(v);
-}
-
-/** nofailover: the explicit tag wins; else failover_priority <= 0; else false. */
-export function nofailoverOf(tags: Record<string, unknown> | undefined): boolean {
-  const nf = tags?.['nofailover'];
-  if (nf !== undefined && nf !== null) return truthy(nf);
-  const p = numberOf(tags?.['failover_priority']);
-  return p !== undefined && p <= 0;
-}
-
-/** failover_priority tag, default 1. */
-export function failoverPriorityOf(tags: Record<string, unknown> | undefined): number {
-  return numberOf(tags?.['failover_priority']) ?? 1;
-}
-
-function numberOf(v: unknown): number | undefined {
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
-  if (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) return Number(v);
-  return undefined;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Status JSON (2.4).

@@ -1,7 +1,7 @@
 // `vigil agent CONFIG`: run the HA agent for one PostgreSQL node until SIGTERM/SIGINT.
 //
 // Exit codes: 0 after a clean stop, 1 when the configuration is invalid or the core asked to exit
-// (data of another cluster, duplicate member name, ...), 2 on usage errors.
+// (duplicate member name, a replica started before any /initialize, ...), 2 on usage errors.
 
 import pino from 'pino';
 

@@ -10,6 +10,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { loadConfigFile } from '../config/load.ts';
+import { isTrue } from '../core/values.ts';
 
 /** An error to print as `Error: <message>` before exiting with `exitCode` (1 runtime, 2 usage). */
 export class CliError extends Error {
@@ -219,7 +220,7 @@ export function restFromRaw(root: Record<string, unknown>, env: NodeJS.ProcessEn
     if (v !== undefined) ctl[k] = v;
   }
   if (env['PATRONI_RESTAPI_CAFILE'] !== undefined) restapi['cafile'] = env['PATRONI_RESTAPI_CAFILE'];
-  const out: RestClientSettings = { insecure: ['true', 'yes', 'on', '1', 'y', 't'].includes(String(ctl['insecure'] ?? '').toLowerCase()) };
+  const out: RestClientSettings = { insecure: isTrue(ctl['insecure']) };
   const auth = authFrom(ctl['authentication']) ?? authFrom(restapi['authentication']);
   if (auth !== undefined) out.auth = auth;
   const cacert = str(ctl['cacert']) ?? str(restapi['cafile']);

@@ -8,6 +8,7 @@
 import { stringify as yamlStringify } from 'yaml';
 import type { ClusterView, Member } from '../core/model.ts';
 import { isStandbyClusterConfig, nameIn, syncModeOf, syncStandbyNames } from '../core/election.ts';
+import { isPaused } from '../core/values.ts';
 
 export type ListFormat = 'pretty' | 'tsv' | 'json' | 'yaml';
 
@@ -74,14 +75,6 @@ function asLsn(v: unknown): number | undefined {
 
 function asString(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
-}
-
-/** Patroni's parse_bool: true for booleans true and the usual "on" spellings. */
-export function truthy(v: unknown): boolean {
-  if (typeof v === 'boolean') return v;
-  if (typeof v === 'number') return v !== 0;
-  if (typeof v === 'string') return ['on', 'true', 'yes', '1', 'y', 't'].includes(v.trim().toLowerCase());
-  return false;
 }
 
 /** host and port of a member's PostgreSQL (conn_kwargs, else conn_url); port defaults to 5432. */
@@ -396,7 +389,7 @@ export function clusterTitle(scope: string, view: ClusterView): string {
 /** Footer lines of the pretty form: maintenance mode and a scheduled switchover. */
 export function serviceInfo(view: ClusterView): string[] {
   const info: string[] = [];
-  if (truthy(view.config?.['pause'])) info.push('Maintenance mode: on');
+  if (isPaused(view.config)) info.push('Maintenance mode: on');
   const f = view.failover;
   if (f && typeof f.scheduled_at === 'string' && f.scheduled_at) {
     let text = `Switchover scheduled at: ${f.scheduled_at.replace(/Z$/, '+00:00')}`;

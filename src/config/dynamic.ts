@@ -12,6 +12,7 @@
 // can fail over quickly. Values below Patroni's minimums are accepted with a warning.
 
 import type { DynamicConfig } from '../core/model.ts';
+import { parseBool } from '../core/values.ts';
 
 /** One problem or adjustment, addressed by a dotted path inside the dynamic configuration. */
 export interface DynamicNote {
@@ -73,22 +74,10 @@ function toInt(v: unknown): number | undefined {
   return undefined;
 }
 
-/** Patroni's boolean parsing: booleans, and the usual words in any case. */
-export function toBool(v: unknown): boolean | undefined {
-  if (typeof v === 'boolean') return v;
-  if (typeof v === 'number') return v === 1 ? true : v === 0 ? false : undefined;
-  if (typeof v === 'string') {
-    const s = v.trim().toLowerCase();
-    if (['true', 'yes', 'on', '1'].includes(s)) return true;
-    if (['false', 'no', 'off', '0'].includes(s)) return false;
-  }
-  return undefined;
-}
-
 /** synchronous_mode: true/false (with Patroni's spellings) or "quorum". */
 function toSyncMode(v: unknown): boolean | 'quorum' | undefined {
-  if (typeof v === 'string' && v.trim().toLowerCase() === 'quorum') return 'quorum';
-  return toBool(v);
+  if (typeof v === 'string' && v.toLowerCase() === 'quorum') return 'quorum';
+  return parseBool(v);
 }
 
 /** Seconds from a number or a string with an optional unit (s, min, h, d; e.g. "30min"). */
@@ -117,7 +106,7 @@ function collectProblems(raw: unknown): DynamicNote[] {
   const boolKey = (obj: Record<string, unknown>, key: string, prefix = ''): void => {
     const v = obj[key];
     if (v === undefined || v === null) return;
-    if (toBool(v) === undefined) out.push({ path: prefix + key, message: `expected a boolean, got ${show(v)}` });
+    if (parseBool(v) === undefined) out.push({ path: prefix + key, message: `expected a boolean, got ${show(v)}` });
   };
 
   intKey('ttl', 1);
@@ -312,7 +301,7 @@ export function effectiveDynamicConfigNotes(raw: Record<string, unknown> | undef
   const bool = (obj: Record<string, unknown>, key: string, def: boolean, prefix = ''): boolean => {
     const v = obj[key];
     if (!present(v)) return def;
-    const b = toBool(v);
+    const b = parseBool(v);
     if (b === undefined) {
       notes.push({ path: prefix + key, message: `expected a boolean, got ${show(v)}; using the default ${def}` });
       return def;

@@ -135,10 +135,29 @@ test('bootstrap failed -> /initialize deleted and data removed so the race can r
   assert.match(d.reason, /initdb: boom/);
 });
 
-test('data of another cluster -> exit, never join', () => {
+test('data of another cluster -> stay up read-only with a loud reason, never join, never lead', () => {
+  // A replica: no exit, no action, read-only.
   const d = decide(obs({ pg: pg({ sysid: '1111111111111111111' }) }));
-  assert.match(d.exit ?? '', /another cluster/);
+  assert.equal(d.exit, undefined);
+  assert.match(d.reason, /another cluster: system identifier 1111111111111111111 differs from \/initialize .*staying read-only/);
   assert.deepEqual(d.actions, []);
+  assert.equal(d.isLeader, false);
+  // The lock holder running as primary (someone overwrote /initialize): gives up the lock and
+  // demotes to read-only instead of exiting (which got it fenced and left the replicas without agents).
+  const self = { ...obs().self, name: 'n0' };
+  const p = decide(obs({
+    self,
+    pg: pg({ sysid: '1111111111111111111', inRecovery: false, upstream: null }),
+    cluster: view({ leader: { name: 'n0', version: '5', session: '1' } }),
+    lockRefreshedAt: 99_000,
+  }));
+  assert.equal(p.exit, undefined);
+  assert.deepEqual(types(p.actions), ['releaseLeader', 'startTask:demote']);
+  assert.equal(p.isLeader, false);
+  assert.match(p.reason, /demoting to read-only/);
+  // Without the lock, an unlocked cluster: no race either.
+  const race = decide(obs({ pg: pg({ sysid: '1111111111111111111' }), cluster: view({ members: [member('n1', { xlog_location: 5000 })] }) }));
+  assert.deepEqual(race.actions, []);
 });
 
 test('leader with the lock: refresh, publish optime, keep slots for the other members', () => {
@@ -187,6 +206,12 @@ test('leader race: nofailover or failover_priority 0 never races', () => {
     o.self = { ...o.self, tags };
     assert.deepEqual(decide(o).actions, []);
   }
+});
+
+test('leader race: an explicit nofailover: false wins over failover_priority 0 (Patroni 4.1), so the member races', () => {
+  const o = obs({ cluster: unlocked, peers: [] });
+  o.self = { ...o.self, tags: { nofailover: false, failover_priority: 0 } };
+  assert.deepEqual(types(decide(o).actions), ['acquireLeader', 'startTask:promote']);
 });
 
 test('leader race: equal positions are broken by failover_priority, except the former leader', () => {

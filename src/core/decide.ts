@@ -8,11 +8,12 @@
 // The rules follow ../shared/spec/patroni-behavior.md (sections 2, 3, 4, 9, 10.4) as our safety
 // floor; where we deviate, the comment says why.
 
-import { clusterTimeline, isFailoverPossible, isHealthiest, isNoFailover, isStandbyClusterConfig, syncModeOf, type Verdict } from './election.ts';
+import { isFailoverPossible, isHealthiest, isNoFailover, isStandbyClusterConfig, syncModeOf, type Verdict } from './election.ts';
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, primaryMayStay, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
 import { prepromoteActions, syncOffStep, syncStep } from './sync.ts';
 import type { Action, ClusterView, Decision, FailoverRequest, LocalPg, Member, Memory, Observation, Role, TaskState } from './model.ts';
+import { isPaused } from './values.ts';
 
 /** Bound on how soon we look again while something is changing (ms). */
 const FAST_WAKE_MS = 1000;
@@ -63,7 +64,7 @@ function memberOf(cluster: ClusterView | undefined, name: string | undefined): M
 }
 
 function paused(obs: Observation): boolean {
-  return obs.config.pause === true;
+  return isPaused(obs.config);
 }
 
 /** /config names slots to keep (slots, ignore_slots): not implemented yet, so no slot is dropped. */
@@ -283,12 +284,22 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
   const init = cluster.initialize;
   const validInit = init !== undefined && /^\d{10,}$/.test(init);
   if (validInit && pg.sysid !== undefined && pg.sysid !== init) {
-    if (paused(obs)) {
-      if (iHoldLock) d.add({ type: 'releaseLeader' });
-      return `data directory belongs to another cluster (system identifier ${pg.sysid}, cluster ${init}); paused, so not exiting`;
+    // Patroni exits here. One key would then stop the whole cluster: every agent exits, the
+    // primary is fenced and the replicas run without agents. Whether the key or the data
+    // directory is wrong (someone wrote /initialize, or this node points at another cluster's
+    // scope), the safe course is the same: stay up, never take or keep the lock, never accept
+    // writes, keep serving reads, and say so on every tick until an operator fixes one of them.
+    const why = `data directory belongs to another cluster: system identifier ${pg.sysid} differs from /initialize ${init}`;
+    d.isLeader = false;
+    if (iHoldLock) d.add({ type: 'releaseLeader' });
+    if (paused(obs)) return `${why}; paused, so leaving postgres as it is`;
+    if (pg.running && !pg.inRecovery) {
+      d.role = 'demoted';
+      d.add({ type: 'startTask', task: { kind: 'demote', mode: 'offline', upstream: null } });
+      return `${why}; demoting to read-only until /initialize or the data directory is fixed`;
     }
-    d.exit = `data directory belongs to another cluster: system identifier ${pg.sysid} differs from /initialize ${init}`;
-    return d.exit;
+    d.role = 'replica';
+    return `${why}; staying read-only until /initialize or the data directory is fixed`;
   }
   if (!validInit && leaderName === undefined && pg.sysid !== undefined && !paused(obs) && obs.memory.started !== true) {
     if (pg.running && pg.inRecovery) {
@@ -578,6 +589,3 @@ function follow(obs: Observation, d: DecisionBuilder, leaderName: string): strin
   }
   return `no action. I am (${obs.self.name}), a secondary, and following a leader (${leaderName})`;
 }
-
-/** Exposed for tests and the API: the cluster timeline of the current view. */
-export { clusterTimeline };

@@ -1,7 +1,8 @@
 // Who may take the leader lock, and is there anyone to hand it to. Pure functions of an
 // Observation (see ../shared/spec/patroni-behavior.md sections 5.2 to 5.4).
 
-import type { ClusterView, Member, Observation, PeerStatus, SyncState, Tags } from './model.ts';
+import type { ClusterView, Member, Observation, PeerStatus, SyncState } from './model.ts';
+import { parseBool } from './values.ts';
 
 /** The cluster timeline: last /history line's timeline + 1; [] -> 1; absent -> undefined. */
 export function clusterTimeline(view: ClusterView | undefined): number | undefined {
@@ -11,16 +12,52 @@ export function clusterTimeline(view: ClusterView | undefined): number | undefin
   return last === undefined ? 1 : last[0] + 1;
 }
 
-/** failover_priority, with nofailover winning when both are set; <= 0 means never a candidate. */
-export function failoverPriority(tags: Tags | undefined): number {
-  if (tags === undefined) return 1;
-  if (tags.nofailover === true) return 0;
-  const p = tags.failover_priority;
-  return typeof p === 'number' && Number.isFinite(p) ? p : 1;
+/** Tags as a member published them: Vigil's typed Tags, or the raw JSON of a REST response. */
+export type TagValues = { readonly [key: string]: unknown } | undefined;
+
+/**
+ * The nofailover tag when it is present (not absent, not null), read by parseBool; a value that is
+ * not a boolean spelling counts as set, so an unreadable tag never makes a member promotable.
+ * (Patroni tests the tag's Python truth: there every non-empty string, even "false", counts as set;
+ * its configuration validator only lets booleans through, so the readings differ only for strings
+ * that Patroni itself never writes.)
+ */
+function nofailoverTag(tags: TagValues): boolean | undefined {
+  const v = tags?.['nofailover'];
+  if (v === undefined || v === null) return undefined;
+  return parseBool(v) ?? true;
 }
 
-export function isNoFailover(tags: Tags | undefined): boolean {
-  return failoverPriority(tags) <= 0;
+/** The failover_priority tag as an integer (a number, or a string of digits); undefined otherwise. */
+function priorityTag(tags: TagValues): number | undefined {
+  const v = tags?.['failover_priority'];
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'string' && /^\s*[-+]?\d+\s*$/.test(v)) return Number(v);
+  return undefined;
+}
+
+/**
+ * Must this member never be promoted? Patroni 4.1's rule (its Tags class; patroni-behavior.md
+ * section 0.4, patroni-interfaces.md section 4.2.10): a present nofailover tag decides alone; without
+ * it, failover_priority <= 0 means never. So {nofailover: false, failover_priority: 0} MAY be
+ * promoted (its priority 0 only ranks it last among equally advanced candidates). One rule for the
+ * core, the REST API, the CLI and the configuration warning.
+ */
+export function isNoFailover(tags: TagValues): boolean {
+  const nf = nofailoverTag(tags);
+  if (nf !== undefined) return nf;
+  const p = priorityTag(tags);
+  return p !== undefined && p <= 0;
+}
+
+/**
+ * The rank among candidates at the same WAL position (higher wins; Patroni's failover_priority
+ * property): 0 when nofailover is set, else failover_priority (default 1). Eligibility is
+ * isNoFailover's question, not `failoverPriority(...) > 0`.
+ */
+export function failoverPriority(tags: TagValues): number {
+  if (nofailoverTag(tags) === true) return 0;
+  return priorityTag(tags) ?? 1;
 }
 
 /** The WAL position a member last published (replica: max(receive, replay); primary: xlog_location). */
@@ -122,9 +159,8 @@ export function activeSync(obs: Observation): SyncState | undefined {
 export function syncModeOf(config: Record<string, unknown> | undefined): 'off' | 'on' | 'quorum' {
   if (isStandbyClusterConfig(config)) return 'off';
   const v = config?.['synchronous_mode'];
-  if (typeof v === 'string' && v.trim().toLowerCase() === 'quorum') return 'quorum';
-  // Patroni's parse_bool: the value's string form is one of on/true/yes/1 (booleans and 1 too).
-  return ['on', 'true', 'yes', '1'].includes(String(v).trim().toLowerCase()) ? 'on' : 'off';
+  if (typeof v === 'string' && v.toLowerCase() === 'quorum') return 'quorum';
+  return parseBool(v) === true ? 'on' : 'off';
 }
 
 /** A /config standby_cluster section that makes this a standby cluster (host, port or restore_command set). */

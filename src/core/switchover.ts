@@ -1,7 +1,7 @@
 // Planned switchover and manual failover: the /failover key as read by the leader and by the
 // other members (../shared/spec/patroni-behavior.md section 6). Pure.
 
-import { activeSync, failoverPriority, isNoFailover, memberLsn, nameIn, syncModeOf, syncStandbyNames } from './election.ts';
+import { activeSync, isNoFailover, memberLsn, nameIn, syncModeOf, syncStandbyNames } from './election.ts';
 import type { ClusterView, FailoverRequest, Member, Observation } from './model.ts';
 
 /** A /failover value that asks for something (an empty `{}` asks for nothing). */
@@ -97,7 +97,7 @@ export function manualRaceVerdict(obs: Observation): { race: boolean; reason: st
       return { race: true, reason: 'I am the candidate of a manual switchover/failover' };
     }
     const cand = member(cluster, fo.member);
-    const candUsable = cand !== undefined && cand.data.state === 'running' && failoverPriority(cand.data.tags) > 0;
+    const candUsable = cand !== undefined && cand.data.state === 'running' && !isNoFailover(cand.data.tags);
     if (candUsable) return { race: false, reason: `waiting for the candidate ${fo.member} to take the lock` };
     // The candidate is gone: fall back to the normal race (but never the former leader that
     // gave the lock away on purpose).

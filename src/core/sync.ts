@@ -13,6 +13,7 @@
 
 import { isNoFailover, nameIn, syncModeOf, syncStandbyNames } from './election.ts';
 import type { Action, ClusterView, DynamicConfig, LocalSync, Member, Memory, Observation, SyncState, WalSender } from './model.ts';
+import { isTrue } from './values.ts';
 
 /** The name no standby may use: ssn that makes every commit wait (strict mode without standbys). */
 export const SSN_PLACEHOLDER = '__patroni_strict_sync_replica_placeholder__';
@@ -36,11 +37,9 @@ function intOf(v: unknown, def: number): number {
 
 /** The sync settings from the effective dynamic config, read defensively. */
 export function syncSettings(config: DynamicConfig): SyncSettings {
-  const strictRaw = config['synchronous_mode_strict'];
-  const strict = strictRaw === true || (typeof strictRaw === 'string' && ['on', 'true', 'yes', '1'].includes(strictRaw.trim().toLowerCase()));
   return {
     mode: syncModeOf(config),
-    strict,
+    strict: isTrue(config['synchronous_mode_strict']),
     nodeCount: Math.max(1, intOf(config['synchronous_node_count'], 1)),
     maxLag: intOf(config['maximum_lag_on_syncnode'], -1),
   };
@@ -73,11 +72,6 @@ function minus(a: readonly string[], b: readonly string[]): string[] {
 
 function intersect(a: readonly string[], b: readonly string[]): string[] {
   return a.filter((x) => nameIn(b, x));
-}
-
-/** Is /sync "active" for elections: sync mode on or quorum, and /sync names a leader. */
-export function syncModeActive(obs: Observation): boolean {
-  return syncModeOf(obs.config) !== 'off' && obs.cluster?.sync?.leader !== undefined;
 }
 
 /** /sync leader plus standbys (the members allowed to win a race in priority mode). */

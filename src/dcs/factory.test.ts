@@ -26,14 +26,14 @@ test('etcd3 wins when other sections are present too', async () => {
 });
 
 test("Patroni's other DCS sections: an error naming the section, not implemented yet", () => {
-  for (const section of ['etcd', 'consul', 'kubernetes', 'raft', 'exhibitor'] as const) {
+  for (const section of ['etcd', 'consul', 'raft', 'exhibitor'] as const) {
     assert.throws(
       () => createDcs({ [section]: { hosts: 'x' } }, opts),
       (err: unknown) => err instanceof DcsConfigError && err.section === section && err.message.startsWith(`${section}: `) && /not implemented yet/.test(err.message),
       section,
     );
   }
-  assert.equal(notImplementedMessage('consul'), 'consul: the Consul DCS is not implemented yet in Vigil (supported: etcd3, zookeeper)');
+  assert.equal(notImplementedMessage('consul'), 'consul: the Consul DCS is not implemented yet in Vigil (supported: etcd3, zookeeper, kubernetes)');
 });
 
 test('a zookeeper section makes a ZooKeeper client; a bad one is refused naming the key', async () => {

@@ -1,11 +1,13 @@
 // The one place a Dcs client is made: the backend is chosen by the configuration section present,
-// as Patroni does (etcd3, zookeeper). Patroni's other DCS sections are recognised and refused with an
-// error naming the section. Adding a backend = one row in BACKENDS (and its section in the
+// as Patroni does (etcd3, zookeeper, kubernetes). Patroni's other DCS sections are recognised and
+// refused with an error naming the section. Adding a backend = one row in BACKENDS (and its section in the
 // configuration loader), plus a contract test file in test/dcs (contract.ts).
 
 import type { Dcs } from './dcs.ts';
 import { Etcd3Dcs } from './etcd3.ts';
 import type { Etcd3Settings } from '../config/types.ts';
+import { KubernetesDcs } from './kubernetes.ts';
+import type { KubernetesSettings } from './kubernetes-settings.ts';
 import { ZookeeperDcs } from './zookeeper.ts';
 import { parseZookeeperSettings, type ZookeeperSettings } from './zookeeper-settings.ts';
 import { readFileSync } from 'node:fs';
@@ -59,7 +61,7 @@ const BACKENDS: Backend[] = [
   { section: 'exhibitor', label: 'Exhibitor' },
   { section: 'etcd', label: 'etcd (v2 API)' },
   { section: 'consul', label: 'Consul' },
-  { section: 'kubernetes', label: 'Kubernetes' },
+  { section: 'kubernetes', label: 'Kubernetes', create: (s, o) => createKubernetes(s as KubernetesSettings, o) },
   { section: 'raft', label: 'Raft' },
 ];
 
@@ -82,6 +84,43 @@ function createEtcd3(s: Etcd3Settings, o: DcsClientOptions): Dcs {
     key: s.key,
     keyPassword: s.keyPassword,
     ...(o.ctl === true ? { ctlMode: true } : {}),
+    ...(o.logger !== undefined ? { logger: o.logger } : {}),
+  });
+}
+
+/**
+ * Kubernetes (settings from kubernetes-settings.ts): the objects are named from the scope, the
+ * last component of the prefix. The CA file is read here, once: one that cannot be read throws a
+ * DcsConfigError naming kubernetes.cacert.
+ */
+function createKubernetes(s: KubernetesSettings, o: DcsClientOptions): Dcs {
+  let ca: string;
+  try {
+    ca = readFileSync(s.cacert, 'utf8');
+  } catch (err) {
+    throw new DcsConfigError('kubernetes', `kubernetes.cacert: cannot read ${s.cacert}: ${(err as Error).message}`);
+  }
+  const scope = o.prefix.split('/').filter((p) => p !== '').pop() ?? '';
+  return new KubernetesDcs({
+    prefix: o.prefix,
+    scope,
+    name: o.name,
+    ttl: o.ttl,
+    retryTimeout: o.retryTimeout,
+    namespace: s.namespace,
+    labels: s.labels,
+    scopeLabel: s.scopeLabel,
+    roleLabel: s.roleLabel,
+    leaderLabelValue: s.leaderLabelValue,
+    followerLabelValue: s.followerLabelValue,
+    standbyLeaderLabelValue: s.standbyLeaderLabelValue,
+    tmpRoleLabel: s.tmpRoleLabel,
+    bootstrapLabels: s.bootstrapLabels,
+    useEndpoints: s.useEndpoints,
+    podIp: s.podIp,
+    ports: s.ports,
+    api: { host: s.apiHost, port: s.apiPort, ca, token: s.token, tokenFile: s.tokenFile, retriableHttpCodes: s.retriableHttpCodes },
+    ...(o.ctl === true ? { ctl: true } : {}),
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
   });
 }

@@ -109,7 +109,7 @@ interface Outcome {
 }
 
 /** Run a case; with `cut`, crash the matching node after k actions of the matching plan. */
-function runCase(c: Case, seed: number, cut?: { k: number; crash: 'host' | 'agent' }): Outcome {
+async function runCase(c: Case, seed: number, cut?: { k: number; crash: 'host' | 'agent' }): Promise<Outcome> {
   const w = new World({ seed, nodes: { n0: {}, n1: {}, n2: {} } });
   c.setup(w);
   let planLength: number | undefined;
@@ -123,9 +123,9 @@ function runCase(c: Case, seed: number, cut?: { k: number; crash: 'host' | 'agen
     w.at(back, `restart ${name}`, () => w.start(name));
     return cut;
   };
-  w.run(200_000);
+  await w.run(200_000);
   w.at(w.now + 100, 'heal-all', () => w.healAll());
-  const converged = w.runUntilConverged(w.now + 300_000);
+  const converged = await w.runUntilConverged(w.now + 300_000);
   return { planLength, node, world: w, converged };
 }
 
@@ -134,15 +134,15 @@ function explain(o: Outcome): string {
 }
 
 for (const c of cases) {
-  test(`interrupted plan: ${c.name}`, () => {
+  test(`interrupted plan: ${c.name}`, async () => {
     const seed = 11;
-    const dry = runCase(c, seed);
+    const dry = await runCase(c, seed);
     assert.ok(dry.planLength !== undefined && dry.planLength > 0, `the story never produced the plan:\n${explain(dry)}`);
     assert.deepEqual(dry.world.violations, [], explain(dry));
     assert.ok(dry.converged !== undefined, explain(dry));
     for (const crash of ['host', 'agent'] as const) {
       for (let k = 0; k <= dry.planLength; k++) {
-        const o = runCase(c, seed, { k, crash });
+        const o = await runCase(c, seed, { k, crash });
         const where: string = `${c.name}: ${crash} crash of ${o.node} after ${k} of ${dry.planLength} actions`;
         assert.equal(o.planLength, dry.planLength, `${where}: the same plan was cut`);
         assert.ok(o.world.trace.some((l) => l.text === `CRASH (${crash})`), `${where}: the crash happened`);

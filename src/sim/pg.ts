@@ -2,7 +2,8 @@
 //
 // What is modelled: the data directory (empty or not, system identifier, WAL history, standby
 // signal, configured upstream, pg_controldata's cluster state) and whether a postmaster runs.
-// Starting and stopping are instantaneous here; the simulator's tasks carry the duration.
+// Starting and stopping are instantaneous here; the simulated ports (./ports.ts) charge a task's
+// duration.
 
 import { walEnd, walTimeline, type Segment } from './wal.ts';
 

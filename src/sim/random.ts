@@ -29,9 +29,15 @@ export interface RandomRunOptions {
   longAgentFaults?: boolean;
   /** World option: model the fencer (default true). */
   fencing?: boolean;
+  /**
+   * Also kill an agent a moment after its PostgreSQL died, while it may be restarting it (the
+   * shell's windows: a task half done, the fencer armed or not yet), and leave it dead for longer
+   * than ttl. Off by default so that recorded seeds replay as before.
+   */
+  shellFaults?: boolean;
 }
 
-export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunResult {
+export async function randomRun(seed: number, opts: RandomRunOptions = {}): Promise<RandomRunResult> {
   const faultMs = (opts.faultSeconds ?? 400) * 1000;
   const convergeMs = (opts.convergeSeconds ?? 240) * 1000;
   const setup = new World({ seed, nodes: {} }).rng; // a separate stream for the topology
@@ -59,7 +65,7 @@ export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunR
     t += (1 + rng.int(40)) * 1000 + rng.int(10) * 100;
     const n = rng.pick(names);
     const heal = t + (5 + rng.int(60)) * 1000;
-    switch (rng.int(opts.longAgentFaults === true ? 10 : 9)) {
+    switch (rng.int(opts.shellFaults === true ? 11 : opts.longAgentFaults === true ? 10 : 9)) {
       case 0:
         at(t, `kill ${n}`, () => w.kill(n));
         at(heal, `restart ${n}`, () => w.start(n));
@@ -95,6 +101,14 @@ export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunR
         at(t, `kill-agent-long ${n}`, () => w.killAgent(n));
         at(t + ttlMs + (5 + rng.int(30)) * 1000, `restart ${n}`, () => w.start(n));
         break;
+      case 10: {
+        // The postmaster dies; the agent dies while it may be restarting it.
+        const k = t + (1 + rng.int(25)) * 100;
+        at(t, `kill-pg ${n}`, () => w.killPg(n));
+        at(k, `kill-agent-long ${n}`, () => w.killAgent(n));
+        at(k + ttlMs + (5 + rng.int(30)) * 1000, `restart ${n}`, () => w.start(n));
+        break;
+      }
       default:
         at(t, 'heal-all', () => w.healAll());
     }
@@ -104,8 +118,8 @@ export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunR
     w.healAll();
     w.writing = true;
   });
-  w.run(end + 100);
+  await w.run(end + 100);
   let notConverged: string | undefined;
-  if (w.runUntilConverged(w.now + convergeMs) === undefined) notConverged = w.convergence();
+  if ((await w.runUntilConverged(w.now + convergeMs)) === undefined) notConverged = w.convergence();
   return { seed, script: script.sort((a, b) => Number(a.split(' ')[1]) - Number(b.split(' ')[1])), violations: w.violations, notConverged, world: w };
 }

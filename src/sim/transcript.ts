@@ -58,7 +58,7 @@ export function splitTranscript(text: string): { script: string; expected: strin
   return { script: lines.slice(0, i).join('\n') + '\n', expected: lines.slice(i + 1).join('\n') };
 }
 
-export function runTranscript(text: string): TranscriptResult {
+export async function runTranscript(text: string): Promise<TranscriptResult> {
   const { script } = splitTranscript(text);
   const lines = script.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
   const nodes: Record<string, NodeOptions> = {};
@@ -125,10 +125,10 @@ export function runTranscript(text: string): TranscriptResult {
       if (fn === undefined) throw new Error(`unknown event in: ${line}`);
       w.at(t, [ev, ...names].join(' '), fn);
     } else if (cmd === 'run') {
-      w.run(seconds(args[0] ?? '', line));
+      await w.run(seconds(args[0] ?? '', line));
     } else if (cmd === 'converge') {
       const limit = w.now + seconds(args[0] ?? '', line);
-      const at = w.runUntilConverged(limit);
+      const at = await w.runUntilConverged(limit);
       if (at === undefined) errors.push(`did not converge by ${limit / 1000} s: ${w.convergence()}`);
       tail.push(at === undefined ? `not converged: ${w.convergence()}` : `converged at ${(at / 1000).toFixed(1)} s`);
     } else if (cmd === 'expect') {

@@ -81,8 +81,3 @@ export function append(w: Wal, bytes: number): Segment[] {
   if (last !== undefined) last.end += bytes;
   return out;
 }
-
-/** The timeline numbers and switch points, as a .history file would list them. */
-export function describeWal(w: Wal): string {
-  return w.map((s) => `tl${s.tl}@${s.start}`).join('>');
-}

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatIssues } from '../../src/cli/validate-config.ts';
+import { MINIMAL_CONFIG } from '../../src/config/testing.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const vigil = join(root, 'bin/vigil');
@@ -75,7 +76,7 @@ test('a broken file: every error is reported, warnings marked, exit 1', async ()
       `${file}: scope: required`,
       `${file}: restapi.listen: expected host:port, got "8008x"`,
       `${file}: etcd3.hosts: port must be 1-65535, got 70000 in "127.0.0.1:70000"`,
-      `${file}: bootstrap.initdb[1]: option "pgdata" is not allowed (Vigil sets it for initdb)`,
+      `${file}: bootstrap.initdb[1]: option "pgdata" is not allowed for initdb: Vigil passes the data directory (postgresql.data_dir)`,
       `${file}: postgresql.data_dir: required`,
       `${file}: postgresql.authentication.replication.username: required`,
       `${file}: tags.nofailover: expected a boolean, got "perhaps"`,
@@ -96,6 +97,21 @@ test('environment overrides are applied and named in messages', async () => {
   const r = await run(['examples/vigil0.yml'], cleanEnv({ PATRONI_POSTGRESQL_LISTEN: '127.0.0.1:0', PATRONI_SCOPE: 'other' }));
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /^examples\/vigil0\.yml: PATRONI_POSTGRESQL_LISTEN: port must be 1-65535, got 0 in "127\.0\.0\.1:0"$/m);
+});
+
+test('nofailover: false with failover_priority: 0 is valid but warned about: the member may be promoted (Patroni 4.1)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-validate-'));
+  try {
+    const file = join(dir, 'pair.yml');
+    await writeFile(file, `${MINIMAL_CONFIG}tags:\n  nofailover: false\n  failover_priority: 0\n`);
+    const r = await run([file]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const lines = r.stdout.split('\n');
+    const prefix = `${file}: warning: tags: both nofailover and failover_priority are set and contradict each other: nofailover: false wins, so the member MAY be promoted`;
+    assert.ok(lines.some((l) => l.startsWith(prefix)), r.stdout);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('usage errors exit 2 with a clear message', async () => {

@@ -427,11 +427,6 @@ export function membersWithRole(view: ClusterView, role: RoleChoice): Member[] {
   return view.members.filter((m) => role === 'any' || m.name !== leaderName);
 }
 
-export function isPaused(view: ClusterView): boolean {
-  const p = view.config?.['pause'];
-  return p === true || (typeof p === 'string' && ['on', 'true', 'yes', '1'].includes(p.toLowerCase()));
-}
-
 /** Members that have an api_url, the leader first (pause/resume, flush switchover). */
 export function membersLeaderFirst(view: ClusterView): Member[] {
   const hasApi = (m: Member): boolean => typeof m.data.api_url === 'string' && m.data.api_url !== '';

@@ -205,6 +205,8 @@ test('membersWithRole follows patronictl roles', () => {
 test('switchover/failover: candidates, request body, answer lines', () => {
   assert.deepEqual(candidateNames(view(), 'a'), ['b'], 'leader and nofailover excluded');
   assert.deepEqual(candidateNames(view({ members: [member('x', { tags: { failover_priority: 0 } }), member('y')] }), undefined), ['y']);
+  // Patroni 4.1: an explicit nofailover: false wins over failover_priority 0 (core/election.ts isNoFailover).
+  assert.deepEqual(candidateNames(view({ members: [member('x', { tags: { nofailover: false, failover_priority: 0 } }), member('y')] }), undefined), ['x', 'y']);
   assert.deepEqual(requestBody('switchover', 'a', 'b', undefined), { candidate: 'b', leader: 'a' });
   assert.deepEqual(requestBody('switchover', 'a', '', '2030-01-01T00:00:00+00:00'), { leader: 'a', scheduled_at: '2030-01-01T00:00:00+00:00' });
   assert.deepEqual(requestBody('failover', 'a', 'b', undefined), { candidate: 'b' });

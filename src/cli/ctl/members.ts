@@ -3,11 +3,11 @@
 // its own REST call; one member's failure is printed and the others still run (exit code 1 then).
 
 import type { ClusterView, Member } from '../../core/model.ts';
+import { isPaused } from '../../core/values.ts';
 import { CliError, UsageError } from '../args.ts';
 import {
   CtlContext,
   confirm,
-  isPaused,
   loopWait,
   membersLeaderFirst,
   membersTable,
@@ -187,7 +187,7 @@ export function runRestart(argv: string[], io?: Io): Promise<number> {
         version = await prompt(ctx.io, 'Restart if the PostgreSQL version is less than provided (e.g. 9.5.2) ', { default: '' });
         if (version !== '') checkPgVersion(version);
       }
-      if (scheduledAt !== undefined && isPaused(view)) throw new CliError("Can't schedule restart in the paused state");
+      if (scheduledAt !== undefined && isPaused(view.config)) throw new CliError("Can't schedule restart in the paused state");
       // An immediate --pending restart only concerns members that report a pending restart.
       if (pending && scheduledAt === undefined) members = members.filter((m) => m.data.pending_restart === true);
       const body = restartBody({ pending, ...(version ? { version } : {}), ...(scheduledAt ? { scheduledAt } : {}), ...(timeout !== undefined ? { timeout } : {}) });

@@ -4,7 +4,8 @@
 
 import type { ClusterView } from '../../core/model.ts';
 import { CliError, UsageError } from '../args.ts';
-import { CtlContext, isPaused, loopWait, membersLeaderFirst, optBool, runCommand, type Io } from './common.ts';
+import { isPaused, isTrue } from '../../core/values.ts';
+import { CtlContext, loopWait, membersLeaderFirst, optBool, runCommand, type Io } from './common.ts';
 
 const usage = (verb: string): string => `usage: vigil ${verb} [-c CONFIG] [-d DCS_URL] [--wait] [CLUSTER]
 
@@ -15,7 +16,7 @@ ${verb === 'pause' ? 'Put the cluster in maintenance mode: no automatic failover
 /** Members (with an api_url in `before`) whose published pause flag still differs from `paused`. */
 export function pauseLaggards(before: ClusterView, now: ClusterView, paused: boolean): string[] {
   const names = new Set(membersLeaderFirst(before).map((m) => m.name));
-  return now.members.filter((m) => names.has(m.name) && (m.data.pause === true) !== paused).map((m) => m.name);
+  return now.members.filter((m) => names.has(m.name) && isTrue(m.data.pause) !== paused).map((m) => m.name);
 }
 
 async function waitApplied(ctx: CtlContext, cluster: string, paused: boolean, before: ClusterView): Promise<number> {
@@ -48,7 +49,7 @@ function toggle(paused: boolean, argv: string[], io?: Io): Promise<number> {
       const ctx = await context();
       const cluster = ctx.clusterName(p.positionals[0]);
       const view = await ctx.readCluster(cluster);
-      if (isPaused(view) === paused) throw new CliError(`Cluster is ${paused ? 'already' : 'not'} paused`);
+      if (isPaused(view.config) === paused) throw new CliError(`Cluster is ${paused ? 'already' : 'not'} paused`);
       for (const m of membersLeaderFirst(view)) {
         let r;
         try {

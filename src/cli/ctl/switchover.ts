@@ -3,12 +3,12 @@
 // /failover to the leader (the candidate when there is no leader) and prints the answer; when the
 // REST call fails to connect or times out, writes the /failover key directly, as patronictl does.
 
-import type { ClusterView, Member } from '../../core/model.ts';
-import { truthy } from '../table.ts';
+import type { ClusterView } from '../../core/model.ts';
+import { isNoFailover, syncModeOf } from '../../core/election.ts';
+import { isPaused } from '../../core/values.ts';
 import { CliError, UsageError } from '../args.ts';
 import {
   confirm,
-  isPaused,
   leaderMember,
   loopWait,
   membersTable,
@@ -43,19 +43,10 @@ export type Action = 'switchover' | 'failover';
 
 const title = (a: Action): string => a[0]!.toUpperCase() + a.slice(1);
 
-/** A member that must not be promoted: nofailover tag, or failover_priority <= 0 without one. */
-export function noFailover(m: Member): boolean {
-  const tags = m.data.tags;
-  if (typeof tags !== 'object' || tags === null) return false;
-  if (tags.nofailover !== undefined && tags.nofailover !== null) return truthy(tags.nofailover);
-  const prio = Number(tags.failover_priority);
-  return tags.failover_priority !== undefined && Number.isFinite(prio) && prio <= 0;
-}
-
-/** Members that may be named as candidate: not the leader, not nofailover; sorted. */
+/** Members that may be named as candidate: not the leader, not nofailover (core/election.ts isNoFailover); sorted. */
 export function candidateNames(view: ClusterView, leader: string | undefined): string[] {
   return view.members
-    .filter((m) => m.name !== leader && !noFailover(m))
+    .filter((m) => m.name !== leader && !isNoFailover(m.data.tags))
     .map((m) => m.name)
     .sort();
 }
@@ -82,8 +73,7 @@ function syncMembers(view: ClusterView): string[] {
 }
 
 function syncModeOn(view: ClusterView): boolean {
-  const v = view.config?.['synchronous_mode'];
-  return v === 'quorum' || truthy(v);
+  return syncModeOf(view.config) !== 'off';
 }
 
 function isStandbyCluster(view: ClusterView): boolean {
@@ -145,7 +135,7 @@ async function switchoverOrFailover(action: Action, argv: string[], io?: Io): Pr
           scheduled = await prompt(out, `When should the switchover take place (e.g. ${nextHourExample()} ) `, { default: 'now' });
         }
         scheduledAt = parseScheduled(scheduled);
-        if (scheduledAt !== undefined && isPaused(view)) throw new CliError("Can't schedule switchover in the paused state");
+        if (scheduledAt !== undefined && isPaused(view.config)) throw new CliError("Can't schedule switchover in the paused state");
       }
 
       if (action === 'failover' && candidate && syncModeOn(view) && !syncMembers(view).includes(candidate) && !force) {

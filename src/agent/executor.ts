@@ -1,0 +1,139 @@
+// The action executor: the actions of one decision, in order, each turned into port calls; it stops
+// at the first failure and reports it to the next decide() (a lost compare-and-set is 'lost', a
+// DCS that did not answer is 'unreachable', anything else 'error').
+
+import type { Action, ActionFailure, Observation } from '../core/model.ts';
+import { DcsError } from '../dcs/dcs.ts';
+import { slotName } from '../postgres/conf.ts';
+import type { NodeDriver } from './driver.ts';
+
+/**
+ * Run `actions` in order. failures: empty when all succeeded, else the one failure that stopped
+ * them; attempted: how many actions ran (the failed one included).
+ */
+export async function execute(d: NodeDriver, actions: readonly Action[], obs: Observation): Promise<{ failures: ActionFailure[]; attempted: number }> {
+  let attempted = 0;
+  for (const action of actions) {
+    attempted++;
+    const failure = await executeOne(d, action, obs);
+    if (failure !== undefined) return { failures: [failure], attempted };
+  }
+  return { failures: [], attempted };
+}
+
+/** One action; undefined when it succeeded. */
+export async function executeOne(d: NodeDriver, action: Action, obs: Observation): Promise<ActionFailure | undefined> {
+  try {
+    const ok = await run(d, action, obs);
+    if (ok === false) return { action: action.type, outcome: 'lost', message: `${action.type}: precondition no longer holds` };
+    return undefined;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (action.type === 'refreshLeader' || action.type === 'acquireLeader' || action.type === 'takeLeader') d.lockRefreshedAt = undefined;
+    return { action: action.type, outcome: err instanceof DcsError && err.code === 'DCS_UNAVAILABLE' ? 'unreachable' : 'error', message };
+  }
+}
+
+/** Execute one action. false: a compare-and-set precondition failed. */
+async function run(d: NodeDriver, action: Action, obs: Observation): Promise<boolean | void> {
+  const { dcs, pg, clock } = d.ports;
+  const cluster = obs.cluster;
+  switch (action.type) {
+    case 'createInitialize':
+      return dcs.attemptInitialize();
+    case 'writeInitialize':
+      return dcs.writeInitialize(action.sysid);
+    case 'deleteInitialize':
+      return dcs.deleteInitialize();
+    case 'writeConfig':
+      return dcs.writeConfig(action.config);
+    case 'acquireLeader': {
+      const t = clock.now();
+      const ok = await dcs.acquireLeader();
+      if (ok) d.tookLock(t);
+      return ok;
+    }
+    case 'takeLeader': {
+      const t = clock.now();
+      await dcs.takeLeader();
+      d.tookLock(t);
+      return;
+    }
+    case 'refreshLeader': {
+      const t = clock.now();
+      const ok = await dcs.refreshLeader();
+      d.lockRefreshedAt = ok ? t : undefined;
+      return ok;
+    }
+    case 'releaseLeader': {
+      d.lockRefreshedAt = undefined;
+      if (action.optime !== undefined) await dcs.writeStatus({ optime: action.optime });
+      await dcs.releaseLeader();
+      return;
+    }
+    case 'writeStatus':
+      return dcs.writeStatus(action.status);
+    case 'writeHistory':
+      return dcs.writeHistory(action.history);
+    case 'clearFailover':
+      return dcs.writeFailover({}, cluster?.failover?.version);
+    case 'writeSync':
+      return dcs.writeSync(
+        { leader: action.leader, quorum: action.quorum, sync_standby: action.syncStandby.length > 0 ? [...action.syncStandby].sort().join(',') : null },
+        action.version,
+      );
+    case 'deleteSync':
+      return dcs.deleteSync(action.version);
+    case 'writeFailsafe':
+      await dcs.writeFailsafe(action.value);
+      // What we wrote is what the members will be asked if etcd goes away before the next read.
+      d.failsafeTopology = action.value;
+      return;
+    case 'setSyncStandbyNames':
+      return pg.setSyncStandbyNames(action.value);
+    case 'followUpstream': {
+      const res = await pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(action.upstream, cluster), parameters: d.pgParameters() });
+      if (res.needsRestart) {
+        await pg.stop('fast');
+        await pg.start();
+      } else if (res.changed) await pg.reload();
+      d.divergenceCache = undefined;
+      return;
+    }
+    case 'ensureSlots':
+      return pg.ensureSlots(action.members.map(slotName), { dropUnknown: action.dropUnknown });
+    case 'removeDataDir':
+      return pg.removeDataDir();
+    case 'cancelTask':
+      return d.cancelTask();
+    case 'startTask':
+      return d.startTask(action.task, obs);
+  }
+}
+
+/** One line per action for the log (and the simulator's transcripts). */
+export function describeAction(a: Action): string {
+  switch (a.type) {
+    case 'followUpstream':
+      return `followUpstream(${a.upstream ?? 'none'})`;
+    case 'startTask': {
+      const t = a.task;
+      switch (t.kind) {
+        case 'clone':
+        case 'rewind':
+        case 'reinitialize':
+          return `startTask:${t.kind}(${t.from})`;
+        case 'start':
+          return `startTask:start(${t.asPrimary ? 'primary' : `replica of ${t.upstream ?? 'none'}`})`;
+        case 'demote':
+          return `startTask:demote(${t.mode})`;
+        case 'stop':
+          return `startTask:stop(${t.mode}${t.releaseLeader ? ', release' : ''})`;
+        default:
+          return `startTask:${t.kind}`;
+      }
+    }
+    default:
+      return a.type;
+  }
+}

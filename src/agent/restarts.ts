@@ -1,0 +1,107 @@
+// Configuration and restarts: rendering postgresql.conf for the current role (and what then needs
+// a restart), restarts requested now or scheduled through the REST API and their filters, and
+// reinitialize.
+
+import { cloneSource } from '../core/decide.ts';
+import type { ClusterView, Observation } from '../core/model.ts';
+import type { RestartOutcome, RestartRequest } from '../api/port.ts';
+import type { NodeDriver } from './driver.ts';
+
+/**
+ * Why a restart request does not apply to this node now; undefined: it applies. The filters are
+ * Patroni's: the role, a pending restart, a running server version lower than the given one.
+ */
+export function restartRefusal(
+  req: RestartRequest,
+  facts: { inRecovery: boolean; pendingRestart: boolean; serverVersionNum: number | undefined },
+): string | undefined {
+  const role = facts.inRecovery ? 'replica' : 'primary';
+  if (req.role !== undefined && req.role !== role) return `role ${role} does not match ${req.role}`;
+  if (req.restart_pending === true && !facts.pendingRestart) return 'no restart is pending';
+  if (req.postgres_version !== undefined) {
+    const running = facts.serverVersionNum;
+    const [maj = 0, min = 0, patch = 0] = req.postgres_version.split('.').map(Number);
+    const wanted = maj >= 10 ? maj * 10000 + min : maj * 10000 + min * 100 + patch;
+    if (running === undefined || running >= wanted) return `running version is not lower than ${req.postgres_version}`;
+  }
+  return undefined;
+}
+
+function refusalFor(d: NodeDriver, req: RestartRequest, inRecovery: boolean): string | undefined {
+  return restartRefusal(req, { inRecovery, pendingRestart: d.pendingRestart !== undefined, serverVersionNum: d.lastPg?.probe?.serverVersionNum });
+}
+
+/**
+ * Render postgresql.conf for the current role from the local and dynamic configuration. When
+ * it changed: reload (live) and record what still needs a restart as pending_restart.
+ */
+export async function applyLocalConfig(d: NodeDriver, cluster: ClusterView | undefined, live: boolean): Promise<void> {
+  const pg = d.lastPg;
+  if (pg === undefined || pg.dataDirEmpty) return;
+  const params = d.pgParameters();
+  const key = JSON.stringify([params, d.config.postgresql.parameters]);
+  if (live && key === d.appliedParams) return;
+  let upstream: { connUrl: string; name: string } | null = null;
+  if (pg.inRecovery && pg.upstream !== null) {
+    const m = (cluster ?? d.cluster)?.members.find((x) => x.name === pg.upstream);
+    if (m?.data.conn_url === undefined) return; // the upstream is unknown right now: try later
+    upstream = { connUrl: m.data.conn_url, name: m.name };
+  }
+  const res = await d.ports.pg.writeConfig({ role: pg.inRecovery ? 'replica' : 'primary', upstream, parameters: params });
+  d.appliedParams = key;
+  if (!live || !res.changed) return;
+  await d.ports.pg.reload();
+  d.log.info({ restart: res.restartReasons, reload: res.reloadParams }, 'PostgreSQL configuration changed; reloaded');
+  if (res.needsRestart) {
+    await d.ports.clock.sleep(200);
+    const pending = await d.ports.pg.pendingRestart().catch(() => ({}));
+    d.pendingRestart = Object.keys(pending).length > 0 ? pending : undefined;
+  }
+}
+
+/** A scheduled restart whose time has come: run it (if its filters still match) or drop it. */
+export function runDueRestart(d: NodeDriver, obs: Observation): void {
+  const sr = d.scheduledRestart;
+  if (sr === undefined || Date.parse(sr.schedule) > d.ports.clock.wallNow()) return;
+  d.scheduledRestart = undefined;
+  const refusal = refusalFor(d, sr, obs.pg.inRecovery);
+  if (refusal !== undefined) {
+    d.log.info({}, `scheduled restart skipped: ${refusal}`);
+    return;
+  }
+  d.log.info({ schedule: sr.schedule }, 'running the scheduled restart');
+  d.startTask({ kind: 'restart', ...(sr.timeout !== undefined ? { timeoutMs: sr.timeout * 1000 } : {}) }, obs);
+}
+
+/** POST /restart: restart now if idle and the filters match; resolves when done. */
+export async function restartNow(d: NodeDriver, req: RestartRequest): Promise<RestartOutcome> {
+  const pg = d.lastPg;
+  const running = d.task?.state === 'running' ? d.task.kind : undefined;
+  if (running !== undefined) {
+    return { ok: false, reason: running === 'start' ? 'starting' : 'busy', message: running === 'start' ? 'postgres is still starting' : `${running} already in progress` };
+  }
+  const refusal = pg === undefined || pg.dataDirEmpty ? 'postgres has no data directory' : refusalFor(d, req, pg.inRecovery);
+  if (refusal !== undefined) return { ok: false, reason: 'conditions', message: 'restart conditions are not satisfied' };
+  d.startTask({ kind: 'restart', ...(req.timeout !== undefined ? { timeoutMs: req.timeout * 1000 } : {}) }, { cluster: d.cluster });
+  const task = d.task;
+  await task?.done;
+  d.wake();
+  return task?.state === 'ok' ? { ok: true } : { ok: false, reason: 'failed', message: 'restart failed' };
+}
+
+/** POST /reinitialize: wipe and re-clone from the leader (or the best clone source); refused on the leader. */
+export async function reinitializeNow(d: NodeDriver, opts: { force: boolean; fromLeader: boolean }): Promise<{ ok: true } | { ok: false; message: string }> {
+  const cluster = await d.ports.dcs.readCluster();
+  const leader = cluster.leader?.name;
+  const me = d.config.name;
+  if (leader === undefined) return { ok: false, message: 'Cluster has no leader, can not reinitialize' };
+  if (leader === me) return { ok: false, message: 'I am the leader, can not reinitialize' };
+  if (d.task?.state === 'running') {
+    if (!opts.force) return { ok: false, message: `${d.task.kind} already in progress` };
+    await d.cancelTask();
+  }
+  const from = opts.fromLeader ? leader : (cloneSource(cluster, me, leader) ?? leader);
+  d.startTask({ kind: 'reinitialize', from }, { cluster });
+  d.wake();
+  return { ok: true };
+}

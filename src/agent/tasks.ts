@@ -1,0 +1,164 @@
+// The task scripts: the long PostgreSQL work of one background task (bootstrap, clone, start,
+// promote, demote, restart, stop, rewind, reinitialize) as port calls in order. A script rejects at
+// the first failed step; the driver records the failure (and whether it was transient) for the
+// next decide(). A script checks its abort signal after the steps that may take long.
+
+import type { ClusterView, TaskSpec } from '../core/model.ts';
+import { lsnToNumber } from '../postgres/lsn.ts';
+import { parseTimelineHistory } from '../postgres/divergence.ts';
+import { applyLocalConfig } from './restarts.ts';
+import type { NodeDriver } from './driver.ts';
+
+export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterView | undefined, signal: AbortSignal): Promise<void> {
+  const { pg, dcs } = d.ports;
+  const startTimeout = { timeoutMs: d.config.postgresql.pgCtlTimeout * 1000 };
+  const checkAbort = (): void => {
+    if (signal.aborted) throw new Error(`${spec.kind} cancelled`);
+  };
+  switch (spec.kind) {
+    case 'bootstrap': {
+      const b = d.config.bootstrap;
+      if (b === undefined) throw new Error('no bootstrap section in the configuration');
+      await pg.initdb(b);
+      await pg.writeConfig({ role: 'primary', upstream: null, parameters: d.pgParameters() });
+      await pg.start(startTimeout);
+      d.pgState = 'running';
+      await pg.postBootstrap(b);
+      return;
+    }
+    case 'clone': {
+      const from = d.upstreamTarget(spec.from, cluster) as { connUrl: string };
+      await pg.basebackup({ connUrl: from.connUrl });
+      checkAbort();
+      await startAsReplica(d, spec.from, cluster);
+      return;
+    }
+    case 'start':
+      if (spec.asPrimary) await pg.writeConfig({ role: 'primary', upstream: null, parameters: d.pgParameters() });
+      else await pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(spec.upstream, cluster), parameters: d.pgParameters() });
+      d.pgState = 'starting';
+      // The fencer guards the data directory before a primary can come up.
+      if (spec.asPrimary) await d.armFence(true);
+      await pg.start(startTimeout);
+      d.pgState = 'running';
+      return;
+    case 'promote': {
+      await pg.promote({ timeoutMs: d.dynamic.loop_wait * 1000 + 10_000 });
+      d.role = 'primary';
+      if (d.lastPg !== undefined) d.lastPg = { ...d.lastPg, inRecovery: false };
+      d.publish();
+      d.wake();
+      await pg.writeConfig({ role: 'primary', upstream: null, parameters: d.pgParameters() });
+      await publishHistory(d);
+      // A checkpoint on the new timeline lets former primaries run pg_rewind against us at once.
+      await pg.checkpoint().catch((err: unknown) => d.log.warn({}, `checkpoint after promote failed: ${String(err)}`));
+      return;
+    }
+    case 'demote': {
+      if (spec.mode === 'graceful') {
+        // A checkpoint first makes the shutdown checkpoint short: clients are cut off only
+        // for the stop itself, not for flushing a large amount of dirty data.
+        await pg.checkpoint({ timeoutMs: 30_000 }).catch((err: unknown) => d.log.warn({}, `checkpoint before switchover failed: ${String(err)}`));
+      }
+      await pg.stop(spec.mode === 'graceful' || spec.mode === 'offline' ? 'fast' : 'immediate', spec.mode === 'graceful' ? { checkpoint: false } : {});
+      d.pgState = 'stopped';
+      if (spec.mode === 'graceful') {
+        // PostgreSQL is down (its WAL senders sent everything up to the shutdown checkpoint):
+        // publish where it ended and hand the lock over.
+        d.lockRefreshedAt = undefined;
+        await publishShutdownOptime(d);
+        await dcs.releaseLeader();
+        d.log.info({ candidate: spec.upstream }, 'released the leader lock for a switchover');
+      }
+      if (spec.mode === 'offline') {
+        // The DCS cannot be read: restart read-only following nobody.
+        await pg.writeConfig({ role: 'replica', upstream: null, parameters: d.pgParameters() });
+        await pg.start(startTimeout);
+        d.pgState = 'running';
+      }
+      return;
+    }
+    case 'restart': {
+      d.pgState = 'restarting';
+      await pg.stop('fast');
+      await applyLocalConfig(d, cluster, false);
+      if (d.lastPg?.inRecovery === false) await d.armFence(true);
+      await pg.start({ timeoutMs: spec.timeoutMs ?? startTimeout.timeoutMs });
+      d.pgState = 'running';
+      d.pendingRestart = undefined;
+      return;
+    }
+    case 'stop':
+      await pg.stop(spec.mode);
+      d.pgState = 'stopped';
+      if (spec.releaseLeader) {
+        d.lockRefreshedAt = undefined;
+        await dcs.releaseLeader();
+      }
+      return;
+    case 'rewind': {
+      const from = d.upstreamTarget(spec.from, cluster) as { connUrl: string };
+      await pg.rewind({ connUrl: from.connUrl });
+      checkAbort();
+      d.divergenceCache = undefined;
+      await startAsReplica(d, spec.from, cluster);
+      return;
+    }
+    case 'reinitialize': {
+      const from = d.upstreamTarget(spec.from, cluster) as { connUrl: string };
+      await pg.stop('immediate');
+      await pg.removeDataDir();
+      d.pgState = 'creating replica';
+      await pg.basebackup({ connUrl: from.connUrl });
+      checkAbort();
+      d.divergenceCache = undefined;
+      await startAsReplica(d, spec.from, cluster);
+      return;
+    }
+  }
+}
+
+async function startAsReplica(d: NodeDriver, upstream: string, cluster: ClusterView | undefined): Promise<void> {
+  await d.ports.pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(upstream, cluster), parameters: d.pgParameters() });
+  d.pgState = 'starting';
+  await d.ports.pg.start({ timeoutMs: d.config.postgresql.pgCtlTimeout * 1000 });
+  d.pgState = 'running';
+}
+
+/** After a clean stop of the primary: /status.optime = the shutdown checkpoint (best effort). */
+export async function publishShutdownOptime(d: NodeDriver): Promise<void> {
+  const cd = await d.ports.pg.controlData().catch(() => undefined);
+  const ckpt = cd?.['Latest checkpoint location'];
+  if (ckpt === undefined) return;
+  await d.ports.dcs.writeStatus({ optime: lsnToNumber(ckpt) }).catch((err: unknown) => d.log.warn({}, `could not publish the last LSN: ${String(err)}`));
+}
+
+/** After a promotion: /history from the new timeline's history file (best effort). */
+async function publishHistory(d: NodeDriver): Promise<void> {
+  try {
+    const probe = await d.ports.pg.probe();
+    const tl = probe.timeline;
+    if (tl === undefined || tl <= 1) return;
+    const entries = parseTimelineHistory(await d.ports.pg.timelineHistory(tl));
+    const old = d.cluster?.history ?? [];
+    const known = new Map(old.map((l) => [l[0], l]));
+    const now = new Date(d.ports.clock.wallNow());
+    const lines = entries.map((e): [number, number, string, string?, string?] => {
+      const k = known.get(e.parentTli);
+      if (k !== undefined) return k;
+      return [e.parentTli, e.switchLsn, 'no recovery target specified', localIso(now), d.config.name];
+    });
+    await d.ports.dcs.writeHistory(lines);
+  } catch (err) {
+    d.log.warn({}, `could not publish /history: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** ISO-8601 with the local offset, as Patroni writes history timestamps. */
+export function localIso(d: Date): string {
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? '+' : '-';
+  const pad = (n: number): string => String(Math.floor(Math.abs(n))).padStart(2, '0');
+  const local = new Date(d.getTime() + off * 60_000).toISOString().slice(0, 19);
+  return `${local}${sign}${pad(off / 60)}:${pad(off % 60)}`;
+}

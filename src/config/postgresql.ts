@@ -1,0 +1,192 @@
+// The postgresql section.
+
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { parseBool } from '../core/values.ts';
+import { show } from './dynamic.ts';
+import { bool, checkKeys, connectAddress, describe, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj, type Refusal } from './fields.ts';
+import { renderOptions } from './options.ts';
+import type { Credentials, PostgresqlSettings } from './types.ts';
+
+const PG_LIB_DIR = '/usr/lib/postgresql';
+
+/** GUCs Patroni sets itself (listen/port/cluster_name) or takes only from the dynamic configuration. */
+const GUC_FROM_LISTEN = new Set(['listen_addresses', 'port', 'cluster_name']);
+const GUC_DYNAMIC_ONLY = new Set([
+  'wal_level', 'hot_standby', 'max_connections', 'max_wal_senders', 'wal_keep_segments', 'wal_keep_size',
+  'max_prepared_transactions', 'max_locks_per_transaction', 'track_commit_timestamp', 'max_replication_slots',
+  'max_worker_processes', 'wal_log_hints',
+]);
+export const LIBPQ_AUTH_KEYS = [
+  'sslmode', 'sslcert', 'sslkey', 'sslpassword', 'sslrootcert', 'sslcrl', 'sslcrldir', 'sslnegotiation', 'gssencmode', 'channel_binding',
+];
+
+function parseCredentials(issues: Issues, auth: Obj | undefined, key: string, path: string, required: boolean): Credentials | undefined {
+  const p = sub(path, key);
+  if (auth === undefined || auth[key] === undefined || auth[key] === null) {
+    if (required) issues.error(sub(p, 'username'), 'required');
+    return undefined;
+  }
+  const sec = section(issues, auth, key, path);
+  if (sec === undefined) return undefined;
+  const unsupported = Object.fromEntries(LIBPQ_AUTH_KEYS.map((k) => [k, refused(`the libpq setting ${k} would not be used: connections would fall back to libpq's defaults, e.g. sslmode=prefer`)]));
+  checkKeys(issues, sec, p, ['username', 'password'], unsupported);
+  const username = str(issues, sec, 'username', p, true);
+  const password = str(issues, sec, 'password', p);
+  if (username === undefined) return undefined;
+  return password === undefined ? { username } : { username, password };
+}
+
+/** The newest /usr/lib/postgresql/<version>/bin, or '' (use PATH). */
+function detectBinDir(): string {
+  let versions: string[];
+  try {
+    versions = readdirSync(PG_LIB_DIR).filter((v) => /^\d+(\.\d+)?$/.test(v));
+  } catch {
+    return '';
+  }
+  versions.sort((a, b) => Number(b) - Number(a));
+  for (const v of versions) {
+    const bin = join(PG_LIB_DIR, v, 'bin');
+    if (existsSync(join(bin, 'pg_ctl'))) return bin;
+  }
+  return '';
+}
+
+function checkBinDir(issues: Issues, binDir: string, path: string): void {
+  let isDir = false;
+  try {
+    isDir = statSync(binDir).isDirectory();
+  } catch {
+    /* reported below */
+  }
+  if (!isDir) {
+    issues.warn(path, `${binDir} is not a directory on this machine`);
+    return;
+  }
+  const missing = ['postgres', 'pg_ctl', 'initdb', 'pg_controldata', 'pg_basebackup'].filter((b) => !existsSync(join(binDir, b)));
+  if (missing.length > 0) issues.warn(path, `${binDir} has no ${missing.join(', ')}`);
+}
+
+function parseParameters(issues: Issues, pg: Obj, path: string): Record<string, string | number | boolean> {
+  const params = section(issues, pg, 'parameters', path);
+  const out: Record<string, string | number | boolean> = {};
+  if (params === undefined) return out;
+  const pp = sub(path, 'parameters');
+  for (const [name, value] of Object.entries(params)) {
+    const p = sub(pp, name);
+    if (value === null || value === undefined) continue;
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      issues.error(p, `expected a string, number or boolean, got ${describe(value)}`);
+      continue;
+    }
+    if (GUC_FROM_LISTEN.has(name)) {
+      issues.warn(p, `ignored: set from ${name === 'cluster_name' ? 'scope' : 'postgresql.listen'}`);
+      continue;
+    }
+    if (GUC_DYNAMIC_ONLY.has(name)) {
+      issues.warn(p, 'ignored in the local configuration: this parameter is only taken from the dynamic configuration (bootstrap.dcs.postgresql.parameters)');
+      continue;
+    }
+    out[name] = value;
+  }
+  return out;
+}
+
+export function parsePostgresql(issues: Issues, root: Obj, name: string | undefined, dcsPg: Obj | undefined): PostgresqlSettings | undefined {
+  const path = 'postgresql';
+  if (root.postgresql === undefined || root.postgresql === null) {
+    for (const k of ['listen', 'data_dir', 'authentication.superuser.username', 'authentication.replication.username']) issues.error(`postgresql.${k}`, 'required');
+    return undefined;
+  }
+  const pg = section(issues, root, 'postgresql', '');
+  if (pg === undefined) return undefined;
+  const unsupported: Record<string, string | Refusal> = {
+    proxy_address: refused('proxy_url would not be published in the member key for routers'),
+    config_dir: refused('the configuration files would be written into the data directory instead'),
+    config_base_name: refused('the configuration file would be named postgresql.conf'),
+    custom_conf: refused('the custom configuration file would not be included'),
+    bin_name: refused('the standard binary names would be run instead'),
+    callbacks: refused('on_start/on_stop/on_restart/on_reload/on_role_change scripts would never run'),
+    pre_promote: refused('the script would not be run, and could not cancel a promotion'),
+    before_stop: refused('the script would not be run before PostgreSQL stops'),
+    create_replica_methods: refused('replicas would be cloned with pg_basebackup instead of these methods'),
+    create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
+    rewind: refused('pg_rewind would run without these options'),
+    use_unix_socket: refused('the agent would connect over TCP'),
+    use_unix_socket_repl: refused('replication would connect over TCP'),
+    pg_ident: refused('pg_ident.conf would not be written'),
+    recovery_conf: refused('these recovery settings would not be written'),
+    krbsrvname: refused('Kerberos connections would use the default service name'),
+  };
+  for (const role of ['primary', 'replica', 'standby_leader']) {
+    unsupported[`parameters_${role}`] = refused(`the ${role} role's parameters would not be applied`);
+    unsupported[`pg_hba_${role}`] = refused(`the ${role} role's pg_hba lines would not be written`);
+    unsupported[`pg_ident_${role}`] = refused(`the ${role} role's pg_ident lines would not be written`);
+  }
+  // create_replica_methods: [basebackup] is what Vigil does anyway.
+  const crm = pg.create_replica_methods;
+  if (Array.isArray(crm) && crm.length === 1 && crm[0] === 'basebackup') delete unsupported.create_replica_methods;
+  checkKeys(issues, pg, path, [
+    'listen', 'connect_address', 'data_dir', 'bin_dir', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba',
+    'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
+    'pg_ctl_timeout', 'basebackup', ...(unsupported.create_replica_methods ? [] : ['create_replica_methods']),
+  ], unsupported);
+
+  const listen = listenValue(issues, pg, 'listen', path, true);
+  if (listen && listen.hosts.length === 1 && listen.hosts[0] === '') {
+    issues.warn(sub(path, 'listen'), `no host in ${show(listen.text)}: PostgreSQL will not listen on TCP (use *:${listen.port} for all addresses)`);
+  }
+  const connect = connectAddress(issues, pg, path, listen && listen.hosts[0] === '' ? { ...listen, hosts: [] } : listen);
+  const dataDir = str(issues, pg, 'data_dir', path, true);
+  let binDir = str(issues, pg, 'bin_dir', path);
+  if (binDir !== undefined) checkBinDir(issues, binDir, sub(path, 'bin_dir'));
+  else binDir = detectBinDir();
+  const pgpassSet = str(issues, pg, 'pgpass', path);
+  const database = str(issues, pg, 'database', path) ?? 'postgres';
+
+  const ap = sub(path, 'authentication');
+  let auth: Obj | undefined;
+  if (pg.authentication === undefined || pg.authentication === null) auth = undefined;
+  else auth = section(issues, pg, 'authentication', path);
+  if (auth !== undefined) checkKeys(issues, auth, ap, ['superuser', 'replication', 'rewind']);
+  const badAuthSection = pg.authentication !== undefined && pg.authentication !== null && auth === undefined;
+  const superuser = badAuthSection ? undefined : parseCredentials(issues, auth, 'superuser', ap, true);
+  const replication = badAuthSection ? undefined : parseCredentials(issues, auth, 'replication', ap, true);
+  const rewind = badAuthSection ? undefined : parseCredentials(issues, auth, 'rewind', ap, false);
+
+  const parameters = parseParameters(issues, pg, path);
+  const pgHba = stringList(issues, pg, 'pg_hba', path) ?? [];
+
+  const localRewind = bool(issues, pg, 'use_pg_rewind', path);
+  const localSlots = bool(issues, pg, 'use_slots', path);
+  if (localSlots !== undefined) {
+    issues.warn(sub(path, 'use_slots'), 'Patroni reads use_slots only from the dynamic configuration (bootstrap.dcs.postgresql.use_slots); Vigil uses it as the local default');
+  }
+  const dcsSlots = dcsPg ? parseBool(dcsPg.use_slots) : undefined;
+  const removeOnRewindFailure = bool(issues, pg, 'remove_data_directory_on_rewind_failure', path) ?? false;
+  const removeOnDiverged = bool(issues, pg, 'remove_data_directory_on_diverged_timelines', path) ?? false;
+  const pgCtlTimeout = int(issues, pg, 'pg_ctl_timeout', path, 1) ?? 60;
+  const basebackup = renderOptions(issues, pg, 'basebackup', path, 'pg_basebackup');
+
+  if (listen === undefined || connect === undefined || dataDir === undefined || superuser === undefined || replication === undefined) return undefined;
+  const authentication: PostgresqlSettings['authentication'] = { superuser, replication };
+  if (rewind) authentication.rewind = rewind;
+  return {
+    listen: listen.text,
+    connectAddress: connect,
+    dataDir,
+    binDir,
+    pgpass: pgpassSet ?? join(dirname(dataDir), `pgpass.${name ?? 'vigil'}`),
+    database,
+    authentication,
+    parameters,
+    pgHba,
+    ...(localRewind !== undefined ? { usePgRewind: localRewind } : {}),
+    useSlots: localSlots ?? dcsSlots ?? true,
+    removeDataDirectoryOnRewindFailure: removeOnRewindFailure,
+    removeDataDirectoryOnDivergedTimelines: removeOnDiverged,
+    pgCtlTimeout,
+    basebackup,
+  };
+}
