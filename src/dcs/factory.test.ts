@@ -33,13 +33,16 @@ test("Patroni's other DCS sections: an error naming the section, not implemented
       section,
     );
   }
-  assert.equal(notImplementedMessage('consul'), 'consul: the Consul DCS is not implemented yet in Vigil (supported: etcd3, zookeeper, kubernetes)');
+  assert.equal(notImplementedMessage('consul'), 'consul: the Consul DCS is not implemented yet in Vigil (supported: etcd3, kubernetes, zookeeper)');
 });
 
 test('a zookeeper section makes a ZooKeeper client; a bad one is refused naming the key', async () => {
   const d = createDcs({ zookeeper: { hosts: '127.0.0.1:1' } }, opts);
   assert.ok(d instanceof ZookeeperDcs);
   await d.close();
+  assert.equal(dcsSectionOf({ zookeeper: { hosts: 'x' }, etcd3 }), 'etcd3', "zookeeper is last in Patroni's order");
+  assert.equal(dcsSectionOf({ zookeeper: { hosts: 'x' }, kubernetes: {} }), 'kubernetes');
+  assert.equal(dcsSectionOf({ zookeeper: { hosts: 'x' }, raft: {} }), 'raft');
   assert.throws(() => createDcs({ zookeeper: { hosts: [] } }, opts), (err: unknown) => err instanceof DcsConfigError && err.section === 'zookeeper' && /zookeeper\.hosts/.test(err.message));
 });
 

@@ -1,5 +1,5 @@
 // The one place a Dcs client is made: the backend is chosen by the configuration section present,
-// as Patroni does (etcd3, zookeeper, kubernetes). Patroni's other DCS sections are recognised and
+// as Patroni does (etcd3, kubernetes, zookeeper). Patroni's other DCS sections are recognised and
 // refused with an error naming the section. Adding a backend = one row in BACKENDS (and its section in the
 // configuration loader), plus a contract test file in test/dcs (contract.ts).
 
@@ -57,12 +57,13 @@ interface Backend {
 /** When several sections are present, the first in this list is used. */
 const BACKENDS: Backend[] = [
   { section: 'etcd3', label: 'etcd (v3 API)', create: (s, o) => createEtcd3(s as Etcd3Settings, o) },
-  { section: 'zookeeper', label: 'ZooKeeper', create: (s, o) => createZookeeper(s, o) },
   { section: 'exhibitor', label: 'Exhibitor' },
   { section: 'etcd', label: 'etcd (v2 API)' },
   { section: 'consul', label: 'Consul' },
   { section: 'kubernetes', label: 'Kubernetes', create: (s, o) => createKubernetes(s as KubernetesSettings, o) },
   { section: 'raft', label: 'Raft' },
+  // Last in Patroni's order (its DCS modules in alphabetical order): any other section present wins.
+  { section: 'zookeeper', label: 'ZooKeeper', create: (s, o) => createZookeeper(s, o) },
 ];
 
 export const SUPPORTED_DCS: readonly string[] = BACKENDS.filter((b) => b.create !== undefined).map((b) => b.section);
