@@ -20,7 +20,8 @@ import { startCutProxy, startZookeeper, type ZookeeperServer } from '../support/
 import { DcsError } from '../../src/dcs/dcs.ts';
 import { KvDcs } from '../../src/dcs/kv-dcs.ts';
 import { ZookeeperBackend, ZookeeperDcs } from '../../src/dcs/zookeeper.ts';
-import { OPEN_ACL, Perms } from '../../src/dcs/zookeeper-jute.ts';
+import { Err, OPEN_ACL, Op as Code, Perms, Writer } from '../../src/dcs/zookeeper-jute.ts';
+import { ZkClient, ZkError } from '../../src/dcs/zookeeper-client.ts';
 
 const TTL = 3;
 const PATRONICTL = '/usr/bin/patronictl';
@@ -78,6 +79,35 @@ describe('ZooKeeper backend (real ZooKeeper 3.8)', () => {
     // patronictl remove: the cluster znode and everything under it.
     await a.deleteCluster();
     assert.equal(await inspect.get('', op()), undefined);
+  });
+
+  it('znodes written by another tool that Vigil cannot parse do not break the cluster read', T, async () => {
+    const prefix = '/service/garbage/';
+    const raw = new ZkClient({ hosts: [zk.endpoint], sessionTimeoutMs: 10_000 });
+    closers.push(() => raw.close(true));
+    const create = async (path: string, data: Buffer): Promise<void> => {
+      await raw.call(Code.create, new Writer().string(path).buffer(data).acls(OPEN_ACL).int(0), { deadline: Date.now() + 5000 });
+    };
+    for (const p of ['/service', '/service/garbage', '/service/garbage/members']) {
+      await create(p, Buffer.alloc(0)).catch((err: unknown) => assert.ok(err instanceof ZkError && err.code === Err.nodeExists, String(err)));
+    }
+    await create('/service/garbage/config', Buffer.from([0xff, 0xfe, 0x00, 0x7b]));
+    await create('/service/garbage/members/x', Buffer.from('{"broken'));
+    await create('/service/garbage/status', Buffer.from('garbage'));
+    await create('/service/garbage/history', Buffer.from('[['));
+    await create('/service/garbage/sync', Buffer.from('[]'));
+    await create('/service/garbage/unknown', Buffer.from('whatever'));
+    await create('/service/garbage/failover', Buffer.alloc(0));
+    await create('/service/garbage/failover/child', Buffer.from('a znode under a key'));
+    const a = dcs(prefix, 'a');
+    const view = await a.readCluster();
+    assert.equal(view.config, undefined);
+    assert.deepEqual(view.members.map((m) => m.name), ['x']);
+    assert.equal(view.history, undefined);
+    // Vigil's own writes still work around them.
+    assert.equal(await a.writeConfig({ ttl: 30 }, view.configVersion), true, 'the unparsable config is replaced by version');
+    assert.deepEqual((await a.readCluster()).config, { ttl: 30 });
+    await a.deleteCluster();
   });
 
   it('hosts are tried in turn: a server that does not answer and one that refuses are skipped', T, async () => {
