@@ -121,6 +121,21 @@ describe('ZooKeeper backend (real ZooKeeper 3.8)', () => {
     await a.deleteCluster();
   });
 
+  it('a short ZooKeeper restart: the client re-attaches to its session; lock and member key are kept', T, async () => {
+    const prefix = '/service/restart/';
+    const a = dcs(prefix, 'a', { ttl: 10 });
+    assert.equal(await a.acquireLeader(), true);
+    await a.touchMember({ api_url: 'http://a/patroni', state: 'running' });
+    const session = a.session;
+    const before = await a.readCluster();
+    await zk.restart();
+    assert.equal(await a.refreshLeader(), true);
+    assert.equal(a.session, session, 'the same session: ZooKeeper restores sessions from its data');
+    const view = await a.readCluster();
+    assert.equal(view.leader?.version, before.leader?.version, 'the leader znode was never re-created');
+    assert.equal(view.members[0]?.session, session);
+  });
+
   it('a client that makes no request lets its session lapse, like an etcd lease without keepalives; its next call starts a new one', T, async () => {
     const prefix = '/service/idle/';
     const a = dcs(prefix, 'a');

@@ -31,6 +31,8 @@ export interface ZookeeperServer {
   readonly endpoint: string;
   /** 127.0.0.1:<port> of the TLS client port, when started with tls. */
   readonly secureEndpoint: string | undefined;
+  /** Stop the server (SIGTERM) and start it again on the same data and ports. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -102,35 +104,51 @@ export async function startZookeeper(opts: { tls?: ZookeeperTls } = {}): Promise
     ...tlsLines,
     '',
   ].join('\n'));
-  const child: ChildProcess = spawn('java', [
-    '-Xmx128m', '-Xms32m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-Xss512k',
-    '-Dzookeeper.jmx.log4j.disable=true',
-    '-cp', ZOOKEEPER_CLASSPATH,
-    'org.apache.zookeeper.server.ZooKeeperServerMain', cfg,
-  ], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  let child: ChildProcess | undefined;
   let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => {
-    stderr = (stderr + c.toString()).slice(-4000);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const kill = async (): Promise<void> => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+    c.kill('SIGTERM');
+    const t = setTimeout(() => c.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(t);
+  };
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    }
+    await kill();
     await rm(dir, { recursive: true, force: true });
   };
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) break;
-    if (await handshake(port)) {
-      return { endpoint: `127.0.0.1:${port}`, secureEndpoint: securePort === undefined ? undefined : `127.0.0.1:${securePort}`, stop };
+  /** Start the JVM on the same files and ports; resolve once it answers a session handshake. */
+  const launch = async (): Promise<void> => {
+    const c = spawn('java', [
+      '-Xmx128m', '-Xms32m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-Xss512k',
+      '-Dzookeeper.jmx.log4j.disable=true',
+      '-cp', ZOOKEEPER_CLASSPATH,
+      'org.apache.zookeeper.server.ZooKeeperServerMain', cfg,
+    ], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    child = c;
+    c.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    for (let i = 0; i < 300; i++) {
+      if (c.exitCode !== null) break;
+      if (await handshake(port)) return;
+      await sleep(100);
     }
-    await sleep(100);
-  }
-  await stop();
-  throw new Error(`ZooKeeper did not start on port ${port}: ${stderr}`);
+    await stop();
+    throw new Error(`ZooKeeper did not start on port ${port}: ${stderr}`);
+  };
+  await launch();
+  return {
+    endpoint: `127.0.0.1:${port}`,
+    secureEndpoint: securePort === undefined ? undefined : `127.0.0.1:${securePort}`,
+    stop,
+    async restart() {
+      await kill();
+      await launch();
+    },
+  };
 }
 
 /** A loopback TCP proxy to `target` (host:port) that can be partitioned and healed. */
