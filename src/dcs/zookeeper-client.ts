@@ -318,7 +318,9 @@ export class ZkClient {
       this.#wake = () => sock.destroy();
       sock.setNoDelay(true);
       sock.once(this.#tls ? 'secureConnect' : 'connect', () => {
-        const w = new Writer().int(0).long(this.#lastZxid).int(session?.timeoutMs ?? this.#requestedMs).long(session?.id ?? 0n).buffer(session?.passwd ?? Buffer.alloc(16)).bool(false);
+        // The last zxid seen only when resuming a session: a server behind it refuses us, which
+        // must not lock a new session out of a ZooKeeper rebuilt from empty (kazoo resets it too).
+        const w = new Writer().int(0).long(session ? this.#lastZxid : 0n).int(session?.timeoutMs ?? this.#requestedMs).long(session?.id ?? 0n).buffer(session?.passwd ?? Buffer.alloc(16)).bool(false);
         sock.write(w.packet());
       });
       sock.on('data', (chunk: Buffer) => {

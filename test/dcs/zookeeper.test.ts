@@ -136,6 +136,22 @@ describe('ZooKeeper backend (real ZooKeeper 3.8)', () => {
     assert.equal(view.members[0]?.session, session);
   });
 
+  it('a ZooKeeper rebuilt from empty: once its session times out, the client starts a new one there', T, async () => {
+    const prefix = '/service/rebuilt/';
+    const a = dcs(prefix, 'a');
+    assert.equal(await a.writeConfig({ ttl: 30 }), true);
+    for (let i = 0; i < 20; i++) await a.writeConfig({ ttl: 30 + i }); // a zxid well past a fresh server's
+    assert.equal(await a.acquireLeader(), true);
+    const session = a.session;
+    await zk.restart({ wipe: true });
+    // The server refuses to resume the session (we have seen zxids it has not), so calls fail as
+    // unreachable until our own timer ends the session; then a new one starts (with no zxid to
+    // refuse) and the lock is re-created on it.
+    while (!(await a.refreshLeader().catch(() => false))) await sleep(200);
+    assert.notEqual(a.session, session);
+    assert.deepEqual((await a.readCluster()).leader?.name, 'a');
+  });
+
   it('a client that makes no request lets its session lapse, like an etcd lease without keepalives; its next call starts a new one', T, async () => {
     const prefix = '/service/idle/';
     const a = dcs(prefix, 'a');

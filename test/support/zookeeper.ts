@@ -31,8 +31,8 @@ export interface ZookeeperServer {
   readonly endpoint: string;
   /** 127.0.0.1:<port> of the TLS client port, when started with tls. */
   readonly secureEndpoint: string | undefined;
-  /** Stop the server (SIGTERM) and start it again on the same data and ports. */
-  restart(): Promise<void>;
+  /** Stop the server (SIGTERM) and start it again on the same ports; on the same data unless `wipe`. */
+  restart(opts?: { wipe?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -144,8 +144,9 @@ export async function startZookeeper(opts: { tls?: ZookeeperTls } = {}): Promise
     endpoint: `127.0.0.1:${port}`,
     secureEndpoint: securePort === undefined ? undefined : `127.0.0.1:${securePort}`,
     stop,
-    async restart() {
+    async restart(opts = {}) {
       await kill();
+      if (opts.wipe === true) await rm(join(dir, 'data'), { recursive: true, force: true });
       await launch();
     },
   };
