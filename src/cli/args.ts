@@ -3,7 +3,7 @@
 // without full validation (as patronictl does), --dcs-url, and CLI errors with exit codes.
 
 import type { Etcd3TlsFiles } from '../dcs/etcd3-tls.ts';
-import { notImplementedMessage } from '../dcs/factory.ts';
+import { notImplementedMessage, type DcsSections } from '../dcs/factory.ts';
 import { access, readFile } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { homedir } from 'node:os';
@@ -46,6 +46,8 @@ export interface CtlSettings {
   namespace: string;
   /** undefined when no etcd3 section (and no --dcs-url) was found. */
   etcd3: Etcd3Target | undefined;
+  /** The DCS section of a valid configuration whose DCS is not etcd3 (Consul, Kubernetes). */
+  sections?: DcsSections;
   /** Why no etcd3 target was found, when that is known (for the error message). */
   notes: string[];
   /** How control commands talk to members' REST APIs (ctl section, else restapi fallbacks). */
@@ -288,7 +290,12 @@ async function settingsFromFile(path: string, env: NodeJS.ProcessEnv): Promise<C
   // The loader's own issues are not repeated: most are about sections `list` does not use.
   const lenient = ctlSettingsFromYaml(text, env);
   const cfg = loaded?.config;
-  if (cfg !== undefined && cfg.etcd3.hosts.length > 0) {
+  if (cfg !== undefined && cfg.etcd3 === undefined && (cfg.consul !== undefined || cfg.kubernetes !== undefined)) {
+    // Another DCS than etcd3: the control commands use the same backend as the agent.
+    const sections: DcsSections = cfg.consul !== undefined ? { consul: cfg.consul } : { kubernetes: cfg.kubernetes };
+    return { scope: cfg.scope || undefined, namespace: cfg.namespace, etcd3: undefined, sections, notes: [], rest: lenient.rest };
+  }
+  if (cfg !== undefined && cfg.etcd3 !== undefined && cfg.etcd3.hosts.length > 0) {
     const etcd3: Etcd3Target = { hosts: [...cfg.etcd3.hosts], protocol: cfg.etcd3.protocol };
     if (cfg.etcd3.username !== undefined) etcd3.username = cfg.etcd3.username;
     if (cfg.etcd3.password !== undefined) etcd3.password = cfg.etcd3.password;

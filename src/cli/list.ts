@@ -1,9 +1,11 @@
 // `vigil list [-c CONFIG] [--dcs-url URL] [-e] [-t] [-f FORMAT] [-W] [-w SEC] [CLUSTER...]`:
-// reads each cluster's subtree from etcd (linearizable, no lease) and prints it like
+// reads each cluster's subtree from the DCS (linearizable, no lease) and prints it like
 // `patronictl list` (spec §3.3). Exit codes: 0 printed, 1 configuration/DCS error, 2 usage error.
 
 import { parseArgs } from 'node:util';
 import { clusterPrefix } from '../dcs/codec.ts';
+import type { Dcs } from '../dcs/dcs.ts';
+import { createDcs } from '../dcs/factory.ts';
 import type { ClusterView } from '../core/model.ts';
 import { CliError, UsageError, formatTimestamp, loadCtlSettings, type CtlSettings, type Etcd3Target } from './args.ts';
 import { renderTable, type ListFormat } from './table.ts';
@@ -88,16 +90,33 @@ function describeTarget(t: Etcd3Target): string {
   return t.hosts.map((h) => `${t.protocol}://${h}`).join(', ');
 }
 
-/** One consistent read of a cluster; errors name the endpoints tried. */
-async function readCluster(settings: CtlSettings, etcd3: Etcd3Target, scope: string): Promise<ClusterView> {
+function noDcs(settings: CtlSettings): CliError {
+  const why = settings.notes.length > 0 ? ` (${settings.notes.join('; ')})` : '';
+  return new CliError(`no etcd3 section in the configuration and no --dcs-url: cannot find the DCS${why}`);
+}
+
+/** A ctl-mode client of the configuration's DCS (etcd3, or the other section the loader chose) and how errors name it. */
+function ctlDcs(settings: CtlSettings, prefix: string, scope: string): { dcs: Dcs; where: string } {
+  if (settings.etcd3 !== undefined) return { dcs: ctlEtcd3Dcs(settings.etcd3, prefix, scope, RETRY_TIMEOUT_S), where: `etcd at ${describeTarget(settings.etcd3)}` };
+  const sections = settings.sections;
+  if (sections === undefined) throw noDcs(settings);
+  try {
+    return { dcs: createDcs(sections, { prefix, name: scope, ttl: 30, retryTimeout: RETRY_TIMEOUT_S, ctl: true }), where: Object.keys(sections).join(', ') };
+  } catch (err) {
+    throw new CliError(`configuration: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** One consistent read of a cluster; errors name the DCS (etcd: the endpoints tried). */
+async function readCluster(settings: CtlSettings, scope: string): Promise<ClusterView> {
   const prefix = clusterPrefix(settings.namespace, scope);
-  const dcs = ctlEtcd3Dcs(etcd3, prefix, scope, RETRY_TIMEOUT_S);
+  const { dcs, where } = ctlDcs(settings, prefix, scope);
   try {
     // A hard stop in case the adapter's own deadline does not fire.
     return await dcs.readCluster({ signal: AbortSignal.timeout((RETRY_TIMEOUT_S + 5) * 1000) });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    throw new CliError(`cannot read cluster '${scope}' (${prefix}) from etcd at ${describeTarget(etcd3)}: ${msg}`);
+    throw new CliError(`cannot read cluster '${scope}' (${prefix}) from ${where}: ${msg}`);
   } finally {
     await dcs.close().catch(() => undefined);
   }
@@ -144,11 +163,7 @@ async function runList(argv: string[]): Promise<number> {
   if (clusters.length === 0) {
     throw new UsageError('no cluster name given: pass CLUSTER or set scope in the configuration file');
   }
-  const etcd3 = settings.etcd3;
-  if (etcd3 === undefined) {
-    const why = settings.notes.length > 0 ? ` (${settings.notes.join('; ')})` : '';
-    throw new CliError(`no etcd3 section in the configuration and no --dcs-url: cannot find the DCS${why}`);
-  }
+  if (settings.etcd3 === undefined && settings.sections === undefined) throw noDcs(settings);
 
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
@@ -162,7 +177,7 @@ async function runList(argv: string[]): Promise<number> {
       // Read everything first so a slow DCS does not leave a cleared screen half drawn.
       const outputs: string[] = [];
       for (const scope of clusters) {
-        const view = await readCluster(settings, etcd3, scope);
+        const view = await readCluster(settings, scope);
         outputs.push(renderTable(scope, view, { format: opts.format, extended: opts.extended }));
       }
       let text = '';

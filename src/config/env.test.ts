@@ -79,5 +79,5 @@ test('a configuration built purely from the environment loads', () => {
   };
   const { config, issues } = loadConfig('{}', env);
   assert.deepEqual(errors(issues), []);
-  assert.equal(config?.etcd3.hosts[0], '127.0.0.1:2379');
+  assert.equal(config?.etcd3?.hosts[0], '127.0.0.1:2379');
 });

@@ -80,7 +80,7 @@ test('the returned config is deep-frozen', () => {
   assert.ok(Object.isFrozen(config));
   assert.ok(Object.isFrozen(config.postgresql.authentication.superuser));
   assert.ok(Object.isFrozen(config.bootstrap?.initdb));
-  assert.ok(Object.isFrozen(config.etcd3.hosts));
+  assert.ok(Object.isFrozen(config.etcd3?.hosts));
   assert.throws(() => {
     (config.postgresql as { dataDir: string }).dataDir = 'x';
   }, TypeError);
@@ -128,7 +128,7 @@ test('missing sections are reported as required', () => {
   const { config, issues } = loadConfig('scope: s\nname: n\n', {});
   assert.equal(config, undefined);
   assert.deepEqual(errors(issues).sort(), [
-    'etcd3: required: an etcd3 section with host or hosts',
+    ': no DCS section: add one of consul, etcd3, kubernetes (the DCS sections Vigil implements)',
     'postgresql.authentication.replication.username: required',
     'postgresql.authentication.superuser.username: required',
     'postgresql.data_dir: required',
@@ -176,7 +176,6 @@ bootstrap:
 
 test('Patroni keys that Vigil does not implement yet are refused, each by name, all at once', () => {
   const text = MINIMAL_CONFIG + `
-consul: {host: "127.0.0.1:8500"}
 citus: {group: 0, database: citus}
 log: {level: INFO, dir: /var/log/vigil, format: '%(message)s'}
 bootstrap:
@@ -194,7 +193,6 @@ tags: {nostream: true, replicatefrom: n2}
   assert.equal(config, undefined);
   const errs = errors(issues);
   for (const re of [
-    /^consul: not implemented by Vigil yet \(Consul as the DCS/,
     /^citus: not implemented by Vigil yet/,
     /^restapi\.verify_client: required is not implemented by Vigil yet \(the agent's own calls/,
     /^log\.dir: not implemented by Vigil yet \(logs would go to standard output/,

@@ -25,7 +25,7 @@ import { show } from './dynamic.ts';
 import { applyEnvironment } from './env.ts';
 import { checkKeys, describe, isMap, Issues, NOT_APPLICABLE, refused, str, type Obj } from './fields.ts';
 import { parseBootstrap } from './bootstrap.ts';
-import { parseEtcd3 } from './etcd3.ts';
+import { DCS_SECTIONS, parseDcs } from './dcs.ts';
 import { parseLogLevel, parseTags, parseWatchdog } from './node.ts';
 import { parsePostgresql } from './postgresql.ts';
 import { parseRestApi } from './restapi.ts';
@@ -51,14 +51,9 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** Validates the merged document (file + environment) and builds the Config. */
-function buildConfig(root: Obj, issues: Issues): Config | undefined {
-  checkKeys(issues, root, '', ['scope', 'name', 'namespace', 'restapi', 'etcd3', 'bootstrap', 'postgresql', 'tags', 'log', 'watchdog'], {
-    etcd: refused('the etcd v2 API: Vigil runs on etcd3 only for now'),
-    consul: refused('Consul as the DCS: Vigil runs on etcd3 only for now'),
-    zookeeper: refused('ZooKeeper as the DCS: Vigil runs on etcd3 only for now'),
-    exhibitor: refused('Exhibitor as the DCS: Vigil runs on etcd3 only for now'),
-    kubernetes: refused('Kubernetes as the DCS: Vigil runs on etcd3 only for now'),
-    raft: refused('Raft as the DCS: Vigil runs on etcd3 only for now'),
+function buildConfig(root: Obj, issues: Issues, env: NodeJS.ProcessEnv): Config | undefined {
+  // The DCS sections are checked by parseDcs (src/config/dcs.ts).
+  checkKeys(issues, root, '', ['scope', 'name', 'namespace', 'restapi', 'bootstrap', 'postgresql', 'tags', 'log', 'watchdog', ...DCS_SECTIONS], {
     citus: refused('Citus clusters'),
     ctl: 'read by vigil (the control commands) only; the agent ignores it',
     thread_pool_size: NOT_APPLICABLE,
@@ -72,17 +67,17 @@ function buildConfig(root: Obj, issues: Issues): Config | undefined {
   const namespace = normalizeNamespace(str(issues, root, 'namespace', ''));
   const logLevel = parseLogLevel(issues, root);
   const restapi = parseRestApi(issues, root);
-  const etcd3 = parseEtcd3(issues, root);
+  const dcs = parseDcs(issues, root, env);
   const bootstrap = parseBootstrap(issues, root);
   const dcsPg = isMap(root.bootstrap) && isMap(root.bootstrap.dcs) && isMap(root.bootstrap.dcs.postgresql) ? root.bootstrap.dcs.postgresql : undefined;
   const postgresql = parsePostgresql(issues, root, name, dcsPg);
   const tags = parseTags(issues, root);
   const watchdog = parseWatchdog(issues, root);
 
-  if (issues.hasErrors || scope === undefined || name === undefined || restapi === undefined || etcd3 === undefined || postgresql === undefined) {
+  if (issues.hasErrors || scope === undefined || name === undefined || restapi === undefined || dcs === undefined || postgresql === undefined) {
     return undefined;
   }
-  return deepFreeze({ scope, namespace, name, restapi, etcd3, bootstrap, postgresql, tags, logLevel, watchdog });
+  return deepFreeze({ scope, namespace, name, restapi, ...dcs, bootstrap, postgresql, tags, logLevel, watchdog });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -99,7 +94,7 @@ function finish(raw: unknown, env: NodeJS.ProcessEnv, issues: Issues): { config:
   }
   const root = structuredClone(raw);
   applyEnvironment(root, env, issues);
-  const config = buildConfig(root, issues);
+  const config = buildConfig(root, issues, env);
   return { config, issues: issues.list };
 }
 

@@ -107,8 +107,8 @@ test('etcd3 hosts: list, comma string, default port, url', () => {
   for (const [yaml, hosts, protocol] of cases) {
     const { config, issues } = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', `etcd3:\n  ${yaml}`), {});
     assert.deepEqual(errors(issues), [], yaml);
-    assert.deepEqual(config?.etcd3.hosts, hosts, yaml);
-    assert.equal(config?.etcd3.protocol, protocol, yaml);
+    assert.deepEqual(config?.etcd3?.hosts, hosts, yaml);
+    assert.equal(config?.etcd3?.protocol, protocol, yaml);
   }
   const none = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {protocol: http}'), {});
   assert.deepEqual(errors(none.issues), ['etcd3.host: required: host or hosts']);
@@ -127,9 +127,9 @@ test('etcd3 TLS: cacert, cert, key, key_password from the file or the environmen
     PATRONI_ETCD3_KEY_PASSWORD: 'fromenv', PATRONI_ETCD3_CACERT: '/env/ca.crt',
   });
   assert.deepEqual(errors(env.issues), []);
-  assert.equal(env.config?.etcd3.protocol, 'https');
-  assert.equal(env.config?.etcd3.keyPassword, 'fromenv');
-  assert.equal(env.config?.etcd3.cacert, '/env/ca.crt');
+  assert.equal(env.config?.etcd3?.protocol, 'https');
+  assert.equal(env.config?.etcd3?.keyPassword, 'fromenv');
+  assert.equal(env.config?.etcd3?.cacert, '/env/ca.crt');
 
   const http = loadConfig(section('etcd3: {host: "127.0.0.1:2379", cacert: /tls/ca.crt, cert: /tls/c.crt, key: /tls/c.key}'), {});
   assert.deepEqual(errors(http.issues), []);
@@ -142,11 +142,26 @@ test('etcd3 TLS: cacert, cert, key, key_password from the file or the environmen
   assert.deepEqual(errors(keyOnly.issues), ['etcd3.key: set without cert']);
 });
 
-test('etcd (v2) instead of etcd3 is an error that says what to do', () => {
-  const { config, issues } = loadConfig(MINIMAL_CONFIG.replace('etcd3:', 'etcd:'), {});
-  assert.equal(config, undefined);
-  assert.ok(hasIssue(errors(issues), /^etcd3: required.*the v2 store, which an etcd3 section does not see/));
-  assert.ok(hasIssue(errors(issues), /^etcd: not implemented by Vigil yet \(the etcd v2 API/));
+test("DCS sections: the first in Patroni's order is used, the others are ignored with a warning; one Vigil lacks is refused", () => {
+  // etcd (v2) sorts before etcd3: Patroni 3.0.2 runs such a file on the v2 API.
+  const v2 = loadConfig(MINIMAL_CONFIG + 'etcd: {host: "127.0.0.1:2379"}\n', {});
+  assert.equal(v2.config, undefined);
+  assert.ok(hasIssue(errors(v2.issues), /^etcd: not implemented by Vigil yet \(etcd \(v2 API\) as the DCS; Vigil implements consul, etcd3, kubernetes\)/), errors(v2.issues).join('\n'));
+  assert.ok(hasIssue(warnings(v2.issues), /^etcd3: ignored: Patroni uses the first DCS section present in the order consul, etcd, etcd3, .* so this configuration runs on etcd$/));
+  // zookeeper sorts after etcd3: etcd3 is used, zookeeper ignored with a warning.
+  const zk = loadConfig(MINIMAL_CONFIG + 'zookeeper: {hosts: ["127.0.0.1:2181"]}\n', {});
+  assert.deepEqual(errors(zk.issues), []);
+  assert.deepEqual(zk.config?.etcd3?.hosts, ['127.0.0.1:2379']);
+  assert.ok(hasIssue(warnings(zk.issues), /^zookeeper: ignored: .*runs on etcd3$/));
+  // consul sorts first: the configuration runs on Consul.
+  const consul = loadConfig(MINIMAL_CONFIG + 'consul: {host: "127.0.0.1:8500"}\n', {});
+  assert.deepEqual(errors(consul.issues), []);
+  assert.equal(consul.config?.etcd3, undefined);
+  assert.ok(consul.config?.consul !== undefined);
+  assert.ok(hasIssue(warnings(consul.issues), /^etcd3: ignored: .*runs on consul$/));
+  // A section Vigil lacks, alone: refused by name.
+  const raft = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', 'raft: {data_dir: /x}'), {});
+  assert.ok(hasIssue(errors(raft.issues), /^raft: not implemented by Vigil yet \(Raft as the DCS/));
 });
 
 test('bootstrap.dcs: timings adjusted with a warning, errors with paths', () => {

@@ -2,6 +2,8 @@
 // a Patroni-style YAML file plus PATRONI_* environment variables.
 
 import type { Tags } from '../core/model.ts';
+import type { ConsulSettings } from '../dcs/consul-settings.ts';
+import type { KubernetesSettings } from '../dcs/kubernetes-settings.ts';
 
 export interface Credentials {
   username: string;
@@ -92,7 +94,10 @@ export interface Config {
   namespace: string;
   name: string;
   restapi: RestApiSettings;
-  etcd3: Etcd3Settings;
+  /** The DCS: exactly one of these is set, the section Patroni would use (src/config/dcs.ts). */
+  etcd3?: Etcd3Settings;
+  consul?: ConsulSettings;
+  kubernetes?: KubernetesSettings;
   /** undefined when the file has no bootstrap section: the node never wins a bootstrap race. */
   bootstrap: BootstrapSettings | undefined;
   postgresql: PostgresqlSettings;

@@ -18,22 +18,24 @@ test('an etcd3 section makes an etcd3 client (no connection is made by the const
   await d.close();
 });
 
-test('etcd3 wins when other sections are present too', async () => {
-  assert.equal(dcsSectionOf({ consul: { host: 'x' }, etcd3 }), 'etcd3');
-  const d = createDcs({ consul: { host: 'x' }, etcd3 }, opts);
+test("several sections: the first in Patroni's order (consul, etcd, etcd3, ...) is used", async () => {
+  assert.equal(dcsSectionOf({ consul: { host: 'x' }, etcd3 }), 'consul');
+  assert.equal(dcsSectionOf({ etcd3, zookeeper: { hosts: 'x' } }), 'etcd3');
+  assert.equal(dcsSectionOf({ etcd: { host: 'x' }, etcd3 }), 'etcd', 'Patroni 3.0.2 runs on the v2 API when both are present');
+  const d = createDcs({ etcd3, zookeeper: { hosts: 'x' } }, opts);
   assert.ok(d instanceof Etcd3Dcs);
   await d.close();
 });
 
 test("Patroni's other DCS sections: an error naming the section, not implemented yet", () => {
-  for (const section of ['etcd', 'consul', 'raft', 'exhibitor'] as const) {
+  for (const section of ['etcd', 'raft', 'exhibitor'] as const) {
     assert.throws(
       () => createDcs({ [section]: { hosts: 'x' } }, opts),
       (err: unknown) => err instanceof DcsConfigError && err.section === section && err.message.startsWith(`${section}: `) && /not implemented yet/.test(err.message),
       section,
     );
   }
-  assert.equal(notImplementedMessage('consul'), 'consul: the Consul DCS is not implemented yet in Vigil (supported: etcd3, kubernetes, zookeeper)');
+  assert.equal(notImplementedMessage('raft'), 'raft: the Raft DCS is not implemented yet in Vigil (supported: consul, etcd3, kubernetes, zookeeper)');
 });
 
 test('a zookeeper section makes a ZooKeeper client; a bad one is refused naming the key', async () => {

@@ -1,10 +1,13 @@
 // The one place a Dcs client is made: the backend is chosen by the configuration section present,
-// as Patroni does (etcd3, kubernetes, zookeeper). Patroni's other DCS sections are recognised and
-// refused with an error naming the section. Adding a backend = one row in BACKENDS (and its section in the
-// configuration loader), plus a contract test file in test/dcs (contract.ts).
+// as Patroni does (etcd3, consul, kubernetes, zookeeper). Patroni's other DCS sections are
+// recognised and refused with an error naming the section. Adding a backend = one row in BACKENDS
+// (and its section in the configuration loader), plus a contract test file in test/dcs
+// (contract.ts).
 
 import type { Dcs } from './dcs.ts';
 import { Etcd3Dcs } from './etcd3.ts';
+import { ConsulDcs } from './consul.ts';
+import { parseConsulSettings, type ConsulSettings } from './consul-settings.ts';
 import type { Etcd3Settings } from '../config/types.ts';
 import { KubernetesDcs } from './kubernetes.ts';
 import type { KubernetesSettings } from './kubernetes-settings.ts';
@@ -54,15 +57,17 @@ interface Backend {
   create?: (settings: NonNullable<unknown>, opts: DcsClientOptions) => Dcs;
 }
 
-/** When several sections are present, the first in this list is used. */
+/**
+ * When several sections are present, the first in this list is used: Patroni's order (3.0.2's
+ * get_dcs walks its DCS modules as pkgutil lists them, sorted by name), see src/config/dcs.ts.
+ */
 const BACKENDS: Backend[] = [
+  { section: 'consul', label: 'Consul', create: (s, o) => createConsul(s, o) },
+  { section: 'etcd', label: 'etcd (v2 API)' },
   { section: 'etcd3', label: 'etcd (v3 API)', create: (s, o) => createEtcd3(s as Etcd3Settings, o) },
   { section: 'exhibitor', label: 'Exhibitor' },
-  { section: 'etcd', label: 'etcd (v2 API)' },
-  { section: 'consul', label: 'Consul' },
   { section: 'kubernetes', label: 'Kubernetes', create: (s, o) => createKubernetes(s as KubernetesSettings, o) },
   { section: 'raft', label: 'Raft' },
-  // Last in Patroni's order (its DCS modules in alphabetical order): any other section present wins.
   { section: 'zookeeper', label: 'ZooKeeper', create: (s, o) => createZookeeper(s, o) },
 ];
 
@@ -84,6 +89,34 @@ function createEtcd3(s: Etcd3Settings, o: DcsClientOptions): Dcs {
     cert: s.cert,
     key: s.key,
     keyPassword: s.keyPassword,
+    ...(o.ctl === true ? { ctlMode: true } : {}),
+    ...(o.logger !== undefined ? { logger: o.logger } : {}),
+  });
+}
+
+/**
+ * Consul from its settings (consul-settings.ts), already parsed or the raw section (parsed here:
+ * an error makes a DcsConfigError naming the keys). The scope is the prefix's last segment.
+ */
+function createConsul(raw: NonNullable<unknown>, o: DcsClientOptions): Dcs {
+  let settings: ConsulSettings;
+  if (typeof raw === 'object' && 'serviceCheckInterval' in raw) settings = raw as ConsulSettings;
+  else {
+    const parsed = parseConsulSettings(raw, {});
+    if (parsed.settings === undefined) {
+      const errors = parsed.issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`);
+      throw new DcsConfigError('consul', errors.join('; '));
+    }
+    settings = parsed.settings;
+  }
+  const scope = o.prefix.split('/').filter((x) => x !== '').pop() ?? '';
+  return new ConsulDcs({
+    settings,
+    prefix: o.prefix,
+    scope,
+    name: o.name,
+    ttl: o.ttl,
+    retryTimeout: o.retryTimeout,
     ...(o.ctl === true ? { ctlMode: true } : {}),
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
   });

@@ -2,6 +2,9 @@
 // child process running `vigil agent <file>` with its own Patroni-style YAML file, data directory
 // and log file under one base directory. Used by `vigil demo`, the integration tests and the
 // benchmarks, so all three exercise exactly what a user runs.
+// The DCS is an etcd started here (or given by etcdEndpoint), written as an `etcd3` section; or,
+// with `store`, any DCS section the caller provides (the caller runs that DCS, e.g. a test's fake
+// Consul agent or Kubernetes API server) plus environment variables for the agents.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -39,6 +42,12 @@ export interface LocalClusterOptions {
   tags?: Record<string, Record<string, unknown>>;
   /** Use an existing etcd (host:port) instead of starting one. */
   etcdEndpoint?: string;
+  /**
+   * Run on this DCS instead of etcd: `section` (e.g. 'consul') with `settings` is written into every
+   * node's file in place of the etcd3 section, and `env` is added to the agents' environment (e.g.
+   * KUBERNETES_SERVICE_HOST/PORT). No etcd is started; the caller runs the DCS.
+   */
+  store?: DcsStore;
   logLevel?: string;
   /** Test-friendly PostgreSQL settings (fsync off, small buffers). Default true. */
   fast?: boolean;
@@ -55,6 +64,12 @@ export interface LocalClusterOptions {
    * (same pid), so signals sent to the child reach the agent. Default: run it directly.
    */
   wrap?: (node: { name: string; index: number }) => { command: string; args: string[] };
+}
+
+export interface DcsStore {
+  section: string;
+  settings: Record<string, unknown>;
+  env?: Record<string, string>;
 }
 
 export interface LocalNode {
@@ -81,6 +96,8 @@ export function renderNodeConfig(o: {
   scope: string;
   name: string;
   etcd: string;
+  /** A DCS section written instead of `etcd3: {hosts: [etcd]}`. */
+  store?: Pick<DcsStore, 'section' | 'settings'> | undefined;
   apiPort: number;
   pgPort: number;
   dir: string;
@@ -105,8 +122,7 @@ export function renderNodeConfig(o: {
     `restapi:`,
     `  listen: ${host}:${o.apiPort}`,
     `  connect_address: ${host}:${o.apiPort}`,
-    `etcd3:`,
-    `  hosts: [${yamlString(o.etcd)}]`,
+    ...(o.store === undefined ? [`etcd3:`, `  hosts: [${yamlString(o.etcd)}]`] : [`${o.store.section}: ${JSON.stringify(o.store.settings)}`]),
     `bootstrap:`,
     `  dcs: ${JSON.stringify({
       ttl: o.timing.ttl,
@@ -135,8 +151,8 @@ export function renderNodeConfig(o: {
 }
 
 export class LocalCluster {
-  readonly opts: Required<Omit<LocalClusterOptions, 'etcdEndpoint' | 'hosts' | 'pgHba' | 'wrap'>> &
-    Pick<LocalClusterOptions, 'etcdEndpoint' | 'hosts' | 'pgHba' | 'wrap'>;
+  readonly opts: Required<Omit<LocalClusterOptions, 'etcdEndpoint' | 'hosts' | 'pgHba' | 'wrap' | 'store'>> &
+    Pick<LocalClusterOptions, 'etcdEndpoint' | 'hosts' | 'pgHba' | 'wrap' | 'store'>;
   etcd: EtcdServer | undefined;
   etcdEndpoint = '';
   readonly nodes: LocalNode[] = [];
@@ -155,13 +171,13 @@ export class LocalCluster {
     };
   }
 
-  /** Start etcd (unless given) and write every node's configuration; agents are not started yet. */
+  /** Start etcd (unless given, or another DCS is) and write every node's configuration; agents are not started yet. */
   async prepare(): Promise<void> {
     await mkdir(this.opts.baseDir, { recursive: true });
     // mkdtemp makes 0700 directories; PostgreSQL runs as another user and must traverse it.
     await chmod(this.opts.baseDir, 0o755);
     if (this.opts.etcdEndpoint !== undefined) this.etcdEndpoint = this.opts.etcdEndpoint;
-    else {
+    else if (this.opts.store === undefined) {
       this.etcd = await startEtcd({ dir: join(this.opts.baseDir, 'etcd') });
       this.etcdEndpoint = this.etcd.endpoint;
     }
@@ -182,6 +198,7 @@ export class LocalCluster {
           scope: this.opts.scope,
           name,
           etcd: this.etcdEndpoint,
+          store: this.opts.store,
           apiPort,
           pgPort,
           dir,
@@ -215,7 +232,7 @@ export class LocalCluster {
       const [command, ...args] = prefix === undefined ? argv : [prefix.command, ...prefix.args, ...argv];
       n.process = spawn(command!, args, {
         stdio: ['ignore', fd, fd],
-        env: { ...process.env },
+        env: { ...process.env, ...this.opts.store?.env },
       });
     } finally {
       closeSync(fd);
@@ -288,7 +305,7 @@ export class LocalCluster {
     return { host: n.host, port: n.pgPort, user: SUPERUSER.username, password: SUPERUSER.password, database };
   }
 
-  /** Stop every agent (SIGTERM, then SIGKILL after a grace), every PostgreSQL, and etcd. */
+  /** Stop every agent (SIGTERM, then SIGKILL after a grace), every PostgreSQL, and etcd (if started here). */
   async stop(): Promise<void> {
     await Promise.all(
       this.nodes.map(async (n) => {

@@ -300,7 +300,10 @@ export class CtlContext {
   dcs(scope: string): Dcs {
     let d = this.#dcs.get(scope);
     if (d === undefined) {
-      d = ctlEtcd3Dcs(this.etcd3(), this.prefix(scope), scope, DCS_TIMEOUT_S);
+      const sections = this.settings.sections;
+      d = this.settings.etcd3 === undefined && sections !== undefined
+        ? createDcs(sections, { prefix: this.prefix(scope), name: scope, ttl: 30, retryTimeout: DCS_TIMEOUT_S, ctl: true })
+        : ctlEtcd3Dcs(this.etcd3(), this.prefix(scope), scope, DCS_TIMEOUT_S);
       this.#dcs.set(scope, d);
     }
     return d;
