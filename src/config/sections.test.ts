@@ -146,13 +146,17 @@ test("DCS sections: the first in Patroni's order is used, the others are ignored
   // etcd (v2) sorts before etcd3: Patroni 3.0.2 runs such a file on the v2 API.
   const v2 = loadConfig(MINIMAL_CONFIG + 'etcd: {host: "127.0.0.1:2379"}\n', {});
   assert.equal(v2.config, undefined);
-  assert.ok(hasIssue(errors(v2.issues), /^etcd: not implemented by Vigil yet \(etcd \(v2 API\) as the DCS; Vigil implements consul, etcd3, kubernetes\)/), errors(v2.issues).join('\n'));
+  assert.ok(hasIssue(errors(v2.issues), /^etcd: not implemented by Vigil yet \(etcd \(v2 API\) as the DCS; Vigil implements consul, etcd3, kubernetes, zookeeper\)/), errors(v2.issues).join('\n'));
   assert.ok(hasIssue(warnings(v2.issues), /^etcd3: ignored: Patroni uses the first DCS section present in the order consul, etcd, etcd3, .* so this configuration runs on etcd$/));
   // zookeeper sorts after etcd3: etcd3 is used, zookeeper ignored with a warning.
   const zk = loadConfig(MINIMAL_CONFIG + 'zookeeper: {hosts: ["127.0.0.1:2181"]}\n', {});
   assert.deepEqual(errors(zk.issues), []);
   assert.deepEqual(zk.config?.etcd3?.hosts, ['127.0.0.1:2379']);
   assert.ok(hasIssue(warnings(zk.issues), /^zookeeper: ignored: .*runs on etcd3$/));
+  // zookeeper alone: parsed by its backend's parser (src/dcs/zookeeper-settings.ts).
+  const zkOnly = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', 'zookeeper: {hosts: "zk1, zk2:2182"}'), {});
+  assert.deepEqual(errors(zkOnly.issues), []);
+  assert.deepEqual(zkOnly.config?.zookeeper?.hosts, ['zk1:2181', 'zk2:2182']);
   // consul sorts first: the configuration runs on Consul.
   const consul = loadConfig(MINIMAL_CONFIG + 'consul: {host: "127.0.0.1:8500"}\n', {});
   assert.deepEqual(errors(consul.issues), []);

@@ -4,6 +4,7 @@
 import type { Tags } from '../core/model.ts';
 import type { ConsulSettings } from '../dcs/consul-settings.ts';
 import type { KubernetesSettings } from '../dcs/kubernetes-settings.ts';
+import type { ZookeeperSettings } from '../dcs/zookeeper-settings.ts';
 
 export interface Credentials {
   username: string;
@@ -98,6 +99,7 @@ export interface Config {
   etcd3?: Etcd3Settings;
   consul?: ConsulSettings;
   kubernetes?: KubernetesSettings;
+  zookeeper?: ZookeeperSettings;
   /** undefined when the file has no bootstrap section: the node never wins a bootstrap race. */
   bootstrap: BootstrapSettings | undefined;
   postgresql: PostgresqlSettings;
