@@ -31,6 +31,10 @@ export interface ZookeeperServer {
   readonly endpoint: string;
   /** 127.0.0.1:<port> of the TLS client port, when started with tls. */
   readonly secureEndpoint: string | undefined;
+  /** Freeze the server (SIGSTOP): connections stay open, nothing is answered. */
+  pause(): void;
+  /** Thaw it (SIGCONT). */
+  resume(): void;
   /** Stop the server (SIGTERM) and start it again on the same ports; on the same data unless `wipe`. */
   restart(opts?: { wipe?: boolean }): Promise<void>;
   stop(): Promise<void>;
@@ -108,7 +112,8 @@ export async function startZookeeper(opts: { tls?: ZookeeperTls } = {}): Promise
   let stderr = '';
   const kill = async (): Promise<void> => {
     const c = child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    if (!c || c.exitCode !== null || (c.signalCode !== null && c.signalCode !== 'SIGSTOP' && c.signalCode !== 'SIGCONT')) return;
+    c.kill('SIGCONT');
     const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
     c.kill('SIGTERM');
     const t = setTimeout(() => c.kill('SIGKILL'), 5000);
@@ -144,6 +149,12 @@ export async function startZookeeper(opts: { tls?: ZookeeperTls } = {}): Promise
     endpoint: `127.0.0.1:${port}`,
     secureEndpoint: securePort === undefined ? undefined : `127.0.0.1:${securePort}`,
     stop,
+    pause() {
+      child?.kill('SIGSTOP');
+    },
+    resume() {
+      child?.kill('SIGCONT');
+    },
     async restart(opts = {}) {
       await kill();
       if (opts.wipe === true) await rm(join(dir, 'data'), { recursive: true, force: true });
