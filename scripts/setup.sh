@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 # python3-consul: lets Patroni's patronictl read a Consul DCS (test/dcs/contract-consul.test.ts).
 # zookeeper (3.8, Java 17): the ZooKeeper DCS tests; python3-kazoo: patronictl's ZooKeeper client.
-packages=(postgresql-15 etcd-server etcd-client haproxy patroni python3-consul zookeeper python3-kazoo)
+# dnsmasq-base: DNS SRV tests of etcd discovery (no service).
+packages=(postgresql-15 etcd-server etcd-client haproxy patroni python3-consul dnsmasq-base zookeeper python3-kazoo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

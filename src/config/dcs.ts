@@ -8,6 +8,7 @@
 // (src/dcs/<backend>-settings.ts); a section whose backend Vigil does not implement yet is refused.
 
 import { parseConsulSettings } from '../dcs/consul-settings.ts';
+import { parseEtcdSettings } from '../dcs/etcd-settings.ts';
 import { parseKubernetesSettings } from '../dcs/kubernetes-settings.ts';
 import { parseZookeeperSettings } from '../dcs/zookeeper-settings.ts';
 import { parseEtcd3 } from './etcd3.ts';
@@ -42,6 +43,12 @@ const PARSERS: Partial<Record<DcsSection, Parser>> = {
   etcd3: (issues, root) => {
     const etcd3 = parseEtcd3(issues, root);
     return etcd3 === undefined ? undefined : { etcd3 };
+  },
+  // etcd's v2 API (PATRONI_ETCD_* are merged by env.ts; the parser reads them again, same values).
+  etcd: (issues, root, env) => {
+    const r = parseEtcdSettings(root.etcd, env, 'etcd');
+    report(issues, r.issues);
+    return r.settings === undefined ? undefined : { etcd: r.settings };
   },
   // PATRONI_CONSUL_* are already merged into the document by env.ts.
   consul: (issues, root) => {

@@ -1,7 +1,7 @@
 // The etcd3 section.
 
 import { show } from './dynamic.ts';
-import { bool, checkKeys, describe, isMap, refused, section, splitHostPort, str, sub, type Issues, type Obj } from './fields.ts';
+import { bool, checkKeys, describe, isMap, section, splitHostPort, str, sub, type Issues, type Obj } from './fields.ts';
 import type { Etcd3Settings } from './types.ts';
 
 const DEFAULT_ETCD_PORT = 2379;
@@ -42,11 +42,10 @@ export function parseEtcd3(issues: Issues, root: Obj): Etcd3Settings | undefined
   }
   const sec = section(issues, root, 'etcd3', '');
   if (sec === undefined) return undefined;
-  checkKeys(issues, sec, path, ['host', 'hosts', 'url', 'protocol', 'username', 'password', 'cacert', 'cert', 'key', 'key_password', 'use_proxies'], {
-    proxy: refused('etcd would be reached without the proxy'),
-    srv: refused('etcd members from DNS SRV records: set hosts instead'),
-    srv_suffix: refused('etcd members from DNS SRV records: set hosts instead'),
-  });
+  checkKeys(issues, sec, path, ['host', 'hosts', 'url', 'protocol', 'username', 'password', 'cacert', 'cert', 'key', 'key_password', 'use_proxies', 'proxy', 'srv', 'srv_suffix']);
+  const srv = str(issues, sec, 'srv', path);
+  const srvSuffix = str(issues, sec, 'srv_suffix', path);
+  const proxy = str(issues, sec, 'proxy', path);
   const hosts: string[] = [];
   const schemes = new Set<string>();
   const add = (v: unknown, p: string): void => {
@@ -67,15 +66,18 @@ export function parseEtcd3(issues: Issues, root: Obj): Etcd3Settings | undefined
     } else {
       issues.error(p, `expected a list or a comma-separated string of host:port, got ${describe(hostsValue)}`);
     }
+  } else if (proxy !== undefined) {
+    // Patroni: a proxy is the only endpoint, and the member list is not used (use_proxies).
+    add(proxy, sub(path, 'proxy'));
   } else if (sec.host !== undefined && sec.host !== null) {
     add(sec.host, sub(path, 'host'));
   } else if (sec.url !== undefined && sec.url !== null) {
     const url = str(issues, sec, 'url', path);
     if (url !== undefined) url.split(',').forEach((u) => add(u.trim(), sub(path, 'url')));
-  } else {
-    issues.error(sub(path, emptyHosts ? 'hosts' : 'host'), emptyHosts ? 'empty: give at least one host:port' : 'required: host or hosts');
+  } else if (srv === undefined) {
+    issues.error(sub(path, emptyHosts ? 'hosts' : 'host'), emptyHosts ? 'empty: give at least one host:port' : 'required: host, hosts, url, proxy or srv');
   }
-  if (hosts.length === 0 && issues.list.length === errorsBefore) issues.error(sub(path, 'hosts'), 'empty: give at least one host:port');
+  if (hosts.length === 0 && srv === undefined && issues.list.length === errorsBefore) issues.error(sub(path, 'hosts'), 'empty: give at least one host:port');
   let protocol: 'http' | 'https' = 'http';
   const proto = str(issues, sec, 'protocol', path);
   if (proto !== undefined) {
@@ -86,8 +88,11 @@ export function parseEtcd3(issues: Issues, root: Obj): Etcd3Settings | undefined
     protocol = [...schemes][0] as 'http' | 'https';
   }
   if (schemes.size > 1) issues.error(path, 'hosts mix http:// and https://');
-  bool(issues, sec, 'use_proxies', path);
+  const useProxies = proxy !== undefined ? true : bool(issues, sec, 'use_proxies', path);
   const out: Etcd3Settings = { hosts, protocol };
+  if (srv !== undefined) out.srv = srv;
+  if (srvSuffix !== undefined) out.srvSuffix = srvSuffix;
+  if (useProxies !== undefined) out.useProxies = useProxies;
   for (const k of ['username', 'password', 'cacert', 'cert', 'key'] as const) {
     const v = str(issues, sec, k, path);
     if (v !== undefined) out[k] = v;
@@ -104,6 +109,6 @@ export function parseEtcd3(issues: Issues, root: Obj): Etcd3Settings | undefined
   if (protocol === 'http' && tlsKeys.length > 0) {
     issues.warn(path, `${tlsKeys.join(', ')} ignored: protocol is http (set protocol: https, or write the hosts as https://host:port)`);
   }
-  if (hosts.length === 0) return undefined;
+  if (hosts.length === 0 && srv === undefined) return undefined;
   return out;
 }

@@ -128,7 +128,7 @@ test('missing sections are reported as required', () => {
   const { config, issues } = loadConfig('scope: s\nname: n\n', {});
   assert.equal(config, undefined);
   assert.deepEqual(errors(issues).sort(), [
-    ': no DCS section: add one of consul, etcd3, kubernetes, zookeeper (the DCS sections Vigil implements)',
+    ': no DCS section: add one of consul, etcd, etcd3, kubernetes, zookeeper (the DCS sections Vigil implements)',
     'postgresql.authentication.replication.username: required',
     'postgresql.authentication.superuser.username: required',
     'postgresql.data_dir: required',
@@ -206,7 +206,6 @@ tags: {nostream: true, replicatefrom: n2}
     /^postgresql\.create_replica_methods: not implemented by Vigil yet \(replicas would be cloned with pg_basebackup/,
     /^postgresql\.config_dir: not implemented by Vigil yet/,
     /^postgresql\.parameters_primary: not implemented by Vigil yet/,
-    /^etcd3\.srv: not implemented by Vigil yet/,
     /^restapi\.ciphers: not implemented by Vigil yet/,
     /^tags\.nostream: not implemented by Vigil yet/,
     /^tags\.replicatefrom: not implemented by Vigil yet/,

@@ -111,7 +111,7 @@ test('etcd3 hosts: list, comma string, default port, url', () => {
     assert.equal(config?.etcd3?.protocol, protocol, yaml);
   }
   const none = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {protocol: http}'), {});
-  assert.deepEqual(errors(none.issues), ['etcd3.host: required: host or hosts']);
+  assert.deepEqual(errors(none.issues), ['etcd3.host: required: host, hosts, url, proxy or srv']);
 });
 
 test('etcd3 TLS: cacert, cert, key, key_password from the file or the environment; warnings when they cannot apply', () => {
@@ -143,10 +143,11 @@ test('etcd3 TLS: cacert, cert, key, key_password from the file or the environmen
 });
 
 test("DCS sections: the first in Patroni's order is used, the others are ignored with a warning; one Vigil lacks is refused", () => {
-  // etcd (v2) sorts before etcd3: Patroni 3.0.2 runs such a file on the v2 API.
+  // etcd (v2) sorts before etcd3: Patroni 3.0.2 runs such a file on the v2 API, and so does Vigil.
   const v2 = loadConfig(MINIMAL_CONFIG + 'etcd: {host: "127.0.0.1:2379"}\n', {});
-  assert.equal(v2.config, undefined);
-  assert.ok(hasIssue(errors(v2.issues), /^etcd: not implemented by Vigil yet \(etcd \(v2 API\) as the DCS; Vigil implements consul, etcd3, kubernetes, zookeeper\)/), errors(v2.issues).join('\n'));
+  assert.deepEqual(errors(v2.issues), []);
+  assert.equal(v2.config?.etcd3, undefined);
+  assert.deepEqual(v2.config?.etcd?.hosts, ['127.0.0.1:2379']);
   assert.ok(hasIssue(warnings(v2.issues), /^etcd3: ignored: Patroni uses the first DCS section present in the order consul, etcd, etcd3, .* so this configuration runs on etcd$/));
   // zookeeper sorts after etcd3: etcd3 is used, zookeeper ignored with a warning.
   const zk = loadConfig(MINIMAL_CONFIG + 'zookeeper: {hosts: ["127.0.0.1:2181"]}\n', {});
@@ -295,4 +296,15 @@ test('restapi allowlist and extra headers: parsed, validated with paths, from th
     'PATRONI_RESTAPI_ALLOWLIST[0]: not a CIDR network: "10.0.0.0/40" (the prefix must be 0-32)',
     'PATRONI_RESTAPI_HTTP_EXTRA_HEADERS.X-A: expected a string, got a list [1]',
   ]);
+});
+
+test('etcd3: srv, srv_suffix, use_proxies and proxy are read (Patroni: a proxy is the only endpoint and disables discovery)', () => {
+  const srv = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {srv: example.org, srv_suffix: prod}'), {});
+  assert.deepEqual(errors(srv.issues), []);
+  assert.deepEqual([srv.config?.etcd3?.srv, srv.config?.etcd3?.srvSuffix, srv.config?.etcd3?.hosts], ['example.org', 'prod', []]);
+  const proxy = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {proxy: "127.0.0.1:23790", use_proxies: false}'), {});
+  assert.deepEqual(errors(proxy.issues), []);
+  assert.deepEqual([proxy.config?.etcd3?.hosts, proxy.config?.etcd3?.useProxies], [['127.0.0.1:23790'], true]);
+  const plain = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {hosts: "127.0.0.1:2379", use_proxies: true}'), {});
+  assert.equal(plain.config?.etcd3?.useProxies, true);
 });

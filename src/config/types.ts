@@ -3,6 +3,7 @@
 
 import type { Tags } from '../core/model.ts';
 import type { ConsulSettings } from '../dcs/consul-settings.ts';
+import type { EtcdSettings } from '../dcs/etcd-settings.ts';
 import type { KubernetesSettings } from '../dcs/kubernetes-settings.ts';
 import type { ZookeeperSettings } from '../dcs/zookeeper-settings.ts';
 
@@ -22,6 +23,11 @@ export interface Etcd3Settings {
   cert?: string;
   key?: string;
   keyPassword?: string;
+  /** DNS SRV discovery: the domain and the optional service-name suffix (Patroni's srv, srv_suffix). */
+  srv?: string;
+  srvSuffix?: string;
+  /** true: use only the configured hosts (proxies); false/absent: discover the cluster's members. */
+  useProxies?: boolean;
 }
 
 export interface RestApiSettings {
@@ -97,6 +103,7 @@ export interface Config {
   restapi: RestApiSettings;
   /** The DCS: exactly one of these is set, the section Patroni would use (src/config/dcs.ts). */
   etcd3?: Etcd3Settings;
+  etcd?: EtcdSettings;
   consul?: ConsulSettings;
   kubernetes?: KubernetesSettings;
   zookeeper?: ZookeeperSettings;

@@ -29,7 +29,7 @@ export class EtcdHttpError extends Error {
 }
 
 export interface EtcdHttpCall {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   headers?: Record<string, string>;
   body?: string;
   /** Aborting destroys the request and its socket; the call rejects with kind 'aborted'. */
@@ -41,6 +41,8 @@ export interface EtcdHttpCall {
 export interface EtcdHttpAnswer {
   status: number;
   text: string;
+  /** The answer's headers (etcd v2: X-Etcd-Index). */
+  headers: IncomingMessage['headers'];
 }
 
 export interface EtcdHttpStream {
@@ -122,7 +124,7 @@ export class EtcdHttp {
         res.on('close', () => {
           if (!res.complete) fail(new EtcdHttpError('connect', `etcd ${host}: the connection closed in the middle of the answer to ${path}`));
         });
-        res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') })));
+        res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers })));
       });
     });
   }

@@ -8,8 +8,15 @@
 // they are never converted to Number); proto3 omits defaults (a failed txn has no `succeeded`, an
 // empty range has no `kvs`, an empty value has no `value`).
 //
+// Endpoints (etcd-endpoints.ts): seeds from `hosts` or DNS SRV (`srv`, `srvSuffix`); unless
+// useProxies, the member list is read in the background from the first member that answers, and
+// the client spreads over every member's client URL. Each attempt gets a share of the verb's
+// budget (retryTimeout / number of members, at least 1 s), so that a member that stops or hangs
+// leaves time to reach another one within the same deadline: a leader's refresh does not miss it.
+//
 // Failure contract: every request has a deadline; on a connection error, timeout or "unavailable"
-// answer the next endpoint is tried, and a verb as a whole gives up after retryTimeout seconds
+// answer (or a member shutting down: 408 "the client connection is closing") the next endpoint is
+// tried, and a verb as a whole gives up after retryTimeout seconds
 // with DcsError('DCS_UNAVAILABLE'). A TLS failure (server certificate not trusted, client
 // certificate refused) also moves to the next endpoint; when every endpoint failed that way in a
 // row the method gives up at once with DCS_UNAVAILABLE naming the TLS problem, since waiting
@@ -24,12 +31,25 @@ import { SessionNotFound, type DcsBackend, type Op, type RawKv } from './backend
 import { KvDcs } from './kv-dcs.ts';
 import { EtcdHttp, EtcdHttpError } from './etcd3-http.ts';
 import { loadEtcd3Tls, type Etcd3Tls } from './etcd3-tls.ts';
+import { EtcdEndpoints } from './etcd-endpoints.ts';
+import { apiPrefixFor, b64, describe, prefixEnd, sleep, unb64 } from './etcd-util.ts';
 
 export { Etcd3SettingError } from './etcd3-tls.ts';
 
 export interface Etcd3Options {
-  /** host:port, tried in order; the first that answers is kept until it fails. */
+  /**
+   * host:port seeds. Unless useProxies, the member list is read from the first that answers and
+   * the client then spreads over every member (etcd-endpoints.ts); with useProxies they are tried
+   * in order, the first that answers kept until it fails.
+   */
   hosts: string[];
+  /** DNS SRV domain the seeds are looked up in when hosts is empty; srvSuffix as Patroni's. */
+  srv?: string | undefined;
+  srvSuffix?: string | undefined;
+  /** Treat hosts as proxies: no member discovery. */
+  useProxies?: boolean | undefined;
+  /** DNS servers for the SRV lookups (tests: a local dnsmasq); default: the system's. */
+  dnsServers?: string[] | undefined;
   protocol: 'http' | 'https';
   /** Cluster prefix, e.g. /service/batman/ (see clusterPrefix). */
   prefix: string;
@@ -65,64 +85,18 @@ interface GrantResponse { ID?: string; TTL?: string }
 interface KeepaliveResponse { result?: { ID?: string; TTL?: string } }
 interface ErrorBody { error?: unknown; message?: string; code?: number }
 interface AuthResponse { token?: string }
-
-const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
-const unb64 = (s: string | undefined): string => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
-
-/** range_end covering every key starting with `prefix` (last byte + 1). */
-function prefixEnd(prefix: string): string {
-  const bytes = Buffer.from(prefix, 'utf8');
-  let i = bytes.length - 1;
-  while (i >= 0 && bytes[i] === 0xff) i--;
-  if (i < 0) return Buffer.from([0]).toString('base64'); // every key
-  const end = bytes.subarray(0, i + 1);
-  end[i] = (end[i] ?? 0) + 1;
-  return end.toString('base64');
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
-function describe(err: unknown): string {
-  if (err === undefined) return 'no attempt fitted in the deadline';
-  if (err instanceof EtcdHttpError) return err.message;
-  if (err instanceof Error) {
-    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-    return `${err.name}: ${err.message}${cause}`;
-  }
-  return String(err);
-}
-
-/** API prefix from GET /version (etcdcluster, else etcdserver): <3.3 /v3alpha, 3.3 /v3beta, else /v3. */
-function apiPrefixFor(version: { etcdcluster?: string; etcdserver?: string }): string {
-  const m = /^(\d+)\.(\d+)/.exec(version.etcdcluster ?? '') ?? /^(\d+)\.(\d+)/.exec(version.etcdserver ?? '');
-  if (!m) return '/v3';
-  const major = Number(m[1]);
-  const minor = Number(m[2]);
-  if (major === 3 && minor < 3) return '/v3alpha';
-  if (major === 3 && minor === 3) return '/v3beta';
-  return '/v3';
-}
+interface MemberListResponse { members?: { clientURLs?: string[] }[] }
 
 /** The etcd v3 store as a DcsBackend (lease = session, mod_revision = version). */
 export class Etcd3Backend implements DcsBackend {
   readonly prefix: string;
-  readonly #hosts: string[];
+  readonly #ep: EtcdEndpoints;
   readonly #http: EtcdHttp;
   readonly #ctl: boolean;
   readonly #user: string | undefined;
   readonly #password: string | undefined;
   readonly #log: Etcd3Options['logger'];
-  #endpoint = 0;
+  readonly #srv: string | undefined;
   #api: string | undefined;
   /** undefined: not authenticated yet; '': auth not enabled on the server. */
   #token: string | undefined;
@@ -130,10 +104,18 @@ export class Etcd3Backend implements DcsBackend {
   readonly #inflight = new Set<AbortController>();
 
   constructor(opts: Etcd3Options) {
-    if (opts.hosts.length === 0) throw new Error('etcd3: at least one host is required');
+    if (opts.hosts.length === 0 && !opts.srv) throw new Error('etcd3: at least one host (or srv) is required');
     if (!opts.prefix.startsWith('/') || !opts.prefix.endsWith('/')) throw new Error(`etcd3: prefix must start and end with '/': ${opts.prefix}`);
     this.prefix = opts.prefix;
-    this.#hosts = [...opts.hosts];
+    this.#ep = new EtcdEndpoints({
+      hosts: opts.hosts,
+      protocol: opts.protocol,
+      srv: opts.srv,
+      srvSuffix: opts.srvSuffix,
+      useProxies: opts.useProxies,
+      dnsServers: opts.dnsServers,
+      logger: opts.logger,
+    });
     const tls: Etcd3Tls | undefined = opts.protocol === 'https'
       ? loadEtcd3Tls({ cacert: opts.cacert, cert: opts.cert, key: opts.key, keyPassword: opts.keyPassword })
       : undefined;
@@ -142,6 +124,7 @@ export class Etcd3Backend implements DcsBackend {
     this.#user = opts.username;
     this.#password = opts.password;
     this.#log = opts.logger;
+    this.#srv = opts.srv;
   }
 
   // ---- transport ---------------------------------------------------------------------------
@@ -211,21 +194,26 @@ export class Etcd3Backend implements DcsBackend {
     let reauthenticated = false;
     let attempts = 0;
     let tlsFailures = 0;
-    const perAttempt = Math.max(1000, op.budgetMs / Math.max(2, this.#hosts.length));
+    const perAttempt = (): number => Math.max(1000, op.budgetMs / Math.max(2, this.#ep.size));
     while (true) {
       if (this.#closed) throw new DcsError('DCS_UNAVAILABLE', 'etcd3 adapter closed', { retryable: false });
       if (op.signal?.aborted) throw new DcsError('DCS_UNAVAILABLE', `etcd ${path}: aborted by caller`, { cause: op.signal.reason, retryable: false });
       const remaining = op.deadline - Date.now();
       if (remaining <= 0) break;
-      const index = this.#endpoint;
-      const host = this.#hosts[index] ?? '';
       const ctrl = new AbortController();
       this.#inflight.add(ctrl);
       const signal = op.signal ? AbortSignal.any([ctrl.signal, op.signal]) : ctrl.signal;
-      const budget = Math.min(remaining, perAttempt);
+      const budget = Math.min(remaining, perAttempt());
       const attemptEnd = Date.now() + budget;
       let res: { status: number; body: unknown; text: string };
+      let index = -1;
+      let host = '';
       try {
+        if (this.#ep.current() === undefined) {
+          const lookup = AbortSignal.any([signal, AbortSignal.timeout(Math.max(0, attemptEnd - Date.now()))]);
+          await this.#ep.resolve((peer) => this.#peerMembers(peer, lookup, attemptEnd), lookup);
+        }
+        ({ index, host } = this.#ep.current() ?? { index: -1, host: '' });
         await this.#prepare(host, signal, attemptEnd);
         res = await this.#json(host, `${this.#api ?? '/v3'}${path}`, {
           method: 'POST',
@@ -238,13 +226,13 @@ export class Etcd3Backend implements DcsBackend {
         if (err instanceof DcsError && !err.retryable) throw err;
         if (op.signal?.aborted || this.#closed) continue; // reported at the top of the loop
         // A last attempt cut short by the method's deadline says less than the failure before it.
-        const cutShort = budget < perAttempt && err instanceof EtcdHttpError && err.kind === 'timeout' && lastError !== undefined;
+        const cutShort = budget < perAttempt() && err instanceof EtcdHttpError && err.kind === 'timeout' && lastError !== undefined;
         if (!cutShort) lastError = err;
         this.#failover(index, host, path, err);
         // A TLS failure on every endpoint in a row will not go away by waiting: report it now.
         tlsFailures = err instanceof EtcdHttpError && err.kind === 'tls' ? tlsFailures + 1 : 0;
-        if (tlsFailures >= this.#hosts.length) break;
-        if (++attempts % this.#hosts.length === 0) await sleep(Math.min(200, Math.max(0, op.deadline - Date.now())), op.signal);
+        if (tlsFailures >= this.#ep.size) break;
+        if (++attempts % this.#ep.size === 0) await this.#roundFailed(op);
         continue;
       } finally {
         this.#inflight.delete(ctrl);
@@ -253,7 +241,10 @@ export class Etcd3Backend implements DcsBackend {
       if (res.status === 200) {
         // Streaming endpoints (lease/keepalive) report errors inside a 200 body.
         const streamError = (res.body as { error?: { grpc_code?: number; http_code?: number; message?: string } } | undefined)?.error;
-        if (typeof streamError !== 'object' || streamError === null) return res.body as T;
+        if (typeof streamError !== 'object' || streamError === null) {
+          if (this.#ep.refreshDue(Date.now())) this.#discover(host);
+          return res.body as T;
+        }
         res = { status: streamError.http_code ?? 500, body: { code: streamError.grpc_code, message: streamError.message }, text: res.text };
       }
 
@@ -268,26 +259,68 @@ export class Etcd3Backend implements DcsBackend {
       if (err.code === 7 || err.code === 16 || /permission denied|invalid auth token|user name is empty|authentication failed/.test(message)) {
         throw new DcsError('DCS_AUTH', `etcd ${path}: ${message}`);
       }
-      if (res.status >= 500 || err.code === 14 || err.code === 4 || err.code === 8) {
+      // A member shutting down answers 408 "grpc: the client connection is closing" (Canceled) from
+      // its gateway: like a refused connection, the next member is tried.
+      if (res.status >= 500 || res.status === 408 || err.code === 14 || err.code === 4 || err.code === 8 || err.code === 1 || /connection is closing|transport is closing/.test(message)) {
         lastError = new Error(`HTTP ${res.status}: ${message}`);
         this.#failover(index, host, path, lastError);
-        if (++attempts % this.#hosts.length === 0) await sleep(Math.min(200, Math.max(0, op.deadline - Date.now())), op.signal);
+        if (++attempts % this.#ep.size === 0) await this.#roundFailed(op);
         continue;
       }
       throw new DcsError('DCS_PROTOCOL', `etcd ${path}: HTTP ${res.status}: ${message}`);
     }
     if (lastError instanceof EtcdHttpError && lastError.kind === 'tls') {
-      throw new DcsError('DCS_UNAVAILABLE', `etcd (${this.#hosts.join(',')}): no TLS connection for ${path}: ${lastError.message}`, { cause: lastError });
+      throw new DcsError('DCS_UNAVAILABLE', `etcd (${this.#where()}): no TLS connection for ${path}: ${lastError.message}`, { cause: lastError });
     }
-    throw new DcsError('DCS_UNAVAILABLE', `etcd (${this.#hosts.join(',')}) did not answer ${path} within ${op.budgetMs / 1000}s: ${describe(lastError)}`, {
+    throw new DcsError('DCS_UNAVAILABLE', `etcd (${this.#where()}) did not answer ${path} within ${op.budgetMs / 1000}s: ${describe(lastError)}`, {
       cause: lastError,
     });
   }
 
   /** Move to the next endpoint, unless a concurrent call already did. */
   #failover(index: number, host: string, path: string, err: unknown): void {
-    if (this.#endpoint === index) this.#endpoint = (index + 1) % this.#hosts.length;
+    if (index >= 0) this.#ep.failover(index);
     this.#log?.warn({ host, path, err: describe(err) }, 'etcd request failed; trying the next endpoint');
+  }
+
+  /** Every endpoint failed once in a row: add the seeds back, pause briefly before the next round. */
+  async #roundFailed(op: Op): Promise<void> {
+    this.#ep.roundFailed();
+    await sleep(Math.min(200, Math.max(0, op.deadline - Date.now())), op.signal);
+  }
+
+  #where(): string {
+    return this.#ep.list.length > 0 ? this.#ep.list.join(',') : `SRV ${this.#srv ?? ''}`;
+  }
+
+  /** The hosts in use now, in order of trial, and the current one (tests, logs). */
+  endpoints(): { hosts: readonly string[]; current: string | undefined } {
+    return { hosts: this.#ep.list, current: this.#ep.current()?.host };
+  }
+
+  /**
+   * Read the member list from `host` (which just answered) in the background and spread over the
+   * members' client URLs. A failure keeps the list as it is.
+   */
+  #discover(host: string): void {
+    this.#ep.refreshStarted(Date.now());
+    const ctrl = new AbortController();
+    this.#inflight.add(ctrl);
+    this.#json(host, `${this.#api ?? '/v3'}/cluster/member/list`, { method: 'POST', headers: this.#headers(), body: '{}', signal: ctrl.signal, timeoutMs: 2000 })
+      .then((r) => {
+        if (r.status !== 200 || this.#closed) return;
+        const members = (r.body as MemberListResponse | undefined)?.members ?? [];
+        this.#ep.adopt(members.flatMap((m) => m.clientURLs ?? []));
+      })
+      .catch((err: unknown) => this.#log?.debug?.({ host, err: describe(err) }, 'etcd: member list not read'))
+      .finally(() => this.#inflight.delete(ctrl));
+  }
+
+  /** Client URLs of the members, from a peer URL (etcd's GET /members on the peer port). */
+  async #peerMembers(peer: string, signal: AbortSignal, deadline: number): Promise<string[]> {
+    const r = await this.#json(peer, '/members', { method: 'GET', signal, timeoutMs: Math.max(0, deadline - Date.now()) });
+    if (r.status !== 200 || !Array.isArray(r.body)) throw new Error(`GET /members answered ${r.status}`);
+    return (r.body as { clientURLs?: string[] }[]).flatMap((m) => m.clientURLs ?? []);
   }
 
   #key(rel: string): string {
@@ -387,8 +420,9 @@ export class Etcd3Backend implements DcsBackend {
     const signals = [ctrl.signal, AbortSignal.timeout(Math.max(0, timeoutMs))];
     if (callerSignal) signals.push(callerSignal);
     const signal = AbortSignal.any(signals);
-    const index = this.#endpoint;
-    const host = this.#hosts[index] ?? '';
+    const cur = this.#ep.current();
+    if (cur === undefined) return;
+    const { index, host } = cur;
     let stream: Awaited<ReturnType<EtcdHttp['stream']>> | undefined;
     try {
       await this.#prepare(host, signal, undefined);
@@ -432,8 +466,10 @@ export class Etcd3Backend implements DcsBackend {
     this.#inflight.clear();
     try {
       if (revoke === undefined || this.#api === undefined) return;
-      for (let i = 0; i < this.#hosts.length; i++) {
-        const host = this.#hosts[(this.#endpoint + i) % this.#hosts.length] ?? '';
+      const hosts = this.#ep.list;
+      const start = this.#ep.current()?.index ?? 0;
+      for (let i = 0; i < hosts.length; i++) {
+        const host = hosts[(start + i) % hosts.length] ?? '';
         try {
           const res = await this.#http.request(host, `${this.#api}/lease/revoke`, {
             method: 'POST',
@@ -454,14 +490,22 @@ export class Etcd3Backend implements DcsBackend {
 
 /** The Dcs over etcd v3: the shared HA verbs (kv-dcs.ts) on an Etcd3Backend. */
 export class Etcd3Dcs extends KvDcs {
+  readonly #backend: Etcd3Backend;
   constructor(opts: Etcd3Options) {
-    super(new Etcd3Backend(opts), {
+    const backend = new Etcd3Backend(opts);
+    super(backend, {
       name: opts.name,
       ttl: opts.ttl,
       retryTimeout: opts.retryTimeout,
       noSessions: opts.ctlMode ?? false,
       ...(opts.logger === undefined ? {} : { logger: opts.logger }),
     });
+    this.#backend = backend;
+  }
+
+  /** The etcd hosts in use now, in order of trial, and the current one. */
+  endpoints(): { hosts: readonly string[]; current: string | undefined } {
+    return this.#backend.endpoints();
   }
 }
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { DcsError } from './dcs.ts';
 import { Etcd3Dcs } from './etcd3.ts';
 import { ZookeeperDcs } from './zookeeper.ts';
+import { Etcd2Dcs } from './etcd2.ts';
 import { DcsConfigError, createDcs, dcsSectionOf, notImplementedMessage } from './factory.ts';
 
 const opts = { prefix: '/service/batman/', name: 'n1', ttl: 30, retryTimeout: 10 };
@@ -21,21 +22,27 @@ test('an etcd3 section makes an etcd3 client (no connection is made by the const
 test("several sections: the first in Patroni's order (consul, etcd, etcd3, ...) is used", async () => {
   assert.equal(dcsSectionOf({ consul: { host: 'x' }, etcd3 }), 'consul');
   assert.equal(dcsSectionOf({ etcd3, zookeeper: { hosts: 'x' } }), 'etcd3');
-  assert.equal(dcsSectionOf({ etcd: { host: 'x' }, etcd3 }), 'etcd', 'Patroni 3.0.2 runs on the v2 API when both are present');
+  assert.equal(dcsSectionOf({ etcd: { hosts: ['x:1'], protocol: 'http' }, etcd3 }), 'etcd', 'Patroni 3.0.2 runs on the v2 API when both are present');
   const d = createDcs({ etcd3, zookeeper: { hosts: 'x' } }, opts);
   assert.ok(d instanceof Etcd3Dcs);
   await d.close();
 });
 
 test("Patroni's other DCS sections: an error naming the section, not implemented yet", () => {
-  for (const section of ['etcd', 'raft', 'exhibitor'] as const) {
+  for (const section of ['raft', 'exhibitor'] as const) {
     assert.throws(
       () => createDcs({ [section]: { hosts: 'x' } }, opts),
       (err: unknown) => err instanceof DcsConfigError && err.section === section && err.message.startsWith(`${section}: `) && /not implemented yet/.test(err.message),
       section,
     );
   }
-  assert.equal(notImplementedMessage('raft'), 'raft: the Raft DCS is not implemented yet in Vigil (supported: consul, etcd3, kubernetes, zookeeper)');
+  assert.equal(notImplementedMessage('raft'), 'raft: the Raft DCS is not implemented yet in Vigil (supported: consul, etcd, etcd3, kubernetes, zookeeper)');
+});
+
+test('an etcd section makes an etcd v2 client', async () => {
+  const d = createDcs({ etcd: { hosts: ['127.0.0.1:1'], protocol: 'http' } }, opts);
+  assert.ok(d instanceof Etcd2Dcs);
+  await d.close();
 });
 
 test('a zookeeper section makes a ZooKeeper client; a bad one is refused naming the key', async () => {

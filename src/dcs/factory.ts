@@ -1,13 +1,15 @@
 // The one place a Dcs client is made: the backend is chosen by the configuration section present,
-// as Patroni does (etcd3, consul, kubernetes, zookeeper). Patroni's other DCS sections are
-// recognised and refused with an error naming the section. Adding a backend = one row in BACKENDS
-// (and its section in the configuration loader), plus a contract test file in test/dcs
+// as Patroni does (etcd3, etcd v2, consul, kubernetes, zookeeper). Patroni's other DCS sections
+// are recognised and refused with an error naming the section. Adding a backend = one row in
+// BACKENDS (and its section in the configuration loader), plus a contract test file in test/dcs
 // (contract.ts).
 
 import type { Dcs } from './dcs.ts';
 import { Etcd3Dcs } from './etcd3.ts';
 import { ConsulDcs } from './consul.ts';
 import { parseConsulSettings, type ConsulSettings } from './consul-settings.ts';
+import { Etcd2Dcs } from './etcd2.ts';
+import type { EtcdSettings } from './etcd-settings.ts';
 import type { Etcd3Settings } from '../config/types.ts';
 import { KubernetesDcs } from './kubernetes.ts';
 import type { KubernetesSettings } from './kubernetes-settings.ts';
@@ -17,8 +19,10 @@ import { readFileSync } from 'node:fs';
 
 /** The DCS sections of a configuration (Config has etcd3; the others are Patroni's, raw). */
 export interface DcsSections {
-  etcd3?: Etcd3Settings | undefined;
-  etcd?: unknown;
+  /** With the keys of etcd-settings.ts the loader does not take yet (srv, srvSuffix, useProxies). */
+  etcd3?: (Etcd3Settings & Partial<Pick<EtcdSettings, 'srv' | 'srvSuffix' | 'useProxies'>>) | undefined;
+  /** The v2 API: etcd-settings.ts parseEtcdSettings. */
+  etcd?: EtcdSettings | undefined;
   consul?: unknown;
   zookeeper?: unknown;
   exhibitor?: unknown;
@@ -63,8 +67,8 @@ interface Backend {
  */
 const BACKENDS: Backend[] = [
   { section: 'consul', label: 'Consul', create: (s, o) => createConsul(s, o) },
-  { section: 'etcd', label: 'etcd (v2 API)' },
-  { section: 'etcd3', label: 'etcd (v3 API)', create: (s, o) => createEtcd3(s as Etcd3Settings, o) },
+  { section: 'etcd', label: 'etcd (v2 API)', create: (s, o) => createEtcd2(s as EtcdSettings, o) },
+  { section: 'etcd3', label: 'etcd (v3 API)', create: (s, o) => createEtcd3(s as NonNullable<DcsSections['etcd3']>, o) },
   { section: 'exhibitor', label: 'Exhibitor' },
   { section: 'kubernetes', label: 'Kubernetes', create: (s, o) => createKubernetes(s as KubernetesSettings, o) },
   { section: 'raft', label: 'Raft' },
@@ -73,10 +77,13 @@ const BACKENDS: Backend[] = [
 
 export const SUPPORTED_DCS: readonly string[] = BACKENDS.filter((b) => b.create !== undefined).map((b) => b.section);
 
-function createEtcd3(s: Etcd3Settings, o: DcsClientOptions): Dcs {
+function createEtcd3(s: NonNullable<DcsSections['etcd3']>, o: DcsClientOptions): Dcs {
   return new Etcd3Dcs({
     hosts: s.hosts,
     protocol: s.protocol,
+    ...(s.srv !== undefined ? { srv: s.srv } : {}),
+    ...(s.srvSuffix !== undefined ? { srvSuffix: s.srvSuffix } : {}),
+    ...(s.useProxies !== undefined ? { useProxies: s.useProxies } : {}),
     prefix: o.prefix,
     name: o.name,
     ttl: o.ttl,
@@ -89,6 +96,18 @@ function createEtcd3(s: Etcd3Settings, o: DcsClientOptions): Dcs {
     cert: s.cert,
     key: s.key,
     keyPassword: s.keyPassword,
+    ...(o.ctl === true ? { ctlMode: true } : {}),
+    ...(o.logger !== undefined ? { logger: o.logger } : {}),
+  });
+}
+
+function createEtcd2(s: EtcdSettings, o: DcsClientOptions): Dcs {
+  return new Etcd2Dcs({
+    ...s,
+    prefix: o.prefix,
+    name: o.name,
+    ttl: o.ttl,
+    retryTimeout: o.retryTimeout,
     ...(o.ctl === true ? { ctlMode: true } : {}),
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
   });

@@ -124,8 +124,30 @@ export class KvDcs implements Dcs {
 
   // ---- Dcs -----------------------------------------------------------------------------------
 
+  /**
+   * Besides decoding, two checks of what the store holds against what this client believes:
+   * - our member key deleted or overwritten (by an operator or another tool) forgets the cached
+   *   copy, so the next touchMember writes it again, bound to our session (otherwise it stayed
+   *   missing, or lost its expiry, until our own data changed);
+   * - a leader key bound to our session that does not carry our name (written by someone else with
+   *   our lease) would hold the lock for as long as we live, with no member able to lead: it is
+   *   deleted (compare-and-set on its version) and the view is returned without it.
+   */
   async readCluster(opts?: CallOptions): Promise<ClusterView> {
-    const { kvs, revision } = await this.#b.readTree(this.#op(opts));
+    const op = this.#op(opts);
+    const { kvs, revision } = await this.#b.readTree(op);
+    const mine = kvs.find((kv) => kv.key === `${this.prefix}members/${this.#name}`);
+    const cached = this.#member;
+    if (cached !== undefined && (mine === undefined || mine.value !== cached.value || mine.lease !== cached.session)) this.#member = undefined;
+    const session = this.#session?.id;
+    const leader = kvs.find((kv) => kv.key === `${this.prefix}leader`);
+    if (session !== undefined && leader !== undefined && leader.lease === session && leader.value !== this.#name) {
+      const deleted = await this.#b.delete('leader', leader.modRevision, op).catch(() => false);
+      if (deleted) {
+        this.#log?.warn({ value: leader.value }, `deleted a leader key bound to this member's session that named ${JSON.stringify(leader.value)}, not ${JSON.stringify(this.#name)}`);
+        return decodeCluster(this.prefix, kvs.filter((kv) => kv !== leader), revision);
+      }
+    }
     return decodeCluster(this.prefix, kvs, revision);
   }
 

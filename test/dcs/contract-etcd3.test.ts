@@ -58,7 +58,7 @@ function cluster(): DcsTestCluster {
     },
     async unreachable(client, fn) {
       client.setRetryTimeout(1);
-      etcd.pause();
+      await etcd.pause();
       try {
         return await fn();
       } finally {

@@ -212,7 +212,7 @@ describe('etcd3 adapter over TLS with client certificates', () => {
     try {
       const d = adapter(freshPrefix(), 'a', { cacert: pki.ca }, { hosts: [own.endpoint], retryTimeout: 1.5 });
       assert.equal(await d.acquireLeader(), true);
-      own.pause();
+      await own.pause();
       try {
         const t0 = Date.now();
         await rejectsWith(d.readCluster(), 'DCS_UNAVAILABLE', /did not answer \/kv\/range within 1\.5s: etcd 127\.0\.0\.1:\d+ did not answer/);

@@ -394,7 +394,7 @@ describe('etcd3 adapter against a paused or restarted etcd', () => {
     const d = new Etcd3Dcs({ hosts: [own.endpoint], protocol: 'http', prefix, name: 'a', ttl: 10, retryTimeout: 1.5 });
     open.push(d);
     assert.equal(await d.acquireLeader(), true);
-    own.pause();
+    await own.pause();
     try {
       const read = d.readCluster().then(() => 'answered', (err: unknown) => err);
       const outcome = await Promise.race([read, sleep(20_000).then(() => 'hang')]);
