@@ -290,9 +290,12 @@ async function settingsFromFile(path: string, env: NodeJS.ProcessEnv): Promise<C
   // The loader's own issues are not repeated: most are about sections `list` does not use.
   const lenient = ctlSettingsFromYaml(text, env);
   const cfg = loaded?.config;
-  if (cfg !== undefined && cfg.etcd3 === undefined && (cfg.consul !== undefined || cfg.kubernetes !== undefined || cfg.etcd !== undefined)) {
+  if (cfg !== undefined && cfg.etcd3 === undefined && (cfg.consul !== undefined || cfg.kubernetes !== undefined || cfg.etcd !== undefined || cfg.zookeeper !== undefined)) {
     // Another DCS than etcd3: the control commands use the same backend as the agent.
-    const sections: DcsSections = cfg.consul !== undefined ? { consul: cfg.consul } : cfg.etcd !== undefined ? { etcd: cfg.etcd } : { kubernetes: cfg.kubernetes };
+    const sections: DcsSections =
+      cfg.consul !== undefined ? { consul: cfg.consul }
+        : cfg.etcd !== undefined ? { etcd: cfg.etcd }
+          : cfg.kubernetes !== undefined ? { kubernetes: cfg.kubernetes } : { zookeeper: cfg.zookeeper };
     return { scope: cfg.scope || undefined, namespace: cfg.namespace, etcd3: undefined, sections, notes: [], rest: lenient.rest };
   }
   if (cfg !== undefined && cfg.etcd3 !== undefined && cfg.etcd3.hosts.length > 0) {

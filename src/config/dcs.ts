@@ -10,6 +10,7 @@
 import { parseConsulSettings } from '../dcs/consul-settings.ts';
 import { parseEtcdSettings } from '../dcs/etcd-settings.ts';
 import { parseKubernetesSettings } from '../dcs/kubernetes-settings.ts';
+import { parseZookeeperSettings } from '../dcs/zookeeper-settings.ts';
 import { parseEtcd3 } from './etcd3.ts';
 import type { Issues, Obj } from './fields.ts';
 import type { Config } from './types.ts';
@@ -60,6 +61,12 @@ const PARSERS: Partial<Record<DcsSection, Parser>> = {
     const r = parseKubernetesSettings(root.kubernetes, env);
     report(issues, r.issues);
     return r.settings === undefined ? undefined : { kubernetes: r.settings };
+  },
+  // PATRONI_ZOOKEEPER_* are already merged into the document by env.ts.
+  zookeeper: (issues, root) => {
+    const r = parseZookeeperSettings(root.zookeeper, {});
+    report(issues, r.issues);
+    return r.settings === undefined ? undefined : { zookeeper: r.settings };
   },
 };
 

@@ -128,7 +128,7 @@ test('missing sections are reported as required', () => {
   const { config, issues } = loadConfig('scope: s\nname: n\n', {});
   assert.equal(config, undefined);
   assert.deepEqual(errors(issues).sort(), [
-    ': no DCS section: add one of consul, etcd, etcd3, kubernetes (the DCS sections Vigil implements)',
+    ': no DCS section: add one of consul, etcd, etcd3, kubernetes, zookeeper (the DCS sections Vigil implements)',
     'postgresql.authentication.replication.username: required',
     'postgresql.authentication.superuser.username: required',
     'postgresql.data_dir: required',

@@ -154,6 +154,10 @@ test("DCS sections: the first in Patroni's order is used, the others are ignored
   assert.deepEqual(errors(zk.issues), []);
   assert.deepEqual(zk.config?.etcd3?.hosts, ['127.0.0.1:2379']);
   assert.ok(hasIssue(warnings(zk.issues), /^zookeeper: ignored: .*runs on etcd3$/));
+  // zookeeper alone: parsed by its backend's parser (src/dcs/zookeeper-settings.ts).
+  const zkOnly = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', 'zookeeper: {hosts: "zk1, zk2:2182"}'), {});
+  assert.deepEqual(errors(zkOnly.issues), []);
+  assert.deepEqual(zkOnly.config?.zookeeper?.hosts, ['zk1:2181', 'zk2:2182']);
   // consul sorts first: the configuration runs on Consul.
   const consul = loadConfig(MINIMAL_CONFIG + 'consul: {host: "127.0.0.1:8500"}\n', {});
   assert.deepEqual(errors(consul.issues), []);

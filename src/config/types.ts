@@ -5,6 +5,7 @@ import type { Tags } from '../core/model.ts';
 import type { ConsulSettings } from '../dcs/consul-settings.ts';
 import type { EtcdSettings } from '../dcs/etcd-settings.ts';
 import type { KubernetesSettings } from '../dcs/kubernetes-settings.ts';
+import type { ZookeeperSettings } from '../dcs/zookeeper-settings.ts';
 
 export interface Credentials {
   username: string;
@@ -105,6 +106,7 @@ export interface Config {
   etcd?: EtcdSettings;
   consul?: ConsulSettings;
   kubernetes?: KubernetesSettings;
+  zookeeper?: ZookeeperSettings;
   /** undefined when the file has no bootstrap section: the node never wins a bootstrap race. */
   bootstrap: BootstrapSettings | undefined;
   postgresql: PostgresqlSettings;

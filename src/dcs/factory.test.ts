@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 
 import { DcsError } from './dcs.ts';
 import { Etcd3Dcs } from './etcd3.ts';
+import { ZookeeperDcs } from './zookeeper.ts';
 import { Etcd2Dcs } from './etcd2.ts';
 import { DcsConfigError, createDcs, dcsSectionOf, notImplementedMessage } from './factory.ts';
 
@@ -28,20 +29,30 @@ test("several sections: the first in Patroni's order (consul, etcd, etcd3, ...) 
 });
 
 test("Patroni's other DCS sections: an error naming the section, not implemented yet", () => {
-  for (const section of ['zookeeper', 'raft', 'exhibitor'] as const) {
+  for (const section of ['raft', 'exhibitor'] as const) {
     assert.throws(
       () => createDcs({ [section]: { hosts: 'x' } }, opts),
       (err: unknown) => err instanceof DcsConfigError && err.section === section && err.message.startsWith(`${section}: `) && /not implemented yet/.test(err.message),
       section,
     );
   }
-  assert.equal(notImplementedMessage('raft'), 'raft: the Raft DCS is not implemented yet in Vigil (supported: consul, etcd, etcd3, kubernetes)');
+  assert.equal(notImplementedMessage('raft'), 'raft: the Raft DCS is not implemented yet in Vigil (supported: consul, etcd, etcd3, kubernetes, zookeeper)');
 });
 
 test('an etcd section makes an etcd v2 client', async () => {
   const d = createDcs({ etcd: { hosts: ['127.0.0.1:1'], protocol: 'http' } }, opts);
   assert.ok(d instanceof Etcd2Dcs);
   await d.close();
+});
+
+test('a zookeeper section makes a ZooKeeper client; a bad one is refused naming the key', async () => {
+  const d = createDcs({ zookeeper: { hosts: '127.0.0.1:1' } }, opts);
+  assert.ok(d instanceof ZookeeperDcs);
+  await d.close();
+  assert.equal(dcsSectionOf({ zookeeper: { hosts: 'x' }, etcd3 }), 'etcd3', "zookeeper is last in Patroni's order");
+  assert.equal(dcsSectionOf({ zookeeper: { hosts: 'x' }, kubernetes: {} }), 'kubernetes');
+  assert.equal(dcsSectionOf({ zookeeper: { hosts: 'x' }, raft: {} }), 'raft');
+  assert.throws(() => createDcs({ zookeeper: { hosts: [] } }, opts), (err: unknown) => err instanceof DcsConfigError && err.section === 'zookeeper' && /zookeeper\.hosts/.test(err.message));
 });
 
 test('no DCS section (null counts as absent)', () => {

@@ -1,7 +1,8 @@
 // The one place a Dcs client is made: the backend is chosen by the configuration section present,
-// as Patroni does (etcd3, etcd v2, consul, kubernetes). Patroni's other DCS sections are recognised and refused with an
-// error naming the section. Adding a backend = one row in BACKENDS (and its section in the
-// configuration loader), plus a contract test file in test/dcs (contract.ts).
+// as Patroni does (etcd3, etcd v2, consul, kubernetes, zookeeper). Patroni's other DCS sections
+// are recognised and refused with an error naming the section. Adding a backend = one row in
+// BACKENDS (and its section in the configuration loader), plus a contract test file in test/dcs
+// (contract.ts).
 
 import type { Dcs } from './dcs.ts';
 import { Etcd3Dcs } from './etcd3.ts';
@@ -12,6 +13,8 @@ import type { EtcdSettings } from './etcd-settings.ts';
 import type { Etcd3Settings } from '../config/types.ts';
 import { KubernetesDcs } from './kubernetes.ts';
 import type { KubernetesSettings } from './kubernetes-settings.ts';
+import { ZookeeperDcs } from './zookeeper.ts';
+import { parseZookeeperSettings, type ZookeeperSettings } from './zookeeper-settings.ts';
 import { readFileSync } from 'node:fs';
 
 /** The DCS sections of a configuration (Config has etcd3; the others are Patroni's, raw). */
@@ -69,7 +72,7 @@ const BACKENDS: Backend[] = [
   { section: 'exhibitor', label: 'Exhibitor' },
   { section: 'kubernetes', label: 'Kubernetes', create: (s, o) => createKubernetes(s as KubernetesSettings, o) },
   { section: 'raft', label: 'Raft' },
-  { section: 'zookeeper', label: 'ZooKeeper' },
+  { section: 'zookeeper', label: 'ZooKeeper', create: (s, o) => createZookeeper(s, o) },
 ];
 
 export const SUPPORTED_DCS: readonly string[] = BACKENDS.filter((b) => b.create !== undefined).map((b) => b.section);
@@ -171,6 +174,45 @@ function createKubernetes(s: KubernetesSettings, o: DcsClientOptions): Dcs {
     ports: s.ports,
     api: { host: s.apiHost, port: s.apiPort, ca, token: s.token, tokenFile: s.tokenFile, retriableHttpCodes: s.retriableHttpCodes },
     ...(o.ctl === true ? { ctl: true } : {}),
+    ...(o.logger !== undefined ? { logger: o.logger } : {}),
+  });
+}
+
+/**
+ * ZooKeeper from its parsed settings (zookeeper-settings.ts), or from the raw `zookeeper` section
+ * (parsed here; errors throw DcsConfigError naming the keys). TLS files are read once, here.
+ */
+function createZookeeper(raw: unknown, o: DcsClientOptions): Dcs {
+  let s = raw as ZookeeperSettings;
+  if (!(Array.isArray(s.auth) && typeof s.useSsl === 'boolean')) {
+    const parsed = parseZookeeperSettings(raw);
+    if (parsed.settings === undefined) {
+      const errors = parsed.issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`);
+      throw new DcsConfigError('zookeeper', errors.join('; '));
+    }
+    s = parsed.settings;
+  }
+  const file = (what: string, path: string | undefined): Buffer | undefined => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new DcsConfigError('zookeeper', `zookeeper.${what}: cannot read ${path}: ${(err as Error).message}`);
+    }
+  };
+  const tls = s.useSsl
+    ? { ca: file('cacert', s.cacert), cert: file('cert', s.cert), key: file('key', s.key), passphrase: s.keyPassword, rejectUnauthorized: s.verify }
+    : undefined;
+  return new ZookeeperDcs({
+    hosts: s.hosts,
+    prefix: o.prefix,
+    name: o.name,
+    ttl: o.ttl,
+    retryTimeout: o.retryTimeout,
+    acl: s.acl,
+    auth: s.auth,
+    tls,
+    ...(o.ctl === true ? { ctlMode: true } : {}),
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
   });
 }

@@ -1,19 +1,20 @@
 // The DCS a test cluster (cluster.ts) runs on, other than the etcd LocalCluster starts itself: the
-// FAKE Consul agent (consul-fake.ts) or the FAKE Kubernetes API server (k8s-fake.ts, through
-// k8s.ts), run in the test process. Each gives the LocalCluster `store` (the section every node's
+// FAKE Consul agent (consul-fake.ts), the FAKE Kubernetes API server (k8s-fake.ts, through
+// k8s.ts), run in the test process, or a real ZooKeeper 3.8 (zookeeper.ts). Each gives the LocalCluster `store` (the section every node's
 // file carries and the agents' environment), a way to make the DCS unreachable and back (requests
 // held unanswered, as by a frozen or cut-off server), and a control client read from a node's own
 // configuration file, as `vigil` commands build it.
 
 import { ConsulFake } from './consul-fake.ts';
 import { seedPod, startFakeK8s, TOKEN, type FakeK8s } from './k8s.ts';
+import { startZookeeper, type ZookeeperServer } from './zookeeper.ts';
 import { clusterPrefix } from '../../src/dcs/codec.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
 import { createDcs } from '../../src/dcs/factory.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
 import type { DcsStore, LocalCluster } from '../../src/local/cluster.ts';
 
-export type StoreKind = 'consul' | 'kubernetes';
+export type StoreKind = 'consul' | 'kubernetes' | 'zookeeper';
 
 export interface RunningStore {
   kind: StoreKind;
@@ -27,6 +28,7 @@ export interface RunningStore {
   stop(): Promise<void>;
   consul?: ConsulFake;
   k8s?: FakeK8s;
+  zookeeper?: ZookeeperServer;
 }
 
 /** Labels of the pods in the tests' Kubernetes namespace (every object of the cluster carries them). */
@@ -50,6 +52,19 @@ export async function startStore(kind: StoreKind, scope: string, names: string[]
       resume: () => consul.resume(),
       stop: () => consul.stop(),
       consul,
+    };
+  }
+  if (kind === 'zookeeper') {
+    // A real ZooKeeper 3.8 (not a fake); pause = SIGSTOP, its sessions then time out.
+    const zookeeper = await startZookeeper();
+    return {
+      kind,
+      store: { section: 'zookeeper', settings: { hosts: [zookeeper.endpoint] } },
+      env: {},
+      pause: () => zookeeper.pause(),
+      resume: () => zookeeper.resume(),
+      stop: () => zookeeper.stop(),
+      zookeeper,
     };
   }
   const k8s = await startFakeK8s();
