@@ -10,7 +10,8 @@ import { accessSync, constants as fsConstants } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { unimplementedDynamicKeys } from '../../config/dynamic.ts';
 import { CliError, UsageError } from '../args.ts';
-import { confirm, formatConfig, optBool, optList, optString, runCommand, type Io } from './common.ts';
+import { formatConfig, optBool, optList, optString, runCommand } from './common.ts';
+import { confirm, type Io } from './io.ts';
 import { unifiedDiff } from './diff.ts';
 
 const SHOW_USAGE = `usage: vigil show-config [-c CONFIG] [-d DCS_URL] [CLUSTER]

@@ -18,7 +18,8 @@ import {
   type ListFormat,
   type ListRow,
 } from '../table.ts';
-import { formatConfig, membersWithRole, optBool, optString, parseRole, prompt, runCommand, type Io, type Parsed } from './common.ts';
+import { formatConfig, membersWithRole, optBool, optString, parseRole, runCommand, type Parsed } from './common.ts';
+import { prompt, type Io } from './io.ts';
 
 // ---------------------------------------------------------------------------------------------
 // topology

@@ -5,25 +5,8 @@
 import type { ClusterView, Member } from '../../core/model.ts';
 import { isPaused } from '../../core/values.ts';
 import { CliError, UsageError } from '../args.ts';
-import {
-  CtlContext,
-  confirm,
-  loopWait,
-  membersLeaderFirst,
-  membersTable,
-  membersWithRole,
-  nextHourExample,
-  optBool,
-  optString,
-  parseRole,
-  parseScheduled,
-  prompt,
-  runCommand,
-  timestamp,
-  type Io,
-  type RestResponse,
-  type RoleChoice,
-} from './common.ts';
+import { CtlContext, loopWait, membersLeaderFirst, membersTable, membersWithRole, nextHourExample, optBool, optString, parseRole, parseScheduled, runCommand, timestamp, type RestResponse, type RoleChoice } from './common.ts';
+import { confirm, prompt, type Io } from './io.ts';
 
 const RESTART_USAGE = `usage: vigil restart [-c CONFIG] [-d DCS_URL] [-r ROLE] [--any] [--scheduled TS|now] [--pg-version X.Y[.Z]] [--pending] [--timeout T] [--force] CLUSTER [MEMBER...]
 

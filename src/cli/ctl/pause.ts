@@ -5,7 +5,8 @@
 import type { ClusterView } from '../../core/model.ts';
 import { CliError, UsageError } from '../args.ts';
 import { isPaused, isTrue } from '../../core/values.ts';
-import { CtlContext, loopWait, membersLeaderFirst, optBool, runCommand, type Io } from './common.ts';
+import { CtlContext, loopWait, membersLeaderFirst, optBool, runCommand } from './common.ts';
+import { type Io } from './io.ts';
 
 const usage = (verb: string): string => `usage: vigil ${verb} [-c CONFIG] [-d DCS_URL] [--wait] [CLUSTER]
 

@@ -11,7 +11,8 @@ import pg from 'pg';
 import type { ClusterView } from '../../core/model.ts';
 import { CliError, UsageError } from '../args.ts';
 import { memberHostPort } from '../table.ts';
-import { CtlContext, membersWithRole, optBool, optString, parseRole, prompt, runCommand, timestamp, type Io, type RoleChoice } from './common.ts';
+import { CtlContext, membersWithRole, optBool, optString, parseRole, runCommand, timestamp, type RoleChoice } from './common.ts';
+import { prompt, type Io } from './io.ts';
 import { parseFormat, printOutput } from './info.ts';
 
 const USAGE = `usage: vigil query [--config-file CONFIG] [--dcs-url URL] (-c SQL | -f FILE) [-U USER] [--password] [-d DBNAME] [-r ROLE | -m MEMBER] [--format tsv|pretty|json|yaml] [--delimiter D] [-W] [-w SEC] [CLUSTER]

@@ -7,21 +7,8 @@ import type { ClusterView } from '../../core/model.ts';
 import { isNoFailover, syncModeOf } from '../../core/election.ts';
 import { isPaused } from '../../core/values.ts';
 import { CliError, UsageError } from '../args.ts';
-import {
-  confirm,
-  leaderMember,
-  loopWait,
-  membersTable,
-  nextHourExample,
-  optBool,
-  optString,
-  parseScheduled,
-  prompt,
-  runCommand,
-  timestamp,
-  type Io,
-  type OptionSpec,
-} from './common.ts';
+import { leaderMember, loopWait, membersTable, nextHourExample, optBool, optString, parseScheduled, runCommand, timestamp, type OptionSpec } from './common.ts';
+import { confirm, prompt, type Io } from './io.ts';
 
 const SWITCHOVER_USAGE = `usage: vigil switchover [-c CONFIG] [-d DCS_URL] [--leader NAME] [--candidate NAME] [--scheduled TS|now] [--force] [CLUSTER]
 
