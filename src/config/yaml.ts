@@ -77,7 +77,9 @@ export function parseText(text: string, issues: Issues, label: string): unknown 
   for (const e of doc.errors) {
     // First line of a pretty message: "<what> at line L, column C:".
     const msg = `${label}${(e.message.split('\n')[0] ?? '').replace(/:$/, '')}`;
-    issues.error('', `YAML syntax error: ${msg}`);
+    // The composer recurses per nesting level and reports a stack overflow as an error.
+    if (msg.includes('Maximum call stack size exceeded')) issues.error('', `YAML: ${label}the configuration is ${tooDeepMessage()}`);
+    else issues.error('', `YAML syntax error: ${msg}`);
     fatal = true;
   }
   for (const w of doc.warnings) issues.warn('', `YAML: ${label}${w.message.split('\n')[0]}`);
