@@ -109,3 +109,40 @@ test('nesting: depth is measured without recursion; REST bodies over 100 levels 
     assert.match(r.response.body ?? '', /nested too deeply \(over 100 levels\)/);
   }
 });
+
+test('loadConfigFile parses a large file in a worker thread: same result as loadConfig; the loop keeps running', async () => {
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { loadConfigFile } = await import('./load.ts');
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-bigcfg-'));
+  try {
+    const lines = [MINIMAL_CONFIG.trimEnd(), 'bootstrap:', '  dcs:', '    postgresql:', '      parameters:'];
+    for (let i = 0; i < 40_000; i++) lines.push(`        p_${i}: v${i}`);
+    lines.push('  users:', '    admin: hunter2');
+    const text = lines.join('\n') + '\n';
+    const file = join(dir, 'big.yml');
+    await writeFile(file, text);
+    let ticks = 0;
+    let longest = 0;
+    let last = performance.now();
+    const iv = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+      ticks++;
+    }, 5);
+    const t0 = performance.now();
+    const got = await loadConfigFile(file, {});
+    const end = performance.now();
+    clearInterval(iv);
+    longest = Math.max(longest, end - last);
+    // Printed, not asserted (no timed assertions): the longest time the loop was held.
+    console.log(`# loadConfigFile: ${(end - t0).toFixed(0)} ms, ${ticks} timer ticks meanwhile, longest gap between ticks ${longest.toFixed(0)} ms`);
+    assert.deepEqual(got.issues, loadConfig(text, {}).issues);
+    assert.ok(errors(got.issues).some((e) => e.includes('bootstrap.users.admin')));
+    assert.doesNotMatch(JSON.stringify(got.issues), /hunter2/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
