@@ -4,7 +4,8 @@
 //   /config is unchanged;
 // - the same value, and a too-deep document, written into /config in etcd directly: the agent logs
 //   a clear error, keeps the timings in force, and the cluster keeps its primary for several ttl.
-// - a deeply nested REST body gets 400 "nested too deeply".
+// - a deeply nested REST body gets 400 "nested too deeply"; so does a too-deep /config in etcd for
+//   GET /config (502) and `vigil show-config` (an error), instead of a stack overflow.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +13,7 @@ import { readFileSync } from 'node:fs';
 
 import { FAST_TIMING, type LocalCluster } from '../../src/local/cluster.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
+import { run, VIGIL } from '../support/cli.ts';
 import { agentLog, ctlDcs, onePrimary, startCluster, stopCluster } from '../support/cluster.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
@@ -82,6 +84,9 @@ describe('dynamic configuration bounds', { timeout: 300_000 }, () => {
       return r.status === 502 ? r : undefined;
     }, 30_000);
     assert.match(res.text, /nested too deeply/);
+    const show = await run(VIGIL, ['show-config', '-c', cluster.node(primary).configFile], { timeoutMs: 30_000 });
+    assert.notEqual(show.code, 0);
+    assert.match(show.stderr, /the configuration in the DCS is nested too deeply \(over 100 levels\)/);
     await sleep(2 * FAST_TIMING.ttl * 1000);
     assert.equal(await onePrimary(cluster), primary, agentLog(cluster, primary));
     const fix = await request('PUT', '/config', JSON.stringify({ ttl: FAST_TIMING.ttl, loop_wait: FAST_TIMING.loop_wait, retry_timeout: FAST_TIMING.retry_timeout }));
