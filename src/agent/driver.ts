@@ -254,6 +254,7 @@ export class NodeDriver {
     }
     const errorText = errors.join('; ');
     if (errorText !== this.dynamicErrors && errorText !== '') this.log.error({}, `dynamic configuration in the DCS is unusable, kept the values in force: ${errorText}`);
+    else if (errorText === '' && this.dynamicErrors !== '') this.log.info({}, 'dynamic configuration in the DCS is usable again');
     this.dynamicErrors = errorText;
   }
   private dynamicErrors = '';
