@@ -191,7 +191,15 @@ export class Agent {
   /** Re-read the configuration file (SIGHUP / POST /reload) and apply what can change live. */
   async reloadConfig(): Promise<void> {
     if (this.configFile === undefined) return;
-    const { config, issues } = await loadConfigFile(this.configFile);
+    let loaded;
+    try {
+      loaded = await loadConfigFile(this.configFile);
+    } catch (err) {
+      // Unreadable (removed, permissions): a SIGHUP must not end the agent.
+      this.log.error({}, `reload: ${err instanceof Error ? err.message : String(err)}; keeping the running configuration`);
+      return;
+    }
+    const { config, issues } = loaded;
     const errors = issues.filter((i) => i.severity === 'error');
     if (config === undefined || errors.length > 0) {
       this.log.error({ issues: errors.map((i) => `${i.path}: ${i.message}`) }, 'reload: the configuration file is invalid; keeping the running configuration');

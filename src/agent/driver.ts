@@ -243,7 +243,8 @@ export class NodeDriver {
 
   /** The dynamic configuration from /config (else bootstrap.dcs); new lock timings go to the DCS client. */
   applyDynamicConfig(raw: Record<string, unknown> | undefined): void {
-    const { config, warnings } = effectiveDynamicConfig(raw);
+    // An unusable value keeps the one in force (issue 14): errors are logged once per change.
+    const { config, warnings, errors } = effectiveDynamicConfig(raw, this.dynamic);
     const prev = this.dynamic;
     this.dynamic = withLocalOverrides(config, this.config.postgresql);
     if (prev.ttl !== config.ttl || prev.retry_timeout !== config.retry_timeout || this.tickCount === 1) {
@@ -251,7 +252,12 @@ export class NodeDriver {
       this.ports.dcs.setRetryTimeout(config.retry_timeout);
       for (const w of warnings) this.log.warn({}, `dynamic configuration: ${w}`);
     }
+    const errorText = errors.join('; ');
+    if (errorText !== this.dynamicErrors && errorText !== '') this.log.error({}, `dynamic configuration in the DCS is unusable, kept the values in force: ${errorText}`);
+    else if (errorText === '' && this.dynamicErrors !== '') this.log.info({}, 'dynamic configuration in the DCS is usable again');
+    this.dynamicErrors = errorText;
   }
+  private dynamicErrors = '';
 
   /** We hold the lock since `t`: the cached view says so too until the next read. */
   tookLock(t: number): void {

@@ -2,6 +2,7 @@
 // as this node last read it, never a DCS read from a request.
 
 import type { ClusterView, Member, SyncState } from '../core/model.ts';
+import { nestedTooDeeply, tooDeepMessage } from '../config/depth.ts';
 import { isStandbyClusterConfig, syncModeOf } from '../core/election.ts';
 import type { ApiResponse } from './request.ts';
 import { errorPage, json, text } from './request.ts';
@@ -127,6 +128,8 @@ export function getHistory(snap: NodeSnapshot): ApiResponse {
 export function getConfig(snap: NodeSnapshot): ApiResponse {
   const config = snap.cluster?.config;
   if (config === undefined || config === null || typeof config !== 'object') return errorPage(502);
+  // Rendering recurses per level: refuse a /config nested absurdly deep (written into the DCS directly).
+  if (nestedTooDeeply(config)) return errorPage(502, `the configuration in the DCS is ${tooDeepMessage()}`);
   return json(200, config);
 }
 

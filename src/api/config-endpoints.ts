@@ -1,5 +1,6 @@
 // PATCH /config and PUT /config (patroni-interfaces.md 2.9): the dynamic configuration in the DCS.
 
+import { nestedTooDeeply, tooDeepMessage } from '../config/depth.ts';
 import { validateDynamicConfig } from '../config/dynamic.ts';
 import { readCluster } from './operation-common.ts';
 import type { OperationsPort } from './port.ts';
@@ -14,6 +15,7 @@ export async function patchConfig(req: ApiRequest, port: OperationsPort): Promis
   if (stored === undefined || !isMap(stored) || cluster.configVersion === undefined || cluster.configVersion === '' || cluster.configVersion === '0') {
     return errorPage(503, 'the cluster has no valid configuration in the DCS');
   }
+  if (nestedTooDeeply(stored)) return errorPage(503, `the configuration in the DCS is ${tooDeepMessage()}; replace it with PUT /config`);
   const merged = structuredClone(stored);
   const changed = patchConfigValue(merged, body.value);
   if (changed) {

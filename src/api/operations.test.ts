@@ -343,7 +343,7 @@ test('PUT /config: validated, unconditional overwrite, 502 on write failure, req
   assert.equal((await run(p, req('PUT', '/config', { ...body, ttl: '20' }))).status, 200);
   assert.equal(p.configWrites.length, 1);
 
-  expectMessage(await run(p, req('PUT', '/config', { loop_wait: -1 })), 400, 'Invalid dynamic configuration: loop_wait: must be between 1 and 9007199254740991, got -1');
+  expectMessage(await run(p, req('PUT', '/config', { loop_wait: -1 })), 400, 'Invalid dynamic configuration: loop_wait: must be between 1 and 86400, got -1');
   assert.equal(p.configWrites.length, 1);
 
   const q = new MemPort();

@@ -2,6 +2,7 @@
 // endpoints, unsafe operations, POST /failsafe) and by the HTTP layer that carries them.
 
 import { STATUS_CODES } from 'node:http';
+import { nestedTooDeeply, tooDeepMessage } from '../config/depth.ts';
 
 export interface ApiRequest {
   method: string;
@@ -45,7 +46,7 @@ type Body = { ok: true; value: Record<string, unknown> } | { ok: false; response
 
 /**
  * The JSON object in the body. Required bodies: no Content-Length -> 411; not JSON, not an object
- * or an empty object -> 400. Optional bodies: no Content-Length or Content-Length 0 -> {}.
+ * an empty object, or nesting over MAX_NESTING levels -> 400. Optional bodies: no Content-Length or Content-Length 0 -> {}.
  */
 export function readJsonBody(req: ApiRequest, optional: boolean): Body {
   const cl = header(req.headers, 'content-length');
@@ -62,6 +63,7 @@ export function readJsonBody(req: ApiRequest, optional: boolean): Body {
     return { ok: false, response: errorPage(400, 'Bad request: the body is not valid JSON') };
   }
   if (!isMap(parsed)) return { ok: false, response: errorPage(400, 'Bad request: the body must be a JSON object') };
+  if (nestedTooDeeply(parsed)) return { ok: false, response: errorPage(400, `Bad request: the body is ${tooDeepMessage()}`) };
   if (!optional && Object.keys(parsed).length === 0) {
     return { ok: false, response: errorPage(400, 'Bad request: the body must be a non-empty JSON object') };
   }

@@ -105,7 +105,10 @@ export async function run(argv: string[]): Promise<number> {
 function printHelp(cluster: LocalCluster): void {
   const lines = ['', 'The cluster is up. Try:'];
   const hosts = cluster.nodes.map((n) => `127.0.0.1:${n.pgPort}`).join(',');
-  lines.push(`  psql 'postgresql://${SUPERUSER.username}:${SUPERUSER.password}@${hosts}/postgres?target_session_attrs=read-write'   # the primary`);
+  // The password is not printed (issue 14): it is in each node's configuration file (mode 0600).
+  const file = cluster.nodes[0]?.configFile ?? 'each node\'s vigil.yml';
+  lines.push(`  psql 'postgresql://${SUPERUSER.username}@${hosts}/postgres?target_session_attrs=read-write'   # the primary`);
+  lines.push(`      (password: postgresql.authentication.superuser.password in ${file})`);
   for (const n of cluster.nodes) {
     lines.push(`  ${n.name}: postgres 127.0.0.1:${n.pgPort}  REST http://127.0.0.1:${n.apiPort}/patroni  config ${n.configFile}`);
   }

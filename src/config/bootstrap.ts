@@ -50,7 +50,7 @@ export function parseBootstrap(issues: Issues, root: Obj): BootstrapSettings | u
     for (const [user, spec] of Object.entries(usersSec)) {
       const up = sub(sub(path, 'users'), user);
       if (!isMap(spec)) {
-        issues.error(up, `expected a mapping with password and options, got ${describe(spec)}`);
+        issues.error(up, `expected a mapping with password and options, got ${describe(spec, true)}`);
         continue;
       }
       checkKeys(issues, spec, up, ['password', 'options']);

@@ -62,7 +62,8 @@ const bounds: Array<[string, Record<string, unknown>, [number, number, number], 
 ];
 for (const [name, raw, [ttl, lw, rt], warning] of bounds) {
   test(`bounds: ${name}`, () => {
-    const { config, warnings } = effectiveDynamicConfig(raw);
+    const { config, warnings: w, errors } = effectiveDynamicConfig(raw);
+    const warnings = [...w, ...errors];
     assert.deepEqual([config.ttl, config.loop_wait, config.retry_timeout], [ttl, lw, rt]);
     if (warning) assert.ok(warnings.some((w) => warning.test(w)), `no warning matching ${warning}: ${JSON.stringify(warnings)}`);
     else assert.deepEqual(warnings, []);
@@ -111,7 +112,8 @@ test('garbage is tolerated with warnings, never thrown', () => {
     { synchronous_mode: 'sometimes', check_timeline: {}, maximum_lag_on_failover: 'x', member_slots_ttl: 'forever' },
   ];
   for (const raw of cases) {
-    const { config, warnings } = effectiveDynamicConfig(raw as Record<string, unknown>);
+    const { config, warnings: w, errors } = effectiveDynamicConfig(raw as Record<string, unknown>);
+    const warnings = [...w, ...errors];
     assert.equal(config.ttl, 30);
     assert.equal(typeof config.postgresql, 'object');
     if (raw !== null) assert.ok(warnings.length > 0, `expected warnings for ${JSON.stringify(raw)}`);
@@ -141,7 +143,7 @@ const validation: Array<[string, unknown, string[]]> = [
     'check_timeline: expected a boolean, got "maybe"',
   ]],
   ['zero and negative', { ttl: 0, maximum_lag_on_failover: -5 }, [
-    'ttl: must be between 1 and 9007199254740991, got 0',
+    'ttl: must be between 1 and 86400, got 0',
     'maximum_lag_on_failover: must be between 0 and 9007199254740991, got -5',
   ]],
   ['parameter ranges', { postgresql: { parameters: { max_connections: 0, max_wal_senders: 'ten', work_mem: '4MB' } } }, [

@@ -10,14 +10,26 @@
 // Vigil deviates from Patroni on purpose in one place: the minimums for the timings are lower
 // (ttl >= 5, loop_wait >= 1, retry_timeout >= 1, against Patroni's 20/1/3) so that tests and demos
 // can fail over quickly. Values below Patroni's minimums are accepted with a warning.
+//
+// Maximums (DYNAMIC_MAXIMUMS): every timing is bounded by what each DCS and the agent accept, so a
+// value that passes validation cannot stop the cluster. ttl, loop_wait and retry_timeout are at most
+// one day: Consul refuses session TTLs over 86400 s, etcd leases over 9e9 s, ZooKeeper clamps
+// session timeouts to its server's maxSessionTimeout, and Node's timers overflow past 2^31-1 ms
+// (24.8 days). The other timeouts in seconds get the same one-day bound; member_slots_ttl one year;
+// synchronous_node_count PostgreSQL's max_wal_senders maximum. When the DCS holds a value outside
+// the bounds (written there directly), effectiveDynamicConfig keeps the last good value it is given
+// and reports an error instead of applying it.
 
 import type { DynamicConfig } from '../core/model.ts';
 import { parseBool } from '../core/values.ts';
+import { nestedTooDeeply, tooDeepMessage } from './depth.ts';
 
 /** One problem or adjustment, addressed by a dotted path inside the dynamic configuration. */
 export interface DynamicNote {
   path: string;
   message: string;
+  /** The value is unusable (the last good value, or the default, is used instead). */
+  error?: true;
 }
 
 export const DYNAMIC_DEFAULTS = Object.freeze({
@@ -37,6 +49,20 @@ export const VIGIL_MINIMUMS = Object.freeze({ ttl: 5, loop_wait: 1, retry_timeou
 /** Patroni's minimums; values below them only warn. */
 export const PATRONI_MINIMUMS = Object.freeze({ ttl: 20, loop_wait: 1, retry_timeout: 3 });
 
+/** Vigil's maximums (see the header comment). */
+export const DYNAMIC_MAXIMUMS: Readonly<Record<string, number>> = Object.freeze({
+  ttl: 86400,
+  loop_wait: 86400,
+  retry_timeout: 86400,
+  primary_start_timeout: 86400,
+  master_start_timeout: 86400,
+  primary_stop_timeout: 86400,
+  master_stop_timeout: 86400,
+  primary_race_backoff: 86400,
+  synchronous_node_count: 262143,
+  member_slots_ttl: 31536000,
+});
+
 /** PostgreSQL parameter ranges checked by Patroni's validator (patroni-interfaces.md 4.4). */
 const PARAMETER_RANGES: Record<string, [number, number]> = {
   max_connections: [1, 262143],
@@ -51,7 +77,21 @@ function isMap(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
-/** A short rendering of a value for messages: strings quoted, long values cut. */
+const SECRET_KEY = /password|passwd|passphrase|secret|token|auth_data|^pass$/i;
+/**
+ * Keys whose values are secrets (passwords, tokens, ZooKeeper auth_data, credentials): a message
+ * never shows their value, only its type.
+ */
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEY.test(key);
+}
+/** user:password@ in a URL: the password is hidden. */
+const URL_PASSWORD = /(\/\/[^/:@\s]*:)[^@/\s]*@/g;
+
+/**
+ * A short rendering of a value for messages: strings quoted, long values cut. Values under secret
+ * keys (password, token, auth_data, ...) anywhere inside, and passwords in URLs, are hidden.
+ */
 export function show(v: unknown): string {
   let s: string;
   if (v instanceof Date) s = v.toISOString();
@@ -59,11 +99,12 @@ export function show(v: unknown): string {
   else if (v === undefined) s = 'undefined';
   else {
     try {
-      s = JSON.stringify(v) ?? String(v);
+      s = JSON.stringify(v, (k, x: unknown) => (k !== '' && SECRET_KEY.test(k) ? '(hidden)' : x)) ?? String(v);
     } catch {
-      s = String(v);
+      s = Array.isArray(v) ? '[...]' : typeof v === 'object' && v !== null ? '{...}' : String(v);
     }
   }
+  s = s.replace(URL_PASSWORD, '$1(hidden)@');
   return s.length > 60 ? s.slice(0, 57) + '...' : s;
 }
 
@@ -95,8 +136,9 @@ function collectProblems(raw: unknown): DynamicNote[] {
   const out: DynamicNote[] = [];
   if (raw === undefined || raw === null) return out;
   if (!isMap(raw)) return [{ path: '', message: `expected a mapping, got ${show(raw)}` }];
+  if (nestedTooDeeply(raw)) return [{ path: '', message: tooDeepMessage() }];
 
-  const intKey = (key: string, min: number, max = Number.MAX_SAFE_INTEGER): void => {
+  const intKey = (key: string, min: number, max = DYNAMIC_MAXIMUMS[key] ?? Number.MAX_SAFE_INTEGER): void => {
     const v = raw[key];
     if (v === undefined || v === null) return;
     const n = toInt(v);
@@ -125,8 +167,11 @@ function collectProblems(raw: unknown): DynamicNote[] {
   if (raw.synchronous_mode !== undefined && raw.synchronous_mode !== null && toSyncMode(raw.synchronous_mode) === undefined) {
     out.push({ path: 'synchronous_mode', message: `expected on, off or quorum, got ${show(raw.synchronous_mode)}` });
   }
-  if (raw.member_slots_ttl !== undefined && raw.member_slots_ttl !== null && toSeconds(raw.member_slots_ttl) === undefined) {
-    out.push({ path: 'member_slots_ttl', message: `expected seconds or a duration like "30min", got ${show(raw.member_slots_ttl)}` });
+  if (raw.member_slots_ttl !== undefined && raw.member_slots_ttl !== null) {
+    const s = toSeconds(raw.member_slots_ttl);
+    const max = DYNAMIC_MAXIMUMS.member_slots_ttl as number;
+    if (s === undefined) out.push({ path: 'member_slots_ttl', message: `expected seconds or a duration like "30min", got ${show(raw.member_slots_ttl)}` });
+    else if (s < 0 || s > max) out.push({ path: 'member_slots_ttl', message: `must be between 0 and ${max} seconds, got ${s}` });
   }
 
   for (const key of ['slots', 'permanent_slots', 'permanent_replication_slots']) {
@@ -275,26 +320,44 @@ export function enforceTtlRule(ttl: number, loopWait: number, retryTimeout: numb
  * The effective dynamic configuration with defaults, bounds and the ttl rule applied, plus the
  * adjustments made (path and message). Unknown keys are kept verbatim. A null value counts as
  * absent (it is how a PATCH deletes a key) and gives no warning.
+ *
+ * `last` is the configuration in force (the agent's last good one): an unusable value (wrong type,
+ * above its maximum) keeps last's value instead of the default and is noted with `error`; an
+ * unusable whole (not a mapping, nested too deeply) keeps `last` entirely.
  */
-export function effectiveDynamicConfigNotes(raw: Record<string, unknown> | undefined): { config: DynamicConfig; notes: DynamicNote[] } {
+export function effectiveDynamicConfigNotes(raw: Record<string, unknown> | undefined, last?: DynamicConfig): { config: DynamicConfig; notes: DynamicNote[] } {
   const notes: DynamicNote[] = [];
   let src: Record<string, unknown> = {};
   if (raw !== undefined && raw !== null) {
-    if (isMap(raw)) src = raw;
-    else notes.push({ path: '', message: `expected a mapping, got ${show(raw)}; using the defaults` });
+    const bad = !isMap(raw) ? `expected a mapping, got ${show(raw)}` : nestedTooDeeply(raw) ? tooDeepMessage() : undefined;
+    if (bad !== undefined) {
+      if (last !== undefined) return { config: last, notes: [{ path: '', message: `${bad}; keeping the configuration in force`, error: true }] };
+      notes.push({ path: '', message: `${bad}; using the defaults`, error: true });
+    } else src = raw;
   }
+  const lastValue = (key: string): number | undefined => {
+    const v = last?.[key === 'master_start_timeout' ? 'primary_start_timeout' : key === 'master_stop_timeout' ? 'primary_stop_timeout' : key];
+    return typeof v === 'number' ? v : undefined;
+  };
 
   const present = (v: unknown): boolean => v !== undefined && v !== null;
   const int = (key: string, def: number, min: number, v: unknown = src[key]): number => {
     if (!present(v)) return def;
     const n = toInt(v);
+    const keep = lastValue(key) ?? def;
+    const keepText = lastValue(key) === undefined ? `the default ${def}` : `${keep}, the value in force`;
     if (n === undefined) {
-      notes.push({ path: key, message: `expected an integer, got ${show(v)}; using the default ${def}` });
-      return def;
+      notes.push({ path: key, message: `expected an integer, got ${show(v)}; using ${keepText}`, error: true });
+      return keep;
     }
     if (n < min) {
       notes.push({ path: key, message: `${n} is below the minimum ${min}; using ${min}` });
       return min;
+    }
+    const max = DYNAMIC_MAXIMUMS[key];
+    if (max !== undefined && n > max) {
+      notes.push({ path: key, message: `${n} is above the maximum ${max}; using ${keepText}`, error: true });
+      return keep;
     }
     return n;
   };
@@ -345,8 +408,11 @@ export function effectiveDynamicConfigNotes(raw: Record<string, unknown> | undef
   let memberSlotsTtl = 1800;
   if (present(src.member_slots_ttl)) {
     const s = toSeconds(src.member_slots_ttl);
-    if (s === undefined || s < 0) notes.push({ path: 'member_slots_ttl', message: `expected seconds or a duration like "30min", got ${show(src.member_slots_ttl)}; using 1800` });
-    else memberSlotsTtl = s;
+    const keep = lastValue('member_slots_ttl') ?? 1800;
+    if (s === undefined || s < 0 || s > (DYNAMIC_MAXIMUMS.member_slots_ttl as number)) {
+      notes.push({ path: 'member_slots_ttl', message: `expected seconds (0 to ${DYNAMIC_MAXIMUMS.member_slots_ttl}) or a duration like "30min", got ${show(src.member_slots_ttl)}; using ${keep}`, error: true });
+      memberSlotsTtl = keep;
+    } else memberSlotsTtl = s;
   }
 
   // postgresql subsection.
@@ -401,9 +467,10 @@ export function effectiveDynamicConfigNotes(raw: Record<string, unknown> | undef
  * The effective dynamic configuration (Patroni's defaults filled, Vigil's bounds and the ttl rule
  * applied) and human-readable warnings "path: message" for every adjustment. Never throws.
  */
-export function effectiveDynamicConfig(raw: Record<string, unknown> | undefined): { config: DynamicConfig; warnings: string[] } {
-  const { config, notes } = effectiveDynamicConfigNotes(raw);
-  return { config, warnings: notes.map((n) => (n.path === '' ? n.message : `${n.path}: ${n.message}`)) };
+export function effectiveDynamicConfig(raw: Record<string, unknown> | undefined, last?: DynamicConfig): { config: DynamicConfig; warnings: string[]; errors: string[] } {
+  const { config, notes } = effectiveDynamicConfigNotes(raw, last);
+  const text = (n: DynamicNote): string => (n.path === '' ? n.message : `${n.path}: ${n.message}`);
+  return { config, warnings: notes.filter((n) => n.error !== true).map(text), errors: notes.filter((n) => n.error === true).map(text) };
 }
 
 /**

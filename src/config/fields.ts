@@ -2,7 +2,7 @@
 // path (or the PATRONI_* variable that supplied the value) and never throws.
 
 import { parseBool } from '../core/values.ts';
-import { show } from './dynamic.ts';
+import { isSecretKey, show } from './dynamic.ts';
 import type { ConfigIssue } from './types.ts';
 
 export type Obj = Record<string, unknown>;
@@ -49,7 +49,25 @@ export function sub(path: string, key: string): string {
   return path === '' ? key : `${path}.${key}`;
 }
 
-export function describe(v: unknown): string {
+export { isSecretKey };
+
+/** What kind of value `v` is, without the value: "a list (value hidden)". */
+function kind(v: unknown): string {
+  if (typeof v === 'boolean') return 'a boolean (value hidden; YAML 1.1 reads yes/no/on/off/true/false as booleans: quote it)';
+  if (v instanceof Date) return 'a date (value hidden; quote it)';
+  if (Array.isArray(v)) return 'a list (value hidden)';
+  if (isMap(v)) return 'a mapping (value hidden)';
+  if (typeof v === 'number') return 'a number (value hidden)';
+  if (typeof v === 'string') return 'a string (value hidden)';
+  return `${v === null ? 'null' : typeof v} (value hidden)`;
+}
+
+/**
+ * A value for a message. `secret` (or a secret `key`, see isSecretKey) shows only its type; values
+ * under secret keys inside lists and mappings are hidden by show().
+ */
+export function describe(v: unknown, key?: string | true): string {
+  if (key === true || (key !== undefined && isSecretKey(key))) return kind(v);
   if (typeof v === 'boolean') return `boolean ${v} (YAML 1.1 reads yes/no/on/off/true/false as booleans: quote it)`;
   if (v instanceof Date) return `a date ${show(v)} (quote it)`;
   if (Array.isArray(v)) return `a list ${show(v)}`;
@@ -75,7 +93,7 @@ export function section(issues: Issues, parent: Obj, key: string, path: string):
   const v = parent[key];
   if (v === undefined || v === null) return undefined;
   if (!isMap(v)) {
-    issues.error(sub(path, key), `expected a mapping, got ${describe(v)}`);
+    issues.error(sub(path, key), `expected a mapping, got ${describe(v, key)}`);
     return undefined;
   }
   return v;
@@ -91,7 +109,7 @@ export function str(issues: Issues, parent: Obj, key: string, path: string, requ
   }
   if (typeof v === 'string') return v;
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  issues.error(p, `expected a string, got ${describe(v)}`);
+  issues.error(p, `expected a string, got ${describe(v, key)}`);
   return undefined;
 }
 
@@ -99,7 +117,7 @@ export function bool(issues: Issues, parent: Obj, key: string, path: string): bo
   const v = parent[key];
   if (v === undefined || v === null) return undefined;
   const b = parseBool(v);
-  if (b === undefined) issues.error(sub(path, key), `expected a boolean, got ${describe(v)}`);
+  if (b === undefined) issues.error(sub(path, key), `expected a boolean, got ${describe(v, key)}`);
   return b;
 }
 
@@ -110,7 +128,7 @@ export function int(issues: Issues, parent: Obj, key: string, path: string, min:
   if (typeof v === 'number' && Number.isInteger(v)) n = v;
   else if (typeof v === 'string' && /^\s*[-+]?\d+\s*$/.test(v)) n = Number(v);
   if (n === undefined) {
-    issues.error(sub(path, key), `expected an integer, got ${describe(v)}`);
+    issues.error(sub(path, key), `expected an integer, got ${describe(v, key)}`);
     return undefined;
   }
   if (n < min || n > max) {
@@ -125,13 +143,13 @@ export function stringList(issues: Issues, parent: Obj, key: string, path: strin
   if (v === undefined || v === null) return undefined;
   const p = sub(path, key);
   if (!Array.isArray(v)) {
-    issues.error(p, `expected a list of strings, got ${describe(v)}`);
+    issues.error(p, `expected a list of strings, got ${describe(v, key)}`);
     return undefined;
   }
   const out: string[] = [];
   v.forEach((item, i) => {
     if (typeof item === 'string') out.push(item);
-    else issues.error(`${p}[${i}]`, `expected a string, got ${describe(item)}`);
+    else issues.error(`${p}[${i}]`, `expected a string, got ${describe(item, key)}`);
   });
   return out;
 }

@@ -30,7 +30,7 @@ import { parseLogLevel, parseTags, parseWatchdog } from './node.ts';
 import { parsePostgresql } from './postgresql.ts';
 import { parseRestApi } from './restapi.ts';
 import type { Config, ConfigIssue } from './types.ts';
-import { parseText } from './yaml.ts';
+import { parseText, parseTextOffLoop } from './yaml.ts';
 
 export { splitHostPort } from './fields.ts';
 
@@ -141,8 +141,12 @@ export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = proc
     } catch (err) {
       throw new Error(`cannot read configuration ${path}: ${what(err)}`, { cause: err });
     }
-    // No file label: callers print the path in front of every issue (see formatIssues).
-    return loadConfig(text, env);
+    // No file label: callers print the path in front of every issue (see formatIssues). Parsed
+    // off the event loop when large (a reload runs on the agent's loop).
+    const issues = new Issues();
+    const raw = await parseTextOffLoop(text, issues, '');
+    if (raw === undefined && issues.hasErrors) return { config: undefined, issues: issues.list };
+    return finish(raw, env, issues);
   }
   let names: string[];
   try {
@@ -162,7 +166,7 @@ export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = proc
     } catch (err) {
       throw new Error(`cannot read configuration ${file}: ${what(err)}`, { cause: err });
     }
-    const raw = parseText(text, issues, `${n}: `);
+    const raw = await parseTextOffLoop(text, issues, `${n}: `);
     if (raw === undefined && issues.hasErrors) fatal = true;
     else if (raw === undefined || raw === null) continue;
     else if (!isMap(raw)) {

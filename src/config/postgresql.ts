@@ -77,7 +77,7 @@ function parseParameters(issues: Issues, pg: Obj, path: string): Record<string, 
     const p = sub(pp, name);
     if (value === null || value === undefined) continue;
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
-      issues.error(p, `expected a string, number or boolean, got ${describe(value)}`);
+      issues.error(p, `expected a string, number or boolean, got ${describe(value, name)}`);
       continue;
     }
     if (GUC_FROM_LISTEN.has(name)) {

@@ -217,7 +217,11 @@ export class LocalCluster {
           host,
           pgHba: this.opts.pgHba,
         }),
+        // It holds the superuser and replication passwords: readable by its owner only (the
+        // agents run as the user who writes it). chmod too: mode applies only when creating.
+        { mode: 0o600 },
       );
+      await chmod(configFile, 0o600);
       this.nodes.push({ name, host, dir, configFile, pgPort, apiPort, dataDir: join(dir, 'data'), logFile: join(dir, 'agent.log'), process: undefined });
     }
   }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { delimiter as pathDelimiter, join } from 'node:path';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { nestedTooDeeply, tooDeepMessage } from '../../config/depth.ts';
 import { unimplementedDynamicKeys } from '../../config/dynamic.ts';
 import { CliError, UsageError } from '../args.ts';
 import { formatConfig, optBool, optList, optString, runCommand } from './common.ts';
@@ -208,6 +209,7 @@ export async function runShowConfig(argv: string[], io?: Io): Promise<number> {
       const ctx = await context();
       const name = ctx.clusterName(p.positionals[0]);
       const view = await ctx.readCluster(name);
+      if (view.config !== undefined && nestedTooDeeply(view.config)) throw new CliError(`the configuration in the DCS is ${tooDeepMessage()}; replace it with edit-config --replace`);
       if (view.config !== undefined) ctx.io.out(`${formatConfig(view.config)}\n`);
       return 0;
     },
