@@ -148,7 +148,7 @@ export class NodeDriver {
   postmasterExited(info: { code: number | null; signal: string | null }): void {
     if (this.task?.state === 'running' && (this.task.kind === 'stop' || this.task.kind === 'demote')) return;
     this.log.warn({ ...info }, 'postmaster exited');
-    this.pgState = 'crashed';
+    this.pgState = this.dynamic.pause === true ? 'stopped' : 'crashed';
     this.wake();
   }
 
@@ -168,6 +168,7 @@ export class NodeDriver {
     // The core says we are not (or no longer) the leader: stop answering as one at once.
     if (!decision.isLeader) this.lockRefreshedAt = undefined;
     const planned = decision.actions.map(describeAction);
+    for (const l of decision.logs ?? []) this.log[l.level]({}, l.msg);
     if (decision.reason !== this.lastReason) this.log.info({ actions: planned }, decision.reason);
     else this.log.debug({ actions: planned }, decision.reason);
     this.lastReason = decision.reason;

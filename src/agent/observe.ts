@@ -38,7 +38,8 @@ export async function observe(d: NodeDriver): Promise<Observation> {
     if (task?.state === 'running' && task.kind === 'start') d.pgState = 'starting';
     else if (pg.ready) d.pgState = 'running';
   } else if (task?.state !== 'running') {
-    d.pgState = d.pgState === 'crashed' || pg.crashed ? 'crashed' : 'stopped';
+    // In pause a dead postmaster is published as `stopped`, as Patroni does (it is not restarted).
+    d.pgState = d.dynamic.pause !== true && (d.pgState === 'crashed' || pg.crashed) ? 'crashed' : 'stopped';
   }
   if (pg.dataDirEmpty && task === undefined) d.pgState = 'stopped';
   pg.crashed = d.pgState === 'crashed';

@@ -42,9 +42,27 @@ export async function run(argv: string[]): Promise<number> {
   return runAgent(config, file);
 }
 
-export function makeLogger(config: Config): Logger {
+/** The agent's logger; `fatal` is pino's highest level, where Patroni's CRITICAL lines go. */
+export function makeLogger(config: Config): Logger & { fatal(obj: object, msg?: string): void } {
   const p = pino({ level: config.logLevel, base: { name: config.name } });
-  return p as unknown as Logger;
+  return p as unknown as Logger & { fatal(obj: object, msg?: string): void };
+}
+
+/**
+ * Patroni's warning (same words, level WARNING) when the nofailover and failover_priority tags
+ * disagree: nofailover true with a positive priority, or nofailover false with priority 0 or less.
+ * The nofailover tag wins. Undefined when they agree or one of them is absent.
+ */
+export function conflictingFailoverTags(tags: Config['tags']): string | undefined {
+  const nofailover = tags['nofailover'];
+  const priority = tags['failover_priority'];
+  if (nofailover === undefined || nofailover === null || priority === undefined || priority === null) return undefined;
+  const p = Number(priority);
+  if (!Number.isFinite(p)) return undefined;
+  const noFo = nofailover === true || String(nofailover).toLowerCase() === 'true';
+  if (noFo === p <= 0) return undefined;
+  const show = (v: unknown): string => (typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v));
+  return `Conflicting configuration between nofailover: ${show(nofailover)} and failover_priority: ${show(priority)}. Defaulting to nofailover: ${show(nofailover)}`;
 }
 
 export function makeDcs(config: Config): Dcs {
@@ -109,7 +127,8 @@ async function duplicateName(config: Config, dcs: Dcs): Promise<string | undefin
     const url = new URL(apiUrl);
     url.pathname = '/liveness';
     await fetch(url, { signal: AbortSignal.timeout(3000) });
-    return `another agent named '${config.name}' is already running (${apiUrl} answered)`;
+    // Patroni's words, so that operators' alerts on them keep matching.
+    return `Can't start; there is already a node named '${config.name}' running`;
   } catch {
     return undefined;
   }
@@ -118,9 +137,11 @@ async function duplicateName(config: Config, dcs: Dcs): Promise<string | undefin
 async function runAgent(config: Config, configFile: string): Promise<number> {
   const log = makeLogger(config);
   const dcs = makeDcs(config);
+  const tagConflict = conflictingFailoverTags(config.tags);
+  if (tagConflict !== undefined) log.warn({}, tagConflict);
   const dup = await duplicateName(config, dcs);
   if (dup !== undefined) {
-    log.error({}, dup);
+    log.fatal({}, dup);
     process.stderr.write(`Error: ${dup}\n`);
     await dcs.close();
     return 1;

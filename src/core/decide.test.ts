@@ -487,6 +487,25 @@ test('switchover refused and cleared: wrong leader, unreachable or lagging candi
   }
 });
 
+test("switchover refused: Patroni's log lines with its words and levels (docs/log-messages.md)", () => {
+  const cases: Array<[PeerStatus, string]> = [
+    [peer('n1', { reachable: false }), 'Member n1 is not reachable'],
+    [peer('n1', { nofailover: true }), 'Member n1 is not allowed to promote'],
+    [peer('n1', { watchdogFailed: true }), 'Member n1 is not watchdog capable'],
+    [peer('n1', { walPosition: 1 }), 'Member n1 exceeds maximum replication lag'],
+  ];
+  for (const [p, line] of cases) {
+    const d = decide(asN0({ cluster: locked(fo({ leader: 'n0', member: 'n1' })), peers: [p], pg: pg({ inRecovery: false, walLsn: 5_000_000, upstream: null }) }));
+    assert.deepEqual(d.logs, [
+      { level: 'info', msg: line },
+      { level: 'warn', msg: 'manual failover: no healthy members found, failover is not possible' },
+      { level: 'info', msg: 'Cleaning up failover key' },
+    ]);
+  }
+  const ok = decide(asN0({ cluster: locked(fo({ leader: 'n0', member: 'n1' })), peers: [peer('n1'), peer('n2')] }));
+  assert.equal(ok.logs, undefined, 'a feasible switchover logs only its reason');
+});
+
 test('manual failover (no leader named) may go to a lagging replica: the operator chose it', () => {
   const d = decide(asN0({ cluster: locked(fo({ member: 'n1' })), peers: [peer('n1', { walPosition: 1 })], pg: pg({ inRecovery: false, walLsn: 5_000_000, upstream: null }) }));
   assert.deepEqual(d.actions.at(-1), { type: 'startTask', task: { kind: 'demote', mode: 'graceful', upstream: 'n1' } });
@@ -551,6 +570,26 @@ test('pause: a running primary whose lock expired takes it back; replicas do not
   assert.deepEqual(d.actions, [{ type: 'acquireLeader' }]);
   const foreign = decide(obs({ config: defaultConfig({ pause: true }), cluster: view({ initialize: '1111111111111' }), pg: pg({ inRecovery: false }) }));
   assert.ok(!foreign.actions.some((a) => a.type === 'acquireLeader'));
+});
+
+test('pause: a dead postmaster is not started; a former primary just demoted by a switchover is started as a replica', () => {
+  const paused = defaultConfig({ pause: true });
+  const down = pg({ running: false, ready: false, inRecovery: true, controlState: 'shut down in recovery', upstream: null });
+  const lockedBy = (name: string) => view({ leader: { name, version: '5', session: 'abc' } });
+  let d = decide(obs({ config: paused, cluster: lockedBy('n0'), pg: { ...down, crashed: true } }));
+  assert.deepEqual(d.actions, []);
+  assert.equal(d.reason, 'postgres is not running (paused: not starting it)');
+  // The tick after the demotion: the new leader may not hold the lock yet; the intent is kept.
+  const demoted = { kind: 'demote' as const, startedAt: 90_000, state: 'ok' as const };
+  const shutDown = { ...down, inRecovery: false, controlState: 'shut down' };
+  d = decide(obs({ config: paused, cluster: view({ failover: fo({ leader: 'n1', member: 'n2' }) }), pg: shutDown, task: demoted }));
+  assert.ok(!d.actions.some((a) => a.type === 'startTask'), d.reason);
+  assert.equal(d.memory.startAfterDemote, true);
+  d = decide(obs({ config: paused, cluster: lockedBy('n2'), pg: { ...shutDown, divergence: 'not_needed' }, memory: d.memory }));
+  assert.deepEqual(d.actions.at(-1), { type: 'startTask', task: { kind: 'start', asPrimary: false, upstream: 'n2' } });
+  // Once PostgreSQL runs (or pause ends) the exception is over.
+  d = decide(obs({ config: paused, cluster: lockedBy('n2'), memory: d.memory }));
+  assert.equal(d.memory.startAfterDemote, undefined);
 });
 
 // ---- synchronous replication -------------------------------------------------------------------

@@ -12,7 +12,7 @@ import { isFailoverPossible, isHealthiest, isNoFailover, isStandbyClusterConfig,
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, primaryMayStay, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
 import { prepromoteActions, syncOffStep, syncStep } from './sync.ts';
-import type { Action, ClusterView, Decision, FailoverRequest, LocalPg, Member, Memory, Observation, Role, TaskState } from './model.ts';
+import type { Action, ClusterView, Decision, FailoverRequest, LocalPg, LogLine, Member, Memory, Observation, Role, TaskState } from './model.ts';
 import { isPaused } from './values.ts';
 
 /** Bound on how soon we look again while something is changing (ms). */
@@ -30,8 +30,10 @@ class DecisionBuilder {
   isLeader = false;
   wakeAfterMs: number;
   exit: string | undefined;
+  logs: LogLine[] = [];
   constructor(obs: Observation) {
     this.memory = { ...obs.memory, started: true };
+    if (obs.pg.running || !isPaused(obs.config)) delete this.memory.startAfterDemote;
     this.wakeAfterMs = obs.config.loop_wait * 1000;
     const pg = obs.pg;
     this.role = pg.dataDirEmpty ? 'uninitialized' : pg.running && !pg.inRecovery ? 'primary' : pg.running ? 'replica' : 'demoted';
@@ -54,6 +56,7 @@ class DecisionBuilder {
       isLeader: this.isLeader,
     };
     if (this.exit !== undefined) out.exit = this.exit;
+    if (this.logs.length > 0) out.logs = this.logs;
     return out;
   }
 }
@@ -340,7 +343,11 @@ function recover(obs: Observation, d: DecisionBuilder, leaderName: string | unde
       d.add({ type: 'releaseLeader' });
       return 'removed leader lock because postgres is not running';
     }
-    return 'postgres is not running (paused: not starting it)';
+    // Pause starts nothing, except a former primary that a switchover (or another demotion) just
+    // stopped: it is started again as a replica, as Patroni's demote does.
+    const demoted = (obs.task?.kind === 'demote' && obs.task.state === 'ok') || obs.memory.startAfterDemote === true;
+    if (!demoted) return 'postgres is not running (paused: not starting it)';
+    d.memory.startAfterDemote = true;
   }
 
   if (iHoldLock) {
@@ -528,6 +535,7 @@ function leaderSync(obs: Observation, d: DecisionBuilder): string {
   }
   const plan = syncStep(obs);
   d.add(...plan.actions);
+  if (plan.logs !== undefined) d.logs.push(...plan.logs);
   d.memory.syncConfirmed = plan.memory.syncConfirmed;
   d.memory.syncPendingSince = plan.memory.syncPendingSince;
   if (plan.wakeMs !== undefined) d.wake(plan.wakeMs);
@@ -558,8 +566,10 @@ function leaderHandlesRequest(obs: Observation, d: DecisionBuilder, fo: Failover
     d.wake(0);
     return 'manual switchover requested: checking the candidates';
   }
-  const blocker = switchoverBlocker(obs, fo);
+  const blocker = switchoverBlocker(obs, fo, d.logs);
   if (blocker !== undefined) {
+    d.logs.push({ level: 'warn', msg: 'manual failover: no healthy members found, failover is not possible' });
+    d.logs.push({ level: 'info', msg: 'Cleaning up failover key' });
     d.add({ type: 'clearFailover' });
     return `manual ${fo.leader ? 'switchover' : 'failover'} is not possible: ${blocker}`;
   }

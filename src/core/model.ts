@@ -322,6 +322,11 @@ export interface Memory {
   syncPendingSince?: number;
   /** Failsafe mode kept us primary while the DCS was unreachable (cleared by a good DCS cycle). */
   failsafeActive?: boolean;
+  /**
+   * A demotion finished in pause: PostgreSQL is started again as a replica all the same (Patroni's
+   * one exception to "pause starts nothing"). Cleared once PostgreSQL runs or pause ends.
+   */
+  startAfterDemote?: boolean;
 }
 
 export interface Observation {
@@ -398,8 +403,19 @@ export type TaskSpec =
   | { kind: 'stop'; mode: 'fast' | 'immediate'; releaseLeader: boolean }
   | { kind: 'restart'; timeoutMs?: number };
 
+/**
+ * A line Patroni logs for an HA decision, reproduced with the same words at the same level so that
+ * operators' log alerts keep matching (docs/log-messages.md). `warn` is Patroni's WARNING.
+ */
+export interface LogLine {
+  level: 'info' | 'warn';
+  msg: string;
+}
+
 export interface Decision {
   actions: Action[];
+  /** Patroni's log lines for this tick's decision, logged before the reason (absent when none). */
+  logs?: LogLine[];
   /** One line, human readable: why this tick did what it did. */
   reason: string;
   /** When the next tick should run at the latest (ms from now). */

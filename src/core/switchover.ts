@@ -2,7 +2,7 @@
 // other members (../shared/spec/patroni-behavior.md section 6). Pure.
 
 import { activeSync, isNoFailover, memberLsn, nameIn, syncModeOf, syncStandbyNames } from './election.ts';
-import type { ClusterView, FailoverRequest, Member, Observation } from './model.ts';
+import type { ClusterView, FailoverRequest, LogLine, Member, Observation } from './model.ts';
 
 /** A /failover value that asks for something (an empty `{}` asks for nothing). */
 export function activeRequest(cluster: ClusterView | undefined): FailoverRequest | undefined {
@@ -41,12 +41,15 @@ function member(cluster: ClusterView, name: string | undefined): Member | undefi
  * Uses the peers' live answers (GET /patroni) fetched this tick, and the lag limit against what
  * the leader publishes. Returns the reason it is not possible, or undefined when it is.
  */
-export function switchoverBlocker(obs: Observation, fo: FailoverRequest): string | undefined {
+export function switchoverBlocker(obs: Observation, fo: FailoverRequest, logs: LogLine[] = []): string | undefined {
   const cluster = obs.cluster as ClusterView;
   const me = obs.self.name;
   const optime = obs.pg.walLsn ?? cluster.status?.optime;
   const names = fo.member !== undefined && fo.member !== '' ? [fo.member] : cluster.members.map((m) => m.name).filter((n) => n !== me);
-  if (names.length === 0) return 'cluster does not have members except leader';
+  if (names.length === 0) {
+    logs.push({ level: 'warn', msg: 'manual failover: members list is empty' });
+    return 'cluster does not have members except leader';
+  }
   if (fo.member !== undefined && fo.member !== '' && member(cluster, fo.member) === undefined) return `candidate ${fo.member} does not exist`;
   // Sync mode active: a switchover may only go to a /sync standby (a manual failover, with no
   // leader named, may go anywhere: the operator chose).
@@ -60,11 +63,20 @@ export function switchoverBlocker(obs: Observation, fo: FailoverRequest): string
     if (sync !== undefined && !nameIn(standbys, n)) return false;
     const m = member(cluster, n);
     const p = peers.get(n);
-    if (m === undefined || p === undefined || !p.reachable || p.nofailover || p.watchdogFailed) return false;
+    if (m === undefined || p === undefined) return false;
+    // Patroni's reasons, logged at INFO with its words ("Member <name> is <reason>").
+    const limitation = !p.reachable ? 'not reachable' : p.nofailover ? 'not allowed to promote' : p.watchdogFailed ? 'not watchdog capable' : undefined;
+    if (limitation !== undefined) {
+      logs.push({ level: 'info', msg: `Member ${n} is ${limitation}` });
+      return false;
+    }
     if (!p.inRecovery) return false;
     // A planned switchover must not lose data: the candidate must be close to the leader. A manual
     // failover (no leader named) is the operator's explicit choice and skips this.
-    if (fo.leader !== undefined && optime !== undefined && optime - Math.max(p.walPosition, memberLsn(m)) > obs.config.maximum_lag_on_failover) return false;
+    if (fo.leader !== undefined && optime !== undefined && optime - Math.max(p.walPosition, memberLsn(m)) > obs.config.maximum_lag_on_failover) {
+      logs.push({ level: 'info', msg: `Member ${n} exceeds maximum replication lag` });
+      return false;
+    }
     return true;
   });
   if (good.length === 0) return 'no good candidates have been found';

@@ -241,8 +241,10 @@ test('priority, strict: no standby left -> keep /sync and the ssn that requires 
   const strict = { synchronous_mode_strict: true } as Partial<DynamicConfig>;
   let p = syncStep(obs({ config: strict, sync: syncKey('n0', ['n1']), local: local({ ssn: 'n1', senders: [] }) }));
   assert.deepEqual(p.actions, []);
+  assert.equal(p.logs, undefined, 'nothing changes: no warning');
   p = syncStep(obs({ config: strict, sync: syncKey('n0', []), local: local({ ssn: '', senders: [] }) }));
   assert.deepEqual(brief(p.actions), [`ssn "${SSN_PLACEHOLDER}"`]);
+  assert.deepEqual(p.logs, [{ level: 'warn', msg: 'No standbys available!' }], "Patroni's warning, same words and level");
   // An unmanaged user value is replaced even when it reads the same.
   p = syncStep(obs({ config: strict, sync: syncKey('n0', ['n1']), local: local({ ssn: 'n1', managed: false, senders: [] }) }));
   assert.deepEqual(brief(p.actions), ['ssn "n1"']);

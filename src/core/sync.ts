@@ -12,7 +12,7 @@
 // planned per tick (the agent CASes on the version read this tick, which the write changes).
 
 import { isNoFailover, nameIn, syncModeOf, syncStandbyNames } from './election.ts';
-import type { Action, ClusterView, DynamicConfig, LocalSync, Member, Memory, Observation, SyncState, WalSender } from './model.ts';
+import type { Action, ClusterView, DynamicConfig, LocalSync, LogLine, Member, Memory, Observation, SyncState, WalSender } from './model.ts';
 import { isTrue } from './values.ts';
 import { buildSsn, intersect, lower, minus, parseSsn, sameSet, SSN_PLACEHOLDER, ssnIs, union } from './ssn.ts';
 import { quorumPlan, quorumStateOf, applyMoves, type QuorumInput } from './quorum.ts';
@@ -158,6 +158,8 @@ export interface SyncPlan {
   wakeMs?: number;
   /** Short human note for the decision's reason ('' when nothing happened). */
   note: string;
+  /** Patroni's log lines for what this step did (absent when none). */
+  logs?: LogLine[];
 }
 
 /** How soon to look again while a step waits for a confirmation. */
@@ -241,6 +243,8 @@ function priorityStep(obs: Observation, local: LocalSync, settings: SyncSettings
     if (!ssnIs(local, want)) {
       actions.push({ type: 'setSyncStandbyNames', value: want });
       notes.push(`strict mode without synchronous standbys: ssn ${want}`);
+      // Patroni's warning when strict mode finds no standby to make synchronous.
+      return { ...plan(), logs: [{ level: 'warn', msg: 'No standbys available!' }] };
     }
     return plan();
   }
