@@ -1,0 +1,162 @@
+// The lock holder's and the unlocked cluster's decisions: the leader race, the running primary
+// (lock refresh, /status, failsafe topology, synchronous replication, slots) and the switchover or
+// failover request it handles.
+
+import { DecisionBuilder, declaresSlots, FAST_WAKE_MS, paused, slotMembers, STANDBY_NOT_IMPLEMENTED } from './builder.ts';
+import { isHealthiest, isStandbyClusterConfig, syncModeOf, type Verdict } from './election.ts';
+import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, sameTopology } from './failsafe.ts';
+import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
+import { prepromoteActions, syncOffStep, syncStep } from './sync.ts';
+import type { ClusterView, FailoverRequest, Observation } from './model.ts';
+
+/** Failsafe mode's race gates (behavior 8.4); undefined when they do not apply. */
+export function failsafeVerdict(obs: Observation): Verdict | undefined {
+  const refusal = failsafeRaceRefusal(obs);
+  if (refusal !== undefined) return { ok: false, reason: refusal };
+  const leader = failsafeLeader(obs);
+  if (leader !== undefined && obs.pg.inRecovery) return { ok: false, reason: `${leader} confirmed itself as the primary in failsafe mode less than ttl ago` };
+  return undefined;
+}
+
+/** PostgreSQL runs and no one holds the lock: the leader race. */
+export function unlocked(obs: Observation, d: DecisionBuilder): string {
+  const { pg } = obs;
+  const manual = manualRaceVerdict(obs);
+  if (paused(obs) && manual?.race !== true) {
+    // In pause a running primary of this cluster takes its lock back (its agent restarted, say);
+    // nobody else races.
+    const init = obs.cluster?.initialize;
+    if (!pg.inRecovery && (init === '' || init === pg.sysid)) {
+      d.isLeader = true;
+      d.role = 'primary';
+      d.add({ type: 'acquireLeader' });
+      return 'paused: taking the leader lock back as the running primary';
+    }
+    return 'cluster is unlocked and paused: no automatic failover';
+  }
+  if (pg.inRecovery && isStandbyClusterConfig(obs.config)) {
+    // Patroni would make the winner a standby leader that follows the remote primary; Vigil
+    // cannot yet, and promoting it would make a second read-write primary.
+    return `${STANDBY_NOT_IMPLEMENTED}: not taking the leader lock (its holder would be promoted)`;
+  }
+  const verdict: Verdict = manual !== undefined ? { ok: manual.race, reason: manual.reason } : failsafeVerdict(obs) ?? isHealthiest(obs);
+  if (verdict.ok) {
+    d.isLeader = true;
+    d.add({ type: 'acquireLeader' });
+    if (activeRequest(obs.cluster) !== undefined) d.add({ type: 'clearFailover' });
+    if (pg.inRecovery) {
+      d.role = 'promoted';
+      // Sync mode: /sync names me (CAS) before promote; a lost CAS stops the plan and postpones it.
+      d.memory.syncConfirmed = undefined;
+      d.memory.syncPendingSince = undefined;
+      d.add(...prepromoteActions(obs), { type: 'startTask', task: { kind: 'promote' } });
+      return manual !== undefined ? `promoted self to leader: ${verdict.reason}` : 'promoted self to leader by acquiring session lock';
+    }
+    d.role = 'primary';
+    return 'acquired session lock as a leader';
+  }
+  d.wake(manual !== undefined ? FAST_WAKE_MS / 2 : FAST_WAKE_MS);
+  if (!pg.inRecovery) {
+    // A primary without the lock that may not take it back: stop writes at once.
+    d.role = 'demoted';
+    d.add({ type: 'startTask', task: { kind: 'demote', mode: 'immediate-nolock', upstream: null } });
+    return `demoting self: cluster is unlocked and I may not take the lock (${verdict.reason})`;
+  }
+  return manual !== undefined ? verdict.reason : `not the healthiest node: ${verdict.reason}`;
+}
+
+/** PostgreSQL runs and we hold the lock. */
+export function asLeader(obs: Observation, d: DecisionBuilder): string {
+  const { pg, self, config } = obs;
+  const cluster = obs.cluster as ClusterView;
+  if (pg.inRecovery && isStandbyClusterConfig(config)) {
+    d.isLeader = false;
+    d.role = 'replica';
+    d.add({ type: 'releaseLeader' });
+    return `${STANDBY_NOT_IMPLEMENTED}: released the leader lock instead of promoting`;
+  }
+  d.isLeader = true;
+  d.add({ type: 'refreshLeader' });
+  if (pg.inRecovery) {
+    d.role = 'promoted';
+    d.memory.syncConfirmed = undefined;
+    d.memory.syncPendingSince = undefined;
+    d.add(...prepromoteActions(obs), { type: 'startTask', task: { kind: 'promote' } });
+    return 'promoting: I hold the leader lock and run as a replica';
+  }
+  d.role = 'primary';
+  if (pg.walLsn !== undefined && cluster.status?.optime !== pg.walLsn) d.add({ type: 'writeStatus', status: { optime: pg.walLsn } });
+  d.memory.failsafeActive = false;
+  if (config.failsafe_mode === true) {
+    const topology = failsafeTopology(obs);
+    if (topology !== undefined && !sameTopology(topology, cluster.failsafe)) d.add({ type: 'writeFailsafe', value: topology });
+  }
+  const syncNote = leaderSync(obs, d);
+  if (config.postgresql.use_slots !== false) d.add({ type: 'ensureSlots', members: slotMembers(obs), dropUnknown: !paused(obs) && !declaresSlots(config) });
+  const fo = activeRequest(cluster);
+  if (fo !== undefined) {
+    const handled = leaderHandlesRequest(obs, d, fo);
+    if (handled !== undefined) return handled;
+  }
+  return syncNote !== '' ? `${syncNote}. I am (${self.name}), the leader with the lock` : `no action. I am (${self.name}), the leader with the lock`;
+}
+
+/**
+ * Synchronous replication on the running primary that holds the lock: the sync step when the
+ * mode is on or quorum; the clean-up (delete /sync, give ssn back) when it was turned off. Needs
+ * the facts of obs.pg.sync; without them nothing is changed this tick. Returns a note ('' if none).
+ */
+export function leaderSync(obs: Observation, d: DecisionBuilder): string {
+  if (obs.pg.sync === undefined) return '';
+  if (syncModeOf(obs.config) === 'off') {
+    d.memory.syncConfirmed = undefined;
+    d.memory.syncPendingSince = undefined;
+    const cleanup = syncOffStep(obs);
+    d.add(...cleanup);
+    return cleanup.length > 0 ? 'synchronous mode turned off: removed /sync and gave synchronous_standby_names back' : '';
+  }
+  const plan = syncStep(obs);
+  d.add(...plan.actions);
+  if (plan.logs !== undefined) d.logs.push(...plan.logs);
+  d.memory.syncConfirmed = plan.memory.syncConfirmed;
+  d.memory.syncPendingSince = plan.memory.syncPendingSince;
+  if (plan.wakeMs !== undefined) d.wake(plan.wakeMs);
+  return plan.note;
+}
+
+/** The leader and a /failover request: demote gracefully for a feasible one, clear a bad one. */
+export function leaderHandlesRequest(obs: Observation, d: DecisionBuilder, fo: FailoverRequest): string | undefined {
+  const me = obs.self.name;
+  const timing = requestTiming(fo, obs.wallClock, obs.config.loop_wait);
+  if (timing.kind === 'invalid' || timing.kind === 'stale') {
+    d.add({ type: 'clearFailover' });
+    return `cleared ${timing.kind === 'stale' ? 'a stale' : 'an unreadable'} scheduled switchover (scheduled_at ${fo.scheduled_at})`;
+  }
+  if (timing.kind === 'later') {
+    d.wake(timing.inMs);
+    return undefined;
+  }
+  if (fo.leader !== undefined && fo.leader !== '' && fo.leader !== me) {
+    d.add({ type: 'clearFailover' });
+    return `manual failover: leader name does not match: ${fo.leader} != ${me}`;
+  }
+  if (fo.member === me) {
+    d.add({ type: 'clearFailover' });
+    return 'manual failover: I am already the leader, no need to switch over';
+  }
+  if (obs.peers === undefined) {
+    d.wake(0);
+    return 'manual switchover requested: checking the candidates';
+  }
+  const blocker = switchoverBlocker(obs, fo, d.logs);
+  if (blocker !== undefined) {
+    d.logs.push({ level: 'warn', msg: 'manual failover: no healthy members found, failover is not possible' });
+    d.logs.push({ level: 'info', msg: 'Cleaning up failover key' });
+    d.add({ type: 'clearFailover' });
+    return `manual ${fo.leader ? 'switchover' : 'failover'} is not possible: ${blocker}`;
+  }
+  d.role = 'demoted';
+  d.isLeader = false;
+  d.add({ type: 'startTask', task: { kind: 'demote', mode: 'graceful', upstream: fo.member ?? null } });
+  return `manual ${fo.leader ? 'switchover' : 'failover'}: demoting myself in favour of ${fo.member ?? 'the healthiest replica'}`;
+}
