@@ -27,7 +27,7 @@ const replicaPg: LocalPg = {
 };
 
 /** Every port call, in order: PostgreSQL's by name, scripts as `spawn <slot>: argv` / `run: argv`. */
-function setup(opts: { local?: LocalPg; prePromoteExit?: ScriptExit } = {}) {
+function setup(opts: { local?: LocalPg; prePromoteExit?: ScriptExit; hangUntilAborted?: boolean } = {}) {
   const calls: string[] = [];
   const state = { running: opts.local?.running ?? true, local: opts.local ?? replicaPg };
   const call = async <T>(name: string, value: T, effect?: () => void): Promise<T> => {
@@ -63,8 +63,12 @@ function setup(opts: { local?: LocalPg; prePromoteExit?: ScriptExit } = {}) {
       calls.push(`spawn ${slot}: ${argv.join(' ')}`);
       return { code: 0 };
     },
-    run: async (argv) => {
+    run: async (argv, _label, o) => {
       calls.push(`run: ${argv.join(' ')}`);
+      if (opts.hangUntilAborted === true) {
+        await new Promise((res) => o.signal?.addEventListener('abort', res, { once: true }));
+        return { code: null, why: 'cancelled' };
+      }
       return argv[0] === '/fence' ? (opts.prePromoteExit ?? { code: 0 }) : { code: 0 };
     },
   };
@@ -163,4 +167,16 @@ test('the first tick that finds PostgreSQL running fires on_start once, with the
   await d.tick();
   await d.tick();
   assert.deepEqual(scripts(calls).filter((c) => c.includes('on_start')), ['spawn callback: /cb start on_start replica s']);
+});
+
+test('losing the lock while pre_promote runs kills it and abandons the promotion', async () => {
+  const { d, calls } = setup({ hangUntilAborted: true });
+  d.hookState = { called: true, role: 'replica', prePromoteFailedAt: undefined };
+  d.startTask({ kind: 'promote' }, { cluster: view('n1') });
+  await d.cancelTask();
+  await d.task?.done;
+  assert.equal(d.task?.state, 'failed');
+  assert.equal(d.task?.error, 'promote cancelled');
+  assert.ok(!calls.includes('promote'), calls.join('\n'));
+  assert.equal(d.hookState.prePromoteFailedAt, undefined, 'a cancel is not a pre_promote failure');
 });

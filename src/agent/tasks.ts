@@ -59,6 +59,8 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
         // driver keeps this node out of races for ttl (./hooks.ts prePromoteBackoff).
         d.hookState.prePromoteFailedAt = d.ports.clock.now();
         d.lockRefreshedAt = undefined;
+        d.role = 'replica';
+        d.publish();
         await dcs.releaseLeader().catch((err: unknown) => d.log.warn({}, `could not release the leader lock: ${String(err)}`));
         throw new Error(`promotion cancelled: ${refusal}; released the leader lock`);
       }
