@@ -18,7 +18,7 @@ import { Fence } from '../fence/fence.ts';
 import { planWatchdog } from '../fence/watchdog.ts';
 import { NodeDriver } from './driver.ts';
 import type { Logger } from './ports.ts';
-import { realClock, realPeersPort, realPgPort, sleep } from './real-ports.ts';
+import { realClock, realHooksPort, realPeersPort, realPgPort, sleep } from './real-ports.ts';
 import { reinitializeNow, restartNow } from './restarts.ts';
 import { shutdown } from './shutdown.ts';
 
@@ -101,7 +101,7 @@ export class Agent {
     });
     this.driver = new NodeDriver({
       config: opts.config,
-      ports: { pg: realPgPort(opts.pg), dcs: opts.dcs, peers: realPeersPort(() => this.driver.config), fence: this.fence, clock },
+      ports: { pg: realPgPort(opts.pg), dcs: opts.dcs, peers: realPeersPort(() => this.driver.config), fence: this.fence, clock, hooks: realHooksPort(this.log) },
       logger: this.log,
       wake: () => this.wakeup.fire(),
     });

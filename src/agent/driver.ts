@@ -29,6 +29,7 @@ import type { NodeSnapshot } from '../api/snapshot.ts';
 import { isTransientError } from '../postgres/errors.ts';
 import { describeAction, execute } from './executor.ts';
 import { fenceTimeoutFor, fenceWant } from './fencing.ts';
+import { fireCallback, newHookState, roleFromPg, type HookState } from './hooks.ts';
 import { buildMemberData } from './member.ts';
 import { observe } from './observe.ts';
 import type { Logger, PgObservation, Ports } from './ports.ts';
@@ -118,6 +119,8 @@ export class NodeDriver {
   pendingRestart: Record<string, { old_value: string; new_value: string }> | undefined;
   /** The postgresql.conf parameters last rendered (reload re-renders when they change). */
   appliedParams = '';
+  /** The user's scripts: the callbacks' role, whether one happened yet, the pre_promote backoff (./hooks.ts). */
+  hookState: HookState = newHookState();
   private snapshot: NodeSnapshot;
 
   constructor(opts: DriverOptions) {
@@ -162,6 +165,7 @@ export class NodeDriver {
   async tick(): Promise<TickResult> {
     this.tickCount++;
     const obs = await observe(this);
+    this.hookState.role ??= roleFromPg(obs.pg);
     const decision = decide(obs);
     this.memory = decision.memory;
     this.role = decision.role;
@@ -201,6 +205,11 @@ export class NodeDriver {
     }
     if (k !== undefined) return { wakeAfterMs: 0, cut: true };
 
+    // The first tick that finds PostgreSQL up and idle without a start of ours (the agent joined a
+    // running PostgreSQL): on_start, as Patroni's first cycle does.
+    if (!this.hookState.called && obs.cluster !== undefined && this.task?.state !== 'running' && obs.pg.running && obs.pg.ready) {
+      fireCallback(this, 'on_start', obs.pg.inRecovery ? 'replica' : 'primary');
+    }
     if (this.failures.length === 0 && this.task === undefined && obs.pg.running && obs.pg.ready) {
       await applyLocalConfig(this, obs.cluster, true).catch((err: unknown) => this.log.warn({}, `could not apply the configuration: ${err instanceof Error ? err.message : String(err)}`));
       runDueRestart(this, obs);

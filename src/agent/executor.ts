@@ -6,6 +6,7 @@ import type { Action, ActionFailure, Observation } from '../core/model.ts';
 import { DcsError } from '../dcs/dcs.ts';
 import { slotName } from '../postgres/conf.ts';
 import type { NodeDriver } from './driver.ts';
+import { fireCallback, isRoleChange, started, stopPostgres } from './hooks.ts';
 
 /**
  * Run `actions` in order. failures: empty when all succeeded, else the one failure that stopped
@@ -94,9 +95,15 @@ async function run(d: NodeDriver, action: Action, obs: Observation): Promise<boo
     case 'followUpstream': {
       const res = await pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(action.upstream, cluster), parameters: d.pgParameters() });
       if (res.needsRestart) {
-        await pg.stop('fast');
+        await stopPostgres(d, 'fast', undefined, false);
         await pg.start();
-      } else if (res.changed) await pg.reload();
+        started(d, 'replica', true);
+      } else if (res.changed) {
+        await pg.reload();
+        // Patroni's follow: a reload that turns a primary into a replica reports the role change.
+        if (isRoleChange(d, 'replica')) fireCallback(d, 'on_role_change', 'replica');
+        else fireCallback(d, 'on_reload');
+      }
       d.divergenceCache = undefined;
       return;
     }

@@ -7,6 +7,7 @@ import { uncleanPrimaryShutdown } from '../core/decide.ts';
 import type { ClusterView, LocalPg, Observation, TaskState } from '../core/model.ts';
 import { activeRequest } from '../core/switchover.ts';
 import { readBudgetMs } from '../fence/deadline.ts';
+import { prePromoteBackoff } from './hooks.ts';
 import { apiUrl, connUrl } from './member.ts';
 import type { NodeDriver } from './driver.ts';
 
@@ -50,8 +51,9 @@ export async function observe(d: NodeDriver): Promise<Observation> {
     wallClock: new Date(clock.wallNow()).toISOString(),
     self: {
       name: config.name,
-      // A node whose required watchdog cannot work never races (behavior 12.1).
-      tags: d.watchdogFailed ? { ...config.tags, nofailover: true } : config.tags,
+      // A node whose required watchdog cannot work never races (behavior 12.1), nor one whose
+      // pre_promote failed less than ttl ago (behavior 5.2 step 1).
+      tags: d.watchdogFailed || prePromoteBackoff(d) ? { ...config.tags, nofailover: true } : config.tags,
       canBootstrap: config.bootstrap !== undefined,
       bootstrapDcs: config.bootstrap?.dcs ?? {},
       remove_data_directory_on_rewind_failure: config.postgresql.removeDataDirectoryOnRewindFailure,

@@ -68,6 +68,27 @@ export interface FencePort {
   disarm(): Promise<boolean>;
 }
 
+/** How a user's script ended: its exit code, or null with why (a signal, the deadline, a spawn error). */
+export interface ScriptExit {
+  code: number | null;
+  /** Set when code is null. */
+  why?: string;
+}
+
+/**
+ * The user's scripts (postgresql.callbacks, pre_promote, before_stop; ./hooks.ts decides what runs
+ * when). Neither method throws or rejects; a script's output goes to the log.
+ */
+export interface HooksPort {
+  /**
+   * Start `argv` in the background in `slot` and return at once; whatever still runs in that slot
+   * (the script and everything it started) is killed first. Resolves when the script ends.
+   */
+  spawn(slot: 'callback' | 'reload', argv: readonly string[], label: string): Promise<ScriptExit>;
+  /** Run `argv` to its end; it is killed (with everything it started) when `signal` aborts or after `timeoutMs`. */
+  run(argv: readonly string[], label: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<ScriptExit>;
+}
+
 /** Time. The driver never reads a clock or sets a timer of its own. */
 export interface Clock {
   /** Monotonic milliseconds. */
@@ -86,6 +107,7 @@ export interface Ports {
   peers: PeersPort;
   fence: FencePort;
   clock: Clock;
+  hooks: HooksPort;
 }
 
 export interface Logger {

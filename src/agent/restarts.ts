@@ -6,6 +6,7 @@ import { cloneSource } from '../core/decide.ts';
 import type { ClusterView, Observation } from '../core/model.ts';
 import type { RestartOutcome, RestartRequest } from '../api/port.ts';
 import type { NodeDriver } from './driver.ts';
+import { fireCallback } from './hooks.ts';
 
 /**
  * Why a restart request does not apply to this node now; undefined: it applies. The filters are
@@ -51,6 +52,7 @@ export async function applyLocalConfig(d: NodeDriver, cluster: ClusterView | und
   d.appliedParams = key;
   if (!live || !res.changed) return;
   await d.ports.pg.reload();
+  fireCallback(d, 'on_reload');
   d.log.info({ restart: res.restartReasons, reload: res.reloadParams }, 'PostgreSQL configuration changed; reloaded');
   if (res.needsRestart) {
     await d.ports.clock.sleep(200);

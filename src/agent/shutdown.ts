@@ -6,6 +6,7 @@ import { syncModeOf } from '../core/election.ts';
 import type { SyncState } from '../core/model.ts';
 import { buildMemberData } from './member.ts';
 import type { NodeDriver } from './driver.ts';
+import { stopPostgres } from './hooks.ts';
 import { publishShutdownOptime } from './tasks.ts';
 
 /** Stop PostgreSQL and hand over; the fencer stays armed if PostgreSQL would not stop. */
@@ -15,7 +16,7 @@ export async function shutdown(d: NodeDriver): Promise<void> {
   await d.cancelTask();
   if (interrupted?.kind === 'bootstrap' && interrupted.state !== 'ok') {
     // A half-done bootstrap must not leave /initialize = "" behind: nobody could bootstrap again.
-    await pg.stop('immediate').catch(() => undefined);
+    await stopPostgres(d, 'immediate', undefined, false).catch(() => undefined);
     await dcs.deleteInitialize().catch(() => undefined);
     await pg.removeDataDir().catch(() => undefined);
   }
@@ -25,7 +26,7 @@ export async function shutdown(d: NodeDriver): Promise<void> {
     await leaveSyncSet(d);
     try {
       d.pgState = 'stopping';
-      await pg.stop('fast', { timeoutMs: d.config.postgresql.pgCtlTimeout * 1000 });
+      await stopPostgres(d, 'fast', { timeoutMs: d.config.postgresql.pgCtlTimeout * 1000 }, true);
       d.pgState = 'stopped';
     } catch (err) {
       stopped = false;

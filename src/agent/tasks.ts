@@ -6,6 +6,7 @@
 import type { ClusterView, TaskSpec } from '../core/model.ts';
 import { lsnToNumber } from '../postgres/lsn.ts';
 import { parseTimelineHistory } from '../postgres/divergence.ts';
+import { fireCallback, runPrePromote, started, stopPostgres } from './hooks.ts';
 import { applyLocalConfig } from './restarts.ts';
 import type { NodeDriver } from './driver.ts';
 
@@ -24,6 +25,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       await pg.start(startTimeout);
       d.pgState = 'running';
       await pg.postBootstrap(b);
+      started(d, 'primary');
       return;
     }
     case 'clone': {
@@ -39,11 +41,31 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       d.pgState = 'starting';
       // The fencer guards the data directory before a primary can come up.
       if (spec.asPrimary) await d.armFence(true);
-      await pg.start(startTimeout);
+      try {
+        await pg.start(startTimeout);
+      } catch (err) {
+        // A primary that would not start is one no more (Patroni's post_recover).
+        if (spec.asPrimary && d.hookState.role === 'primary') fireCallback(d, 'on_role_change', 'demoted');
+        throw err;
+      }
       d.pgState = 'running';
+      started(d, spec.asPrimary ? 'primary' : 'replica');
       return;
     case 'promote': {
+      const refusal = await runPrePromote(d, signal);
+      checkAbort();
+      if (refusal !== undefined) {
+        // Patroni releases the lock on its next cycle; giving it up here is the same, sooner. The
+        // driver keeps this node out of races for ttl (./hooks.ts prePromoteBackoff).
+        d.hookState.prePromoteFailedAt = d.ports.clock.now();
+        d.lockRefreshedAt = undefined;
+        d.role = 'replica';
+        d.publish();
+        await dcs.releaseLeader().catch((err: unknown) => d.log.warn({}, `could not release the leader lock: ${String(err)}`));
+        throw new Error(`promotion cancelled: ${refusal}; released the leader lock`);
+      }
       await pg.promote({ timeoutMs: d.dynamic.loop_wait * 1000 + 10_000 });
+      fireCallback(d, 'on_role_change', 'primary');
       d.role = 'primary';
       if (d.lastPg !== undefined) d.lastPg = { ...d.lastPg, inRecovery: false };
       d.publish();
@@ -60,7 +82,8 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
         // for the stop itself, not for flushing a large amount of dirty data.
         await pg.checkpoint({ timeoutMs: 30_000 }).catch((err: unknown) => d.log.warn({}, `checkpoint before switchover failed: ${String(err)}`));
       }
-      await pg.stop(spec.mode === 'graceful' || spec.mode === 'offline' ? 'fast' : 'immediate', spec.mode === 'graceful' ? { checkpoint: false } : {});
+      await stopPostgres(d, spec.mode === 'graceful' || spec.mode === 'offline' ? 'fast' : 'immediate', spec.mode === 'graceful' ? { checkpoint: false } : {}, true);
+      d.hookState.role = 'demoted';
       d.pgState = 'stopped';
       if (spec.mode === 'graceful') {
         // PostgreSQL is down (its WAL senders sent everything up to the shutdown checkpoint):
@@ -75,21 +98,23 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
         await pg.writeConfig({ role: 'replica', upstream: null, parameters: d.pgParameters() });
         await pg.start(startTimeout);
         d.pgState = 'running';
+        started(d, 'replica');
       }
       return;
     }
     case 'restart': {
       d.pgState = 'restarting';
-      await pg.stop('fast');
+      await stopPostgres(d, 'fast', undefined, false);
       await applyLocalConfig(d, cluster, false);
       if (d.lastPg?.inRecovery === false) await d.armFence(true);
       await pg.start({ timeoutMs: spec.timeoutMs ?? startTimeout.timeoutMs });
       d.pgState = 'running';
       d.pendingRestart = undefined;
+      started(d, d.lastPg?.inRecovery === false ? 'primary' : 'replica', true);
       return;
     }
     case 'stop':
-      await pg.stop(spec.mode);
+      await stopPostgres(d, spec.mode, undefined, true);
       d.pgState = 'stopped';
       if (spec.releaseLeader) {
         d.lockRefreshedAt = undefined;
@@ -106,8 +131,9 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
     }
     case 'reinitialize': {
       const from = d.upstreamTarget(spec.from, cluster) as { connUrl: string };
-      await pg.stop('immediate');
+      await stopPostgres(d, 'immediate', undefined, true);
       await pg.removeDataDir();
+      d.hookState.role = 'uninitialized';
       d.pgState = 'creating replica';
       await pg.basebackup({ connUrl: from.connUrl });
       checkAbort();
@@ -123,6 +149,7 @@ async function startAsReplica(d: NodeDriver, upstream: string, cluster: ClusterV
   d.pgState = 'starting';
   await d.ports.pg.start({ timeoutMs: d.config.postgresql.pgCtlTimeout * 1000 });
   d.pgState = 'running';
+  started(d, 'replica');
 }
 
 /** After a clean stop of the primary: /status.optime = the shutdown checkpoint (best effort). */

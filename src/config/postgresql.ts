@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { parseBool } from '../core/values.ts';
 import { show } from './dynamic.ts';
 import { bool, checkKeys, connectAddress, describe, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj, type Refusal } from './fields.ts';
+import { parseHooks } from './hooks.ts';
 import { renderOptions } from './options.ts';
 import type { Credentials, PostgresqlSettings } from './types.ts';
 
@@ -107,9 +108,6 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     config_base_name: refused('the configuration file would be named postgresql.conf'),
     custom_conf: refused('the custom configuration file would not be included'),
     bin_name: refused('the standard binary names would be run instead'),
-    callbacks: refused('on_start/on_stop/on_restart/on_reload/on_role_change scripts would never run'),
-    pre_promote: refused('the script would not be run, and could not cancel a promotion'),
-    before_stop: refused('the script would not be run before PostgreSQL stops'),
     create_replica_methods: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     rewind: refused('pg_rewind would run without these options'),
@@ -130,7 +128,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   checkKeys(issues, pg, path, [
     'listen', 'connect_address', 'data_dir', 'bin_dir', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
-    'pg_ctl_timeout', 'basebackup', ...(unsupported.create_replica_methods ? [] : ['create_replica_methods']),
+    'pg_ctl_timeout', 'basebackup', 'callbacks', 'pre_promote', 'before_stop', ...(unsupported.create_replica_methods ? [] : ['create_replica_methods']),
   ], unsupported);
 
   const listen = listenValue(issues, pg, 'listen', path, true);
@@ -168,6 +166,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const removeOnDiverged = bool(issues, pg, 'remove_data_directory_on_diverged_timelines', path) ?? false;
   const pgCtlTimeout = int(issues, pg, 'pg_ctl_timeout', path, 1) ?? 60;
   const basebackup = renderOptions(issues, pg, 'basebackup', path, 'pg_basebackup');
+  const hooks = parseHooks(issues, pg, path);
 
   if (listen === undefined || connect === undefined || dataDir === undefined || superuser === undefined || replication === undefined) return undefined;
   const authentication: PostgresqlSettings['authentication'] = { superuser, replication };
@@ -188,5 +187,6 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     removeDataDirectoryOnDivergedTimelines: removeOnDiverged,
     pgCtlTimeout,
     basebackup,
+    ...hooks,
   };
 }

@@ -51,6 +51,10 @@ export interface RestApiSettings {
   httpsExtraHeaders?: Record<string, string>;
 }
 
+/** The actions of postgresql.callbacks, in Patroni's order. */
+export const CALLBACK_ACTIONS = ['on_start', 'on_stop', 'on_restart', 'on_reload', 'on_role_change'] as const;
+export type CallbackAction = (typeof CALLBACK_ACTIONS)[number];
+
 export interface PostgresqlSettings {
   /** host:port list as in listen_addresses plus port, e.g. "127.0.0.1:5432". */
   listen: string;
@@ -76,6 +80,12 @@ export interface PostgresqlSettings {
   pgCtlTimeout: number;
   /** Extra options for pg_basebackup, e.g. ["--checkpoint=fast"]. */
   basebackup: string[];
+  /** postgresql.callbacks: each configured action's command, split into arguments (src/config/hooks.ts). */
+  callbacks?: Partial<Record<CallbackAction, string[]>>;
+  /** postgresql.pre_promote, split into arguments. */
+  prePromote?: string[];
+  /** postgresql.before_stop, split into arguments. */
+  beforeStop?: string[];
 }
 
 export interface BootstrapSettings {

@@ -8,7 +8,7 @@ import { NodeDriver, type TickResult } from '../agent/driver.ts';
 import type { Config } from '../config/types.ts';
 import type { Decision, Observation } from '../core/model.ts';
 import { SimDcsClient } from './dcs-client.ts';
-import { simClock, simFencePort, simPeersPort, simPgPort, type Incarnation } from './ports.ts';
+import { simClock, simFencePort, simHooksPort, simPeersPort, simPgPort, type Incarnation } from './ports.ts';
 import { STEP_MS, type SimNode, type World } from './world.ts';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -42,7 +42,7 @@ export class SimAgent implements Incarnation {
     this.dcs = new SimDcsClient(w.dcs, n.name, { ttl: w.config.ttl, retryTimeout: w.config.retry_timeout });
     this.driver = new NodeDriver({
       config: nodeConfig(w, n),
-      ports: { pg: simPgPort(w, n, this), dcs: this.dcs, peers: simPeersPort(w, n), fence: simFencePort(w, n), clock: simClock(w, this) },
+      ports: { pg: simPgPort(w, n, this), dcs: this.dcs, peers: simPeersPort(w, n), fence: simFencePort(w, n), clock: simClock(w, this), hooks: simHooksPort() },
       logger: silent,
       wake: () => this.wake(),
       hooks: {

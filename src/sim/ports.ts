@@ -10,7 +10,7 @@
 // dropped), as a killed process never returns.
 
 import type { NodeDriver } from '../agent/driver.ts';
-import type { Clock, FencePort, PeersPort, PgObservation, PgPort, PgProbe } from '../agent/ports.ts';
+import type { Clock, FencePort, HooksPort, PeersPort, PgObservation, PgPort, PgProbe } from '../agent/ports.ts';
 import { failoverPriority, isNoFailover } from '../core/election.ts';
 import type { LocalPg, PeerStatus, TaskKind } from '../core/model.ts';
 import { PgUnavailableError } from '../postgres/errors.ts';
@@ -243,5 +243,13 @@ export function peerStatus(w: World, from: SimNode, name: string): PeerStatus {
     nofailover,
     failoverPriority: nofailover ? 0 : failoverPriority(to.tags),
     watchdogFailed: false,
+  };
+}
+
+/** The user's scripts: the simulated nodes configure none; any that were would end at once with exit code 0. */
+export function simHooksPort(): HooksPort {
+  return {
+    spawn: async () => ({ code: 0 }),
+    run: async () => ({ code: 0 }),
   };
 }
