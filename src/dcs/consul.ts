@@ -34,6 +34,7 @@ import { ConsulService, pySeconds } from './consul-service.ts';
 import type { CallOptions } from './dcs.ts';
 import type { MemberData } from '../core/model.ts';
 import type { ConsulSettings } from './consul-settings.ts';
+import { sleep } from './etcd-util.ts';
 
 export { ConsulSettingError } from './consul-http.ts';
 
@@ -57,17 +58,6 @@ interface KvJson { Key?: string; Value?: string | null; ModifyIndex?: number; Cr
 
 type Query = Record<string, string | undefined>;
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
 
 function parseJson(text: string): unknown {
   try {

@@ -33,6 +33,7 @@ import { EtcdHttp, EtcdHttpError } from './etcd3-http.ts';
 import { loadEtcd3Tls, type Etcd3Tls } from './etcd3-tls.ts';
 import { EtcdEndpoints } from './etcd-endpoints.ts';
 import { apiPrefixFor, b64, describe, prefixEnd, sleep, unb64 } from './etcd-util.ts';
+import type { AuthResponse, ErrorBody, GrantResponse, KeepaliveResponse, KvJson, MemberListResponse, RangeResponse, TxnResponse } from './etcd3-wire.ts';
 
 export { Etcd3SettingError } from './etcd3-tls.ts';
 
@@ -76,16 +77,6 @@ export interface Etcd3Options {
   ctlMode?: boolean;
   logger?: { warn(obj: object, msg?: string): void; debug?(obj: object, msg?: string): void };
 }
-
-interface Header { revision?: string }
-interface KvJson { key?: string; value?: string; mod_revision?: string; create_revision?: string; lease?: string }
-interface RangeResponse { header?: Header; kvs?: KvJson[] }
-interface TxnResponse { succeeded?: boolean; responses?: { response_txn?: { succeeded?: boolean } }[] }
-interface GrantResponse { ID?: string; TTL?: string }
-interface KeepaliveResponse { result?: { ID?: string; TTL?: string } }
-interface ErrorBody { error?: unknown; message?: string; code?: number }
-interface AuthResponse { token?: string }
-interface MemberListResponse { members?: { clientURLs?: string[] }[] }
 
 /** The etcd v3 store as a DcsBackend (lease = session, mod_revision = version). */
 export class Etcd3Backend implements DcsBackend {
