@@ -14,12 +14,14 @@ import { run } from './exec.ts';
 import { numberToLsn } from './lsn.ts';
 import type { PgNode } from './node.ts';
 import type { Postmaster } from './postmaster.ts';
-import { runProbe, withClient, type ProbeResult } from './probe.ts';
+import { PgSession, runProbe, withClient, type ProbeResult } from './probe.ts';
 import type { SyncStandby } from './sync.ts';
 
 export class Facts {
   /** wal_log_hints/checksums from the last pg_controldata run (undefined: not read yet). */
   private cachedRewindable: boolean | undefined;
+  /** The probe's connection, kept open between probes (closed before a stop: closeSession). */
+  private readonly session = new PgSession();
 
   constructor(
     private readonly node: PgNode,
@@ -31,7 +33,12 @@ export class Facts {
 
   /** One probe query, bounded by timeoutMs (default 2 s). Rejects when PostgreSQL does not answer. */
   async probe(opts: { timeoutMs?: number } = {}): Promise<ProbeResult> {
-    return runProbe(this.node.localConn(), opts.timeoutMs ?? 2000);
+    return runProbe(this.node.localConn(), opts.timeoutMs ?? 2000, this.session);
+  }
+
+  /** Ends the probe's connection (the next probe opens a new one). */
+  closeSession(): void {
+    this.session.close();
   }
 
   /**
