@@ -6,7 +6,7 @@
 // node:http/https rather than fetch: Patroni does not verify peers' server certificates, and a peer
 // may answer in HTTP/1.0 without Content-Length (read to the end of the connection).
 
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest } from '../node-http.ts';
 import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 

@@ -1,7 +1,7 @@
 // The REST API's request and reply model, shared by every handler family (status and health
 // endpoints, unsafe operations, POST /failsafe) and by the HTTP layer that carries them.
 
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from '../node-http.ts';
 import { nestedTooDeeply, tooDeepMessage } from '../config/depth.ts';
 
 export interface ApiRequest {
