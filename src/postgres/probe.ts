@@ -320,8 +320,10 @@ export function toProbeResult(row: RawProbeRow): ProbeResult {
 
 /** Runs the probe, bounded by timeoutMs: on the session's connection if given, else on a short-lived one. */
 export async function runProbe(params: ConnParams, timeoutMs: number, session?: PgSession): Promise<ProbeResult> {
+  // On the session's connection the probe is a named prepared statement: parsed and planned once
+  // per connection, then only bound and executed.
   const fn = async (c: pg.Client): Promise<ProbeResult> => {
-    const r = await c.query<RawProbeRow>(PROBE_SQL);
+    const r = await c.query<RawProbeRow>(session !== undefined ? { name: 'vigil_probe', text: PROBE_SQL } : PROBE_SQL);
     const row = r.rows[0];
     if (row === undefined) throw new Error('probe returned no row');
     return toProbeResult(row);
