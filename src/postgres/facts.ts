@@ -20,7 +20,7 @@ import type { SyncStandby } from './sync.ts';
 export class Facts {
   /** wal_log_hints/checksums from the last pg_controldata run (undefined: not read yet). */
   private cachedRewindable: boolean | undefined;
-  /** The probe's connection, kept open between probes (closed before a stop: closeSession). */
+  /** The connection of the probes and ensureSlots, kept open between calls (closed before a stop: closeSession). */
   private readonly session = new PgSession();
 
   constructor(
@@ -115,7 +115,8 @@ export class Facts {
       if (isValidSlotName(n)) want.add(n);
       else this.node.log.warn(`slot name ${JSON.stringify(n)} is invalid, skipped`);
     }
-    await withClient(
+    // On the probes' connection: a primary runs this every tick.
+    await this.session.run(
       this.node.localConn(),
       opts.timeoutMs ?? 5000,
       async (c) => {

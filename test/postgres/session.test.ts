@@ -1,6 +1,6 @@
 // PgSession (src/postgres/probe.ts), the connection the agent's probes keep open, against a real
 // PostgreSQL 15: one backend serves many calls; a connection the server ended is replaced; a
-// failed call closes it; the controller's probes use it and its stop (a smart one included) is
+// failed call closes it; the controller's probes and ensureSlots use it and its stop (a smart one included) is
 // not held up by it.
 
 import { after, before, describe, test } from 'node:test';
@@ -77,11 +77,13 @@ describe('PgSession with PostgreSQL 15', { timeout: 120_000 }, () => {
     await settlesAt(settings, 0);
   });
 
-  test("the controller's probes keep one connection; a smart stop is not held up by it", async () => {
+  test("the controller's probes and ensureSlots keep one connection; a smart stop is not held up by it", async () => {
     await pg.probe();
     await pg.observe();
+    await pg.ensureSlots(['session_test']);
     await pg.probe();
     await settlesAt(settings, 1);
+    assert.equal((await sql(settings, "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'session_test'")).length, 1);
     // A smart shutdown waits for every client: with our connection still open it would not finish
     // and the stop would escalate to an immediate one (no shutdown checkpoint).
     await pg.stop('smart', { timeoutMs: 10_000, checkpoint: false });
