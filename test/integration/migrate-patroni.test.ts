@@ -11,7 +11,7 @@
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -19,7 +19,6 @@ import { performance } from 'node:perf_hooks';
 import { PatroniCluster, patroniUnavailableReason } from '../../bench/lib/patroni.ts';
 import { requestSwitchover, waitHealthy } from '../../bench/lib/cluster-ops.ts';
 import { LocalCluster, SUPERUSER, type Timing } from '../../src/local/cluster.ts';
-import { pgOsUser } from '../../src/postgres/exec.ts';
 import { ensureTable, FaultWriter, readIds, type Credentials, type Endpoint } from '../fault/lib/writer.ts';
 
 const TIMING: Timing = { ttl: 20, loop_wait: 2, retry_timeout: 5 };
@@ -57,10 +56,7 @@ test('a Patroni 3.0.2 cluster converted node by node to Vigil under a write load
   base = await mkdtemp(join(tmpdir(), 'vigil-migrate-'));
   cluster = new MigratingCluster({ baseDir: base, scope: 'migrate', nodes: 3, timing: TIMING });
   const c = cluster;
-  await c.prepare();
-  // Patroni runs as the postgres user and must read its (0600) configuration file.
-  const user = pgOsUser();
-  if (user !== undefined) for (const n of c.nodes) await chown(n.configFile, user.uid, user.gid);
+  await c.prepare(); // (PatroniCluster hands the configuration files to the postgres user)
   await c.startAll();
   const first = await waitHealthy(c, HEALTHY_MS);
   log(`Patroni cluster healthy, leader ${first}`);
