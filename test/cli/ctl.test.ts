@@ -261,7 +261,7 @@ test('error cases: bad flags, unknown role, missing config file, unreachable etc
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /Provided config file .*nope\.yml not existing/);
   const port = await freePort();
-  const down = await vigil(['show-config', '--dcs-url', `127.0.0.1:${port}`, 'demo']);
+  const down = await vigil(['show-config', '--dcs-url', `etcd3://127.0.0.1:${port}`, 'demo']);
   assert.equal(down.code, 1);
   assert.match(down.stderr, new RegExp(`^Error: cannot read cluster 'demo' \\(/service/demo/\\) from etcd at http://127\\.0\\.0\\.1:${port}`));
   const unknownMember = await vigil(['reload', '-c', cfg, 'demo', 'nosuch', '--force']);
