@@ -12,6 +12,10 @@ import { parse as parseYaml } from 'yaml';
 import { loadConfigFile } from '../config/load.ts';
 import { isTrue } from '../core/values.ts';
 import { CliError } from './errors.ts';
+import { parseConsulSettings } from '../dcs/consul-settings.ts';
+import { parseEtcdSettings } from '../dcs/etcd-settings.ts';
+import { parseKubernetesSettings } from '../dcs/kubernetes-settings.ts';
+import { parseZookeeperSettings } from '../dcs/zookeeper-settings.ts';
 import { dcsUrlHostPort, dcsUrlSections, parseDcsUrl } from './dcs-url.ts';
 
 export { CliError, UsageError } from './errors.ts';
@@ -137,7 +141,22 @@ export function etcd3FromRaw(section: unknown, env: NodeJS.ProcessEnv): Etcd3Tar
   return out;
 }
 
-/** Minimal, validation-free read of scope, namespace and the etcd3 section (YAML 1.1). */
+/**
+ * A DCS section other than etcd3, read with the backend's own parser (a patronictl file is rarely a
+ * valid daemon configuration, so the loader cannot be relied on for it); why not, as a string.
+ */
+function otherDcsSection(name: string, raw: unknown, env: NodeJS.ProcessEnv): DcsSections | string {
+  const parsed =
+    name === 'etcd' ? parseEtcdSettings(raw, env, 'etcd')
+      : name === 'consul' ? parseConsulSettings(raw, env)
+        : name === 'zookeeper' ? parseZookeeperSettings(raw, env)
+          : name === 'kubernetes' ? parseKubernetesSettings(raw, env) : undefined;
+  if (parsed === undefined) return notImplementedMessage(name);
+  if (parsed.settings === undefined) return parsed.issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`).join('; ');
+  return { [name]: parsed.settings };
+}
+
+/** Minimal, validation-free read of scope, namespace and the DCS section (YAML 1.1). */
 export function ctlSettingsFromYaml(text: string, env: NodeJS.ProcessEnv): CtlSettings {
   let doc: unknown;
   try {
@@ -150,11 +169,18 @@ export function ctlSettingsFromYaml(text: string, env: NodeJS.ProcessEnv): CtlSe
   const namespace = env['PATRONI_NAMESPACE'] ?? str(root['namespace']) ?? 'service';
   const notes: string[] = [];
   const etcd3 = etcd3FromRaw(root['etcd3'], env);
+  let sections: DcsSections | undefined;
   if (etcd3 === undefined) {
-    const other = ['etcd', 'consul', 'zookeeper', 'exhibitor', 'kubernetes', 'raft'].find((k) => k in root);
-    if (other) notes.push(notImplementedMessage(other));
+    // Patroni's order (sorted names) among the other DCS sections.
+    const other = ['consul', 'etcd', 'exhibitor', 'kubernetes', 'raft', 'zookeeper'].find((k) => root[k] !== undefined && root[k] !== null);
+    if (other !== undefined) {
+      const r = otherDcsSection(other, root[other], env);
+      if (typeof r === 'string') notes.push(r);
+      else sections = r;
+    }
   }
   const out: CtlSettings = { scope: scope || undefined, namespace, etcd3, notes, rest: restFromRaw(root, env) };
+  if (sections !== undefined) out.sections = sections;
   if (root['kubernetes'] !== undefined) out.fileKubernetes = root['kubernetes'];
   return out;
 }

@@ -107,6 +107,19 @@ test('the URL replaces every DCS section of the file, and the namespace when it 
   }
 });
 
+test('a patronictl file (not a daemon configuration) with another DCS than etcd3', () => {
+  const zk = ctlSettingsFromYaml('scope: s\nzookeeper:\n  hosts: [z:1]\n', {});
+  assert.deepEqual((zk.sections?.zookeeper as { hosts: string[] }).hosts, ['z:1']);
+  const etcd = ctlSettingsFromYaml('etcd:\n  host: e:2\nconsul:\n  host: c:3\n', {});
+  assert.deepEqual(Object.keys(etcd.sections ?? {}), ['consul'], "Patroni's order: consul before etcd");
+  const env = ctlSettingsFromYaml('etcd:\n  hosts: [e:2]\n', { PATRONI_ETCD_HOSTS: 'f:4' });
+  assert.deepEqual((env.sections?.etcd as { hosts: string[] }).hosts, ['f:4']);
+  const broken = ctlSettingsFromYaml('zookeeper:\n  port: 1\n', {});
+  assert.equal(broken.sections, undefined);
+  assert.match(broken.notes.join(), /zookeeper\.hosts/);
+  assert.match(ctlSettingsFromYaml('raft:\n  self_addr: x\n', {}).notes.join(), /Raft DCS is not implemented/);
+});
+
 test('global options before the verb, in click spellings', () => {
   assert.deepEqual(splitGlobalOptions(['-c', 'f.yml', 'list', '-e']), { args: ['--config-file=f.yml'], help: false, version: false, rest: ['list', '-e'] });
   assert.deepEqual(splitGlobalOptions(['--dcs-url', 'zookeeper://z', '-k', 'list']).args, ['--dcs-url=zookeeper://z', '--insecure']);

@@ -94,7 +94,7 @@ function describeTarget(t: Etcd3Target): string {
 
 function noDcs(settings: CtlSettings): CliError {
   const why = settings.notes.length > 0 ? ` (${settings.notes.join('; ')})` : '';
-  return new CliError(`no DCS section in the configuration and no --dcs-url: cannot find the DCS${why}`);
+  return new CliError(`no usable DCS section in the configuration and no --dcs-url: cannot find the DCS${why}`);
 }
 
 /** A ctl-mode client of the configuration's DCS (etcd3, or the other section the loader chose) and how errors name it. */

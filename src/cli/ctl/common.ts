@@ -136,7 +136,7 @@ export class CtlContext {
     const t = this.settings.etcd3;
     if (t === undefined) {
       const why = this.settings.notes.length > 0 ? ` (${this.settings.notes.join('; ')})` : '';
-      throw new CliError(`no DCS section in the configuration and no --dcs-url: cannot find the DCS${why}`);
+      throw new CliError(`no usable DCS section in the configuration and no --dcs-url: cannot find the DCS${why}`);
     }
     return t;
   }
