@@ -1,14 +1,14 @@
 // `--dcs-url` / `--dcs` / DCS_URL of the control commands, read as patronictl reads it:
 //   [SCHEME://][HOST][:PORT][/NAMESPACE]
 // - SCHEME: etcd (v2 API), etcd3, zookeeper, consul, exhibitor (Patroni 3.0.2 knows etcd,
-//   zookeeper, consul and exhibitor; etcd3 came with later patronictl versions), and kubernetes,
+//   zookeeper, consul and exhibitor; etcd3 came later, patroni/patroni#2639), and kubernetes,
 //   which is Vigil's own (no patronictl version has it). Without a scheme, the port chooses the
 //   DCS whose default port it is (2181 zookeeper, 8181 exhibitor, 8500 consul), anything else is
 //   etcd (v2 API), as in patronictl.
 // - HOST defaults to localhost; PORT to the scheme's default (etcd/etcd3 2379, zookeeper 2181,
 //   consul 8500, exhibitor 8181, kubernetes 443).
-// - NAMESPACE (the path, slashes trimmed) replaces the configuration's namespace, as in patronictl
-//   since 3.1 (3.0.2 ignores the path). For kubernetes, whose keys do not live under Patroni's
+// - NAMESPACE (the path, slashes trimmed) replaces the configuration's namespace, as in later
+//   patronictl versions (patroni/patroni#2926; 3.0.2 ignores the path). For kubernetes, whose keys do not live under Patroni's
 //   namespace, the path is the Kubernetes namespace instead.
 // - The URL replaces every DCS section of the configuration file (patronictl drops them all).
 // - kubernetes://[HOST[:PORT]][/K8S_NAMESPACE]: the API server (default: the in-cluster one,
