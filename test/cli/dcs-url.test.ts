@@ -4,7 +4,9 @@
 // Patroni-shaped straight into the servers. Global options are given before the verb, as
 // patronictl's scripts do. When patronictl (Patroni 3.0.2, with python3-etcd and python3-kazoo)
 // is installed, it reads the same URLs and must see the same members (3.0.2 has no etcd3:// and
-// ignores the path; those forms are checked on vigil only).
+// ignores the path; those forms are checked on vigil only). kubernetes://, Vigil's own form, is
+// checked against the fake API server of the Kubernetes backend's tests (test/support/k8s-fake.ts:
+// no real one can run here).
 // Run: node --import tsx --test --test-concurrency=1 test/cli/dcs-url.test.ts
 
 import { after, before, test } from 'node:test';
@@ -17,6 +19,8 @@ import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.ts';
 import { startZookeeper, type ZookeeperServer } from '../support/zookeeper.ts';
 import { run, VIGIL, type RunResult } from '../support/cli.ts';
 import { ZookeeperBackend } from '../../src/dcs/zookeeper.ts';
+import { KubernetesDcs } from '../../src/dcs/kubernetes.ts';
+import { clientOptions, seedPod, startFakeK8s, TOKEN } from '../support/k8s.ts';
 
 const PATRONICTL = '/usr/bin/patronictl';
 const HAS_PATRONICTL = existsSync(PATRONICTL) && existsSync('/usr/lib/python3/dist-packages/etcd') && existsSync('/usr/lib/python3/dist-packages/kazoo');
@@ -123,5 +127,27 @@ test('patronictl 3.0.2 reads the same URLs and sees the same members', { skip: H
     const theirs = await listed(PATRONICTL, ['-d', url, 'list', 'demo', '-f', 'json']);
     assert.deepEqual(theirs, [[member, 'Leader', 3]], `patronictl -d ${url}`);
     assert.deepEqual(await listed(VIGIL, ['-d', url, 'list', 'demo', '-f', 'json']), theirs, `vigil -d ${url}`);
+  }
+});
+
+test('kubernetes://API_HOST:PORT/K8S_NAMESPACE with the labels and credentials from the file', async () => {
+  const k8s = await startFakeK8s();
+  const member = new KubernetesDcs(clientOptions(k8s, 'prod', 'demo', 'k8s-node'));
+  try {
+    seedPod(k8s.fake, 'prod', 'k8s-node', { application: 'vigil', 'cluster-name': 'demo' });
+    assert.equal(await member.acquireLeader(), true);
+    await member.touchMember({ conn_url: 'postgres://10.0.0.1:5432/postgres', state: 'running', role: 'primary', timeline: 3 });
+    const cfg = join(dir, 'k8s.yml');
+    await writeFile(cfg, `scope: demo\nkubernetes:\n  labels: {application: vigil}\n  namespace: elsewhere\n  cacert: ${k8s.pki.ca}\n  token: ${TOKEN}\n`);
+    const url = `kubernetes://127.0.0.1:${k8s.fake.port}/prod`;
+    assert.deepEqual(await listed(VIGIL, ['-c', cfg, '-d', url, 'list', '-f', 'json']), [['k8s-node', 'Leader', 3]]);
+    // Without the path, the file's Kubernetes namespace: nobody there.
+    assert.deepEqual(await listed(VIGIL, ['-c', cfg, '-d', `kubernetes://127.0.0.1:${k8s.fake.port}`, 'list', '-f', 'json']), []);
+    const noLabels = await cmd(VIGIL, ['-d', url, 'list', 'demo']);
+    assert.equal(noLabels.code, 1);
+    assert.match(noLabels.stderr, /^Error: --dcs-url kubernetes:.*kubernetes\.labels: is required/);
+  } finally {
+    await member.close({ keepLease: true });
+    await k8s.stop();
   }
 });
