@@ -28,7 +28,7 @@ test('format fields, widths, precision and %%', () => {
 });
 
 test('the structured fields follow the message in a plain line', () => {
-  const r = rec({ level: 'warn', msg: 'etcd request failed', fields: { host: '10.0.0.1:2379', err: 'connect ECONNREFUSED', n: 3, gone: undefined, list: ['a'] } });
+  const r = rec({ level: 'warn', msg: 'etcd request failed', fields: { host: '10.0.0.1:2379', err: 'connect ECONNREFUSED', n: 3, gone: undefined, list: ['a'], none: [], nothing: {} } });
   assert.equal(formatPlain(r, '%(levelname)s: %(message)s'), 'WARNING: etcd request failed host=10.0.0.1:2379 err="connect ECONNREFUSED" n=3 list=["a"]');
 });
 

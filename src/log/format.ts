@@ -141,10 +141,11 @@ function setFields(fields: Readonly<Record<string, unknown>>): [string, unknown]
 
 /**
  * `%(message)s` of a plain line: the message, then the record's structured fields as `key=value`
- * (so that what a JSON line carries is not lost in a plain one).
+ * (so that what a JSON line carries is not lost in a plain one); empty lists and mappings are left out.
  */
 export function plainMessage(r: LogRecord): string {
-  const extra = setFields(r.fields);
+  const empty = (v: unknown): boolean => (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Error) && Object.keys(v).length === 0);
+  const extra = setFields(r.fields).filter(([, v]) => !empty(v));
   if (extra.length === 0) return r.msg;
   return `${r.msg} ${extra.map(([k, v]) => `${k}=${plainValue(v)}`).join(' ')}`;
 }
