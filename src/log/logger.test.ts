@@ -109,3 +109,21 @@ test('RepeatFilter: the interval doubles up to maxMs; forget() ends a run; keys 
   f.hit('b', 2040);
   assert.equal(f.size, 2, 'the oldest key made room');
 });
+
+test('a crash loop: the same error with a new pid each time is one repeat; the summary shows the latest words', () =>
+  withFile(async (_dir, fd, read) => {
+    let now = 0;
+    const logging = new Logging(settings(), { fd, monotonic: () => now });
+    const pg = logging.logger('postgres');
+    for (let pid = 100; pid < 120; pid++, now += 300) pg.error({}, `start failed: postgres ${pid} exited during start-up`);
+    now += 61_000;
+    pg.info({}, 'later');
+    await logging.flush();
+    assert.deepEqual(read(), [
+      'ERROR vigil.postgres: start failed: postgres 100 exited during start-up',
+      'ERROR vigil.postgres: start failed: postgres 104 exited during start-up (repeated 3 more times since last logged)',
+      'ERROR vigil.postgres: start failed: postgres 111 exited during start-up (repeated 6 more times since last logged)',
+      'ERROR vigil.postgres: start failed: postgres 119 exited during start-up (repeated 8 more times since last logged; last 61 s ago)',
+      'INFO vigil.postgres: later',
+    ]);
+  }));

@@ -50,6 +50,14 @@ function describeTarget(s: LogSettings): string {
   return s.dir === undefined ? 'standard error' : `${s.dir}/patroni.log (rotated at ${s.fileSize} bytes, ${s.fileNum} kept)`;
 }
 
+/**
+ * What makes two warnings "the same" for the back-off: logger, level and words, numbers left out
+ * (a crash loop repeats one message with a new pid, time or port each time).
+ */
+export function repeatKey(name: string, level: Level, text: string): string {
+  return `${name}\u0000${level}\u0000${text.replace(/\d+/g, '#')}`;
+}
+
 export class Logging {
   private settings: LogSettings;
   private format: (r: LogRecord) => string;
@@ -129,12 +137,13 @@ export class Logging {
 
   private emit(name: string, level: Level, obj: object, msg: string | undefined): void {
     try {
-      if (LEVEL_RANK[level] < LEVEL_RANK[levelFor(this.settings, name)]) return;
-      let text = msg ?? '';
+      // Every call, logged or not (the loop's DEBUG lines come each tick), lets due summaries out.
       const mono = this.monotonic();
       this.sweep(mono);
+      if (LEVEL_RANK[level] < LEVEL_RANK[levelFor(this.settings, name)]) return;
+      let text = msg ?? '';
       if (level === 'warn' || level === 'error') {
-        const skipped = this.repeats.hit(JSON.stringify([name, level, text]), mono);
+        const skipped = this.repeats.hit(repeatKey(name, level, text), mono, [name, level, text]);
         if (skipped === undefined) return;
         if (skipped > 0) text = `${text} (repeated ${skipped} more times since last logged)`;
       }
@@ -149,7 +158,7 @@ export class Logging {
     if (mono - this.lastSweep < EXPIRY_SWEEP_MS) return;
     this.lastSweep = mono;
     for (const e of this.repeats.expired(mono)) {
-      const [name, level, text] = JSON.parse(e.key) as [string, Level, string];
+      const [name, level, text] = e.payload as [string, Level, string];
       const ago = Math.round((mono - e.lastSeen) / 1000);
       this.write({ time: this.now(), level, logger: name, msg: `${text} (repeated ${e.suppressed} more times since last logged; last ${ago} s ago)`, fields: {} });
     }

@@ -21,6 +21,8 @@ interface Run {
   lastSeen: number;
   /** Occurrences not logged since the last line. */
   suppressed: number;
+  /** What the caller attached to the latest occurrence. */
+  payload: unknown;
 }
 
 /** A run that ended with occurrences nobody saw. */
@@ -28,6 +30,8 @@ export interface Expired {
   key: string;
   suppressed: number;
   lastSeen: number;
+  /** The payload of the latest occurrence. */
+  payload: unknown;
 }
 
 export class RepeatFilter {
@@ -48,7 +52,7 @@ export class RepeatFilter {
    * One occurrence of `key` at `now` (ms, any monotonic clock). Returns undefined when it is not to
    * be logged, else the number of earlier occurrences that were not logged (0 for a new run).
    */
-  hit(key: string, now: number): number | undefined {
+  hit(key: string, now: number, payload?: unknown): number | undefined {
     let run = this.runs.get(key);
     if (run !== undefined && now - run.lastSeen > this.quietMs) {
       this.runs.delete(key);
@@ -59,10 +63,11 @@ export class RepeatFilter {
         const oldest = this.runs.keys().next().value;
         if (oldest !== undefined) this.runs.delete(oldest);
       }
-      this.runs.set(key, { loggedAt: now, intervalMs: this.firstMs, lastSeen: now, suppressed: 0 });
+      this.runs.set(key, { loggedAt: now, intervalMs: this.firstMs, lastSeen: now, suppressed: 0, payload });
       return 0;
     }
     run.lastSeen = now;
+    run.payload = payload;
     // Most recently seen last, so that the oldest key is the first to evict.
     this.runs.delete(key);
     this.runs.set(key, run);
@@ -90,7 +95,7 @@ export class RepeatFilter {
     for (const [key, run] of this.runs) {
       if (now - run.lastSeen <= this.quietMs) continue;
       this.runs.delete(key);
-      if (run.suppressed > 0) out.push({ key, suppressed: run.suppressed, lastSeen: run.lastSeen });
+      if (run.suppressed > 0) out.push({ key, suppressed: run.suppressed, lastSeen: run.lastSeen, payload: run.payload });
     }
     return out;
   }
