@@ -1,6 +1,6 @@
 // Where log lines go: standard error (Patroni's default) or `<dir>/patroni.log`, rotated as
-// Patroni's rotating file handler does (at `file_size` bytes, keeping `file_num` older files
-// patroni.log.1 ... patroni.log.<file_num>).
+// Patroni's rotating file handler does (before a line would bring the file to `file_size` bytes,
+// keeping `file_num` older files patroni.log.1 ... patroni.log.<file_num>).
 //
 // Contract: write() never blocks and never throws. Lines are queued in memory and written by one
 // asynchronous write at a time (fs.write runs on libuv's thread pool, so a stalled pipe or disk holds
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 export interface FileTarget {
   dir: string;
-  /** Rotate before a line would take the file past this many bytes; 0: never. */
+  /** Rotate before a line would bring the file to this many bytes (a longer line gets a file of its own); 0: never. */
   fileSize: number;
   /** Rotated files kept; 0: the file is never rotated. */
   fileNum: number;
@@ -201,7 +201,7 @@ export class LineSink {
     let n = 0;
     for (const line of this.queue) {
       const b = Buffer.byteLength(line);
-      if (n > 0 && bytes + b > t.fileSize) break;
+      if (n > 0 && bytes + b >= t.fileSize) break;
       bytes += b;
       n++;
     }
@@ -212,7 +212,7 @@ export class LineSink {
   private rotationDue(): boolean {
     const t = this.target;
     if (typeof t === 'number' || t.fileSize <= 0 || t.fileNum <= 0 || this.size === 0 || this.rotationBroken) return false;
-    return this.size + Buffer.byteLength(this.queue[0] as string) > t.fileSize;
+    return this.size + Buffer.byteLength(this.queue[0] as string) >= t.fileSize;
   }
 
   private async openFile(): Promise<boolean> {
