@@ -94,3 +94,29 @@ test('a missing directory: lines are dropped until it exists, then the loss is r
     const text = readFileSync(join(dir, LOG_FILE_NAME), 'utf8');
     assert.match(text, /^LOST 3 \(cannot open .*later\/patroni\.log: ENOENT\)\nlate\n$/);
   }));
+
+test('a stalled pipe (nobody reads): write() returns at once, lines wait in the queue, all arrive in order once it is read', async () => {
+  const { spawn } = await import('node:child_process');
+  // cat copies its stdin to its stdout; its stdout is not read until the end, so both pipes fill.
+  const cat = spawn('cat', [], { stdio: ['pipe', 'pipe', 'ignore'] });
+  cat.stdout.pause();
+  const fd = (cat.stdin as unknown as { _handle: { fd: number } })._handle.fd;
+  assert.ok(fd > 2, 'the pipe has a file descriptor');
+  const sink = new LineSink(fd, 100_000, lost);
+  const line = 'y'.repeat(199);
+  for (let i = 0; i < 5000; i++) sink.write(`${String(i).padStart(5, '0')} ${line}`); // 1 MB, far beyond both pipe buffers
+  // The event loop is not held: a macrotask runs while lines are still queued.
+  await new Promise((r) => setImmediate(r));
+  assert.ok(sink.queued > 0, 'lines wait in the queue while the pipe is full');
+  const chunks: Buffer[] = [];
+  cat.stdout.on('data', (c: Buffer) => chunks.push(c));
+  cat.stdout.resume();
+  await sink.flush();
+  while (sink.queued > 0) await sink.flush();
+  cat.stdin.end();
+  await new Promise((r) => cat.on('close', r));
+  const got = Buffer.concat(chunks).toString().split('\n').filter((l) => l !== '');
+  assert.equal(got.length, 5000);
+  assert.ok(got.every((l, i) => l.startsWith(String(i).padStart(5, '0'))), 'in order');
+  assert.equal(sink.pendingLost, 0);
+});
