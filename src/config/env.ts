@@ -47,9 +47,9 @@ function envMap(value: string): unknown {
   }
 }
 
-/** PATRONI_LOG_FORMAT: a format string when it names a %(field), else a YAML list of fields (json). */
+/** PATRONI_LOG_FORMAT: a YAML list of fields (json) when written as one (`[...]`), else a format string. */
 function envLogFormat(value: string): unknown {
-  return value.includes('%(') ? value : envList(value);
+  return !value.includes('%(') && value.trim().startsWith('[') ? envList(value) : value;
 }
 
 /**
