@@ -29,6 +29,8 @@ export class SimAgent implements Incarnation {
   exited: string | undefined;
   lastLine = '';
   ticks = 0;
+  /** When the snapshot refresher's stand-in next probes (src/agent/agent.ts refreshLoop: each second). */
+  nextWatchAt = 0;
   isLeader = false;
   /** Set by the world's interceptor for the running tick. */
   private crash: 'host' | 'agent' | undefined;
@@ -90,6 +92,13 @@ export class SimAgent implements Incarnation {
     const line = `${acts}  # ${decision.reason}`;
     if (line !== this.lastLine || failed) this.w.log(this.n.name, line);
     this.lastLine = line;
+  }
+
+  /** Between ticks, once a second: the sync step's watch for new WAL senders (driver.watchSenders). */
+  async watchSenders(): Promise<void> {
+    if (this.ticking || this.stopping || !this.alive || this.w.now < this.nextWatchAt) return;
+    this.nextWatchAt = this.w.now + 1000;
+    await this.driver.watchSenders(1000);
   }
 
   /** One tick, then the wait until the next: the timer, or an early wake (watch, task end, ...). */

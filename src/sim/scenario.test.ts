@@ -176,6 +176,30 @@ test('the core demotes a primary promoted by hand while it is still running its 
   assert.equal(w.convergence(), undefined, w.trace.map((l) => `${l.at} ${l.node} ${l.text}`).join('\n'));
 });
 
+// Issue 13, item 5: a standby that starts streaming is made synchronous within about a second,
+// not at the primary's next loop (loop_wait 30 here). Simulated time, deterministic per seed.
+for (const mode of ['on', 'quorum'] as const) {
+  test(`synchronous_mode ${mode}: a new standby is in /sync within about a second of streaming, long before the next loop`, async () => {
+    for (let seed = 1; seed <= 5; seed++) {
+      const w = new World({ seed, nodes: { n0: {}, n1: {} }, config: { synchronous_mode: mode, loop_wait: 30, ttl: 60, retry_timeout: 10 } });
+      w.at(0, 'start n0', () => w.start('n0'));
+      w.at(40_000, 'start n1', () => w.start('n1'));
+      let streamAt: number | undefined;
+      let syncAt: number | undefined;
+      while (w.now < 200_000 && syncAt === undefined) {
+        await w.step();
+        if (streamAt === undefined && w.node('n1').pg.streaming) streamAt = w.now;
+        const raw = w.dcs.raw('sync');
+        if (streamAt !== undefined && raw !== undefined && (JSON.parse(raw.value) as { sync_standby?: string | null }).sync_standby?.includes('n1') === true) syncAt = w.now;
+      }
+      assert.ok(streamAt !== undefined && syncAt !== undefined, `seed ${seed}: n1 never became synchronous`);
+      // Without the watch the primary's next loop came about 20 s later.
+      assert.ok(syncAt - streamAt <= 2500, `seed ${seed}: /sync named n1 ${syncAt - streamAt} ms after it started streaming`);
+      assert.deepEqual(w.violations, []);
+    }
+  });
+}
+
 // ---- regressions: bugs the simulator found in the core, now fixed -------------------------------
 
 // Fixed: election.ts refuses a replica behind /history whatever check_timeline says.

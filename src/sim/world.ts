@@ -391,6 +391,11 @@ export class World {
       void a.tick();
       await this.drain();
     }
+    for (const n of this.nodes.values()) {
+      if (n.agent === undefined || n.agent.ticking) continue;
+      void n.agent.watchSenders();
+      await this.drain();
+    }
     this.invariants.check();
   }
 
