@@ -257,6 +257,36 @@ export class NodeDriver {
   }
 
   /**
+   * Between ticks, while we hold the lock (the lease keep-alive of issue 13, when the agent runs
+   * it): extend the lease and check that the leader key is still ours, writing nothing; then move
+   * the fencing deadline as after a lock refresh (same argument: etcd renews the lease after this
+   * call started, so it cannot expire before start + ttl). A key that is not ours any more wakes
+   * the loop; no answer changes nothing (the tick's own refresh decides). The caller runs it only
+   * while no tick runs; a lock state changed meanwhile by a task discards the result.
+   */
+  async keepAliveLock(budgetMs: number): Promise<void> {
+    const before = this.lockRefreshedAt;
+    const keep = this.ports.dcs.keepLeader?.bind(this.ports.dcs);
+    if (before === undefined || keep === undefined || this.dynamic.pause === true) return;
+    const start = this.ports.clock.now();
+    let ours: boolean;
+    try {
+      ours = await keep({ signal: this.ports.clock.timeout(budgetMs) });
+    } catch {
+      return;
+    }
+    if (this.lockRefreshedAt !== before) return;
+    if (!ours) {
+      this.log.warn({}, 'lease keep-alive: the leader key is not ours any more');
+      this.wake();
+      return;
+    }
+    this.lockRefreshedAt = start;
+    await this.updateFence(true);
+    this.publish();
+  }
+
+  /**
    * Between ticks, on a primary in synchronous mode only: probe PostgreSQL and tick at once when a
    * new WAL sender streams (the simulator's stand-in for the snapshot refresher, which does the
    * same through refreshProbe).

@@ -52,6 +52,12 @@ export interface Dcs {
   takeLeader(opts?: CallOptions): Promise<void>;
   /** Keep the lock: refresh the lease, re-bind the key if the lease changed. false: not ours any more. */
   refreshLeader(opts?: CallOptions): Promise<boolean>;
+  /**
+   * The lock holder's keep-alive between ticks (issue 13; KvDcs offers it): extend the session and
+   * check, writing nothing, that /leader still holds our name bound to it. false: it does not (the
+   * next tick's refreshLeader decides what to do).
+   */
+  keepLeader?(opts?: CallOptions): Promise<boolean>;
   /** Delete /leader if its value is our name. false: it was not ours. */
   releaseLeader(opts?: CallOptions): Promise<boolean>;
 

@@ -203,6 +203,14 @@ export class KvDcs implements Dcs {
     });
   }
 
+  keepLeader(opts?: CallOptions): Promise<boolean> {
+    const op = this.#op(opts);
+    return this.#withSession(op, true, async (session) => {
+      const cur = await this.#b.get('leader', op);
+      return cur !== undefined && cur.value === this.#name && cur.lease === session;
+    });
+  }
+
   async releaseLeader(opts?: CallOptions): Promise<boolean> {
     const op = this.#op(opts);
     const cur = await this.#b.get('leader', op);

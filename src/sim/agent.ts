@@ -31,6 +31,8 @@ export class SimAgent implements Incarnation {
   ticks = 0;
   /** When the snapshot refresher's stand-in next probes (src/agent/agent.ts refreshLoop: each second). */
   nextWatchAt = 0;
+  /** When the lease keep-alive next runs (World leaseKeepAliveMs; src/agent/agent.ts keepAliveLoop). */
+  nextKeepAliveAt = 0;
   isLeader = false;
   /** Set by the world's interceptor for the running tick. */
   private crash: 'host' | 'agent' | undefined;
@@ -94,9 +96,20 @@ export class SimAgent implements Incarnation {
     this.lastLine = line;
   }
 
-  /** Between ticks, once a second: the sync step's watch for new WAL senders (driver.watchSenders). */
-  async watchSenders(): Promise<void> {
-    if (this.ticking || this.stopping || !this.alive || this.w.now < this.nextWatchAt) return;
+  /**
+   * Between ticks (the agent's timers besides its loop): once a second the sync step's watch for
+   * new WAL senders (driver.watchSenders); every World leaseKeepAliveMs the lease keep-alive.
+   */
+  async betweenTicks(): Promise<void> {
+    if (this.ticking || this.stopping || !this.alive) return;
+    const period = this.w.leaseKeepAliveMs;
+    if (period > 0 && this.w.now >= this.nextKeepAliveAt) {
+      this.nextKeepAliveAt = this.w.now + period;
+      const before = this.driver.lockRefreshedAt;
+      await this.driver.keepAliveLock(period);
+      if (before !== undefined && this.driver.lockRefreshedAt !== before) this.w.keepAlives++;
+    }
+    if (this.w.now < this.nextWatchAt || this.ticking || !this.alive) return;
     this.nextWatchAt = this.w.now + 1000;
     await this.driver.watchSenders(1000);
   }

@@ -280,3 +280,22 @@ test("the client's prefix: its own when given, else the store's", async () => {
   assert.equal((await a.readCluster()).leader?.name, 'a');
   assert.equal((await b.readCluster()).leader?.name, 'a');
 });
+
+test('keepLeader: extends the lease and confirms the key without writing; never takes or re-creates it', async () => {
+  const { dcs, client, advance } = setup(10);
+  const a = client('a');
+  const b = client('b');
+  assert.equal(await a.keepLeader(), false, 'no leader key: not ours, and nothing created');
+  assert.equal(dcs.leader, undefined);
+  assert.equal(await a.acquireLeader(), true);
+  const rev = dcs.leaderRevision;
+  advance(9_000);
+  assert.equal(await a.keepLeader(), true);
+  assert.equal(dcs.leaderRevision, rev, 'the key was not rewritten');
+  advance(9_000); // 18 s after the grant, 9 s after the keep-alive: the lease (ttl 10) lives on
+  assert.equal(dcs.leader?.value, 'a');
+  assert.equal(await b.keepLeader(), false);
+  assert.equal(await a.releaseLeader(), true);
+  assert.equal(await a.keepLeader(), false);
+  assert.equal(dcs.leader, undefined, 'a released key stays released');
+});

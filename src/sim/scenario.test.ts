@@ -111,6 +111,45 @@ for (const v of syncVariants) {
   });
 }
 
+// The lease keep-alive (issue 13, docs/guarantees.md 7.2 step 1): every second between ticks the
+// lock holder extends its lease, confirms the leader key and moves its fencing deadline. The same
+// faults (agents also dead for longer than ttl) must stay safe and converge.
+for (const v of [{ label: 'asynchronous', config: {} }, ...syncVariants.slice(0, 2)]) {
+  test(`randomized fault runs with the lease keep-alive every second, ${v.label} (${syncSeeds} seeds)`, async () => {
+    const failures: string[] = [];
+    let keptAlive = 0;
+    for (let seed = 1; seed <= syncSeeds; seed++) {
+      const r = await randomRun(seed, { config: v.config, longAgentFaults: true, leaseKeepAliveMs: 1000 });
+      keptAlive += r.world.keepAlives;
+      if (r.violations.length === 0 && r.notConverged === undefined) continue;
+      const why = [...r.violations, ...(r.notConverged !== undefined ? [`did not converge: ${r.notConverged}`] : [])];
+      failures.push(`seed ${seed}: ${why.slice(0, 3).join('; ')}\n  replay: randomRun(${seed}, { config: ${JSON.stringify(v.config)}, longAgentFaults: true, leaseKeepAliveMs: 1000 }); faults:\n    ${r.script.join('\n    ')}`);
+    }
+    assert.deepEqual(failures, []);
+    assert.ok(keptAlive > 0, 'some keep-alive moved a fencing deadline');
+  });
+}
+
+test('with the keep-alive, a lock holder whose loop is 30 s apart keeps its lease and fencing deadline about a second fresh', async () => {
+  const w = new World({ seed: 3, nodes: { n0: {}, n1: {} }, config: { loop_wait: 30, ttl: 60, retry_timeout: 10 }, leaseKeepAliveMs: 1000 });
+  w.at(0, 'start', () => ['n0', 'n1'].forEach((n) => w.start(n)));
+  await w.run(60_000);
+  const leader = w.dcs.leader;
+  assert.ok(leader !== undefined);
+  const lease = w.dcs.leaseOf(Number(leader.lease));
+  let worst = 0;
+  for (let i = 0; i < 600; i++) {
+    await w.step();
+    const l = w.dcs.leaseOf(Number(leader.lease));
+    assert.ok(l !== undefined && lease !== undefined);
+    worst = Math.max(worst, w.now - (l.expiresAt - l.ttlMs));
+    const fence = w.node(leader.value).fenceDeadline;
+    assert.ok(fence !== undefined && fence - w.now >= 60_000 - 5_000 - 1_200, `fencing deadline ${fence} at ${w.now}`);
+  }
+  assert.ok(worst <= 1_100, `the lease went ${worst} ms without renewal`);
+  assert.deepEqual(w.violations, []);
+});
+
 // The shell's windows: a postmaster dies and its agent dies a moment later, while it may be
 // restarting it (the start task half done). The lock holder's fencer must be armed for the data
 // directory before the start can reach PostgreSQL (src/agent/fencing.ts and the start task), else
