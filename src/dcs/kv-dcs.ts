@@ -203,6 +203,34 @@ export class KvDcs implements Dcs {
     });
   }
 
+  keepLeader(opts?: CallOptions): Promise<boolean> {
+    const op = this.#op(opts);
+    return this.#withSession(op, true, async (session) => {
+      const cur = await this.#b.get('leader', op);
+      return cur !== undefined && cur.value === this.#name && cur.lease === session;
+    });
+  }
+
+  offersTakeOver(): boolean {
+    return this.#b.takeOver !== undefined && this.#b.sessionTimeToLive !== undefined;
+  }
+
+  leaseTimeToLive(session: string, opts?: CallOptions): Promise<{ remaining: number; granted: number } | undefined> {
+    if (this.#b.sessionTimeToLive === undefined) return Promise.reject(new DcsError('DCS_PROTOCOL', 'this DCS does not report a lease\'s time to live', { retryable: false }));
+    return this.#b.sessionTimeToLive(session, this.#op(opts));
+  }
+
+  takeOverLeader(
+    expect: { leaderVersion: string; leaderSession: string; syncVersion: string },
+    sync: { leader: string; quorum: number | null; sync_standby: string | null },
+    opts?: CallOptions,
+  ): Promise<boolean> {
+    const take = this.#b.takeOver?.bind(this.#b);
+    if (take === undefined) return Promise.reject(new DcsError('DCS_PROTOCOL', 'this DCS offers no multi-key transaction for a take-over', { retryable: false }));
+    const op = this.#op(opts);
+    return this.#withSession(op, true, (session) => take(expect, this.#name, session, encodeSync(sync), op));
+  }
+
   async releaseLeader(opts?: CallOptions): Promise<boolean> {
     const op = this.#op(opts);
     const cur = await this.#b.get('leader', op);
