@@ -36,7 +36,7 @@ import { DcsError, type CallOptions, type Dcs } from './dcs.ts';
 import type { Op } from './backend.ts';
 import { K8sApi, apiPath, type K8sApiOptions } from './kubernetes-api.ts';
 import { K8sObjects, annotationsOf, labelsOf, nameOf, rvOf, type Ann, type Obj, type Patch } from './kubernetes-objects.ts';
-import { compactJson, decodeCluster, encodeConfig, encodeFailsafe, encodeHistory, encodeMember, type RawKv } from './codec.ts';
+import { compactJson, decodeCluster, encodeConfig, encodeFailsafe, encodeHistory, encodeMember, unusableConfigVersion, type RawKv } from './codec.ts';
 import type { ClusterView, HistoryLine, LeaderStatus, MemberData } from '../core/model.ts';
 
 export interface KubernetesDcsOptions {
@@ -346,6 +346,7 @@ export class KubernetesDcs implements Dcs {
   }
 
   async writeConfig(config: Record<string, unknown>, version?: string, opts?: CallOptions): Promise<boolean> {
+    if (unusableConfigVersion(version)) return false;
     return (await this.#objs.patchOrCreate(this.#names.config, { config: encodeConfig(config) }, version, this.#op(opts))) !== undefined;
   }
 

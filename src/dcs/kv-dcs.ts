@@ -25,6 +25,7 @@ import {
   encodeMember,
   encodeStatus,
   encodeSync,
+  unusableConfigVersion,
 } from './codec.ts';
 
 export interface KvDcsOptions {
@@ -211,6 +212,7 @@ export class KvDcs implements Dcs {
   }
 
   writeConfig(config: Record<string, unknown>, version?: string, opts?: CallOptions): Promise<boolean> {
+    if (unusableConfigVersion(version)) return Promise.resolve(false);
     return this.#b.put('config', encodeConfig(config), { version }, this.#op(opts));
   }
 

@@ -85,6 +85,10 @@ function cluster(): DcsTestCluster {
       if (kv === undefined) return undefined;
       return { value: kv.Value === null ? '' : Buffer.from(kv.Value, 'base64').toString('utf8'), session: kv.Session ?? '' };
     },
+    async writeRaw(rel, value) {
+      const res = await fetch(`http://${consul.address}/v1/kv/${prefix.slice(1)}${rel}`, { method: 'PUT', body: value, headers: { 'x-consul-token': TOKEN }, signal: AbortSignal.timeout(5000) });
+      if (res.status !== 200) throw new Error(`PUT ${rel} answered ${res.status}`);
+    },
     async close() {
       await Promise.all(clients.map((d) => d.close()));
     },
