@@ -28,7 +28,7 @@ import { effectiveDynamicConfig, withLocalOverrides } from '../config/dynamic.ts
 import type { FailsafeSender, ScheduledRestart } from '../api/port.ts';
 import type { NodeSnapshot } from '../api/snapshot.ts';
 import { isTransientError } from '../postgres/errors.ts';
-import { describeAction, execute } from './executor.ts';
+import { describeAction, execute, fenceBudget } from './executor.ts';
 import { fenceTimeoutFor, fenceWant } from './fencing.ts';
 import { fireCallback, newHookState, roleFromPg, type HookState } from './hooks.ts';
 import { buildMemberData } from './member.ts';
@@ -458,7 +458,7 @@ export class NodeDriver {
       data.scheduled_restart = sr;
     }
     try {
-      await this.ports.dcs.touchMember(data);
+      await this.ports.dcs.touchMember(data, fenceBudget(this));
     } catch (err) {
       this.log.warn({}, `could not update the member key: ${err instanceof Error ? err.message : String(err)}`);
     }
