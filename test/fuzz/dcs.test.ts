@@ -8,7 +8,8 @@
 // - garbage in the keys other than /leader and /initialize (those are a lock and an identity, see
 //   the end-to-end suite) does not change the decision of the lock holder (stays primary, keeps the
 //   lock) nor of a streaming replica (stays a replica, does not race or promote), unless it names a
-//   real member in /failover (a valid manual failover, not garbage).
+//   real member in /failover (a valid manual failover, not garbage); and a member key without a
+//   conn_url gets no replication slot on the leader.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -155,6 +156,11 @@ test('garbage beside a healthy cluster changes no role: the lock holder keeps it
     assert.equal(leader.role, 'primary', what(leader));
     assert.equal(leader.isLeader, true, what(leader));
     assert.ok(!leader.actions.some((a) => a.type === 'releaseLeader' || (a.type === 'startTask' && a.task.kind === 'demote')), what(leader));
+    // A member key that cannot stream (no conn_url) gets no replication slot (it would retain WAL forever).
+    for (const a of leader.actions) {
+      if (a.type !== 'ensureSlots') continue;
+      for (const name of a.members) assert.equal(typeof view.members.find((m) => m.name === name)?.data.conn_url, 'string', `a slot for ${JSON.stringify(name)}`);
+    }
     const replica = decide(observation('n1', view, config, pg({})));
     assert.equal(replica.exit, undefined, what(replica));
     assert.equal(replica.isLeader, false, what(replica));
