@@ -5,7 +5,8 @@
 // /status, /history, /failover, /failsafe, /optime/leader). Between them the health checks are
 // asked. Asserted: every health check answers (GET /health 200 on both, GET /primary 200 on the
 // primary), both agents keep running, the primary stays the primary and the replica a replica,
-// and neither the REST password nor the PostgreSQL passwords appear in a reply or an agent log.
+// and neither the REST password nor the PostgreSQL passwords appear in a reply, an agent log or
+// an agent's command line.
 //
 // What is fair input: garbage, not operations. A /failover naming real members, or valid
 // credentials with a well-formed switchover, restart, reload or sigterm, legitimately changes
@@ -233,7 +234,11 @@ describe('end-to-end fuzzing of a running cluster', { timeout: 300_000 }, () => 
     for (const s of SECRETS) {
       const reply = replies.find((r) => r.includes(s));
       assert.equal(reply, undefined, `a reply shows a secret: ${reply?.slice(0, 300)}`);
-      for (const n of cluster.nodes) assert.ok(!readFileSync(n.logFile, 'utf8').includes(s), `the agent log of ${n.name} shows a secret`);
+      for (const n of cluster.nodes) {
+        assert.ok(!readFileSync(n.logFile, 'utf8').includes(s), `the agent log of ${n.name} shows a secret`);
+        // The process title and arguments (ps) too.
+        assert.ok(!readFileSync(`/proc/${n.process!.pid!}/cmdline`, 'utf8').includes(s), `the command line of ${n.name}'s agent shows a secret`);
+      }
     }
     latencies.sort((x, y) => x - y);
     const q = (p: number): string => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!.toFixed(1);
