@@ -138,7 +138,8 @@ export function splitUrl(rawUrl: string): { path: string; query: URLSearchParams
     // Absolute form ("http://host/path?q") or "*".
     try {
       const u = new URL(target);
-      target = u.pathname + u.search;
+      // "a:" or "mailto:x" have an empty or relative pathname: the path starts with "/" anyway.
+      target = (u.pathname.startsWith('/') ? u.pathname : `/${u.pathname}`) + u.search;
     } catch {
       target = '/' + target;
     }

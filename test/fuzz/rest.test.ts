@@ -16,6 +16,7 @@ import fc from 'fast-check';
 
 import { MemPort, NOW, peer, view } from '../../src/api/operation-fixtures.ts';
 import type { ApiRequest, ApiResponse } from '../../src/api/request.ts';
+import { splitUrl } from '../../src/api/exchange.ts';
 import { route } from '../../src/api/router.ts';
 import { snapshot } from '../../src/api/testing.ts';
 import { validateDynamicConfig } from '../../src/config/dynamic.ts';
@@ -120,5 +121,14 @@ test('random requests: never a throw or a 500, no effect without credentials, /c
     for (const w of p.configWrites) {
       assert.deepEqual(validateDynamicConfig(w.config), [], `${r.method} /config wrote an unusable configuration: ${JSON.stringify(w.config)}`);
     }
+  });
+});
+
+test('random request targets: splitUrl never throws and the path it gives starts with /', async () => {
+  const target = fc.oneof(oddString(), fc.string({ unit: 'binary', maxLength: 60 }), fc.webUrl({ withQueryParameters: true, withFragments: true }), oddString().map((s) => `/${s}?${s}`));
+  await fuzz('rest: request targets', 2000, [target], (t) => {
+    const { path, query } = splitUrl(t);
+    assert.ok(path.startsWith('/'), `path ${JSON.stringify(path)} from ${JSON.stringify(t)}`);
+    assert.ok(query instanceof URLSearchParams);
   });
 });
