@@ -26,6 +26,7 @@ import { performance } from 'node:perf_hooks';
 
 import fc from 'fast-check';
 
+import { effectiveDynamicConfig } from '../../src/config/dynamic.ts';
 import { decodeFailover } from '../../src/dcs/codec.ts';
 import { FAST_TIMING, LocalCluster, REPLICATION, SUPERUSER } from '../../src/local/cluster.ts';
 import { agentLog, healthy, processRuns, stopCluster } from '../support/cluster.ts';
@@ -101,23 +102,36 @@ const dcsValue = (fields: string[]): fc.Arbitrary<string> =>
     anyValue().map((v) => JSON.stringify(v) ?? 'null'),
     fc.dictionary(fc.constantFrom(...fields), anyValue(), { maxKeys: fields.length }).map((o) => JSON.stringify(o)),
   );
+/** A /config whose timings are all unusable (wrong types, absurd values) beside random other keys. */
+const badTiming = fc.oneof(oddString(), fc.constantFrom(true, null, 9_000_000_001, 1e300, '10 years', [], {}), fc.array(anyValue(), { maxLength: 2 }));
+const garbageConfig = fc
+  .tuple(fc.record({ ttl: badTiming, loop_wait: badTiming, retry_timeout: badTiming }), fc.dictionary(fc.constantFrom('postgresql', 'maximum_lag_on_failover', 'check_timeline', 'x', 'slots'), anyValue(), { maxKeys: 3 }))
+  .map(([t, rest]) => JSON.stringify({ ...rest, ...t }));
 const dcsAction: fc.Arbitrary<Action> = fc.oneof(
+  garbageConfig.map((value) => ({ kind: 'dcs' as const, key: 'config', value })).filter((a) => keepsTimings(a.value)),
   fc.tuple(fc.string({ minLength: 1, maxLength: 10 }).filter((n) => !/^node[01]$/.test(n)), dcsValue(['conn_url', 'api_url', 'role', 'state', 'xlog_location', 'timeline', 'tags', 'replication_state']))
     .map(([name, value]) => ({ kind: 'dcs' as const, key: `members/${name}`, value })),
   fc.tuple(fc.constantFrom('config', 'sync', 'status', 'history', 'failover', 'failsafe', 'optime/leader'), dcsValue(['ttl', 'loop_wait', 'leader', 'sync_standby', 'quorum', 'optime', 'slots', 'member', 'scheduled_at', 'node0']))
     .map(([key, value]) => ({ kind: 'dcs' as const, key, value }))
-    // A /config that is a usable configuration is an operation; only unusable ones (not an object, or wrong types) are garbage.
-    .filter((a) => a.key !== 'config' || !isObjectText(a.value) || /"(ttl|loop_wait)":/.test(a.value))
+    // A /config that changes the timings is an operation (a ttl of 5 s on a loaded machine may
+    // legitimately cost the lock): garbage is a /config that is not an object, or one whose
+    // timings are unusable or absent, so that the agent keeps the timings in force.
+    .filter((a) => a.key !== 'config' || keepsTimings(a.value))
     .filter((a) => a.key !== 'failover' || !namesMember(a.value)),
 );
 
-function isObjectText(s: string): boolean {
+/** The timings the agents run with stay the same when this text is written into /config. */
+function keepsTimings(text: string): boolean {
+  let v: unknown;
   try {
-    const v: unknown = JSON.parse(s);
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
+    v = JSON.parse(text);
   } catch {
-    return false;
+    return true;
   }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return true;
+  const last = effectiveDynamicConfig({ ...FAST_TIMING }).config;
+  const next = effectiveDynamicConfig(v as Record<string, unknown>, last).config;
+  return next.ttl === last.ttl && next.loop_wait === last.loop_wait && next.retry_timeout === last.retry_timeout;
 }
 
 function namesMember(value: string): boolean {
