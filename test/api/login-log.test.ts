@@ -3,9 +3,11 @@
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:https';
 
 import { startApiServer } from '../../src/api/server.ts';
 import type { ApiServer, ApiServerOptions } from '../../src/api/server.ts';
+import { makePki, readPki } from '../support/pki.ts';
 import { primarySnapshot } from './fixtures.ts';
 
 const AUTH = { username: 'admin', password: 'right-horse-battery' };
@@ -74,4 +76,26 @@ test('a client guessing passwords gets one line per window, with the count of th
   assert.equal(failures.length, 2);
   assert.equal(failures[1]!.msg, 'REST API: failed login from 127.0.0.1: wrong username or password (19 more from this address not logged)');
   assert.ok(!JSON.stringify(lines).includes(GUESS));
+});
+
+test('HTTPS with verify_client optional: an unsafe request without a client certificate is logged as a failed login', async () => {
+  const files = await makePki({ clientName: 'patronictl' });
+  try {
+    const pki = await readPki(files);
+    const { base, lines } = await start({ loginLogWindowMs: 0, tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca, verifyClient: 'optional' } });
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${base.replace('http:', 'https:')}/reload`, { method: 'POST', ca: pki.ca, headers: { authorization: basic('admin', GUESS) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 403);
+    const failures = lines.filter((l) => l.msg.startsWith('REST API: failed login'));
+    assert.deepEqual(failures.map((l) => l.obj), [{ client: '127.0.0.1', method: 'POST', path: '/reload', reason: 'no client certificate', suppressed: 0 }]);
+    assert.ok(!JSON.stringify(lines).includes(GUESS));
+  } finally {
+    await files.remove();
+  }
 });
