@@ -81,7 +81,7 @@ test('random values in known keys, a secret under password keys: never throws, n
   const edits = fc.array(fc.tuple(fc.constantFrom(...KNOWN_PATHS), anyValue()), { maxLength: 6 });
   const secrets = fc.array(fc.tuple(fc.constantFrom(...SECRET_PATHS), withSecret()), { minLength: 1, maxLength: 3 });
   const env = fc.dictionary(fc.constantFrom(...SECRET_ENV), fc.constant(SECRET), { maxKeys: 2 });
-  await fuzz('config: known keys with random values', 2500, [fc.nat(1), edits, secrets, env, fc.boolean()], (which, e, s, vars, flow) => {
+  await fuzz('config: known keys with random values', 1500, [fc.nat(1), edits, secrets, env, fc.boolean()], (which, e, s, vars, flow) => {
     const root = structuredClone(bases[which]!);
     for (const [p, v] of e) setPath(root, p, v);
     for (const [p, v] of s) setPath(root, p, v);
@@ -98,7 +98,7 @@ test('one slip in the text of a valid file (indentation, a lost or doubled line,
     ch: fc.constantFrom(':', '-', '[', '{', '"', "'", '#', '&', '*', '!', '|', '>', '%', '@', '`', '\t', ' '),
     col: fc.nat(40),
   });
-  await fuzz('config: slips in a valid file', 1500, [fc.array(slip, { minLength: 1, maxLength: 3 })], (slips) => {
+  await fuzz('config: slips in a valid file', 1000, [fc.array(slip, { minLength: 1, maxLength: 3 })], (slips) => {
     const ls = [...lines];
     for (const s of slips) {
       const l = ls[s.line] ?? '';
@@ -125,7 +125,7 @@ test('dynamic configuration: random values in known keys never throw, bounds hol
   const pg = fc.dictionary(fc.constantFrom(...DYN_PG), anyValue(), { maxKeys: 4 });
   const params = fc.dictionary(fc.constantFrom('max_connections', 'wal_level', 'max_wal_senders', 'hot_standby', 'password_encryption', 'x'), anyValue(), { maxKeys: 4 });
   const secretKey = fc.constantFrom('password', 'superuser_password', 'token', 'auth_data', 'PASS', 'secret');
-  await fuzz('dynamic config', 3000, [dyn, pg, params, secretKey, withSecret(), fc.boolean()], (raw, pgRaw, parameters, sk, secret, nestSecret) => {
+  await fuzz('dynamic config', 2000, [dyn, pg, params, secretKey, withSecret(), fc.boolean()], (raw, pgRaw, parameters, sk, secret, nestSecret) => {
     const doc: Obj = { ...raw };
     if (nestSecret) doc['postgresql'] = { ...pgRaw, parameters, authentication: { superuser: { [sk]: secret } } };
     else doc[sk] = secret;
