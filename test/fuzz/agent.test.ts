@@ -185,7 +185,7 @@ describe('end-to-end fuzzing of a running cluster', { timeout: 300_000 }, () => 
   const b64 = (s: string): string => Buffer.from(s, 'latin1').toString('base64');
   async function put(key: string, value: string): Promise<void> {
     const res = await fetch(`${etcd}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(PREFIX + key), value: b64(value) }) });
-    assert.equal(res.status, 200, await res.text());
+    assert.equal(res.status, 200, `etcd refused the write of ${key}: ${res.status} ${await res.text()}`);
   }
   async function get(key: string): Promise<string | undefined> {
     const res = await fetch(`${etcd}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64(PREFIX + key) }) });
@@ -244,7 +244,7 @@ describe('end-to-end fuzzing of a running cluster', { timeout: 300_000 }, () => 
     await check(replica, '/replica');
     for (const n of cluster.nodes) assert.ok(processRuns(n.process?.pid), `the agent of ${n.name} exited\n${agentLog(cluster, n.name)}`);
     const status = await cluster.api(primary, '/patroni');
-    assert.equal(status?.body?.role, 'primary');
+    assert.equal(status?.body?.role, 'primary', `the primary's role is now ${String(status?.body?.role)}\n${agentLog(cluster, primary)}`);
     for (const s of SECRETS) {
       const reply = replies.find((r) => r.includes(s));
       assert.equal(reply, undefined, `a reply shows a secret: ${reply?.slice(0, 300)}`);
