@@ -198,8 +198,6 @@ tags: {nostream: true, replicatefrom: n2}
     /^log\.dir: not implemented by Vigil yet \(logs would go to standard output/,
     /^log\.format: not implemented by Vigil yet/,
     /^bootstrap\.dcs\.standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted/,
-    /^bootstrap\.dcs\.slots: permanent replication slots are not implemented/,
-    /^bootstrap\.dcs\.ignore_slots: ignore_slots is not implemented/,
     /^bootstrap\.post_init: not implemented by Vigil yet/,
     /^postgresql\.create_replica_methods: not implemented by Vigil yet \(replicas would be cloned with pg_basebackup/,
     /^postgresql\.config_dir: not implemented by Vigil yet/,
