@@ -62,6 +62,8 @@ const cases: [string, Partial<SlotInputs>, LocalSlot[], SlotOp[]][] = [
   // replicas
   ['replica keeps every member\'s slot and advances them to /status', { self: 'n1', leader: false, published: { n0: 400, n2: 300 } },
     [phys('n0'), phys('n2')], [{ op: 'advance', name: 'n0', lsn: 400 }, { op: 'advance', name: 'n2', lsn: 300 }]],
+  ['a replica asks no advance past its replay position', { self: 'n1', leader: false, published: { n0: 400, n2: 300 }, replayLsn: 350 },
+    [phys('n0', { restartLsn: 350 }), phys('n2')], [{ op: 'advance', name: 'n2', lsn: 300 }]],
   ['replica creates missing member slots', { self: 'n1', leader: false }, [], [{ op: 'createPhysical', name: 'n0' }, { op: 'createPhysical', name: 'n2' }]],
   ['nofailover replica keeps only its cascading members\' slots', { self: 'n1', leader: false, nofailover: true, members: [{ name: 'n0' }, { name: 'n1' }, { name: 'n2', replicatefrom: 'n1' }], permanent: [cdc] },
     [phys('n0')], [{ op: 'drop', name: 'n0', why: 'unknown' }, { op: 'createPhysical', name: 'n2' }]],

@@ -251,8 +251,10 @@ export function planSlots(i: SlotInputs, have: readonly LocalSlot[] | undefined)
     }
     present.add(h.name);
     const at = h.type === 'logical' ? h.confirmedFlushLsn : h.restartLsn;
-    if (w.advanceTo !== undefined && at !== undefined && w.advanceTo > at) {
-      advances.push(w.type === 'logical' ? { op: 'advance', name: h.name, lsn: w.advanceTo, database: w.database as string } : { op: 'advance', name: h.name, lsn: w.advanceTo });
+    // A replica cannot move a slot past what it has replayed (PostgreSQL clamps it): ask no more.
+    const to = w.advanceTo !== undefined && !i.leader && i.replayLsn !== undefined ? Math.min(w.advanceTo, i.replayLsn) : w.advanceTo;
+    if (to !== undefined && at !== undefined && to > at) {
+      advances.push(w.type === 'logical' ? { op: 'advance', name: h.name, lsn: to, database: w.database as string } : { op: 'advance', name: h.name, lsn: to });
     }
   }
   for (const w of want.values()) {
