@@ -151,6 +151,7 @@ async function runAgent(config: Config, configFile: string): Promise<number> {
     settings: config.postgresql,
     name: config.name,
     scope: config.scope,
+    nostream: config.tags.nostream === true,
     logger: {
       debug: (m) => log.debug({ component: 'postgres' }, m),
       info: (m) => log.info({ component: 'postgres' }, m),

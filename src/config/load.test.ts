@@ -203,8 +203,6 @@ tags: {nostream: true, replicatefrom: n2}
     /^postgresql\.config_dir: not implemented by Vigil yet/,
     /^postgresql\.parameters_primary: not implemented by Vigil yet/,
     /^restapi\.ciphers: not implemented by Vigil yet/,
-    /^tags\.nostream: not implemented by Vigil yet/,
-    /^tags\.replicatefrom: not implemented by Vigil yet/,
   ]) {
     assert.ok(hasIssue(errs, re), `no error matching ${re} in\n${errs.join('\n')}`);
   }

@@ -151,6 +151,8 @@ export interface BuildParamsInput {
   scope?: string;
   role: 'primary' | 'replica';
   upstream?: { connUrl: string; name: string } | null;
+  /** tags.nostream: no primary_conninfo and no slot (the upstream is still recorded as followed). */
+  nostream?: boolean;
   /** Dynamic parameters (/config postgresql.parameters). */
   dynamic?: Record<string, unknown> | null;
 }
@@ -242,7 +244,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   let conninfo = '';
   let slot = '';
   let pgpass: PgpassEntry | undefined;
-  if (upstream !== null) {
+  if (upstream !== null && input.nostream !== true) {
     const t = parseConnUrl(upstream.connUrl);
     const repl = input.settings.authentication.replication;
     const hasPassword = repl.password !== undefined && repl.password !== '';

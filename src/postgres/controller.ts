@@ -34,6 +34,8 @@ export interface PostgresControllerOptions {
   logger?: PgLogger;
   /** The postmaster exited without us stopping it (crash, kill -9, OOM...). */
   onPostmasterExit?: (info: PostmasterExitInfo) => void;
+  /** tags.nostream: as a replica, no streaming connection and no slot (see PgNode.nostream). */
+  nostream?: boolean;
 }
 
 export class PostgresController {
@@ -51,6 +53,7 @@ export class PostgresController {
 
   constructor(opts: PostgresControllerOptions) {
     this.node = new PgNode({ settings: opts.settings, name: opts.name, ...(opts.scope !== undefined ? { scope: opts.scope } : {}), ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
+    this.node.nostream = opts.nostream === true;
     this.settings = this.node.settings;
     this.name = this.node.name;
     this.dataDir = this.node.dataDir;
