@@ -124,6 +124,25 @@ async function run(d: NodeDriver, action: Action, obs: Observation): Promise<boo
     }
     case 'ensureSlots':
       return pg.ensureSlots(action.members.map(slotName), { dropUnknown: action.dropUnknown });
+    case 'syncSlots': {
+      await pg.applySlotOps(action.ops);
+      for (const op of action.ops) {
+        if (op.op !== 'copyLogical') continue;
+        // PostgreSQL < 17 cannot create a logical slot on a standby: the primary's slot state is
+        // copied into the stopped replica, which loads it at start (src/postgres/slots.ts).
+        const from = d.upstreamTarget(op.leader, cluster);
+        const states = from === null ? [] : await pg.fetchLogicalSlots(from.connUrl, op.names);
+        if (states.length === 0) continue;
+        await stopPostgres(d, 'fast', undefined, false);
+        try {
+          await pg.writeLogicalSlots(states);
+        } finally {
+          await pg.start();
+          started(d, 'replica', true);
+        }
+      }
+      return;
+    }
     case 'removeDataDir':
       return pg.removeDataDir();
     case 'cancelTask':

@@ -15,6 +15,8 @@ import type { BootstrapSettings } from '../config/types.ts';
 import type { FailsafeBody } from '../api/failsafe.ts';
 import type { WriteConfigResult } from '../postgres/controller.ts';
 import type { ProbeResult } from '../postgres/probe.ts';
+import type { SlotState } from '../postgres/slots.ts';
+import type { SlotOp } from '../core/slots.ts';
 
 /** The DCS port is the DCS interface itself. */
 export type DcsPort = Dcs;
@@ -45,6 +47,12 @@ export interface PgPort {
   rewind(from: { connUrl: string }): Promise<void>;
   /** Create the members' slots; dropUnknown: also drop other physical slots. */
   ensureSlots(names: string[], opts?: { dropUnknown?: boolean }): Promise<void>;
+  /** Execute planned slot changes (core/slots.ts), except copyLogical; never rejects for one op. */
+  applySlotOps(ops: readonly SlotOp[]): Promise<void>;
+  /** The state files of the logical slots `names` on the primary at connUrl. */
+  fetchLogicalSlots(connUrl: string, names: readonly string[]): Promise<SlotState[]>;
+  /** Write copied logical slot states into the stopped data directory. */
+  writeLogicalSlots(states: readonly SlotState[]): Promise<void>;
   checkDivergence(leader: { connUrl: string }, opts?: { timeoutMs?: number }): Promise<'need' | 'not_needed'>;
   setSyncStandbyNames(value: string | null): Promise<void>;
   controlData(): Promise<Record<string, string>>;

@@ -162,6 +162,7 @@ async function runWithLogging(config: Config, configFile: string, logging: Loggi
     settings: config.postgresql,
     name: config.name,
     scope: config.scope,
+    nostream: config.tags.nostream === true,
     logger: {
       debug: (m) => pgLog.debug({}, m),
       info: (m) => pgLog.info({}, m),

@@ -256,8 +256,8 @@ const NOT_IMPLEMENTED = 'not implemented by Vigil yet';
 
 /**
  * Keys of a dynamic configuration that Vigil does not implement yet and whose absence would change
- * what happens (a standby cluster's leader would be promoted to a second read-write primary; the
- * slots of backup tools and CDC consumers would be dropped; pg_hba edits would be no-ops). They are
+ * what happens (a standby cluster's leader would be promoted to a second read-write primary;
+ * pg_hba edits would be no-ops). They are
  * refused wherever a dynamic configuration enters: bootstrap.dcs, PATCH/PUT /config, edit-config.
  */
 export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
@@ -266,12 +266,6 @@ export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
   const present = (obj: Record<string, unknown>, key: string): boolean => obj[key] !== undefined && obj[key] !== null;
   if (present(raw, 'standby_cluster')) {
     out.push({ path: 'standby_cluster', message: `standby clusters are ${NOT_IMPLEMENTED}: this cluster's leader would be promoted to a read-write primary instead of following the remote primary` });
-  }
-  for (const key of ['slots', 'permanent_slots', 'permanent_replication_slots']) {
-    if (present(raw, key)) out.push({ path: key, message: `permanent replication slots are ${NOT_IMPLEMENTED}: they would not be created, and not kept across a failover` });
-  }
-  if (present(raw, 'ignore_slots')) {
-    out.push({ path: 'ignore_slots', message: `ignore_slots is ${NOT_IMPLEMENTED}: the leader would drop these slots` });
   }
   for (const key of ['primary_stop_timeout', 'master_stop_timeout', 'primary_race_backoff']) {
     const n = toInt(raw[key]);

@@ -28,12 +28,6 @@ export function parseTags(issues: Issues, root: Obj): Tags {
       tags[key] = value instanceof Date ? value.toISOString() : value;
     }
   }
-  if (tags.nostream === true) {
-    issues.error('tags.nostream', 'not implemented by Vigil yet (the member would still stream from its upstream and get a slot); remove it to start');
-  }
-  if (tags.replicatefrom !== undefined) {
-    issues.error('tags.replicatefrom', 'not implemented by Vigil yet (the upstream replica would not create the replication slot, so the member could not stream); remove it to start');
-  }
   if (tags.nofailover !== undefined && tags.failover_priority !== undefined) {
     // Patroni 4.1's rule, the one the core applies (core/election.ts isNoFailover): the explicit
     // nofailover decides whether the member may be promoted; failover_priority then only ranks it.

@@ -13,6 +13,7 @@ import { primaryMayStay } from './failsafe.ts';
 import { manualRaceVerdict } from './switchover.ts';
 import type { ClusterView, Decision, LocalPg, Observation, TaskState } from './model.ts';
 import { DecisionBuilder, FAST_WAKE_MS, failed, memberOf, paused, upstreamFor } from './builder.ts';
+import { replicaSlots } from './slots.ts';
 import { asLeader, unlocked } from './leader.ts';
 
 export function decide(obs: Observation): Decision {
@@ -359,8 +360,9 @@ function follow(obs: Observation, d: DecisionBuilder, leaderName: string): strin
   d.role = 'replica';
   const upstream = upstreamFor(obs, leaderName);
   if (pg.upstream !== upstream) {
-    d.add({ type: 'followUpstream', upstream });
+    d.add({ type: 'followUpstream', upstream }, ...replicaSlots(obs, d.memory));
     return `following new upstream ${upstream}`;
   }
+  d.add(...replicaSlots(obs, d.memory));
   return `no action. I am (${obs.self.name}), a secondary, and following a leader (${leaderName})`;
 }

@@ -3,6 +3,7 @@
 // failover request it handles.
 
 import { DecisionBuilder, declaresSlots, FAST_WAKE_MS, paused, slotMembers, STANDBY_NOT_IMPLEMENTED } from './builder.ts';
+import { leaderSlots, sameStatus } from './slots.ts';
 import { isHealthiest, isStandbyClusterConfig, syncModeOf, type Verdict } from './election.ts';
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
@@ -85,14 +86,17 @@ export function asLeader(obs: Observation, d: DecisionBuilder): string {
     return 'promoting: I hold the leader lock and run as a replica';
   }
   d.role = 'primary';
-  if (pg.walLsn !== undefined && cluster.status?.optime !== pg.walLsn) d.add({ type: 'writeStatus', status: { optime: pg.walLsn } });
+  const slotStep = leaderSlots(obs, d.memory);
+  if (slotStep.status !== undefined && !sameStatus(slotStep.status, cluster.status)) d.add({ type: 'writeStatus', status: slotStep.status });
   d.memory.failsafeActive = false;
   if (config.failsafe_mode === true) {
     const topology = failsafeTopology(obs);
     if (topology !== undefined && !sameTopology(topology, cluster.failsafe)) d.add({ type: 'writeFailsafe', value: topology });
   }
   const syncNote = leaderSync(obs, d);
-  if (config.postgresql.use_slots !== false) d.add({ type: 'ensureSlots', members: slotMembers(obs), dropUnknown: !paused(obs) && !declaresSlots(config) });
+  // Without slot facts (the simulator, a failed read): the members' slots the old way.
+  if (config.postgresql.use_slots !== false && pg.slots === undefined) d.add({ type: 'ensureSlots', members: slotMembers(obs), dropUnknown: !paused(obs) && !declaresSlots(config) });
+  d.add(...slotStep.actions);
   const fo = activeRequest(cluster);
   if (fo !== undefined) {
     const handled = leaderHandlesRequest(obs, d, fo);

@@ -2,6 +2,8 @@
 // Everything here is plain data: no classes, no IO. Names follow Patroni's DCS vocabulary
 // (see ../shared/spec/patroni-interfaces.md section 1) and PostgreSQL's (timeline, LSN).
 
+import type { LocalSlot, SlotOp } from './slots.ts';
+
 /** PostgreSQL states as published in members/<name>.state (Patroni's list). */
 export type PgState =
   | 'initializing new cluster'
@@ -190,6 +192,8 @@ export interface LocalPg {
   divergence?: 'need' | 'not_needed';
   /** Synchronous replication facts; present while PostgreSQL runs as a primary and answered. */
   sync?: LocalSync;
+  /** The non-temporary replication slots (pg_replication_slots); undefined when not read. */
+  slots?: LocalSlot[];
 }
 
 /** One WAL sender of the primary (a row of pg_stat_replication). */
@@ -327,6 +331,8 @@ export interface Memory {
    * one exception to "pause starts nothing"). Cleared once PostgreSQL runs or pause ends.
    */
   startAfterDemote?: boolean;
+  /** The leader's member-slot retention: slot name -> when its member was last seen (core/slots.ts). */
+  slotsRetain?: Record<string, number>;
 }
 
 export interface Observation {
@@ -382,6 +388,8 @@ export type Action =
   // physical slots (never while paused, nor when /config declares slots or ignore_slots, which
   // Vigil does not implement yet: those slots belong to backup tools and CDC consumers)
   | { type: 'ensureSlots'; members: string[]; dropUnknown: boolean }
+  // the slot changes core/slots.ts planned from the observed slots (create, drop, advance, copy)
+  | { type: 'syncSlots'; ops: SlotOp[] }
   /**
    * Set synchronous_standby_names (conf rewrite + reload when running; kept for later starts).
    * value is final (built by core/sync.ts); null: stop managing it (the user's parameter applies).

@@ -146,6 +146,13 @@ test('buildParameters: replica with and without upstream', () => {
   const noSlots = buildParameters({ settings: { ...settings, useSlots: false }, memberName: 'n', role: 'replica', upstream: { connUrl: 'postgres://h:1/x', name: 'l' } });
   assert.equal(Object.fromEntries(noSlots.conf).primary_slot_name, '');
 
+  // tags.nostream: no streaming connection, no slot, the upstream still recorded as followed.
+  const nostream = buildParameters({ settings, memberName: 'n', role: 'replica', upstream: { connUrl: 'postgres://h:1/x', name: 'l' }, nostream: true });
+  assert.equal(Object.fromEntries(nostream.conf).primary_conninfo, '');
+  assert.equal(Object.fromEntries(nostream.conf).primary_slot_name, '');
+  assert.equal(nostream.upstreamName, 'l');
+  assert.equal(nostream.standby, true);
+
   const none = buildParameters({ settings, memberName: 'n', role: 'replica', upstream: null });
   assert.equal(Object.fromEntries(none.conf).primary_conninfo, '');
   assert.equal(none.standby, true);

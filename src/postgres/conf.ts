@@ -8,6 +8,7 @@
 
 import type { PostgresqlSettings } from '../config/types.ts';
 import { parseConnUrl, parseListen, renderConninfo, type PgpassEntry } from './conninfo.ts';
+import { memberSlotName } from '../core/slots.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Names
@@ -17,13 +18,7 @@ import { parseConnUrl, parseListen, renderConninfo, type PgpassEntry } from './c
  * character outside [a-z0-9_] becomes 'u' + its code point as 4 decimal digits; max 63 chars.
  */
 export function slotName(memberName: string): string {
-  let out = '';
-  for (const ch of memberName.toLowerCase()) {
-    if (/^[a-z0-9_]$/.test(ch)) out += ch;
-    else if (ch === '-' || ch === '.') out += '_';
-    else out += 'u' + String(ch.codePointAt(0)).padStart(4, '0');
-  }
-  return out.slice(0, 63);
+  return memberSlotName(memberName);
 }
 
 /** A valid physical slot name (what PostgreSQL accepts). */
@@ -156,6 +151,8 @@ export interface BuildParamsInput {
   scope?: string;
   role: 'primary' | 'replica';
   upstream?: { connUrl: string; name: string } | null;
+  /** tags.nostream: no primary_conninfo and no slot (the upstream is still recorded as followed). */
+  nostream?: boolean;
   /** Dynamic parameters (/config postgresql.parameters). */
   dynamic?: Record<string, unknown> | null;
 }
@@ -247,7 +244,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   let conninfo = '';
   let slot = '';
   let pgpass: PgpassEntry | undefined;
-  if (upstream !== null) {
+  if (upstream !== null && input.nostream !== true) {
     const t = parseConnUrl(upstream.connUrl);
     const repl = input.settings.authentication.replication;
     const hasPassword = repl.password !== undefined && repl.password !== '';

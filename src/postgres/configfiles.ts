@@ -61,6 +61,7 @@ export class ConfigFiles {
       role: opts.role,
       upstream: opts.upstream ?? null,
       dynamic: opts.parameters ?? null,
+      ...(this.node.nostream ? { nostream: true } : {}),
     });
     for (const msg of built.ignored) this.node.log.warn(`parameter ignored: ${msg}`);
 

@@ -16,6 +16,8 @@ import type { LocalPg, LocalSync } from '../core/model.ts';
 import { ConfigFiles, type WriteConfigOptions, type WriteConfigResult } from './configfiles.ts';
 import { DataDir, type BasebackupOptions } from './datadir.ts';
 import { Facts } from './facts.ts';
+import { applySlotOps, fetchLogicalSlots, readSlots, writeLogicalSlots, type SlotState } from './slots.ts';
+import type { SlotOp } from '../core/slots.ts';
 import { PgNode, type PgLogger } from './node.ts';
 import { Postmaster, type PostmasterExitInfo } from './postmaster.ts';
 import type { ProbeResult } from './probe.ts';
@@ -32,6 +34,8 @@ export interface PostgresControllerOptions {
   logger?: PgLogger;
   /** The postmaster exited without us stopping it (crash, kill -9, OOM...). */
   onPostmasterExit?: (info: PostmasterExitInfo) => void;
+  /** tags.nostream: as a replica, no streaming connection and no slot (see PgNode.nostream). */
+  nostream?: boolean;
 }
 
 export class PostgresController {
@@ -49,6 +53,7 @@ export class PostgresController {
 
   constructor(opts: PostgresControllerOptions) {
     this.node = new PgNode({ settings: opts.settings, name: opts.name, ...(opts.scope !== undefined ? { scope: opts.scope } : {}), ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
+    this.node.nostream = opts.nostream === true;
     this.settings = this.node.settings;
     this.name = this.node.name;
     this.dataDir = this.node.dataDir;
@@ -196,8 +201,29 @@ export class PostgresController {
   }
 
   /** Everything the agent needs about local PostgreSQL for one tick; never rejects for PostgreSQL being down. */
-  observe(opts: { probeTimeoutMs?: number } = {}): Promise<LocalPg & { probe?: ProbeResult }> {
-    return this.facts.observe(opts);
+  async observe(opts: { probeTimeoutMs?: number } = {}): Promise<LocalPg & { probe?: ProbeResult }> {
+    const o = await this.facts.observe(opts);
+    // The replication slots, for core/slots.ts (left undefined when the read fails).
+    if (o.ready) {
+      const slots = await readSlots(this.node, opts.probeTimeoutMs ?? 2000).catch(() => undefined);
+      if (slots !== undefined) o.slots = slots;
+    }
+    return o;
+  }
+
+  /** Executes planned slot changes (see src/postgres/slots.ts). */
+  applySlotOps(ops: readonly SlotOp[]): Promise<void> {
+    return applySlotOps(this.node, ops);
+  }
+
+  /** The state files of logical slots on the primary at connUrl. */
+  fetchLogicalSlots(connUrl: string, names: readonly string[]): Promise<SlotState[]> {
+    return fetchLogicalSlots(this.node, connUrl, names);
+  }
+
+  /** Writes copied logical slot states into the stopped data directory. */
+  writeLogicalSlots(states: readonly SlotState[]): Promise<void> {
+    return writeLogicalSlots(this.node, states);
   }
 
   /** On a primary: creates missing physical slots, drops inactive ones not in `names`. */

@@ -33,6 +33,8 @@ export class PgNode {
   /** <dirname(data_dir)>/<name>.postgres.log: outside the data directory, so never copied. */
   readonly logFile: string;
   readonly log: PgLogger;
+  /** tags.nostream: a replica gets no primary_conninfo (WAL from restore_command and pg_wal only). */
+  nostream = false;
   /** Serialises writes of postgresql.conf (writeConfig, setSyncStandbyNames). */
   private confLock: Promise<unknown> = Promise.resolve();
 

@@ -143,6 +143,10 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
       copyFrom(s);
     },
     ensureSlots: async () => undefined,
+    // The simulator does not model slots (LocalPg.slots stays undefined, so none are planned).
+    applySlotOps: async () => undefined,
+    fetchLogicalSlots: async () => [],
+    writeLogicalSlots: async () => undefined,
     // An idealised pg_rewind --dry-run: a true comparison of the histories.
     checkDivergence: async (leader) => {
       const l = nodeOf(w, leader.connUrl);
