@@ -21,7 +21,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       const b = d.config.bootstrap;
       if (b === undefined) throw new Error('no bootstrap section in the configuration');
       await pg.initdb(b);
-      await pg.writeConfig({ role: 'primary', upstream: null, parameters: d.pgParameters() });
+      await pg.writeConfig({ role: 'primary', upstream: null, ...d.pgInputs() });
       await pg.start(startTimeout);
       d.pgState = 'running';
       await pg.postBootstrap(b);
@@ -36,8 +36,8 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       return;
     }
     case 'start':
-      if (spec.asPrimary) await pg.writeConfig({ role: 'primary', upstream: null, parameters: d.pgParameters() });
-      else await pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(spec.upstream, cluster), parameters: d.pgParameters() });
+      if (spec.asPrimary) await pg.writeConfig({ role: 'primary', upstream: null, ...d.pgInputs() });
+      else await pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(spec.upstream, cluster), ...d.pgInputs() });
       d.pgState = 'starting';
       // The fencer guards the data directory before a primary can come up.
       if (spec.asPrimary) await d.armFence(true);
@@ -70,7 +70,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       if (d.lastPg !== undefined) d.lastPg = { ...d.lastPg, inRecovery: false };
       d.publish();
       d.wake();
-      await pg.writeConfig({ role: 'primary', upstream: null, parameters: d.pgParameters() });
+      await pg.writeConfig({ role: 'primary', upstream: null, ...d.pgInputs() });
       await publishHistory(d);
       // A checkpoint on the new timeline lets former primaries run pg_rewind against us at once.
       await pg.checkpoint().catch((err: unknown) => d.log.warn({}, `checkpoint after promote failed: ${String(err)}`));
@@ -95,7 +95,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       }
       if (spec.mode === 'offline') {
         // The DCS cannot be read: restart read-only following nobody.
-        await pg.writeConfig({ role: 'replica', upstream: null, parameters: d.pgParameters() });
+        await pg.writeConfig({ role: 'replica', upstream: null, ...d.pgInputs() });
         await pg.start(startTimeout);
         d.pgState = 'running';
         started(d, 'replica');
@@ -145,7 +145,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
 }
 
 async function startAsReplica(d: NodeDriver, upstream: string, cluster: ClusterView | undefined): Promise<void> {
-  await d.ports.pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(upstream, cluster), parameters: d.pgParameters() });
+  await d.ports.pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(upstream, cluster), ...d.pgInputs() });
   d.pgState = 'starting';
   await d.ports.pg.start({ timeoutMs: d.config.postgresql.pgCtlTimeout * 1000 });
   d.pgState = 'running';

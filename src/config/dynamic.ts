@@ -257,7 +257,7 @@ const NOT_IMPLEMENTED = 'not implemented by Vigil yet';
 /**
  * Keys of a dynamic configuration that Vigil does not implement yet and whose absence would change
  * what happens (a standby cluster's leader would be promoted to a second read-write primary; the
- * slots of backup tools and CDC consumers would be dropped; pg_hba edits would be no-ops). They are
+ * slots of backup tools and CDC consumers would be dropped). They are
  * refused wherever a dynamic configuration enters: bootstrap.dcs, PATCH/PUT /config, edit-config.
  */
 export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
@@ -279,7 +279,7 @@ export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
   }
   const pg = raw.postgresql;
   if (isMap(pg)) {
-    for (const key of ['pg_hba', 'pg_ident', 'recovery_conf']) {
+    for (const key of ['recovery_conf']) {
       if (present(pg, key)) out.push({ path: `postgresql.${key}`, message: `${key} in the dynamic configuration is ${NOT_IMPLEMENTED}: it would not be written; set it in each node's local postgresql section` });
     }
     for (const role of ['primary', 'replica', 'standby_leader']) {
@@ -430,11 +430,14 @@ export function effectiveDynamicConfigNotes(raw: Record<string, unknown> | undef
     notes.push({ path: 'postgresql.parameters', message: `expected a mapping, got ${show(pgSrc.parameters)}; ignored` });
     postgresql.parameters = null;
   }
-  if (pgSrc.pg_hba === undefined || pgSrc.pg_hba === null) {
-    delete postgresql.pg_hba;
-  } else if (!Array.isArray(pgSrc.pg_hba) || pgSrc.pg_hba.some((l) => typeof l !== 'string')) {
-    notes.push({ path: 'postgresql.pg_hba', message: `expected a list of strings, got ${show(pgSrc.pg_hba)}; ignored` });
-    delete postgresql.pg_hba;
+  for (const key of ['pg_hba', 'pg_ident'] as const) {
+    const lines = pgSrc[key];
+    if (lines === undefined || lines === null) {
+      delete postgresql[key];
+    } else if (!Array.isArray(lines) || lines.some((l) => typeof l !== 'string')) {
+      notes.push({ path: `postgresql.${key}`, message: `expected a list of strings, got ${show(lines)}; ignored` });
+      delete postgresql[key];
+    }
   }
 
   const config: DynamicConfig = {

@@ -113,7 +113,6 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     rewind: refused('pg_rewind would run without these options'),
     use_unix_socket: refused('the agent would connect over TCP'),
     use_unix_socket_repl: refused('replication would connect over TCP'),
-    pg_ident: refused('pg_ident.conf would not be written'),
     recovery_conf: refused('these recovery settings would not be written'),
     krbsrvname: refused('Kerberos connections would use the default service name'),
   };
@@ -126,7 +125,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const crm = pg.create_replica_methods;
   if (Array.isArray(crm) && crm.length === 1 && crm[0] === 'basebackup') delete unsupported.create_replica_methods;
   checkKeys(issues, pg, path, [
-    'listen', 'connect_address', 'data_dir', 'bin_dir', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba',
+    'listen', 'connect_address', 'data_dir', 'bin_dir', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
     'pg_ctl_timeout', 'basebackup', 'callbacks', 'pre_promote', 'before_stop', ...(unsupported.create_replica_methods ? [] : ['create_replica_methods']),
   ], unsupported);
@@ -155,6 +154,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
 
   const parameters = parseParameters(issues, pg, path);
   const pgHba = stringList(issues, pg, 'pg_hba', path) ?? [];
+  const pgIdent = stringList(issues, pg, 'pg_ident', path);
 
   const localRewind = bool(issues, pg, 'use_pg_rewind', path);
   const localSlots = bool(issues, pg, 'use_slots', path);
@@ -181,6 +181,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     authentication,
     parameters,
     pgHba,
+    ...(pgIdent !== undefined && pgIdent.length > 0 ? { pgIdent } : {}),
     ...(localRewind !== undefined ? { usePgRewind: localRewind } : {}),
     useSlots: localSlots ?? dcsSlots ?? true,
     removeDataDirectoryOnRewindFailure: removeOnRewindFailure,

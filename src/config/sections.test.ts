@@ -308,3 +308,13 @@ test('etcd3: srv, srv_suffix, use_proxies and proxy are read (Patroni: a proxy i
   const plain = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {hosts: "127.0.0.1:2379", use_proxies: true}'), {});
   assert.equal(plain.config?.etcd3?.useProxies, true);
 });
+
+test('postgresql.pg_ident: a list of lines, kept when non-empty; a wrong type is an error', () => {
+  const withIdent = MINIMAL_CONFIG.replace('postgresql:\n', 'postgresql:\n  pg_ident: ["vmap osuser alice"]\n');
+  const ok = loadConfig(withIdent, {});
+  assert.deepEqual(errors(ok.issues), []);
+  assert.deepEqual(ok.config?.postgresql.pgIdent, ['vmap osuser alice']);
+  assert.equal(loadConfig(MINIMAL_CONFIG, {}).config?.postgresql.pgIdent, undefined);
+  const bad = loadConfig(MINIMAL_CONFIG.replace('postgresql:\n', 'postgresql:\n  pg_ident: vmap\n'), {});
+  assert.ok(hasIssue(errors(bad.issues), /^postgresql\.pg_ident: /), errors(bad.issues).join('\n'));
+});

@@ -72,6 +72,8 @@ export interface PostgresqlSettings {
   };
   parameters: Record<string, string | number | boolean>;
   pgHba: string[];
+  /** postgresql.pg_ident lines (written to pg_ident.conf when non-empty). */
+  pgIdent?: string[];
   /** The local postgresql.use_pg_rewind; when set it overrides /config (config/dynamic.ts withLocalOverrides). */
   usePgRewind?: boolean;
   useSlots: boolean;
