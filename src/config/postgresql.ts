@@ -4,7 +4,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseBool } from '../core/values.ts';
 import { show } from './dynamic.ts';
-import { bool, checkKeys, connectAddress, describe, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj, type Refusal } from './fields.ts';
+import { bool, checkKeys, connectAddress, describe, splitHostPort, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj, type Refusal } from './fields.ts';
 import { parseHooks } from './hooks.ts';
 import { renderOptions } from './options.ts';
 import type { Credentials, PostgresqlSettings } from './types.ts';
@@ -94,6 +94,20 @@ function parseParameters(issues: Issues, pg: Obj, path: string): Record<string, 
   return out;
 }
 
+/** postgresql.proxy_address: host[:port] (port 5432 when absent), published as the member's proxy_url. */
+function parseProxyAddress(issues: Issues, pg: Obj, path: string): string | undefined {
+  const text = str(issues, pg, 'proxy_address', path);
+  if (text === undefined || text.trim() === '') return undefined;
+  const t = text.trim();
+  const withPort = t.includes(':') ? t : `${t}:5432`;
+  const hp = splitHostPort(withPort);
+  if (typeof hp === 'string' || hp.host === '') {
+    issues.error(sub(path, 'proxy_address'), typeof hp === 'string' ? hp : `no host in ${show(text)}`);
+    return undefined;
+  }
+  return withPort;
+}
+
 export function parsePostgresql(issues: Issues, root: Obj, name: string | undefined, dcsPg: Obj | undefined): PostgresqlSettings | undefined {
   const path = 'postgresql';
   if (root.postgresql === undefined || root.postgresql === null) {
@@ -103,7 +117,6 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const pg = section(issues, root, 'postgresql', '');
   if (pg === undefined) return undefined;
   const unsupported: Record<string, string | Refusal> = {
-    proxy_address: refused('proxy_url would not be published in the member key for routers'),
     config_dir: refused('the configuration files would be written into the data directory instead'),
     config_base_name: refused('the configuration file would be named postgresql.conf'),
     custom_conf: refused('the custom configuration file would not be included'),
@@ -125,7 +138,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const crm = pg.create_replica_methods;
   if (Array.isArray(crm) && crm.length === 1 && crm[0] === 'basebackup') delete unsupported.create_replica_methods;
   checkKeys(issues, pg, path, [
-    'listen', 'connect_address', 'data_dir', 'bin_dir', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
+    'listen', 'connect_address', 'proxy_address', 'data_dir', 'bin_dir', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
     'pg_ctl_timeout', 'basebackup', 'callbacks', 'pre_promote', 'before_stop', ...(unsupported.create_replica_methods ? [] : ['create_replica_methods']),
   ], unsupported);
@@ -135,6 +148,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     issues.warn(sub(path, 'listen'), `no host in ${show(listen.text)}: PostgreSQL will not listen on TCP (use *:${listen.port} for all addresses)`);
   }
   const connect = connectAddress(issues, pg, path, listen && listen.hosts[0] === '' ? { ...listen, hosts: [] } : listen);
+  const proxyAddress = parseProxyAddress(issues, pg, path);
   const dataDir = str(issues, pg, 'data_dir', path, true);
   let binDir = str(issues, pg, 'bin_dir', path);
   if (binDir !== undefined) checkBinDir(issues, binDir, sub(path, 'bin_dir'));
@@ -174,6 +188,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   return {
     listen: listen.text,
     connectAddress: connect,
+    ...(proxyAddress !== undefined ? { proxyAddress } : {}),
     dataDir,
     binDir,
     pgpass: pgpassSet ?? join(dirname(dataDir), `pgpass.${name ?? 'vigil'}`),

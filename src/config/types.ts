@@ -60,6 +60,8 @@ export interface PostgresqlSettings {
   /** host:port list as in listen_addresses plus port, e.g. "127.0.0.1:5432". */
   listen: string;
   connectAddress: string;
+  /** postgresql.proxy_address as host:port; published as the member key's proxy_url. */
+  proxyAddress?: string;
   dataDir: string;
   binDir: string;
   /** pgpass file the agent writes for replication/rewind connections. */
