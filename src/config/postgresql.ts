@@ -173,7 +173,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const localRewind = bool(issues, pg, 'use_pg_rewind', path);
   const localSlots = bool(issues, pg, 'use_slots', path);
   if (localSlots !== undefined) {
-    issues.warn(sub(path, 'use_slots'), 'Patroni reads use_slots only from the dynamic configuration (bootstrap.dcs.postgresql.use_slots); Vigil uses it as the local default');
+    issues.warn(sub(path, 'use_slots'), 'ignored: replication slots are switched on or off for the whole cluster, in the dynamic configuration (bootstrap.dcs.postgresql.use_slots), as in Patroni');
   }
   const dcsSlots = dcsPg ? parseBool(dcsPg.use_slots) : undefined;
   const removeOnRewindFailure = bool(issues, pg, 'remove_data_directory_on_rewind_failure', path) ?? false;
@@ -198,7 +198,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     pgHba,
     ...(pgIdent !== undefined && pgIdent.length > 0 ? { pgIdent } : {}),
     ...(localRewind !== undefined ? { usePgRewind: localRewind } : {}),
-    useSlots: localSlots ?? dcsSlots ?? true,
+    useSlots: dcsSlots ?? true,
     removeDataDirectoryOnRewindFailure: removeOnRewindFailure,
     removeDataDirectoryOnDivergedTimelines: removeOnDiverged,
     pgCtlTimeout,

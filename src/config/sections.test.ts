@@ -188,10 +188,13 @@ test('bootstrap.dcs: timings adjusted with a warning, errors with paths', () => 
   ]);
 });
 
-test('use_slots: local first, then bootstrap.dcs; use_pg_rewind: only the local value (it overrides /config)', () => {
+test('use_slots: only from bootstrap.dcs, a local one is ignored with a warning; use_pg_rewind: only the local value (it overrides /config)', () => {
   const fromDcs = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  dcs:\n    postgresql: {use_slots: false, use_pg_rewind: true}\n', {});
   assert.equal(fromDcs.config?.postgresql.useSlots, false);
   assert.equal(fromDcs.config?.postgresql.usePgRewind, undefined);
+  const localSlots = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  use_slots: false\n  data_dir:'), {});
+  assert.equal(localSlots.config?.postgresql.useSlots, true);
+  assert.ok(hasIssue(warnings(localSlots.issues), /^postgresql\.use_slots: ignored: replication slots are switched on or off for the whole cluster/));
   const local = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  use_pg_rewind: false\n  data_dir:') + 'bootstrap:\n  dcs:\n    postgresql: {use_pg_rewind: true}\n', {});
   assert.equal(local.config?.postgresql.usePgRewind, false);
 });

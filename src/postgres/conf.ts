@@ -158,6 +158,8 @@ export interface BuildParamsInput {
   upstream?: { connUrl: string; name: string } | null;
   /** Dynamic parameters (/config postgresql.parameters). */
   dynamic?: Record<string, unknown> | null;
+  /** The dynamic postgresql.use_slots (a replica then names its slot); default settings.useSlots. */
+  useSlots?: boolean;
 }
 
 export interface BuiltParams {
@@ -262,7 +264,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
       ['gssencmode', 'prefer'],
       ['channel_binding', 'prefer'],
     ]);
-    if (input.settings.useSlots) slot = slotName(input.memberName);
+    if (input.useSlots ?? input.settings.useSlots) slot = slotName(input.memberName);
     if (hasPassword) pgpass = { host: t.host, port: t.port, database: '*', user: repl.username, password: repl.password! };
   }
   conf.push(['primary_conninfo', conninfo]);

@@ -40,6 +40,8 @@ export interface WriteConfigOptions {
   pgHba?: string[] | null;
   /** The dynamic configuration's postgresql.pg_ident (used when the local section sets none). */
   pgIdent?: string[] | null;
+  /** The dynamic configuration's postgresql.use_slots (default: the settings' value). */
+  useSlots?: boolean;
 }
 
 /**
@@ -94,6 +96,7 @@ export class ConfigFiles {
       role: opts.role,
       upstream: opts.upstream ?? null,
       dynamic: opts.parameters ?? null,
+      ...(opts.useSlots !== undefined ? { useSlots: opts.useSlots } : {}),
     });
     for (const msg of built.ignored) this.node.log.warn(`parameter ignored: ${msg}`);
 
