@@ -166,13 +166,13 @@ const validation: Array<[string, unknown, string[]]> = [
     'slots: permanent replication slots are not implemented by Vigil yet: they would not be created, and not kept across a failover',
   ]],
   ['keys not implemented yet', {
-    standby_cluster: { host: 'a' }, ignore_slots: [{ name: 'x' }], permanent_slots: {}, primary_stop_timeout: 30, master_stop_timeout: 0,
+    standby_cluster: { host: 'a' }, ignore_slots: [{ name: 'x' }], permanent_slots: {}, primary_stop_timeout: 30, primary_race_backoff: 5,
     postgresql: { pg_ident: ['m u u'], recovery_conf: {}, parameters_primary: {}, pg_hba_replica: [], use_pg_rewind: true },
   }, [
     "standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted to a read-write primary instead of following the remote primary",
     'permanent_slots: permanent replication slots are not implemented by Vigil yet: they would not be created, and not kept across a failover',
     'ignore_slots: ignore_slots is not implemented by Vigil yet: the leader would drop these slots',
-    'primary_stop_timeout: primary_stop_timeout is not implemented by Vigil yet; remove it or set it to 0',
+    'primary_race_backoff: primary_race_backoff is not implemented by Vigil yet; remove it or set it to 0',
     "postgresql.recovery_conf: recovery_conf in the dynamic configuration is not implemented by Vigil yet: it would not be written; set it in each node's local postgresql section",
     'postgresql.parameters_primary: parameters_primary is not implemented by Vigil yet: it would not be applied',
     'postgresql.pg_hba_replica: pg_hba_replica is not implemented by Vigil yet: it would not be applied',

@@ -273,7 +273,7 @@ export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
   if (present(raw, 'ignore_slots')) {
     out.push({ path: 'ignore_slots', message: `ignore_slots is ${NOT_IMPLEMENTED}: the leader would drop these slots` });
   }
-  for (const key of ['primary_stop_timeout', 'master_stop_timeout', 'primary_race_backoff']) {
+  for (const key of ['primary_race_backoff']) {
     const n = toInt(raw[key]);
     if (n !== undefined && n > 0) out.push({ path: key, message: `${key} is ${NOT_IMPLEMENTED}; remove it or set it to 0` });
   }
