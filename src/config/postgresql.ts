@@ -94,6 +94,32 @@ function parseParameters(issues: Issues, pg: Obj, path: string): Record<string, 
   return out;
 }
 
+/**
+ * bin_name keys and the standard binary each renames: Patroni's keys (ctl, pgcontroldata, ...)
+ * and, as aliases, the binaries' own names.
+ */
+const BIN_NAME_KEYS: Record<string, string> = {
+  postgres: 'postgres', initdb: 'initdb', pgcontroldata: 'pg_controldata', pgbasebackup: 'pg_basebackup', rewind: 'pg_rewind',
+  pg_controldata: 'pg_controldata', pg_basebackup: 'pg_basebackup', pg_rewind: 'pg_rewind',
+  // Vigil runs neither pg_ctl nor pg_isready: accepted, nothing to rename.
+  ctl: 'pg_ctl', isready: 'pg_isready', pg_ctl: 'pg_ctl', pg_isready: 'pg_isready',
+};
+
+/** postgresql.bin_name: the standard binary name -> the name (in bin_dir) or path to run instead. */
+function parseBinName(issues: Issues, pg: Obj, path: string): Record<string, string> | undefined {
+  if (pg.bin_name === undefined || pg.bin_name === null) return undefined;
+  const sec = section(issues, pg, 'bin_name', path);
+  if (sec === undefined) return undefined;
+  const p = sub(path, 'bin_name');
+  checkKeys(issues, sec, p, Object.keys(BIN_NAME_KEYS));
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(BIN_NAME_KEYS)) {
+    const v = str(issues, sec, key, p);
+    if (v !== undefined && v.trim() !== '') out[BIN_NAME_KEYS[key]!] = v.trim();
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 /** postgresql.proxy_address: host[:port] (port 5432 when absent), published as the member's proxy_url. */
 function parseProxyAddress(issues: Issues, pg: Obj, path: string): string | undefined {
   const text = str(issues, pg, 'proxy_address', path);
@@ -120,7 +146,6 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     config_dir: refused('the configuration files would be written into the data directory instead'),
     config_base_name: refused('the configuration file would be named postgresql.conf'),
     custom_conf: refused('the custom configuration file would not be included'),
-    bin_name: refused('the standard binary names would be run instead'),
     create_replica_methods: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     rewind: refused('pg_rewind would run without these options'),
@@ -138,7 +163,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const crm = pg.create_replica_methods;
   if (Array.isArray(crm) && crm.length === 1 && crm[0] === 'basebackup') delete unsupported.create_replica_methods;
   checkKeys(issues, pg, path, [
-    'listen', 'connect_address', 'proxy_address', 'data_dir', 'bin_dir', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
+    'listen', 'connect_address', 'proxy_address', 'data_dir', 'bin_dir', 'bin_name', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
     'pg_ctl_timeout', 'basebackup', 'callbacks', 'pre_promote', 'before_stop', ...(unsupported.create_replica_methods ? [] : ['create_replica_methods']),
   ], unsupported);
@@ -153,6 +178,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   let binDir = str(issues, pg, 'bin_dir', path);
   if (binDir !== undefined) checkBinDir(issues, binDir, sub(path, 'bin_dir'));
   else binDir = detectBinDir();
+  const binName = parseBinName(issues, pg, path);
   const pgpassSet = str(issues, pg, 'pgpass', path);
   const database = str(issues, pg, 'database', path) ?? 'postgres';
 
@@ -191,6 +217,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     ...(proxyAddress !== undefined ? { proxyAddress } : {}),
     dataDir,
     binDir,
+    ...(binName !== undefined ? { binName } : {}),
     pgpass: pgpassSet ?? join(dirname(dataDir), `pgpass.${name ?? 'vigil'}`),
     database,
     authentication,

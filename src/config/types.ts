@@ -64,6 +64,8 @@ export interface PostgresqlSettings {
   proxyAddress?: string;
   dataDir: string;
   binDir: string;
+  /** postgresql.bin_name: standard binary name -> the name in binDir (or an absolute path) to run instead. */
+  binName?: Record<string, string>;
   /** pgpass file the agent writes for replication/rewind connections. */
   pgpass: string;
   database: string;
