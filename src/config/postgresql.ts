@@ -145,7 +145,6 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const unsupported: Record<string, string | Refusal> = {
     config_dir: refused('the configuration files would be written into the data directory instead'),
     config_base_name: refused('the configuration file would be named postgresql.conf'),
-    custom_conf: refused('the custom configuration file would not be included'),
     create_replica_methods: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     rewind: refused('pg_rewind would run without these options'),
@@ -163,7 +162,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const crm = pg.create_replica_methods;
   if (Array.isArray(crm) && crm.length === 1 && crm[0] === 'basebackup') delete unsupported.create_replica_methods;
   checkKeys(issues, pg, path, [
-    'listen', 'connect_address', 'proxy_address', 'data_dir', 'bin_dir', 'bin_name', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
+    'listen', 'connect_address', 'proxy_address', 'data_dir', 'bin_dir', 'bin_name', 'custom_conf', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
     'pg_ctl_timeout', 'basebackup', 'callbacks', 'pre_promote', 'before_stop', ...(unsupported.create_replica_methods ? [] : ['create_replica_methods']),
   ], unsupported);
@@ -179,6 +178,10 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   if (binDir !== undefined) checkBinDir(issues, binDir, sub(path, 'bin_dir'));
   else binDir = detectBinDir();
   const binName = parseBinName(issues, pg, path);
+  const customConf = str(issues, pg, 'custom_conf', path);
+  if (customConf !== undefined && customConf !== '' && !existsSync(customConf.startsWith('/') || dataDir === undefined ? customConf : join(dataDir, customConf))) {
+    issues.warn(sub(path, 'custom_conf'), `${customConf} does not exist on this machine: PostgreSQL will not start without it`);
+  }
   const pgpassSet = str(issues, pg, 'pgpass', path);
   const database = str(issues, pg, 'database', path) ?? 'postgres';
 
@@ -218,6 +221,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     dataDir,
     binDir,
     ...(binName !== undefined ? { binName } : {}),
+    ...(customConf !== undefined && customConf !== '' ? { customConf } : {}),
     pgpass: pgpassSet ?? join(dirname(dataDir), `pgpass.${name ?? 'vigil'}`),
     database,
     authentication,

@@ -321,3 +321,10 @@ test('postgresql.pg_ident: a list of lines, kept when non-empty; a wrong type is
   const bad = loadConfig(MINIMAL_CONFIG.replace('postgresql:\n', 'postgresql:\n  pg_ident: vmap\n'), {});
   assert.ok(hasIssue(errors(bad.issues), /^postgresql\.pg_ident: /), errors(bad.issues).join('\n'));
 });
+
+test('postgresql.custom_conf: kept as given; a file missing on this machine is a warning', () => {
+  const { config, issues } = loadConfig(MINIMAL_CONFIG.replace('postgresql:\n', 'postgresql:\n  custom_conf: /nonexistent/custom.conf\n'), {});
+  assert.deepEqual(errors(issues), []);
+  assert.equal(config?.postgresql.customConf, '/nonexistent/custom.conf');
+  assert.ok(hasIssue(warnings(issues), /^postgresql\.custom_conf: \/nonexistent\/custom\.conf does not exist/));
+});

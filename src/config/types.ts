@@ -66,6 +66,8 @@ export interface PostgresqlSettings {
   binDir: string;
   /** postgresql.bin_name: standard binary name -> the name in binDir (or an absolute path) to run instead. */
   binName?: Record<string, string>;
+  /** postgresql.custom_conf: a file postgresql.conf includes in place of postgresql.base.conf. */
+  customConf?: string;
   /** pgpass file the agent writes for replication/rewind connections. */
   pgpass: string;
   database: string;

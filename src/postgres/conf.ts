@@ -297,11 +297,14 @@ function ssnBlock(value: string): string[] {
 export function renderPostgresqlConf(opts: {
   conf: Array<[string, string]>;
   includeBase: boolean;
+  /** postgresql.custom_conf: included in place of postgresql.base.conf. */
+  customConf?: string;
   upstreamName: string | null;
   syncOverride?: string | null;
 }): string {
   const lines = [CONF_HEADER.trimEnd()];
-  if (opts.includeBase) lines.push("include 'postgresql.base.conf'");
+  if (opts.customConf !== undefined) lines.push(`include ${quoteConfValue(opts.customConf)}`);
+  else if (opts.includeBase) lines.push("include 'postgresql.base.conf'");
   lines.push(UPSTREAM_MARK + JSON.stringify(opts.upstreamName));
   lines.push('');
   for (const [k, v] of opts.conf) lines.push(`${k} = ${quoteConfValue(v)}`);

@@ -4,7 +4,8 @@
 // passed on the postmaster's command line.
 //
 //   <data_dir>/postgresql.conf       generated (includes postgresql.base.conf)
-//   <data_dir>/postgresql.base.conf  initdb's postgresql.conf, renamed on the first write
+//   <data_dir>/postgresql.base.conf  initdb's postgresql.conf, renamed on the first write (included
+//                                    unless postgresql.custom_conf names another file)
 //   <data_dir>/standby.signal        present iff the node is configured as a replica
 //   <data_dir>/pg_hba.conf           the effective pg_hba lines (then Vigil's loopback defaults), when configured
 //   <data_dir>/pg_ident.conf         the effective pg_ident lines, when configured
@@ -109,6 +110,7 @@ export class ConfigFiles {
     const text = renderPostgresqlConf({
       conf: built.conf,
       includeBase: existsSync(basePath),
+      ...(this.node.settings.customConf !== undefined ? { customConf: this.node.settings.customConf } : {}),
       upstreamName: built.upstreamName,
       syncOverride: override,
     });
