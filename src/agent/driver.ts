@@ -346,6 +346,13 @@ export class NodeDriver {
     return (this.dynamic.postgresql.parameters as Record<string, unknown> | null | undefined) ?? null;
   }
 
+  /** What postgresql.conf, pg_hba.conf and pg_ident.conf take from the dynamic configuration. */
+  pgInputs(): { parameters: Record<string, unknown> | null; pgHba: string[] | null; pgIdent: string[] | null; useSlots: boolean } {
+    const pg = this.dynamic.postgresql;
+    const lines = (v: unknown): string[] | null => (Array.isArray(v) && v.every((l) => typeof l === 'string') ? (v as string[]) : null);
+    return { parameters: this.pgParameters(), pgHba: lines(pg.pg_hba), pgIdent: lines(pg.pg_ident), useSlots: pg.use_slots !== false };
+  }
+
   // ---- the background task -------------------------------------------------------------------
 
   async cancelTask(): Promise<void> {

@@ -108,7 +108,7 @@ async function run(d: NodeDriver, action: Action, obs: Observation): Promise<boo
     case 'setSyncStandbyNames':
       return pg.setSyncStandbyNames(action.value);
     case 'followUpstream': {
-      const res = await pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(action.upstream, cluster), parameters: d.pgParameters() });
+      const res = await pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(action.upstream, cluster), ...d.pgInputs() });
       if (res.needsRestart) {
         await stopPostgres(d, 'fast', undefined, false);
         await pg.start();

@@ -12,7 +12,7 @@ import type { Config } from '../config/types.ts';
 import { SimDcs } from '../sim/dcs.ts';
 import { SimDcsClient } from '../sim/dcs-client.ts';
 import { NodeDriver } from './driver.ts';
-import { prePromoteBackoff } from './hooks.ts';
+import { prePromoteBackoff, primaryStopTimeoutMs } from './hooks.ts';
 import type { Clock, HooksPort, PgObservation, PgPort, ScriptExit } from './ports.ts';
 
 const HOOKS = `  callbacks: {on_start: "/cb start", on_stop: /cb, on_restart: /cb, on_reload: /cb, on_role_change: "/vip 'eth0 x'"}
@@ -182,4 +182,12 @@ test('losing the lock while pre_promote runs kills it and abandons the promotion
   assert.equal(d.task?.error, 'promote cancelled');
   assert.ok(!calls.includes('promote'), calls.join('\n'));
   assert.equal(d.hookState.prePromoteFailedAt, undefined, 'a cancel is not a pre_promote failure');
+});
+
+test('primaryStopTimeoutMs: primary_stop_timeout only above 0 and in synchronous mode (on or quorum)', () => {
+  assert.equal(primaryStopTimeoutMs({ primary_stop_timeout: 30, synchronous_mode: true }), 30_000);
+  assert.equal(primaryStopTimeoutMs({ primary_stop_timeout: 30, synchronous_mode: 'quorum' }), 30_000);
+  assert.equal(primaryStopTimeoutMs({ primary_stop_timeout: 30, synchronous_mode: false }), undefined);
+  assert.equal(primaryStopTimeoutMs({ primary_stop_timeout: 0, synchronous_mode: true }), undefined);
+  assert.equal(primaryStopTimeoutMs({ synchronous_mode: true }), undefined);
 });

@@ -12,6 +12,7 @@
 // call these at the PostgreSQL operations.
 
 import type { CallbackAction } from '../config/types.ts';
+import { syncModeOf } from '../core/election.ts';
 import type { LocalPg } from '../core/model.ts';
 import type { NodeDriver } from './driver.ts';
 
@@ -91,6 +92,16 @@ export async function runPrePromote(d: NodeDriver, signal: AbortSignal): Promise
 export function prePromoteBackoff(d: NodeDriver): boolean {
   const at = d.hookState.prePromoteFailedAt;
   return at !== undefined && d.ports.clock.now() - at < d.dynamic.ttl * 1000;
+}
+
+/**
+ * The stop timeout of a demotion or the agent's shutdown (Patroni's rule): primary_stop_timeout
+ * seconds when it is above 0 and synchronous mode is on; undefined otherwise (the caller's default).
+ * When it runs out the stop goes on with SIGQUIT, then SIGKILL.
+ */
+export function primaryStopTimeoutMs(dynamic: Record<string, unknown>): number | undefined {
+  const t = dynamic['primary_stop_timeout'];
+  return typeof t === 'number' && t > 0 && syncModeOf(dynamic) !== 'off' ? t * 1000 : undefined;
 }
 
 /**

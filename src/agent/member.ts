@@ -24,6 +24,14 @@ export function connUrl(config: Config): string {
   return `postgres://${urlHost(host)}:${port}/${config.postgresql.database}`;
 }
 
+/** postgres://<proxy_address>/<database>, when postgresql.proxy_address is set. */
+export function proxyUrl(config: Config): string | undefined {
+  const addr = config.postgresql.proxyAddress;
+  if (addr === undefined) return undefined;
+  const { host, port } = hostPort(addr);
+  return `postgres://${urlHost(host)}:${port}/${config.postgresql.database}`;
+}
+
 export function apiUrl(config: Config): string {
   const scheme = config.restapi.certfile ? 'https' : 'http';
   const { host, port } = hostPort(config.restapi.connectAddress);
@@ -62,6 +70,8 @@ export function buildMemberData(config: Config, f: MemberFacts): MemberData {
     role: f.role === 'promoted' ? 'primary' : f.role,
     version: PATRONI_COMPAT_VERSION,
   };
+  const proxy = proxyUrl(config);
+  if (proxy !== undefined) data.proxy_url = proxy;
   const tags = effectiveTags(config.tags);
   if (Object.keys(tags).length > 0) data.tags = tags;
   if (f.state === 'running' || f.state === 'starting') {

@@ -35,7 +35,7 @@ export interface PgPort {
   isRunning(): Promise<{ running: boolean; pid?: number }>;
   initdb(bootstrap: BootstrapSettings): Promise<void>;
   postBootstrap(bootstrap?: BootstrapSettings): Promise<void>;
-  writeConfig(opts: { role: 'primary' | 'replica'; upstream: { connUrl: string; name: string } | null; parameters: Record<string, unknown> | null }): Promise<WriteConfigResult>;
+  writeConfig(opts: { role: 'primary' | 'replica'; upstream: { connUrl: string; name: string } | null; parameters: Record<string, unknown> | null; pgHba?: string[] | null; pgIdent?: string[] | null; useSlots?: boolean }): Promise<WriteConfigResult>;
   reload(): Promise<void>;
   start(opts?: { timeoutMs?: number }): Promise<void>;
   stop(mode: 'smart' | 'fast' | 'immediate', opts?: { timeoutMs?: number; checkpoint?: boolean }): Promise<void>;

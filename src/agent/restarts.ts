@@ -39,8 +39,9 @@ function refusalFor(d: NodeDriver, req: RestartRequest, inRecovery: boolean): st
 export async function applyLocalConfig(d: NodeDriver, cluster: ClusterView | undefined, live: boolean): Promise<void> {
   const pg = d.lastPg;
   if (pg === undefined || pg.dataDirEmpty) return;
-  const params = d.pgParameters();
-  const key = JSON.stringify([params, d.config.postgresql.parameters]);
+  const inputs = d.pgInputs();
+  const local = d.config.postgresql;
+  const key = JSON.stringify([inputs, local.parameters, local.pgHba, local.pgIdent]);
   if (live && key === d.appliedParams) return;
   let upstream: { connUrl: string; name: string } | null = null;
   if (pg.inRecovery && pg.upstream !== null) {
@@ -48,7 +49,7 @@ export async function applyLocalConfig(d: NodeDriver, cluster: ClusterView | und
     if (m?.data.conn_url === undefined) return; // the upstream is unknown right now: try later
     upstream = { connUrl: m.data.conn_url, name: m.name };
   }
-  const res = await d.ports.pg.writeConfig({ role: pg.inRecovery ? 'replica' : 'primary', upstream, parameters: params });
+  const res = await d.ports.pg.writeConfig({ role: pg.inRecovery ? 'replica' : 'primary', upstream, ...inputs });
   d.appliedParams = key;
   if (!live || !res.changed) return;
   await d.ports.pg.reload();

@@ -6,7 +6,7 @@ import { syncModeOf } from '../core/election.ts';
 import type { SyncState } from '../core/model.ts';
 import { buildMemberData } from './member.ts';
 import type { NodeDriver } from './driver.ts';
-import { stopPostgres } from './hooks.ts';
+import { primaryStopTimeoutMs, stopPostgres } from './hooks.ts';
 import { publishShutdownOptime } from './tasks.ts';
 
 /** Stop PostgreSQL and hand over; the fencer stays armed if PostgreSQL would not stop. */
@@ -26,7 +26,7 @@ export async function shutdown(d: NodeDriver): Promise<void> {
     await leaveSyncSet(d);
     try {
       d.pgState = 'stopping';
-      await stopPostgres(d, 'fast', { timeoutMs: d.config.postgresql.pgCtlTimeout * 1000 }, true);
+      await stopPostgres(d, 'fast', { timeoutMs: primaryStopTimeoutMs(d.dynamic) ?? d.config.postgresql.pgCtlTimeout * 1000 }, true);
       d.pgState = 'stopped';
     } catch (err) {
       stopped = false;

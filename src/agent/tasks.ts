@@ -3,10 +3,10 @@
 // the first failed step; the driver records the failure (and whether it was transient) for the
 // next decide(). A script checks its abort signal after the steps that may take long.
 
-import type { ClusterView, TaskSpec } from '../core/model.ts';
+import type { ClusterView, HistoryLine, TaskSpec } from '../core/model.ts';
 import { lsnToNumber } from '../postgres/lsn.ts';
-import { parseTimelineHistory } from '../postgres/divergence.ts';
-import { fireCallback, runPrePromote, started, stopPostgres } from './hooks.ts';
+import { parseTimelineHistory, type HistoryEntry } from '../postgres/divergence.ts';
+import { fireCallback, primaryStopTimeoutMs, runPrePromote, started, stopPostgres } from './hooks.ts';
 import { applyLocalConfig } from './restarts.ts';
 import type { NodeDriver } from './driver.ts';
 
@@ -21,7 +21,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       const b = d.config.bootstrap;
       if (b === undefined) throw new Error('no bootstrap section in the configuration');
       await pg.initdb(b);
-      await pg.writeConfig({ role: 'primary', upstream: null, parameters: d.pgParameters() });
+      await pg.writeConfig({ role: 'primary', upstream: null, ...d.pgInputs() });
       await pg.start(startTimeout);
       d.pgState = 'running';
       await pg.postBootstrap(b);
@@ -36,8 +36,8 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       return;
     }
     case 'start':
-      if (spec.asPrimary) await pg.writeConfig({ role: 'primary', upstream: null, parameters: d.pgParameters() });
-      else await pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(spec.upstream, cluster), parameters: d.pgParameters() });
+      if (spec.asPrimary) await pg.writeConfig({ role: 'primary', upstream: null, ...d.pgInputs() });
+      else await pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(spec.upstream, cluster), ...d.pgInputs() });
       d.pgState = 'starting';
       // The fencer guards the data directory before a primary can come up.
       if (spec.asPrimary) await d.armFence(true);
@@ -70,7 +70,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       if (d.lastPg !== undefined) d.lastPg = { ...d.lastPg, inRecovery: false };
       d.publish();
       d.wake();
-      await pg.writeConfig({ role: 'primary', upstream: null, parameters: d.pgParameters() });
+      await pg.writeConfig({ role: 'primary', upstream: null, ...d.pgInputs() });
       await publishHistory(d);
       // A checkpoint on the new timeline lets former primaries run pg_rewind against us at once.
       await pg.checkpoint().catch((err: unknown) => d.log.warn({}, `checkpoint after promote failed: ${String(err)}`));
@@ -82,7 +82,13 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
         // for the stop itself, not for flushing a large amount of dirty data.
         await pg.checkpoint({ timeoutMs: 30_000 }).catch((err: unknown) => d.log.warn({}, `checkpoint before switchover failed: ${String(err)}`));
       }
-      await stopPostgres(d, spec.mode === 'graceful' || spec.mode === 'offline' ? 'fast' : 'immediate', spec.mode === 'graceful' ? { checkpoint: false } : {}, true);
+      const stopTimeoutMs = primaryStopTimeoutMs(d.dynamic);
+      await stopPostgres(
+        d,
+        spec.mode === 'graceful' || spec.mode === 'offline' ? 'fast' : 'immediate',
+        { ...(spec.mode === 'graceful' ? { checkpoint: false } : {}), ...(stopTimeoutMs !== undefined ? { timeoutMs: stopTimeoutMs } : {}) },
+        true,
+      );
       d.hookState.role = 'demoted';
       d.pgState = 'stopped';
       if (spec.mode === 'graceful') {
@@ -95,7 +101,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       }
       if (spec.mode === 'offline') {
         // The DCS cannot be read: restart read-only following nobody.
-        await pg.writeConfig({ role: 'replica', upstream: null, parameters: d.pgParameters() });
+        await pg.writeConfig({ role: 'replica', upstream: null, ...d.pgInputs() });
         await pg.start(startTimeout);
         d.pgState = 'running';
         started(d, 'replica');
@@ -145,7 +151,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
 }
 
 async function startAsReplica(d: NodeDriver, upstream: string, cluster: ClusterView | undefined): Promise<void> {
-  await d.ports.pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(upstream, cluster), parameters: d.pgParameters() });
+  await d.ports.pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(upstream, cluster), ...d.pgInputs() });
   d.pgState = 'starting';
   await d.ports.pg.start({ timeoutMs: d.config.postgresql.pgCtlTimeout * 1000 });
   d.pgState = 'running';
@@ -160,6 +166,17 @@ export async function publishShutdownOptime(d: NodeDriver): Promise<void> {
   await d.ports.dcs.writeStatus({ optime: lsnToNumber(ckpt) }).catch((err: unknown) => d.log.warn({}, `could not publish the last LSN: ${String(err)}`));
 }
 
+/**
+ * /history from a timeline history file's entries: lines already in /history are kept as they are
+ * (timestamps, new leader names); new ones get `now` and this member's name. With `max` > 0 only
+ * the newest `max` lines are kept (max_timelines_history).
+ */
+export function historyToPublish(entries: HistoryEntry[], old: HistoryLine[], now: string, name: string, max: number): HistoryLine[] {
+  const known = new Map(old.map((l) => [l[0], l]));
+  const lines = entries.map((e): HistoryLine => known.get(e.parentTli) ?? [e.parentTli, e.switchLsn, 'no recovery target specified', now, name]);
+  return max > 0 ? lines.slice(-max) : lines;
+}
+
 /** After a promotion: /history from the new timeline's history file (best effort). */
 async function publishHistory(d: NodeDriver): Promise<void> {
   try {
@@ -167,15 +184,8 @@ async function publishHistory(d: NodeDriver): Promise<void> {
     const tl = probe.timeline;
     if (tl === undefined || tl <= 1) return;
     const entries = parseTimelineHistory(await d.ports.pg.timelineHistory(tl));
-    const old = d.cluster?.history ?? [];
-    const known = new Map(old.map((l) => [l[0], l]));
-    const now = new Date(d.ports.clock.wallNow());
-    const lines = entries.map((e): [number, number, string, string?, string?] => {
-      const k = known.get(e.parentTli);
-      if (k !== undefined) return k;
-      return [e.parentTli, e.switchLsn, 'no recovery target specified', localIso(now), d.config.name];
-    });
-    await d.ports.dcs.writeHistory(lines);
+    const now = localIso(new Date(d.ports.clock.wallNow()));
+    await d.ports.dcs.writeHistory(historyToPublish(entries, d.cluster?.history ?? [], now, d.config.name, d.dynamic.max_timelines_history ?? 0));
   } catch (err) {
     d.log.warn({}, `could not publish /history: ${err instanceof Error ? err.message : String(err)}`);
   }

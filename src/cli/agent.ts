@@ -1,9 +1,9 @@
-// `vigil agent CONFIG`: run the HA agent for one PostgreSQL node until SIGTERM/SIGINT.
+// `vigil agent [CONFIG]`: run the HA agent for one PostgreSQL node until SIGTERM/SIGINT.
 //
 // Exit codes: 0 after a clean stop, 1 when the configuration is invalid or the core asked to exit
 // (duplicate member name, a replica started before any /initialize, ...), 2 on usage errors.
 
-import { loadConfigFile } from '../config/load.ts';
+import { loadConfigFile, loadConfigFromEnvironment, PATRONI_CONFIGURATION } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
 import { formatIssues } from './validate-config.ts';
 import { createDcs } from '../dcs/factory.ts';
@@ -19,25 +19,34 @@ import { DEFAULT_LOG } from '../config/log.ts';
 import type { Level } from '../log/format.ts';
 import { Logging, type AgentLogger } from '../log/logger.ts';
 
-const USAGE = 'usage: vigil agent CONFIG';
+const USAGE = 'usage: vigil agent [CONFIG]\n  without CONFIG: the YAML in PATRONI_CONFIGURATION, else the PATRONI_* variables alone';
 
 export async function run(argv: string[]): Promise<number> {
-  if (argv.length !== 1 || argv[0] === undefined || argv[0].startsWith('-')) {
-    process.stderr.write(`${argv[0] === '-h' || argv[0] === '--help' ? '' : 'Error: expected exactly one configuration file\n'}${USAGE}\n`);
+  if (argv.length > 1 || (argv[0] !== undefined && argv[0].startsWith('-'))) {
+    process.stderr.write(`${argv[0] === '-h' || argv[0] === '--help' ? '' : 'Error: expected at most one configuration file\n'}${USAGE}\n`);
     return argv[0] === '-h' || argv[0] === '--help' ? 0 : 2;
   }
   const file = argv[0];
   let loaded;
-  try {
-    loaded = await loadConfigFile(file, process.env);
-  } catch (err) {
-    process.stderr.write(`Error: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 1;
+  let source: string;
+  if (file === undefined) {
+    loaded = loadConfigFromEnvironment(process.env);
+    source = loaded.source;
+    // Not passed on to PostgreSQL and the scripts the agent runs (it may hold passwords).
+    delete process.env[PATRONI_CONFIGURATION];
+  } else {
+    source = file;
+    try {
+      loaded = await loadConfigFile(file, process.env);
+    } catch (err) {
+      process.stderr.write(`Error: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}\n`);
+      return 1;
+    }
   }
-  if (loaded.issues.length > 0) process.stderr.write(formatIssues(file, loaded.issues) + '\n');
+  if (loaded.issues.length > 0) process.stderr.write(formatIssues(source, loaded.issues) + '\n');
   const config = loaded.config;
   if (config === undefined || loaded.issues.some((i) => i.severity === 'error')) {
-    process.stderr.write(`Error: ${file} is not a valid configuration; the agent does not start\n`);
+    process.stderr.write(`Error: ${source} is not a valid configuration; the agent does not start\n`);
     return 1;
   }
   return runAgent(config, file);
@@ -134,7 +143,7 @@ async function duplicateName(config: Config, dcs: Dcs): Promise<string | undefin
   }
 }
 
-async function runAgent(config: Config, configFile: string): Promise<number> {
+async function runAgent(config: Config, configFile: string | undefined): Promise<number> {
   const logging = makeLogging(config);
   try {
     return await runWithLogging(config, configFile, logging);
@@ -143,7 +152,7 @@ async function runAgent(config: Config, configFile: string): Promise<number> {
   }
 }
 
-async function runWithLogging(config: Config, configFile: string, logging: Logging): Promise<number> {
+async function runWithLogging(config: Config, configFile: string | undefined, logging: Logging): Promise<number> {
   const log = logging.logger('ha');
   const root = logging.logger();
   const pgLog = logging.logger('postgres');

@@ -20,7 +20,7 @@ try {
 }
 
 const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
-  agent: { summary: 'run the HA agent for one PostgreSQL node: vigil agent CONFIG', load: () => import('./agent.ts') },
+  agent: { summary: 'run the HA agent for one PostgreSQL node: vigil agent [CONFIG]', load: () => import('./agent.ts') },
   'validate-config': { summary: 'check a configuration file and report every problem: vigil validate-config FILE', load: () => import('./validate-config.ts') },
   list: { summary: 'print the cluster table: vigil list -c CONFIG [CLUSTER]', load: () => import('./list.ts') },
   demo: { summary: 'start etcd and a three-node cluster on this machine; Ctrl-C stops it', load: () => import('./demo.ts') },

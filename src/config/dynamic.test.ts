@@ -122,6 +122,8 @@ test('garbage is tolerated with warnings, never thrown', () => {
   assert.equal(config.postgresql.use_slots, true);
   assert.equal(config.postgresql.parameters, null);
   assert.equal(config.postgresql.pg_hba, undefined);
+  assert.deepEqual(effectiveDynamicConfig({ postgresql: { pg_ident: ['m a b'] } }).config.postgresql.pg_ident, ['m a b']);
+  assert.equal(effectiveDynamicConfig({ postgresql: { pg_ident: 'm a b' } }).config.postgresql.pg_ident, undefined);
   assert.ok(warnings.some((w) => w.startsWith('postgresql.use_slots: expected a boolean')));
 });
 
@@ -157,19 +159,17 @@ const validation: Array<[string, unknown, string[]]> = [
   ['synchronous_mode', { synchronous_mode: 'both' }, ['synchronous_mode: expected on, off or quorum, got "both"']],
   ['pg_hba', { postgresql: { pg_hba: [1] } }, [
     'postgresql.pg_hba: expected a list of strings, got [1]',
-    "postgresql.pg_hba: pg_hba in the dynamic configuration is not implemented by Vigil yet: it would not be written; set it in each node's local postgresql section",
   ]],
   ['slots', { slots: { s1: { type: 'logical' }, s2: null, s3: { type: 'weird' } } }, [
     'slots.s1: a logical slot needs database and plugin',
     'slots.s3.type: expected physical or logical, got "weird"',
   ]],
   ['keys not implemented yet', {
-    standby_cluster: { host: 'a' }, ignore_slots: [{ name: 'x' }], permanent_slots: {}, primary_stop_timeout: 30, master_stop_timeout: 0,
+    standby_cluster: { host: 'a' }, ignore_slots: [{ name: 'x' }], permanent_slots: {}, primary_stop_timeout: 30, primary_race_backoff: 5,
     postgresql: { pg_ident: ['m u u'], recovery_conf: {}, parameters_primary: {}, pg_hba_replica: [], use_pg_rewind: true },
   }, [
     "standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted to a read-write primary instead of following the remote primary",
-    'primary_stop_timeout: primary_stop_timeout is not implemented by Vigil yet; remove it or set it to 0',
-    "postgresql.pg_ident: pg_ident in the dynamic configuration is not implemented by Vigil yet: it would not be written; set it in each node's local postgresql section",
+    'primary_race_backoff: primary_race_backoff is not implemented by Vigil yet; remove it or set it to 0',
     "postgresql.recovery_conf: recovery_conf in the dynamic configuration is not implemented by Vigil yet: it would not be written; set it in each node's local postgresql section",
     'postgresql.parameters_primary: parameters_primary is not implemented by Vigil yet: it would not be applied',
     'postgresql.pg_hba_replica: pg_hba_replica is not implemented by Vigil yet: it would not be applied',

@@ -256,8 +256,7 @@ const NOT_IMPLEMENTED = 'not implemented by Vigil yet';
 
 /**
  * Keys of a dynamic configuration that Vigil does not implement yet and whose absence would change
- * what happens (a standby cluster's leader would be promoted to a second read-write primary;
- * pg_hba edits would be no-ops). They are
+ * what happens (a standby cluster's leader would be promoted to a second read-write primary). They are
  * refused wherever a dynamic configuration enters: bootstrap.dcs, PATCH/PUT /config, edit-config.
  */
 export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
@@ -267,13 +266,13 @@ export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
   if (present(raw, 'standby_cluster')) {
     out.push({ path: 'standby_cluster', message: `standby clusters are ${NOT_IMPLEMENTED}: this cluster's leader would be promoted to a read-write primary instead of following the remote primary` });
   }
-  for (const key of ['primary_stop_timeout', 'master_stop_timeout', 'primary_race_backoff']) {
+  for (const key of ['primary_race_backoff']) {
     const n = toInt(raw[key]);
     if (n !== undefined && n > 0) out.push({ path: key, message: `${key} is ${NOT_IMPLEMENTED}; remove it or set it to 0` });
   }
   const pg = raw.postgresql;
   if (isMap(pg)) {
-    for (const key of ['pg_hba', 'pg_ident', 'recovery_conf']) {
+    for (const key of ['recovery_conf']) {
       if (present(pg, key)) out.push({ path: `postgresql.${key}`, message: `${key} in the dynamic configuration is ${NOT_IMPLEMENTED}: it would not be written; set it in each node's local postgresql section` });
     }
     for (const role of ['primary', 'replica', 'standby_leader']) {
@@ -424,11 +423,14 @@ export function effectiveDynamicConfigNotes(raw: Record<string, unknown> | undef
     notes.push({ path: 'postgresql.parameters', message: `expected a mapping, got ${show(pgSrc.parameters)}; ignored` });
     postgresql.parameters = null;
   }
-  if (pgSrc.pg_hba === undefined || pgSrc.pg_hba === null) {
-    delete postgresql.pg_hba;
-  } else if (!Array.isArray(pgSrc.pg_hba) || pgSrc.pg_hba.some((l) => typeof l !== 'string')) {
-    notes.push({ path: 'postgresql.pg_hba', message: `expected a list of strings, got ${show(pgSrc.pg_hba)}; ignored` });
-    delete postgresql.pg_hba;
+  for (const key of ['pg_hba', 'pg_ident'] as const) {
+    const lines = pgSrc[key];
+    if (lines === undefined || lines === null) {
+      delete postgresql[key];
+    } else if (!Array.isArray(lines) || lines.some((l) => typeof l !== 'string')) {
+      notes.push({ path: `postgresql.${key}`, message: `expected a list of strings, got ${show(lines)}; ignored` });
+      delete postgresql[key];
+    }
   }
 
   const config: DynamicConfig = {

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, loadConfigFile } from './load.ts';
+import { loadConfig, loadConfigFile, loadConfigFromEnvironment } from './load.ts';
 import { errors, hasIssue, MINIMAL_CONFIG, PATRONI_EXAMPLE, warnings } from './testing.ts';
 
 test("Patroni's postgres0.yml (with etcd3) loads", () => {
@@ -271,4 +271,23 @@ test('odd values in every section are reported, never thrown', () => {
       assert.equal(config === undefined, issues.some((i) => i.severity === 'error'), `${key} = ${JSON.stringify(value)}`);
     }
   }
+});
+
+test('no file: the YAML in PATRONI_CONFIGURATION (other PATRONI_* variables not applied), else the variables alone', () => {
+  const fromDoc = loadConfigFromEnvironment({ PATRONI_CONFIGURATION: MINIMAL_CONFIG, PATRONI_NAME: 'other' });
+  assert.equal(fromDoc.source, 'PATRONI_CONFIGURATION');
+  assert.deepEqual(errors(fromDoc.issues), []);
+  assert.equal(fromDoc.config?.name, 'n1');
+  const env = {
+    PATRONI_SCOPE: 's', PATRONI_NAME: 'e1', PATRONI_RESTAPI_LISTEN: '127.0.0.1:8008', PATRONI_ETCD3_HOSTS: '127.0.0.1:2379',
+    PATRONI_POSTGRESQL_LISTEN: '127.0.0.1:5432', PATRONI_POSTGRESQL_DATA_DIR: '/var/lib/vigil/e1',
+    PATRONI_SUPERUSER_USERNAME: 'postgres', PATRONI_REPLICATION_USERNAME: 'replicator',
+  };
+  const fromEnv = loadConfigFromEnvironment({ ...env, PATRONI_CONFIGURATION: '' });
+  assert.equal(fromEnv.source, 'the environment');
+  assert.deepEqual(errors(fromEnv.issues), []);
+  assert.equal(fromEnv.config?.name, 'e1');
+  assert.equal(fromEnv.config?.postgresql.dataDir, '/var/lib/vigil/e1');
+  const empty = loadConfigFromEnvironment({});
+  assert.ok(hasIssue(errors(empty.issues), /^scope: required/), errors(empty.issues).join('\n'));
 });

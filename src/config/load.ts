@@ -179,3 +179,19 @@ export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = proc
   if (fatal) return { config: undefined, issues: issues.list };
   return finish(Object.keys(merged).length === 0 ? null : merged, env, issues);
 }
+
+/** The variable that may hold the whole configuration (YAML) when no file is given. */
+export const PATRONI_CONFIGURATION = 'PATRONI_CONFIGURATION';
+
+/**
+ * The configuration when no file is given, as Patroni takes it: the YAML document in
+ * PATRONI_CONFIGURATION when that is set and not empty (the other PATRONI_* variables are then not
+ * applied), else the PATRONI_* variables alone. `source` names where it came from, for messages.
+ */
+export function loadConfigFromEnvironment(env: NodeJS.ProcessEnv): { config: Config | undefined; issues: ConfigIssue[]; source: string } {
+  const doc = env[PATRONI_CONFIGURATION];
+  if (doc !== undefined && doc.trim() !== '') {
+    return { ...loadConfig(doc, {}), source: PATRONI_CONFIGURATION };
+  }
+  return { ...finish({}, env, new Issues()), source: 'the environment' };
+}

@@ -4,7 +4,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseBool } from '../core/values.ts';
 import { show } from './dynamic.ts';
-import { bool, checkKeys, connectAddress, describe, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj, type Refusal } from './fields.ts';
+import { bool, checkKeys, connectAddress, describe, splitHostPort, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj, type Refusal } from './fields.ts';
 import { parseHooks } from './hooks.ts';
 import { renderOptions } from './options.ts';
 import type { Credentials, PostgresqlSettings } from './types.ts';
@@ -94,6 +94,46 @@ function parseParameters(issues: Issues, pg: Obj, path: string): Record<string, 
   return out;
 }
 
+/**
+ * bin_name keys and the standard binary each renames: Patroni's keys (ctl, pgcontroldata, ...)
+ * and, as aliases, the binaries' own names.
+ */
+const BIN_NAME_KEYS: Record<string, string> = {
+  postgres: 'postgres', initdb: 'initdb', pgcontroldata: 'pg_controldata', pgbasebackup: 'pg_basebackup', rewind: 'pg_rewind',
+  pg_controldata: 'pg_controldata', pg_basebackup: 'pg_basebackup', pg_rewind: 'pg_rewind',
+  // Vigil runs neither pg_ctl nor pg_isready: accepted, nothing to rename.
+  ctl: 'pg_ctl', isready: 'pg_isready', pg_ctl: 'pg_ctl', pg_isready: 'pg_isready',
+};
+
+/** postgresql.bin_name: the standard binary name -> the name (in bin_dir) or path to run instead. */
+function parseBinName(issues: Issues, pg: Obj, path: string): Record<string, string> | undefined {
+  if (pg.bin_name === undefined || pg.bin_name === null) return undefined;
+  const sec = section(issues, pg, 'bin_name', path);
+  if (sec === undefined) return undefined;
+  const p = sub(path, 'bin_name');
+  checkKeys(issues, sec, p, Object.keys(BIN_NAME_KEYS));
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(BIN_NAME_KEYS)) {
+    const v = str(issues, sec, key, p);
+    if (v !== undefined && v.trim() !== '') out[BIN_NAME_KEYS[key]!] = v.trim();
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** postgresql.proxy_address: host[:port] (port 5432 when absent), published as the member's proxy_url. */
+function parseProxyAddress(issues: Issues, pg: Obj, path: string): string | undefined {
+  const text = str(issues, pg, 'proxy_address', path);
+  if (text === undefined || text.trim() === '') return undefined;
+  const t = text.trim();
+  const withPort = t.includes(':') ? t : `${t}:5432`;
+  const hp = splitHostPort(withPort);
+  if (typeof hp === 'string' || hp.host === '') {
+    issues.error(sub(path, 'proxy_address'), typeof hp === 'string' ? hp : `no host in ${show(text)}`);
+    return undefined;
+  }
+  return withPort;
+}
+
 export function parsePostgresql(issues: Issues, root: Obj, name: string | undefined, dcsPg: Obj | undefined): PostgresqlSettings | undefined {
   const path = 'postgresql';
   if (root.postgresql === undefined || root.postgresql === null) {
@@ -103,17 +143,13 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const pg = section(issues, root, 'postgresql', '');
   if (pg === undefined) return undefined;
   const unsupported: Record<string, string | Refusal> = {
-    proxy_address: refused('proxy_url would not be published in the member key for routers'),
     config_dir: refused('the configuration files would be written into the data directory instead'),
     config_base_name: refused('the configuration file would be named postgresql.conf'),
-    custom_conf: refused('the custom configuration file would not be included'),
-    bin_name: refused('the standard binary names would be run instead'),
     create_replica_methods: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     rewind: refused('pg_rewind would run without these options'),
     use_unix_socket: refused('the agent would connect over TCP'),
     use_unix_socket_repl: refused('replication would connect over TCP'),
-    pg_ident: refused('pg_ident.conf would not be written'),
     recovery_conf: refused('these recovery settings would not be written'),
     krbsrvname: refused('Kerberos connections would use the default service name'),
   };
@@ -126,7 +162,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const crm = pg.create_replica_methods;
   if (Array.isArray(crm) && crm.length === 1 && crm[0] === 'basebackup') delete unsupported.create_replica_methods;
   checkKeys(issues, pg, path, [
-    'listen', 'connect_address', 'data_dir', 'bin_dir', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba',
+    'listen', 'connect_address', 'proxy_address', 'data_dir', 'bin_dir', 'bin_name', 'custom_conf', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
     'pg_ctl_timeout', 'basebackup', 'callbacks', 'pre_promote', 'before_stop', ...(unsupported.create_replica_methods ? [] : ['create_replica_methods']),
   ], unsupported);
@@ -136,10 +172,16 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     issues.warn(sub(path, 'listen'), `no host in ${show(listen.text)}: PostgreSQL will not listen on TCP (use *:${listen.port} for all addresses)`);
   }
   const connect = connectAddress(issues, pg, path, listen && listen.hosts[0] === '' ? { ...listen, hosts: [] } : listen);
+  const proxyAddress = parseProxyAddress(issues, pg, path);
   const dataDir = str(issues, pg, 'data_dir', path, true);
   let binDir = str(issues, pg, 'bin_dir', path);
   if (binDir !== undefined) checkBinDir(issues, binDir, sub(path, 'bin_dir'));
   else binDir = detectBinDir();
+  const binName = parseBinName(issues, pg, path);
+  const customConf = str(issues, pg, 'custom_conf', path);
+  if (customConf !== undefined && customConf !== '' && !existsSync(customConf.startsWith('/') || dataDir === undefined ? customConf : join(dataDir, customConf))) {
+    issues.warn(sub(path, 'custom_conf'), `${customConf} does not exist on this machine: PostgreSQL will not start without it`);
+  }
   const pgpassSet = str(issues, pg, 'pgpass', path);
   const database = str(issues, pg, 'database', path) ?? 'postgres';
 
@@ -155,11 +197,12 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
 
   const parameters = parseParameters(issues, pg, path);
   const pgHba = stringList(issues, pg, 'pg_hba', path) ?? [];
+  const pgIdent = stringList(issues, pg, 'pg_ident', path);
 
   const localRewind = bool(issues, pg, 'use_pg_rewind', path);
   const localSlots = bool(issues, pg, 'use_slots', path);
   if (localSlots !== undefined) {
-    issues.warn(sub(path, 'use_slots'), 'Patroni reads use_slots only from the dynamic configuration (bootstrap.dcs.postgresql.use_slots); Vigil uses it as the local default');
+    issues.warn(sub(path, 'use_slots'), 'ignored: replication slots are switched on or off for the whole cluster, in the dynamic configuration (bootstrap.dcs.postgresql.use_slots), as in Patroni');
   }
   const dcsSlots = dcsPg ? parseBool(dcsPg.use_slots) : undefined;
   const removeOnRewindFailure = bool(issues, pg, 'remove_data_directory_on_rewind_failure', path) ?? false;
@@ -174,15 +217,19 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   return {
     listen: listen.text,
     connectAddress: connect,
+    ...(proxyAddress !== undefined ? { proxyAddress } : {}),
     dataDir,
     binDir,
+    ...(binName !== undefined ? { binName } : {}),
+    ...(customConf !== undefined && customConf !== '' ? { customConf } : {}),
     pgpass: pgpassSet ?? join(dirname(dataDir), `pgpass.${name ?? 'vigil'}`),
     database,
     authentication,
     parameters,
     pgHba,
+    ...(pgIdent !== undefined && pgIdent.length > 0 ? { pgIdent } : {}),
     ...(localRewind !== undefined ? { usePgRewind: localRewind } : {}),
-    useSlots: localSlots ?? dcsSlots ?? true,
+    useSlots: dcsSlots ?? true,
     removeDataDirectoryOnRewindFailure: removeOnRewindFailure,
     removeDataDirectoryOnDivergedTimelines: removeOnDiverged,
     pgCtlTimeout,

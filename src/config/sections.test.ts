@@ -188,10 +188,13 @@ test('bootstrap.dcs: timings adjusted with a warning, errors with paths', () => 
   ]);
 });
 
-test('use_slots: local first, then bootstrap.dcs; use_pg_rewind: only the local value (it overrides /config)', () => {
+test('use_slots: only from bootstrap.dcs, a local one is ignored with a warning; use_pg_rewind: only the local value (it overrides /config)', () => {
   const fromDcs = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  dcs:\n    postgresql: {use_slots: false, use_pg_rewind: true}\n', {});
   assert.equal(fromDcs.config?.postgresql.useSlots, false);
   assert.equal(fromDcs.config?.postgresql.usePgRewind, undefined);
+  const localSlots = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  use_slots: false\n  data_dir:'), {});
+  assert.equal(localSlots.config?.postgresql.useSlots, true);
+  assert.ok(hasIssue(warnings(localSlots.issues), /^postgresql\.use_slots: ignored: replication slots are switched on or off for the whole cluster/));
   const local = loadConfig(MINIMAL_CONFIG.replace('  data_dir:', '  use_pg_rewind: false\n  data_dir:') + 'bootstrap:\n  dcs:\n    postgresql: {use_pg_rewind: true}\n', {});
   assert.equal(local.config?.postgresql.usePgRewind, false);
 });
@@ -307,4 +310,21 @@ test('etcd3: srv, srv_suffix, use_proxies and proxy are read (Patroni: a proxy i
   assert.deepEqual([proxy.config?.etcd3?.hosts, proxy.config?.etcd3?.useProxies], [['127.0.0.1:23790'], true]);
   const plain = loadConfig(MINIMAL_CONFIG.replace('etcd3: {host: "127.0.0.1:2379"}', 'etcd3: {hosts: "127.0.0.1:2379", use_proxies: true}'), {});
   assert.equal(plain.config?.etcd3?.useProxies, true);
+});
+
+test('postgresql.pg_ident: a list of lines, kept when non-empty; a wrong type is an error', () => {
+  const withIdent = MINIMAL_CONFIG.replace('postgresql:\n', 'postgresql:\n  pg_ident: ["vmap osuser alice"]\n');
+  const ok = loadConfig(withIdent, {});
+  assert.deepEqual(errors(ok.issues), []);
+  assert.deepEqual(ok.config?.postgresql.pgIdent, ['vmap osuser alice']);
+  assert.equal(loadConfig(MINIMAL_CONFIG, {}).config?.postgresql.pgIdent, undefined);
+  const bad = loadConfig(MINIMAL_CONFIG.replace('postgresql:\n', 'postgresql:\n  pg_ident: vmap\n'), {});
+  assert.ok(hasIssue(errors(bad.issues), /^postgresql\.pg_ident: /), errors(bad.issues).join('\n'));
+});
+
+test('postgresql.custom_conf: kept as given; a file missing on this machine is a warning', () => {
+  const { config, issues } = loadConfig(MINIMAL_CONFIG.replace('postgresql:\n', 'postgresql:\n  custom_conf: /nonexistent/custom.conf\n'), {});
+  assert.deepEqual(errors(issues), []);
+  assert.equal(config?.postgresql.customConf, '/nonexistent/custom.conf');
+  assert.ok(hasIssue(warnings(issues), /^postgresql\.custom_conf: \/nonexistent\/custom\.conf does not exist/));
 });

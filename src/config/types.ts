@@ -60,8 +60,14 @@ export interface PostgresqlSettings {
   /** host:port list as in listen_addresses plus port, e.g. "127.0.0.1:5432". */
   listen: string;
   connectAddress: string;
+  /** postgresql.proxy_address as host:port; published as the member key's proxy_url. */
+  proxyAddress?: string;
   dataDir: string;
   binDir: string;
+  /** postgresql.bin_name: standard binary name -> the name in binDir (or an absolute path) to run instead. */
+  binName?: Record<string, string>;
+  /** postgresql.custom_conf: a file postgresql.conf includes in place of postgresql.base.conf. */
+  customConf?: string;
   /** pgpass file the agent writes for replication/rewind connections. */
   pgpass: string;
   database: string;
@@ -72,6 +78,8 @@ export interface PostgresqlSettings {
   };
   parameters: Record<string, string | number | boolean>;
   pgHba: string[];
+  /** postgresql.pg_ident lines (written to pg_ident.conf when non-empty). */
+  pgIdent?: string[];
   /** The local postgresql.use_pg_rewind; when set it overrides /config (config/dynamic.ts withLocalOverrides). */
   usePgRewind?: boolean;
   useSlots: boolean;

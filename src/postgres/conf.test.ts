@@ -145,6 +145,11 @@ test('buildParameters: replica with and without upstream', () => {
 
   const noSlots = buildParameters({ settings: { ...settings, useSlots: false }, memberName: 'n', role: 'replica', upstream: { connUrl: 'postgres://h:1/x', name: 'l' } });
   assert.equal(Object.fromEntries(noSlots.conf).primary_slot_name, '');
+  // The dynamic use_slots (as given by the agent) decides over the settings' bootstrap value.
+  const dynOff = buildParameters({ settings, memberName: 'n', role: 'replica', upstream: { connUrl: 'postgres://h:1/x', name: 'l' }, useSlots: false });
+  assert.equal(Object.fromEntries(dynOff.conf).primary_slot_name, '');
+  const dynOn = buildParameters({ settings: { ...settings, useSlots: false }, memberName: 'n', role: 'replica', upstream: { connUrl: 'postgres://h:1/x', name: 'l' }, useSlots: true });
+  assert.equal(Object.fromEntries(dynOn.conf).primary_slot_name, 'n');
 
   // tags.nostream: no streaming connection, no slot, the upstream still recorded as followed.
   const nostream = buildParameters({ settings, memberName: 'n', role: 'replica', upstream: { connUrl: 'postgres://h:1/x', name: 'l' }, nostream: true });

@@ -155,6 +155,8 @@ export interface BuildParamsInput {
   nostream?: boolean;
   /** Dynamic parameters (/config postgresql.parameters). */
   dynamic?: Record<string, unknown> | null;
+  /** The dynamic postgresql.use_slots (a replica then names its slot); default settings.useSlots. */
+  useSlots?: boolean;
 }
 
 export interface BuiltParams {
@@ -259,7 +261,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
       ['gssencmode', 'prefer'],
       ['channel_binding', 'prefer'],
     ]);
-    if (input.settings.useSlots) slot = slotName(input.memberName);
+    if (input.useSlots ?? input.settings.useSlots) slot = slotName(input.memberName);
     if (hasPassword) pgpass = { host: t.host, port: t.port, database: '*', user: repl.username, password: repl.password! };
   }
   conf.push(['primary_conninfo', conninfo]);
@@ -292,11 +294,14 @@ function ssnBlock(value: string): string[] {
 export function renderPostgresqlConf(opts: {
   conf: Array<[string, string]>;
   includeBase: boolean;
+  /** postgresql.custom_conf: included in place of postgresql.base.conf. */
+  customConf?: string;
   upstreamName: string | null;
   syncOverride?: string | null;
 }): string {
   const lines = [CONF_HEADER.trimEnd()];
-  if (opts.includeBase) lines.push("include 'postgresql.base.conf'");
+  if (opts.customConf !== undefined) lines.push(`include ${quoteConfValue(opts.customConf)}`);
+  else if (opts.includeBase) lines.push("include 'postgresql.base.conf'");
   lines.push(UPSTREAM_MARK + JSON.stringify(opts.upstreamName));
   lines.push('');
   for (const [k, v] of opts.conf) lines.push(`${k} = ${quoteConfValue(v)}`);

@@ -4,15 +4,18 @@
 // passed on the postmaster's command line.
 //
 //   <data_dir>/postgresql.conf       generated (includes postgresql.base.conf)
-//   <data_dir>/postgresql.base.conf  initdb's postgresql.conf, renamed on the first write
+//   <data_dir>/postgresql.base.conf  initdb's postgresql.conf, renamed on the first write (included
+//                                    unless postgresql.custom_conf names another file)
 //   <data_dir>/standby.signal        present iff the node is configured as a replica
+//   <data_dir>/pg_hba.conf           the effective pg_hba lines (then Vigil's loopback defaults), when configured
+//   <data_dir>/pg_ident.conf         the effective pg_ident lines, when configured
 //   settings.pgpass                  the upstream's replication credentials (primary_conninfo passfile)
 
 import { existsSync } from 'node:fs';
 import { readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { buildParameters, COMMAND_LINE_GUCS, diffParams, isGeneratedConf, parseConf, renderPostgresqlConf } from './conf.ts';
-import { renderPgpass } from './conninfo.ts';
+import { renderPgHba, renderPgpass } from './conninfo.ts';
 import { CONTROL_MINIMUMS } from './controldata.ts';
 import { PgControlError } from './errors.ts';
 import { mkdirOwned, type PgNode } from './node.ts';
@@ -34,6 +37,39 @@ export interface WriteConfigOptions {
   role: 'primary' | 'replica';
   upstream?: { connUrl: string; name: string } | null;
   parameters?: Record<string, unknown> | null;
+  /** The dynamic configuration's postgresql.pg_hba (used when the local section sets none). */
+  pgHba?: string[] | null;
+  /** The dynamic configuration's postgresql.pg_ident (used when the local section sets none). */
+  pgIdent?: string[] | null;
+  /** The dynamic configuration's postgresql.use_slots (default: the settings' value). */
+  useSlots?: boolean;
+}
+
+/**
+ * The pg_hba and pg_ident lines to write, Patroni's precedence: the local postgresql section's
+ * list when it has one (non-empty), else the dynamic configuration's; undefined: leave the file
+ * as it is (initdb's, or what bootstrap wrote). Nothing is written for a file that
+ * postgresql.parameters relocates (hba_file / ident_file).
+ */
+export function effectiveAuthFiles(
+  local: { pgHba: string[]; pgIdent?: string[] },
+  dynamic: { pgHba?: string[] | null; pgIdent?: string[] | null },
+  params: ReadonlyMap<string, string> | Record<string, string>,
+): { pgHba?: string[]; pgIdent?: string[] } {
+  const has = (k: string): boolean => (params instanceof Map ? params.get(k) : (params as Record<string, string>)[k]) !== undefined;
+  const pick = (l: string[] | undefined, d: string[] | null | undefined): string[] | undefined =>
+    l !== undefined && l.length > 0 ? l : d !== undefined && d !== null && d.length > 0 ? d : undefined;
+  const out: { pgHba?: string[]; pgIdent?: string[] } = {};
+  const hba = has('hba_file') ? undefined : pick(local.pgHba, dynamic.pgHba);
+  const ident = has('ident_file') ? undefined : pick(local.pgIdent, dynamic.pgIdent);
+  if (hba !== undefined) out.pgHba = hba;
+  if (ident !== undefined) out.pgIdent = ident;
+  return out;
+}
+
+/** pg_ident.conf for the given lines. */
+export function renderPgIdent(lines: string[]): string {
+  return ['# pg_ident.conf written by Vigil.', '# MAPNAME  SYSTEM-USERNAME  PG-USERNAME', ...lines.map((l) => l.replace(/\n/g, ' '))].join('\n') + '\n';
 }
 
 export class ConfigFiles {
@@ -62,6 +98,7 @@ export class ConfigFiles {
       upstream: opts.upstream ?? null,
       dynamic: opts.parameters ?? null,
       ...(this.node.nostream ? { nostream: true } : {}),
+      ...(opts.useSlots !== undefined ? { useSlots: opts.useSlots } : {}),
     });
     for (const msg of built.ignored) this.node.log.warn(`parameter ignored: ${msg}`);
 
@@ -74,6 +111,7 @@ export class ConfigFiles {
     const text = renderPostgresqlConf({
       conf: built.conf,
       includeBase: existsSync(basePath),
+      ...(this.node.settings.customConf !== undefined ? { customConf: this.node.settings.customConf } : {}),
       upstreamName: built.upstreamName,
       syncOverride: override,
     });
@@ -97,6 +135,24 @@ export class ConfigFiles {
     } else if (!built.standby && hasSignal) {
       await unlink(signalPath);
       restartReasons.push('standby.signal removed');
+      changed = true;
+    }
+
+    // pg_hba.conf / pg_ident.conf: a change needs only a reload.
+    const auth = this.node.settings.authentication;
+    const files = effectiveAuthFiles(this.node.settings, { pgHba: opts.pgHba ?? null, pgIdent: opts.pgIdent ?? null }, new Map(built.conf));
+    const authTexts: Array<[string, string]> = [];
+    if (files.pgHba !== undefined) {
+      authTexts.push([
+        join(this.node.dataDir, 'pg_hba.conf'),
+        renderPgHba({ lines: files.pgHba, superuser: auth.superuser, replication: auth.replication, ...(auth.rewind !== undefined ? { rewind: auth.rewind } : {}) }),
+      ]);
+    }
+    if (files.pgIdent !== undefined) authTexts.push([join(this.node.dataDir, 'pg_ident.conf'), renderPgIdent(files.pgIdent)]);
+    for (const [path, wanted] of authTexts) {
+      const old = existsSync(path) ? await readFile(path, 'utf8').catch(() => undefined) : undefined;
+      if (old === wanted) continue;
+      await this.node.writeOwned(path, wanted, 0o600);
       changed = true;
     }
 

@@ -112,7 +112,7 @@ export function renderPgHba(opts: {
     (c) => c !== undefined && c.password !== undefined && c.password !== '',
   );
   const other = anyPassword ? 'scram-sha-256' : 'trust';
-  const out = ['# pg_hba.conf written by Vigil at bootstrap.', '# TYPE  DATABASE  USER  ADDRESS  METHOD'];
+  const out = ['# pg_hba.conf written by Vigil.', '# TYPE  DATABASE  USER  ADDRESS  METHOD'];
   for (const l of opts.lines) out.push(l.replace(/\n/g, ' '));
   out.push('# defaults');
   out.push(`local all all ${other}`);

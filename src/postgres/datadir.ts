@@ -54,7 +54,7 @@ export class DataDir {
   }
 
   /**
-   * initdb, then pg_hba.conf and postgresql.conf (as a primary). Fails if the data directory is not
+   * initdb, then pg_hba.conf (bootstrap.pg_hba) and postgresql.conf (as a primary). Fails if the data directory is not
    * empty; a refused bootstrap.initdb option rejects with PgOptionError before anything is touched.
    */
   async initdb(bootstrap: BootstrapSettings): Promise<void> {
@@ -82,19 +82,25 @@ export class DataDir {
     await this.node.writeOwned(
       join(this.node.dataDir, 'pg_hba.conf'),
       renderPgHba({
-        lines: [...bootstrap.pgHba, ...this.node.settings.pgHba],
+        lines: bootstrap.pgHba,
         superuser: auth.superuser,
         replication: auth.replication,
         ...(auth.rewind !== undefined ? { rewind: auth.rewind } : {}),
       }),
       0o600,
     );
-    const dcsPg = bootstrap.dcs.postgresql;
-    const dynamic =
-      dcsPg !== null && typeof dcsPg === 'object' && 'parameters' in dcsPg
-        ? ((dcsPg as { parameters?: unknown }).parameters as Record<string, unknown> | undefined)
-        : undefined;
-    await this.files.write({ role: 'primary', upstream: null, parameters: dynamic !== null && typeof dynamic === 'object' ? dynamic : {} });
+    // The pg_hba / pg_ident of the local or the dynamic configuration, when set, replace
+    // bootstrap.pg_hba here (Patroni's precedence).
+    const dcsPg = (bootstrap.dcs.postgresql !== null && typeof bootstrap.dcs.postgresql === 'object' ? bootstrap.dcs.postgresql : {}) as Record<string, unknown>;
+    const dynamic = dcsPg.parameters;
+    const lines = (v: unknown): string[] | null => (Array.isArray(v) && v.every((l) => typeof l === 'string') ? (v as string[]) : null);
+    await this.files.write({
+      role: 'primary',
+      upstream: null,
+      parameters: dynamic !== null && typeof dynamic === 'object' ? (dynamic as Record<string, unknown>) : {},
+      pgHba: lines(dcsPg.pg_hba),
+      pgIdent: lines(dcsPg.pg_ident),
+    });
   }
 
   /**

@@ -4,7 +4,7 @@
 
 import { existsSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Credentials, PostgresqlSettings } from '../config/types.ts';
 import { parseConnUrl, parseListen, renderPgpass, type PgpassEntry } from './conninfo.ts';
@@ -47,9 +47,11 @@ export class PgNode {
     this.logFile = join(dirname(this.dataDir), `${opts.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.postgres.log`);
   }
 
-  /** Path of a PostgreSQL binary (bin_dir, else PATH). */
+  /** Path of a PostgreSQL binary (bin_dir, else PATH), under its bin_name when one is set. */
   bin(name: string): string {
-    return this.settings.binDir ? join(this.settings.binDir, name) : name;
+    const file = this.settings.binName?.[name] ?? name;
+    if (isAbsolute(file)) return file;
+    return this.settings.binDir ? join(this.settings.binDir, file) : file;
   }
 
   get defaultTimeoutMs(): number {

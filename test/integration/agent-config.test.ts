@@ -11,9 +11,14 @@ import { join, resolve } from 'node:path';
 
 const VIGIL = resolve(import.meta.dirname, '..', '..', 'bin', 'vigil');
 
-function vigil(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** The environment without PATRONI_* variables, plus `extra`. */
+function envWith(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PATRONI_'))), ...extra };
+}
+
+function vigil(args: string[], env: NodeJS.ProcessEnv = envWith()): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    execFile(VIGIL, args, { timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(VIGIL, args, { timeout: 30_000, env }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1;
       res({ code, stdout, stderr });
     });
@@ -60,11 +65,23 @@ test('vigil agent refuses an invalid file and names every problem', async () => 
   }
 });
 
-test('vigil agent with a missing file or no argument gives a clear error', async () => {
+test('vigil agent with a missing file or two arguments gives a clear error', async () => {
   const missing = await vigil(['agent', '/nonexistent/vigil.yml']);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /\/nonexistent\/vigil\.yml/);
+  const two = await vigil(['agent', 'a.yml', 'b.yml']);
+  assert.equal(two.code, 2);
+  assert.match(two.stderr, /usage: vigil agent \[CONFIG\]/);
+});
+
+test('vigil agent without a file: PATRONI_CONFIGURATION, else the PATRONI_* variables, checked the same way', async () => {
   const none = await vigil(['agent']);
-  assert.equal(none.code, 2);
-  assert.match(none.stderr, /usage: vigil agent CONFIG/);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /the environment: .*scope/);
+  assert.match(none.stderr, /the environment is not a valid configuration; the agent does not start/);
+  // The document is used as it is: PATRONI_NAME does not fill in the missing name.
+  const doc = await vigil(['agent'], envWith({ PATRONI_CONFIGURATION: 'scope: demo\nrestapi: {listen: "127.0.0.1:8008"}\n', PATRONI_NAME: 'n1' }));
+  assert.equal(doc.code, 1);
+  assert.match(doc.stderr, /PATRONI_CONFIGURATION: .*name/);
+  assert.match(doc.stderr, /PATRONI_CONFIGURATION is not a valid configuration/);
 });
