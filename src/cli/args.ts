@@ -11,23 +11,14 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { loadConfigFile } from '../config/load.ts';
 import { isTrue } from '../core/values.ts';
+import { CliError } from './errors.ts';
+import { parseConsulSettings } from '../dcs/consul-settings.ts';
+import { parseEtcdSettings } from '../dcs/etcd-settings.ts';
+import { parseKubernetesSettings } from '../dcs/kubernetes-settings.ts';
+import { parseZookeeperSettings } from '../dcs/zookeeper-settings.ts';
+import { dcsUrlHostPort, dcsUrlSections, parseDcsUrl } from './dcs-url.ts';
 
-/** An error to print as `Error: <message>` before exiting with `exitCode` (1 runtime, 2 usage). */
-export class CliError extends Error {
-  readonly exitCode: number;
-  constructor(message: string, exitCode = 1) {
-    super(message);
-    this.name = 'CliError';
-    this.exitCode = exitCode;
-  }
-}
-
-export class UsageError extends CliError {
-  constructor(message: string) {
-    super(message, 2);
-    this.name = 'UsageError';
-  }
-}
+export { CliError, UsageError } from './errors.ts';
 
 export interface Etcd3Target {
   /** host:port entries. */
@@ -50,6 +41,10 @@ export interface CtlSettings {
   sections?: DcsSections;
   /** Why no etcd3 target was found, when that is known (for the error message). */
   notes: string[];
+  /** The file's kubernetes section as written (a kubernetes:// --dcs-url takes its labels etc.). */
+  fileKubernetes?: unknown;
+  /** How error messages name the DCS, when --dcs-url chose it (e.g. `zookeeper at h:2181`). */
+  dcsLabel?: string;
   /** How control commands talk to members' REST APIs (ctl section, else restapi fallbacks). */
   rest: RestClientSettings;
 }
@@ -95,36 +90,6 @@ function hostList(value: unknown): string[] {
   if (Array.isArray(value)) return value.map((v) => String(v));
   if (typeof value === 'string') return value.split(',');
   return [];
-}
-
-/**
- * `--dcs-url [etcd3://][host][:port][/namespace]`. Only etcd3 is supported by vigil; a missing
- * scheme means etcd3. Host defaults to localhost, port to 2379.
- */
-export function parseDcsUrl(url: string): { etcd3: Etcd3Target; namespace?: string } {
-  let rest = url.trim();
-  const m = /^([a-z0-9+.-]*):\/\/(.*)$/i.exec(rest);
-  let scheme = 'etcd3';
-  if (m) {
-    scheme = m[1]!.toLowerCase() || 'etcd3';
-    rest = m[2]!;
-  } else if (rest.startsWith('//')) {
-    rest = rest.slice(2);
-  }
-  if (scheme !== 'etcd3') {
-    throw new UsageError(`Unsupported DCS scheme '${scheme}' in --dcs-url ${url}: vigil only speaks etcd3 (etcd3://host:port)`);
-  }
-  const slash = rest.indexOf('/');
-  const hostPart = slash < 0 ? rest : rest.slice(0, slash);
-  const path = slash < 0 ? '' : rest.slice(slash);
-  let host = hostPart || 'localhost';
-  if (host.startsWith(':')) host = `localhost${host}`;
-  const hp = hostPort(host);
-  if (!hp || !/^(\[[^\]]+\]|[^:[\]]+):(\d+)$/.test(hp.host)) throw new UsageError(`Invalid --dcs-url: ${url}`);
-  const port = Number(hp.host.slice(hp.host.lastIndexOf(':') + 1));
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`Invalid port in --dcs-url: ${url}`);
-  const namespace = path.replace(/^\/+|\/+$/g, '');
-  return { etcd3: { hosts: [hp.host], protocol: 'http' }, ...(namespace ? { namespace } : {}) };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -176,7 +141,22 @@ export function etcd3FromRaw(section: unknown, env: NodeJS.ProcessEnv): Etcd3Tar
   return out;
 }
 
-/** Minimal, validation-free read of scope, namespace and the etcd3 section (YAML 1.1). */
+/**
+ * A DCS section other than etcd3, read with the backend's own parser (a patronictl file is rarely a
+ * valid daemon configuration, so the loader cannot be relied on for it); why not, as a string.
+ */
+function otherDcsSection(name: string, raw: unknown, env: NodeJS.ProcessEnv): DcsSections | string {
+  const parsed =
+    name === 'etcd' ? parseEtcdSettings(raw, env, 'etcd')
+      : name === 'consul' ? parseConsulSettings(raw, env)
+        : name === 'zookeeper' ? parseZookeeperSettings(raw, env)
+          : name === 'kubernetes' ? parseKubernetesSettings(raw, env) : undefined;
+  if (parsed === undefined) return notImplementedMessage(name);
+  if (parsed.settings === undefined) return parsed.issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`).join('; ');
+  return { [name]: parsed.settings };
+}
+
+/** Minimal, validation-free read of scope, namespace and the DCS section (YAML 1.1). */
 export function ctlSettingsFromYaml(text: string, env: NodeJS.ProcessEnv): CtlSettings {
   let doc: unknown;
   try {
@@ -189,11 +169,20 @@ export function ctlSettingsFromYaml(text: string, env: NodeJS.ProcessEnv): CtlSe
   const namespace = env['PATRONI_NAMESPACE'] ?? str(root['namespace']) ?? 'service';
   const notes: string[] = [];
   const etcd3 = etcd3FromRaw(root['etcd3'], env);
+  let sections: DcsSections | undefined;
   if (etcd3 === undefined) {
-    const other = ['etcd', 'consul', 'zookeeper', 'exhibitor', 'kubernetes', 'raft'].find((k) => k in root);
-    if (other) notes.push(notImplementedMessage(other));
+    // Patroni's order (sorted names) among the other DCS sections.
+    const other = ['consul', 'etcd', 'exhibitor', 'kubernetes', 'raft', 'zookeeper'].find((k) => root[k] !== undefined && root[k] !== null);
+    if (other !== undefined) {
+      const r = otherDcsSection(other, root[other], env);
+      if (typeof r === 'string') notes.push(r);
+      else sections = r;
+    }
   }
-  return { scope: scope || undefined, namespace, etcd3, notes, rest: restFromRaw(root, env) };
+  const out: CtlSettings = { scope: scope || undefined, namespace, etcd3, notes, rest: restFromRaw(root, env) };
+  if (sections !== undefined) out.sections = sections;
+  if (root['kubernetes'] !== undefined) out.fileKubernetes = root['kubernetes'];
+  return out;
 }
 
 function authFrom(v: unknown): { username: string; password: string } | undefined {
@@ -265,12 +254,23 @@ export async function loadCtlSettings(opts: { configFile?: string; dcsUrl?: stri
     settings = ctlSettingsFromYaml('{}', env);
   }
   const dcsUrl = opts.dcsUrl ?? (env['DCS_URL'] || undefined);
-  if (dcsUrl !== undefined) {
-    const parsed = parseDcsUrl(dcsUrl);
-    settings = { ...settings, etcd3: parsed.etcd3, notes: [] };
-    if (parsed.namespace !== undefined) settings.namespace = parsed.namespace;
-  }
+  if (dcsUrl !== undefined) settings = withDcsUrl(settings, dcsUrl, env);
   return settings;
+}
+
+/**
+ * The settings with their DCS replaced by the one `url` names (dcs-url.ts): every DCS section of
+ * the file is dropped, as patronictl does; the URL's path, when present, is the namespace.
+ */
+export function withDcsUrl(settings: CtlSettings, url: string, env: NodeJS.ProcessEnv): CtlSettings {
+  const u = parseDcsUrl(url);
+  const sections = dcsUrlSections(url, u, settings.fileKubernetes, env);
+  const out: CtlSettings = { ...settings, etcd3: undefined, notes: [], dcsLabel: `${u.scheme} at ${dcsUrlHostPort(u)}` };
+  delete out.sections;
+  if (sections.etcd3 !== undefined) out.etcd3 = { hosts: [...sections.etcd3.hosts], protocol: 'http' };
+  else out.sections = sections;
+  if (u.namespace !== undefined && u.scheme !== 'kubernetes') out.namespace = u.namespace;
+  return out;
 }
 
 async function settingsFromFile(path: string, env: NodeJS.ProcessEnv): Promise<CtlSettings> {
@@ -296,7 +296,7 @@ async function settingsFromFile(path: string, env: NodeJS.ProcessEnv): Promise<C
       cfg.consul !== undefined ? { consul: cfg.consul }
         : cfg.etcd !== undefined ? { etcd: cfg.etcd }
           : cfg.kubernetes !== undefined ? { kubernetes: cfg.kubernetes } : { zookeeper: cfg.zookeeper };
-    return { scope: cfg.scope || undefined, namespace: cfg.namespace, etcd3: undefined, sections, notes: [], rest: lenient.rest };
+    return { scope: cfg.scope || undefined, namespace: cfg.namespace, etcd3: undefined, sections, notes: [], rest: lenient.rest, fileKubernetes: lenient.fileKubernetes };
   }
   if (cfg !== undefined && cfg.etcd3 !== undefined && cfg.etcd3.hosts.length > 0) {
     const etcd3: Etcd3Target = { hosts: [...cfg.etcd3.hosts], protocol: cfg.etcd3.protocol };
@@ -305,7 +305,7 @@ async function settingsFromFile(path: string, env: NodeJS.ProcessEnv): Promise<C
     const { cacert, cert, key, keyPassword } = cfg.etcd3;
     const tls: Etcd3TlsFiles = { ...(cacert !== undefined ? { cacert } : {}), ...(cert !== undefined ? { cert } : {}), ...(key !== undefined ? { key } : {}), ...(keyPassword !== undefined ? { keyPassword } : {}) };
     if (Object.keys(tls).length > 0) etcd3.tls = tls;
-    return { scope: cfg.scope || undefined, namespace: cfg.namespace, etcd3, notes: [], rest: lenient.rest };
+    return { scope: cfg.scope || undefined, namespace: cfg.namespace, etcd3, notes: [], rest: lenient.rest, fileKubernetes: lenient.fileKubernetes };
   }
   // Not a valid daemon configuration (patronictl files usually are not): what we read is all we have.
   return lenient;

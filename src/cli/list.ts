@@ -1,4 +1,4 @@
-// `vigil list [-c CONFIG] [--dcs-url URL] [-e] [-t] [-f FORMAT] [-W] [-w SEC] [CLUSTER...]`:
+// `vigil [GLOBAL OPTIONS] list [-c CONFIG] [--dcs-url URL] [-k] [-e] [-t] [-f FORMAT] [-W] [-w SEC] [CLUSTER...]`:
 // reads each cluster's subtree from the DCS (linearizable, no lease) and prints it like
 // `patronictl list` (spec §3.3). Exit codes: 0 printed, 1 configuration/DCS error, 2 usage error.
 
@@ -10,18 +10,19 @@ import type { ClusterView } from '../core/model.ts';
 import { CliError, UsageError, formatTimestamp, loadCtlSettings, type CtlSettings, type Etcd3Target } from './args.ts';
 import { renderTable, type ListFormat } from './table.ts';
 import { ctlEtcd3Dcs } from './ctl/common.ts';
+import { GLOBAL_OPTIONS_HELP } from './global-options.ts';
 
-const USAGE = `usage: vigil list [-c CONFIG] [--dcs-url URL] [-e] [-t] [-f pretty|tsv|json|yaml] [-W] [-w SEC] [CLUSTER...]
+const USAGE = `usage: vigil [GLOBAL OPTIONS] list [-c CONFIG] [-d DCS_URL] [-e] [-t] [-f pretty|tsv|json|yaml] [-W] [-w SEC] [CLUSTER...]
 
 Print the members of each cluster (default: scope from the configuration) as patronictl list does.
 
-  -c, --config-file FILE   configuration file (default: $PATRONICTL_CONFIG_FILE, ~/.config/patroni/patronictl.yaml)
-  -d, --dcs-url URL        etcd3://host:port[/namespace]; replaces the DCS section of the file
   -e, --extended           always show Pending restart, Pending restart reason, Scheduled restart, Tags
   -t, --timestamp          print the time before each listing
   -f, --format FORMAT      pretty (default), tsv, json or yaml (yml)
   -W                       repeat every 2 seconds
-  -w, --watch SEC          repeat every SEC seconds`;
+  -w, --watch SEC          repeat every SEC seconds
+
+${GLOBAL_OPTIONS_HELP}`;
 
 /** Seconds a read may take (retries included) before the command gives up: Patroni's retry_timeout default. */
 const RETRY_TIMEOUT_S = 10;
@@ -49,6 +50,7 @@ function parseListArgs(argv: string[]): ListOptions {
         'config-file': { type: 'string', short: 'c' },
         'dcs-url': { type: 'string', short: 'd' },
         dcs: { type: 'string' },
+        insecure: { type: 'boolean', short: 'k', default: false },
         extended: { type: 'boolean', short: 'e', default: false },
         timestamp: { type: 'boolean', short: 't', default: false },
         format: { type: 'string', short: 'f', default: 'pretty' },
@@ -92,7 +94,7 @@ function describeTarget(t: Etcd3Target): string {
 
 function noDcs(settings: CtlSettings): CliError {
   const why = settings.notes.length > 0 ? ` (${settings.notes.join('; ')})` : '';
-  return new CliError(`no etcd3 section in the configuration and no --dcs-url: cannot find the DCS${why}`);
+  return new CliError(`no usable DCS section in the configuration and no --dcs-url: cannot find the DCS${why}`);
 }
 
 /** A ctl-mode client of the configuration's DCS (etcd3, or the other section the loader chose) and how errors name it. */
@@ -101,7 +103,7 @@ function ctlDcs(settings: CtlSettings, prefix: string, scope: string): { dcs: Dc
   const sections = settings.sections;
   if (sections === undefined) throw noDcs(settings);
   try {
-    return { dcs: createDcs(sections, { prefix, name: scope, ttl: 30, retryTimeout: RETRY_TIMEOUT_S, ctl: true }), where: Object.keys(sections).join(', ') };
+    return { dcs: createDcs(sections, { prefix, name: scope, ttl: 30, retryTimeout: RETRY_TIMEOUT_S, ctl: true }), where: settings.dcsLabel ?? Object.keys(sections).join(', ') };
   } catch (err) {
     throw new CliError(`configuration: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -4,9 +4,11 @@
 // `env -S` splits the line: GNU coreutils 8.30+.)
 // Entry point of the `vigil` command. Each subcommand lives in its own module exporting
 // `run(argv: string[]): Promise<number>` (the exit code); modules are loaded lazily so that
-// `vigil list` does not pay for the agent's dependencies.
+// `vigil list` does not pay for the agent's dependencies. patronictl's global options (-c, -d, -k)
+// may come before the verb (global-options.ts).
 
 import * as nodeModule from 'node:module';
+import { GLOBAL_OPTIONS_HELP, splitGlobalOptions } from './global-options.ts';
 
 // Node 22.1+: keep the compiled code of the modules loaded below on disk (in the OS temporary
 // directory, per user), so that later starts skip most of the parsing and compiling (start-up of
@@ -40,29 +42,44 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run(argv
   version: { summary: "print vigil's and the members' versions: vigil version [CLUSTER [MEMBER...]]", load: () => import('./ctl/info.ts').then((m) => ({ run: m.runVersion })) },
 };
 
+/** Verbs that are not control commands: the global options do not apply to them. */
+const NOT_CTL = new Set(['agent', 'validate-config', 'demo']);
+
 function usage(): string {
-  const lines = ['usage: vigil COMMAND [ARGS]', '', 'commands:'];
+  const lines = ['usage: vigil [GLOBAL OPTIONS] COMMAND [ARGS]', '', 'commands:'];
   for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(16)} ${c.summary}`);
+  lines.push('', GLOBAL_OPTIONS_HELP, '(the control commands: all but agent, validate-config and demo)');
   return lines.join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
-    process.stdout.write(usage() + '\n');
-    return name === undefined ? 2 : 0;
+  let globals;
+  try {
+    globals = splitGlobalOptions(argv);
+  } catch (err) {
+    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n\n${usage()}\n`);
+    return 2;
   }
-  if (name === '--version') {
+  const [name, ...rest] = globals.rest;
+  if (globals.version && name === undefined) {
     process.stdout.write('vigil 0.1.0\n');
     return 0;
+  }
+  if (name === undefined || name === 'help' || globals.help) {
+    process.stdout.write(usage() + '\n');
+    return name === undefined && !globals.help ? 2 : 0;
   }
   const command = commands[name];
   if (command === undefined) {
     process.stderr.write(`Error: unknown command '${name}'\n\n${usage()}\n`);
     return 2;
   }
+  if (globals.args.length > 0 && NOT_CTL.has(name)) {
+    process.stderr.write(`Error: ${globals.args.map((a) => a.replace(/=.*$/, '')).join(', ')} before '${name}': the global options apply to the control commands only\n`);
+    return 2;
+  }
   const mod = await command.load();
-  return mod.run(rest);
+  return mod.run([...globals.args, ...rest]);
 }
 
 main(process.argv.slice(2)).then(

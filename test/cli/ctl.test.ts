@@ -168,7 +168,7 @@ test('dsn: leader by default, a member, a role; unknown member and cluster fail'
   assert.match(both.stderr, /^Error: --role and --member are mutually exclusive options\n/);
 });
 
-test('query: leader, replica by role, SQL errors, missing member', async () => {
+test('query: leader, -c before the verb, replica by role, SQL errors, missing member', async () => {
   const env = { PGPASSWORD: SUPERUSER.password };
   const r = await vigil(['query', '--config-file', cfg, '-U', SUPERUSER.username, '-d', 'postgres', '-c', 'SELECT 1 AS one, pg_is_in_recovery() AS rec, NULL AS n'], '', env);
   assert.equal(r.code, 0, r.stderr);
@@ -176,6 +176,10 @@ test('query: leader, replica by role, SQL errors, missing member', async () => {
   const rep = await vigil(['query', '--config-file', cfg, '-U', SUPERUSER.username, '-r', 'replica', '-c', 'SELECT pg_is_in_recovery()', '--format', 'json'], '', env);
   assert.equal(rep.code, 0, rep.stderr);
   assert.equal(rep.stdout, '[{"pg_is_in_recovery": "True"}]\n');
+  // patronictl's spelling: -c before the verb is the configuration file, after it the SQL.
+  const before = await vigil(['-c', cfg, 'query', '-U', SUPERUSER.username, '-d', 'postgres', '-c', 'SELECT 2 AS two'], '', env);
+  assert.equal(before.code, 0, before.stderr);
+  assert.equal(before.stdout, 'two\n2\n');
   const app = await vigil(['query', '--config-file', cfg, '-U', SUPERUSER.username, '-c', 'SHOW application_name', '--delimiter', ';'], '', env);
   assert.equal(app.stdout, 'application_name\nPatroni ctl\n');
   const err = await vigil(['query', '--config-file', cfg, '-U', SUPERUSER.username, '-c', 'SELECT * FROM nosuchtable'], '', env);
@@ -261,7 +265,7 @@ test('error cases: bad flags, unknown role, missing config file, unreachable etc
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /Provided config file .*nope\.yml not existing/);
   const port = await freePort();
-  const down = await vigil(['show-config', '--dcs-url', `127.0.0.1:${port}`, 'demo']);
+  const down = await vigil(['show-config', '--dcs-url', `etcd3://127.0.0.1:${port}`, 'demo']);
   assert.equal(down.code, 1);
   assert.match(down.stderr, new RegExp(`^Error: cannot read cluster 'demo' \\(/service/demo/\\) from etcd at http://127\\.0\\.0\\.1:${port}`));
   const unknownMember = await vigil(['reload', '-c', cfg, 'demo', 'nosuch', '--force']);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startEtcd, type EtcdServer } from '../support/etcd.ts';
 import { run, VIGIL, type RunResult } from '../support/cli.ts';
-import { etcd3FromRaw, parseDcsUrl } from '../../src/cli/args.ts';
+import { etcd3FromRaw } from '../../src/cli/args.ts';
 
 const PATRONICTL = '/usr/bin/patronictl';
 
@@ -250,12 +250,7 @@ test('member rows agree with patronictl 3.0.2 on the same keys', { skip: !exists
   }
 });
 
-test('parseDcsUrl and the lenient etcd3 section reader', () => {
-  assert.deepEqual(parseDcsUrl('etcd3://10.0.0.1:2380/ns'), { etcd3: { hosts: ['10.0.0.1:2380'], protocol: 'http' }, namespace: 'ns' });
-  assert.deepEqual(parseDcsUrl('localhost'), { etcd3: { hosts: ['localhost:2379'], protocol: 'http' } });
-  assert.deepEqual(parseDcsUrl(':2399'), { etcd3: { hosts: ['localhost:2399'], protocol: 'http' } });
-  assert.throws(() => parseDcsUrl('consul://h:8500'), /etcd3/);
-  assert.throws(() => parseDcsUrl('etcd3://h:99999'), /port/);
+test('the lenient etcd3 section reader', () => {
   assert.deepEqual(etcd3FromRaw({ hosts: 'a:1, b', protocol: 'https' }, {}), { hosts: ['a:1', 'b:2379'], protocol: 'https' });
   assert.deepEqual(etcd3FromRaw({ url: 'https://c:3' }, {}), { hosts: ['c:3'], protocol: 'https' });
   assert.deepEqual(etcd3FromRaw({ host: 'd:4', username: 'u', password: 'p' }, { PATRONI_ETCD3_HOSTS: 'e:5,f:6' }), {

@@ -18,6 +18,7 @@ import type { ClusterView, Member } from '../../core/model.ts';
 import { CliError, UsageError, loadCtlSettings, type CtlSettings, type Etcd3Target, type RestClientSettings } from '../args.ts';
 import { renderTable } from '../table.ts';
 import { processIo, type Io } from './io.ts';
+import { GLOBAL_OPTIONS_HELP } from '../global-options.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Arguments
@@ -135,7 +136,7 @@ export class CtlContext {
     const t = this.settings.etcd3;
     if (t === undefined) {
       const why = this.settings.notes.length > 0 ? ` (${this.settings.notes.join('; ')})` : '';
-      throw new CliError(`no etcd3 section in the configuration and no --dcs-url: cannot find the DCS${why}`);
+      throw new CliError(`no usable DCS section in the configuration and no --dcs-url: cannot find the DCS${why}`);
     }
     return t;
   }
@@ -169,7 +170,8 @@ export class CtlContext {
   dcsError(what: string, err: unknown): CliError {
     if (err instanceof CliError) return err;
     const t = this.settings.etcd3;
-    const where = t === undefined ? '' : ` from etcd at ${t.hosts.map((h) => `${t.protocol}://${h}`).join(', ')}`;
+    const label = this.settings.dcsLabel;
+    const where = t !== undefined ? ` from etcd at ${t.hosts.map((h) => `${t.protocol}://${h}`).join(', ')}` : label !== undefined ? ` from ${label}` : '';
     return new CliError(`${what}${where}: ${err instanceof Error ? err.message : String(err)}`);
   }
 
@@ -369,6 +371,11 @@ export function nextHourExample(now: Date = new Date()): string {
 // ---------------------------------------------------------------------------------------------
 // Running
 
+/** A verb's usage followed by the global options' paragraph. */
+function withGlobalHelp(usage: string): string {
+  return `${usage}\n\n${GLOBAL_OPTIONS_HELP}`;
+}
+
 /**
  * Run a command body with a fresh context: prints usage on -h, maps errors to exit codes, closes
  * the DCS adapters and stdin whatever happens.
@@ -384,14 +391,14 @@ export async function runCommand(
   try {
     const p = parseCommand(argv, { ...COMMON_OPTIONS, ...options });
     if (optBool(p, 'help')) {
-      io.out(`${usage}\n`);
+      io.out(`${withGlobalHelp(usage)}\n`);
       return 0;
     }
     const code = await body(p, io, async () => (ctx ??= await CtlContext.create(p, io)));
     return code ?? 0;
   } catch (err) {
     if (err instanceof UsageError) {
-      io.err(`Error: ${err.message}\n\n${usage}\n`);
+      io.err(`Error: ${err.message}\n\n${withGlobalHelp(usage)}\n`);
       return 2;
     }
     io.err(`Error: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { clusterView } from '../../core/model.ts';
 import type { ClusterView, Member } from '../../core/model.ts';
 import { restFromRaw } from '../args.ts';
+import { GLOBAL_OPTIONS_HELP } from '../global-options.ts';
 import { formatConfig, isoWithOffset, memberApiUrl, membersLeaderFirst, membersWithRole, parseRole, parseScheduled, runCommand, timestamp } from './common.ts';
 import { confirm, parseYesNo, prompt, type Io } from './io.ts';
 import { unifiedDiff } from './diff.ts';
@@ -147,10 +148,10 @@ test('prompt: default shown and used for an empty answer; no default asks again'
 test('runCommand: bad flags are usage errors (exit 2), -h prints usage', async () => {
   const io = fakeIo([]);
   assert.equal(await runCommand(['--nope'], 'usage: x', {}, () => Promise.resolve(0), io), 2);
-  assert.match(io.stderr, /^Error: Unknown option '--nope'.*\n\nusage: x\n$/s);
+  assert.match(io.stderr, /^Error: Unknown option '--nope'.*\n\nusage: x\n\nGlobal options .*--insecure.*\n$/s);
   const io2 = fakeIo([]);
   assert.equal(await runCommand(['-h'], 'usage: x', {}, () => Promise.resolve(5), io2), 0);
-  assert.equal(io2.stdout, 'usage: x\n');
+  assert.equal(io2.stdout, `usage: x\n\n${GLOBAL_OPTIONS_HELP}\n`);
   const io3 = fakeIo([]);
   assert.equal(await runCommand([], 'u', {}, () => Promise.reject(new Error('boom')), io3), 1);
   assert.equal(io3.stderr, 'Error: boom\n');

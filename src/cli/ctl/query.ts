@@ -1,7 +1,8 @@
 // `vigil query [CLUSTER]` (spec §3.2): run SQL on the leader (default), a member with a role, or a
 // named member, found through the DCS, over a direct connection to its conn_url host and port
-// (connect_timeout 5 s, application name 'Patroni ctl'). -c and -d are the SQL and the database
-// here, so the configuration file and DCS URL are only --config-file and --dcs-url.
+// (connect_timeout 5 s, application name 'Patroni ctl'). After the verb, -c and -d are the SQL and
+// the database, so the configuration file and DCS URL are --config-file and --dcs-url there, or
+// -c and -d before the verb (global-options.ts), as with patronictl.
 //
 // Failure contract: a connection or SQL error prints `<ts>\tERROR, SQLSTATE: <code or message>`
 // as patronictl does, and the command exits 1.
@@ -17,7 +18,9 @@ import { parseFormat, printOutput } from './info.ts';
 
 const USAGE = `usage: vigil query [--config-file CONFIG] [--dcs-url URL] (-c SQL | -f FILE) [-U USER] [--password] [-d DBNAME] [-r ROLE | -m MEMBER] [--format tsv|pretty|json|yaml] [--delimiter D] [-W] [-w SEC] [CLUSTER]
 
-Run SQL on the leader (default), on a member with ROLE, or on MEMBER.`;
+Run SQL on the leader (default), on a member with ROLE, or on MEMBER. After the verb, -c is the SQL
+and -d the database: give the configuration file and the DCS URL as --config-file and --dcs-url
+there, or as -c and -d before the verb (vigil -c FILE query -c SQL).`;
 
 export interface QueryResult {
   columns: string[] | undefined;
