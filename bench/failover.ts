@@ -14,11 +14,11 @@ import { CLUSTER_CREDENTIALS, directEndpoints, log, sleep, tail } from './lib/co
 import { leaderLeaseTtl, waitHealthy } from './lib/cluster-ops.ts';
 import { PatroniCluster, patroniUnavailableReason } from './lib/patroni.ts';
 import { formatTable, summarize } from './lib/stats.ts';
+import { measureFault, type FaultName } from './lib/measure.ts';
 import { missingIds, Writer } from './lib/workload.ts';
 
 type SystemName = 'vigil' | 'patroni';
 type ProfileName = 'default' | 'fast';
-type FaultName = 'host-crash' | 'postmaster-kill';
 
 const PROFILES: Record<ProfileName, Timing> = { default: PATRONI_DEFAULT_TIMING, fast: FAST_TIMING };
 const SCOPE = 'bench';
@@ -68,65 +68,27 @@ const secs = (ms: number): string => (ms / 1000).toFixed(2);
 let current: LocalCluster | undefined;
 
 
-/** One fault injection on a healthy cluster whose primary is `primary`. */
+/** One fault injection on a healthy cluster whose primary is `primary` (bench/lib/measure.ts). */
 async function runOnce(
   c: LocalCluster,
   ctx: { system: SystemName; profile: ProfileName; fault: FaultName; run: number; firstId: number; leaseTtl: number | undefined },
   primary: string,
 ): Promise<{ result: RunResult; nextId: number; ackedIds: number[]; beforeIds: number[] }> {
-  const timing = PROFILES[ctx.profile];
-  const writer = new Writer(directEndpoints(c), CLUSTER_CREDENTIALS, { firstId: ctx.firstId });
-  writer.start();
-  // Steady state first: at least 2 s of acknowledged writes to the current primary.
-  const warmDeadline = performance.now() + 30_000;
-  while (performance.now() < warmDeadline) {
-    const first = writer.acks[0];
-    if (first !== undefined && performance.now() - first.at >= 2000) break;
-    await sleep(100);
-  }
-  if (writer.acks.length === 0) {
-    await writer.stop();
-    throw new Error('the writer got no acknowledged write within 30 s before the fault');
-  }
-
-  const tFault = performance.now();
-  if (ctx.fault === 'host-crash') c.killAgent(primary, 'SIGKILL', { withPostgres: true });
-  else c.killPostgres(primary, 'SIGKILL');
-
-  // Recovered = an acknowledged write over a connection made after the fault.
-  const giveUp = tFault + (3 * timing.ttl + 60) * 1000;
-  let firstAfter: (typeof writer.acks)[number] | undefined;
-  while (performance.now() < giveUp) {
-    firstAfter = writer.acks.find((a) => a.connectedAt > tFault);
-    if (firstAfter !== undefined) break;
-    await sleep(50);
-  }
-  if (firstAfter !== undefined) await sleep(1000);
-  await writer.stop();
-  // Last write before the fault: the last one acknowledged on a connection made before it (it may
-  // arrive a moment after the kill when the reply was already on its way).
-  const before = writer.acks.filter((a) => a.connectedAt <= tFault);
-  const lastBefore = before[before.length - 1];
-  const unavailableS = firstAfter !== undefined && lastBefore !== undefined ? (firstAfter.at - lastBefore.at) / 1000 : undefined;
-
-  if (ctx.fault === 'host-crash') {
-    // The "host" comes back: restart its agent, which must rejoin the new primary as a replica.
-    c.startAgent(primary);
-  }
+  const m = await measureFault(c, ctx.fault, PROFILES[ctx.profile], directEndpoints(c), primary, ctx.firstId);
   const result: RunResult = {
     system: ctx.system,
     profile: ctx.profile,
     fault: ctx.fault,
     run: ctx.run,
-    oldPrimary: primary,
-    newPrimary: firstAfter?.node,
-    unavailableS,
-    acked: writer.acks.length,
+    oldPrimary: m.oldPrimary,
+    newPrimary: m.newPrimary,
+    unavailableS: m.unavailableS,
+    acked: m.acked,
     lost: undefined,
     leaseTtl: ctx.leaseTtl,
+    ...(m.note !== undefined ? { note: m.note } : {}),
   };
-  if (firstAfter === undefined) result.note = `no write acknowledged within ${secs(giveUp - tFault)} s of the fault`;
-  return { result, nextId: writer.next, ackedIds: writer.acks.map((a) => a.id), beforeIds: before.map((a) => a.id) };
+  return { result, nextId: m.nextId, ackedIds: m.ackedIds, beforeIds: m.beforeIds };
 }
 
 async function benchProfile(

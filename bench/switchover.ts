@@ -12,10 +12,11 @@ import { parseArgs } from 'node:util';
 
 import { FAST_TIMING, LocalCluster, PATRONI_DEFAULT_TIMING, type Timing } from '../src/local/cluster.ts';
 import { backendsOf, CLASSIC_CHECKS, Haproxy, haproxyUnavailableReason, LOW_LATENCY_CHECKS, type HaproxyChecks } from '../test/support/haproxy.ts';
-import { requestSwitchover, waitHealthy } from './lib/cluster-ops.ts';
+import { waitHealthy } from './lib/cluster-ops.ts';
 import { CLUSTER_CREDENTIALS as CRED, directEndpoints, log, sleep, tail } from './lib/common.ts';
 import { PatroniCluster, patroniUnavailableReason } from './lib/patroni.ts';
 import { formatTable, summarize } from './lib/stats.ts';
+import { measureSwitchover } from './lib/measure.ts';
 import { missingIds, Writer, type Endpoint } from './lib/workload.ts';
 
 type SystemName = 'vigil' | 'patroni';
@@ -80,7 +81,7 @@ async function stopCurrent(): Promise<void> {
   current = undefined;
 }
 
-/** One switchover from `primary` to `candidate` with a writer on `endpoints`. */
+/** One switchover from `primary` to `candidate` with a writer on `endpoints` (bench/lib/measure.ts). */
 async function runOnce(
   c: LocalCluster,
   ctx: { system: SystemName; profile: ProfileName; route: RouteName; run: number; firstId: number },
@@ -88,66 +89,9 @@ async function runOnce(
   primary: string,
   candidate: string,
 ): Promise<{ result: RunResult; nextId: number; ackedIds: number[] }> {
-  const writer = new Writer(endpoints, CRED, { firstId: ctx.firstId });
-  writer.start();
-  const oldPort = c.node(primary).pgPort;
-  const newPort = c.node(candidate).pgPort;
-  const result: RunResult = {
-    ...ctx,
-    oldPrimary: primary,
-    candidate,
-    status: 0,
-    reply: '',
-    requestS: 0,
-    gapS: undefined,
-    firstNewAfterRequestS: undefined,
-    acked: 0,
-    failedAttempts: 0,
-    lost: undefined,
-  };
-  try {
-    // Steady state first: at least 2 s of acknowledged writes to the current primary.
-    const warmDeadline = performance.now() + 30_000;
-    while (performance.now() < warmDeadline) {
-      const first = writer.acks.find((a) => a.serverPort === oldPort);
-      if (first !== undefined && performance.now() - first.at >= 2000) break;
-      await sleep(100);
-    }
-    if (!writer.acks.some((a) => a.serverPort === oldPort)) throw new Error(`the writer got no write acknowledged by ${primary} within 30 s`);
-
-    const reply = await requestSwitchover(c, primary, candidate, 120_000);
-    result.status = reply.status;
-    result.reply = reply.text.slice(0, 200);
-    result.requestS = (reply.doneAt - reply.sentAt) / 1000;
-    // Writes resume on the new primary; keep writing 1 s after the first such write (give up after 60 s).
-    const giveUp = performance.now() + 60_000;
-    let firstNew = writer.acks.find((a) => a.serverPort === newPort && a.at > reply.sentAt);
-    while (firstNew === undefined && performance.now() < giveUp) {
-      await sleep(50);
-      firstNew = writer.acks.find((a) => a.serverPort === newPort && a.at > reply.sentAt);
-    }
-    if (firstNew !== undefined) await sleep(1000);
-    await writer.stop();
-    const onOld = writer.acks.filter((a) => a.serverPort === oldPort);
-    const lastOld = onOld[onOld.length - 1];
-    if (firstNew !== undefined && lastOld !== undefined) {
-      result.gapS = (firstNew.at - lastOld.at) / 1000;
-      result.firstNewAfterRequestS = (firstNew.at - reply.sentAt) / 1000;
-    }
-    const stray = writer.acks.filter((a) => a.serverPort !== oldPort && a.serverPort !== newPort).length;
-    const lateOld = firstNew !== undefined ? writer.acks.filter((a) => a.serverPort === oldPort && a.at > firstNew.at).length : 0;
-    const notes: string[] = [];
-    if (reply.status !== 200) notes.push(`POST /switchover answered ${reply.status}: ${result.reply}`);
-    if (firstNew === undefined) notes.push(`no write acknowledged by ${candidate} within 60 s of the request`);
-    if (stray > 0) notes.push(`${stray} writes acknowledged by a third node`);
-    if (lateOld > 0) notes.push(`${lateOld} writes acknowledged by ${primary} after ${candidate} took writes (split brain)`);
-    if (notes.length > 0) result.note = notes.join('; ');
-  } finally {
-    await writer.stop();
-    result.acked = writer.acks.length;
-    result.failedAttempts = writer.errors;
-  }
-  return { result, nextId: writer.next, ackedIds: writer.acks.map((a) => a.id) };
+  const { nextId, ackedIds, ...m } = await measureSwitchover(c, endpoints, primary, candidate, ctx.firstId);
+  const { firstId: _firstId, ...rest } = ctx;
+  return { result: { ...rest, ...m, lost: undefined }, nextId, ackedIds };
 }
 
 async function benchProfile(

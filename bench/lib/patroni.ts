@@ -57,8 +57,10 @@ function pgidOf(pid: number): number | undefined {
 }
 
 export class PatroniCluster extends LocalCluster {
-  /** LocalCluster's preparation; then each node's configuration file (mode 0600, written by us)
-   *  is handed to the postgres user Patroni runs as, or Patroni could not read it. */
+  /**
+   * LocalCluster writes each node's file readable by its owner only (it holds passwords); Patroni
+   * runs as the postgres user, so that user owns the files here.
+   */
   override async prepare(): Promise<void> {
     await super.prepare();
     const user = pgOsUser();

@@ -1,6 +1,7 @@
 // The DCS a test cluster (cluster.ts) runs on, other than the etcd LocalCluster starts itself: the
 // FAKE Consul agent (consul-fake.ts), the FAKE Kubernetes API server (k8s-fake.ts, through
-// k8s.ts), run in the test process, or a real ZooKeeper 3.8 (zookeeper.ts). Each gives the LocalCluster `store` (the section every node's
+// k8s.ts), run in the test process, a real ZooKeeper 3.8 (zookeeper.ts), or a real etcd serving its
+// v2 API (etcd-cluster.ts, --enable-v2, written as Patroni's `etcd` section). Each gives the LocalCluster `store` (the section every node's
 // file carries and the agents' environment), a way to make the DCS unreachable and back (requests
 // held unanswered, as by a frozen or cut-off server), and a control client read from a node's own
 // configuration file, as `vigil` commands build it.
@@ -8,13 +9,14 @@
 import { ConsulFake } from './consul-fake.ts';
 import { seedPod, startFakeK8s, TOKEN, type FakeK8s } from './k8s.ts';
 import { startZookeeper, type ZookeeperServer } from './zookeeper.ts';
+import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.ts';
 import { clusterPrefix } from '../../src/dcs/codec.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
 import { createDcs } from '../../src/dcs/factory.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
 import type { DcsStore, LocalCluster } from '../../src/local/cluster.ts';
 
-export type StoreKind = 'consul' | 'kubernetes' | 'zookeeper';
+export type StoreKind = 'consul' | 'kubernetes' | 'zookeeper' | 'etcd2';
 
 export interface RunningStore {
   kind: StoreKind;
@@ -29,6 +31,7 @@ export interface RunningStore {
   consul?: ConsulFake;
   k8s?: FakeK8s;
   zookeeper?: ZookeeperServer;
+  etcd2?: EtcdCluster;
 }
 
 /** Labels of the pods in the tests' Kubernetes namespace (every object of the cluster carries them). */
@@ -65,6 +68,21 @@ export async function startStore(kind: StoreKind, scope: string, names: string[]
       resume: () => zookeeper.resume(),
       stop: () => zookeeper.stop(),
       zookeeper,
+    };
+  }
+  if (kind === 'etcd2') {
+    // A real one-member etcd with --enable-v2; pause = SIGSTOP (its TTL keys keep their expiry
+    // times and run out once it is thawed).
+    const etcd2 = await startEtcdCluster({ members: 1, enableV2: true });
+    const member = etcd2.members[0]!;
+    return {
+      kind,
+      store: { section: 'etcd', settings: { hosts: etcd2.endpoints } },
+      env: {},
+      pause: () => void member.pause(),
+      resume: () => member.resume(),
+      stop: () => etcd2.stop(),
+      etcd2,
     };
   }
   const k8s = await startFakeK8s();

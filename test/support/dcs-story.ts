@@ -41,7 +41,7 @@ export interface StoryChecks {
 }
 
 export function clusterStory(kind: StoreKind, checks: StoryChecks = {}): void {
-  describe(`three-node cluster on ${kind}${kind === 'zookeeper' ? ' (real ZooKeeper)' : ' (fake)'}`, { timeout: 600_000 }, () => {
+  describe(`three-node cluster on ${kind}${kind === 'zookeeper' ? ' (real ZooKeeper)' : kind === 'etcd2' ? ' (real etcd, v2 API)' : ' (fake)'}`, { timeout: 600_000 }, () => {
     let base: string;
     const ctx = {} as StoryContext;
 
