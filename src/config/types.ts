@@ -10,6 +10,11 @@ import type { ZookeeperSettings } from '../dcs/zookeeper-settings.ts';
 export interface Credentials {
   username: string;
   password?: string;
+  /**
+   * The libpq connection settings configured next to the user (sslmode, sslcert, ..., channel_binding:
+   * LIBPQ_AUTH_KEYS in config/postgresql.ts), keyword -> value, as given.
+   */
+  libpq?: Record<string, string>;
 }
 
 export interface Etcd3Settings {
@@ -74,6 +79,10 @@ export interface PostgresqlSettings {
   /** The local postgresql.use_pg_rewind; when set it overrides /config (config/dynamic.ts withLocalOverrides). */
   usePgRewind?: boolean;
   useSlots: boolean;
+  /** postgresql.use_unix_socket: the agent's local connections go over the Unix socket (conninfo.ts localSocketDir). */
+  useUnixSocket?: boolean;
+  /** postgresql.use_unix_socket_repl: so does the local replication connection. */
+  useUnixSocketRepl?: boolean;
   removeDataDirectoryOnRewindFailure: boolean;
   removeDataDirectoryOnDivergedTimelines: boolean;
   /** Seconds to wait for pg_ctl-like operations. */

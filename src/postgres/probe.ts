@@ -7,6 +7,7 @@
 import pg from 'pg';
 import { maybeLsn } from './lsn.ts';
 import { PgTimeoutError, wrapPgError } from './errors.ts';
+import { isNoTlsAnswer, pgClientTls } from './tls.ts';
 
 export interface ConnParams {
   host: string;
@@ -18,6 +19,8 @@ export interface ConnParams {
   replication?: boolean;
   /** Extra `-c name=value` options sent in the startup packet. */
   options?: string;
+  /** The user's libpq settings (sslmode, sslcert, ...): TLS as tls.ts pgClientTls maps them. */
+  libpq?: Record<string, string>;
 }
 
 function destroy(client: pg.Client): void {
@@ -44,23 +47,30 @@ export async function withClient<T>(
   what = 'PostgreSQL',
 ): Promise<T> {
   const stmtTimeout = Math.max(1, Math.floor(timeoutMs));
-  const client = new pg.Client({
-    host: params.host,
-    port: params.port,
-    user: params.user,
-    password: params.password ?? '',
-    database: params.database,
-    application_name: 'vigil',
-    connectionTimeoutMillis: Math.max(1, Math.floor(timeoutMs)),
-    ...(params.replication ? { replication: true } : { statement_timeout: stmtTimeout }),
-    ...(params.options !== undefined ? { options: params.options } : {}),
-  } as pg.ClientConfig);
-  client.on('error', () => undefined); // errors surface through the awaited calls
+  const tls = pgClientTls(params.libpq, params.host);
   let connected = false;
   let ended = false;
-  client.on('end', () => {
-    ended = true;
-  });
+  const open = (ssl: typeof tls.ssl): pg.Client => {
+    const c = new pg.Client({
+      host: params.host,
+      port: params.port,
+      user: params.user,
+      password: params.password ?? '',
+      database: params.database,
+      application_name: 'vigil',
+      connectionTimeoutMillis: Math.max(1, Math.floor(timeoutMs)),
+      ssl,
+      enableChannelBinding: tls.enableChannelBinding,
+      ...(params.replication ? { replication: true } : { statement_timeout: stmtTimeout }),
+      ...(params.options !== undefined ? { options: params.options } : {}),
+    } as pg.ClientConfig);
+    c.on('error', () => undefined); // errors surface through the awaited calls
+    c.on('end', () => {
+      if (c === client) ended = true;
+    });
+    return c;
+  };
+  let client = open(tls.ssl);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -70,7 +80,14 @@ export async function withClient<T>(
   });
   try {
     const work = (async () => {
-      await client.connect();
+      try {
+        await client.connect();
+      } catch (e) {
+        if (!tls.plainFallback || !isNoTlsAnswer(e)) throw e;
+        client.end().catch(() => undefined);
+        client = open(false); // sslmode=prefer and a server without TLS
+        await client.connect();
+      }
       connected = true;
       return await fn(client);
     })().catch((e: unknown) => {
