@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { PostgresController } from '../../src/postgres/controller.ts';
 import { slotName } from '../../src/postgres/conf.ts';
 import { ownForPg } from '../../src/postgres/exec.ts';
+import { PgNode } from '../../src/postgres/node.ts';
 import { withClient, type ConnParams } from '../../src/postgres/probe.ts';
 import type { Credentials, PostgresqlSettings } from '../../src/config/types.ts';
 import { makePki, type Pki } from '../support/pki.ts';
@@ -141,5 +142,16 @@ describe('TLS with client certificates to PostgreSQL 15 (hostssl ... cert only)'
     await a.start();
     await eventually('tls-a streams from tls-b', async () => (await a.probe()).walReceiver?.status === 'streaming');
     assert.deepEqual(await query(sa, "SELECT to_regclass('after_promote') IS NOT NULL AS ok, to_regclass('diverge') IS NULL AS gone"), [{ ok: true, gone: true }]);
+  });
+
+  test('use_unix_socket: the agent connects over the socket of unix_socket_directories (no TLS there, as libpq)', async () => {
+    const node = new PgNode({ settings: { ...sa, useUnixSocket: true }, name: 'tls-a' });
+    const c = node.localConn();
+    assert.equal(c.host, join(base, 'tls-a'));
+    const rows = await withClient(c, 10_000, async (cl) => (await cl.query('SELECT inet_client_addr() IS NULL AS unix, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows);
+    assert.deepEqual(rows, [{ unix: true, ssl: false }]);
+    const probe = await new PostgresController({ settings: { ...sa, useUnixSocket: true }, name: 'tls-a', scope: 'tls' }).probe();
+    assert.equal(probe.inRecovery, true);
+    assert.equal(new PgNode({ settings: sa, name: 'tls-a' }).localConn().host, '127.0.0.1');
   });
 });
