@@ -162,7 +162,7 @@ bootstrap:
     /^colour: unknown key$/,
     /^restapi_typo: unknown key$/,
     /^thread_pool_size: does not apply to Vigil/,
-    /^ctl: read by vigil \(the control commands\) only/,
+    /^ctl: read by vigil \(the control commands\); the agent uses only certfile/,
     /^restapi\.request_queue_size: does not apply to Vigil/,
     /^log\.traceback_level: does not apply to Vigil/,
     /^watchdog: device \/dev\/watchdog does not exist/,
@@ -194,7 +194,6 @@ tags: {nostream: true, replicatefrom: n2}
   const errs = errors(issues);
   for (const re of [
     /^citus: not implemented by Vigil yet/,
-    /^restapi\.verify_client: required is not implemented by Vigil yet \(the agent's own calls/,
     /^log\.dir: not implemented by Vigil yet \(logs would go to standard output/,
     /^log\.format: not implemented by Vigil yet/,
     /^bootstrap\.dcs\.standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted/,

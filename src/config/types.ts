@@ -54,6 +54,11 @@ export interface RestApiSettings {
   httpExtraHeaders?: Record<string, string>;
   /** restapi.https_extra_headers, added to http_extra_headers when HTTPS is on. */
   httpsExtraHeaders?: Record<string, string>;
+  /**
+   * The TLS files of the agent's own calls to its peers' REST APIs, as Patroni picks them: ctl.certfile,
+   * ctl.keyfile, ctl.keyfile_password, ctl.cacert, each else its restapi counterpart (api/peers.ts peerTls).
+   */
+  peerTls?: { certfile?: string; keyfile?: string; keyfilePassword?: string; cafile?: string };
 }
 
 /** The actions of postgresql.callbacks, in Patroni's order. */
