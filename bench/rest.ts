@@ -17,7 +17,7 @@ import { parseArgs, promisify } from 'node:util';
 
 import { LocalCluster, PATRONI_DEFAULT_TIMING } from '../src/local/cluster.ts';
 import { SUPPORTED_NODE_VERSIONS, nodeBinary } from '../test/build/versions.ts';
-import { buildVigil } from './lib/built.ts';
+import { buildVigil, builtVigil } from './lib/built.ts';
 import { waitHealthy } from './lib/cluster-ops.ts';
 import { log, sleep } from './lib/common.ts';
 import { PatroniCluster, patroniUnavailableReason } from './lib/patroni.ts';
@@ -96,6 +96,7 @@ async function measure(system: string, vigil: string[] | undefined): Promise<Res
 async function main(): Promise<void> {
   const results: Result[] = [];
   let build: Awaited<ReturnType<typeof buildVigil>> | undefined;
+  let vigilCmd: string[] | undefined;
   try {
     for (const system of systems) {
       if (system === 'patroni') {
@@ -108,13 +109,13 @@ async function main(): Promise<void> {
       } else if (system === 'vigil') {
         build ??= await buildVigil();
         log(`vigil: built into ${build.dir}, run by ${node}`);
-        results.push(...(await measure(system, [node, ...(values['node-flag'] ?? []), join(build.dir, 'cli/main.js')])));
+        results.push(...(await measure(system, (vigilCmd = builtVigil(node, build.dir, values['node-flag'] ?? [])))));
       } else throw new Error(`unknown system ${system} (vigil, patroni)`);
     }
   } finally {
     await build?.remove();
   }
-  const lines = [`wrk -t${values.threads} -c${values.connections} -d${values.duration}s against the leader, ${runs} run(s) each; vigil = built JavaScript under ${[node, ...(values['node-flag'] ?? [])].join(' ')}`, '', 'path       system    requests/s   p50 ms   p99 ms   vs patroni'];
+  const lines = [`wrk -t${values.threads} -c${values.connections} -d${values.duration}s against the leader, ${runs} run(s) each; vigil = the build run as ${(vigilCmd ?? []).slice(0, -1).join(' ')} (node flags of its shebang included)`, '', 'path       system    requests/s   p50 ms   p99 ms   vs patroni'];
   for (const path of paths) {
     for (const r of results.filter((x) => x.path === path)) {
       const p = results.filter((x) => x.path === path && x.system === 'patroni');

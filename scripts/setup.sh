@@ -33,7 +33,11 @@ fi
 # PostgreSQL refuses to run as root: the agent runs its binaries as this user when started as root.
 id postgres >/dev/null 2>&1 || { echo "setup: the postgres OS user is missing" >&2; exit 1; }
 
-if [ ! -x node_modules/.bin/tsx ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A node_modules that is a symlink (a git worktree sharing another checkout's packages) is left
+# alone: npm ci would empty the checkout it points to.
+if [ -L node_modules ]; then
+  :
+elif [ ! -x node_modules/.bin/tsx ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -3,6 +3,7 @@
 // readings of a node's processes.
 
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,4 +71,20 @@ export async function managerTree(pid: number): Promise<number[]> {
     if (!/\/postgres$/.test(exe)) keep.push(p);
   }
   return keep;
+}
+
+/**
+ * argv that runs a built `vigil` as the package's bin does: the node flags of dist/cli/main.js's
+ * shebang (`#!/usr/bin/env -S node FLAGS`), then `extra` flags, under the given node binary.
+ */
+export function builtVigil(node: string, dir: string, extra: readonly string[] = []): string[] {
+  const main = join(dir, 'cli/main.js');
+  return [node, ...shebangFlags(main), ...extra, main];
+}
+
+/** The node flags a script's `#!/usr/bin/env -S node FLAGS` line sets (none for a plain shebang). */
+export function shebangFlags(file: string): string[] {
+  const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\S*env\s+-S\s+\S*node((?:\s+-\S+)*)\s*$/.exec(first);
+  return m?.[1] === undefined ? [] : m[1].trim().split(/\s+/).filter((f) => f !== '');
 }

@@ -9,6 +9,7 @@
 
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { chown } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { LocalCluster } from '../../src/local/cluster.ts';
@@ -56,6 +57,14 @@ function pgidOf(pid: number): number | undefined {
 }
 
 export class PatroniCluster extends LocalCluster {
+  /** LocalCluster's preparation; then each node's configuration file (mode 0600, written by us)
+   *  is handed to the postgres user Patroni runs as, or Patroni could not read it. */
+  override async prepare(): Promise<void> {
+    await super.prepare();
+    const user = pgOsUser();
+    if (user !== undefined) for (const n of this.nodes) await chown(n.configFile, user.uid, user.gid);
+  }
+
   /** Starts (or restarts) one node's Patroni as the postgres user, logging to <dir>/agent.log. */
   override startAgent(name: string): void {
     const n = this.node(name);

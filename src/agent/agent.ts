@@ -40,6 +40,12 @@ export interface AgentOptions {
    * the REST API server); reloadConfig waits for it. Failures are logged, not thrown.
    */
   onReload?: (config: Config) => void | Promise<void>;
+  /**
+   * Lease keep-alive period, ms (issue 13; docs/guarantees.md section 7.2 step 1): while this node
+   * holds the lock, extend the lease and confirm the leader key that often between ticks, moving
+   * the fencing deadline each time. undefined or 0: off (the lock is refreshed once per loop).
+   */
+  leaseKeepAliveMs?: number;
 }
 
 /** A wake-up signal the loop waits on. */
@@ -82,6 +88,10 @@ export class Agent {
   private refresher: Promise<void> | undefined;
   private watchAbort: AbortController | undefined;
   private ticking = false;
+  private readonly keepAliveMs: number;
+  /** The keep-alive in flight; a tick starts only after it ended. */
+  private keepAlive: Promise<void> | undefined;
+  private keepAliveDone: Promise<void> | undefined;
 
   constructor(opts: AgentOptions) {
     this.dcs = opts.dcs;
@@ -89,6 +99,7 @@ export class Agent {
     this.onFatal = opts.onFatal;
     this.configFile = opts.configFile;
     this.onReload = opts.onReload;
+    this.keepAliveMs = opts.leaseKeepAliveMs ?? 0;
     const clock = realClock(opts.now);
     this.fence = new Fence({
       dataDir: opts.pg.dataDir,
@@ -123,6 +134,18 @@ export class Agent {
     void this.planWatchdog();
     this.loopDone = this.loop();
     this.refresher = this.refreshLoop();
+    if (this.keepAliveMs > 0) this.keepAliveDone = this.keepAliveLoop();
+  }
+
+  /** The lease keep-alive (leaseKeepAliveMs): between ticks only, each bounded by one period. */
+  private async keepAliveLoop(): Promise<void> {
+    while (!this.stopping) {
+      await sleep(this.keepAliveMs);
+      if (this.stopping || this.ticking) continue;
+      this.keepAlive = this.driver.keepAliveLock(this.keepAliveMs);
+      await this.keepAlive;
+      this.keepAlive = undefined;
+    }
   }
 
   /** Linux watchdog (watchdog.mode): the fencer keeps the device alive while it is armed. */
@@ -155,6 +178,7 @@ export class Agent {
     while (!this.stopping) {
       let wakeMs: number;
       let watchRevision: string | undefined;
+      if (this.keepAlive !== undefined) await this.keepAlive;
       this.ticking = true;
       try {
         const res = await this.driver.tick();
@@ -262,6 +286,7 @@ export class Agent {
     this.wakeup.fire();
     await this.loopDone;
     await this.refresher;
+    await this.keepAliveDone;
     this.loopDone = undefined;
   }
 }

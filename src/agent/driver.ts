@@ -22,17 +22,18 @@ import type {
   TaskSpec,
 } from '../core/model.ts';
 import { taskPgState } from '../core/tasks.ts';
+import { newSenderAppeared, watchedSenders } from '../core/sync-watch.ts';
 import type { Config } from '../config/types.ts';
 import { effectiveDynamicConfig, withLocalOverrides } from '../config/dynamic.ts';
 import type { FailsafeSender, ScheduledRestart } from '../api/port.ts';
 import type { NodeSnapshot } from '../api/snapshot.ts';
 import { isTransientError } from '../postgres/errors.ts';
-import { describeAction, execute } from './executor.ts';
+import { describeAction, execute, fenceBudget } from './executor.ts';
 import { fenceTimeoutFor, fenceWant } from './fencing.ts';
 import { fireCallback, newHookState, roleFromPg, type HookState } from './hooks.ts';
 import { buildMemberData } from './member.ts';
 import { observe } from './observe.ts';
-import type { Logger, PgObservation, Ports } from './ports.ts';
+import type { Logger, PgObservation, PgProbe, Ports } from './ports.ts';
 import { applyLocalConfig, runDueRestart } from './restarts.ts';
 import { buildSnapshot } from './snapshot.ts';
 import { runTask } from './tasks.ts';
@@ -104,6 +105,8 @@ export class NodeDriver {
   lastReason = 'starting';
   divergenceCache: { key: string; value: 'need' | 'not_needed' } | undefined;
   tickCount = 0;
+  /** A primary in synchronous mode: the streaming WAL senders its last tick saw (else undefined). */
+  syncSenders: string[] | undefined;
   /** A synchronous standby on its way out advertises nosync. */
   leavingSync = false;
   /** Failsafe mode: the last /failsafe value read, and the last primary that confirmed itself to us. */
@@ -169,6 +172,7 @@ export class NodeDriver {
     const decision = decide(obs);
     this.memory = decision.memory;
     this.role = decision.role;
+    this.syncSenders = watchedSenders(obs, decision.isLeader);
     // The core says we are not (or no longer) the leader: stop answering as one at once.
     if (!decision.isLeader) this.lockRefreshedAt = undefined;
     const planned = decision.actions.map(describeAction);
@@ -230,6 +234,7 @@ export class NodeDriver {
     try {
       const probe = await this.ports.pg.probe({ timeoutMs });
       if (stale() || this.lastPg !== pg) return;
+      this.checkSenders(probe);
       const receive = probe.receiveLsn;
       const replay = probe.replayLsn;
       this.lastPg = {
@@ -249,6 +254,60 @@ export class NodeDriver {
     } catch {
       // PostgreSQL did not answer in time: the next tick notices and decides.
     }
+  }
+
+  /**
+   * Between ticks, while we hold the lock (the lease keep-alive of issue 13, when the agent runs
+   * it): extend the lease and check that the leader key is still ours, writing nothing; then move
+   * the fencing deadline as after a lock refresh (same argument: etcd renews the lease after this
+   * call started, so it cannot expire before start + ttl). A key that is not ours any more wakes
+   * the loop; no answer changes nothing (the tick's own refresh decides). The caller runs it only
+   * while no tick runs; a lock state changed meanwhile by a task discards the result.
+   */
+  async keepAliveLock(budgetMs: number): Promise<void> {
+    const before = this.lockRefreshedAt;
+    const keep = this.ports.dcs.keepLeader?.bind(this.ports.dcs);
+    if (before === undefined || keep === undefined || this.dynamic.pause === true) return;
+    const start = this.ports.clock.now();
+    let ours: boolean;
+    try {
+      ours = await keep({ signal: this.ports.clock.timeout(budgetMs) });
+    } catch {
+      return;
+    }
+    if (this.lockRefreshedAt !== before) return;
+    if (!ours) {
+      this.log.warn({}, 'lease keep-alive: the leader key is not ours any more');
+      this.wake();
+      return;
+    }
+    this.lockRefreshedAt = start;
+    await this.updateFence(true);
+    this.publish();
+  }
+
+  /**
+   * Between ticks, on a primary in synchronous mode only: probe PostgreSQL and tick at once when a
+   * new WAL sender streams (the simulator's stand-in for the snapshot refresher, which does the
+   * same through refreshProbe).
+   */
+  async watchSenders(timeoutMs: number): Promise<void> {
+    if (this.syncSenders === undefined || this.task?.state === 'running') return;
+    try {
+      this.checkSenders(await this.ports.pg.probe({ timeoutMs }));
+    } catch {
+      // PostgreSQL did not answer in time: the next tick notices and decides.
+    }
+  }
+
+  /** A streaming WAL sender the last tick did not see: make the sync step look at it now. */
+  private checkSenders(probe: PgProbe): void {
+    const known = this.syncSenders;
+    if (known === undefined || probe.inRecovery || !Array.isArray(probe.replication)) return;
+    if (!newSenderAppeared(known, probe.replication)) return;
+    this.syncSenders = undefined;
+    this.log.info({}, 'a new WAL sender streams: running the synchronous replication step now');
+    this.wake();
   }
 
   /** The dynamic configuration from /config (else bootstrap.dcs); new lock timings go to the DCS client. */
@@ -399,7 +458,7 @@ export class NodeDriver {
       data.scheduled_restart = sr;
     }
     try {
-      await this.ports.dcs.touchMember(data);
+      await this.ports.dcs.touchMember(data, fenceBudget(this));
     } catch (err) {
       this.log.warn({}, `could not update the member key: ${err instanceof Error ? err.message : String(err)}`);
     }

@@ -3,7 +3,8 @@
 // DCS that did not answer is 'unreachable', anything else 'error').
 
 import type { Action, ActionFailure, Observation } from '../core/model.ts';
-import { DcsError } from '../dcs/dcs.ts';
+import { DcsError, type CallOptions } from '../dcs/dcs.ts';
+import { readBudgetMs } from '../fence/deadline.ts';
 import { slotName } from '../postgres/conf.ts';
 import type { NodeDriver } from './driver.ts';
 import { fireCallback, isRoleChange, started, stopPostgres } from './hooks.ts';
@@ -35,6 +36,19 @@ export async function executeOne(d: NodeDriver, action: Action, obs: Observation
   }
 }
 
+/**
+ * Options for a DCS call of a primary whose fencer is armed: give up in time for a clean demotion
+ * before the fence deadline, as observe() does for the read (a refresh that hung for the whole
+ * retry_timeout would otherwise let the fencer's SIGKILL win). Throws at once when no time is left.
+ */
+export function fenceBudget(d: NodeDriver): CallOptions | undefined {
+  const { clock } = d.ports;
+  const budget = readBudgetMs(d.fenceDeadline, clock.now(), d.dynamic.retry_timeout * 1000, d.dynamic.failsafe_mode === true);
+  if (budget === undefined) return undefined;
+  if (budget <= 0) throw new DcsError('DCS_UNAVAILABLE', 'no time left before the fence deadline for a DCS call', { retryable: false });
+  return { signal: clock.timeout(budget) };
+}
+
 /** Execute one action. false: a compare-and-set precondition failed. */
 async function run(d: NodeDriver, action: Action, obs: Observation): Promise<boolean | void> {
   const { dcs, pg, clock } = d.ports;
@@ -62,7 +76,7 @@ async function run(d: NodeDriver, action: Action, obs: Observation): Promise<boo
     }
     case 'refreshLeader': {
       const t = clock.now();
-      const ok = await dcs.refreshLeader();
+      const ok = await dcs.refreshLeader(fenceBudget(d));
       d.lockRefreshedAt = ok ? t : undefined;
       return ok;
     }
@@ -73,20 +87,21 @@ async function run(d: NodeDriver, action: Action, obs: Observation): Promise<boo
       return;
     }
     case 'writeStatus':
-      return dcs.writeStatus(action.status);
+      return dcs.writeStatus(action.status, fenceBudget(d));
     case 'writeHistory':
-      return dcs.writeHistory(action.history);
+      return dcs.writeHistory(action.history, fenceBudget(d));
     case 'clearFailover':
-      return dcs.writeFailover({}, cluster?.failover?.version);
+      return dcs.writeFailover({}, cluster?.failover?.version, fenceBudget(d));
     case 'writeSync':
       return dcs.writeSync(
         { leader: action.leader, quorum: action.quorum, sync_standby: action.syncStandby.length > 0 ? [...action.syncStandby].sort().join(',') : null },
         action.version,
+        fenceBudget(d),
       );
     case 'deleteSync':
-      return dcs.deleteSync(action.version);
+      return dcs.deleteSync(action.version, fenceBudget(d));
     case 'writeFailsafe':
-      await dcs.writeFailsafe(action.value);
+      await dcs.writeFailsafe(action.value, fenceBudget(d));
       // What we wrote is what the members will be asked if etcd goes away before the next read.
       d.failsafeTopology = action.value;
       return;

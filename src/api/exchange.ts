@@ -8,11 +8,12 @@
 // replies (HEAD, OPTIONS, /liveness, /readiness) are written raw as `HTTP/1.0 <code> <reason>\r\n\r\n`
 // and the socket is ended: this is what HAProxy's `option httpchk` and Patroni's peers expect.
 
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from '../node-http.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 
 import type { Listener } from './listener.ts';
+import type { LoginFailureLog } from './login-log.ts';
 import type { ApiRequest, ApiResponse, HandlerOptions } from './request.ts';
 import { route } from './router.ts';
 import type { RouterOptions } from './router.ts';
@@ -34,6 +35,8 @@ export interface ExchangeOptions extends RouterOptions {
   onRequest: ((info: RequestInfo) => void) | undefined;
   /** Aborted when the server closes: operations stop waiting for their result. */
   closing: AbortSignal;
+  /** Where failed logins go (rate-limited logging); the same for every request. */
+  loginFailures: LoginFailureLog | undefined;
 }
 
 const UNSAFE: ReadonlySet<string> = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
@@ -51,14 +54,16 @@ export function serveRequest(l: Listener, settings: Settings, req: IncomingMessa
   const started = clock();
   const tls = l.tls !== undefined;
   const extraHeaders = tls ? settings.headers.tls : settings.headers.plain;
-  const handlerOptions: HandlerOptions = {
-    ...(settings.auth ? { auth: settings.auth } : {}),
-    ...(tls ? { verifyClient: l.verifyClient } : {}),
-  };
   l.busy.add(req.socket);
   const rawUrl = req.url ?? '/';
   const { path, query } = splitUrl(rawUrl);
   const method = req.method ?? 'GET';
+  const logins = opts.loginFailures;
+  const handlerOptions: HandlerOptions = {
+    ...(settings.auth ? { auth: settings.auth } : {}),
+    ...(tls ? { verifyClient: l.verifyClient } : {}),
+    ...(logins !== undefined ? { onLoginFailure: (reason) => logins.failed({ client: req.socket.remoteAddress, method, path, reason }) } : {}),
+  };
 
   let finished = false;
   const finish = (r: ApiResponse): void => {
@@ -133,7 +138,8 @@ export function splitUrl(rawUrl: string): { path: string; query: URLSearchParams
     // Absolute form ("http://host/path?q") or "*".
     try {
       const u = new URL(target);
-      target = u.pathname + u.search;
+      // "a:" or "mailto:x" have an empty or relative pathname: the path starts with "/" anyway.
+      target = (u.pathname.startsWith('/') ? u.pathname : `/${u.pathname}`) + u.search;
     } catch {
       target = '/' + target;
     }

@@ -1,9 +1,11 @@
 // The checks in front of the unsafe endpoints (patroni-interfaces.md 2.2): which "METHOD segment"
 // keys exist, which are guarded, the client certificate and Basic authentication. restapi.allowlist
-// is applied before this gate, by the router.
+// is applied before this gate, by the router. A refusal for authentication is reported to
+// HandlerOptions.onLoginFailure (the server logs it, rate-limited: login-log.ts).
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 
+import type { LoginFailureReason } from './login-log.ts';
 import type { ApiRequest, ApiResponse, HandlerOptions } from './request.ts';
 import { errorPage, firstSegment, header, HTML_TYPE } from './request.ts';
 
@@ -44,32 +46,36 @@ export function operationGate(
   if (op === undefined) return { kind: 'answer', response: unsupportedMethod(req.method) };
   if (op.guarded) {
     if ((opts.verifyClient === 'optional' || opts.verifyClient === 'required') && req.clientCertVerified !== true) {
+      opts.onLoginFailure?.('no client certificate');
       return { kind: 'answer', response: errorPage(403, 'client certificate required') };
     }
     if (opts.auth !== undefined) {
       const denied = checkBasicAuth(req.headers, opts.auth);
-      if (denied !== undefined) return { kind: 'answer', response: denied };
+      if (denied !== undefined) {
+        opts.onLoginFailure?.(denied.reason);
+        return { kind: 'answer', response: denied.response };
+      }
     }
   }
   return { kind: 'proceed', key };
 }
 
-/** undefined when the Authorization header matches; else the 401 to send. */
+/** undefined when the Authorization header matches; else the 401 to send and why (never the header itself). */
 export function checkBasicAuth(
   headers: Record<string, string | undefined>,
   auth: { username: string; password: string },
-): ApiResponse | undefined {
+): { response: ApiResponse; reason: LoginFailureReason } | undefined {
   const challenge = { 'WWW-Authenticate': 'Basic realm="Patroni"' };
   const given = header(headers, 'authorization');
   if (given === undefined || given === '') {
-    return { status: 401, body: 'no auth header received', contentType: HTML_TYPE, headers: challenge };
+    return { response: { status: 401, body: 'no auth header received', contentType: HTML_TYPE, headers: challenge }, reason: 'no Authorization header' };
   }
   const expected = 'Basic ' + Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64');
   // Hash both sides so the comparison is constant-time whatever the lengths.
   const a = createHash('sha256').update(given, 'utf8').digest();
   const b = createHash('sha256').update(expected, 'utf8').digest();
   if (!timingSafeEqual(a, b)) {
-    return { status: 401, body: 'not authenticated', contentType: HTML_TYPE, headers: challenge };
+    return { response: { status: 401, body: 'not authenticated', contentType: HTML_TYPE, headers: challenge }, reason: 'wrong username or password' };
   }
   return undefined;
 }

@@ -9,7 +9,7 @@
 // for the few milliseconds in between). The replaced listener finishes its requests in progress
 // within RETIRE_GRACE_MS.
 
-import { createServer, STATUS_CODES } from 'node:http';
+import { createServer, STATUS_CODES } from '../node-http.ts';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';

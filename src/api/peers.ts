@@ -7,7 +7,7 @@
 // the end of the connection), and the server certificate check is Patroni's agent's (peerRequest).
 
 import { readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest } from '../node-http.ts';
 import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 

@@ -1,8 +1,9 @@
 // The REST API's request and reply model, shared by every handler family (status and health
 // endpoints, unsafe operations, POST /failsafe) and by the HTTP layer that carries them.
 
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from '../node-http.ts';
 import { nestedTooDeeply, tooDeepMessage } from '../config/depth.ts';
+import type { LoginFailureReason } from './login-log.ts';
 
 export interface ApiRequest {
   method: string;
@@ -32,6 +33,8 @@ export interface HandlerOptions {
   vigilField?: boolean;
   /** restapi.verify_client when HTTPS is on: optional/required demand a client certificate on unsafe endpoints. */
   verifyClient?: 'none' | 'optional' | 'required';
+  /** Told when the gate refuses a guarded endpoint for authentication (gate.ts); logs it (login-log.ts). */
+  onLoginFailure?: (reason: LoginFailureReason) => void;
 }
 
 export const JSON_TYPE = 'application/json';

@@ -5,6 +5,7 @@
 // (allowlist.ts; may wait briefly on DNS), then the gate in gate.ts (client certificate, Basic
 // auth), and then run asynchronously in operations.ts against the OperationsPort; they may wait on
 // the DCS and on PostgreSQL (a switchover waits up to 2*max(10, loop_wait) s for its result).
+// Refusals for authentication are logged, rate-limited per client address (login-log.ts).
 //
 // restapi.http_extra_headers (and https_extra_headers with TLS) go on every reply that has
 // headers, error pages included; status-line-only replies have none.
@@ -27,6 +28,7 @@ import type { AllowlistOptions } from './allowlist.ts';
 import { serveRequest } from './exchange.ts';
 import type { RequestInfo } from './exchange.ts';
 import { describeListener, ListenerPool, listenerChange } from './listener.ts';
+import { LoginFailureLog } from './login-log.ts';
 import type { ApiLogger } from './listener.ts';
 import type { OperationsPort } from './port.ts';
 import { makeSettings, settingsChanges } from './settings.ts';
@@ -76,6 +78,8 @@ export interface ApiServerOptions {
   switchoverPollMs?: number;
   /** HTTPS (restapi.certfile & co.). Without it the server speaks plain HTTP. */
   tls?: ApiTlsOptions;
+  /** Failed logins are logged (warn) at most once per client address per this many clock ms, with a count of those not logged. Default 10000. */
+  loginLogWindowMs?: number;
 }
 
 export interface ApiServer {
@@ -124,6 +128,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     maxBodyBytes: opts.maxBodyBytes ?? 64 * 1024,
     onRequest: opts.onRequest,
     closing: closing$.signal,
+    loginFailures: new LoginFailureLog(log, opts.clock ?? Date.now, opts.loginLogWindowMs),
   };
   const pool = new ListenerPool(
     {

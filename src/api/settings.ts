@@ -2,7 +2,7 @@
 // headers), and what a reload changes in them. ApiServer.reconfigure replaces them as a whole, so a
 // reload swaps them between two requests, never within one.
 
-import { validateHeaderName, validateHeaderValue } from 'node:http';
+import { validateHeaderName, validateHeaderValue } from '../node-http.ts';
 
 import { Allowlist } from './allowlist.ts';
 import type { AllowlistLogger, AllowlistOptions } from './allowlist.ts';

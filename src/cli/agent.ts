@@ -3,8 +3,6 @@
 // Exit codes: 0 after a clean stop, 1 when the configuration is invalid or the core asked to exit
 // (duplicate member name, a replica started before any /initialize, ...), 2 on usage errors.
 
-import pino from 'pino';
-
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
 import { formatIssues } from './validate-config.ts';
@@ -12,11 +10,14 @@ import { createDcs } from '../dcs/factory.ts';
 import { clusterPrefix } from '../dcs/codec.ts';
 import type { Dcs } from '../dcs/dcs.ts';
 import { PostgresController } from '../postgres/controller.ts';
-import { Agent, type Logger } from '../agent/agent.ts';
+import { Agent } from '../agent/agent.ts';
 import { readTlsFiles, startApiServer } from '../api/server.ts';
 import type { ApiReloadableOptions, ApiServer } from '../api/server.ts';
 import type { RestApiSettings } from '../config/types.ts';
 import { effectiveDynamicConfig } from '../config/dynamic.ts';
+import { DEFAULT_LOG } from '../config/log.ts';
+import type { Level } from '../log/format.ts';
+import { Logging, type AgentLogger } from '../log/logger.ts';
 
 const USAGE = 'usage: vigil agent CONFIG';
 
@@ -42,10 +43,9 @@ export async function run(argv: string[]): Promise<number> {
   return runAgent(config, file);
 }
 
-/** The agent's logger; `fatal` is pino's highest level, where Patroni's CRITICAL lines go. */
-export function makeLogger(config: Config): Logger & { fatal(obj: object, msg?: string): void } {
-  const p = pino({ level: config.logLevel, base: { name: config.name } });
-  return p as unknown as Logger & { fatal(obj: object, msg?: string): void };
+/** The agent's logging, as the configuration's `log` section asks (Patroni's defaults without one). */
+export function makeLogging(config: Config): Logging {
+  return new Logging(config.log ?? { ...DEFAULT_LOG, level: config.logLevel as Level });
 }
 
 /**
@@ -65,12 +65,12 @@ export function conflictingFailoverTags(tags: Config['tags']): string | undefine
   return `Conflicting configuration between nofailover: ${show(nofailover)} and failover_priority: ${show(priority)}. Defaulting to nofailover: ${show(nofailover)}`;
 }
 
-export function makeDcs(config: Config): Dcs {
+export function makeDcs(config: Config, logger?: AgentLogger): Dcs {
   const dyn = effectiveDynamicConfig(config.bootstrap?.dcs).config;
   // The backend is the one of the DCS section present. Its settings are checked here, once (etcd3:
   // a TLS file that cannot be used throws an Etcd3SettingError naming the setting and the file),
   // which stops the start-up (exit code 1).
-  return createDcs(config, { prefix: clusterPrefix(config.namespace, config.scope), name: config.name, ttl: dyn.ttl, retryTimeout: dyn.retry_timeout });
+  return createDcs(config, { prefix: clusterPrefix(config.namespace, config.scope), name: config.name, ttl: dyn.ttl, retryTimeout: dyn.retry_timeout, ...(logger !== undefined ? { logger } : {}) });
 }
 
 /**
@@ -135,8 +135,19 @@ async function duplicateName(config: Config, dcs: Dcs): Promise<string | undefin
 }
 
 async function runAgent(config: Config, configFile: string): Promise<number> {
-  const log = makeLogger(config);
-  const dcs = makeDcs(config);
+  const logging = makeLogging(config);
+  try {
+    return await runWithLogging(config, configFile, logging);
+  } finally {
+    await logging.close();
+  }
+}
+
+async function runWithLogging(config: Config, configFile: string, logging: Logging): Promise<number> {
+  const log = logging.logger('ha');
+  const root = logging.logger();
+  const pgLog = logging.logger('postgres');
+  const dcs = makeDcs(config, logging.logger('dcs'));
   const tagConflict = conflictingFailoverTags(config.tags);
   if (tagConflict !== undefined) log.warn({}, tagConflict);
   const dup = await duplicateName(config, dcs);
@@ -152,10 +163,10 @@ async function runAgent(config: Config, configFile: string): Promise<number> {
     name: config.name,
     scope: config.scope,
     logger: {
-      debug: (m) => log.debug({ component: 'postgres' }, m),
-      info: (m) => log.info({ component: 'postgres' }, m),
-      warn: (m) => log.warn({ component: 'postgres' }, m),
-      error: (m) => log.error({ component: 'postgres' }, m),
+      debug: (m) => pgLog.debug({}, m),
+      info: (m) => pgLog.info({}, m),
+      warn: (m) => pgLog.warn({}, m),
+      error: (m) => pgLog.error({}, m),
     },
     onPostmasterExit: (info) => holder.agent?.postmasterExited(info),
   });
@@ -163,6 +174,11 @@ async function runAgent(config: Config, configFile: string): Promise<number> {
   // Reloads of restapi, one after the other (file reads included), in the order they came.
   let restApiReload: Promise<void> = Promise.resolve();
   const onReload = (cfg: Config): Promise<void> => {
+    // The log section applies at once, as in Patroni (level, format, destination).
+    if (cfg.log !== undefined) {
+      const what = logging.reconfigure(cfg.log);
+      if (what !== '') root.info({}, `log settings reloaded: ${what}`);
+    }
     restApiReload = restApiReload.then(async () => {
       const api = holder.api;
       if (api === undefined) return;
@@ -199,7 +215,7 @@ async function runAgent(config: Config, configFile: string): Promise<number> {
     getSnapshot: () => agent.getSnapshot(),
     clock: () => performance.now(),
     operations: agent.operations(),
-    logger: log,
+    logger: logging.logger('api'),
   });
   holder.api = api;
   log.info({ listen: config.restapi.listen, port: api.port }, 'REST API listening');

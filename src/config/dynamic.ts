@@ -228,7 +228,7 @@ function collectProblems(raw: unknown): DynamicNote[] {
         }
         for (const [name, value] of Object.entries(params)) {
           if (value !== null && (isMap(value) || Array.isArray(value))) {
-            out.push({ path: `postgresql.${key}.${name}`, message: `expected a scalar value, got ${show(value)}` });
+            out.push({ path: `postgresql.${key}.${name}`, message: `expected a scalar value, got ${isSecretKey(name) ? '(hidden)' : show(value)}` });
             continue;
           }
           const range = PARAMETER_RANGES[name];

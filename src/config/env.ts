@@ -47,6 +47,11 @@ function envMap(value: string): unknown {
   }
 }
 
+/** PATRONI_LOG_FORMAT: a YAML list of fields (json) when written as one (`[...]`), else a format string. */
+function envLogFormat(value: string): unknown {
+  return !value.includes('%(') && value.trim().startsWith('[') ? envList(value) : value;
+}
+
 /**
  * Applies PATRONI_* variables to the parsed file (in place), recording for every path set which
  * variable supplied it. Empty variables are ignored, as in Patroni.
@@ -80,9 +85,11 @@ export function applyEnvironment(root: Obj, env: NodeJS.ProcessEnv, issues: Issu
   simple('PATRONI_NAMESPACE', ['namespace']);
   // Legacy names first so that the new ones win.
   simple('PATRONI_LOGLEVEL', ['log', 'level']);
-  simple('PATRONI_LOGFORMAT', ['log', 'format']);
+  simple('PATRONI_LOGFORMAT', ['log', 'format'], envLogFormat);
   simple('PATRONI_LOG_DATEFMT', ['log', 'dateformat']);
-  for (const k of LOG_ENV) simple(`PATRONI_LOG_${k}`, ['log', k.toLowerCase()]);
+  for (const k of LOG_ENV) {
+    simple(`PATRONI_LOG_${k}`, ['log', k.toLowerCase()], k === 'STATIC_FIELDS' || k === 'LOGGERS' ? envMap : k === 'FORMAT' ? envLogFormat : undefined);
+  }
   for (const k of RESTAPI_ENV) {
     const convert = k === 'ALLOWLIST' ? envList : k.endsWith('_EXTRA_HEADERS') ? envMap : undefined;
     simple(`PATRONI_RESTAPI_${k}`, ['restapi', k.toLowerCase()], convert);

@@ -177,7 +177,6 @@ bootstrap:
 test('Patroni keys that Vigil does not implement yet are refused, each by name, all at once', () => {
   const text = MINIMAL_CONFIG + `
 citus: {group: 0, database: citus}
-log: {level: INFO, dir: /var/log/vigil, format: '%(message)s'}
 bootstrap:
   dcs:
     standby_cluster: {host: 10.0.0.1, port: 5432}
@@ -194,8 +193,6 @@ tags: {nostream: true, replicatefrom: n2}
   const errs = errors(issues);
   for (const re of [
     /^citus: not implemented by Vigil yet/,
-    /^log\.dir: not implemented by Vigil yet \(logs would go to standard output/,
-    /^log\.format: not implemented by Vigil yet/,
     /^bootstrap\.dcs\.standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted/,
     /^bootstrap\.dcs\.slots: permanent replication slots are not implemented/,
     /^bootstrap\.dcs\.ignore_slots: ignore_slots is not implemented/,

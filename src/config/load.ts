@@ -26,7 +26,8 @@ import { applyEnvironment } from './env.ts';
 import { checkKeys, describe, isMap, Issues, NOT_APPLICABLE, refused, str, type Obj } from './fields.ts';
 import { parseBootstrap } from './bootstrap.ts';
 import { DCS_SECTIONS, parseDcs } from './dcs.ts';
-import { parseLogLevel, parseTags, parseWatchdog } from './node.ts';
+import { parseLog } from './log.ts';
+import { parseTags, parseWatchdog } from './node.ts';
 import { parsePostgresql } from './postgresql.ts';
 import { parseRestApi } from './restapi.ts';
 import type { Config, ConfigIssue } from './types.ts';
@@ -65,7 +66,8 @@ function buildConfig(root: Obj, issues: Issues, env: NodeJS.ProcessEnv): Config 
   else if (name !== undefined && name.includes('/')) issues.error('name', `must not contain "/", got ${show(name)}`);
   if (scope !== undefined && scope.includes('/')) issues.error('scope', `must not contain "/", got ${show(scope)}`);
   const namespace = normalizeNamespace(str(issues, root, 'namespace', ''));
-  const logLevel = parseLogLevel(issues, root);
+  const log = parseLog(issues, root);
+  const logLevel = log.level;
   const restapi = parseRestApi(issues, root);
   const dcs = parseDcs(issues, root, env);
   const bootstrap = parseBootstrap(issues, root);
@@ -77,7 +79,7 @@ function buildConfig(root: Obj, issues: Issues, env: NodeJS.ProcessEnv): Config 
   if (issues.hasErrors || scope === undefined || name === undefined || restapi === undefined || dcs === undefined || postgresql === undefined) {
     return undefined;
   }
-  return deepFreeze({ scope, namespace, name, restapi, ...dcs, bootstrap, postgresql, tags, logLevel, watchdog });
+  return deepFreeze({ scope, namespace, name, restapi, ...dcs, bootstrap, postgresql, tags, logLevel, log, watchdog });
 }
 
 // ---------------------------------------------------------------------------------------------

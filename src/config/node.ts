@@ -1,15 +1,11 @@
-// The node's own sections: tags, log and watchdog.
+// The node's own sections: tags and watchdog (the log section: ./log.ts).
 
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { isNoFailover } from '../core/election.ts';
 import type { Tags } from '../core/model.ts';
 import { show } from './dynamic.ts';
-import { bool, checkKeys, describe, int, isMap, NOT_APPLICABLE, refused, section, str, type Issues, type Obj, type Refusal } from './fields.ts';
+import { bool, checkKeys, describe, int, isMap, section, str, type Issues, type Obj } from './fields.ts';
 import type { WatchdogSettings } from './types.ts';
-
-const LOG_LEVELS: Record<string, string> = {
-  DEBUG: 'debug', INFO: 'info', WARN: 'warn', WARNING: 'warn', ERROR: 'error', FATAL: 'error', CRITICAL: 'error',
-};
 
 const BOOL_TAGS = ['nofailover', 'noloadbalance', 'clonefrom', 'nosync', 'nostream'] as const;
 
@@ -52,25 +48,6 @@ export function parseTags(issues: Issues, root: Obj): Tags {
     issues.warn('tags', 'both nosync and sync_priority are set: nosync wins');
   }
   return tags;
-}
-
-export function parseLogLevel(issues: Issues, root: Obj): string {
-  const log = section(issues, root, 'log', '');
-  if (log === undefined) return 'info';
-  const unsupported: Record<string, string | Refusal> = Object.fromEntries([
-    ...['type', 'format', 'dateformat', 'static_fields', 'loggers'].map((k) => [k, refused('log lines would keep Vigil\'s own format, so parsers and alerts could miss them')]),
-    ...['dir', 'mode', 'file_num', 'file_size'].map((k) => [k, refused('logs would go to standard output, not to rotated files')]),
-    ...['traceback_level', 'max_queue_size', 'deduplicate_heartbeat_logs'].map((k) => [k, NOT_APPLICABLE]),
-  ]);
-  checkKeys(issues, log, 'log', ['level'], unsupported);
-  const level = str(issues, log, 'level', 'log');
-  if (level === undefined) return 'info';
-  const mapped = LOG_LEVELS[level.toUpperCase()];
-  if (mapped === undefined) {
-    issues.error('log.level', `expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got ${show(level)}`);
-    return 'info';
-  }
-  return mapped;
 }
 
 const WATCHDOG_DEFAULTS: WatchdogSettings = { mode: 'automatic', device: '/dev/watchdog', safetyMargin: 5 };

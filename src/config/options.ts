@@ -28,7 +28,7 @@ export function renderOptions(issues: Issues, parent: Obj, key: string, path: st
       const named = canonical === opt ? `"${opt}"` : `"${opt}" (${canonical})`;
       issues.error(itemPath, `option ${named} is not allowed for ${tool}: ${refusal}`);
     } else if (value !== undefined && scalar === undefined) {
-      issues.error(itemPath, `expected a string or number value for option "${opt}", got ${describe(value)}`);
+      issues.error(itemPath, `expected a string or number value for option "${opt}", got ${describe(value, opt)}`);
     } else out.push(renderOption(opt, scalar));
   };
   if (Array.isArray(v)) {

@@ -1,6 +1,6 @@
 // The restapi section.
 
-import { validateHeaderName, validateHeaderValue } from 'node:http';
+import { validateHeaderName, validateHeaderValue } from '../node-http.ts';
 import { parseAllowlistEntry } from '../api/allowlist.ts';
 import { show } from './dynamic.ts';
 import { bool, checkKeys, connectAddress, describe, isMap, listenValue, NOT_APPLICABLE, origin, refused, section, str, sub, type Issues, type Obj } from './fields.ts';

@@ -2,6 +2,7 @@
 // a Patroni-style YAML file plus PATRONI_* environment variables.
 
 import type { Tags } from '../core/model.ts';
+import type { LogSettings } from './log.ts';
 import type { ConsulSettings } from '../dcs/consul-settings.ts';
 import type { EtcdSettings } from '../dcs/etcd-settings.ts';
 import type { KubernetesSettings } from '../dcs/kubernetes-settings.ts';
@@ -135,8 +136,10 @@ export interface Config {
   bootstrap: BootstrapSettings | undefined;
   postgresql: PostgresqlSettings;
   tags: Tags;
-  /** Where the agent logs: 'debug' | 'info' | 'warn' | 'error'. */
+  /** log.level: 'debug' | 'info' | 'warn' | 'error' | 'fatal'. */
   logLevel: string;
+  /** The whole log section (src/config/log.ts); absent in configurations built in code (simulation). */
+  log?: LogSettings;
   watchdog: WatchdogSettings;
 }
 

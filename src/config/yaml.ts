@@ -59,6 +59,16 @@ function duplicateKeys(root: unknown, lines: LineCounter): string[] {
   return out;
 }
 
+/**
+ * The first line of a YAML error or warning without the text it quotes: "Unexpected scalar token
+ * in YAML stream: \"hunter2\" at line 2, column 8" -> "... in YAML stream (text hidden) at line 2,
+ * column 8". The quoted text may be a password with a slip around it; the position is enough.
+ */
+function yamlMessage(message: string): string {
+  const first = (message.split('\n')[0] ?? '').replace(/:$/, '');
+  return first.replace(/^([^:]*?): .*?( at line \d+, column \d+)?$/, (_m, what: string, at: string | undefined) => `${what} (text hidden)${at ?? ''}`);
+}
+
 /** Parses YAML 1.1 text; YAML errors become issues (duplicate keys warn: the last one wins, as in Patroni). */
 export function parseText(text: string, issues: Issues, label: string): unknown {
   const bytes = Buffer.byteLength(text, 'utf8');
@@ -77,14 +87,14 @@ export function parseText(text: string, issues: Issues, label: string): unknown 
   }
   let fatal = false;
   for (const e of doc.errors) {
-    // First line of a pretty message: "<what> at line L, column C:".
-    const msg = `${label}${(e.message.split('\n')[0] ?? '').replace(/:$/, '')}`;
+    // First line of a pretty message: "<what> at line L, column C:", without the text it quotes.
+    const msg = `${label}${yamlMessage(e.message)}`;
     // The composer recurses per nesting level and reports a stack overflow as an error.
     if (msg.includes('Maximum call stack size exceeded')) issues.error('', `YAML: ${label}the configuration is ${tooDeepMessage()}`);
     else issues.error('', `YAML syntax error: ${msg}`);
     fatal = true;
   }
-  for (const w of doc.warnings) issues.warn('', `YAML: ${label}${w.message.split('\n')[0]}`);
+  for (const w of doc.warnings) issues.warn('', `YAML: ${label}${yamlMessage(w.message)}`);
   if (fatal) return undefined;
   for (const d of duplicateKeys(doc.contents, lines)) issues.warn('', `${label}${d}; the last value wins`);
   let value: unknown;

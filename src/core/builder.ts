@@ -69,12 +69,16 @@ export function upstreamFor(obs: Observation, leader: string): string {
   return leader;
 }
 
-/** Members the leader keeps a physical replication slot for. */
+/**
+ * Members the leader keeps a physical replication slot for. A member key without a conn_url (every
+ * agent publishes one) cannot stream: garbage written under members/ gets no slot, which would
+ * otherwise retain WAL without bound and use up max_replication_slots.
+ */
 export function slotMembers(obs: Observation): string[] {
   const names = new Set<string>();
   for (const view of [obs.lastHealthyCluster, obs.cluster]) {
     for (const m of view?.members ?? []) {
-      if (m.name === obs.self.name || m.data.tags?.nostream === true) continue;
+      if (m.name === obs.self.name || m.data.tags?.nostream === true || typeof m.data.conn_url !== 'string') continue;
       const rf = m.data.tags?.replicatefrom;
       if (typeof rf === 'string' && rf !== obs.self.name && memberOf(obs.cluster, rf) !== undefined) continue;
       names.add(m.name);

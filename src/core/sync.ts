@@ -15,6 +15,7 @@ import { isNoFailover, nameIn, syncModeOf, syncStandbyNames } from './election.t
 import type { Action, ClusterView, DynamicConfig, LocalSync, LogLine, Member, Memory, Observation, SyncState, WalSender } from './model.ts';
 import { isTrue } from './values.ts';
 import { buildSsn, intersect, lower, minus, parseSsn, sameSet, SSN_PLACEHOLDER, ssnIs, union } from './ssn.ts';
+import { awaitingMemberKey } from './sync-watch.ts';
 import { quorumPlan, quorumStateOf, applyMoves, type QuorumInput } from './quorum.ts';
 
 export type SyncMode = 'off' | 'on' | 'quorum';
@@ -180,7 +181,15 @@ export function syncStep(obs: Observation): SyncPlan {
   const local = obs.pg.sync;
   const mode = settings.mode;
   if (local === undefined || mode === 'off') return { actions: [], memory: { syncConfirmed: obs.memory.syncConfirmed, syncPendingSince: obs.memory.syncPendingSince }, note: '' };
-  return mode === 'quorum' ? quorumStep(obs, local, settings) : priorityStep(obs, local, settings);
+  const plan = mode === 'quorum' ? quorumStep(obs, local, settings) : priorityStep(obs, local, settings);
+  // A standby streams but its member key does not say running yet: look again soon (./sync-watch.ts).
+  const awaiting = awaitingMemberKey(obs, local);
+  if (awaiting.length > 0) {
+    plan.memory.syncPendingSince ??= obs.memory.syncPendingSince ?? obs.now;
+    const w = pendingWake({ ...obs, memory: { ...obs.memory, syncPendingSince: plan.memory.syncPendingSince } });
+    if (w !== undefined) plan.wakeMs = Math.min(plan.wakeMs ?? w, w);
+  }
+  return plan;
 }
 
 /** Sync mode turned off: CAS-delete /sync, then give ssn back to the user's parameter. */

@@ -65,6 +65,25 @@ export interface DcsBackend {
   keepAlive(session: string, op: Op): Promise<boolean>;
 
   /**
+   * Optional (issue 13, docs/guarantees.md 7.2 step 2): the seconds left on a session and the TTL
+   * it was granted with, as the store counts them; undefined when it does not know the session.
+   */
+  sessionTimeToLive?(session: string, op: Op): Promise<{ remaining: number; granted: number } | undefined>;
+  /**
+   * Optional (issue 13, 7.2 step 5): one atomic transaction. If `leader` has version
+   * `expect.leaderVersion` and is bound to `expect.leaderSession`, and `sync` has version
+   * `expect.syncVersion`, put `leader` = `leaderValue` bound to `session` and `sync` = `syncValue`;
+   * otherwise write nothing and resolve false.
+   */
+  takeOver?(
+    expect: { leaderVersion: string; leaderSession: string; syncVersion: string },
+    leaderValue: string,
+    session: string,
+    syncValue: string,
+    op: Op,
+  ): Promise<boolean>;
+
+  /**
    * Resolve when the key changes (written, deleted, re-bound) after `revision` (a readTree
    * revision; anything else: after now), or `timeoutMs` passes, or `signal` aborts. Never rejects.
    */

@@ -13,6 +13,8 @@ import {
   encodeStatus,
   encodeSync,
   type RawKv,
+  INVALID_CONFIG_VERSION,
+  unusableConfigVersion,
 } from './codec.ts';
 
 const P = '/service/batman/';
@@ -159,12 +161,16 @@ describe('decodeCluster', () => {
     assert.equal(decodeCluster(P, [kv('initialize', '')], '1').initialize, '');
   });
 
-  it('invalid config: config undefined but version kept', () => {
+  it('invalid config: config undefined, version INVALID_CONFIG_VERSION (no compare-and-set accepts it)', () => {
     for (const bad of ['{', '[]', '"x"', '']) {
       const view = decodeCluster(P, [kv('config', bad, '8')], '1');
       assert.equal(view.config, undefined, bad);
-      assert.equal(view.configVersion, '8');
+      assert.equal(view.configVersion, INVALID_CONFIG_VERSION);
+      assert.equal(unusableConfigVersion(view.configVersion), true);
     }
+    assert.equal(decodeCluster(P, [kv('config', '{}', '8')], '1').configVersion, '8', 'an empty object is a valid config');
+    assert.equal(unusableConfigVersion('8'), false);
+    assert.equal(unusableConfigVersion(undefined), false);
   });
 
   it('falls back to optime/leader when status is absent or unusable', () => {

@@ -169,6 +169,22 @@ export function decodeStatus(value: string): LeaderStatus | undefined {
   return out;
 }
 
+/**
+ * The configVersion of a /config that exists but cannot be read (not a JSON object: written by
+ * another tool, or truncated), Patroni's modify_index 0 for such a key. It names no version the
+ * key can have on any backend, and every writeConfig refuses a compare-and-set with it (false, no
+ * request sent: on etcd v2 a prevIndex of 0 would not even compare), so that no read-modify-write
+ * (PATCH /config, edit-config) silently replaces a configuration nobody could read. Replacing it
+ * takes an unconditional write (PUT /config; the lock holder's bootstrap configuration, as Patroni
+ * writes its own when /config holds no data).
+ */
+export const INVALID_CONFIG_VERSION = '0';
+
+/** Whether a writeConfig with this version must be refused without asking the store. */
+export function unusableConfigVersion(version: string | undefined): boolean {
+  return version === INVALID_CONFIG_VERSION;
+}
+
 /** config value: JSON object, else undefined (an invalid /config: keep the last good one). */
 export function decodeConfig(value: string): Record<string, unknown> | undefined {
   const parsed = parseJson(value);
@@ -187,8 +203,8 @@ export function decodeFailsafe(value: string): Record<string, string> | undefine
 /**
  * Build a ClusterView from every key under `prefix` (one consistent read at `revision`).
  * Keys outside the prefix and unknown keys (e.g. Citus group directories) are ignored.
- * configVersion is set whenever /config exists, even when its content is invalid (config then
- * undefined), so writers can still overwrite it with CAS. A leader key with an empty value is
+ * configVersion is set whenever /config exists; when its content is invalid (config then
+ * undefined) it is INVALID_CONFIG_VERSION, which no compare-and-set accepts. A leader key with an empty value is
  * returned with name '' (Patroni treats it as unlocked; the key still blocks an acquire).
  */
 export function decodeCluster(prefix: string, kvs: RawKv[], revision: string): ClusterView {
@@ -205,7 +221,7 @@ export function decodeCluster(prefix: string, kvs: RawKv[], revision: string): C
         break;
       case 'config':
         view.config = decodeConfig(value);
-        view.configVersion = kv.modRevision;
+        view.configVersion = view.config === undefined ? INVALID_CONFIG_VERSION : kv.modRevision;
         break;
       case 'leader': {
         const leader: Leader = { name: value, version: kv.modRevision, session: sessionOf(kv.lease) };

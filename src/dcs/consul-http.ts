@@ -8,7 +8,8 @@
 // loadConsulTls; one that cannot be read throws a ConsulSettingError naming the setting.
 
 import { readFileSync } from 'node:fs';
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type { Agent as HttpAgentType, IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest } from '../node-http.ts';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 
 export type ConsulHttpErrorKind = 'connect' | 'timeout' | 'tls' | 'aborted';
@@ -79,7 +80,7 @@ const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL|EPROTO|HOST
 
 export class ConsulHttp {
   readonly #https: boolean;
-  readonly #agent: HttpAgent;
+  readonly #agent: HttpAgentType;
 
   constructor(scheme: 'http' | 'https', tls: ConsulTls | undefined) {
     this.#https = scheme === 'https';

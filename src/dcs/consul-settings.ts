@@ -13,6 +13,8 @@
 
 import { parse as parseYaml } from 'yaml';
 
+import { isSecretKey, show } from '../config/dynamic.ts';
+
 export interface ConsulSettings {
   /** host:port of the Consul agent. */
   host: string;
@@ -112,12 +114,14 @@ export function parseConsulSettings(raw: unknown, env: Record<string, string | u
     if (!(KNOWN as readonly string[]).includes(key)) warn(key, 'unknown key, ignored (not a key of Patroni\'s consul section)');
   }
 
+  // A mistyped value for a message: a token's only by its type; secrets nested inside are hidden.
+  const shown = (key: string, v: unknown): string => (isSecretKey(key) ? `${Array.isArray(v) ? 'a list' : typeof v} (value hidden)` : show(v));
   const str = (key: string): string | undefined => {
     const v = sec[key];
     if (v === undefined || v === null) return undefined;
     if (typeof v === 'number') return String(v);
     if (typeof v !== 'string') {
-      error(key, `expected a string, got ${JSON.stringify(v)}`);
+      error(key, `expected a string, got ${shown(key, v)}`);
       return undefined;
     }
     return v.trim() === '' ? undefined : v.trim();
@@ -127,7 +131,7 @@ export function parseConsulSettings(raw: unknown, env: Record<string, string | u
     if (v === undefined || v === null) return dflt;
     const b = toBool(v);
     if (b === undefined) {
-      error(key, `expected a boolean, got ${JSON.stringify(v)}`);
+      error(key, `expected a boolean, got ${shown(key, v)}`);
       return dflt;
     }
     return b;
@@ -137,7 +141,7 @@ export function parseConsulSettings(raw: unknown, env: Record<string, string | u
     if (v === undefined || v === null) return [];
     if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter((s) => s !== '');
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' && typeof x !== 'number')) {
-      error(key, `expected a list of strings, got ${JSON.stringify(v)}`);
+      error(key, `expected a list of strings, got ${shown(key, v)}`);
       return [];
     }
     return v.map(String);

@@ -17,6 +17,8 @@
 //   deleted first (by ?cas=<ModifyIndex>), as Patroni does for member keys; a short lock-delay is
 //   waited out within the verb's deadline. put(key, {version, session}) (leader re-bind):
 //   DELETE ?cas=<version>, then ?acquire. put(key, {version}): ?cas=<version>.
+// - a session replaced after a ttl change is destroyed (endSession, through KvDcs) once our keys
+//   are bound to the new one, instead of lingering until Consul invalidates it (up to 2 x TTL).
 // - watch(leader, revision): blocking GET .../leader?index=&wait=. The backend remembers the
 //   leader's ModifyIndex (or absence) at the last readTree revisions, so a wake-up that is not a
 //   change of the leader key (Consul may answer early for an absent key) blocks again.
@@ -349,6 +351,12 @@ export class ConsulBackend implements DcsBackend {
     }
   }
 
+  /** Destroy a session (its keys go with it: Behavior delete). */
+  async endSession(session: string, op: Op): Promise<void> {
+    const res = await this.call('PUT', this.#path(`/v1/session/destroy/${encodeURIComponent(session)}`, {}), undefined, op);
+    if (res.status !== 200) throw new DcsError('DCS_PROTOCOL', `consul: session destroy answered ${res.status}: ${res.text.slice(0, 200)}`, { retryable: false });
+  }
+
   async close(revoke: string | undefined): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -387,6 +395,9 @@ export class ConsulDcs extends KvDcs {
       ttl: opts.ttl,
       retryTimeout: opts.retryTimeout,
       noSessions: opts.ctlMode ?? false,
+      // After a ttl change the replaced session is destroyed once nothing is bound to it, rather
+      // than left for Consul to invalidate up to 2 x its TTL later.
+      endSession: (session, op) => backend.endSession(session, op),
       ...(opts.logger === undefined ? {} : { logger: opts.logger }),
     });
     this.#backend = backend;

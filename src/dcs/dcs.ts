@@ -52,6 +52,29 @@ export interface Dcs {
   takeLeader(opts?: CallOptions): Promise<void>;
   /** Keep the lock: refresh the lease, re-bind the key if the lease changed. false: not ours any more. */
   refreshLeader(opts?: CallOptions): Promise<boolean>;
+  /**
+   * The lock holder's keep-alive between ticks (issue 13; KvDcs offers it): extend the session and
+   * check, writing nothing, that /leader still holds our name bound to it. false: it does not (the
+   * next tick's refreshLeader decides what to do).
+   */
+  keepLeader?(opts?: CallOptions): Promise<boolean>;
+  /**
+   * Issue 13 (docs/guarantees.md 7.2; not used by the agent yet): whether this DCS offers the two
+   * verbs below (etcd v3 and the simulator do).
+   */
+  offersTakeOver?(): boolean;
+  /** Seconds left on the leader's lease and its granted TTL; undefined: the store does not know it. */
+  leaseTimeToLive?(session: string, opts?: CallOptions): Promise<{ remaining: number; granted: number } | undefined>;
+  /**
+   * In one transaction: if /leader is still at `expect.leaderVersion` bound to
+   * `expect.leaderSession` and /sync still at `expect.syncVersion`, put /leader = our name with our
+   * lease and /sync = `sync`. false: something changed, nothing was written.
+   */
+  takeOverLeader?(
+    expect: { leaderVersion: string; leaderSession: string; syncVersion: string },
+    sync: { leader: string; quorum: number | null; sync_standby: string | null },
+    opts?: CallOptions,
+  ): Promise<boolean>;
   /** Delete /leader if its value is our name. false: it was not ours. */
   releaseLeader(opts?: CallOptions): Promise<boolean>;
 

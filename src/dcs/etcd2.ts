@@ -37,6 +37,7 @@ import {
   encodeMember,
   encodeStatus,
   encodeSync,
+  unusableConfigVersion,
 } from './codec.ts';
 import { Etcd2Client, V2, type Etcd2ClientOptions, type V2Answer, type V2Node } from './etcd2-client.ts';
 
@@ -207,6 +208,7 @@ export class Etcd2Dcs implements Dcs {
   }
 
   async writeConfig(config: Record<string, unknown>, version?: string, opts?: CallOptions): Promise<boolean> {
+    if (unusableConfigVersion(version)) return false;
     return this.#put('config', encodeConfig(config), Etcd2Dcs.#version(version), this.#op(opts));
   }
 

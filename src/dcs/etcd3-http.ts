@@ -7,7 +7,8 @@
 // EtcdHttpError; so do connection and TLS failures, with a message naming the endpoint and, for
 // TLS, the likely setting at fault. HTTP statuses are not errors here: the adapter reads them.
 
-import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { Agent as HttpAgentType, ClientRequest, IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest } from '../node-http.ts';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
 import { tlsFailure, type Etcd3Tls } from './etcd3-tls.ts';
@@ -63,7 +64,7 @@ function splitHost(host: string): { hostname: string; port: number } {
 
 export class EtcdHttp {
   readonly #https: boolean;
-  readonly #agent: HttpAgent;
+  readonly #agent: HttpAgentType;
   readonly #tls: Etcd3Tls | undefined;
 
   constructor(protocol: 'http' | 'https', tls: Etcd3Tls | undefined) {

@@ -33,7 +33,7 @@ import { EtcdHttp, EtcdHttpError } from './etcd3-http.ts';
 import { loadEtcd3Tls, type Etcd3Tls } from './etcd3-tls.ts';
 import { EtcdEndpoints } from './etcd-endpoints.ts';
 import { apiPrefixFor, b64, describe, prefixEnd, sleep, unb64 } from './etcd-util.ts';
-import type { AuthResponse, ErrorBody, GrantResponse, KeepaliveResponse, KvJson, MemberListResponse, RangeResponse, TxnResponse } from './etcd3-wire.ts';
+import { takeOverTxn, type AuthResponse, type ErrorBody, type GrantResponse, type KeepaliveResponse, type KvJson, type MemberListResponse, type RangeResponse, type TimeToLiveResponse, type TxnResponse } from './etcd3-wire.ts';
 
 export { Etcd3SettingError } from './etcd3-tls.ts';
 
@@ -402,6 +402,18 @@ export class Etcd3Backend implements DcsBackend {
   async keepAlive(session: string, op: Op): Promise<boolean> {
     const r = await this.#call<KeepaliveResponse>('/lease/keepalive', { ID: session }, op);
     return Boolean(r.result?.TTL) && Number(r.result?.TTL) > 0;
+  }
+
+  async sessionTimeToLive(session: string, op: Op): Promise<{ remaining: number; granted: number } | undefined> {
+    const r = await this.#call<TimeToLiveResponse>('/lease/timetolive', { ID: session }, op);
+    const remaining = Number(r.TTL ?? -1);
+    return remaining < 0 ? undefined : { remaining, granted: Number(r.grantedTTL ?? 0) };
+  }
+
+  async takeOver(expect: { leaderVersion: string; leaderSession: string; syncVersion: string }, leaderValue: string, session: string, syncValue: string, op: Op): Promise<boolean> {
+    const body = takeOverTxn({ leader: this.#key('leader'), sync: this.#key('sync') }, expect, { leader: b64(leaderValue), sync: b64(syncValue) }, session);
+    const r = await this.#call<TxnResponse>('/kv/txn', body, op);
+    return r.succeeded === true;
   }
 
   async watch(rel: string, revision: string, timeoutMs: number, callerSignal: AbortSignal | undefined): Promise<void> {

@@ -36,7 +36,7 @@ import { DcsError, type CallOptions, type Dcs } from './dcs.ts';
 import type { Op } from './backend.ts';
 import { K8sApi, apiPath, type K8sApiOptions } from './kubernetes-api.ts';
 import { K8sObjects, annotationsOf, labelsOf, nameOf, rvOf, type Ann, type Obj, type Patch } from './kubernetes-objects.ts';
-import { compactJson, decodeCluster, encodeConfig, encodeFailsafe, encodeHistory, encodeMember, type RawKv } from './codec.ts';
+import { compactJson, decodeCluster, encodeConfig, encodeFailsafe, encodeHistory, encodeMember, unusableConfigVersion, type RawKv } from './codec.ts';
 import type { ClusterView, HistoryLine, LeaderStatus, MemberData } from '../core/model.ts';
 
 export interface KubernetesDcsOptions {
@@ -86,6 +86,8 @@ export class KubernetesDcs implements Dcs {
   /** Our Pod's status annotation and labels as last seen (read or written). */
   #ownPod: { status: string | undefined; labels: Ann } | undefined;
   #lastRead: { revision: string; holder: string } | undefined;
+  /** The leader object as the last readCluster listed it (its resourceVersion for refreshLeader). */
+  #leaderSeen: Obj | undefined;
   #lastMicros = 0;
   #warnedLabels = false;
   #closed = false;
@@ -183,6 +185,7 @@ export class KubernetesDcs implements Dcs {
     };
 
     const leaderObj = byName.get(this.#names.leader);
+    this.#leaderSeen = leaderObj;
     const la = this.#observe(leaderObj);
     const holder = la.leader ?? '';
     this.#lastRead = { revision: objs.rv, holder };
@@ -309,11 +312,23 @@ export class KubernetesDcs implements Dcs {
     throw new DcsError('DCS_UNAVAILABLE', 'kubernetes: could not write the leader record (it kept changing)');
   }
 
+  /**
+   * One PATCH of renewTime in the usual case: the leader object the cycle's readCluster listed
+   * (its resourceVersion guards the write) when it shows our current lease, as Patroni renews from
+   * its cache; a GET first otherwise, and after a 409. Fewer requests per cycle leave less of the
+   * primary's time to an API server that stops answering between the read and the refresh (the
+   * fence deadline runs from the last refresh, not from the cycle's read).
+   */
   async refreshLeader(opts?: CallOptions): Promise<boolean> {
     this.#noCtl('hold the leader lock');
     const op = this.#op(opts);
+    let seen = this.#leaderSeen;
+    this.#leaderSeen = undefined;
     for (let i = 0; i < 3; i++) {
-      const cur = await this.#objs.get(this.#objs.resource, this.#names.leader, op);
+      const sa = annotationsOf(seen);
+      const usable = seen !== undefined && this.#lease !== undefined && sa.leader === this.#o.name && sa.acquireTime === this.#lease.acquireTime && this.#lease.ttl === this.#ttl && this.#holding();
+      const cur = usable ? seen : await this.#objs.get(this.#objs.resource, this.#names.leader, op);
+      seen = undefined;
       const ann = this.#observe(cur);
       if (cur === undefined || ann.leader === undefined || ann.leader === '') return this.#take(cur, true, op);
       if (ann.leader !== this.#o.name) {
@@ -346,6 +361,7 @@ export class KubernetesDcs implements Dcs {
   }
 
   async writeConfig(config: Record<string, unknown>, version?: string, opts?: CallOptions): Promise<boolean> {
+    if (unusableConfigVersion(version)) return false;
     return (await this.#objs.patchOrCreate(this.#names.config, { config: encodeConfig(config) }, version, this.#op(opts))) !== undefined;
   }
 

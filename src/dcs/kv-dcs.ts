@@ -4,8 +4,9 @@
 //
 // The session (etcd: lease) is hidden here: granted on first need; kept alive by acquireLeader,
 // takeLeader and refreshLeader (always) and by touchMember (when the last keepalive is a second
-// old or more); granted anew when the store no longer knows it or setTtl changed the TTL; ended by
-// close() unless keepLease. A write that names a session the store lost (SessionNotFound) is
+// old or more); granted anew when the store no longer knows it or setTtl changed the TTL (the
+// replaced one then ended through opts.endSession, where given, once no key is bound to it); ended
+// by close() unless keepLease. A write that names a session the store lost (SessionNotFound) is
 // retried once with a new session.
 //
 // Each verb has one budget (retryTimeout seconds from its start, plus the caller's signal) shared
@@ -25,6 +26,7 @@ import {
   encodeMember,
   encodeStatus,
   encodeSync,
+  unusableConfigVersion,
 } from './codec.ts';
 
 export interface KvDcsOptions {
@@ -37,6 +39,13 @@ export interface KvDcsOptions {
   /** Never start a session (patronictl-style tools): session-bound writes reject with DCS_PROTOCOL. */
   noSessions?: boolean;
   logger?: { warn(obj: object, msg?: string): void; debug?(obj: object, msg?: string): void };
+  /**
+   * End a session that is no longer ours (Consul: destroy). Given, a session replaced after a
+   * TTL change is ended once readCluster shows no key bound to it any more (the leader and member
+   * keys re-bound to the new one), never before: ending it earlier would delete the leader key it
+   * still holds and open the lock to others. Without it the old session lapses on its own TTL.
+   */
+  endSession?: (session: string, op: Op) => Promise<void>;
 }
 
 /** A minimum spacing of keepalives made by touchMember (ms); the leader verbs always keep alive. */
@@ -52,6 +61,9 @@ export class KvDcs implements Dcs {
   #retryMs: number;
   #session: { id: string; ttl: number } | undefined;
   #lastKeepalive = 0;
+  /** A session replaced after a TTL change, to end once no key is bound to it (opts.endSession). */
+  #retired: string | undefined;
+  readonly #endSession: KvDcsOptions['endSession'];
   /** Last member value successfully written, and the session it was bound to. */
   #member: { value: string; session: string } | undefined;
   #closed = false;
@@ -62,6 +74,7 @@ export class KvDcs implements Dcs {
     this.#name = opts.name;
     this.#noSessions = opts.noSessions ?? false;
     this.#log = opts.logger;
+    this.#endSession = opts.endSession;
     this.#ttl = opts.ttl;
     this.#retryMs = opts.retryTimeout * 1000;
   }
@@ -95,7 +108,12 @@ export class KvDcs implements Dcs {
   /** Our session, after a keepalive when `force` or the last one is a second old; granted when needed. */
   async #keepalive(force: boolean, op: Op): Promise<string> {
     const s = this.#session;
-    if (!s || s.ttl !== this.#ttl) return this.#grant(op);
+    if (!s) return this.#grant(op);
+    if (s.ttl !== this.#ttl) {
+      const id = await this.#grant(op);
+      if (this.#endSession !== undefined) this.#retired = s.id;
+      return id;
+    }
     if (!force && this.#b.now() - this.#lastKeepalive < MEMBER_KEEPALIVE_MS) return s.id;
     const alive = await this.#b.keepAlive(s.id, op).catch((err: unknown) => {
       if (err instanceof SessionNotFound) return false;
@@ -136,6 +154,7 @@ export class KvDcs implements Dcs {
   async readCluster(opts?: CallOptions): Promise<ClusterView> {
     const op = this.#op(opts);
     const { kvs, revision } = await this.#b.readTree(op);
+    await this.#endRetired(kvs, op);
     const mine = kvs.find((kv) => kv.key === `${this.prefix}members/${this.#name}`);
     const cached = this.#member;
     if (cached !== undefined && (mine === undefined || mine.value !== cached.value || mine.lease !== cached.session)) this.#member = undefined;
@@ -149,6 +168,16 @@ export class KvDcs implements Dcs {
       }
     }
     return decodeCluster(this.prefix, kvs, revision);
+  }
+
+  /** Ends the retired session once no key read is bound to it (best effort: it lapses anyway). */
+  async #endRetired(kvs: readonly { lease: string }[], op: Op): Promise<void> {
+    const old = this.#retired;
+    if (old === undefined || this.#endSession === undefined) return;
+    if (old === this.#session?.id || kvs.some((kv) => kv.lease === old)) return;
+    this.#retired = undefined;
+    await this.#endSession(old, op).catch((err: unknown) => this.#log?.debug?.({ session: old, err: String(err) }, 'could not end the replaced DCS session; it lapses on its TTL'));
+    this.#log?.debug?.({ session: old }, 'replaced DCS session ended');
   }
 
   async touchMember(data: MemberData, opts?: CallOptions): Promise<void> {
@@ -203,6 +232,34 @@ export class KvDcs implements Dcs {
     });
   }
 
+  keepLeader(opts?: CallOptions): Promise<boolean> {
+    const op = this.#op(opts);
+    return this.#withSession(op, true, async (session) => {
+      const cur = await this.#b.get('leader', op);
+      return cur !== undefined && cur.value === this.#name && cur.lease === session;
+    });
+  }
+
+  offersTakeOver(): boolean {
+    return this.#b.takeOver !== undefined && this.#b.sessionTimeToLive !== undefined;
+  }
+
+  leaseTimeToLive(session: string, opts?: CallOptions): Promise<{ remaining: number; granted: number } | undefined> {
+    if (this.#b.sessionTimeToLive === undefined) return Promise.reject(new DcsError('DCS_PROTOCOL', 'this DCS does not report a lease\'s time to live', { retryable: false }));
+    return this.#b.sessionTimeToLive(session, this.#op(opts));
+  }
+
+  takeOverLeader(
+    expect: { leaderVersion: string; leaderSession: string; syncVersion: string },
+    sync: { leader: string; quorum: number | null; sync_standby: string | null },
+    opts?: CallOptions,
+  ): Promise<boolean> {
+    const take = this.#b.takeOver?.bind(this.#b);
+    if (take === undefined) return Promise.reject(new DcsError('DCS_PROTOCOL', 'this DCS offers no multi-key transaction for a take-over', { retryable: false }));
+    const op = this.#op(opts);
+    return this.#withSession(op, true, (session) => take(expect, this.#name, session, encodeSync(sync), op));
+  }
+
   async releaseLeader(opts?: CallOptions): Promise<boolean> {
     const op = this.#op(opts);
     const cur = await this.#b.get('leader', op);
@@ -211,6 +268,7 @@ export class KvDcs implements Dcs {
   }
 
   writeConfig(config: Record<string, unknown>, version?: string, opts?: CallOptions): Promise<boolean> {
+    if (unusableConfigVersion(version)) return Promise.resolve(false);
     return this.#b.put('config', encodeConfig(config), { version }, this.#op(opts));
   }
 

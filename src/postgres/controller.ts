@@ -163,6 +163,8 @@ export class PostgresController {
 
   /** Stops the postmaster, escalating to SIGKILL (see Postmaster.stop). Idempotent. */
   stop(mode: 'smart' | 'fast' | 'immediate', opts: { timeoutMs?: number; checkpoint?: boolean } = {}): Promise<void> {
+    // Our own probe connection must not hold up a smart shutdown (it waits for every client).
+    this.facts.closeSession();
     return this.postmaster.stop(mode, opts);
   }
 
@@ -186,6 +188,11 @@ export class PostgresController {
   /** One probe query, bounded by timeoutMs (default 2 s). Rejects when PostgreSQL does not answer. */
   probe(opts: { timeoutMs?: number } = {}): Promise<ProbeResult> {
     return this.facts.probe(opts);
+  }
+
+  /** Ends the connection the probes keep open (the agent's exit); the next probe opens a new one. */
+  close(): void {
+    this.facts.closeSession();
   }
 
   /** Everything the agent needs about local PostgreSQL for one tick; never rejects for PostgreSQL being down. */

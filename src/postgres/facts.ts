@@ -14,12 +14,14 @@ import { run } from './exec.ts';
 import { numberToLsn } from './lsn.ts';
 import type { PgNode } from './node.ts';
 import type { Postmaster } from './postmaster.ts';
-import { runProbe, withClient, type ProbeResult } from './probe.ts';
+import { PgSession, runProbe, withClient, type ProbeResult } from './probe.ts';
 import type { SyncStandby } from './sync.ts';
 
 export class Facts {
   /** wal_log_hints/checksums from the last pg_controldata run (undefined: not read yet). */
   private cachedRewindable: boolean | undefined;
+  /** The connection of the probes and ensureSlots, kept open between calls (closed before a stop: closeSession). */
+  private readonly session = new PgSession();
 
   constructor(
     private readonly node: PgNode,
@@ -31,7 +33,12 @@ export class Facts {
 
   /** One probe query, bounded by timeoutMs (default 2 s). Rejects when PostgreSQL does not answer. */
   async probe(opts: { timeoutMs?: number } = {}): Promise<ProbeResult> {
-    return runProbe(this.node.localConn(), opts.timeoutMs ?? 2000);
+    return runProbe(this.node.localConn(), opts.timeoutMs ?? 2000, this.session);
+  }
+
+  /** Ends the probe's connection (the next probe opens a new one). */
+  closeSession(): void {
+    this.session.close();
   }
 
   /**
@@ -108,7 +115,8 @@ export class Facts {
       if (isValidSlotName(n)) want.add(n);
       else this.node.log.warn(`slot name ${JSON.stringify(n)} is invalid, skipped`);
     }
-    await withClient(
+    // On the probes' connection: a primary runs this every tick.
+    await this.session.run(
       this.node.localConn(),
       opts.timeoutMs ?? 5000,
       async (c) => {

@@ -1,13 +1,15 @@
 // SQL access to PostgreSQL with hard deadlines, and the one-query probe.
 //
-// Every connection is short-lived, has a connect timeout, a server-side statement_timeout and a
-// client-side overall deadline after which its socket is destroyed: a hung (e.g. SIGSTOPped)
-// PostgreSQL makes these calls reject, never hang.
+// withClient: a short-lived connection per call. PgSession: one connection kept open for the
+// agent's frequent observations (the probe, about once a second), so that an idle agent does not
+// pay a connection start-up (SCRAM handshake, a new backend) every second. Both have a connect
+// timeout, a server-side statement_timeout and a client-side overall deadline after which the
+// socket is destroyed: a hung (e.g. SIGSTOPped) PostgreSQL makes these calls reject, never hang.
 
 import pg from 'pg';
 import { maybeLsn } from './lsn.ts';
 import { PgTimeoutError, wrapPgError } from './errors.ts';
-import { isNoTlsAnswer, pgClientTls } from './tls.ts';
+import { isNoTlsAnswer, pgClientTls, type PgClientTls } from './tls.ts';
 
 export interface ConnParams {
   host: string;
@@ -40,30 +42,33 @@ function destroy(client: pg.Client): void {
  * not accepting connections or dropped the connection, PgQueryError for a statement's SQLSTATE.
  * Errors `fn` throws itself pass through unchanged.
  */
+function newClient(params: ConnParams, connectMs: number, stmtMs: number, tls: PgClientTls = pgClientTls(params.libpq, params.host), ssl: PgClientTls['ssl'] = tls.ssl): pg.Client {
+  return new pg.Client({
+    host: params.host,
+    port: params.port,
+    user: params.user,
+    password: params.password ?? '',
+    database: params.database,
+    application_name: 'vigil',
+    connectionTimeoutMillis: Math.max(1, Math.floor(connectMs)),
+    ssl,
+    enableChannelBinding: tls.enableChannelBinding,
+    ...(params.replication ? { replication: true } : { statement_timeout: Math.max(1, Math.floor(stmtMs)) }),
+    ...(params.options !== undefined ? { options: params.options } : {}),
+  } as pg.ClientConfig);
+}
+
 export async function withClient<T>(
   params: ConnParams,
   timeoutMs: number,
   fn: (client: pg.Client) => Promise<T>,
   what = 'PostgreSQL',
 ): Promise<T> {
-  const stmtTimeout = Math.max(1, Math.floor(timeoutMs));
   const tls = pgClientTls(params.libpq, params.host);
   let connected = false;
   let ended = false;
   const open = (ssl: typeof tls.ssl): pg.Client => {
-    const c = new pg.Client({
-      host: params.host,
-      port: params.port,
-      user: params.user,
-      password: params.password ?? '',
-      database: params.database,
-      application_name: 'vigil',
-      connectionTimeoutMillis: Math.max(1, Math.floor(timeoutMs)),
-      ssl,
-      enableChannelBinding: tls.enableChannelBinding,
-      ...(params.replication ? { replication: true } : { statement_timeout: stmtTimeout }),
-      ...(params.options !== undefined ? { options: params.options } : {}),
-    } as pg.ClientConfig);
+    const c = newClient(params, timeoutMs, timeoutMs, tls, ssl);
     c.on('error', () => undefined); // errors surface through the awaited calls
     c.on('end', () => {
       if (c === client) ended = true;
@@ -99,6 +104,114 @@ export async function withClient<T>(
     clearTimeout(timer);
     client.end().catch(() => undefined);
   }
+}
+
+/** Server-side statement_timeout of a PgSession's connection (each call also has its own
+ *  client-side deadline, usually shorter). */
+const SESSION_STATEMENT_TIMEOUT_MS = 10_000;
+
+/**
+ * One connection, opened on first use and kept open between calls. Same contract as withClient
+ * (a deadline per call, the same error wrapping), except that the connection outlives the call:
+ * - any failure of a call (timeout, driver or server error, an error `fn` throws) closes the
+ *   connection; the next call opens a new one. So does a connection the server ended (a stop or
+ *   restart of PostgreSQL): it is noticed when it happens, and the next call reconnects;
+ * - a call with other connection parameters (a reload changed them) replaces the connection;
+ * - close() ends it (before a stop of PostgreSQL: a smart shutdown waits for every client);
+ * - the socket never keeps the process alive on its own (unref'd while no call runs).
+ * Calls may overlap: they share the connection (the driver runs their queries in turn).
+ */
+export class PgSession {
+  #client: pg.Client | undefined;
+  #key: string | undefined;
+  #connecting: Promise<pg.Client> | undefined;
+  /** Connections the server (or the network) ended. */
+  readonly #ended = new WeakSet<pg.Client>();
+
+  /** Runs `fn` on the session's connection (opened if needed) within `timeoutMs`. */
+  async run<T>(params: ConnParams, timeoutMs: number, fn: (client: pg.Client) => Promise<T>, what = 'PostgreSQL'): Promise<T> {
+    const key = JSON.stringify(params);
+    if (this.#key !== key) this.close();
+    let client: pg.Client | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        if (client !== undefined) this.#drop(client);
+        else this.close();
+        reject(new PgTimeoutError(what, timeoutMs));
+      }, timeoutMs);
+    });
+    let connected = false;
+    try {
+      const work = (async () => {
+        client = await this.#connect(params, key, timeoutMs);
+        connected = true;
+        return await fn(client);
+      })().catch((e: unknown) => {
+        const ended = client !== undefined && this.#ended.has(client);
+        if (client !== undefined) this.#drop(client);
+        throw wrapPgError(e, what, !connected || ended);
+      });
+      work.catch(() => undefined);
+      return await Promise.race([work, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Ends the connection (if any); the next run() opens a new one. */
+  close(): void {
+    const c = this.#client;
+    this.#client = undefined;
+    this.#connecting = undefined;
+    this.#key = undefined;
+    if (c !== undefined) destroy(c);
+  }
+
+  #drop(client: pg.Client): void {
+    if (this.#client === client) this.close();
+    else destroy(client);
+  }
+
+  #connect(params: ConnParams, key: string, timeoutMs: number): Promise<pg.Client> {
+    if (this.#client !== undefined) return Promise.resolve(this.#client);
+    if (this.#connecting !== undefined) return this.#connecting;
+    const client = newClient(params, timeoutMs, SESSION_STATEMENT_TIMEOUT_MS);
+    // A connection lost while idle (or during a call: the call fails as well).
+    const lost = (): void => {
+      this.#ended.add(client);
+      if (this.#client === client) this.close();
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    const p = client.connect().then(
+      () => {
+        if (this.#connecting !== p) {
+          // closed (or replaced) while connecting
+          destroy(client);
+          throw new Error('session closed while connecting');
+        }
+        this.#connecting = undefined;
+        this.#client = client;
+        this.#key = key;
+        unrefSocket(client);
+        return client;
+      },
+      (e: unknown) => {
+        if (this.#connecting === p) this.#connecting = undefined;
+        destroy(client);
+        throw e;
+      },
+    );
+    this.#connecting = p;
+    this.#key = key;
+    return p;
+  }
+}
+
+function unrefSocket(client: pg.Client): void {
+  const c = client as unknown as { connection?: { stream?: { unref?: () => void } } };
+  c.connection?.stream?.unref?.();
 }
 
 export interface ReplicationRow {
@@ -222,17 +335,15 @@ export function toProbeResult(row: RawProbeRow): ProbeResult {
   };
 }
 
-/** Runs the probe on a short-lived connection, bounded by timeoutMs. */
-export async function runProbe(params: ConnParams, timeoutMs: number): Promise<ProbeResult> {
-  return withClient(
-    params,
-    timeoutMs,
-    async (c) => {
-      const r = await c.query<RawProbeRow>(PROBE_SQL);
-      const row = r.rows[0];
-      if (row === undefined) throw new Error('probe returned no row');
-      return toProbeResult(row);
-    },
-    'probe',
-  );
+/** Runs the probe, bounded by timeoutMs: on the session's connection if given, else on a short-lived one. */
+export async function runProbe(params: ConnParams, timeoutMs: number, session?: PgSession): Promise<ProbeResult> {
+  // On the session's connection the probe is a named prepared statement: parsed and planned once
+  // per connection, then only bound and executed.
+  const fn = async (c: pg.Client): Promise<ProbeResult> => {
+    const r = await c.query<RawProbeRow>(session !== undefined ? { name: 'vigil_probe', text: PROBE_SQL } : PROBE_SQL);
+    const row = r.rows[0];
+    if (row === undefined) throw new Error('probe returned no row');
+    return toProbeResult(row);
+  };
+  return session !== undefined ? session.run(params, timeoutMs, fn, 'probe') : withClient(params, timeoutMs, fn, 'probe');
 }

@@ -29,6 +29,10 @@ export class SimAgent implements Incarnation {
   exited: string | undefined;
   lastLine = '';
   ticks = 0;
+  /** When the snapshot refresher's stand-in next probes (src/agent/agent.ts refreshLoop: each second). */
+  nextWatchAt = 0;
+  /** When the lease keep-alive next runs (World leaseKeepAliveMs; src/agent/agent.ts keepAliveLoop). */
+  nextKeepAliveAt = 0;
   isLeader = false;
   /** Set by the world's interceptor for the running tick. */
   private crash: 'host' | 'agent' | undefined;
@@ -90,6 +94,24 @@ export class SimAgent implements Incarnation {
     const line = `${acts}  # ${decision.reason}`;
     if (line !== this.lastLine || failed) this.w.log(this.n.name, line);
     this.lastLine = line;
+  }
+
+  /**
+   * Between ticks (the agent's timers besides its loop): once a second the sync step's watch for
+   * new WAL senders (driver.watchSenders); every World leaseKeepAliveMs the lease keep-alive.
+   */
+  async betweenTicks(): Promise<void> {
+    if (this.ticking || this.stopping || !this.alive) return;
+    const period = this.w.leaseKeepAliveMs;
+    if (period > 0 && this.w.now >= this.nextKeepAliveAt) {
+      this.nextKeepAliveAt = this.w.now + period;
+      const before = this.driver.lockRefreshedAt;
+      await this.driver.keepAliveLock(period);
+      if (before !== undefined && this.driver.lockRefreshedAt !== before) this.w.keepAlives++;
+    }
+    if (this.w.now < this.nextWatchAt || this.ticking || !this.alive) return;
+    this.nextWatchAt = this.w.now + 1000;
+    await this.driver.watchSenders(1000);
   }
 
   /** One tick, then the wait until the next: the timer, or an early wake (watch, task end, ...). */

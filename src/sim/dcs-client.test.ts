@@ -280,3 +280,43 @@ test("the client's prefix: its own when given, else the store's", async () => {
   assert.equal((await a.readCluster()).leader?.name, 'a');
   assert.equal((await b.readCluster()).leader?.name, 'a');
 });
+
+test('keepLeader: extends the lease and confirms the key without writing; never takes or re-creates it', async () => {
+  const { dcs, client, advance } = setup(10);
+  const a = client('a');
+  const b = client('b');
+  assert.equal(await a.keepLeader(), false, 'no leader key: not ours, and nothing created');
+  assert.equal(dcs.raw('leader'), undefined);
+  assert.equal(await a.acquireLeader(), true);
+  const rev = dcs.leaderRevision;
+  advance(9_000);
+  assert.equal(await a.keepLeader(), true);
+  assert.equal(dcs.leaderRevision, rev, 'the key was not rewritten');
+  advance(9_000); // 18 s after the grant, 9 s after the keep-alive: the lease (ttl 10) lives on
+  assert.equal(dcs.raw('leader')?.value, 'a');
+  assert.equal(await b.keepLeader(), false);
+  assert.equal(await a.releaseLeader(), true);
+  assert.equal(await a.keepLeader(), false);
+  assert.equal(dcs.raw('leader'), undefined, 'a released key stays released');
+});
+
+test('take-over transaction: /leader and /sync at once, only if neither changed (simulated etcd Txn)', async () => {
+  const { dcs, client } = setup(10);
+  const a = client('a');
+  const b = client('b');
+  assert.equal(b.offersTakeOver(), true);
+  assert.equal(await a.acquireLeader(), true);
+  assert.equal(await a.writeSync({ leader: 'a', sync_standby: 'b', quorum: 0 }), true);
+  const v = await b.readCluster();
+  const expect = { leaderVersion: v.leader?.version ?? '', leaderSession: v.leader?.session ?? '', syncVersion: v.sync?.version ?? '' };
+  assert.deepEqual(await b.leaseTimeToLive(expect.leaderSession), { remaining: 10, granted: 10 });
+  assert.equal(await b.takeOverLeader({ ...expect, syncVersion: '1' }, { leader: 'b', sync_standby: null, quorum: 0 }), false);
+  assert.equal(dcs.raw('leader')?.value, 'a');
+  assert.equal(await b.takeOverLeader(expect, { leader: 'b', sync_standby: null, quorum: 0 }), true);
+  const after = await a.readCluster();
+  assert.equal(after.leader?.name, 'b');
+  assert.equal(after.sync?.leader, 'b');
+  assert.equal(after.leader?.version, after.sync?.version, 'one revision');
+  assert.equal(await a.keepLeader(), false);
+  assert.equal(await a.refreshLeader(), false);
+});

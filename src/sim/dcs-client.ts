@@ -108,6 +108,17 @@ export class SimBackend implements DcsBackend {
     return this.#call(op, () => this.#dcs.keepalive(this.#node, Number(session)));
   }
 
+  sessionTimeToLive(session: string, op: Op): Promise<{ remaining: number; granted: number } | undefined> {
+    return this.#call(op, () => this.#dcs.leaseTimeToLive(this.#node, Number(session)));
+  }
+
+  takeOver(expect: { leaderVersion: string; leaderSession: string; syncVersion: string }, leaderValue: string, session: string, syncValue: string, op: Op): Promise<boolean> {
+    return this.#call(op, () => {
+      if (leaderValue !== this.#node) throw new SimBadRequest('the simulated store writes a leader key naming its client only');
+      return this.#dcs.takeOver(this.#node, { leaderVersion: expect.leaderVersion, leaderLease: Number(expect.leaderSession), syncVersion: expect.syncVersion }, Number(session), syncValue);
+    });
+  }
+
   /** While this node cannot reach the DCS the watch only times out (or ends on abort/close). */
   async watch(rel: string, revision: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     if (this.#closed || signal?.aborted) return;

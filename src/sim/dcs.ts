@@ -244,6 +244,35 @@ export class SimDcs {
     return true;
   }
 
+  /** etcd's LeaseTimeToLive: seconds left (rounded down) and granted; undefined: unknown lease. */
+  leaseTimeToLive(node: string, id: number): { remaining: number; granted: number } | undefined {
+    this.check(node);
+    const l = this.leases.get(id);
+    if (l === undefined) return undefined;
+    return { remaining: Math.max(0, Math.floor((l.expiresAt - this.clock()) / 1000)), granted: Math.round(l.ttlMs / 1000) };
+  }
+
+  /**
+   * The take-over transaction (etcd: one Txn, one revision): if /leader is at `leaderVersion` bound
+   * to `leaderLease` and /sync at `syncVersion`, put /leader = `node` bound to `lease` and /sync =
+   * `syncValue`. false: a comparison failed, nothing written.
+   */
+  takeOver(node: string, expect: { leaderVersion: string; leaderLease: number; syncVersion: string }, lease: number, syncValue: string): boolean {
+    this.check(node);
+    const leader = this.kv.get('leader');
+    if ((leader?.modRevision ?? 0) !== this.versionOf(expect.leaderVersion) || (leader?.lease ?? 0) !== expect.leaderLease) return false;
+    if ((this.kv.get('sync')?.modRevision ?? 0) !== this.versionOf(expect.syncVersion)) return false;
+    this.requireLease(lease);
+    const rev = this.bump();
+    for (const [rel, value, l] of [['leader', node, lease], ['sync', syncValue, 0]] as const) {
+      const cur = this.kv.get(rel);
+      this.kv.set(rel, { value, modRevision: rev, createRevision: cur?.createRevision ?? rev, lease: l });
+      this.changed.set(rel, rev);
+    }
+    this.wakeWatchers();
+    return true;
+  }
+
   revokeAs(node: string, id: number): void {
     this.check(node);
     this.revoke(id);

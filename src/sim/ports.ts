@@ -15,7 +15,7 @@ import { failoverPriority, isNoFailover } from '../core/election.ts';
 import type { LocalPg, PeerStatus, TaskKind } from '../core/model.ts';
 import { PgUnavailableError } from '../postgres/errors.ts';
 import { numberToLsn } from '../postgres/lsn.ts';
-import { localSync } from './replication.ts';
+import { localSync, senders } from './replication.ts';
 import type { SimNode, World } from './world.ts';
 import { isPrefix, truncate, walEnd } from './wal.ts';
 
@@ -89,7 +89,10 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
     observe: async (): Promise<PgObservation> => localPg(w, n),
     probe: async (): Promise<PgProbe> => {
       if (!n.pg.running) throw new PgUnavailableError('could not connect to server: no postmaster');
-      return { timeline: n.pg.timeline, inRecovery: n.pg.data?.standby ?? false } as PgProbe;
+      const inRecovery = n.pg.data?.standby ?? false;
+      // pg_stat_replication as the snapshot refresher reads it (the sync step's watch between ticks).
+      const replication = inRecovery ? [] : senders(w, n).map((s) => ({ pid: s.pid, usename: 'replicator', application_name: s.name, client_addr: null, state: s.state, sync_state: s.syncState, sync_priority: null, write_lsn: s.writeLsn, flush_lsn: s.flushLsn, replay_lsn: s.replayLsn }));
+      return { timeline: n.pg.timeline, inRecovery, replication } as unknown as PgProbe;
     },
     isRunning: async () => (n.pg.running ? { running: true, pid: 1 } : { running: false }),
     initdb: async () => {

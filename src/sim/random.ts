@@ -35,6 +35,8 @@ export interface RandomRunOptions {
    * than ttl. Off by default so that recorded seeds replay as before.
    */
   shellFaults?: boolean;
+  /** World option: the agents' lease keep-alive period, ms (default 0: off). */
+  leaseKeepAliveMs?: number;
 }
 
 export async function randomRun(seed: number, opts: RandomRunOptions = {}): Promise<RandomRunResult> {
@@ -49,7 +51,7 @@ export async function randomRun(seed: number, opts: RandomRunOptions = {}): Prom
     else if (setup.next() < 0.15) o.tags = { failover_priority: 1 + setup.int(3) };
     nodes[`n${i}`] = o;
   }
-  const w = new World({ seed, nodes, ...(opts.config !== undefined ? { config: opts.config } : {}), ...(opts.fencing !== undefined ? { fencing: opts.fencing } : {}) });
+  const w = new World({ seed, nodes, ...(opts.config !== undefined ? { config: opts.config } : {}), ...(opts.fencing !== undefined ? { fencing: opts.fencing } : {}), ...(opts.leaseKeepAliveMs !== undefined ? { leaseKeepAliveMs: opts.leaseKeepAliveMs } : {}) });
   const ttlMs = w.config.ttl * 1000;
   const names = Object.keys(nodes);
   const script: string[] = [];

@@ -111,6 +111,45 @@ for (const v of syncVariants) {
   });
 }
 
+// The lease keep-alive (issue 13, docs/guarantees.md 7.2 step 1): every second between ticks the
+// lock holder extends its lease, confirms the leader key and moves its fencing deadline. The same
+// faults (agents also dead for longer than ttl) must stay safe and converge.
+for (const v of [{ label: 'asynchronous', config: {} }, ...syncVariants.slice(0, 2)]) {
+  test(`randomized fault runs with the lease keep-alive every second, ${v.label} (${syncSeeds} seeds)`, async () => {
+    const failures: string[] = [];
+    let keptAlive = 0;
+    for (let seed = 1; seed <= syncSeeds; seed++) {
+      const r = await randomRun(seed, { config: v.config, longAgentFaults: true, leaseKeepAliveMs: 1000 });
+      keptAlive += r.world.keepAlives;
+      if (r.violations.length === 0 && r.notConverged === undefined) continue;
+      const why = [...r.violations, ...(r.notConverged !== undefined ? [`did not converge: ${r.notConverged}`] : [])];
+      failures.push(`seed ${seed}: ${why.slice(0, 3).join('; ')}\n  replay: randomRun(${seed}, { config: ${JSON.stringify(v.config)}, longAgentFaults: true, leaseKeepAliveMs: 1000 }); faults:\n    ${r.script.join('\n    ')}`);
+    }
+    assert.deepEqual(failures, []);
+    assert.ok(keptAlive > 0, 'some keep-alive moved a fencing deadline');
+  });
+}
+
+test('with the keep-alive, a lock holder whose loop is 30 s apart keeps its lease and fencing deadline about a second fresh', async () => {
+  const w = new World({ seed: 3, nodes: { n0: {}, n1: {} }, config: { loop_wait: 30, ttl: 60, retry_timeout: 10 }, leaseKeepAliveMs: 1000 });
+  w.at(0, 'start', () => ['n0', 'n1'].forEach((n) => w.start(n)));
+  await w.run(60_000);
+  const leader = w.dcs.leader;
+  assert.ok(leader !== undefined);
+  const lease = w.dcs.leaseOf(Number(leader.lease));
+  let worst = 0;
+  for (let i = 0; i < 600; i++) {
+    await w.step();
+    const l = w.dcs.leaseOf(Number(leader.lease));
+    assert.ok(l !== undefined && lease !== undefined);
+    worst = Math.max(worst, w.now - (l.expiresAt - l.ttlMs));
+    const fence = w.node(leader.value).fenceDeadline;
+    assert.ok(fence !== undefined && fence - w.now >= 60_000 - 5_000 - 1_200, `fencing deadline ${fence} at ${w.now}`);
+  }
+  assert.ok(worst <= 1_100, `the lease went ${worst} ms without renewal`);
+  assert.deepEqual(w.violations, []);
+});
+
 // The shell's windows: a postmaster dies and its agent dies a moment later, while it may be
 // restarting it (the start task half done). The lock holder's fencer must be armed for the data
 // directory before the start can reach PostgreSQL (src/agent/fencing.ts and the start task), else
@@ -175,6 +214,30 @@ test('the core demotes a primary promoted by hand while it is still running its 
   assert.deepEqual(w.violations, []);
   assert.equal(w.convergence(), undefined, w.trace.map((l) => `${l.at} ${l.node} ${l.text}`).join('\n'));
 });
+
+// Issue 13, item 5: a standby that starts streaming is made synchronous within about a second,
+// not at the primary's next loop (loop_wait 30 here). Simulated time, deterministic per seed.
+for (const mode of ['on', 'quorum'] as const) {
+  test(`synchronous_mode ${mode}: a new standby is in /sync within about a second of streaming, long before the next loop`, async () => {
+    for (let seed = 1; seed <= 5; seed++) {
+      const w = new World({ seed, nodes: { n0: {}, n1: {} }, config: { synchronous_mode: mode, loop_wait: 30, ttl: 60, retry_timeout: 10 } });
+      w.at(0, 'start n0', () => w.start('n0'));
+      w.at(40_000, 'start n1', () => w.start('n1'));
+      let streamAt: number | undefined;
+      let syncAt: number | undefined;
+      while (w.now < 200_000 && syncAt === undefined) {
+        await w.step();
+        if (streamAt === undefined && w.node('n1').pg.streaming) streamAt = w.now;
+        const raw = w.dcs.raw('sync');
+        if (streamAt !== undefined && raw !== undefined && (JSON.parse(raw.value) as { sync_standby?: string | null }).sync_standby?.includes('n1') === true) syncAt = w.now;
+      }
+      assert.ok(streamAt !== undefined && syncAt !== undefined, `seed ${seed}: n1 never became synchronous`);
+      // Without the watch the primary's next loop came about 20 s later.
+      assert.ok(syncAt - streamAt <= 2500, `seed ${seed}: /sync named n1 ${syncAt - streamAt} ms after it started streaming`);
+      assert.deepEqual(w.violations, []);
+    }
+  });
+}
 
 // ---- regressions: bugs the simulator found in the core, now fixed -------------------------------
 

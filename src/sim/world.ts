@@ -53,6 +53,8 @@ export interface WorldOptions {
   writeRate?: number;
   /** Model the fencer (default true); without it a primary whose agent died keeps running. */
   fencing?: boolean;
+  /** The agents' lease keep-alive period, ms (AgentOptions.leaseKeepAliveMs; default 0: off). */
+  leaseKeepAliveMs?: number;
 }
 
 /** One line of what happened, for transcripts. */
@@ -116,12 +118,16 @@ export class World {
   /** When true, a decision with `exit` is not a violation. */
   allowExit = false;
   readonly fencing: boolean;
+  /** The agents' lease keep-alive period, ms (0: off). */
+  readonly leaseKeepAliveMs: number;
   /** synchronous_mode of the (fixed) dynamic configuration. */
   readonly syncMode: 'off' | 'on' | 'quorum';
   /** The longest acknowledged histories (none is a prefix of another); sync modes only. */
   readonly ackHeads: Wal[] = [];
   /** How often the fencer killed PostgreSQL. */
   fencings = 0;
+  /** How often a lease keep-alive between ticks confirmed the lock (leaseKeepAliveMs). */
+  keepAlives = 0;
   private nextBranch = 1;
   private nextSenderPid = 1000;
   private sysidCounter = 0;
@@ -137,6 +143,7 @@ export class World {
     this.config = defaultConfig(opts.config);
     this.writeRate = opts.writeRate ?? 20000;
     this.fencing = opts.fencing ?? true;
+    this.leaseKeepAliveMs = opts.leaseKeepAliveMs ?? 0;
     this.syncMode = syncModeOf(this.config);
     this.dcs = new SimDcs(() => this.now);
     for (const [name, o] of Object.entries(opts.nodes)) this.nodes.set(name, new SimNode(name, o));
@@ -389,6 +396,11 @@ export class World {
       const a = n.agent;
       if (a === undefined || a.ticking || a.stopping || a.nextTickAt > this.now) continue;
       void a.tick();
+      await this.drain();
+    }
+    for (const n of this.nodes.values()) {
+      if (n.agent === undefined || n.agent.ticking) continue;
+      void n.agent.betweenTicks();
       await this.drain();
     }
     this.invariants.check();

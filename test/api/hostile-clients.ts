@@ -1,5 +1,7 @@
 // The hostile clients of hostile.test.ts, as a process of their own so that their work does not
-// run on the event loop of the server under test. Usage: node --import tsx hostile-clients.ts PORT
+// run on the event loop of the server under test. Usage:
+//   node --import tsx hostile-clients.ts PORT [KIND,KIND...]
+// KINDs (default all): slowloris, hugeHeaders, endlessBody, slowBody, idle.
 // Prints, every 100 ms, one JSON line {kind: {open, closed}} (closed = closed by the server and
 // replaced); stops everything and exits when stdin closes.
 
@@ -52,9 +54,10 @@ export function attack(port: number, n: number, behave: (s: Socket, stopped: () 
 }
 
 const port = Number(process.argv[2]);
-const attacks: Record<string, Attack> = {
+const only = process.argv[3]?.split(',');
+const makers: Record<string, () => Attack> = {
   // Headers one byte every 100 ms, never finished.
-  slowloris: attack(port, 50, (s, stopped) => {
+  slowloris: () => attack(port, 50, (s, stopped) => {
     const text = 'GET /patroni HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(10_000);
     let i = 0;
     const tick = (): void => {
@@ -65,7 +68,7 @@ const attacks: Record<string, Attack> = {
     tick();
   }),
   // Header lines without end, as fast as the server takes them.
-  hugeHeaders: attack(port, 20, (s, stopped) => {
+  hugeHeaders: () => attack(port, 20, (s, stopped) => {
     s.write('GET /patroni HTTP/1.1\r\nHost: x\r\n');
     const line = `X-Big: ${'b'.repeat(8_000)}\r\n`;
     const pump = (): void => {
@@ -75,7 +78,7 @@ const attacks: Record<string, Attack> = {
     pump();
   }),
   // A chunked body that never ends, fast.
-  endlessBody: attack(port, 10, (s, stopped) => {
+  endlessBody: () => attack(port, 10, (s, stopped) => {
     s.write('POST /reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
     const chunk = `2000\r\n${'c'.repeat(0x2000)}\r\n`;
     const pump = (): void => {
@@ -85,7 +88,7 @@ const attacks: Record<string, Attack> = {
     pump();
   }),
   // A body announced as 10,000 bytes, sent one byte every 50 ms.
-  slowBody: attack(port, 20, (s, stopped) => {
+  slowBody: () => attack(port, 20, (s, stopped) => {
     s.write('POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n');
     const tick = (): void => {
       if (stopped()) return;
@@ -95,8 +98,13 @@ const attacks: Record<string, Attack> = {
     tick();
   }),
   // Connected, silent.
-  idle: attack(port, 1000, () => undefined),
+  idle: () => attack(port, 1000, () => undefined),
 };
+const attacks: Record<string, Attack> = Object.fromEntries(
+  Object.entries(makers)
+    .filter(([k]) => only === undefined || only.includes(k))
+    .map(([k, make]) => [k, make()]),
+);
 const report = setInterval(() => {
   const out: Record<string, { open: number; closed: number }> = {};
   for (const [k, a] of Object.entries(attacks)) out[k] = { open: a.open(), closed: a.closedByServer() };

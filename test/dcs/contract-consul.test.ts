@@ -85,6 +85,10 @@ function cluster(): DcsTestCluster {
       if (kv === undefined) return undefined;
       return { value: kv.Value === null ? '' : Buffer.from(kv.Value, 'base64').toString('utf8'), session: kv.Session ?? '' };
     },
+    async writeRaw(rel, value) {
+      const res = await fetch(`http://${consul.address}/v1/kv/${prefix.slice(1)}${rel}`, { method: 'PUT', body: value, headers: { 'x-consul-token': TOKEN }, signal: AbortSignal.timeout(5000) });
+      if (res.status !== 200) throw new Error(`PUT ${rel} answered ${res.status}`);
+    },
     async close() {
       await Promise.all(clients.map((d) => d.close()));
     },
@@ -137,6 +141,35 @@ describe("Consul backend: Patroni's wire layout on the FAKE agent", () => {
     assert.equal(leader?.Session, sessionOf(a));
     assert.equal(Buffer.from(leader?.Value ?? '', 'base64').toString(), 'pg0');
     assert.ok(fake.log.some((l) => l.startsWith('PUT /v1/kv/service/batman/leader?acquire=')), 'the leader is taken with ?acquire=<session>');
+  });
+
+  it('a ttl change: the new session takes over the leader and member keys, then the replaced one is destroyed (not left up to 2 x TTL)', async () => {
+    const p = { prefix: '/service/ttlchange/', ttl: 30, retryTimeout: 2 };
+    const a = createDcs({ consul: settings() }, { ...p, name: 'pg0' });
+    const b = createDcs({ consul: settings() }, { ...p, name: 'pg1' });
+    closing.push(a, b);
+    const sessionInfo = async (id: string | undefined): Promise<unknown[]> => (await get(`/v1/session/info/${id}`)) as unknown[];
+    const holder = async (key: string): Promise<string | undefined> => ((await get(`/v1/kv/service/ttlchange/${key}`)) as { Session?: string }[])[0]?.Session;
+    const member = { api_url: 'http://127.0.0.1:8008/patroni', state: 'running' };
+    assert.equal(await a.acquireLeader(), true);
+    await a.touchMember(member);
+    const old = sessionOf(a);
+    a.setTtl(20);
+    assert.equal(await a.refreshLeader(), true);
+    const fresh = sessionOf(a);
+    assert.notEqual(fresh, old, 'a new session for the new ttl');
+    assert.equal(await holder('leader'), fresh, 'the leader key re-bound to the new session');
+    await a.readCluster();
+    assert.equal((await sessionInfo(old)).length, 1, 'not ended while our member key is still bound to it (ending it would delete the key)');
+    await a.touchMember(member);
+    assert.equal(await holder('members/pg0'), fresh, 'the member key re-bound to the new session');
+    const view = await a.readCluster();
+    assert.deepEqual((await sessionInfo(old)), [], 'the replaced session is destroyed once nothing is bound to it');
+    assert.equal((await sessionInfo(fresh)).length, 1);
+    assert.equal(view.leader?.name, 'pg0');
+    assert.deepEqual(view.members.map((m) => m.name), ['pg0']);
+    assert.equal(await b.acquireLeader(), false, 'the lock stayed ours');
+    assert.equal(await a.refreshLeader(), true);
   });
 
   it("a TTL below the agent's session_ttl_min is raised to it (Patroni reads SessionTTLMin from /v1/agent/self)", async () => {

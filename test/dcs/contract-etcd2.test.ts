@@ -83,6 +83,10 @@ function cluster(): DcsTestCluster {
       if (node === undefined) return undefined;
       return { value: node.value ?? '', session: node.expiration === undefined ? '0' : String(Math.max(1, node.ttl ?? 0)) };
     },
+    async writeRaw(rel, value) {
+      const res = await fetch(`http://${etcd.endpoints[0]}/v2/keys${prefix}${rel}`, { method: 'PUT', body: new URLSearchParams({ value }), signal: AbortSignal.timeout(5000) });
+      if (res.status !== 200 && res.status !== 201) throw new Error(`PUT ${rel} answered ${res.status}`);
+    },
     async close() {
       await Promise.all(clients.map((d) => d.close()));
     },

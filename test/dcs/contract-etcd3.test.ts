@@ -72,6 +72,9 @@ function cluster(): DcsTestCluster {
       if (kv === undefined) return undefined;
       return { value: Buffer.from(kv.value ?? '', 'base64').toString('utf8'), session: kv.lease ?? '0' };
     },
+    async writeRaw(rel, value) {
+      await gateway('/kv/put', { key: b64(prefix + rel), value: b64(value) });
+    },
     async close() {
       await Promise.all(clients.map((d) => d.close()));
     },

@@ -90,6 +90,15 @@ function cluster(): DcsTestCluster {
       } else if (rel.startsWith('members/')) value = ann('pods', rel.slice('members/'.length))?.status;
       return Promise.resolve(value === undefined ? undefined : { value, session });
     },
+    writeRaw(rel, value) {
+      // The config annotation of <scope>-config, as Patroni keeps /config; labelled like every
+      // object of the cluster so the clients' label selector finds it.
+      const name = `${scope}-config`;
+      const cur = k8s.fake.object(namespace, 'configmaps', name);
+      const meta = (cur?.metadata ?? { name, labels: { application: 'vigil', 'cluster-name': scope } }) as Record<string, unknown>;
+      k8s.fake.put(namespace, 'configmaps', { ...cur, metadata: { ...meta, annotations: { ...((meta.annotations ?? {}) as Ann), [rel]: value } } });
+      return Promise.resolve();
+    },
     async close() {
       await Promise.all(clients.map((d) => d.close()));
     },

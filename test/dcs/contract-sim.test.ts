@@ -55,6 +55,10 @@ function cluster(): DcsTestCluster {
       const kv = dcs.raw(rel);
       return Promise.resolve(kv === undefined ? undefined : { value: kv.value, session: String(kv.lease) });
     },
+    writeRaw(rel, value) {
+      dcs.putKey('another-tool', rel, value);
+      return Promise.resolve();
+    },
     async close() {
       await Promise.all(clients.map((d) => d.close()));
     },

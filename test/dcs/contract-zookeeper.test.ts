@@ -88,6 +88,9 @@ function cluster(): DcsTestCluster {
       const kv = await inspector.get(rel, op());
       return kv === undefined ? undefined : { value: kv.value, session: kv.lease };
     },
+    async writeRaw(rel, value) {
+      await inspector.put(rel, value, {}, op());
+    },
     async close() {
       await Promise.all(clients.map((c) => c.dcs.close()));
       await Promise.all(clients.map((c) => c.proxy.close()));

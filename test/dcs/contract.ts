@@ -34,6 +34,11 @@ export interface DcsTestCluster {
   unreachable<T>(client: Dcs, fn: () => Promise<T>): Promise<T>;
   /** The stored text of a key relative to the prefix and its session ('0' or '': none). */
   raw(rel: string): Promise<{ value: string; session: string } | undefined>;
+  /**
+   * Store `value` as the text of key `rel` (written by another tool, not through Dcs; on
+   * Kubernetes the annotation Patroni keeps that key in), unbound to any session.
+   */
+  writeRaw(rel: 'config', value: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -227,6 +232,24 @@ export function dcsContract(name: string, harness: DcsHarness): void {
       });
       assert.equal(await a.refreshLeader(), true, 'works again once the store answers');
       assert.equal((await a.readCluster()).leader?.name, 'a');
+    });
+
+    it('an unparsable /config (another tool, truncated): read as no config; no compare-and-set replaces it, an unconditional write does', T, async () => {
+      const k = fresh();
+      const a = k.client('a');
+      assert.equal(await a.writeConfig({ ttl: 30 }), true);
+      const valid = (await a.readCluster()).configVersion;
+      await k.writeRaw('config', '{"ttl": 30, "loop_wa');
+      const view = await a.readCluster();
+      assert.equal(view.config, undefined, 'an unparsable config reads as none');
+      assert.ok(view.configVersion !== undefined, 'the key exists: configVersion is set');
+      assert.equal(await a.writeConfig({ ttl: 20 }, view.configVersion), false, 'a compare-and-set with the version read loses');
+      assert.equal(await a.writeConfig({ ttl: 20 }, valid), false, 'so does one with the version of the config before it');
+      assert.equal((await k.raw('config'))?.value, '{"ttl": 30, "loop_wa', 'the unparsable text is still there');
+      assert.equal(await a.writeConfig({ ttl: 20 }), true, 'an unconditional write (PUT /config) replaces it');
+      const fixed = await a.readCluster();
+      assert.deepEqual(fixed.config, { ttl: 20 });
+      assert.equal(await a.writeConfig({ ttl: 10 }, fixed.configVersion), true, 'and compare-and-set works again on the valid config');
     });
 
     it('config, failover and sync: compare-and-set by version; a malformed version is DCS_PROTOCOL', T, async () => {

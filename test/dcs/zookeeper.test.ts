@@ -105,7 +105,8 @@ describe('ZooKeeper backend (real ZooKeeper 3.8)', () => {
     assert.deepEqual(view.members.map((m) => m.name), ['x']);
     assert.equal(view.history, undefined);
     // Vigil's own writes still work around them.
-    assert.equal(await a.writeConfig({ ttl: 30 }, view.configVersion), true, 'the unparsable config is replaced by version');
+    assert.equal(await a.writeConfig({ ttl: 30 }, view.configVersion), false, 'no compare-and-set replaces a config nobody could read');
+    assert.equal(await a.writeConfig({ ttl: 30 }), true, 'an unconditional write (PUT /config) replaces it');
     assert.deepEqual((await a.readCluster()).config, { ttl: 30 });
     await a.deleteCluster();
   });

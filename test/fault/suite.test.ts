@@ -11,6 +11,12 @@
 //       bound), the primary's agent killed for longer than ttl (fencing), sync with the same lag
 //       (no loss). Modes: async, sync.
 //   VIGIL_FAULTS_MODES=async,sync,quorum,sync-strict overrides the modes of either level.
+//   VIGIL_FAULTS_KEEP=1 keeps every cluster's directory (agent logs, reports), not only failed ones.
+//   VIGIL_FAULTS_DCS=etcd,zookeeper (default both): the DCS runs to include. Every mode above runs
+//       on etcd v3. The ZooKeeper run (a real ZooKeeper 3.8 in the DCS namespace, the agents on its
+//       `zookeeper` section) is one more cluster in sync mode: short, the primary cut from
+//       ZooKeeper under the synchronous write load; long, that cut with and without lagging
+//       replicas plus every fault that needs no fencing and the agent killed for longer than ttl.
 //
 // Asserted in every mode: no split brain. async: every lost write within the documented bound, and
 // the loss-window test must see at least one loss. sync/quorum/sync-strict: no lost write at all.
@@ -21,12 +27,13 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { FaultCluster, FAULT_KINDS, SAFE_FAULT_KINDS, FENCING_FAULT_KINDS, type FaultKind } from './lib/harness.ts';
+import { FaultCluster, FAULT_DCS, FAULT_KINDS, SAFE_FAULT_KINDS, FENCING_FAULT_KINDS, type FaultDcs, type FaultKind } from './lib/harness.ts';
 import { netnsUnavailable } from './lib/netns.ts';
 import { formatReport, verdict, isSynchronous, REPLICATION_MODES, type CheckReport, type ReplicationMode } from './lib/checker.ts';
 
 const level = process.env['VIGIL_FAULTS'] === 'short' ? 'short' : 'long';
 const modes = parseModes(process.env['VIGIL_FAULTS_MODES'], level === 'short' ? ['async', 'sync'] : ['async', 'sync', 'quorum']);
+const dcsRuns = parseDcs(process.env['VIGIL_FAULTS_DCS']);
 const seed = Number(process.env['VIGIL_FAULTS_SEED'] ?? Date.now() % 1_000_000);
 const unavailable = await netnsUnavailable();
 const skip = unavailable === undefined ? false : `network namespaces unavailable: ${unavailable}`;
@@ -42,6 +49,16 @@ function parseModes(raw: string | undefined, dflt: ReplicationMode[]): Replicati
   for (const m of raw.split(',').map((x) => x.trim()).filter(Boolean)) {
     if (!(REPLICATION_MODES as readonly string[]).includes(m)) throw new Error(`VIGIL_FAULTS_MODES: unknown mode "${m}" (known: ${REPLICATION_MODES.join(', ')})`);
     out.push(m as ReplicationMode);
+  }
+  return out;
+}
+
+function parseDcs(raw: string | undefined): FaultDcs[] {
+  if (raw === undefined || raw.trim() === '') return [...FAULT_DCS];
+  const out: FaultDcs[] = [];
+  for (const d of raw.split(',').map((x) => x.trim()).filter(Boolean)) {
+    if (!(FAULT_DCS as readonly string[]).includes(d)) throw new Error(`VIGIL_FAULTS_DCS: unknown DCS "${d}" (known: ${FAULT_DCS.join(', ')})`);
+    out.push(d as FaultDcs);
   }
   return out;
 }
@@ -71,20 +88,26 @@ after(() => {
   console.log(['== fault suite summary (level ' + level + ', seed ' + seed + ')', ...summary].join('\n'));
 });
 
-for (const mode of modes) {
-  describe(`replication ${mode}`, { skip }, () => {
+/**
+ * One cluster (fresh, on `dcs`, in replication `mode`) for the tests `body` declares; `scenario`
+ * runs faults under load, verifies, prints the report and asserts the mode's guarantees.
+ */
+function clusterSuite(dcs: FaultDcs, mode: ReplicationMode, body: (scenario: (title: string, steps: Step[]) => Promise<CheckReport>) => void): void {
+  const prefix = dcs === 'etcd' ? '' : `${dcs} `;
+  describe(`${prefix}replication ${mode}`, { skip }, () => {
     let fc: FaultCluster | undefined;
     let failed = false;
 
     before(async () => {
-      fc = await FaultCluster.start({ replication: mode });
+      fc = await FaultCluster.start({ replication: mode, dcs });
     });
 
     after(async () => {
       if (fc === undefined) return;
-      // Keep the logs of a failed run for the report.
-      await fc.close(failed);
-      if (failed) console.log(`logs kept in ${fc.base}`);
+      // Keep the logs of a failed run for the report (of every run with VIGIL_FAULTS_KEEP=1).
+      const keep = failed || process.env['VIGIL_FAULTS_KEEP'] === '1';
+      await fc.close(keep);
+      if (keep) console.log(`logs kept in ${fc.base}`);
     });
 
     /** Runs faults under load, verifies, prints the report, asserts the mode's guarantees. */
@@ -104,7 +127,7 @@ for (const mode of modes) {
         throw err;
       }
       const report = await c.verify();
-      const name = `${mode}-${title}`;
+      const name = `${dcs === 'etcd' ? '' : `${dcs}-`}${mode}-${title}`;
       const text = formatReport(name, report, mode);
       console.log(text);
       await writeFile(join(c.base, `${name.replace(/\W+/g, '-')}.txt`), text + '\n' + c.log.join('\n') + '\n').catch(() => undefined);
@@ -121,6 +144,12 @@ for (const mode of modes) {
       return report;
     }
 
+    body(scenario);
+  });
+}
+
+for (const mode of dcsRuns.includes('etcd') ? modes : []) {
+  clusterSuite('etcd', mode, (scenario) => {
     /**
      * The loss window: the primary is partitioned while its replicas are throttled behind it. In
      * async mode the checker must see a loss (within the bound) in one of LOSS_ATTEMPTS tries, or
@@ -184,6 +213,27 @@ for (const mode of modes) {
       const steps = Array.from({ length: 8 }, () => ({ kind: FAULT_KINDS[Math.floor(rnd() * FAULT_KINDS.length)]!, lag: rnd() < 0.3 }));
       console.log(`sequence: ${steps.map((s) => `${s.kind}${s.lag ? '+lag' : ''}`).join(', ')}`);
       await scenario(`random-${seed}`, steps);
+    });
+  });
+}
+
+if (dcsRuns.includes('zookeeper')) {
+  // The issue's ZooKeeper case: the primary cut from ZooKeeper (its session expires there, the
+  // leader znode with it) while it keeps serving clients and replicas; synchronous mode must not
+  // lose an acknowledged write, and there must never be two primaries.
+  clusterSuite('zookeeper', 'sync', (scenario) => {
+    test('zookeeper sync: the primary cut from ZooKeeper under load: no split brain, no lost write', { timeout: 300_000 }, async () => {
+      await scenario('partition-primary-zookeeper', [{ kind: 'partition-primary-etcd' }]);
+    });
+    if (level === 'short') return;
+    test('zookeeper sync: the primary cut from ZooKeeper while the replicas lag', { timeout: 300_000 }, async () => {
+      await scenario('partition-primary-zookeeper-lag', [{ kind: 'partition-primary-etcd', lag: true }]);
+    });
+    test('zookeeper sync: every fault that needs no fencing, no lag', { timeout: 900_000 }, async () => {
+      await scenario('safe-faults', SAFE_FAULT_KINDS.map((kind) => ({ kind })));
+    });
+    test("zookeeper sync: the primary's agent killed for longer than ttl (fencing)", { timeout: 400_000 }, async () => {
+      await scenario('kill-agent-long', [{ kind: 'kill-agent-long' }, { kind: 'kill-agent-long', lag: true }]);
     });
   });
 }

@@ -14,29 +14,24 @@ import { run, VIGIL } from '../support/cli.ts';
 import { query, waitFor } from '../support/wait.ts';
 
 const TIMING = { ttl: 10, loop_wait: 2, retry_timeout: 3 };
-// pino's numeric levels: Patroni's INFO, WARNING and CRITICAL.
-const INFO = 30;
-const WARN = 40;
-const FATAL = 60;
+// Patroni's level names, as the agent's plain lines (Patroni's default format) print them.
+const INFO = 'INFO';
+const WARN = 'WARNING';
+const FATAL = 'CRITICAL';
 // node2's tags contradict each other: Patroni warns at start-up, and nofailover wins.
 const NOFAILOVER = 'node2';
 
 interface LogRecord {
-  level: number;
+  level: string;
   msg: string;
 }
 
-/** The JSON log records of a text (non-JSON lines are skipped). */
+/** The log records of a text in Patroni's default format `%(asctime)s %(levelname)s: %(message)s` (other lines are skipped). */
 function records(text: string): LogRecord[] {
   const out: LogRecord[] = [];
   for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const r = JSON.parse(line) as Partial<LogRecord>;
-      if (typeof r.level === 'number' && typeof r.msg === 'string') out.push({ level: r.level, msg: r.msg });
-    } catch {
-      // a partial line being written
-    }
+    const m = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL): (.*)$/.exec(line);
+    if (m !== null) out.push({ level: m[1] as string, msg: m[2] as string });
   }
   return out;
 }
@@ -47,7 +42,7 @@ describe("Patroni's exact behaviours on a three-node cluster", { timeout: 600_00
   let dcs: Dcs;
 
   const logOf = (name: string): LogRecord[] => records(readFileSync(cluster.node(name).logFile, 'utf8'));
-  const logged = (name: string, level: number, msg: string | RegExp): boolean =>
+  const logged = (name: string, level: string, msg: string | RegExp): boolean =>
     logOf(name).some((r) => r.level === level && (typeof msg === 'string' ? r.msg === msg : msg.test(r.msg)));
   const leaderKey = async (): Promise<string | undefined> => (await dcs.readCluster()).leader?.name;
   const memberState = async (name: string): Promise<string | undefined> => (await dcs.readCluster()).members.find((m) => m.name === name)?.data.state;
@@ -95,7 +90,7 @@ describe("Patroni's exact behaviours on a three-node cluster", { timeout: 600_00
     const name = cluster.nodes[1]!.name;
     const r = await run(VIGIL, ['agent', cluster.node(name).configFile], { timeoutMs: 60_000 });
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    const fatal = records(r.stdout).filter((x) => x.level === FATAL);
+    const fatal = records(r.stderr).filter((x) => x.level === FATAL);
     assert.deepEqual(fatal.map((x) => x.msg), [`Can't start; there is already a node named '${name}' running`]);
     assert.ok((await dcs.readCluster()).members.some((m) => m.name === name), 'the running member is untouched');
   });

@@ -7,6 +7,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
 
 import type { LocalCluster } from '../../src/local/cluster.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
@@ -32,6 +33,11 @@ export interface StoryChecks {
   afterBootstrap?(ctx: StoryContext, primary: string): Promise<void>;
   /** After `vigil list` showed the healthy cluster (rows of `vigil list -f json`). */
   afterList?(ctx: StoryContext, rows: Array<Record<string, unknown>>): Promise<void>;
+  /**
+   * DCS lost, the old primary read-only, the DCS still unreachable: `log` is what the old
+   * primary's agent logged since the DCS became unreachable.
+   */
+  afterDcsLoss?(ctx: StoryContext, oldPrimary: string, log: string): Promise<void>;
 }
 
 export function clusterStory(kind: StoreKind, checks: StoryChecks = {}): void {
@@ -146,11 +152,14 @@ export function clusterStory(kind: StoreKind, checks: StoryChecks = {}): void {
     test('DCS lost: the primary demotes, nobody answers /primary; DCS back: one primary, writes accepted', async () => {
       const { cluster } = ctx;
       const old = await waitFor('healthy cluster', () => healthy(cluster), 120_000);
+      const logFile = cluster.node(old).logFile;
+      const logFrom = statSync(logFile).size;
       ctx.store.pause();
       try {
         await waitFor('the old primary to demote', async () => await inRecovery(cluster, old), 60_000);
         assert.deepEqual(await cluster.primaries(), [], 'no node claims /primary while the DCS is unreachable');
         for (const n of NAMES) assert.equal(await inRecovery(cluster, n), true, `${n} is read-only`);
+        await checks.afterDcsLoss?.(ctx, old, readFileSync(logFile).subarray(logFrom).toString('utf8'));
       } finally {
         ctx.store.resume();
       }

@@ -1,5 +1,6 @@
 // A real ZooKeeper 3.8 (Debian's `zookeeper` package, Java 17) for the tests: standalone, on a
-// free loopback port, its own dataDir in a temp dir, no admin server, tickTime 500 ms (so session
+// free loopback port (or a given address and port, optionally inside a network namespace: the
+// fault suite), its own dataDir in a temp dir, no admin server, tickTime 500 ms (so session
 // timeouts from 1 s to 10 s are accepted: min 2 ticks, max 20 ticks), a small JVM heap. Started
 // and stopped by the tests. Plus a loopback TCP proxy that can cut a client off (a partition that
 // delivers nothing until healed, as TCP retransmission would).
@@ -37,13 +38,17 @@ export interface ZookeeperServer {
   resume(): void;
   /** Stop the server (SIGTERM) and start it again on the same ports; on the same data unless `wipe`. */
   restart(opts?: { wipe?: boolean }): Promise<void>;
+  /** Stop the server (SIGTERM, SIGKILL after 5 s), keeping its data: restart() starts it again. */
+  halt(): Promise<void>;
+  /** Whether the server process is running (possibly paused). */
+  running(): boolean;
   stop(): Promise<void>;
 }
 
 /** One ZooKeeper connect handshake; true when the server answered with a session. */
-function handshake(port: number): Promise<boolean> {
+function handshake(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
+    const sock = net.connect({ host, port });
     const timer = setTimeout(() => sock.destroy(), 1000);
     let got = Buffer.alloc(0);
     sock.on('connect', () => {
@@ -79,15 +84,28 @@ function handshake(port: number): Promise<boolean> {
   });
 }
 
-export async function startZookeeper(opts: { tls?: ZookeeperTls } = {}): Promise<ZookeeperServer> {
-  const dir = await mkdtemp(join(tmpdir(), 'vigil-zk-'));
-  const port = await freePort();
+export interface ZookeeperStartOptions {
+  tls?: ZookeeperTls;
+  /** Address the client port listens on (default 127.0.0.1); must be reachable from this process. */
+  host?: string;
+  /** Client port (default: a free loopback port). */
+  port?: number;
+  /** Run the JVM inside this network namespace (`ip netns exec`; needs root). */
+  netns?: string;
+  /** Parent of the server's directory (default the system temp dir). */
+  baseDir?: string;
+}
+
+export async function startZookeeper(opts: ZookeeperStartOptions = {}): Promise<ZookeeperServer> {
+  const dir = await mkdtemp(join(opts.baseDir ?? tmpdir(), 'vigil-zk-'));
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? (await freePort());
   let securePort = opts.tls ? await freePort() : undefined;
   while (securePort === port) securePort = await freePort();
   const tlsLines = opts.tls && securePort !== undefined
     ? [
       `secureClientPort=${securePort}`,
-      'secureClientPortAddress=127.0.0.1',
+      `secureClientPortAddress=${host}`,
       'serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory',
       `ssl.keyStore.location=${opts.tls.keyStore}`,
       'ssl.keyStore.type=PEM',
@@ -101,7 +119,7 @@ export async function startZookeeper(opts: { tls?: ZookeeperTls } = {}): Promise
     'tickTime=500',
     `dataDir=${join(dir, 'data')}`,
     `clientPort=${port}`,
-    'clientPortAddress=127.0.0.1',
+    `clientPortAddress=${host}`,
     'admin.enableServer=false',
     'maxClientCnxns=0',
     '4lw.commands.whitelist=',
@@ -126,7 +144,9 @@ export async function startZookeeper(opts: { tls?: ZookeeperTls } = {}): Promise
   };
   /** Start the JVM on the same files and ports; resolve once it answers a session handshake. */
   const launch = async (): Promise<void> => {
-    const c = spawn('java', [
+    const prefix = opts.netns === undefined ? [] : ['netns', 'exec', opts.netns, 'java'];
+    const c = spawn(opts.netns === undefined ? 'java' : 'ip', [
+      ...prefix,
       '-Xmx128m', '-Xms32m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-Xss512k',
       '-Dzookeeper.jmx.log4j.disable=true',
       '-cp', ZOOKEEPER_CLASSPATH,
@@ -138,7 +158,7 @@ export async function startZookeeper(opts: { tls?: ZookeeperTls } = {}): Promise
     });
     for (let i = 0; i < 300; i++) {
       if (c.exitCode !== null) break;
-      if (await handshake(port)) return;
+      if (await handshake(host, port)) return;
       await sleep(100);
     }
     await stop();
@@ -146,7 +166,7 @@ export async function startZookeeper(opts: { tls?: ZookeeperTls } = {}): Promise
   };
   await launch();
   return {
-    endpoint: `127.0.0.1:${port}`,
+    endpoint: `${host}:${port}`,
     secureEndpoint: securePort === undefined ? undefined : `127.0.0.1:${securePort}`,
     stop,
     pause() {
@@ -155,11 +175,13 @@ export async function startZookeeper(opts: { tls?: ZookeeperTls } = {}): Promise
     resume() {
       child?.kill('SIGCONT');
     },
-    async restart(opts = {}) {
+    async restart(o = {}) {
       await kill();
-      if (opts.wipe === true) await rm(join(dir, 'data'), { recursive: true, force: true });
+      if (o.wipe === true) await rm(join(dir, 'data'), { recursive: true, force: true });
       await launch();
     },
+    halt: kill,
+    running: () => child !== undefined && child.exitCode === null && (child.signalCode === null || child.signalCode === 'SIGSTOP' || child.signalCode === 'SIGCONT'),
   };
 }
 

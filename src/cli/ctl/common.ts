@@ -6,7 +6,7 @@
 // stderr and returns 1 for CliError/DcsError/anything else, 2 for UsageError (with the usage).
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest } from '../../node-http.ts';
 import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { stringify as yamlStringify } from 'yaml';

@@ -1,5 +1,7 @@
-// A Vigil cluster inside network namespaces (netns.ts), etcd in its own namespace, the checker's
-// writers in the root namespace, and the fault injectors. Every injector is bounded in time and
+// A Vigil cluster inside network namespaces (netns.ts), its DCS (etcd, or a real ZooKeeper) in its
+// own namespace, the checker's writers in the root namespace, and the fault injectors. The fault
+// kinds keep their etcd names on either DCS (`partition-primary-etcd` cuts the primary from
+// whichever DCS runs; `etcd-restart` restarts it); a ZooKeeper run's records say `zookeeper`. Every injector is bounded in time and
 // heals what it broke before returning; close() always tears everything down.
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,9 +14,10 @@ import { LocalCluster, SUPERUSER, FAST_TIMING, type Timing } from '../../../src/
 import { killGroup } from '../../../src/postgres/exec.ts';
 import { waitHealthy, observe } from '../../../bench/lib/cluster-ops.ts';
 import { nsEtcd, type NsEtcd } from './etcd-ns.ts';
+import { nsZookeeper } from './zookeeper-ns.ts';
 import { setupTopology, teardownTopology, nsPids, linkDown, linkUp, cut, heal, throttleFrom, unthrottle, netemDelay, SUBNET, ETCD_HOST, type Host, type Topology } from './netns.ts';
 import { FaultWriter, ensureTable, readIds, type Endpoint, type Credentials } from './writer.ts';
-import { check, type CheckReport, type FaultRecord, type ReplicationMode } from './checker.ts';
+import { check, isSynchronous, type CheckReport, type FaultRecord, type ReplicationMode } from './checker.ts';
 import { readProcs, selectFreezeTargets, isFencer, procState } from './procs.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -65,8 +68,13 @@ export interface FaultOptions {
 
 export const MAIN_WRITER = 'main';
 
+/** The DCS the agents run on: etcd v3, or a real ZooKeeper 3.8 (`zookeeper` section). */
+export const FAULT_DCS = ['etcd', 'zookeeper'] as const;
+export type FaultDcs = (typeof FAULT_DCS)[number];
+
 export class FaultCluster {
   readonly cluster: LocalCluster;
+  /** The DCS server (etcd or ZooKeeper) in its namespace; stop()/start() is the DCS-down fault. */
   readonly etcd: NsEtcd;
   readonly faults: FaultRecord[] = [];
   readonly writers: FaultWriter[] = [];
@@ -78,14 +86,17 @@ export class FaultCluster {
     readonly timing: Timing,
     readonly maxLag: number,
     readonly replication: ReplicationMode,
+    readonly dcsKind: FaultDcs,
   ) {
-    this.etcd = nsEtcd(ETCD_HOST, join(base, 'etcd'));
+    this.etcd = dcsKind === 'zookeeper' ? nsZookeeper(ETCD_HOST, join(base, 'zookeeper')) : nsEtcd(ETCD_HOST, join(base, 'etcd'));
     this.cluster = new LocalCluster({
       baseDir: base,
       nodes: topo.nodes.length,
       scope: 'faults',
       timing,
-      etcdEndpoint: this.etcd.endpoint,
+      ...(dcsKind === 'zookeeper'
+        ? { store: { section: 'zookeeper', settings: { hosts: [this.etcd.endpoint] } } }
+        : { etcdEndpoint: this.etcd.endpoint }),
       hosts: topo.nodes.map((h) => h.ip),
       pgHba: [`host all all ${SUBNET} scram-sha-256`, `host replication all ${SUBNET} scram-sha-256`],
       dcs: { maximum_lag_on_failover: maxLag, ...replicationDcs(replication) },
@@ -94,12 +105,13 @@ export class FaultCluster {
     });
   }
 
-  /** Builds the topology, starts etcd and the agents, waits for a healthy cluster, creates the table. */
-  static async start(opts: { nodes?: number; timing?: Timing; maximumLagOnFailover?: number; replication?: ReplicationMode } = {}): Promise<FaultCluster> {
+  /** Builds the topology, starts the DCS and the agents, waits for a healthy cluster, creates the table. */
+  static async start(opts: { nodes?: number; timing?: Timing; maximumLagOnFailover?: number; replication?: ReplicationMode; dcs?: FaultDcs } = {}): Promise<FaultCluster> {
     const replication = opts.replication ?? 'async';
+    const dcs = opts.dcs ?? 'etcd';
     const topo = await setupTopology(opts.nodes ?? 3);
-    const base = await mkdtemp(join(tmpdir(), `vigil-faults-${replication}-`));
-    const fc = new FaultCluster(base, topo, opts.timing ?? FAST_TIMING, opts.maximumLagOnFailover ?? 1048576, replication);
+    const base = await mkdtemp(join(tmpdir(), `vigil-faults-${dcs === 'etcd' ? '' : `${dcs}-`}${replication}-`));
+    const fc = new FaultCluster(base, topo, opts.timing ?? FAST_TIMING, opts.maximumLagOnFailover ?? 1048576, replication, dcs);
     try {
       await fc.etcd.start();
       await fc.cluster.prepare();
@@ -165,6 +177,31 @@ export class FaultCluster {
       await sleep(250);
     }
     return false;
+  }
+
+  /**
+   * Synchronous modes: waits (at most maxMs) until the primary's GET /cluster lists a synchronous
+   * (or quorum) standby, i.e. /sync names one, so that a fault starts from the steady state the
+   * mode promises; a fault injected before that finds nobody eligible to take over (not in /sync)
+   * and shows only that the cluster waits, not how it fails over. Throws when none appears.
+   */
+  async waitSyncStandby(primary: string, maxMs = 60_000): Promise<void> {
+    const n = this.cluster.node(primary);
+    const deadline = performance.now() + maxMs;
+    let last = '';
+    while (performance.now() < deadline) {
+      try {
+        const res = await fetch(`http://${n.host}:${n.apiPort}/cluster`, { signal: AbortSignal.timeout(2000) });
+        const body = (await res.json()) as { members?: { name?: string; role?: string }[] };
+        const roles = (body.members ?? []).map((m) => `${m.name}:${m.role}`);
+        last = roles.join(', ');
+        if ((body.members ?? []).some((m) => m.role === 'sync_standby' || m.role === 'quorum_standby')) return;
+      } catch (err) {
+        last = err instanceof Error ? err.message : String(err);
+      }
+      await sleep(250);
+    }
+    throw new Error(`no synchronous standby listed by ${primary} within ${maxMs} ms (last: ${last})`);
   }
 
   /** Replication lag (bytes) of the slowest streaming replica as seen on the primary. */
@@ -264,6 +301,7 @@ export class FaultCluster {
    */
   async inject(kind: FaultKind, opts: FaultOptions = {}): Promise<FaultRecord> {
     const primaryBefore = await this.primary();
+    if (isSynchronous(this.replication)) await this.waitSyncStandby(primaryBefore);
     const replicas = this.cluster.nodes.map((n) => n.name).filter((n) => n !== primaryBefore);
     const ph = this.hostOf(primaryBefore);
     const ttlMs = this.timing.ttl * 1000;
@@ -281,7 +319,8 @@ export class FaultCluster {
       note = `lag ${Math.round(lag / 1024)} KiB at injection`;
     }
     const start = performance.now();
-    this.note(`inject ${kind} on ${primaryBefore}${opts.lag ? ' (lagging replicas)' : ''}`);
+    const label = this.dcsKind === 'etcd' ? kind : kind.replace('etcd', this.dcsKind);
+    this.note(`inject ${label} on ${primaryBefore}${opts.lag ? ' (lagging replicas)' : ''}`);
     try {
       switch (kind) {
         case 'partition-primary':
@@ -296,7 +335,7 @@ export class FaultCluster {
         case 'partition-primary-etcd':
           await cut(ph, ETCD_HOST);
           try {
-            if (!(await this.waitNewPrimary(primaryBefore, maxHold))) note = [note, 'no failover while cut from etcd'].filter(Boolean).join('; ');
+            if (!(await this.waitNewPrimary(primaryBefore, maxHold))) note = [note, `no failover while cut from ${this.dcsKind}`].filter(Boolean).join('; ');
             await sleep(2000);
           } finally {
             await heal(ph, ETCD_HOST);
@@ -373,17 +412,17 @@ export class FaultCluster {
       if (opts.lag) await this.stopLag();
     }
     const healed = performance.now();
-    this.note(`healed ${kind}`);
+    this.note(`healed ${label}`);
     let primaryAfter: string | undefined;
     try {
       primaryAfter = await this.primary(180_000);
     } catch (err) {
       const h = await observe(this.cluster);
-      throw new Error(`cluster did not recover from ${kind}: ${err instanceof Error ? err.message : String(err)}; now ${JSON.stringify(h)}`, { cause: err });
+      throw new Error(`cluster did not recover from ${label}: ${err instanceof Error ? err.message : String(err)}; now ${JSON.stringify(h)}`, { cause: err });
     }
     const recovered = performance.now();
-    this.note(`recovered from ${kind}: primary ${primaryAfter}`);
-    const rec: FaultRecord = { name: `${kind}${opts.lag ? '+lag' : ''}`, start, healed, recovered, primaryBefore, primaryAfter, ...(note ? { note } : {}) };
+    this.note(`recovered from ${label}: primary ${primaryAfter}`);
+    const rec: FaultRecord = { name: `${label}${opts.lag ? '+lag' : ''}`, start, healed, recovered, primaryBefore, primaryAfter, ...(note ? { note } : {}) };
     this.faults.push(rec);
     return rec;
   }
@@ -409,7 +448,7 @@ export class FaultCluster {
     return this.cluster.node(node).logFile;
   }
 
-  /** Stops writers, agents, PostgreSQL, etcd and removes the topology; keepDir keeps the logs. */
+  /** Stops writers, agents, PostgreSQL, the DCS and removes the topology; keepDir keeps the logs. */
   async close(keepDir = false): Promise<void> {
     try {
       await this.stopWriters();

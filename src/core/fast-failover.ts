@@ -1,0 +1,147 @@
+// Failover before the lease expires in synchronous modes (issue 13): the pure rule of
+// docs/guarantees.md section 7.2, steps 2 to 5, for one /sync standby C deciding on facts its shell
+// gathered. NOT WIRED: no part of the agent calls it yet (the detachment request between agents
+// and the promotion after the transaction are still to be built), so nothing here changes what a
+// cluster does today.
+//
+// Contract. `fastFailoverStep` returns one of:
+// - `none`: the fast path does not apply (mode off, not a /sync standby, a Patroni leader, ...) or
+//   a detection condition failed; the memory forgets any suspicion (the window starts over);
+// - `suspect`: every detection condition holds now, but not yet for the whole window W;
+// - `detach`: detection held for W: ask every /sync standby (C included) to detach from the old
+//   primary for the pair (leader version R with lease L, /sync version V), see 7.2 step 3;
+// - `take`: every /sync standby answered detached, C is the one to promote: run the single
+//   transaction `txn` (7.2 step 5), then write /history and promote;
+// - `yield`: the answers are in but another standby must be promoted (it is ahead, or C may not be).
+// Safety rests on the argument of 7.1 (I1, I2); every condition below is one of its steps, and
+// the tests name which.
+
+import { failoverPriority, isNoFailover, nameIn, syncModeOf, syncStandbyNames } from './election.ts';
+import type { DynamicConfig, Member, SyncState, Tags } from './model.ts';
+import { lower, minus, union } from './ssn.ts';
+import { isTrue } from './values.ts';
+
+/** Default detection window W (ms): at least 3 keep-alive periods of 1 s. */
+export const DETECTION_WINDOW_MS = 3000;
+
+/** One /sync standby's answer to the detachment request (7.2 step 3); undefined: no answer in time. */
+export interface DetachAnswer {
+  name: string;
+  /** Its WAL receiver is stopped and pg_stat_wal_receiver is empty (or PostgreSQL is down and stays so). */
+  detached: boolean;
+  /** Highest WAL position it flushed (received and written to disk). */
+  flushLsn: number;
+  timeline: number;
+  tags: Tags;
+}
+
+export interface FastFailoverInput {
+  me: string;
+  myTags: Tags;
+  config: DynamicConfig;
+  /** Monotonic ms. */
+  now: number;
+  /** The leader key as read this tick (name, mod_revision, lease). */
+  leader: { name: string; version: string; session: string } | undefined;
+  /** The old leader's member key (its `vigil` marker says it runs the 1 s keep-alive). */
+  leaderMember: Member | undefined;
+  sync: SyncState | undefined;
+  /** LeaseTimeToLive of the leader's lease, read after the leader key; undefined: unknown lease. */
+  lease: { remaining: number; granted: number } | undefined;
+  /** My WAL receiver streams from the old primary. */
+  streamingFromLeader: boolean;
+  /** A direct connection to the old primary's PostgreSQL succeeded within 1 s. */
+  leaderPgReachable: boolean;
+  /** The old primary's REST API answered within 1 s. */
+  leaderApiReachable: boolean;
+  /** Answers of the /sync standbys to the detachment request (absent before it is sent). */
+  answers?: Array<DetachAnswer | undefined>;
+  /** When every detection condition first held, in a row (memory). */
+  suspectSince: number | undefined;
+  detectionMs?: number;
+}
+
+export type FastFailoverStep =
+  | { kind: 'none'; reason: string }
+  | { kind: 'suspect'; reason: string; suspectSince: number }
+  | { kind: 'detach'; reason: string; suspectSince: number; pair: TakeOverExpect; standbys: string[] }
+  | { kind: 'yield'; reason: string; suspectSince: number }
+  | { kind: 'take'; reason: string; suspectSince: number; txn: { expect: TakeOverExpect; sync: { leader: string; sync_standby: string | null; quorum: number } } };
+
+export interface TakeOverExpect {
+  leaderVersion: string;
+  leaderSession: string;
+  syncVersion: string;
+}
+
+/** The /sync standbys (not its leader): every one must detach before anyone is promoted. */
+export function syncStandbysOf(sync: SyncState | undefined): string[] {
+  return syncStandbyNames(sync);
+}
+
+/**
+ * Lease not renewed for at least `windowMs`, from LeaseTimeToLive's whole seconds. etcd may round
+ * the remaining TTL either way, so one second is taken off the elapsed time (conservative).
+ */
+export function leaseSilentFor(lease: { remaining: number; granted: number } | undefined, windowMs: number): boolean {
+  if (lease === undefined) return false;
+  const elapsedSeconds = lease.granted - lease.remaining - 1;
+  return elapsedSeconds * 1000 >= windowMs;
+}
+
+/** Whether a member key says its agent runs Vigil's keep-alive (member data `vigil: {keepalive_ms}`). */
+export function runsKeepAlive(m: Member | undefined, windowMs: number): boolean {
+  const v = (m?.data as Record<string, unknown> | undefined)?.['vigil'];
+  if (typeof v !== 'object' || v === null) return false;
+  const ka = (v as Record<string, unknown>)['keepalive_ms'];
+  return typeof ka === 'number' && ka > 0 && ka * 3 <= windowMs;
+}
+
+export function fastFailoverStep(inp: FastFailoverInput): FastFailoverStep {
+  const W = inp.detectionMs ?? DETECTION_WINDOW_MS;
+  const mode = syncModeOf(inp.config);
+  const none = (reason: string): FastFailoverStep => ({ kind: 'none', reason });
+  // Asynchronous mode keeps the lease rule (section 2's loss bound is measured from the lease).
+  if (mode === 'off') return none('asynchronous mode: the lease rule applies');
+  const leader = inp.leader;
+  const sync = inp.sync;
+  if (leader === undefined) return none('no leader key: the ordinary race applies');
+  if (lower(leader.name) === lower(inp.me)) return none('I hold the lock');
+  if (sync === undefined || sync.leader === undefined || lower(sync.leader) !== lower(leader.name)) return none('/sync does not name the lock holder');
+  const standbys = syncStandbysOf(sync);
+  if (!nameIn(standbys, inp.me)) return none('I am not a /sync standby');
+  if (isNoFailover(inp.myTags)) return none('nofailover');
+  // 7.3: the old leader must renew every second, or a silent lease means nothing within W.
+  if (!runsKeepAlive(inp.leaderMember, W)) return none('the leader does not run the 1 s keep-alive (Patroni or an older Vigil)');
+  // 7.2 step 2: all three conditions, at once.
+  if (!leaseSilentFor(inp.lease, W)) return none('the leader lease was renewed within the detection window');
+  if (inp.streamingFromLeader) return none('my WAL receiver still streams from the leader');
+  if (inp.leaderPgReachable) return none("the leader's PostgreSQL answers");
+  if (inp.leaderApiReachable) return none("the leader's REST API answers");
+  const since = inp.suspectSince ?? inp.now;
+  if (inp.now - since < W) return { kind: 'suspect', reason: `leader ${leader.name} unreachable for ${inp.now - since} ms`, suspectSince: since };
+  const pair: TakeOverExpect = { leaderVersion: leader.version, leaderSession: leader.session, syncVersion: sync.version };
+  if (inp.answers === undefined) return { kind: 'detach', reason: `leader ${leader.name} unreachable for ${inp.now - since} ms: detaching every /sync standby`, suspectSince: since, pair, standbys };
+  // 7.2 step 3: every /sync standby detached (an agent that did not answer stops the fast path).
+  const byName = new Map(inp.answers.filter((a): a is DetachAnswer => a !== undefined).map((a) => [lower(a.name), a]));
+  const missing = standbys.filter((n) => byName.get(lower(n))?.detached !== true);
+  if (missing.length > 0) return none(`not every /sync standby detached (${missing.join(',')}): the lease rule applies`);
+  const answers = standbys.map((n) => byName.get(lower(n)) as DetachAnswer);
+  // 7.2 step 4: the highest flush position (ties: failover_priority, then name), on the newest timeline.
+  const newest = Math.max(...answers.map((a) => a.timeline));
+  const eligible = answers.filter((a) => !isNoFailover(a.tags) && a.timeline === newest);
+  eligible.sort((a, b) => b.flushLsn - a.flushLsn || failoverPriority(b.tags) - failoverPriority(a.tags) || a.name.localeCompare(b.name));
+  const best = eligible[0];
+  if (best === undefined || lower(best.name) !== lower(inp.me)) return { kind: 'yield', reason: `${best?.name ?? 'nobody'} is to be promoted, not me`, suspectSince: since };
+  // 7.2 step 5: /sync for the new leader, as the ordinary promotion would write it (sync.ts
+  // prepromoteActions), in the same transaction as the leader key.
+  const members = union([leader.name], standbys);
+  const others = minus(members, [inp.me]).sort();
+  const strict = isTrue(inp.config['synchronous_mode_strict']);
+  const quorum = typeof sync.quorum === 'number' ? sync.quorum : 0;
+  const next =
+    mode === 'on'
+      ? { leader: inp.me, sync_standby: strict && others.length > 0 ? others.join(',') : null, quorum: 0 }
+      : { leader: inp.me, sync_standby: others.length > 0 ? others.join(',') : null, quorum };
+  return { kind: 'take', reason: `took over from ${leader.name}: lease not renewed for ${W / 1000} s, every /sync standby detached`, suspectSince: since, txn: { expect: pair, sync: next } };
+}

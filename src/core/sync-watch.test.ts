@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { awaitingMemberKey, newSenderAppeared, watchedSenders } from './sync-watch.ts';
+import { syncStep, SYNC_WAKE_MS } from './sync.ts';
+import type { LocalSync, Member, Observation } from './model.ts';
+import { defaultConfig } from './testing.ts';
+
+const member = (name: string, state: string, tags: Member['data']['tags'] = {}): Member => ({
+  name, version: '1', session: '1', data: { conn_url: `postgres://${name}:5432/postgres`, api_url: `http://${name}:8008/patroni`, state, role: 'replica', tags },
+});
+
+function obs(members: Member[], local: LocalSync, over: Partial<Observation> = {}): Observation {
+  return {
+    now: 100_000,
+    wallClock: '2026-01-01T00:01:40.000Z',
+    self: { name: 'n0', tags: {}, canBootstrap: true, bootstrapDcs: {}, remove_data_directory_on_rewind_failure: false, remove_data_directory_on_diverged_timelines: false },
+    config: defaultConfig({ synchronous_mode: 'on', loop_wait: 30, ttl: 60 }),
+    cluster: {
+      initialize: '1', config: {}, configVersion: '1', leader: { name: 'n0', version: '3', session: '1' }, members: [member('n0', 'running'), ...members],
+      failover: undefined, sync: { leader: 'n0', sync_standby: null, quorum: 0, version: '4' }, history: [], status: undefined, failsafe: undefined, revision: '9',
+    },
+    pg: {
+      dataDirEmpty: false, sysid: '1', running: true, ready: true, inRecovery: false, walLsn: 5000, receiveLsn: undefined, replayLsn: undefined,
+      timeline: 1, streaming: false, upstream: null, controlState: 'in production', rewindable: true, crashed: false, sync: local,
+    },
+    peers: [], task: undefined, failures: [], memory: { started: true },
+    ...over,
+  };
+}
+
+const streaming = (name: string) => ({ pid: 7, name, state: 'streaming', syncState: 'async', writeLsn: 5000, flushLsn: 5000, replayLsn: 5000 });
+const local = (...names: string[]): LocalSync => ({ ssn: '', managed: true, synchronousCommit: 'on', senders: names.map(streaming), ssnSetAtLsn: 5000 });
+
+test('watchedSenders: only a lock-holding primary in synchronous mode watches', () => {
+  const o = obs([member('n1', 'running')], local('n1'));
+  assert.deepEqual(watchedSenders(o, true), ['n1']);
+  assert.equal(watchedSenders(o, false), undefined);
+  assert.equal(watchedSenders({ ...o, config: defaultConfig() }, true), undefined);
+});
+
+test('newSenderAppeared: a streaming name the last tick did not see, in any case', () => {
+  const row = (application_name: string | null, state = 'streaming') => ({ application_name, state });
+  assert.equal(newSenderAppeared(['n1'], [row('N1')]), false);
+  assert.equal(newSenderAppeared(['n1'], [row('n1'), row('n2')]), true);
+  assert.equal(newSenderAppeared(['n1'], [row('n2', 'catchup')]), false);
+  assert.equal(newSenderAppeared([], [row(null), row('')]), false);
+});
+
+test('a streaming standby whose member key is not running yet keeps the sync step looking, for one loop at most', () => {
+  const o = obs([member('n1', 'starting'), member('n2', 'starting', { nosync: true })], local('n1', 'n2'));
+  assert.deepEqual(awaitingMemberKey(o, local('n1', 'n2')), ['n1']);
+  const first = syncStep(o);
+  assert.equal(first.wakeMs, SYNC_WAKE_MS);
+  assert.equal(first.memory.syncPendingSince, 100_000);
+  // Still waiting a loop_wait later: back to the normal cadence.
+  const later = syncStep({ ...o, now: 130_000, memory: { started: true, syncPendingSince: 100_000 } });
+  assert.equal(later.wakeMs, undefined);
+  // Its key says running: it is a candidate now (ssn first).
+  const ready = syncStep(obs([member('n1', 'running')], local('n1')));
+  assert.deepEqual(ready.actions, [{ type: 'setSyncStandbyNames', value: 'n1' }]);
+});
