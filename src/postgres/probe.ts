@@ -176,15 +176,26 @@ export class PgSession {
   #connect(params: ConnParams, key: string, timeoutMs: number): Promise<pg.Client> {
     if (this.#client !== undefined) return Promise.resolve(this.#client);
     if (this.#connecting !== undefined) return this.#connecting;
-    const client = newClient(params, timeoutMs, SESSION_STATEMENT_TIMEOUT_MS);
-    // A connection lost while idle (or during a call: the call fails as well).
-    const lost = (): void => {
-      this.#ended.add(client);
-      if (this.#client === client) this.close();
+    const tls = pgClientTls(params.libpq, params.host);
+    const open = (ssl: PgClientTls['ssl']): pg.Client => {
+      const c = newClient(params, timeoutMs, SESSION_STATEMENT_TIMEOUT_MS, tls, ssl);
+      // A connection lost while idle (or during a call: the call fails as well).
+      const lost = (): void => {
+        this.#ended.add(c);
+        if (this.#client === c) this.close();
+      };
+      c.on('error', lost);
+      c.on('end', lost);
+      return c;
     };
-    client.on('error', lost);
-    client.on('end', lost);
-    const p = client.connect().then(
+    let client = open(tls.ssl);
+    const connected = client.connect().catch((e: unknown) => {
+      if (!tls.plainFallback || !isNoTlsAnswer(e)) throw e;
+      destroy(client);
+      client = open(false); // sslmode=prefer and a server without TLS
+      return client.connect();
+    });
+    const p = connected.then(
       () => {
         if (this.#connecting !== p) {
           // closed (or replaced) while connecting
