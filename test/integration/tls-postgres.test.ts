@@ -14,7 +14,7 @@ import { PostgresController } from '../../src/postgres/controller.ts';
 import { slotName } from '../../src/postgres/conf.ts';
 import { ownForPg } from '../../src/postgres/exec.ts';
 import { PgNode } from '../../src/postgres/node.ts';
-import { withClient, type ConnParams } from '../../src/postgres/probe.ts';
+import { PgSession, withClient, type ConnParams } from '../../src/postgres/probe.ts';
 import type { Credentials, PostgresqlSettings } from '../../src/config/types.ts';
 import { makePki, type Pki } from '../support/pki.ts';
 import { connUrlOf, eventually, makeTempBase, pgSettings, removeTempBase, testBootstrap } from '../support/pg.ts';
@@ -153,5 +153,26 @@ describe('TLS with client certificates to PostgreSQL 15 (hostssl ... cert only)'
     const probe = await new PostgresController({ settings: { ...sa, useUnixSocket: true }, name: 'tls-a', scope: 'tls' }).probe();
     assert.equal(probe.inRecovery, true);
     assert.equal(new PgNode({ settings: sa, name: 'tls-a' }).localConn().host, '127.0.0.1');
+  });
+
+  test('sslmode=prefer connects plain to a server without TLS; require does not', async () => {
+    const sp = await pgSettings({ baseDir: base, name: 'tls-plain', passwords: false });
+    const p = new PostgresController({ settings: sp, name: 'tls-plain', scope: 'plain' });
+    try {
+      await p.initdb(testBootstrap());
+      await p.start();
+      const q = 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()';
+      const prefer = conn(sp, { sslmode: 'prefer' });
+      assert.deepEqual(await withClient(prefer, 10_000, async (c) => (await c.query(q)).rows), [{ ssl: false }]);
+      const session = new PgSession();
+      try {
+        assert.deepEqual(await session.run(prefer, 10_000, async (c) => (await c.query(q)).rows), [{ ssl: false }]);
+      } finally {
+        session.close();
+      }
+      await assert.rejects(withClient(conn(sp, { sslmode: 'require' }), 10_000, (c) => c.query('SELECT 1')), /does not support SSL/);
+    } finally {
+      await p.stop('immediate', { timeoutMs: 5000 }).catch(() => undefined);
+    }
   });
 });
