@@ -10,7 +10,7 @@
 import type { Config } from '../config/types.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { OperationsPort } from '../api/port.ts';
-import { fetchPeerStatus } from '../api/peers.ts';
+import { fetchPeerStatus, peerTls } from '../api/peers.ts';
 import type { NodeSnapshot } from '../api/snapshot.ts';
 import type { Dcs } from '../dcs/dcs.ts';
 import type { PostgresController } from '../postgres/controller.ts';
@@ -256,7 +256,7 @@ export class Agent {
       fetchPeer: (name, apiUrl) => {
         // Read at call time: a reload may have changed restapi.authentication.
         const auth = d.config.restapi.authentication;
-        return fetchPeerStatus(name, apiUrl, { timeoutMs: 2000, ...(auth !== undefined ? { auth } : {}) });
+        return fetchPeerStatus(name, apiUrl, { timeoutMs: 2000, ...(auth !== undefined ? { auth } : {}), tls: peerTls(d.config.restapi) });
       },
       wakeup: () => this.wakeup.fire(),
       restart: (req) => restartNow(d, req),

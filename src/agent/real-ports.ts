@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import type { Config } from '../config/types.ts';
 import { checkFailsafeTopology } from '../api/failsafe.ts';
-import { fetchPeers } from '../api/peers.ts';
+import { fetchPeers, peerTls } from '../api/peers.ts';
 import type { PostgresController } from '../postgres/controller.ts';
 import { killGroup, pgOsUser } from '../postgres/exec.ts';
 import type { Clock, HooksPort, Logger, PeersPort, PgPort, ScriptExit } from './ports.ts';
@@ -48,10 +48,10 @@ export function realPeersPort(config: () => Config): PeersPort {
   return {
     fetchStatuses: (members) => {
       const auth = config().restapi.authentication;
-      return fetchPeers(members, { timeoutMs: 2000, ...(auth !== undefined ? { auth } : {}) });
+      return fetchPeers(members, { timeoutMs: 2000, ...(auth !== undefined ? { auth } : {}), tls: peerTls(config().restapi) });
     },
     checkFailsafe: async (me, topology, body) => {
-      const res = await checkFailsafeTopology({ me, topology, body, auth: config().restapi.authentication, timeoutMs: 2000, retries: 1 });
+      const res = await checkFailsafeTopology({ me, topology, body, auth: config().restapi.authentication, tls: peerTls(config().restapi), timeoutMs: 2000, retries: 1 });
       return { ok: res.ok, reason: res.reason };
     },
   };

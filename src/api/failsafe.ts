@@ -10,7 +10,7 @@
 // EVERY other member answers 200 with the body exactly `Accepted`; anything else (timeout, refused,
 // other status, other body) fails the whole check and the caller must demote.
 
-import { peerRequest, PeerRequestError } from './peers.ts';
+import { peerRequest, PeerRequestError, type PeerTls } from './peers.ts';
 import type { FailsafeSender, OperationsPort } from './port.ts';
 import type { ApiRequest, ApiResponse } from './request.ts';
 import { errorPage, message, readJsonBody } from './request.ts';
@@ -129,8 +129,8 @@ export interface FailsafeCheckOptions {
   body: FailsafeBody;
   /** ctl.authentication (else restapi.authentication), sent as Basic auth. */
   auth?: { username: string; password: string } | undefined;
-  /** Client certificate and key (PEM) for peers that verify clients; server certificates are not verified. */
-  tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer } | undefined;
+  /** Client certificate and key for peers that verify clients (peers.ts peerTls, peerRequest). */
+  tls?: PeerTls | undefined;
   /** Deadline of one attempt (connect, headers, body). Default 2000 ms. */
   timeoutMs?: number;
   /** Further attempts after a transport failure (timeout, refused, connection closed). Default 1. */

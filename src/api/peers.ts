@@ -3,15 +3,17 @@
 // `reachable: false`: the caller must never wait on, or be thrown at by, a sick peer.
 // peerRequest, the one HTTP exchange underneath, is shared with failsafe.ts (POST /failsafe).
 //
-// node:http/https rather than fetch: Patroni does not verify peers' server certificates, and a peer
-// may answer in HTTP/1.0 without Content-Length (read to the end of the connection).
+// node:http/https rather than fetch: a peer may answer in HTTP/1.0 without Content-Length (read to
+// the end of the connection), and the server certificate check is Patroni's agent's (peerRequest).
 
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from '../node-http.ts';
 import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 
 import { failoverPriority, isNoFailover } from '../core/election.ts';
 import type { PeerStatus } from '../core/model.ts';
+import type { RestApiSettings } from '../config/types.ts';
 import { PATRONI_COMPAT_VERSION } from './version.ts';
 
 export interface FetchPeerOptions {
@@ -19,8 +21,8 @@ export interface FetchPeerOptions {
   timeoutMs?: number;
   /** ctl.authentication (else restapi.authentication), sent as Basic auth. */
   auth?: { username: string; password: string };
-  /** Client certificate and key (PEM) for peers that verify clients. */
-  tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer };
+  /** Client certificate and key (PEM) for peers that verify clients (peerTls). */
+  tls?: PeerTls | undefined;
   /** Aborts the request early (e.g. the agent is stopping). */
   signal?: AbortSignal;
   /** Told why a peer counts as unreachable. */
@@ -28,6 +30,46 @@ export interface FetchPeerOptions {
 }
 
 const MAX_BODY_BYTES = 1024 * 1024;
+
+/** TLS of a call to a peer: a client certificate (with its key and passphrase) and the CAs to trust. */
+export interface PeerTls {
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  passphrase?: string;
+  ca?: string | Buffer;
+  /** A file could not be read: every request fails with this reason (the peer counts as unreachable). */
+  error?: string;
+}
+
+/**
+ * The TLS of the agent's calls to its peers from restapi.peerTls (ctl.certfile, keyfile,
+ * keyfile_password, cacert, else restapi's): undefined when none is set. The files are read at each
+ * call (renewed certificates apply without a reload); never throws: a file that cannot be read
+ * gives `error`, naming it.
+ */
+export function peerTls(rest: RestApiSettings): PeerTls | undefined {
+  const f = rest.peerTls;
+  if (f === undefined) return undefined;
+  const read = (what: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new Error(`cannot read ${what} ${path}: ${(e as Error).message}`, { cause: e });
+    }
+  };
+  const out: PeerTls = {};
+  try {
+    if (f.certfile !== undefined) {
+      out.cert = read('ctl.certfile', f.certfile);
+      out.key = f.keyfile !== undefined ? read('ctl.keyfile', f.keyfile) : out.cert; // a combined PEM file
+    }
+    if (f.keyfilePassword !== undefined) out.passphrase = f.keyfilePassword;
+    if (f.cafile !== undefined) out.ca = read('ctl.cacert', f.cafile);
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  return out;
+}
 
 /** A peer we know nothing about: only `reachable` is meaningful. */
 export function unreachablePeer(name: string): PeerStatus {
@@ -131,7 +173,7 @@ export interface PeerRequestOptions {
   /** Accept header (default none). */
   accept?: string;
   auth?: { username: string; password: string } | undefined;
-  tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer } | undefined;
+  tls?: PeerTls | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -151,8 +193,9 @@ export class PeerRequestError extends Error {
 
 /**
  * One HTTP(S) exchange with a peer's REST API, with a hard deadline; rejects with a
- * PeerRequestError. Any HTTP status resolves (the caller judges it). The peer's server certificate
- * is not verified (Patroni does not either); a client certificate is presented when given. The
+ * PeerRequestError. Any HTTP status resolves (the caller judges it). As Patroni's agent: without a
+ * client certificate the peer's server certificate is not verified; with one, its chain is checked
+ * against `tls.ca` (else the system's CAs) but not its host name. The
  * body is read to the end of the response (HTTP/1.0 without Content-Length works), at most 1 MiB.
  */
 export function peerRequest(
@@ -168,6 +211,7 @@ export function peerRequest(
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return Promise.reject(new PeerRequestError(`unsupported api_url scheme ${url.protocol}`, 'other'));
   }
+  if (opts.tls?.error !== undefined && url.protocol === 'https:') return Promise.reject(new PeerRequestError(opts.tls.error, 'other'));
   const timeoutMs = opts.timeoutMs;
   const deadline = AbortSignal.timeout(timeoutMs);
   const signal = opts.signal !== undefined ? AbortSignal.any([deadline, opts.signal]) : deadline;
@@ -226,9 +270,21 @@ export function peerRequest(
     const common = { method: opts.method, headers, signal, agent: false as const };
     const req =
       url.protocol === 'https:'
-        ? httpsRequest(url, { ...common, rejectUnauthorized: false, cert: opts.tls?.cert, key: opts.tls?.key, ca: opts.tls?.ca }, onResponse)
+        ? httpsRequest(url, { ...common, ...httpsOptions(opts.tls) }, onResponse)
         : httpRequest(url, common, onResponse);
     req.on('error', (err) => fail(err));
     req.end(payload);
   });
+}
+
+function httpsOptions(tls: PeerTls | undefined): Record<string, unknown> {
+  if (tls?.cert === undefined) return { rejectUnauthorized: false, ...(tls?.ca !== undefined ? { ca: tls.ca } : {}) };
+  return {
+    rejectUnauthorized: true,
+    checkServerIdentity: () => undefined,
+    cert: tls.cert,
+    key: tls.key,
+    ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
+    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+  };
 }

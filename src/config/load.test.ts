@@ -162,7 +162,7 @@ bootstrap:
     /^colour: unknown key$/,
     /^restapi_typo: unknown key$/,
     /^thread_pool_size: does not apply to Vigil/,
-    /^ctl: read by vigil \(the control commands\) only/,
+    /^ctl: read by vigil \(the control commands\); the agent uses only certfile/,
     /^restapi\.request_queue_size: does not apply to Vigil/,
     /^log\.traceback_level: does not apply to Vigil/,
     /^watchdog: device \/dev\/watchdog does not exist/,
@@ -193,7 +193,6 @@ tags: {nostream: true, replicatefrom: n2}
   const errs = errors(issues);
   for (const re of [
     /^citus: not implemented by Vigil yet/,
-    /^restapi\.verify_client: required is not implemented by Vigil yet \(the agent's own calls/,
     /^bootstrap\.dcs\.standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted/,
     /^bootstrap\.post_init: not implemented by Vigil yet/,
     /^postgresql\.create_replica_methods: not implemented by Vigil yet \(replicas would be cloned with pg_basebackup/,
@@ -204,9 +203,14 @@ tags: {nostream: true, replicatefrom: n2}
     assert.ok(hasIssue(errs, re), `no error matching ${re} in\n${errs.join('\n')}`);
   }
   // The same keys from the environment are refused under the variable's name.
-  const env = loadConfig(MINIMAL_CONFIG, { PATRONI_SUPERUSER_SSLMODE: 'verify-full' } as NodeJS.ProcessEnv);
+  const env = loadConfig(MINIMAL_CONFIG, { PATRONI_SUPERUSER_GSSENCMODE: 'require' } as NodeJS.ProcessEnv);
   assert.equal(env.config, undefined);
-  assert.ok(hasIssue(errors(env.issues), /^PATRONI_SUPERUSER_SSLMODE: .*sslmode would not be used/), errors(env.issues).join('\n'));
+  assert.ok(hasIssue(errors(env.issues), /^PATRONI_SUPERUSER_GSSENCMODE: require cannot be honoured/), errors(env.issues).join('\n'));
+  // The libpq TLS settings are taken, from the file and from the environment.
+  const tls = loadConfig(MINIMAL_CONFIG, { PATRONI_REPLICATION_SSLMODE: 'verify-full', PATRONI_REPLICATION_SSLROOTCERT: '/ca.crt' } as NodeJS.ProcessEnv);
+  assert.deepEqual(tls.config?.postgresql.authentication.replication.libpq, { sslmode: 'verify-full', sslrootcert: '/ca.crt' });
+  const badMode = loadConfig(MINIMAL_CONFIG, { PATRONI_SUPERUSER_SSLMODE: 'verify' } as NodeJS.ProcessEnv);
+  assert.ok(hasIssue(errors(badMode.issues), /^PATRONI_SUPERUSER_SSLMODE: expected one of disable, allow, prefer, require, verify-ca, verify-full/), errors(badMode.issues).join('\n'));
 });
 
 test('name: reserved name and slashes rejected', () => {

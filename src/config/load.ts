@@ -56,7 +56,7 @@ function buildConfig(root: Obj, issues: Issues, env: NodeJS.ProcessEnv): Config 
   // The DCS sections are checked by parseDcs (src/config/dcs.ts).
   checkKeys(issues, root, '', ['scope', 'name', 'namespace', 'restapi', 'bootstrap', 'postgresql', 'tags', 'log', 'watchdog', ...DCS_SECTIONS], {
     citus: refused('Citus clusters'),
-    ctl: 'read by vigil (the control commands) only; the agent ignores it',
+    ctl: 'read by vigil (the control commands); the agent uses only certfile, keyfile, keyfile_password and cacert, for its calls to its peers',
     thread_pool_size: NOT_APPLICABLE,
     thread_stack_size: NOT_APPLICABLE,
   });

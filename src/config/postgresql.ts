@@ -18,9 +18,15 @@ const GUC_DYNAMIC_ONLY = new Set([
   'max_prepared_transactions', 'max_locks_per_transaction', 'track_commit_timestamp', 'max_replication_slots',
   'max_worker_processes', 'wal_log_hints',
 ]);
+/** The libpq settings a user of postgresql.authentication may carry (Patroni passes them to libpq). */
 export const LIBPQ_AUTH_KEYS = [
-  'sslmode', 'sslcert', 'sslkey', 'sslpassword', 'sslrootcert', 'sslcrl', 'sslcrldir', 'sslnegotiation', 'gssencmode', 'channel_binding',
+  'sslmode', 'sslcompression', 'sslcert', 'sslkey', 'sslpassword', 'sslrootcert', 'sslcrl', 'sslcrldir', 'gssencmode', 'channel_binding',
 ];
+const LIBPQ_ENUMS: Record<string, readonly string[]> = {
+  sslmode: ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'],
+  gssencmode: ['disable', 'prefer', 'require'],
+  channel_binding: ['disable', 'prefer', 'require'],
+};
 
 function parseCredentials(issues: Issues, auth: Obj | undefined, key: string, path: string, required: boolean): Credentials | undefined {
   const p = sub(path, key);
@@ -30,12 +36,35 @@ function parseCredentials(issues: Issues, auth: Obj | undefined, key: string, pa
   }
   const sec = section(issues, auth, key, path);
   if (sec === undefined) return undefined;
-  const unsupported = Object.fromEntries(LIBPQ_AUTH_KEYS.map((k) => [k, refused(`the libpq setting ${k} would not be used: connections would fall back to libpq's defaults, e.g. sslmode=prefer`)]));
-  checkKeys(issues, sec, p, ['username', 'password'], unsupported);
+  checkKeys(issues, sec, p, ['username', 'password', ...LIBPQ_AUTH_KEYS], {
+    sslnegotiation: refused('PostgreSQL 15\'s libpq does not know sslnegotiation'),
+  });
   const username = str(issues, sec, 'username', p, true);
   const password = str(issues, sec, 'password', p);
+  const libpq: Record<string, string> = {};
+  for (const k of LIBPQ_AUTH_KEYS) {
+    const v = str(issues, sec, k, p);
+    if (v === undefined) continue;
+    const allowed = LIBPQ_ENUMS[k];
+    if (allowed !== undefined && !allowed.includes(v)) {
+      issues.error(sub(p, k), `expected one of ${allowed.join(', ')}, got ${show(v)}`);
+      continue;
+    }
+    libpq[k] = v;
+  }
+  // The agent connects as each of these users too (superuser: locally; rewind: to the rewind source;
+  // replication: IDENTIFY_SYSTEM locally and on the leader) with node-postgres, which has no GSSAPI
+  // encryption and cannot insist on channel binding.
+  if (libpq.gssencmode === 'require') {
+    issues.error(sub(p, 'gssencmode'), "require cannot be honoured: the agent's own connections (node-postgres) have no GSSAPI encryption; use prefer or disable, or keep this node on Patroni");
+  }
+  if (libpq.channel_binding === 'require') {
+    issues.error(sub(p, 'channel_binding'), "require cannot be honoured: the agent's own connections (node-postgres) cannot refuse to authenticate without channel binding; use prefer (SCRAM-SHA-256-PLUS is then used whenever the server offers it over TLS)");
+  }
   if (username === undefined) return undefined;
-  return password === undefined ? { username } : { username, password };
+  const out: Credentials = password === undefined ? { username } : { username, password };
+  if (Object.keys(libpq).length > 0) out.libpq = libpq;
+  return out;
 }
 
 /** The newest /usr/lib/postgresql/<version>/bin, or '' (use PATH). */
@@ -148,8 +177,6 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     create_replica_methods: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     rewind: refused('pg_rewind would run without these options'),
-    use_unix_socket: refused('the agent would connect over TCP'),
-    use_unix_socket_repl: refused('replication would connect over TCP'),
     recovery_conf: refused('these recovery settings would not be written'),
     krbsrvname: refused('Kerberos connections would use the default service name'),
   };
@@ -164,7 +191,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   checkKeys(issues, pg, path, [
     'listen', 'connect_address', 'proxy_address', 'data_dir', 'bin_dir', 'bin_name', 'custom_conf', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
-    'pg_ctl_timeout', 'basebackup', 'callbacks', 'pre_promote', 'before_stop', ...(unsupported.create_replica_methods ? [] : ['create_replica_methods']),
+    'pg_ctl_timeout', 'basebackup', 'use_unix_socket', 'use_unix_socket_repl', 'callbacks', 'pre_promote', 'before_stop', ...(unsupported.create_replica_methods ? [] : ['create_replica_methods']),
   ], unsupported);
 
   const listen = listenValue(issues, pg, 'listen', path, true);
@@ -201,6 +228,8 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
 
   const localRewind = bool(issues, pg, 'use_pg_rewind', path);
   const localSlots = bool(issues, pg, 'use_slots', path);
+  const useUnixSocket = bool(issues, pg, 'use_unix_socket', path);
+  const useUnixSocketRepl = bool(issues, pg, 'use_unix_socket_repl', path);
   if (localSlots !== undefined) {
     issues.warn(sub(path, 'use_slots'), 'ignored: replication slots are switched on or off for the whole cluster, in the dynamic configuration (bootstrap.dcs.postgresql.use_slots), as in Patroni');
   }
@@ -229,6 +258,8 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     pgHba,
     ...(pgIdent !== undefined && pgIdent.length > 0 ? { pgIdent } : {}),
     ...(localRewind !== undefined ? { usePgRewind: localRewind } : {}),
+    ...(useUnixSocket === true ? { useUnixSocket } : {}),
+    ...(useUnixSocketRepl === true ? { useUnixSocketRepl } : {}),
     useSlots: dcsSlots ?? true,
     removeDataDirectoryOnRewindFailure: removeOnRewindFailure,
     removeDataDirectoryOnDivergedTimelines: removeOnDiverged,

@@ -40,14 +40,23 @@ export function parseRestApi(issues: Issues, root: Obj): RestApiSettings | undef
   let verifyClient: RestApiSettings['verifyClient'];
   const vc = str(issues, sec, 'verify_client', path);
   if (vc !== undefined) {
-    if (vc === 'required') {
-      // The agent's own calls to its peers (leader race, switchover and failsafe checks) present no
-      // client certificate yet (ctl.certfile is not used by the agent), so every peer would look
-      // unreachable to every other.
-      issues.error(sub(path, 'verify_client'), 'required is not implemented by Vigil yet (the agent\'s own calls to its peers present no client certificate, so every peer would look unreachable); use optional or none');
-    } else if (vc === 'none' || vc === 'optional') verifyClient = vc;
+    if (vc === 'none' || vc === 'optional' || vc === 'required') verifyClient = vc;
     else issues.error(sub(path, 'verify_client'), `expected none, optional or required, got ${show(vc)}`);
   }
+  // The agent's calls to its peers: ctl's TLS files, else restapi's (as Patroni's agent picks them).
+  const ctl = isMap(root.ctl) ? root.ctl : {};
+  const peerTls: NonNullable<RestApiSettings['peerTls']> = {};
+  const pick = (ctlKey: string, own: string | undefined): string | undefined => str(issues, ctl, ctlKey, 'ctl') ?? own;
+  const pc = pick('certfile', certfile);
+  if (pc !== undefined) {
+    peerTls.certfile = pc;
+    const pk = pick('keyfile', keyfile);
+    if (pk !== undefined) peerTls.keyfile = pk;
+    const pp = pick('keyfile_password', keyfilePassword);
+    if (pp !== undefined) peerTls.keyfilePassword = pp;
+  }
+  const pca = pick('cacert', cafile);
+  if (pca !== undefined) peerTls.cafile = pca;
   if (keyfile !== undefined && certfile === undefined) issues.error(sub(path, 'keyfile'), 'set without certfile');
   const allowlist = allowlistValue(issues, sec, path);
   const allowlistIncludeMembers = bool(issues, sec, 'allowlist_include_members', path);
@@ -65,6 +74,7 @@ export function parseRestApi(issues: Issues, root: Obj): RestApiSettings | undef
   if (allowlistIncludeMembers !== undefined) out.allowlistIncludeMembers = allowlistIncludeMembers;
   if (httpExtraHeaders !== undefined) out.httpExtraHeaders = httpExtraHeaders;
   if (httpsExtraHeaders !== undefined) out.httpsExtraHeaders = httpsExtraHeaders;
+  if (Object.keys(peerTls).length > 0) out.peerTls = peerTls;
   return out;
 }
 

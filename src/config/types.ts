@@ -11,6 +11,11 @@ import type { ZookeeperSettings } from '../dcs/zookeeper-settings.ts';
 export interface Credentials {
   username: string;
   password?: string;
+  /**
+   * The libpq connection settings configured next to the user (sslmode, sslcert, ..., channel_binding:
+   * LIBPQ_AUTH_KEYS in config/postgresql.ts), keyword -> value, as given.
+   */
+  libpq?: Record<string, string>;
 }
 
 export interface Etcd3Settings {
@@ -50,6 +55,11 @@ export interface RestApiSettings {
   httpExtraHeaders?: Record<string, string>;
   /** restapi.https_extra_headers, added to http_extra_headers when HTTPS is on. */
   httpsExtraHeaders?: Record<string, string>;
+  /**
+   * The TLS files of the agent's own calls to its peers' REST APIs, as Patroni picks them: ctl.certfile,
+   * ctl.keyfile, ctl.keyfile_password, ctl.cacert, each else its restapi counterpart (api/peers.ts peerTls).
+   */
+  peerTls?: { certfile?: string; keyfile?: string; keyfilePassword?: string; cafile?: string };
 }
 
 /** The actions of postgresql.callbacks, in Patroni's order. */
@@ -83,6 +93,10 @@ export interface PostgresqlSettings {
   /** The local postgresql.use_pg_rewind; when set it overrides /config (config/dynamic.ts withLocalOverrides). */
   usePgRewind?: boolean;
   useSlots: boolean;
+  /** postgresql.use_unix_socket: the agent's local connections go over the Unix socket (conninfo.ts localSocketDir). */
+  useUnixSocket?: boolean;
+  /** postgresql.use_unix_socket_repl: so does the local replication connection. */
+  useUnixSocketRepl?: boolean;
   removeDataDirectoryOnRewindFailure: boolean;
   removeDataDirectoryOnDivergedTimelines: boolean;
   /** Seconds to wait for pg_ctl-like operations. */

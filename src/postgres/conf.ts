@@ -7,7 +7,7 @@
 // a Patroni node can replicate from each other during a node-by-node migration.
 
 import type { PostgresqlSettings } from '../config/types.ts';
-import { parseConnUrl, parseListen, renderConninfo, type PgpassEntry } from './conninfo.ts';
+import { libpqPairs, parseConnUrl, parseListen, renderConninfo, type PgpassEntry } from './conninfo.ts';
 import { memberSlotName } from '../core/slots.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -257,9 +257,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
       ['passfile', hasPassword ? input.settings.pgpass : undefined],
       ['dbname', t.dbname ?? input.settings.database],
       ['application_name', input.memberName],
-      ['sslmode', 'prefer'],
-      ['gssencmode', 'prefer'],
-      ['channel_binding', 'prefer'],
+      ...libpqPairs(repl, { sslmode: 'prefer', gssencmode: 'prefer', channel_binding: 'prefer' }),
     ]);
     if (input.useSlots ?? input.settings.useSlots) slot = slotName(input.memberName);
     if (hasPassword) pgpass = { host: t.host, port: t.port, database: '*', user: repl.username, password: repl.password! };

@@ -50,6 +50,30 @@ export function renderConninfo(pairs: Array<[string, string | number | undefined
     .join(' ');
 }
 
+/**
+ * The libpq settings of `creds` (sslmode, sslcert, ..., channel_binding) as conninfo pairs, in the
+ * order Patroni writes them. `defaults` fills keywords the user did not set (primary_conninfo:
+ * sslmode, gssencmode and channel_binding default to prefer, as Patroni writes them).
+ */
+export function libpqPairs(creds: Credentials, defaults: Record<string, string> = {}): Array<[string, string | undefined]> {
+  const order = ['sslmode', 'sslcompression', 'sslcert', 'sslkey', 'sslpassword', 'sslrootcert', 'sslcrl', 'sslcrldir', 'gssencmode', 'channel_binding'];
+  return order.map((k) => [k, creds.libpq?.[k] ?? defaults[k]]);
+}
+
+/**
+ * The Unix socket directory the agent dials with use_unix_socket(_repl): the first absolute path of
+ * unix_socket_directories, else undefined (TCP, as Patroni falls back). Unset, it is the
+ * compiled-in default of Debian's PostgreSQL, /var/run/postgresql.
+ */
+export function localSocketDir(unixSocketDirectories: string | number | boolean | undefined): string | undefined {
+  if (unixSocketDirectories === undefined) return '/var/run/postgresql';
+  for (const d of String(unixSocketDirectories).split(',')) {
+    const t = d.trim();
+    if (t.startsWith('/')) return t;
+  }
+  return undefined;
+}
+
 /** Splits settings.listen ("addr[,addr]:port") into listen_addresses, port and a host to dial locally. */
 export function parseListen(listen: string): { addresses: string; port: number; localHost: string } {
   const idx = listen.lastIndexOf(':');

@@ -6,7 +6,7 @@ import { readFile, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { BootstrapSettings } from '../config/types.ts';
-import { parseConnUrl, quoteIdent, quoteLiteral, renderConninfo, renderPgHba } from './conninfo.ts';
+import { libpqPairs, parseConnUrl, quoteIdent, quoteLiteral, renderConninfo, renderPgHba } from './conninfo.ts';
 import type { ConfigFiles } from './configfiles.ts';
 import { controlSysid } from './controldata.ts';
 import { isTransientError, libpqToolFailure, PgControlError } from './errors.ts';
@@ -178,6 +178,7 @@ export class DataDir {
       ['port', t.port],
       ['user', repl.username],
       ['dbname', t.dbname ?? this.node.settings.database],
+      ...libpqPairs(repl),
     ]);
     const pgpass =
       repl.password !== undefined && repl.password !== ''
@@ -273,6 +274,7 @@ export class DataDir {
       ['port', t.port],
       ['user', creds.username],
       ['dbname', 'postgres'],
+      ...libpqPairs(creds),
       ['target_session_attrs', 'read-write'],
     ]);
     try {

@@ -145,7 +145,7 @@ export class Facts {
   /** The running server's current timeline (a standby: the one it replays on), via IDENTIFY_SYSTEM. */
   async replayTimeline(opts: { timeoutMs?: number } = {}): Promise<number | undefined> {
     const tli = await withClient(
-      { ...this.node.localConn(this.node.settings.authentication.replication), replication: true },
+      this.node.localReplicationConn(),
       opts.timeoutMs ?? 2000,
       async (c) => Number((await c.query<{ timeline: string | number }>('IDENTIFY_SYSTEM')).rows[0]?.timeline),
       'local IDENTIFY_SYSTEM',

@@ -7,7 +7,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Credentials, PostgresqlSettings } from '../config/types.ts';
-import { parseConnUrl, parseListen, renderPgpass, type PgpassEntry } from './conninfo.ts';
+import { localSocketDir, parseConnUrl, parseListen, renderPgpass, type PgpassEntry } from './conninfo.ts';
 import { parseControlData } from './controldata.ts';
 import { ownForPg, run } from './exec.ts';
 import type { ConnParams } from './probe.ts';
@@ -66,22 +66,41 @@ export class PgNode {
     return join(this.dataDir, 'standby.signal');
   }
 
-  /** The local server, as `creds` (default: the superuser). */
-  localConn(creds: Credentials = this.settings.authentication.superuser, database = this.settings.database): ConnParams {
+  /**
+   * The local server, as `creds` (default: the superuser), with their libpq settings. Over the Unix
+   * socket (the first absolute directory of the local unix_socket_directories) with
+   * use_unix_socket, else over TCP to the listen address.
+   */
+  localConn(creds: Credentials = this.settings.authentication.superuser, database = this.settings.database, viaSocket = this.settings.useUnixSocket === true): ConnParams {
     const l = parseListen(this.settings.listen);
+    const socket = viaSocket ? localSocketDir(this.settings.parameters.unix_socket_directories) : undefined;
     return {
-      host: l.localHost,
+      host: socket ?? l.localHost,
       port: l.port,
       user: creds.username,
       ...(creds.password !== undefined ? { password: creds.password } : {}),
       database,
+      ...(creds.libpq !== undefined ? { libpq: creds.libpq } : {}),
     };
   }
 
-  /** Another member's server from its conn_url, as `creds`. */
+  /** The local server as the replication user (a walsender connection), over the socket with use_unix_socket_repl. */
+  localReplicationConn(): ConnParams {
+    const repl = this.settings.authentication.replication;
+    return { ...this.localConn(repl, this.settings.database, this.settings.useUnixSocketRepl === true), replication: true };
+  }
+
+  /** Another member's server from its conn_url, as `creds`, with their libpq settings. */
   remoteConn(connUrl: string, creds: Credentials, database: string): ConnParams {
     const t = parseConnUrl(connUrl);
-    return { host: t.host, port: t.port, user: creds.username, ...(creds.password !== undefined ? { password: creds.password } : {}), database };
+    return {
+      host: t.host,
+      port: t.port,
+      user: creds.username,
+      ...(creds.password !== undefined ? { password: creds.password } : {}),
+      database,
+      ...(creds.libpq !== undefined ? { libpq: creds.libpq } : {}),
+    };
   }
 
   /** pg_rewind's user: the rewind user, else the superuser. */

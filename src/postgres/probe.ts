@@ -9,6 +9,7 @@
 import pg from 'pg';
 import { maybeLsn } from './lsn.ts';
 import { PgTimeoutError, wrapPgError } from './errors.ts';
+import { isNoTlsAnswer, pgClientTls, type PgClientTls } from './tls.ts';
 
 export interface ConnParams {
   host: string;
@@ -20,6 +21,8 @@ export interface ConnParams {
   replication?: boolean;
   /** Extra `-c name=value` options sent in the startup packet. */
   options?: string;
+  /** The user's libpq settings (sslmode, sslcert, ...): TLS as tls.ts pgClientTls maps them. */
+  libpq?: Record<string, string>;
 }
 
 function destroy(client: pg.Client): void {
@@ -39,7 +42,7 @@ function destroy(client: pg.Client): void {
  * not accepting connections or dropped the connection, PgQueryError for a statement's SQLSTATE.
  * Errors `fn` throws itself pass through unchanged.
  */
-function newClient(params: ConnParams, connectMs: number, stmtMs: number): pg.Client {
+function newClient(params: ConnParams, connectMs: number, stmtMs: number, tls: PgClientTls = pgClientTls(params.libpq, params.host), ssl: PgClientTls['ssl'] = tls.ssl): pg.Client {
   return new pg.Client({
     host: params.host,
     port: params.port,
@@ -48,6 +51,8 @@ function newClient(params: ConnParams, connectMs: number, stmtMs: number): pg.Cl
     database: params.database,
     application_name: 'vigil',
     connectionTimeoutMillis: Math.max(1, Math.floor(connectMs)),
+    ssl,
+    enableChannelBinding: tls.enableChannelBinding,
     ...(params.replication ? { replication: true } : { statement_timeout: Math.max(1, Math.floor(stmtMs)) }),
     ...(params.options !== undefined ? { options: params.options } : {}),
   } as pg.ClientConfig);
@@ -59,13 +64,18 @@ export async function withClient<T>(
   fn: (client: pg.Client) => Promise<T>,
   what = 'PostgreSQL',
 ): Promise<T> {
-  const client = newClient(params, timeoutMs, timeoutMs);
-  client.on('error', () => undefined); // errors surface through the awaited calls
+  const tls = pgClientTls(params.libpq, params.host);
   let connected = false;
   let ended = false;
-  client.on('end', () => {
-    ended = true;
-  });
+  const open = (ssl: typeof tls.ssl): pg.Client => {
+    const c = newClient(params, timeoutMs, timeoutMs, tls, ssl);
+    c.on('error', () => undefined); // errors surface through the awaited calls
+    c.on('end', () => {
+      if (c === client) ended = true;
+    });
+    return c;
+  };
+  let client = open(tls.ssl);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -75,7 +85,14 @@ export async function withClient<T>(
   });
   try {
     const work = (async () => {
-      await client.connect();
+      try {
+        await client.connect();
+      } catch (e) {
+        if (!tls.plainFallback || !isNoTlsAnswer(e)) throw e;
+        client.end().catch(() => undefined);
+        client = open(false); // sslmode=prefer and a server without TLS
+        await client.connect();
+      }
       connected = true;
       return await fn(client);
     })().catch((e: unknown) => {
@@ -159,15 +176,26 @@ export class PgSession {
   #connect(params: ConnParams, key: string, timeoutMs: number): Promise<pg.Client> {
     if (this.#client !== undefined) return Promise.resolve(this.#client);
     if (this.#connecting !== undefined) return this.#connecting;
-    const client = newClient(params, timeoutMs, SESSION_STATEMENT_TIMEOUT_MS);
-    // A connection lost while idle (or during a call: the call fails as well).
-    const lost = (): void => {
-      this.#ended.add(client);
-      if (this.#client === client) this.close();
+    const tls = pgClientTls(params.libpq, params.host);
+    const open = (ssl: PgClientTls['ssl']): pg.Client => {
+      const c = newClient(params, timeoutMs, SESSION_STATEMENT_TIMEOUT_MS, tls, ssl);
+      // A connection lost while idle (or during a call: the call fails as well).
+      const lost = (): void => {
+        this.#ended.add(c);
+        if (this.#client === c) this.close();
+      };
+      c.on('error', lost);
+      c.on('end', lost);
+      return c;
     };
-    client.on('error', lost);
-    client.on('end', lost);
-    const p = client.connect().then(
+    let client = open(tls.ssl);
+    const connected = client.connect().catch((e: unknown) => {
+      if (!tls.plainFallback || !isNoTlsAnswer(e)) throw e;
+      destroy(client);
+      client = open(false); // sslmode=prefer and a server without TLS
+      return client.connect();
+    });
+    const p = connected.then(
       () => {
         if (this.#connecting !== p) {
           // closed (or replaced) while connecting
