@@ -16,7 +16,7 @@ import { waitHealthy } from './lib/cluster-ops.ts';
 import { CLUSTER_CREDENTIALS as CRED, directEndpoints, log, sleep, tail } from './lib/common.ts';
 import { PatroniCluster, patroniUnavailableReason } from './lib/patroni.ts';
 import { formatTable, summarize } from './lib/stats.ts';
-import { measureSwitchover } from './lib/measure.ts';
+import { measureSwitchover, type SwitchoverMeasure } from './lib/measure.ts';
 import { missingIds, Writer, type Endpoint } from './lib/workload.ts';
 
 type SystemName = 'vigil' | 'patroni';
@@ -44,26 +44,13 @@ haproxy-1s = through HAProxy with 1 s checks, rise 2, fall 3), runs N switchover
 last write acknowledged by the old primary to first write acknowledged by the new one.
 --json writes every run's raw figures to FILE; --keep keeps the cluster directories.`;
 
-interface RunResult {
+/** One run: the measure of lib/measure.ts (without its write bookkeeping) and what was lost. */
+interface RunResult extends Omit<SwitchoverMeasure, 'nextId' | 'ackedIds'> {
   system: SystemName;
   profile: ProfileName;
   route: RouteName;
   run: number;
-  oldPrimary: string;
-  candidate: string;
-  /** HTTP status of POST /switchover (0 = no reply) and its text. */
-  status: number;
-  reply: string;
-  /** Seconds the POST took. */
-  requestS: number;
-  /** Seconds from the old primary's last acknowledged write to the new primary's first; undefined = none. */
-  gapS: number | undefined;
-  /** Seconds from sending the request to the first write acknowledged by the new primary. */
-  firstNewAfterRequestS: number | undefined;
-  acked: number;
-  failedAttempts: number;
   lost: number | undefined;
-  note?: string;
 }
 
 interface Setup {
