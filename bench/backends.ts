@@ -19,7 +19,7 @@ import { FAST_TIMING, LocalCluster, type DcsStore } from '../src/local/cluster.t
 import { startStore, type RunningStore } from '../test/support/dcs-stores.ts';
 import { procInfo, managerTree } from './lib/built.ts';
 import { waitHealthy } from './lib/cluster-ops.ts';
-import { CLUSTER_CREDENTIALS, directEndpoints, log, sleep, tail } from './lib/common.ts';
+import { CLUSTER_CREDENTIALS, directEndpoints, log, sleep, tail, stopOnSignal } from './lib/common.ts';
 import { etcd2Counter, etcd3Counter, inProcessHttpCounter, zookeeperCountingProxy, type RequestCounter } from './lib/dcs-load.ts';
 import { measureFault, measureSwitchover } from './lib/measure.ts';
 import { PatroniCluster, patroniUnavailableReason } from './lib/patroni.ts';
@@ -300,12 +300,7 @@ async function main(argv: string[]): Promise<number> {
     if (systems.length === 0) return 1;
   }
 
-  const onSignal = (): void => {
-    log('interrupted; stopping the cluster');
-    void (current?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  stopOnSignal(() => current?.stop() ?? Promise.resolve());
 
   const started = performance.now();
   log(`backends benchmark: ${backends.join(', ')}; systems ${systems.join(', ')}; ${runs} run(s) each; idle ${idleS} s`);

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
 import { FAST_TIMING, LocalCluster, PATRONI_DEFAULT_TIMING, type Timing } from '../src/local/cluster.ts';
-import { CLUSTER_CREDENTIALS, directEndpoints, log, sleep, tail } from './lib/common.ts';
+import { CLUSTER_CREDENTIALS, directEndpoints, log, sleep, tail, stopOnSignal } from './lib/common.ts';
 import { leaderLeaseTtl, waitHealthy } from './lib/cluster-ops.ts';
 import { PatroniCluster, patroniUnavailableReason } from './lib/patroni.ts';
 import { formatTable, summarize } from './lib/stats.ts';
@@ -280,12 +280,7 @@ async function main(argv: string[]): Promise<number> {
     if (systems.length === 0) return 1;
   }
 
-  const onSignal = (): void => {
-    log('interrupted; stopping the cluster');
-    void (current?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  stopOnSignal(() => current?.stop() ?? Promise.resolve());
 
   const started = performance.now();
   log(`failover benchmark: systems ${systems.join(', ')}; profiles ${profiles.join(', ')}; faults ${faults.join(', ')}; ${runs} run(s) each`);

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { FAST_TIMING, LocalCluster, PATRONI_DEFAULT_TIMING, type Timing } from '../src/local/cluster.ts';
 import { backendsOf, CLASSIC_CHECKS, Haproxy, haproxyUnavailableReason, LOW_LATENCY_CHECKS, type HaproxyChecks } from '../test/support/haproxy.ts';
 import { waitHealthy } from './lib/cluster-ops.ts';
-import { CLUSTER_CREDENTIALS as CRED, directEndpoints, log, sleep, tail } from './lib/common.ts';
+import { CLUSTER_CREDENTIALS as CRED, directEndpoints, log, sleep, tail, stopOnSignal } from './lib/common.ts';
 import { PatroniCluster, patroniUnavailableReason } from './lib/patroni.ts';
 import { formatTable, summarize } from './lib/stats.ts';
 import { measureSwitchover, type SwitchoverMeasure } from './lib/measure.ts';
@@ -289,12 +289,7 @@ async function main(argv: string[]): Promise<number> {
     if (routes.length === 0) return 1;
   }
 
-  const onSignal = (): void => {
-    log('interrupted; stopping the cluster');
-    void stopCurrent().finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  stopOnSignal(() => stopCurrent());
 
   const started = performance.now();
   log(`switchover benchmark: systems ${systems.join(', ')}; profiles ${profiles.join(', ')}; routes ${routes.join(', ')}; ${runs} run(s) each`);

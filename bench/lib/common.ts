@@ -30,3 +30,13 @@ export const CLUSTER_CREDENTIALS: Credentials = { user: SUPERUSER.username, pass
 export function directEndpoints(c: LocalCluster): Endpoint[] {
   return c.nodes.map((n) => ({ name: n.name, host: '127.0.0.1', port: n.pgPort }));
 }
+
+/** On SIGINT/SIGTERM: says so, runs `stop` (the bench's cluster teardown), then exits 130. */
+export function stopOnSignal(stop: () => Promise<unknown>): void {
+  const onSignal = (): void => {
+    log('interrupted; stopping the cluster');
+    void stop().catch(() => undefined).finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
