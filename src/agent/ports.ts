@@ -43,8 +43,10 @@ export interface PgPort {
   pendingRestart(): Promise<Record<string, { old_value: string; new_value: string }>>;
   checkpoint(opts?: { timeoutMs?: number }): Promise<void>;
   removeDataDir(): Promise<void>;
-  basebackup(from: { connUrl: string }): Promise<void>;
-  rewind(from: { connUrl: string }): Promise<void>;
+  /** No deadline: `signal` cancels it (kills pg_basebackup). */
+  basebackup(from: { connUrl: string }, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** No deadline: `signal` cancels it (kills pg_rewind). */
+  rewind(from: { connUrl: string }, opts?: { signal?: AbortSignal }): Promise<void>;
   /** Create the members' slots; dropUnknown: also drop other physical slots. */
   ensureSlots(names: string[], opts?: { dropUnknown?: boolean }): Promise<void>;
   /** Execute planned slot changes (core/slots.ts), except copyLogical; never rejects for one op. */

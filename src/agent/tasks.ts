@@ -30,7 +30,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
     }
     case 'clone': {
       const from = d.upstreamTarget(spec.from, cluster) as { connUrl: string };
-      await pg.basebackup({ connUrl: from.connUrl });
+      await pg.basebackup({ connUrl: from.connUrl }, { signal });
       checkAbort();
       await startAsReplica(d, spec.from, cluster);
       return;
@@ -123,7 +123,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       return;
     case 'rewind': {
       const from = d.upstreamTarget(spec.from, cluster) as { connUrl: string };
-      await pg.rewind({ connUrl: from.connUrl });
+      await pg.rewind({ connUrl: from.connUrl }, { signal });
       checkAbort();
       d.divergenceCache = undefined;
       await startAsReplica(d, spec.from, cluster);
@@ -135,7 +135,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       await pg.removeDataDir();
       d.hookState.role = 'uninitialized';
       d.pgState = 'creating replica';
-      await pg.basebackup({ connUrl: from.connUrl });
+      await pg.basebackup({ connUrl: from.connUrl }, { signal });
       checkAbort();
       d.divergenceCache = undefined;
       await startAsReplica(d, spec.from, cluster);

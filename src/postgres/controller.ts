@@ -105,7 +105,7 @@ export class PostgresController {
   }
 
   /** pg_rewind the stopped data directory to `from` (see DataDir.rewind). */
-  rewind(from: { connUrl: string }, opts: { timeoutMs?: number } = {}): Promise<void> {
+  rewind(from: { connUrl: string }, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     return this.dir.rewind(from, opts);
   }
 

@@ -20,7 +20,10 @@ import type { SyncStandby } from './sync.ts';
 export interface BasebackupOptions {
   attempts?: number;
   retryDelayMs?: number;
+  /** Deadline of one pg_basebackup run; default none (a multi-terabyte clone takes what it takes). */
   timeoutMs?: number;
+  /** Cancels the running pg_basebackup (its process group is killed). */
+  signal?: AbortSignal;
 }
 
 export class DataDir {
@@ -162,7 +165,6 @@ export class DataDir {
     const extra = basebackupExtraArgs(this.node.settings.basebackup);
     const attempts = Math.max(1, opts.attempts ?? 2);
     const retryDelayMs = opts.retryDelayMs ?? 5000;
-    const timeoutMs = opts.timeoutMs ?? 3_600_000;
     if ((await this.postmaster.isRunning()).running) throw new PgControlError('PG_RUNNING', 'cannot take a base backup while PostgreSQL runs');
     await this.sync.load(); // before the source's postgresql.conf replaces ours
     const t = parseConnUrl(from.connUrl);
@@ -183,14 +185,15 @@ export class DataDir {
         try {
           this.node.log.info(`pg_basebackup from ${t.host}:${t.port} (attempt ${attempt}/${attempts})`);
           await run(this.node.bin('pg_basebackup'), ['-D', this.node.dataDir, '-X', 'stream', `--dbname=${dsn}`, ...extra], {
-            timeoutMs,
+            timeoutMs: opts.timeoutMs,
+            signal: opts.signal,
             env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), PGCONNECT_TIMEOUT: '10' },
           });
           await ownForPg(this.node.dataDir, 0o700);
           return;
         } catch (e) {
           this.node.log.warn(`pg_basebackup failed: ${(e as Error).message}`);
-          if (attempt >= attempts) {
+          if (attempt >= attempts || opts.signal?.aborted === true) {
             await this.wipe().catch(() => undefined);
             throw libpqToolFailure('pg_basebackup', e);
           }
@@ -218,7 +221,7 @@ export class DataDir {
    * PG_REWIND_NOT_READY while it is still in recovery (both transient), PgControlError PG_FAILED
    * when pg_rewind itself failed (e.g. histories it cannot reconcile: not transient).
    */
-  async rewind(from: { connUrl: string }, opts: { timeoutMs?: number } = {}): Promise<void> {
+  async rewind(from: { connUrl: string }, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     if ((await this.postmaster.isRunning()).running) throw new PgControlError('PG_RUNNING', 'pg_rewind needs PostgreSQL stopped');
     await this.sync.load();
     const creds = this.node.rewindCreds();
@@ -272,7 +275,8 @@ export class DataDir {
     try {
       this.node.log.info(`pg_rewind from ${t.host}:${t.port}`);
       const r = await run(this.node.bin('pg_rewind'), [`--target-pgdata=${this.node.dataDir}`, `--source-server=${dsn}`], {
-        timeoutMs: opts.timeoutMs ?? 3_600_000,
+        timeoutMs: opts.timeoutMs, // default none, as for pg_basebackup
+        signal: opts.signal,
         env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), PGOPTIONS: '-c statement_timeout=0', PGCONNECT_TIMEOUT: '10' },
       });
       this.node.log.info(`pg_rewind: ${lastLines(r.stderr + r.stdout, 3)}`);
