@@ -34,7 +34,8 @@ export interface PgPort {
   /** Whether a postmaster runs for the data directory, with its pid. */
   isRunning(): Promise<{ running: boolean; pid?: number }>;
   initdb(bootstrap: BootstrapSettings): Promise<void>;
-  postBootstrap(bootstrap?: BootstrapSettings): Promise<void>;
+  /** The new cluster's roles and bootstrap.post_bootstrap (no deadline: `signal` cancels it). */
+  postBootstrap(bootstrap?: BootstrapSettings, opts?: { signal?: AbortSignal }): Promise<void>;
   writeConfig(opts: { role: 'primary' | 'replica'; upstream: { connUrl: string; name: string } | null; parameters: Record<string, unknown> | null }): Promise<WriteConfigResult>;
   reload(): Promise<void>;
   start(opts?: { timeoutMs?: number }): Promise<void>;

@@ -21,7 +21,7 @@ export function realPgPort(pg: PostgresController): PgPort {
     probe: (opts) => pg.probe(opts),
     isRunning: () => pg.isRunning(),
     initdb: (b) => pg.initdb(b),
-    postBootstrap: (b) => pg.postBootstrap(b),
+    postBootstrap: (b, opts) => pg.postBootstrap(b, opts),
     writeConfig: (opts) => pg.writeConfig(opts),
     reload: () => pg.reload(),
     start: (opts) => pg.start(opts),

@@ -24,7 +24,16 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       await pg.writeConfig({ role: 'primary', upstream: null, parameters: d.pgParameters() });
       await pg.start(startTimeout);
       d.pgState = 'running';
-      await pg.postBootstrap(b);
+      try {
+        await pg.postBootstrap(b, { signal });
+      } catch (err) {
+        // As Patroni: a failed post_bootstrap (script or roles) aborts the bootstrap. PostgreSQL
+        // is stopped so that the failed task's handling can remove the data directory and
+        // /initialize for a new race.
+        await pg.stop('immediate').catch((e: unknown) => d.log.warn({}, `could not stop PostgreSQL after a failed bootstrap: ${String(e)}`));
+        d.pgState = 'stopped';
+        throw err;
+      }
       started(d, 'primary');
       return;
     }

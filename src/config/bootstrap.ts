@@ -1,7 +1,8 @@
 // The bootstrap section (dcs, initdb, pg_hba, users).
 
 import { dynamicConfigProblems, effectiveDynamicConfigNotes, show, unimplementedDynamicKeys } from './dynamic.ts';
-import { checkKeys, describe, isMap, refused, section, str, stringList, sub, type Issues, type Obj } from './fields.ts';
+import { checkKeys, describe, isMap, section, str, stringList, sub, type Issues, type Obj } from './fields.ts';
+import { splitCommand } from './hooks.ts';
 import { renderOptions } from './options.ts';
 import type { BootstrapSettings } from './types.ts';
 
@@ -37,10 +38,8 @@ export function parseBootstrap(issues: Issues, root: Obj): BootstrapSettings | u
   const path = 'bootstrap';
   const method = str(issues, boot, 'method', path) ?? 'initdb';
   if (method !== 'initdb') issues.error(sub(path, 'method'), `only initdb is supported by Vigil, got ${show(method)}`);
-  checkKeys(issues, boot, path, ['dcs', 'method', 'initdb', 'pg_hba', 'users', ...(method !== 'initdb' ? [method] : [])], {
-    post_bootstrap: refused('the script would not run after the cluster is initialized'),
-    post_init: refused('the script would not run after the cluster is initialized'),
-  });
+  checkKeys(issues, boot, path, ['dcs', 'method', 'initdb', 'pg_hba', 'users', 'post_bootstrap', 'post_init', ...(method !== 'initdb' ? [method] : [])]);
+  const postBootstrap = parsePostBootstrap(issues, boot, path);
   const dcs = parseBootstrapDcs(issues, boot);
   const initdb = renderOptions(issues, boot, 'initdb', path, 'initdb');
   const pgHba = stringList(issues, boot, 'pg_hba', path) ?? [];
@@ -61,5 +60,28 @@ export function parseBootstrap(issues: Issues, root: Obj): BootstrapSettings | u
       if (password !== undefined) users[user] = { password, options };
     }
   }
-  return { dcs, initdb, pgHba, users };
+  return { dcs, initdb, pgHba, users, ...(postBootstrap !== undefined ? { postBootstrap } : {}) };
+}
+
+/**
+ * post_bootstrap, else post_init (Patroni takes the first one set): a command run once after the
+ * new cluster is up, with the local superuser's connection string appended as its last argument.
+ */
+function parsePostBootstrap(issues: Issues, boot: Obj, path: string): string[] | undefined {
+  const key = boot.post_bootstrap !== undefined && boot.post_bootstrap !== null && boot.post_bootstrap !== '' ? 'post_bootstrap' : 'post_init';
+  const value = boot[key];
+  if (value === undefined || value === null || value === '') return undefined;
+  const p = sub(path, key);
+  if (typeof value !== 'string') {
+    issues.error(p, `expected a command (a string), got ${describe(value)}`);
+    return undefined;
+  }
+  try {
+    const argv = splitCommand(value);
+    if (argv.length === 0) issues.error(p, 'empty command');
+    return argv.length > 0 ? argv : undefined;
+  } catch (err) {
+    issues.error(p, `cannot split the command into arguments: ${(err as Error).message}`);
+    return undefined;
+  }
 }

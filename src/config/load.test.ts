@@ -195,7 +195,6 @@ tags: {nostream: true, replicatefrom: n2}
     /^citus: not implemented by Vigil yet/,
     /^restapi\.verify_client: required is not implemented by Vigil yet \(the agent's own calls/,
     /^bootstrap\.dcs\.standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted/,
-    /^bootstrap\.post_init: not implemented by Vigil yet/,
     /^postgresql\.create_replica_methods: not implemented by Vigil yet \(replicas would be cloned with pg_basebackup/,
     /^postgresql\.config_dir: not implemented by Vigil yet/,
     /^postgresql\.parameters_primary: not implemented by Vigil yet/,

@@ -96,6 +96,8 @@ export interface BootstrapSettings {
   initdb: string[];
   pgHba: string[];
   users: Record<string, { password: string; options: string[] }>;
+  /** bootstrap.post_bootstrap (or post_init), split into arguments: run once after the cluster is initialized. */
+  postBootstrap?: string[];
 }
 
 /** watchdog section (patroni-interfaces.md 4.2.9). */

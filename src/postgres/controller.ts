@@ -91,8 +91,8 @@ export class PostgresController {
   }
 
   /** On the freshly bootstrapped, running primary: passwords, replication/rewind users, bootstrap.users. */
-  postBootstrap(bootstrap?: BootstrapSettings): Promise<void> {
-    return this.dir.postBootstrap(bootstrap);
+  postBootstrap(bootstrap?: BootstrapSettings, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.dir.postBootstrap(bootstrap, opts);
   }
 
   /**

@@ -101,31 +101,34 @@ export class DataDir {
   }
 
   /**
-   * On the freshly bootstrapped, running primary: set the superuser's password, create the
-   * replication user, the rewind user (when configured and distinct from the superuser) and
-   * bootstrap.users. Statements run with synchronous_commit=local and statement logging off.
+   * On the freshly bootstrapped, running primary: set the superuser's password, run
+   * bootstrap.post_bootstrap (see runPostBootstrapScript; its failure rejects before any other
+   * role is created), then create the replication user, the rewind user (when configured and
+   * distinct from the superuser) and bootstrap.users. Statements run with
+   * synchronous_commit=local and statement logging off.
    */
-  async postBootstrap(bootstrap?: BootstrapSettings): Promise<void> {
+  async postBootstrap(bootstrap?: BootstrapSettings, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const auth = this.node.settings.authentication;
     const conn: ConnParams = {
       ...this.node.localConn(),
       options: '-c synchronous_commit=local -c log_statement=none -c log_min_duration_statement=-1 -c log_min_error_statement=panic',
     };
+    const upsertRole = async (c: { query: (sql: string, values?: unknown[]) => Promise<{ rowCount: number | null }> }, name: string, attrs: string, password: string | undefined): Promise<void> => {
+      const exists = (await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount! > 0;
+      const pw = password !== undefined && password !== '' ? ` PASSWORD ${quoteLiteral(password)}` : '';
+      await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${quoteIdent(name)} WITH ${attrs}${pw}`);
+    };
+    if (auth.superuser.password !== undefined && auth.superuser.password !== '') {
+      await withClient(conn, 30_000, (c) => upsertRole(c, auth.superuser.username, 'SUPERUSER LOGIN', auth.superuser.password));
+    }
+    if (bootstrap?.postBootstrap !== undefined) await this.runPostBootstrapScript(bootstrap.postBootstrap, opts.signal);
     await withClient(conn, 30_000, async (c) => {
-      const upsertRole = async (name: string, attrs: string, password: string | undefined): Promise<void> => {
-        const exists = (await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount! > 0;
-        const pw = password !== undefined && password !== '' ? ` PASSWORD ${quoteLiteral(password)}` : '';
-        await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${quoteIdent(name)} WITH ${attrs}${pw}`);
-      };
-      if (auth.superuser.password !== undefined && auth.superuser.password !== '') {
-        await upsertRole(auth.superuser.username, 'SUPERUSER LOGIN', auth.superuser.password);
-      }
       if (auth.replication.username !== auth.superuser.username) {
-        await upsertRole(auth.replication.username, 'REPLICATION LOGIN', auth.replication.password);
+        await upsertRole(c, auth.replication.username, 'REPLICATION LOGIN', auth.replication.password);
       }
       const rw = auth.rewind;
       if (rw !== undefined && rw.username !== auth.superuser.username) {
-        await upsertRole(rw.username, 'LOGIN', rw.password);
+        await upsertRole(c, rw.username, 'LOGIN', rw.password);
         const u = quoteIdent(rw.username);
         for (const fn of [
           'pg_catalog.pg_ls_dir(text, boolean, boolean)',
@@ -141,9 +144,43 @@ export class DataDir {
       }
       for (const [name, user] of Object.entries(bootstrap?.users ?? {})) {
         const opts = user.options.filter((o) => /^[A-Za-z_]+$/.test(o)).map((o) => o.toUpperCase());
-        await upsertRole(name, ['LOGIN', ...opts].join(' '), user.password);
+        await upsertRole(c, name, ['LOGIN', ...opts].join(' '), user.password);
       }
     });
+  }
+
+  /**
+   * Runs the post_bootstrap script (argv) to completion, with no deadline (`signal` kills it): its
+   * last argument is the local superuser's connection string (dbname, user, host, port; the
+   * password, if any, through a temporary PGPASSFILE), PGOPTIONS=-c synchronous_commit=local.
+   * Rejects (PgControlError PG_FAILED, not transient) when it cannot start or exits non-zero.
+   */
+  private async runPostBootstrapScript(argv: string[], signal: AbortSignal | undefined): Promise<void> {
+    const local = this.node.localConn();
+    const su = this.node.settings.authentication.superuser;
+    const dsn = renderConninfo([
+      ['dbname', local.database],
+      ['user', local.user],
+      ['host', local.host],
+      ['port', local.port],
+    ]);
+    const pgpass =
+      su.password !== undefined && su.password !== ''
+        ? await this.node.tempPgpass('post-bootstrap', [{ host: local.host, port: local.port, database: '*', user: su.username, password: su.password }])
+        : undefined;
+    try {
+      this.node.log.info(`running post_bootstrap script ${argv.join(' ')}`);
+      const r = await run(argv[0]!, [...argv.slice(1), dsn], {
+        signal,
+        env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), PGOPTIONS: '-c synchronous_commit=local' },
+      });
+      const out = lastLines(r.stdout + r.stderr, 5);
+      this.node.log.info(`post_bootstrap script finished${out !== '' ? `: ${out}` : ''}`);
+    } catch (e) {
+      throw new PgControlError('PG_FAILED', `post_bootstrap script ${argv[0]!} failed: ${(e as Error).message}`, { cause: e, retryable: false });
+    } finally {
+      if (pgpass !== undefined) await rm(pgpass, { force: true });
+    }
   }
 
   /** Deletes the data directory. Refuses while PostgreSQL runs. */
