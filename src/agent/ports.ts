@@ -44,7 +44,7 @@ export interface PgPort {
   pendingRestart(): Promise<Record<string, { old_value: string; new_value: string }>>;
   checkpoint(opts?: { timeoutMs?: number }): Promise<void>;
   removeDataDir(): Promise<void>;
-  /** No deadline: `signal` cancels it (kills pg_basebackup). */
+  /** Clone: postgresql.create_replica_methods in order (default pg_basebackup). No deadline: `signal` cancels it. */
   basebackup(from: { connUrl: string }, opts?: { signal?: AbortSignal }): Promise<void>;
   /** No deadline: `signal` cancels it (kills pg_rewind). */
   rewind(from: { connUrl: string }, opts?: { signal?: AbortSignal }): Promise<void>;

@@ -30,7 +30,7 @@ export function realPgPort(pg: PostgresController): PgPort {
     pendingRestart: () => pg.pendingRestart(),
     checkpoint: (opts) => pg.checkpoint(opts),
     removeDataDir: () => pg.removeDataDir(),
-    basebackup: (from, opts) => pg.basebackup(from, opts),
+    basebackup: (from, opts) => pg.createReplica(from, opts),
     rewind: (from, opts) => pg.rewind(from, opts),
     ensureSlots: (names, opts) => pg.ensureSlots(names, opts),
     applySlotOps: (ops) => pg.applySlotOps(ops),

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { parseBool } from '../core/values.ts';
 import { show } from './dynamic.ts';
 import { bool, checkKeys, connectAddress, describe, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj, type Refusal } from './fields.ts';
+import { parseReplicaMethods } from './replica-methods.ts';
 import { parseHooks } from './hooks.ts';
 import { renderOptions } from './options.ts';
 import type { Credentials, PostgresqlSettings } from './types.ts';
@@ -108,7 +109,6 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     config_base_name: refused('the configuration file would be named postgresql.conf'),
     custom_conf: refused('the custom configuration file would not be included'),
     bin_name: refused('the standard binary names would be run instead'),
-    create_replica_methods: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     rewind: refused('pg_rewind would run without these options'),
     use_unix_socket: refused('the agent would connect over TCP'),
@@ -122,13 +122,11 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     unsupported[`pg_hba_${role}`] = refused(`the ${role} role's pg_hba lines would not be written`);
     unsupported[`pg_ident_${role}`] = refused(`the ${role} role's pg_ident lines would not be written`);
   }
-  // create_replica_methods: [basebackup] is what Vigil does anyway.
-  const crm = pg.create_replica_methods;
-  if (Array.isArray(crm) && crm.length === 1 && crm[0] === 'basebackup') delete unsupported.create_replica_methods;
+  const replicaMethods = parseReplicaMethods(issues, pg, path);
   checkKeys(issues, pg, path, [
     'listen', 'connect_address', 'data_dir', 'bin_dir', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
-    'pg_ctl_timeout', 'basebackup', 'callbacks', 'pre_promote', 'before_stop', ...(unsupported.create_replica_methods ? [] : ['create_replica_methods']),
+    'pg_ctl_timeout', 'basebackup', 'callbacks', 'pre_promote', 'before_stop', 'create_replica_methods', ...replicaMethods.sectionKeys,
   ], unsupported);
 
   const listen = listenValue(issues, pg, 'listen', path, true);
@@ -187,6 +185,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     removeDataDirectoryOnDivergedTimelines: removeOnDiverged,
     pgCtlTimeout,
     basebackup,
+    ...(replicaMethods.methods !== undefined ? { createReplicaMethods: replicaMethods.methods } : {}),
     ...hooks,
   };
 }

@@ -3,6 +3,7 @@
 
 import type { Tags } from '../core/model.ts';
 import type { LogSettings } from './log.ts';
+import type { ReplicaMethod } from './replica-methods.ts';
 import type { ConsulSettings } from '../dcs/consul-settings.ts';
 import type { EtcdSettings } from '../dcs/etcd-settings.ts';
 import type { KubernetesSettings } from '../dcs/kubernetes-settings.ts';
@@ -81,6 +82,8 @@ export interface PostgresqlSettings {
   pgCtlTimeout: number;
   /** Extra options for pg_basebackup, e.g. ["--checkpoint=fast"]. */
   basebackup: string[];
+  /** postgresql.create_replica_methods, in order (src/config/replica-methods.ts); absent: basebackup only. */
+  createReplicaMethods?: ReplicaMethod[];
   /** postgresql.callbacks: each configured action's command, split into arguments (src/config/hooks.ts). */
   callbacks?: Partial<Record<CallbackAction, string[]>>;
   /** postgresql.pre_promote, split into arguments. */

@@ -104,6 +104,11 @@ export class PostgresController {
     return this.dir.basebackup(from, opts);
   }
 
+  /** Creates the data directory with create_replica_methods (see DataDir.createReplica). */
+  createReplica(from: { connUrl: string }, opts: BasebackupOptions = {}): Promise<void> {
+    return this.dir.createReplica(from, opts);
+  }
+
   /** pg_rewind the stopped data directory to `from` (see DataDir.rewind). */
   rewind(from: { connUrl: string }, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     return this.dir.rewind(from, opts);

@@ -15,6 +15,7 @@ import { sleep, type PgNode } from './node.ts';
 import { basebackupExtraArgs, checkRenderedOptions } from './options.ts';
 import type { Postmaster } from './postmaster.ts';
 import { withClient, type ConnParams } from './probe.ts';
+import { runReplicaMethod } from './replica-methods.ts';
 import type { SyncStandby } from './sync.ts';
 
 export interface BasebackupOptions {
@@ -240,6 +241,50 @@ export class DataDir {
     } finally {
       if (pgpass !== undefined) await rm(pgpass, { force: true });
     }
+  }
+
+  /**
+   * Makes this member's data directory a copy of the cluster with postgresql.create_replica_methods
+   * tried in the configured order (only the listed ones, as Patroni; none configured: basebackup).
+   * A user method runs after the data directory is emptied (unless keep_data); the first that
+   * succeeds wins. Rejects with the last method's failure when all failed (the data directory is
+   * then emptied again), or at once when `signal` aborts.
+   */
+  async createReplica(from: { connUrl: string }, opts: BasebackupOptions = {}): Promise<void> {
+    const methods = this.node.settings.createReplicaMethods ?? [];
+    if (methods.length === 0) return this.basebackup(from, opts);
+    if ((await this.postmaster.isRunning()).running) throw new PgControlError('PG_RUNNING', 'cannot create a replica while PostgreSQL runs');
+    let last: unknown;
+    for (const m of methods) {
+      if (opts.signal?.aborted === true) break;
+      if (m.command === undefined) {
+        try {
+          await this.basebackup(from, opts);
+          return;
+        } catch (e) {
+          last = e;
+          continue;
+        }
+      }
+      await this.sync.load(); // before the method's files replace ours
+      if (m.keepData) {
+        this.sysidCache = undefined;
+        await this.node.ensureDataDir();
+        this.node.log.info('leaving the data directory as it is (keep_data)');
+      } else {
+        await this.wipe();
+      }
+      try {
+        await runReplicaMethod(this.node, { ...m, command: m.command }, from, opts.signal);
+        this.sysidCache = undefined;
+        return;
+      } catch (e) {
+        this.node.log.warn(`replica method ${m.name} failed: ${(e as Error).message}`);
+        last = new PgControlError('PG_FAILED', `replica method ${m.name} failed: ${(e as Error).message}`, { cause: e, retryable: false });
+      }
+    }
+    await this.wipe().catch(() => undefined);
+    throw last ?? new PgControlError('PG_FAILED', 'replica creation cancelled');
   }
 
   private async wipe(): Promise<void> {
