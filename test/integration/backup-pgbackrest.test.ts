@@ -2,7 +2,8 @@
 // temporary directory): node0 bootstraps and archives its WAL through pgbackrest, a stanza and a
 // full backup are taken from it, then node1 joins with create_replica_methods [pgbackrest,
 // basebackup]: its data directory comes from `pgbackrest restore` (never pg_basebackup), and it
-// streams from node0 afterwards, with a row written after the backup.
+// streams from node0 afterwards, with a row written after the backup. node2's first method fails
+// (exit 1), so it falls through to the next one listed, basebackup.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,7 +46,7 @@ describe('create_replica_methods with pgBackRest', { timeout: 600_000, skip: !ex
     // after prepare(), so the configuration file is written then.
     cluster = new LocalCluster({
       baseDir: base,
-      nodes: 2,
+      nodes: 3,
       timing: TIMING,
       // pgBackRest connects over node0's Unix socket as postgres without a password.
       pgHba: ['local all postgres trust'],
@@ -77,6 +78,9 @@ describe('create_replica_methods with pgBackRest', { timeout: 600_000, skip: !ex
     });
     const text = await readFile(n1.configFile, 'utf8');
     await writeFile(n1.configFile, text.replace('\npostgresql:\n', `\npostgresql:\n  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest: ${method}\n`));
+    const n2 = cluster.node('node2');
+    const text2 = await readFile(n2.configFile, 'utf8');
+    await writeFile(n2.configFile, text2.replace('\npostgresql:\n', `\npostgresql:\n  create_replica_methods: [broken, basebackup]\n  broken: {command: /bin/false}\n`));
     cluster.startAgent('node0');
     await waitFor('node0 to bootstrap', () => onePrimary(cluster), 120_000);
   });
@@ -100,5 +104,13 @@ describe('create_replica_methods with pgBackRest', { timeout: 600_000, skip: !ex
       const rows = await query<{ x: number }>(cluster.connParams('node1'), "SELECT x FROM after_backup").catch(() => []);
       return rows[0]?.x === 42 ? true : undefined;
     }, 60_000);
+  });
+
+  test('a failing method: the next one listed (basebackup) makes the replica', async () => {
+    cluster.startAgent('node2');
+    await waitFor('node2 streaming', async () => ((await streamingReplicas(cluster)).includes('node2') ? true : undefined), 180_000);
+    const log = agentLog(cluster, 'node2', 400);
+    assert.match(log, /replica method broken failed/, log);
+    assert.match(log, /pg_basebackup from/, log);
   });
 });
