@@ -36,6 +36,8 @@ export interface PgPort {
   initdb(bootstrap: BootstrapSettings): Promise<void>;
   /** The new cluster's roles and bootstrap.post_bootstrap (no deadline: `signal` cancels it). */
   postBootstrap(bootstrap?: BootstrapSettings, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** bootstrap.method's script instead of initdb (absent: no custom bootstrap, e.g. the simulation). */
+  customBootstrap?(custom: NonNullable<BootstrapSettings['custom']>, opts?: { signal?: AbortSignal }): Promise<void>;
   writeConfig(opts: { role: 'primary' | 'replica'; upstream: { connUrl: string; name: string } | null; parameters: Record<string, unknown> | null }): Promise<WriteConfigResult>;
   reload(): Promise<void>;
   start(opts?: { timeoutMs?: number }): Promise<void>;

@@ -22,6 +22,7 @@ export function realPgPort(pg: PostgresController): PgPort {
     isRunning: () => pg.isRunning(),
     initdb: (b) => pg.initdb(b),
     postBootstrap: (b, opts) => pg.postBootstrap(b, opts),
+    customBootstrap: (c, opts) => pg.customBootstrap(c, opts),
     writeConfig: (opts) => pg.writeConfig(opts),
     reload: () => pg.reload(),
     start: (opts) => pg.start(opts),

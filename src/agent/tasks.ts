@@ -20,9 +20,24 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
     case 'bootstrap': {
       const b = d.config.bootstrap;
       if (b === undefined) throw new Error('no bootstrap section in the configuration');
-      await pg.initdb(b);
+      if (b.custom !== undefined) {
+        if (pg.customBootstrap === undefined) throw new Error('custom bootstrap is not available here');
+        d.pgState = 'running custom bootstrap script';
+        await pg.customBootstrap(b.custom, { signal });
+        checkAbort();
+        d.pgState = 'starting after custom bootstrap';
+      } else {
+        await pg.initdb(b);
+      }
       await pg.writeConfig({ role: 'primary', upstream: null, parameters: d.pgParameters() });
       await pg.start(startTimeout);
+      // A restored backup may recover to a target first: wait until it has promoted itself (or
+      // PostgreSQL gave up: then the bootstrap fails).
+      while (b.custom !== undefined && (await pg.probe().catch(() => undefined))?.inRecovery !== false) {
+        checkAbort();
+        if (!(await pg.isRunning()).running) throw new Error('PostgreSQL stopped during the recovery after the custom bootstrap');
+        await d.ports.clock.sleep(1000);
+      }
       d.pgState = 'running';
       try {
         await pg.postBootstrap(b, { signal });

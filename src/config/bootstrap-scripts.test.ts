@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from './load.ts';
-import { errors, hasIssue, MINIMAL_CONFIG } from './testing.ts';
+import { errors, hasIssue, MINIMAL_CONFIG, warnings } from './testing.ts';
 
 function withBootstrap(lines: string): string {
   return `${MINIMAL_CONFIG}bootstrap:\n  dcs: {ttl: 30}\n${lines}`;
@@ -28,4 +28,15 @@ test('an unusable post_bootstrap is refused by name', () => {
     assert.equal(r.config, undefined, value);
     assert.ok(hasIssue(errors(r.issues), re), `${value}: ${errors(r.issues).join('\n')}`);
   }
+});
+
+test('bootstrap.method with a command: a custom bootstrap; without one initdb (warned); recovery_conf refused', () => {
+  const a = loadConfig(withBootstrap("  method: pitr\n  pitr: {command: '/usr/bin/restore --x 1', keep_existing_recovery_conf: true, no_params: true}\n"), {});
+  assert.deepEqual(a.config?.bootstrap?.custom, { name: 'pitr', command: ['/usr/bin/restore', '--x', '1'], noParams: true, keepExistingRecoveryConf: true }, errors(a.issues).join('\n'));
+  const b = loadConfig(withBootstrap('  method: pitr\n'), {});
+  assert.equal(b.config?.bootstrap?.custom, undefined);
+  assert.ok(hasIssue(warnings(b.issues), /^bootstrap\.method: "?pitr"? has no bootstrap\.pitr\.command: initdb/), warnings(b.issues).join('\n'));
+  const c = loadConfig(withBootstrap("  method: pitr\n  pitr: {command: x, recovery_conf: {restore_command: 'cp %f %p'}}\n"), {});
+  assert.equal(c.config, undefined);
+  assert.ok(hasIssue(errors(c.issues), /^bootstrap\.pitr\.recovery_conf: not implemented by Vigil yet/), errors(c.issues).join('\n'));
 });

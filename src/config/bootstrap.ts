@@ -1,7 +1,7 @@
 // The bootstrap section (dcs, initdb, pg_hba, users).
 
 import { dynamicConfigProblems, effectiveDynamicConfigNotes, show, unimplementedDynamicKeys } from './dynamic.ts';
-import { checkKeys, describe, isMap, section, str, stringList, sub, type Issues, type Obj } from './fields.ts';
+import { checkKeys, describe, isMap, refused, section, str, stringList, sub, type Issues, type Obj } from './fields.ts';
 import { splitCommand } from './hooks.ts';
 import { renderOptions } from './options.ts';
 import type { BootstrapSettings } from './types.ts';
@@ -37,7 +37,7 @@ export function parseBootstrap(issues: Issues, root: Obj): BootstrapSettings | u
   if (boot === undefined) return undefined;
   const path = 'bootstrap';
   const method = str(issues, boot, 'method', path) ?? 'initdb';
-  if (method !== 'initdb') issues.error(sub(path, 'method'), `only initdb is supported by Vigil, got ${show(method)}`);
+  const custom = method !== 'initdb' ? parseCustomMethod(issues, boot, method, path) : undefined;
   checkKeys(issues, boot, path, ['dcs', 'method', 'initdb', 'pg_hba', 'users', 'post_bootstrap', 'post_init', ...(method !== 'initdb' ? [method] : [])]);
   const postBootstrap = parsePostBootstrap(issues, boot, path);
   const dcs = parseBootstrapDcs(issues, boot);
@@ -60,7 +60,7 @@ export function parseBootstrap(issues: Issues, root: Obj): BootstrapSettings | u
       if (password !== undefined) users[user] = { password, options };
     }
   }
-  return { dcs, initdb, pgHba, users, ...(postBootstrap !== undefined ? { postBootstrap } : {}) };
+  return { dcs, initdb, pgHba, users, ...(postBootstrap !== undefined ? { postBootstrap } : {}), ...(custom !== undefined ? { custom } : {}) };
 }
 
 /**
@@ -84,4 +84,38 @@ function parsePostBootstrap(issues: Issues, boot: Obj, path: string): string[] |
     issues.error(p, `cannot split the command into arguments: ${(err as Error).message}`);
     return undefined;
   }
+}
+
+const FLAG_TRUE = new Set([true, 1, 'true', 'yes', 'on', '1', 'True']);
+
+/**
+ * bootstrap.<method> of a custom bootstrap: command (required: without one Patroni runs initdb,
+ * which is said with a warning), no_params, keep_existing_recovery_conf. recovery_conf is refused.
+ */
+function parseCustomMethod(issues: Issues, boot: Obj, method: string, path: string): BootstrapSettings['custom'] {
+  const mp = sub(path, method);
+  const sec = boot[method];
+  if (!isMap(sec) || sec.command === undefined || sec.command === null) {
+    issues.warn(sub(path, 'method'), `${show(method)} has no ${mp}.command: initdb bootstraps the cluster (as in Patroni)`);
+    return undefined;
+  }
+  checkKeys(issues, sec, mp, ['command', 'no_params', 'keep_existing_recovery_conf'], {
+    recovery_conf: refused('these recovery settings would not be written after the bootstrap script'),
+  });
+  if (typeof sec.command !== 'string') {
+    issues.error(sub(mp, 'command'), `expected a command (a string), got ${describe(sec.command)}`);
+    return undefined;
+  }
+  let command: string[];
+  try {
+    command = splitCommand(sec.command);
+  } catch (err) {
+    issues.error(sub(mp, 'command'), `cannot split the command into arguments: ${(err as Error).message}`);
+    return undefined;
+  }
+  if (command.length === 0) {
+    issues.error(sub(mp, 'command'), 'empty command');
+    return undefined;
+  }
+  return { name: method, command, noParams: FLAG_TRUE.has(sec.no_params as never), keepExistingRecoveryConf: FLAG_TRUE.has(sec.keep_existing_recovery_conf as never) };
 }

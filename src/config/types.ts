@@ -101,6 +101,12 @@ export interface BootstrapSettings {
   users: Record<string, { password: string; options: string[] }>;
   /** bootstrap.post_bootstrap (or post_init), split into arguments: run once after the cluster is initialized. */
   postBootstrap?: string[];
+  /**
+   * bootstrap.method other than initdb, with its section's command: run instead of initdb (with
+   * --scope and --datadir unless noParams); keepExistingRecoveryConf keeps the recovery.signal /
+   * standby.signal it left (else both are removed, so the cluster starts as a primary at once).
+   */
+  custom?: { name: string; command: string[]; noParams: boolean; keepExistingRecoveryConf: boolean };
 }
 
 /** watchdog section (patroni-interfaces.md 4.2.9). */

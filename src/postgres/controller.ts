@@ -104,6 +104,11 @@ export class PostgresController {
     return this.dir.basebackup(from, opts);
   }
 
+  /** A custom bootstrap instead of initdb (see DataDir.customBootstrap). */
+  customBootstrap(custom: NonNullable<BootstrapSettings['custom']>, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.dir.customBootstrap(custom, opts);
+  }
+
   /** Creates the data directory with create_replica_methods (see DataDir.createReplica). */
   createReplica(from: { connUrl: string }, opts: BasebackupOptions = {}): Promise<void> {
     return this.dir.createReplica(from, opts);

@@ -15,7 +15,7 @@ import { sleep, type PgNode } from './node.ts';
 import { basebackupExtraArgs, checkRenderedOptions } from './options.ts';
 import type { Postmaster } from './postmaster.ts';
 import { withClient, type ConnParams } from './probe.ts';
-import { runReplicaMethod } from './replica-methods.ts';
+import { runCustomBootstrap, runReplicaMethod } from './replica-methods.ts';
 import type { SyncStandby } from './sync.ts';
 
 export interface BasebackupOptions {
@@ -99,6 +99,22 @@ export class DataDir {
         ? ((dcsPg as { parameters?: unknown }).parameters as Record<string, unknown> | undefined)
         : undefined;
     await this.files.write({ role: 'primary', upstream: null, parameters: dynamic !== null && typeof dynamic === 'object' ? dynamic : {} });
+  }
+
+  /**
+   * A custom bootstrap (bootstrap.method with a command) instead of initdb: fails if the data
+   * directory is not empty; see runCustomBootstrap. Rejects PgControlError PG_FAILED (not
+   * transient) when the script fails.
+   */
+  async customBootstrap(custom: NonNullable<BootstrapSettings['custom']>, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (!(await this.node.dataDirEmpty())) throw new PgControlError('PG_DATA_DIR', `data directory ${this.node.dataDir} is already initialised`);
+    await this.node.ensureDataDir();
+    this.sysidCache = undefined;
+    try {
+      await runCustomBootstrap(this.node, custom, opts.signal);
+    } catch (e) {
+      throw new PgControlError('PG_FAILED', `custom bootstrap ${custom.name} failed: ${(e as Error).message}`, { cause: e, retryable: false });
+    }
   }
 
   /**

@@ -1,8 +1,10 @@
-// Running one user-defined replica method of postgresql.create_replica_methods (see
-// src/config/replica-methods.ts for the settings). DataDir.createReplica tries the methods in order
-// and falls back to pg_basebackup.
+// User commands that make the data directory: one replica method of
+// postgresql.create_replica_methods (see src/config/replica-methods.ts; DataDir.createReplica
+// tries them in order), and the script of a custom bootstrap.method.
 
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BootstrapSettings } from '../config/types.ts';
 import type { ReplicaMethod } from '../config/replica-methods.ts';
 import { parseConnUrl, renderConninfo } from './conninfo.ts';
 import { lastLines, ownForPg, run } from './exec.ts';
@@ -56,5 +58,22 @@ export async function runReplicaMethod(node: PgNode, m: ReplicaMethod & { comman
     await ownForPg(node.dataDir, 0o700);
   } finally {
     if (pgpass !== undefined) await rm(pgpass, { force: true });
+  }
+}
+
+/**
+ * Runs a custom bootstrap's command (with --scope and --datadir unless no_params) into the empty
+ * data directory, with no deadline (`signal` kills it); unless keep_existing_recovery_conf,
+ * removes the recovery.signal and standby.signal it may have left. Rejects when it exits non-zero.
+ */
+export async function runCustomBootstrap(node: PgNode, custom: NonNullable<BootstrapSettings['custom']>, signal: AbortSignal | undefined): Promise<void> {
+  const argv = [...custom.command, ...(custom.noParams ? [] : [`--scope=${node.scope ?? ''}`, `--datadir=${node.dataDir}`])];
+  node.log.info(`running custom bootstrap script: ${argv.join(' ')}`);
+  const r = await run(argv[0]!, argv.slice(1), { signal });
+  const out = lastLines(r.stdout + r.stderr, 5);
+  node.log.info(`custom bootstrap script finished${out !== '' ? `: ${out}` : ''}`);
+  await ownForPg(node.dataDir, 0o700);
+  if (!custom.keepExistingRecoveryConf) {
+    for (const f of ['recovery.signal', 'standby.signal']) await rm(join(node.dataDir, f), { force: true });
   }
 }

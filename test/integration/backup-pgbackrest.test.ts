@@ -3,7 +3,9 @@
 // full backup are taken from it, then node1 joins with create_replica_methods [pgbackrest,
 // basebackup]: its data directory comes from `pgbackrest restore` (never pg_basebackup), and it
 // streams from node0 afterwards, with a row written after the backup. node2's first method fails
-// (exit 1), so it falls through to the next one listed, basebackup.
+// (exit 1), so it falls through to the next one listed, basebackup. Last, a new cluster is
+// bootstrapped (bootstrap.method with a pgbackrest restore --type=time command) from the backup to
+// a point in time between two writes: it has the first and not the second.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -112,5 +114,34 @@ describe('create_replica_methods with pgBackRest', { timeout: 600_000, skip: !ex
     const log = agentLog(cluster, 'node2', 400);
     assert.match(log, /replica method broken failed/, log);
     assert.match(log, /pg_basebackup from/, log);
+  });
+
+  test('custom bootstrap: a new cluster restored from the backup to a point in time', async () => {
+    const c = cluster.connParams('node0');
+    await query(c, 'CREATE TABLE pitr (x int)');
+    await query(c, 'INSERT INTO pitr VALUES (1)');
+    const t = (await query<{ t: string }>(c, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t"))[0]!.t;
+    await query(c, 'SELECT pg_sleep(0.2)');
+    await query(c, 'INSERT INTO pitr VALUES (2)');
+    // check switches WAL and waits until the segment with both inserts is archived.
+    const chk = await asPostgres([PGBACKREST, `--config=${conf}`, '--stanza=demo', 'check']);
+    assert.equal(chk.code, 0, chk.out);
+    const base2 = await mkdtemp(join(tmpdir(), 'vigil-pitr-'));
+    await chmod(base2, 0o755);
+    const restored = new LocalCluster({ baseDir: base2, nodes: 1, timing: TIMING, scope: 'restored', pgHba: ['local all postgres trust'] });
+    try {
+      await restored.prepare();
+      const n = restored.node('node0');
+      const cmd = `${PGBACKREST} --config=${conf} --stanza=demo --pg1-path=${n.dataDir} --type=time --target=${JSON.stringify(t)} --target-action=promote restore`;
+      const text = await readFile(n.configFile, 'utf8');
+      await writeFile(n.configFile, text.replace('\nbootstrap:\n', `\nbootstrap:\n  method: pitr\n  pitr: ${JSON.stringify({ command: cmd, keep_existing_recovery_conf: true, no_params: true })}\n`));
+      restored.startAgent('node0');
+      assert.equal(await waitFor('the restored cluster to bootstrap', () => onePrimary(restored), 180_000), 'node0');
+      const rows = await query<{ x: number }>(restored.connParams('node0'), 'SELECT x FROM pitr ORDER BY x');
+      assert.deepEqual(rows.map((r) => r.x), [1]);
+      assert.match(agentLog(restored, 'node0', 400), /custom bootstrap script finished/);
+    } finally {
+      await stopCluster(restored, base2);
+    }
   });
 });
