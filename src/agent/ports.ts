@@ -34,7 +34,10 @@ export interface PgPort {
   /** Whether a postmaster runs for the data directory, with its pid. */
   isRunning(): Promise<{ running: boolean; pid?: number }>;
   initdb(bootstrap: BootstrapSettings): Promise<void>;
-  postBootstrap(bootstrap?: BootstrapSettings): Promise<void>;
+  /** The new cluster's roles and bootstrap.post_bootstrap (no deadline: `signal` cancels it). */
+  postBootstrap(bootstrap?: BootstrapSettings, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** bootstrap.method's script instead of initdb (absent: no custom bootstrap, e.g. the simulation). */
+  customBootstrap?(custom: NonNullable<BootstrapSettings['custom']>, opts?: { signal?: AbortSignal }): Promise<void>;
   writeConfig(opts: { role: 'primary' | 'replica'; upstream: { connUrl: string; name: string } | null; parameters: Record<string, unknown> | null; pgHba?: string[] | null; pgIdent?: string[] | null; useSlots?: boolean }): Promise<WriteConfigResult>;
   reload(): Promise<void>;
   start(opts?: { timeoutMs?: number }): Promise<void>;
@@ -43,8 +46,10 @@ export interface PgPort {
   pendingRestart(): Promise<Record<string, { old_value: string; new_value: string }>>;
   checkpoint(opts?: { timeoutMs?: number }): Promise<void>;
   removeDataDir(): Promise<void>;
-  basebackup(from: { connUrl: string }): Promise<void>;
-  rewind(from: { connUrl: string }): Promise<void>;
+  /** Clone: postgresql.create_replica_methods in order (default pg_basebackup). No deadline: `signal` cancels it. */
+  basebackup(from: { connUrl: string }, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** No deadline: `signal` cancels it (kills pg_rewind). */
+  rewind(from: { connUrl: string }, opts?: { signal?: AbortSignal }): Promise<void>;
   /** Create the members' slots; dropUnknown: also drop other physical slots. */
   ensureSlots(names: string[], opts?: { dropUnknown?: boolean }): Promise<void>;
   /** Execute planned slot changes (core/slots.ts), except copyLogical; never rejects for one op. */

@@ -20,17 +20,41 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
     case 'bootstrap': {
       const b = d.config.bootstrap;
       if (b === undefined) throw new Error('no bootstrap section in the configuration');
-      await pg.initdb(b);
+      if (b.custom !== undefined) {
+        if (pg.customBootstrap === undefined) throw new Error('custom bootstrap is not available here');
+        d.pgState = 'running custom bootstrap script';
+        await pg.customBootstrap(b.custom, { signal });
+        checkAbort();
+        d.pgState = 'starting after custom bootstrap';
+      } else {
+        await pg.initdb(b);
+      }
       await pg.writeConfig({ role: 'primary', upstream: null, ...d.pgInputs() });
       await pg.start(startTimeout);
+      // A restored backup may recover to a target first: wait until it has promoted itself (or
+      // PostgreSQL gave up: then the bootstrap fails).
+      while (b.custom !== undefined && (await pg.probe().catch(() => undefined))?.inRecovery !== false) {
+        checkAbort();
+        if (!(await pg.isRunning()).running) throw new Error('PostgreSQL stopped during the recovery after the custom bootstrap');
+        await d.ports.clock.sleep(1000);
+      }
       d.pgState = 'running';
-      await pg.postBootstrap(b);
+      try {
+        await pg.postBootstrap(b, { signal });
+      } catch (err) {
+        // As Patroni: a failed post_bootstrap (script or roles) aborts the bootstrap. PostgreSQL
+        // is stopped so that the failed task's handling can remove the data directory and
+        // /initialize for a new race.
+        await pg.stop('immediate').catch((e: unknown) => d.log.warn({}, `could not stop PostgreSQL after a failed bootstrap: ${String(e)}`));
+        d.pgState = 'stopped';
+        throw err;
+      }
       started(d, 'primary');
       return;
     }
     case 'clone': {
       const from = d.upstreamTarget(spec.from, cluster) as { connUrl: string };
-      await pg.basebackup({ connUrl: from.connUrl });
+      await pg.basebackup({ connUrl: from.connUrl }, { signal });
       checkAbort();
       await startAsReplica(d, spec.from, cluster);
       return;
@@ -129,7 +153,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       return;
     case 'rewind': {
       const from = d.upstreamTarget(spec.from, cluster) as { connUrl: string };
-      await pg.rewind({ connUrl: from.connUrl });
+      await pg.rewind({ connUrl: from.connUrl }, { signal });
       checkAbort();
       d.divergenceCache = undefined;
       await startAsReplica(d, spec.from, cluster);
@@ -141,7 +165,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       await pg.removeDataDir();
       d.hookState.role = 'uninitialized';
       d.pgState = 'creating replica';
-      await pg.basebackup({ connUrl: from.connUrl });
+      await pg.basebackup({ connUrl: from.connUrl }, { signal });
       checkAbort();
       d.divergenceCache = undefined;
       await startAsReplica(d, spec.from, cluster);

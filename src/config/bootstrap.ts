@@ -2,6 +2,7 @@
 
 import { dynamicConfigProblems, effectiveDynamicConfigNotes, show, unimplementedDynamicKeys } from './dynamic.ts';
 import { checkKeys, describe, isMap, refused, section, str, stringList, sub, type Issues, type Obj } from './fields.ts';
+import { splitCommand } from './hooks.ts';
 import { renderOptions } from './options.ts';
 import type { BootstrapSettings } from './types.ts';
 
@@ -36,11 +37,9 @@ export function parseBootstrap(issues: Issues, root: Obj): BootstrapSettings | u
   if (boot === undefined) return undefined;
   const path = 'bootstrap';
   const method = str(issues, boot, 'method', path) ?? 'initdb';
-  if (method !== 'initdb') issues.error(sub(path, 'method'), `only initdb is supported by Vigil, got ${show(method)}`);
-  checkKeys(issues, boot, path, ['dcs', 'method', 'initdb', 'pg_hba', 'users', ...(method !== 'initdb' ? [method] : [])], {
-    post_bootstrap: refused('the script would not run after the cluster is initialized'),
-    post_init: refused('the script would not run after the cluster is initialized'),
-  });
+  const custom = method !== 'initdb' ? parseCustomMethod(issues, boot, method, path) : undefined;
+  checkKeys(issues, boot, path, ['dcs', 'method', 'initdb', 'pg_hba', 'users', 'post_bootstrap', 'post_init', ...(method !== 'initdb' ? [method] : [])]);
+  const postBootstrap = parsePostBootstrap(issues, boot, path);
   const dcs = parseBootstrapDcs(issues, boot);
   const initdb = renderOptions(issues, boot, 'initdb', path, 'initdb');
   const pgHba = stringList(issues, boot, 'pg_hba', path) ?? [];
@@ -61,5 +60,62 @@ export function parseBootstrap(issues: Issues, root: Obj): BootstrapSettings | u
       if (password !== undefined) users[user] = { password, options };
     }
   }
-  return { dcs, initdb, pgHba, users };
+  return { dcs, initdb, pgHba, users, ...(postBootstrap !== undefined ? { postBootstrap } : {}), ...(custom !== undefined ? { custom } : {}) };
+}
+
+/**
+ * post_bootstrap, else post_init (Patroni takes the first one set): a command run once after the
+ * new cluster is up, with the local superuser's connection string appended as its last argument.
+ */
+function parsePostBootstrap(issues: Issues, boot: Obj, path: string): string[] | undefined {
+  const key = boot.post_bootstrap !== undefined && boot.post_bootstrap !== null && boot.post_bootstrap !== '' ? 'post_bootstrap' : 'post_init';
+  const value = boot[key];
+  if (value === undefined || value === null || value === '') return undefined;
+  const p = sub(path, key);
+  if (typeof value !== 'string') {
+    issues.error(p, `expected a command (a string), got ${describe(value)}`);
+    return undefined;
+  }
+  try {
+    const argv = splitCommand(value);
+    if (argv.length === 0) issues.error(p, 'empty command');
+    return argv.length > 0 ? argv : undefined;
+  } catch (err) {
+    issues.error(p, `cannot split the command into arguments: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+const FLAG_TRUE = new Set([true, 1, 'true', 'yes', 'on', '1', 'True']);
+
+/**
+ * bootstrap.<method> of a custom bootstrap: command (required: without one Patroni runs initdb,
+ * which is said with a warning), no_params, keep_existing_recovery_conf. recovery_conf is refused.
+ */
+function parseCustomMethod(issues: Issues, boot: Obj, method: string, path: string): BootstrapSettings['custom'] {
+  const mp = sub(path, method);
+  const sec = boot[method];
+  if (!isMap(sec) || sec.command === undefined || sec.command === null) {
+    issues.warn(sub(path, 'method'), `${show(method)} has no ${mp}.command: initdb bootstraps the cluster (as in Patroni)`);
+    return undefined;
+  }
+  checkKeys(issues, sec, mp, ['command', 'no_params', 'keep_existing_recovery_conf'], {
+    recovery_conf: refused('these recovery settings would not be written after the bootstrap script'),
+  });
+  if (typeof sec.command !== 'string') {
+    issues.error(sub(mp, 'command'), `expected a command (a string), got ${describe(sec.command)}`);
+    return undefined;
+  }
+  let command: string[];
+  try {
+    command = splitCommand(sec.command);
+  } catch (err) {
+    issues.error(sub(mp, 'command'), `cannot split the command into arguments: ${(err as Error).message}`);
+    return undefined;
+  }
+  if (command.length === 0) {
+    issues.error(sub(mp, 'command'), 'empty command');
+    return undefined;
+  }
+  return { name: method, command, noParams: FLAG_TRUE.has(sec.no_params as never), keepExistingRecoveryConf: FLAG_TRUE.has(sec.keep_existing_recovery_conf as never) };
 }

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { parseBool } from '../core/values.ts';
 import { show } from './dynamic.ts';
 import { bool, checkKeys, connectAddress, describe, splitHostPort, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj, type Refusal } from './fields.ts';
+import { parseReplicaMethods } from './replica-methods.ts';
 import { parseHooks } from './hooks.ts';
 import { renderOptions } from './options.ts';
 import type { Credentials, PostgresqlSettings } from './types.ts';
@@ -174,7 +175,6 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const unsupported: Record<string, string | Refusal> = {
     config_dir: refused('the configuration files would be written into the data directory instead'),
     config_base_name: refused('the configuration file would be named postgresql.conf'),
-    create_replica_methods: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     rewind: refused('pg_rewind would run without these options'),
     recovery_conf: refused('these recovery settings would not be written'),
@@ -185,13 +185,11 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     unsupported[`pg_hba_${role}`] = refused(`the ${role} role's pg_hba lines would not be written`);
     unsupported[`pg_ident_${role}`] = refused(`the ${role} role's pg_ident lines would not be written`);
   }
-  // create_replica_methods: [basebackup] is what Vigil does anyway.
-  const crm = pg.create_replica_methods;
-  if (Array.isArray(crm) && crm.length === 1 && crm[0] === 'basebackup') delete unsupported.create_replica_methods;
+  const replicaMethods = parseReplicaMethods(issues, pg, path);
   checkKeys(issues, pg, path, [
     'listen', 'connect_address', 'proxy_address', 'data_dir', 'bin_dir', 'bin_name', 'custom_conf', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
-    'pg_ctl_timeout', 'basebackup', 'use_unix_socket', 'use_unix_socket_repl', 'callbacks', 'pre_promote', 'before_stop', ...(unsupported.create_replica_methods ? [] : ['create_replica_methods']),
+    'pg_ctl_timeout', 'basebackup', 'use_unix_socket', 'use_unix_socket_repl', 'callbacks', 'pre_promote', 'before_stop', 'create_replica_methods', ...replicaMethods.sectionKeys,
   ], unsupported);
 
   const listen = listenValue(issues, pg, 'listen', path, true);
@@ -265,6 +263,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     removeDataDirectoryOnDivergedTimelines: removeOnDiverged,
     pgCtlTimeout,
     basebackup,
+    ...(replicaMethods.methods !== undefined ? { createReplicaMethods: replicaMethods.methods } : {}),
     ...hooks,
   };
 }

@@ -3,6 +3,7 @@
 
 import type { Tags } from '../core/model.ts';
 import type { LogSettings } from './log.ts';
+import type { ReplicaMethod } from './replica-methods.ts';
 import type { ConsulSettings } from '../dcs/consul-settings.ts';
 import type { EtcdSettings } from '../dcs/etcd-settings.ts';
 import type { KubernetesSettings } from '../dcs/kubernetes-settings.ts';
@@ -103,6 +104,8 @@ export interface PostgresqlSettings {
   pgCtlTimeout: number;
   /** Extra options for pg_basebackup, e.g. ["--checkpoint=fast"]. */
   basebackup: string[];
+  /** postgresql.create_replica_methods, in order (src/config/replica-methods.ts); absent: basebackup only. */
+  createReplicaMethods?: ReplicaMethod[];
   /** postgresql.callbacks: each configured action's command, split into arguments (src/config/hooks.ts). */
   callbacks?: Partial<Record<CallbackAction, string[]>>;
   /** postgresql.pre_promote, split into arguments. */
@@ -118,6 +121,14 @@ export interface BootstrapSettings {
   initdb: string[];
   pgHba: string[];
   users: Record<string, { password: string; options: string[] }>;
+  /** bootstrap.post_bootstrap (or post_init), split into arguments: run once after the cluster is initialized. */
+  postBootstrap?: string[];
+  /**
+   * bootstrap.method other than initdb, with its section's command: run instead of initdb (with
+   * --scope and --datadir unless noParams); keepExistingRecoveryConf keeps the recovery.signal /
+   * standby.signal it left (else both are removed, so the cluster starts as a primary at once).
+   */
+  custom?: { name: string; command: string[]; noParams: boolean; keepExistingRecoveryConf: boolean };
 }
 
 /** watchdog section (patroni-interfaces.md 4.2.9). */

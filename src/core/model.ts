@@ -8,6 +8,9 @@ import type { LocalSlot, SlotOp } from './slots.ts';
 export type PgState =
   | 'initializing new cluster'
   | 'initdb failed'
+  | 'running custom bootstrap script'
+  | 'custom bootstrap failed'
+  | 'starting after custom bootstrap'
   | 'creating replica'
   | 'running'
   | 'starting'

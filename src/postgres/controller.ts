@@ -91,8 +91,8 @@ export class PostgresController {
   }
 
   /** On the freshly bootstrapped, running primary: passwords, replication/rewind users, bootstrap.users. */
-  postBootstrap(bootstrap?: BootstrapSettings): Promise<void> {
-    return this.dir.postBootstrap(bootstrap);
+  postBootstrap(bootstrap?: BootstrapSettings, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.dir.postBootstrap(bootstrap, opts);
   }
 
   /**
@@ -104,8 +104,18 @@ export class PostgresController {
     return this.dir.basebackup(from, opts);
   }
 
+  /** A custom bootstrap instead of initdb (see DataDir.customBootstrap). */
+  customBootstrap(custom: NonNullable<BootstrapSettings['custom']>, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.dir.customBootstrap(custom, opts);
+  }
+
+  /** Creates the data directory with create_replica_methods (see DataDir.createReplica). */
+  createReplica(from: { connUrl: string }, opts: BasebackupOptions = {}): Promise<void> {
+    return this.dir.createReplica(from, opts);
+  }
+
   /** pg_rewind the stopped data directory to `from` (see DataDir.rewind). */
-  rewind(from: { connUrl: string }, opts: { timeoutMs?: number } = {}): Promise<void> {
+  rewind(from: { connUrl: string }, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     return this.dir.rewind(from, opts);
   }
 

@@ -15,12 +15,16 @@ import { sleep, type PgNode } from './node.ts';
 import { basebackupExtraArgs, checkRenderedOptions } from './options.ts';
 import type { Postmaster } from './postmaster.ts';
 import { withClient, type ConnParams } from './probe.ts';
+import { runCustomBootstrap, runReplicaMethod } from './replica-methods.ts';
 import type { SyncStandby } from './sync.ts';
 
 export interface BasebackupOptions {
   attempts?: number;
   retryDelayMs?: number;
+  /** Deadline of one pg_basebackup run; default none (a multi-terabyte clone takes what it takes). */
   timeoutMs?: number;
+  /** Cancels the running pg_basebackup (its process group is killed). */
+  signal?: AbortSignal;
 }
 
 export class DataDir {
@@ -104,31 +108,50 @@ export class DataDir {
   }
 
   /**
-   * On the freshly bootstrapped, running primary: set the superuser's password, create the
-   * replication user, the rewind user (when configured and distinct from the superuser) and
-   * bootstrap.users. Statements run with synchronous_commit=local and statement logging off.
+   * A custom bootstrap (bootstrap.method with a command) instead of initdb: fails if the data
+   * directory is not empty; see runCustomBootstrap. Rejects PgControlError PG_FAILED (not
+   * transient) when the script fails.
    */
-  async postBootstrap(bootstrap?: BootstrapSettings): Promise<void> {
+  async customBootstrap(custom: NonNullable<BootstrapSettings['custom']>, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (!(await this.node.dataDirEmpty())) throw new PgControlError('PG_DATA_DIR', `data directory ${this.node.dataDir} is already initialised`);
+    await this.node.ensureDataDir();
+    this.sysidCache = undefined;
+    try {
+      await runCustomBootstrap(this.node, custom, opts.signal);
+    } catch (e) {
+      throw new PgControlError('PG_FAILED', `custom bootstrap ${custom.name} failed: ${(e as Error).message}`, { cause: e, retryable: false });
+    }
+  }
+
+  /**
+   * On the freshly bootstrapped, running primary: set the superuser's password, run
+   * bootstrap.post_bootstrap (see runPostBootstrapScript; its failure rejects before any other
+   * role is created), then create the replication user, the rewind user (when configured and
+   * distinct from the superuser) and bootstrap.users. Statements run with
+   * synchronous_commit=local and statement logging off.
+   */
+  async postBootstrap(bootstrap?: BootstrapSettings, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const auth = this.node.settings.authentication;
     const conn: ConnParams = {
       ...this.node.localConn(),
       options: '-c synchronous_commit=local -c log_statement=none -c log_min_duration_statement=-1 -c log_min_error_statement=panic',
     };
+    const upsertRole = async (c: { query: (sql: string, values?: unknown[]) => Promise<{ rowCount: number | null }> }, name: string, attrs: string, password: string | undefined): Promise<void> => {
+      const exists = (await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount! > 0;
+      const pw = password !== undefined && password !== '' ? ` PASSWORD ${quoteLiteral(password)}` : '';
+      await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${quoteIdent(name)} WITH ${attrs}${pw}`);
+    };
+    if (auth.superuser.password !== undefined && auth.superuser.password !== '') {
+      await withClient(conn, 30_000, (c) => upsertRole(c, auth.superuser.username, 'SUPERUSER LOGIN', auth.superuser.password));
+    }
+    if (bootstrap?.postBootstrap !== undefined) await this.runPostBootstrapScript(bootstrap.postBootstrap, opts.signal);
     await withClient(conn, 30_000, async (c) => {
-      const upsertRole = async (name: string, attrs: string, password: string | undefined): Promise<void> => {
-        const exists = (await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount! > 0;
-        const pw = password !== undefined && password !== '' ? ` PASSWORD ${quoteLiteral(password)}` : '';
-        await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${quoteIdent(name)} WITH ${attrs}${pw}`);
-      };
-      if (auth.superuser.password !== undefined && auth.superuser.password !== '') {
-        await upsertRole(auth.superuser.username, 'SUPERUSER LOGIN', auth.superuser.password);
-      }
       if (auth.replication.username !== auth.superuser.username) {
-        await upsertRole(auth.replication.username, 'REPLICATION LOGIN', auth.replication.password);
+        await upsertRole(c, auth.replication.username, 'REPLICATION LOGIN', auth.replication.password);
       }
       const rw = auth.rewind;
       if (rw !== undefined && rw.username !== auth.superuser.username) {
-        await upsertRole(rw.username, 'LOGIN', rw.password);
+        await upsertRole(c, rw.username, 'LOGIN', rw.password);
         const u = quoteIdent(rw.username);
         for (const fn of [
           'pg_catalog.pg_ls_dir(text, boolean, boolean)',
@@ -144,9 +167,43 @@ export class DataDir {
       }
       for (const [name, user] of Object.entries(bootstrap?.users ?? {})) {
         const opts = user.options.filter((o) => /^[A-Za-z_]+$/.test(o)).map((o) => o.toUpperCase());
-        await upsertRole(name, ['LOGIN', ...opts].join(' '), user.password);
+        await upsertRole(c, name, ['LOGIN', ...opts].join(' '), user.password);
       }
     });
+  }
+
+  /**
+   * Runs the post_bootstrap script (argv) to completion, with no deadline (`signal` kills it): its
+   * last argument is the local superuser's connection string (dbname, user, host, port; the
+   * password, if any, through a temporary PGPASSFILE), PGOPTIONS=-c synchronous_commit=local.
+   * Rejects (PgControlError PG_FAILED, not transient) when it cannot start or exits non-zero.
+   */
+  private async runPostBootstrapScript(argv: string[], signal: AbortSignal | undefined): Promise<void> {
+    const local = this.node.localConn();
+    const su = this.node.settings.authentication.superuser;
+    const dsn = renderConninfo([
+      ['dbname', local.database],
+      ['user', local.user],
+      ['host', local.host],
+      ['port', local.port],
+    ]);
+    const pgpass =
+      su.password !== undefined && su.password !== ''
+        ? await this.node.tempPgpass('post-bootstrap', [{ host: local.host, port: local.port, database: '*', user: su.username, password: su.password }])
+        : undefined;
+    try {
+      this.node.log.info(`running post_bootstrap script ${argv.join(' ')}`);
+      const r = await run(argv[0]!, [...argv.slice(1), dsn], {
+        signal,
+        env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), PGOPTIONS: '-c synchronous_commit=local' },
+      });
+      const out = lastLines(r.stdout + r.stderr, 5);
+      this.node.log.info(`post_bootstrap script finished${out !== '' ? `: ${out}` : ''}`);
+    } catch (e) {
+      throw new PgControlError('PG_FAILED', `post_bootstrap script ${argv[0]!} failed: ${(e as Error).message}`, { cause: e, retryable: false });
+    } finally {
+      if (pgpass !== undefined) await rm(pgpass, { force: true });
+    }
   }
 
   /** Deletes the data directory. Refuses while PostgreSQL runs. */
@@ -168,7 +225,6 @@ export class DataDir {
     const extra = basebackupExtraArgs(this.node.settings.basebackup);
     const attempts = Math.max(1, opts.attempts ?? 2);
     const retryDelayMs = opts.retryDelayMs ?? 5000;
-    const timeoutMs = opts.timeoutMs ?? 3_600_000;
     if ((await this.postmaster.isRunning()).running) throw new PgControlError('PG_RUNNING', 'cannot take a base backup while PostgreSQL runs');
     await this.sync.load(); // before the source's postgresql.conf replaces ours
     const t = parseConnUrl(from.connUrl);
@@ -190,14 +246,15 @@ export class DataDir {
         try {
           this.node.log.info(`pg_basebackup from ${t.host}:${t.port} (attempt ${attempt}/${attempts})`);
           await run(this.node.bin('pg_basebackup'), ['-D', this.node.dataDir, '-X', 'stream', `--dbname=${dsn}`, ...extra], {
-            timeoutMs,
+            timeoutMs: opts.timeoutMs,
+            signal: opts.signal,
             env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), PGCONNECT_TIMEOUT: '10' },
           });
           await ownForPg(this.node.dataDir, 0o700);
           return;
         } catch (e) {
           this.node.log.warn(`pg_basebackup failed: ${(e as Error).message}`);
-          if (attempt >= attempts) {
+          if (attempt >= attempts || opts.signal?.aborted === true) {
             await this.wipe().catch(() => undefined);
             throw libpqToolFailure('pg_basebackup', e);
           }
@@ -207,6 +264,50 @@ export class DataDir {
     } finally {
       if (pgpass !== undefined) await rm(pgpass, { force: true });
     }
+  }
+
+  /**
+   * Makes this member's data directory a copy of the cluster with postgresql.create_replica_methods
+   * tried in the configured order (only the listed ones, as Patroni; none configured: basebackup).
+   * A user method runs after the data directory is emptied (unless keep_data); the first that
+   * succeeds wins. Rejects with the last method's failure when all failed (the data directory is
+   * then emptied again), or at once when `signal` aborts.
+   */
+  async createReplica(from: { connUrl: string }, opts: BasebackupOptions = {}): Promise<void> {
+    const methods = this.node.settings.createReplicaMethods ?? [];
+    if (methods.length === 0) return this.basebackup(from, opts);
+    if ((await this.postmaster.isRunning()).running) throw new PgControlError('PG_RUNNING', 'cannot create a replica while PostgreSQL runs');
+    let last: unknown;
+    for (const m of methods) {
+      if (opts.signal?.aborted === true) break;
+      if (m.command === undefined) {
+        try {
+          await this.basebackup(from, opts);
+          return;
+        } catch (e) {
+          last = e;
+          continue;
+        }
+      }
+      await this.sync.load(); // before the method's files replace ours
+      if (m.keepData) {
+        this.sysidCache = undefined;
+        await this.node.ensureDataDir();
+        this.node.log.info('leaving the data directory as it is (keep_data)');
+      } else {
+        await this.wipe();
+      }
+      try {
+        await runReplicaMethod(this.node, { ...m, command: m.command }, from, opts.signal);
+        this.sysidCache = undefined;
+        return;
+      } catch (e) {
+        this.node.log.warn(`replica method ${m.name} failed: ${(e as Error).message}`);
+        last = new PgControlError('PG_FAILED', `replica method ${m.name} failed: ${(e as Error).message}`, { cause: e, retryable: false });
+      }
+    }
+    await this.wipe().catch(() => undefined);
+    throw last ?? new PgControlError('PG_FAILED', 'replica creation cancelled');
   }
 
   private async wipe(): Promise<void> {
@@ -225,7 +326,7 @@ export class DataDir {
    * PG_REWIND_NOT_READY while it is still in recovery (both transient), PgControlError PG_FAILED
    * when pg_rewind itself failed (e.g. histories it cannot reconcile: not transient).
    */
-  async rewind(from: { connUrl: string }, opts: { timeoutMs?: number } = {}): Promise<void> {
+  async rewind(from: { connUrl: string }, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     if ((await this.postmaster.isRunning()).running) throw new PgControlError('PG_RUNNING', 'pg_rewind needs PostgreSQL stopped');
     await this.sync.load();
     const creds = this.node.rewindCreds();
@@ -280,7 +381,8 @@ export class DataDir {
     try {
       this.node.log.info(`pg_rewind from ${t.host}:${t.port}`);
       const r = await run(this.node.bin('pg_rewind'), [`--target-pgdata=${this.node.dataDir}`, `--source-server=${dsn}`], {
-        timeoutMs: opts.timeoutMs ?? 3_600_000,
+        timeoutMs: opts.timeoutMs, // default none, as for pg_basebackup
+        signal: opts.signal,
         env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), PGOPTIONS: '-c statement_timeout=0', PGCONNECT_TIMEOUT: '10' },
       });
       this.node.log.info(`pg_rewind: ${lastLines(r.stderr + r.stdout, 3)}`);

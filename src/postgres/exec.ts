@@ -63,8 +63,13 @@ export async function ownForPg(path: string, mode?: number): Promise<void> {
 }
 
 export interface RunOptions {
-  /** Hard deadline; the process group is SIGKILLed when it passes. */
-  timeoutMs: number;
+  /**
+   * Hard deadline; the process group is SIGKILLed when it passes. Undefined: no deadline (long
+   * work such as a base backup of a large cluster; cancel it with `signal`).
+   */
+  timeoutMs?: number | undefined;
+  /** When it aborts, the process group is SIGKILLed and the call rejects (kind 'timeout'). */
+  signal?: AbortSignal | undefined;
   /** Extra environment (merged over a cleaned copy of ours: PG* variables removed). */
   env?: Record<string, string>;
   /** Run as the PostgreSQL OS user (when root). Default true. */
@@ -110,6 +115,7 @@ export function run(cmd: string, args: string[], opts: RunOptions): Promise<RunR
     let stdout = '';
     let stderr = '';
     let timedOut = false;
+    let cancelled = false;
     let child;
     try {
       child = spawn(cmd, args, {
@@ -132,18 +138,32 @@ export function run(cmd: string, args: string[], opts: RunOptions): Promise<RunR
     c.stderr.on('data', (d: string) => {
       if (stderr.length < MAX_CAPTURE) stderr += d;
     });
-    const timer = setTimeout(() => {
-      timedOut = true;
+    const timer = opts.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+        timedOut = true;
+        killGroup(c.pid, 'SIGKILL');
+      }, opts.timeoutMs);
+    const onAbort = (): void => {
+      cancelled = true;
       killGroup(c.pid, 'SIGKILL');
-    }, opts.timeoutMs);
+    };
+    if (opts.signal?.aborted === true) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const done = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+    };
     c.on('error', (e) => {
-      clearTimeout(timer);
+      done();
       reject(new ExecError('spawn', `${cmd}: ${e.message}`, null, stderr));
     });
     c.on('close', (code, signal) => {
-      clearTimeout(timer);
+      done();
       const name = cmd.split('/').pop() ?? cmd;
-      if (timedOut) {
+      if (cancelled) {
+        reject(new ExecError('timeout', `${name} cancelled: ${lastLines(stderr, 5)}`, code, stderr));
+      } else if (timedOut) {
         reject(new ExecError('timeout', `${name} did not finish within ${opts.timeoutMs} ms: ${lastLines(stderr, 5)}`, code, stderr));
       } else if (code !== null && (opts.okCodes ?? [0]).includes(code)) {
         resolve({ code, stdout, stderr });

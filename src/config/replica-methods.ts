@@ -1,0 +1,105 @@
+// postgresql.create_replica_methods: the ways a new replica's data directory is made, tried in
+// order. `basebackup` is the built-in one (pg_basebackup with postgresql.basebackup's options);
+// any other name is a user command configured in the section postgresql.<name>:
+//   command   the command line (shlex rules); default: the method's name
+//   keep_data do not empty the data directory before the command runs
+//   no_params do not append Patroni's --scope, --role=replica, --datadir, --connstring arguments
+//   no_leader (no_master) the method can work without a replication connection
+//   every key but command (and, with no_params, the flags above): passed as --key=value
+
+import { splitCommand } from './hooks.ts';
+import { describe, isMap, sub, type Issues, type Obj } from './fields.ts';
+
+export interface ReplicaMethod {
+  name: string;
+  /** Absent for basebackup (the built-in method). */
+  command?: string[];
+  keepData: boolean;
+  noParams: boolean;
+  noLeader: boolean;
+  /**
+   * The method's section but `command`, in order, values as Python prints them; without
+   * no_params the runner adds scope, role, datadir and connstring (replacing same-named keys in
+   * place), and passes every pair as --key=value.
+   */
+  options: Array<[string, string]>;
+}
+
+const FLAGS = ['keep_data', 'no_params', 'no_leader', 'no_master'];
+
+function flag(v: unknown): boolean {
+  if (typeof v === 'string') return ['true', 'yes', 'on', '1'].includes(v.toLowerCase());
+  return v === true || v === 1;
+}
+
+/** Python's str() of a scalar, as Patroni formats --key=value. */
+function pyStr(v: unknown): string {
+  if (v === true) return 'True';
+  if (v === false) return 'False';
+  if (v === null) return 'None';
+  return String(v);
+}
+
+/**
+ * The configured methods (undefined when create_replica_methods is absent, null or empty: plain
+ * basebackup), and the postgresql keys their sections use (for the unknown-key check).
+ */
+export function parseReplicaMethods(issues: Issues, pg: Obj, path: string): { methods?: ReplicaMethod[]; sectionKeys: string[] } {
+  const raw = pg.create_replica_methods;
+  const p = sub(path, 'create_replica_methods');
+  if (raw === undefined || raw === null) return { sectionKeys: [] };
+  if (!Array.isArray(raw) || raw.some((m) => typeof m !== 'string' || m === '')) {
+    issues.error(p, `expected a list of method names, got ${describe(raw)}`);
+    return { sectionKeys: [] };
+  }
+  const names = raw as string[];
+  if (names.length === 0) return { sectionKeys: [] };
+  const methods: ReplicaMethod[] = [];
+  const sectionKeys: string[] = [];
+  for (const name of names) {
+    if (name === 'basebackup') {
+      methods.push({ name, keepData: false, noParams: false, noLeader: false, options: [] });
+      continue;
+    }
+    sectionKeys.push(name);
+    const mp = sub(path, name);
+    const secRaw = pg[name];
+    let sec: Obj = {};
+    if (secRaw !== undefined && secRaw !== null) {
+      if (!isMap(secRaw)) {
+        issues.error(mp, `expected the settings of replica method ${name} (a mapping), got ${describe(secRaw)}`);
+        continue;
+      }
+      sec = secRaw;
+    }
+    const cmdText = sec.command ?? name;
+    if (typeof cmdText !== 'string') {
+      issues.error(sub(mp, 'command'), `expected a command (a string), got ${describe(cmdText)}`);
+      continue;
+    }
+    let command: string[];
+    try {
+      command = splitCommand(cmdText);
+    } catch (err) {
+      issues.error(sub(mp, 'command'), `cannot split the command into arguments: ${(err as Error).message}`);
+      continue;
+    }
+    if (command.length === 0) {
+      issues.error(sub(mp, 'command'), 'empty command');
+      continue;
+    }
+    const noParams = flag(sec.no_params);
+    const noLeader = flag(sec.no_leader) || flag(sec.no_master);
+    if (noLeader) {
+      issues.warn(sub(mp, 'no_leader'), 'Vigil tries this method in order while a leader (or clonefrom member) exists; without one, the member still waits for a leader instead of restoring on its own');
+    }
+    const options: Array<[string, string]> = [];
+    for (const [k, v] of Object.entries(sec)) {
+      if (k === 'command') continue;
+      if (noParams && FLAGS.includes(k)) continue;
+      options.push([k, pyStr(v)]);
+    }
+    methods.push({ name, command, keepData: flag(sec.keep_data), noParams, noLeader, options });
+  }
+  return { methods, sectionKeys };
+}
