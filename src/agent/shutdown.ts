@@ -61,11 +61,15 @@ export async function shutdown(d: NodeDriver): Promise<void> {
  */
 async function leaveSyncSet(d: NodeDriver): Promise<void> {
   const me = d.config.name;
-  const cluster = d.cluster;
-  const leader = cluster?.leader?.name;
-  if (syncModeOf(d.dynamic) === 'off' || d.config.tags.nosync === true || leader === undefined || leader === me) return;
-  if (!inSyncSet(cluster?.sync, me)) return;
+  if (syncModeOf(d.dynamic) === 'off' || d.config.tags.nosync === true) return;
   const { dcs, clock } = d.ports;
+  // The last cycle's view may predate the leader adding us to /sync (it does so within about a
+  // second of our streaming, between our cycles): decide on a fresh read, the cached view only
+  // when the DCS cannot be read.
+  const cluster = await dcs.readCluster().catch(() => d.cluster);
+  const leader = cluster?.leader?.name;
+  if (leader === undefined || leader === me) return;
+  if (!inSyncSet(cluster?.sync, me)) return;
   d.leavingSync = true;
   try {
     await dcs.touchMember(buildMemberData({ ...d.config, tags: { ...d.config.tags, nosync: true, sync_priority: 0 } }, { state: d.pgState, role: d.role }));
