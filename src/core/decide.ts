@@ -101,6 +101,7 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
 
   const leaderName = cluster.leader?.name;
   const iHoldLock = leaderName === me;
+  if (leaderName !== undefined) delete d.memory.raceBackoff;
   if (iHoldLock) d.isLeader = obs.lockRefreshedAt !== undefined && obs.now - obs.lockRefreshedAt < ttlMs;
 
   // ---- What happened to the previous tick's lock operations -------------------------------

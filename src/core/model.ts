@@ -107,6 +107,8 @@ export interface DynamicConfig {
   maximum_lag_on_failover: number;
   primary_start_timeout: number;
   primary_stop_timeout?: number;
+  /** Seconds a node waits before racing for an unlocked cluster's lock (0: off; core/race-backoff.ts). */
+  primary_race_backoff?: number;
   check_timeline: boolean;
   pause?: boolean;
   synchronous_mode?: boolean | string;
@@ -336,6 +338,11 @@ export interface Memory {
   startAfterDemote?: boolean;
   /** The leader's member-slot retention: slot name -> when its member was last seen (core/slots.ts). */
   slotsRetain?: Record<string, number>;
+  /**
+   * primary_race_backoff (core/race-backoff.ts): when this node first saw the cluster unlocked, and
+   * its WAL position on the last unlocked tick. Cleared whenever a leader is seen.
+   */
+  raceBackoff?: { since: number; walLsn: number | undefined };
 }
 
 export interface Observation {
