@@ -264,6 +264,11 @@ export interface NodeSettings {
   tags: Tags;
   /** bootstrap section present: this node may win the bootstrap race. */
   canBootstrap: boolean;
+  /**
+   * Some create_replica_methods entry other than basebackup is marked no_leader (or no_master): an
+   * empty data directory may be restored (from a backup) while the cluster has no leader.
+   */
+  cloneWithoutLeader?: boolean;
   /** The dynamic config from bootstrap.dcs, written to /config after bootstrap. */
   bootstrapDcs: Record<string, unknown>;
   remove_data_directory_on_rewind_failure: boolean;
@@ -412,7 +417,8 @@ export type Action =
 
 export type TaskSpec =
   | { kind: 'bootstrap' }
-  | { kind: 'clone'; from: string }
+  /** from: the member to copy; null: no leader, only the no_leader replica methods run. */
+  | { kind: 'clone'; from: string | null }
   | { kind: 'start'; asPrimary: boolean; upstream: string | null }
   | { kind: 'promote' }
   | { kind: 'demote'; mode: 'graceful' | 'immediate' | 'immediate-nolock' | 'offline'; upstream: string | null }
