@@ -365,7 +365,7 @@ export class NodeDriver {
   startTask(spec: TaskSpec, obs: Pick<Observation, 'cluster'>): void {
     if (this.task?.state === 'running') throw new Error(`${this.task.kind} already in progress`);
     const abort = new AbortController();
-    const task: RunningTask = { kind: spec.kind, spec, startedAt: this.ports.clock.now(), state: 'running', abort, done: Promise.resolve(), ...('from' in spec ? { from: spec.from } : {}) };
+    const task: RunningTask = { kind: spec.kind, spec, startedAt: this.ports.clock.now(), state: 'running', abort, done: Promise.resolve(), ...('from' in spec && spec.from !== null ? { from: spec.from } : {}) };
     this.pgState = taskPgState(spec.kind) ?? this.pgState;
     this.task = task;
     task.done = runTask(this, spec, obs.cluster, abort.signal)

@@ -163,7 +163,7 @@ export function describeAction(a: Action): string {
         case 'clone':
         case 'rewind':
         case 'reinitialize':
-          return `startTask:${t.kind}(${t.from})`;
+          return `startTask:${t.kind}(${t.from ?? 'without leader'})`;
         case 'start':
           return `startTask:start(${t.asPrimary ? 'primary' : `replica of ${t.upstream ?? 'none'}`})`;
         case 'demote':

@@ -55,6 +55,7 @@ export async function observe(d: NodeDriver): Promise<Observation> {
       // pre_promote failed less than ttl ago (behavior 5.2 step 1).
       tags: d.watchdogFailed || prePromoteBackoff(d) ? { ...config.tags, nofailover: true } : config.tags,
       canBootstrap: config.bootstrap !== undefined,
+      cloneWithoutLeader: (config.postgresql.createReplicaMethods ?? []).some((m) => m.noLeader && m.command !== undefined),
       bootstrapDcs: config.bootstrap?.dcs ?? {},
       remove_data_directory_on_rewind_failure: config.postgresql.removeDataDirectoryOnRewindFailure,
       remove_data_directory_on_diverged_timelines: config.postgresql.removeDataDirectoryOnDivergedTimelines,

@@ -46,8 +46,11 @@ export interface PgPort {
   pendingRestart(): Promise<Record<string, { old_value: string; new_value: string }>>;
   checkpoint(opts?: { timeoutMs?: number }): Promise<void>;
   removeDataDir(): Promise<void>;
-  /** Clone: postgresql.create_replica_methods in order (default pg_basebackup). No deadline: `signal` cancels it. */
-  basebackup(from: { connUrl: string }, opts?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Clone: postgresql.create_replica_methods in order (default pg_basebackup). No deadline: `signal`
+   * cancels it. `from` undefined: no leader; only the methods marked no_leader run.
+   */
+  basebackup(from: { connUrl: string } | undefined, opts?: { signal?: AbortSignal }): Promise<void>;
   /** No deadline: `signal` cancels it (kills pg_rewind). */
   rewind(from: { connUrl: string }, opts?: { signal?: AbortSignal }): Promise<void>;
   /** Create the members' slots; dropUnknown: also drop other physical slots. */

@@ -53,8 +53,9 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       return;
     }
     case 'clone': {
-      const from = d.upstreamTarget(spec.from, cluster) as { connUrl: string };
-      await pg.basebackup({ connUrl: from.connUrl }, { signal });
+      // from null: no leader; only the no_leader replica methods run (without a connection string).
+      const from = d.upstreamTarget(spec.from, cluster);
+      await pg.basebackup(from === null ? undefined : { connUrl: from.connUrl }, { signal });
       checkAbort();
       await startAsReplica(d, spec.from, cluster);
       return;
@@ -174,7 +175,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
   }
 }
 
-async function startAsReplica(d: NodeDriver, upstream: string, cluster: ClusterView | undefined): Promise<void> {
+async function startAsReplica(d: NodeDriver, upstream: string | null, cluster: ClusterView | undefined): Promise<void> {
   await d.ports.pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(upstream, cluster), ...d.pgInputs() });
   d.pgState = 'starting';
   await d.ports.pg.start({ timeoutMs: d.config.postgresql.pgCtlTimeout * 1000 });

@@ -266,10 +266,6 @@ export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
   if (present(raw, 'standby_cluster')) {
     out.push({ path: 'standby_cluster', message: `standby clusters are ${NOT_IMPLEMENTED}: this cluster's leader would be promoted to a read-write primary instead of following the remote primary` });
   }
-  for (const key of ['primary_race_backoff']) {
-    const n = toInt(raw[key]);
-    if (n !== undefined && n > 0) out.push({ path: key, message: `${key} is ${NOT_IMPLEMENTED}; remove it or set it to 0` });
-  }
   const pg = raw.postgresql;
   if (isMap(pg)) {
     for (const key of ['recovery_conf']) {

@@ -90,9 +90,6 @@ export function parseReplicaMethods(issues: Issues, pg: Obj, path: string): { me
     }
     const noParams = flag(sec.no_params);
     const noLeader = flag(sec.no_leader) || flag(sec.no_master);
-    if (noLeader) {
-      issues.warn(sub(mp, 'no_leader'), 'Vigil tries this method in order while a leader (or clonefrom member) exists; without one, the member still waits for a leader instead of restoring on its own');
-    }
     const options: Array<[string, string]> = [];
     for (const [k, v] of Object.entries(sec)) {
       if (k === 'command') continue;

@@ -101,6 +101,7 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
 
   const leaderName = cluster.leader?.name;
   const iHoldLock = leaderName === me;
+  if (leaderName !== undefined) delete d.memory.raceBackoff;
   if (iHoldLock) d.isLeader = obs.lockRefreshedAt !== undefined && obs.now - obs.lockRefreshedAt < ttlMs;
 
   // ---- What happened to the previous tick's lock operations -------------------------------
@@ -196,6 +197,13 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
       }
       d.add({ type: 'startTask', task: { kind: 'clone', from: source } });
       return `bootstrap from ${source === leaderName ? 'leader' : 'replica'} '${source}'`;
+    }
+    // Patroni's rule: with no leader, and the bootstrap race not open to this node, a member whose
+    // create_replica_methods include a no_leader method restores on its own, unless a bootstrap
+    // is in progress (/initialize is "").
+    if (self.cloneWithoutLeader === true && cluster.initialize !== '') {
+      d.add({ type: 'startTask', task: { kind: 'clone', from: null } });
+      return 'bootstrap (without leader)';
     }
     d.wake(FAST_WAKE_MS);
     return cluster.initialize === '' ? 'waiting for leader to bootstrap (bootstrap in progress)' : 'waiting for leader to bootstrap';

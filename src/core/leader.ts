@@ -8,6 +8,7 @@ import { isHealthiest, isStandbyClusterConfig, syncModeOf, type Verdict } from '
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
 import { prepromoteActions, syncOffStep, syncStep } from './sync.ts';
+import { raceBackoff } from './race-backoff.ts';
 import type { ClusterView, FailoverRequest, Observation } from './model.ts';
 
 /** Failsafe mode's race gates (behavior 8.4); undefined when they do not apply. */
@@ -39,6 +40,12 @@ export function unlocked(obs: Observation, d: DecisionBuilder): string {
     // Patroni would make the winner a standby leader that follows the remote primary; Vigil
     // cannot yet, and promoting it would make a second read-write primary.
     return `${STANDBY_NOT_IMPLEMENTED}: not taking the leader lock (its holder would be promoted)`;
+  }
+  const backoff = raceBackoff(obs);
+  if (backoff.memory !== undefined) d.memory.raceBackoff = backoff.memory;
+  if (backoff.wait !== undefined) {
+    if (backoff.wakeMs !== undefined) d.wake(backoff.wakeMs);
+    return backoff.wait;
   }
   const verdict: Verdict = manual !== undefined ? { ok: manual.race, reason: manual.reason } : failsafeVerdict(obs) ?? isHealthiest(obs);
   if (verdict.ok) {

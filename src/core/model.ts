@@ -107,6 +107,8 @@ export interface DynamicConfig {
   maximum_lag_on_failover: number;
   primary_start_timeout: number;
   primary_stop_timeout?: number;
+  /** Seconds a node waits before racing for an unlocked cluster's lock (0: off; core/race-backoff.ts). */
+  primary_race_backoff?: number;
   check_timeline: boolean;
   pause?: boolean;
   synchronous_mode?: boolean | string;
@@ -262,6 +264,11 @@ export interface NodeSettings {
   tags: Tags;
   /** bootstrap section present: this node may win the bootstrap race. */
   canBootstrap: boolean;
+  /**
+   * Some create_replica_methods entry other than basebackup is marked no_leader (or no_master): an
+   * empty data directory may be restored (from a backup) while the cluster has no leader.
+   */
+  cloneWithoutLeader?: boolean;
   /** The dynamic config from bootstrap.dcs, written to /config after bootstrap. */
   bootstrapDcs: Record<string, unknown>;
   remove_data_directory_on_rewind_failure: boolean;
@@ -336,6 +343,11 @@ export interface Memory {
   startAfterDemote?: boolean;
   /** The leader's member-slot retention: slot name -> when its member was last seen (core/slots.ts). */
   slotsRetain?: Record<string, number>;
+  /**
+   * primary_race_backoff (core/race-backoff.ts): when this node first saw the cluster unlocked, and
+   * its WAL position on the last unlocked tick. Cleared whenever a leader is seen.
+   */
+  raceBackoff?: { since: number; walLsn: number | undefined };
 }
 
 export interface Observation {
@@ -405,7 +417,8 @@ export type Action =
 
 export type TaskSpec =
   | { kind: 'bootstrap' }
-  | { kind: 'clone'; from: string }
+  /** from: the member to copy; null: no leader, only the no_leader replica methods run. */
+  | { kind: 'clone'; from: string | null }
   | { kind: 'start'; asPrimary: boolean; upstream: string | null }
   | { kind: 'promote' }
   | { kind: 'demote'; mode: 'graceful' | 'immediate' | 'immediate-nolock' | 'offline'; upstream: string | null }

@@ -110,7 +110,7 @@ export class PostgresController {
   }
 
   /** Creates the data directory with create_replica_methods (see DataDir.createReplica). */
-  createReplica(from: { connUrl: string }, opts: BasebackupOptions = {}): Promise<void> {
+  createReplica(from: { connUrl: string } | undefined, opts: BasebackupOptions = {}): Promise<void> {
     return this.dir.createReplica(from, opts);
   }
 

@@ -271,16 +271,20 @@ export class DataDir {
    * tried in the configured order (only the listed ones, as Patroni; none configured: basebackup).
    * A user method runs after the data directory is emptied (unless keep_data); the first that
    * succeeds wins. Rejects with the last method's failure when all failed (the data directory is
-   * then emptied again), or at once when `signal` aborts.
+   * then emptied again), or at once when `signal` aborts. `from` undefined (the cluster has no
+   * leader): only the methods marked no_leader run, with an empty --connstring.
    */
-  async createReplica(from: { connUrl: string }, opts: BasebackupOptions = {}): Promise<void> {
-    const methods = this.node.settings.createReplicaMethods ?? [];
-    if (methods.length === 0) return this.basebackup(from, opts);
+  async createReplica(from: { connUrl: string } | undefined, opts: BasebackupOptions = {}): Promise<void> {
+    const configured = this.node.settings.createReplicaMethods ?? [];
+    if (from !== undefined && configured.length === 0) return this.basebackup(from, opts);
+    const methods = from === undefined ? configured.filter((m) => m.noLeader && m.command !== undefined) : configured;
+    if (methods.length === 0) throw new PgControlError('PG_FAILED', 'no replica method works without a leader (no_leader)', { retryable: false });
     if ((await this.postmaster.isRunning()).running) throw new PgControlError('PG_RUNNING', 'cannot create a replica while PostgreSQL runs');
     let last: unknown;
     for (const m of methods) {
       if (opts.signal?.aborted === true) break;
       if (m.command === undefined) {
+        if (from === undefined) continue;
         try {
           await this.basebackup(from, opts);
           return;

@@ -133,6 +133,7 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
       n.pg.data = undefined;
     },
     basebackup: async (from) => {
+      if (from === undefined) throw new Error('the simulation has no replica methods that work without a leader');
       await work();
       copyFrom(source(from.connUrl));
     },

@@ -5,7 +5,8 @@
 // streams from node0 afterwards, with a row written after the backup. node2's first method fails
 // (exit 1), so it falls through to the next one listed, basebackup. Last, a new cluster is
 // bootstrapped (bootstrap.method with a pgbackrest restore --type=time command) from the backup to
-// a point in time between two writes: it has the first and not the second.
+// a point in time between two writes: it has the first and not the second. And a lone member that
+// may not bootstrap (nofailover) restores with a no_leader method while its cluster has no leader.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -142,6 +143,36 @@ describe('create_replica_methods with pgBackRest', { timeout: 600_000, skip: !ex
       assert.match(agentLog(restored, 'node0', 400), /custom bootstrap script finished/);
     } finally {
       await stopCluster(restored, base2);
+    }
+  });
+
+  test('no_leader: a member of a cluster without a leader, that may not bootstrap, restores from the backup', async () => {
+    // Archive node0's latest WAL (the after_backup row) so that the restore can replay it.
+    const chk = await asPostgres([PGBACKREST, `--config=${conf}`, '--stanza=demo', 'check']);
+    assert.equal(chk.code, 0, chk.out);
+    const base3 = await mkdtemp(join(tmpdir(), 'vigil-noleader-'));
+    await chmod(base3, 0o755);
+    // nofailover: the bootstrap race is not open to it (as in Patroni), nor the leader race.
+    const lone = new LocalCluster({ baseDir: base3, nodes: 1, timing: TIMING, scope: 'noleader', pgHba: ['local all postgres trust'], tags: { node0: { nofailover: true } } });
+    try {
+      await lone.prepare();
+      const n = lone.node('node0');
+      const method = JSON.stringify({ command: `${PGBACKREST} --config=${conf} --stanza=demo --pg1-path=${n.dataDir} --type=standby restore`, no_params: true, no_leader: true });
+      const text = await readFile(n.configFile, 'utf8');
+      await writeFile(n.configFile, text.replace('\npostgresql:\n', `\npostgresql:\n  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest: ${method}\n`));
+      lone.startAgent('node0');
+      await waitFor('the restored replica to serve the row written after the backup', async () => {
+        const rows = await query<{ x: number }>(lone.connParams('node0'), 'SELECT x FROM after_backup').catch(() => []);
+        return rows[0]?.x === 42 ? true : undefined;
+      }, 180_000);
+      const inRecovery = await query<{ r: boolean }>(lone.connParams('node0'), 'SELECT pg_is_in_recovery() AS r');
+      assert.equal(inRecovery[0]?.r, true);
+      const log = agentLog(lone, 'node0', 400);
+      assert.match(log, /bootstrap \(without leader\)/, log);
+      assert.match(log, /replica created with method pgbackrest/, log);
+      assert.doesNotMatch(log, /pg_basebackup from/, log);
+    } finally {
+      await stopCluster(lone, base3);
     }
   });
 });
