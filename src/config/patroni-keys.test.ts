@@ -49,7 +49,7 @@ const VALUES: Record<string, unknown> = {
 };
 
 const REFUSAL = /not implemented|not supported/;
-const NOT_KNOWN = /unknown key|not implemented|not supported|does not apply|cannot be honoured/;
+const NOT_KNOWN = /unknown (key|callback)|not implemented|not supported|does not apply|cannot be honoured/;
 
 /** The minimal valid document, on the DCS section `dcs` (none when undefined). */
 function base(dcs: string | undefined): Obj {
