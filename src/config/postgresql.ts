@@ -176,7 +176,6 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     config_dir: refused('the configuration files would be written into the data directory instead'),
     config_base_name: refused('the configuration file would be named postgresql.conf'),
     create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
-    rewind: refused('pg_rewind would run without these options'),
     recovery_conf: refused('these recovery settings would not be written'),
     krbsrvname: refused('Kerberos connections would use the default service name'),
   };
@@ -189,7 +188,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   checkKeys(issues, pg, path, [
     'listen', 'connect_address', 'proxy_address', 'data_dir', 'bin_dir', 'bin_name', 'custom_conf', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
-    'pg_ctl_timeout', 'basebackup', 'use_unix_socket', 'use_unix_socket_repl', 'callbacks', 'pre_promote', 'before_stop', 'create_replica_methods', ...replicaMethods.sectionKeys,
+    'pg_ctl_timeout', 'basebackup', 'rewind', 'use_unix_socket', 'use_unix_socket_repl', 'callbacks', 'pre_promote', 'before_stop', 'create_replica_methods', ...replicaMethods.sectionKeys,
   ], unsupported);
 
   const listen = listenValue(issues, pg, 'listen', path, true);
@@ -236,6 +235,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const removeOnDiverged = bool(issues, pg, 'remove_data_directory_on_diverged_timelines', path) ?? false;
   const pgCtlTimeout = int(issues, pg, 'pg_ctl_timeout', path, 1) ?? 60;
   const basebackup = renderOptions(issues, pg, 'basebackup', path, 'pg_basebackup');
+  const rewindOptions = renderOptions(issues, pg, 'rewind', path, 'pg_rewind');
   const hooks = parseHooks(issues, pg, path);
 
   if (listen === undefined || connect === undefined || dataDir === undefined || superuser === undefined || replication === undefined) return undefined;
@@ -263,6 +263,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     removeDataDirectoryOnDivergedTimelines: removeOnDiverged,
     pgCtlTimeout,
     basebackup,
+    ...(rewindOptions.length > 0 ? { rewind: rewindOptions } : {}),
     ...(replicaMethods.methods !== undefined ? { createReplicaMethods: replicaMethods.methods } : {}),
     ...hooks,
   };

@@ -104,6 +104,8 @@ export interface PostgresqlSettings {
   pgCtlTimeout: number;
   /** Extra options for pg_basebackup, e.g. ["--checkpoint=fast"]. */
   basebackup: string[];
+  /** postgresql.rewind: extra options for pg_rewind (rendered, e.g. ["--no-sync"]); absent: none. */
+  rewind?: string[];
   /** postgresql.create_replica_methods, in order (src/config/replica-methods.ts); absent: basebackup only. */
   createReplicaMethods?: ReplicaMethod[];
   /** postgresql.callbacks: each configured action's command, split into arguments (src/config/hooks.ts). */
