@@ -173,8 +173,6 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const pg = section(issues, root, 'postgresql', '');
   if (pg === undefined) return undefined;
   const unsupported: Record<string, string | Refusal> = {
-    config_dir: refused('the configuration files would be written into the data directory instead'),
-    config_base_name: refused('the configuration file would be named postgresql.conf'),
     create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
     recovery_conf: refused('these recovery settings would not be written'),
     krbsrvname: refused('Kerberos connections would use the default service name'),
@@ -186,7 +184,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   }
   const replicaMethods = parseReplicaMethods(issues, pg, path);
   checkKeys(issues, pg, path, [
-    'listen', 'connect_address', 'proxy_address', 'data_dir', 'bin_dir', 'bin_name', 'custom_conf', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
+    'listen', 'connect_address', 'proxy_address', 'data_dir', 'config_dir', 'config_base_name', 'bin_dir', 'bin_name', 'custom_conf', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
     'pg_ctl_timeout', 'basebackup', 'rewind', 'use_unix_socket', 'use_unix_socket_repl', 'callbacks', 'pre_promote', 'before_stop', 'create_replica_methods', ...replicaMethods.sectionKeys,
   ], unsupported);
@@ -198,6 +196,11 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const connect = connectAddress(issues, pg, path, listen && listen.hosts[0] === '' ? { ...listen, hosts: [] } : listen);
   const proxyAddress = parseProxyAddress(issues, pg, path);
   const dataDir = str(issues, pg, 'data_dir', path, true);
+  const configDir = str(issues, pg, 'config_dir', path);
+  const configBaseName = str(issues, pg, 'config_base_name', path);
+  if (configBaseName !== undefined && (configBaseName === '' || configBaseName.includes('/'))) {
+    issues.error(sub(path, 'config_base_name'), `expected a file name without a directory, got ${JSON.stringify(configBaseName)}`);
+  }
   let binDir = str(issues, pg, 'bin_dir', path);
   if (binDir !== undefined) checkBinDir(issues, binDir, sub(path, 'bin_dir'));
   else binDir = detectBinDir();
@@ -246,6 +249,8 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     connectAddress: connect,
     ...(proxyAddress !== undefined ? { proxyAddress } : {}),
     dataDir,
+    ...(configDir !== undefined && configDir !== '' ? { configDir } : {}),
+    ...(configBaseName !== undefined && configBaseName !== '' && !configBaseName.includes('/') ? { configBaseName } : {}),
     binDir,
     ...(binName !== undefined ? { binName } : {}),
     ...(customConf !== undefined && customConf !== '' ? { customConf } : {}),

@@ -74,6 +74,10 @@ export interface PostgresqlSettings {
   /** postgresql.proxy_address as host:port; published as the member key's proxy_url. */
   proxyAddress?: string;
   dataDir: string;
+  /** postgresql.config_dir: where the configuration files are written (absent: the data directory). */
+  configDir?: string;
+  /** postgresql.config_base_name: the generated file is <name>.conf, initdb's <name>.base.conf (absent: postgresql). */
+  configBaseName?: string;
   binDir: string;
   /** postgresql.bin_name: standard binary name -> the name in binDir (or an absolute path) to run instead. */
   binName?: Record<string, string>;

@@ -294,12 +294,14 @@ export function renderPostgresqlConf(opts: {
   includeBase: boolean;
   /** postgresql.custom_conf: included in place of postgresql.base.conf. */
   customConf?: string;
+  /** The base file's name, relative to the generated file (default postgresql.base.conf). */
+  baseName?: string;
   upstreamName: string | null;
   syncOverride?: string | null;
 }): string {
   const lines = [CONF_HEADER.trimEnd()];
   if (opts.customConf !== undefined) lines.push(`include ${quoteConfValue(opts.customConf)}`);
-  else if (opts.includeBase) lines.push("include 'postgresql.base.conf'");
+  else if (opts.includeBase) lines.push(`include ${quoteConfValue(opts.baseName ?? 'postgresql.base.conf')}`);
   lines.push(UPSTREAM_MARK + JSON.stringify(opts.upstreamName));
   lines.push('');
   for (const [k, v] of opts.conf) lines.push(`${k} = ${quoteConfValue(v)}`);
