@@ -78,6 +78,12 @@ export interface PostgresqlSettings {
   configDir?: string;
   /** postgresql.config_base_name: the generated file is <name>.conf, initdb's <name>.base.conf (absent: postgresql). */
   configBaseName?: string;
+  /**
+   * postgresql.recovery_conf: recovery settings written into postgresql.conf while the node is a
+   * replica (e.g. restore_command, recovery_min_apply_delay); recovery_target*, primary_conninfo,
+   * primary_slot_name and standby_mode are dropped (Vigil manages them).
+   */
+  recoveryConf?: Record<string, string | number | boolean>;
   binDir: string;
   /** postgresql.bin_name: standard binary name -> the name in binDir (or an absolute path) to run instead. */
   binName?: Record<string, string>;

@@ -145,7 +145,7 @@ const INT_RULES: Record<string, IntRule> = {
 };
 
 export interface BuildParamsInput {
-  settings: Pick<PostgresqlSettings, 'listen' | 'parameters' | 'pgpass' | 'database' | 'useSlots' | 'authentication'>;
+  settings: Pick<PostgresqlSettings, 'listen' | 'parameters' | 'pgpass' | 'database' | 'useSlots' | 'authentication' | 'recoveryConf'>;
   memberName: string;
   /** cluster_name (the scope), when known. */
   scope?: string;
@@ -267,6 +267,20 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   conf.push(['recovery_target_timeline', 'latest']);
   for (const n of ['recovery_target', 'recovery_target_lsn', 'recovery_target_name', 'recovery_target_time', 'recovery_target_xid']) {
     conf.push([n, '']);
+  }
+  // postgresql.recovery_conf: a replica's own recovery settings (override postgresql.parameters).
+  if (standby) {
+    for (const [name, raw] of Object.entries(input.settings.recoveryConf ?? {})) {
+      const lname = name.toLowerCase();
+      const v = confValueToString(raw);
+      if (v === undefined || !GUC_NAME_RE.test(name) || OWNED.has(lname) || /^(recovery_target.*|primary_conninfo|primary_slot_name|standby_mode)$/.test(lname)) {
+        ignored.push(`recovery_conf.${name}: ${v === undefined ? 'unsupported value type' : 'not settable'}`);
+        continue;
+      }
+      const at = conf.findIndex(([k]) => k === lname);
+      if (at >= 0) conf.splice(at, 1);
+      conf.push([lname, v]);
+    }
   }
 
   const commandLine: Record<string, string> = {};
