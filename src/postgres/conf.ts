@@ -157,6 +157,8 @@ export interface BuildParamsInput {
   dynamic?: Record<string, unknown> | null;
   /** The dynamic postgresql.use_slots (a replica then names its slot); default settings.useSlots. */
   useSlots?: boolean;
+  /** The dynamic postgresql.recovery_conf: used when the local section has none (local replaces it whole, as in Patroni). */
+  dynamicRecoveryConf?: Record<string, unknown>;
 }
 
 export interface BuiltParams {
@@ -270,7 +272,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   }
   // postgresql.recovery_conf: a replica's own recovery settings (override postgresql.parameters).
   if (standby) {
-    for (const [name, raw] of Object.entries(input.settings.recoveryConf ?? {})) {
+    for (const [name, raw] of Object.entries(input.settings.recoveryConf ?? input.dynamicRecoveryConf ?? {})) {
       const lname = name.toLowerCase();
       const v = confValueToString(raw);
       if (v === undefined || !GUC_NAME_RE.test(name) || OWNED.has(lname) || /^(recovery_target.*|primary_conninfo|primary_slot_name|standby_mode)$/.test(lname)) {

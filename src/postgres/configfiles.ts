@@ -50,6 +50,8 @@ export interface WriteConfigOptions {
   pgIdent?: string[] | null;
   /** The dynamic configuration's postgresql.use_slots (default: the settings' value). */
   useSlots?: boolean;
+  /** The dynamic configuration's postgresql.recovery_conf (used when the local section sets none). */
+  recoveryConf?: Record<string, unknown> | null;
 }
 
 /**
@@ -106,6 +108,7 @@ export class ConfigFiles {
       dynamic: opts.parameters ?? null,
       ...(this.node.nostream ? { nostream: true } : {}),
       ...(opts.useSlots !== undefined ? { useSlots: opts.useSlots } : {}),
+      ...(opts.recoveryConf !== undefined && opts.recoveryConf !== null ? { dynamicRecoveryConf: opts.recoveryConf } : {}),
     });
     for (const msg of built.ignored) this.node.log.warn(`parameter ignored: ${msg}`);
 

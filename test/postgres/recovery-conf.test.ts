@@ -34,10 +34,11 @@ async function show(s: PostgresqlSettings, name: string): Promise<string> {
   return row!.v;
 }
 
-test('a replica runs with recovery_conf; the primary does not', { timeout: 120_000 }, async () => {
+test('a replica runs with recovery_conf (local on the primary, dynamic on the replica); the primary does not', { timeout: 120_000 }, async () => {
   const recoveryConf = { restore_command: '/bin/false %f %p', recovery_min_apply_delay: '2s' };
   const sa: PostgresqlSettings = { ...(await pgSettings({ baseDir: base, name: 'rc-a' })), recoveryConf };
-  const sb: PostgresqlSettings = { ...(await pgSettings({ baseDir: base, name: 'rc-b' })), recoveryConf };
+  // b has no local recovery_conf: it takes the dynamic configuration's.
+  const sb: PostgresqlSettings = await pgSettings({ baseDir: base, name: 'rc-b' });
   const a = new PostgresController({ settings: sa, name: 'rc-a', scope: 'test' });
   const b = new PostgresController({ settings: sb, name: 'rc-b', scope: 'test' });
   nodes.push(a, b);
@@ -48,14 +49,14 @@ test('a replica runs with recovery_conf; the primary does not', { timeout: 120_0
   assert.equal(await show(sa, 'recovery_min_apply_delay'), '0');
   await a.ensureSlots([slotName('rc-b')]);
   await b.basebackup({ connUrl: connUrlOf(sa) }, { retryDelayMs: 200 });
-  await b.writeConfig({ role: 'replica', upstream: { connUrl: connUrlOf(sa), name: 'rc-a' } });
+  await b.writeConfig({ role: 'replica', upstream: { connUrl: connUrlOf(sa), name: 'rc-a' }, recoveryConf });
   await b.start();
   await eventually('rc-b streams', async () => (await b.probe()).walReceiver?.status === 'streaming');
   assert.equal(await show(sb, 'restore_command'), '/bin/false %f %p');
   assert.equal(await show(sb, 'recovery_min_apply_delay'), '2s');
   // Promoted and rewritten as a primary, the settings go away.
   await b.promote();
-  await b.writeConfig({ role: 'primary' });
+  await b.writeConfig({ role: 'primary', recoveryConf });
   await b.reload();
   await eventually('rc-b reloaded', async () => (await show(sb, 'recovery_min_apply_delay')) === '0');
   assert.equal(await show(sb, 'restore_command'), '');
