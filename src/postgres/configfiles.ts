@@ -115,7 +115,7 @@ export class ConfigFiles {
     const files = effectiveAuthFiles(this.node.settings, { pgHba: opts.pgHba ?? null, pgIdent: opts.pgIdent ?? null }, new Map(built.conf));
     const confDir = this.node.confDir;
     const separate = confDir !== this.node.dataDir;
-    if (separate) await this.prepareConfDir(built.conf);
+    if (separate || this.node.confBaseName !== 'postgresql') await this.prepareConfDir(built.conf, separate);
 
     const confPath = this.node.confPath;
     const baseName = `${this.node.confBaseName}.base.conf`;
@@ -184,14 +184,16 @@ export class ConfigFiles {
 
   /** The member we are configured to follow (from the generated postgresql.conf), null if none. */
   /**
-   * A config_dir outside the data directory: creates it, copies initdb's files it lacks from the
-   * data directory (postgresql.conf, pg_hba.conf, pg_ident.conf), and points hba_file and
+   * A config_dir outside the data directory or another config_base_name: copies initdb's
+   * postgresql.conf from the data directory as <base>.conf when the config directory has neither
+   * it nor <base>.base.conf (it then becomes the base file). Outside the data directory also
+   * creates the directory, copies pg_hba.conf and pg_ident.conf it lacks, and points hba_file and
    * ident_file at it (unless postgresql.parameters sets them).
    */
-  private async prepareConfDir(conf: Array<[string, string]>): Promise<void> {
+  private async prepareConfDir(conf: Array<[string, string]>, separate: boolean): Promise<void> {
     const confDir = this.node.confDir;
-    await mkdirOwned(confDir);
-    const copies: Array<[string, string]> = [['pg_hba.conf', 'pg_hba.conf'], ['pg_ident.conf', 'pg_ident.conf']];
+    if (separate) await mkdirOwned(confDir);
+    const copies: Array<[string, string]> = separate ? [['pg_hba.conf', 'pg_hba.conf'], ['pg_ident.conf', 'pg_ident.conf']] : [];
     if (!existsSync(this.node.confPath) && !existsSync(join(confDir, `${this.node.confBaseName}.base.conf`))) {
       copies.push(['postgresql.conf', `${this.node.confBaseName}.conf`]);
     }
@@ -201,6 +203,7 @@ export class ConfigFiles {
       const text = await readFile(join(this.node.dataDir, from), 'utf8').catch(() => undefined);
       if (text !== undefined && !isGeneratedConf(text)) await this.node.writeOwned(target, text, 0o600);
     }
+    if (!separate) return;
     for (const [k, f] of [['hba_file', 'pg_hba.conf'], ['ident_file', 'pg_ident.conf']] as const) {
       if (!conf.some(([name]) => name === k)) conf.push([k, join(confDir, f)]);
     }

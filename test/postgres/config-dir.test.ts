@@ -73,3 +73,16 @@ test('a Debian-style config_dir keeps its own postgresql.conf as the base', { ti
   assert.match(await readFile(join(confDir, 'postgresql.base.conf'), 'utf8'), /from-etc/);
   assert.equal(await show(s, 'hba_file'), join(confDir, 'pg_hba.conf'));
 });
+
+test('config_base_name alone: vigil.conf in the data directory includes initdb\'s file as vigil.base.conf', { timeout: 120_000 }, async () => {
+  const s: PostgresqlSettings = { ...(await pgSettings({ baseDir: base, name: 'cd-c' })), configBaseName: 'vigil' };
+  const pg = new PostgresController({ settings: s, name: 'cd-c', scope: 'test' });
+  nodes.push(pg);
+  await pg.initdb(testBootstrap());
+  await pg.start();
+  await pg.postBootstrap();
+  assert.equal(await show(s, 'config_file'), join(s.dataDir, 'vigil.conf'));
+  assert.equal(await show(s, 'hba_file'), join(s.dataDir, 'pg_hba.conf'));
+  assert.match(await readFile(join(s.dataDir, 'vigil.base.conf'), 'utf8'), /PostgreSQL configuration file/);
+  assert.match(await readFile(join(s.dataDir, 'vigil.conf'), 'utf8'), /^include 'vigil.base.conf'$/m);
+});
