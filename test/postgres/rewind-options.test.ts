@@ -1,5 +1,6 @@
 // postgresql.rewind against real PostgreSQL 15: the configured pg_rewind options, and
-// --restore-target-wal when a restore_command is configured, reach pg_rewind. pg_rewind is reached
+// --restore-target-wal (with --config-file for a config_dir outside the data directory) when a
+// restore_command is configured, reach pg_rewind. pg_rewind is reached
 // through bin_name: a wrapper that records its arguments and execs the real one.
 
 import { after, before, test } from 'node:test';
@@ -45,7 +46,8 @@ test('postgresql.rewind and restore_command reach pg_rewind', { timeout: 180_000
   await writeFile(wrapper, `#!/bin/sh\nprintf '%s\\n' "$@" > '${argsFile}'\nexec '${join(PG_BIN_DIR, 'pg_rewind')}' "$@"\n`);
   await chmod(wrapper, 0o755);
   const extra = { binDir: bin, binName: { pg_rewind: 'recording-pg_rewind' }, rewind: ['--no-sync'] };
-  const sa: PostgresqlSettings = { ...(await pgSettings({ baseDir: base, name: 'ra' })), ...extra };
+  // ra keeps its configuration outside the data directory: pg_rewind also gets --config-file.
+  const sa: PostgresqlSettings = { ...(await pgSettings({ baseDir: base, name: 'ra' })), ...extra, configDir: join(base, 'ra-etc') };
   sa.parameters = { ...sa.parameters, restore_command: '/bin/false %f %p' };
   const sb: PostgresqlSettings = { ...(await pgSettings({ baseDir: base, name: 'rb' })), ...extra };
   a = new PostgresController({ settings: sa, name: 'ra', scope: 'test' });
@@ -68,7 +70,7 @@ test('postgresql.rewind and restore_command reach pg_rewind', { timeout: 180_000
 
   await a.rewind({ connUrl: connUrlOf(sb) });
   const argv = (await readFile(argsFile, 'utf8')).trim().split('\n');
-  assert.deepEqual(argv.slice(0, 2), ['--no-sync', '--restore-target-wal']);
+  assert.deepEqual(argv.slice(0, 3), ['--no-sync', '--restore-target-wal', `--config-file=${join(base, 'ra-etc', 'postgresql.conf')}`]);
   assert.ok(argv.includes(`--target-pgdata=${sa.dataDir}`), argv.join(' '));
   assert.equal(await a.checkDivergence({ connUrl: connUrlOf(sb) }), 'not_needed');
 
