@@ -267,18 +267,14 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   conf.push(['primary_conninfo', conninfo]);
   conf.push(['primary_slot_name', slot]);
   conf.push(['recovery_target_timeline', 'latest']);
-  for (const n of ['recovery_target', 'recovery_target_lsn', 'recovery_target_name', 'recovery_target_time', 'recovery_target_xid']) {
-    conf.push([n, '']);
-  }
+  for (const n of ['', '_lsn', '_name', '_time', '_xid']) conf.push([`recovery_target${n}`, '']);
   // postgresql.recovery_conf: a replica's own recovery settings (override postgresql.parameters).
-  if (standby) {
-    for (const [name, raw] of Object.entries(input.settings.recoveryConf ?? input.dynamicRecoveryConf ?? {})) {
-      const lname = name.toLowerCase();
-      const v = confValueToString(raw);
-      if (v === undefined || !GUC_NAME_RE.test(name) || OWNED.has(lname) || /^(recovery_target.*|primary_conninfo|primary_slot_name|standby_mode)$/.test(lname)) {
-        ignored.push(`recovery_conf.${name}: ${v === undefined ? 'unsupported value type' : 'not settable'}`);
-        continue;
-      }
+  for (const [name, raw] of Object.entries(standby ? (input.settings.recoveryConf ?? input.dynamicRecoveryConf ?? {}) : {})) {
+    const lname = name.toLowerCase();
+    const v = confValueToString(raw);
+    if (v === undefined || !GUC_NAME_RE.test(name) || OWNED.has(lname) || /^(recovery_target.*|primary_conninfo|primary_slot_name|standby_mode)$/.test(lname)) {
+      ignored.push(`recovery_conf.${name}: ${v === undefined ? 'unsupported value type' : 'not settable'}`);
+    } else {
       const at = conf.findIndex(([k]) => k === lname);
       if (at >= 0) conf.splice(at, 1);
       conf.push([lname, v]);
