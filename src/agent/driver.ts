@@ -347,10 +347,12 @@ export class NodeDriver {
   }
 
   /** What postgresql.conf, pg_hba.conf and pg_ident.conf take from the dynamic configuration. */
-  pgInputs(): { parameters: Record<string, unknown> | null; pgHba: string[] | null; pgIdent: string[] | null; useSlots: boolean } {
+  pgInputs(): { parameters: Record<string, unknown> | null; pgHba: string[] | null; pgIdent: string[] | null; useSlots: boolean; recoveryConf: Record<string, unknown> | null } {
     const pg = this.dynamic.postgresql;
     const lines = (v: unknown): string[] | null => (Array.isArray(v) && v.every((l) => typeof l === 'string') ? (v as string[]) : null);
-    return { parameters: this.pgParameters(), pgHba: lines(pg.pg_hba), pgIdent: lines(pg.pg_ident), useSlots: pg.use_slots !== false };
+    const rc = pg.recovery_conf;
+    const recoveryConf = rc !== null && typeof rc === 'object' && !Array.isArray(rc) ? (rc as Record<string, unknown>) : null;
+    return { parameters: this.pgParameters(), pgHba: lines(pg.pg_hba), pgIdent: lines(pg.pg_ident), useSlots: pg.use_slots !== false, recoveryConf };
   }
 
   // ---- the background task -------------------------------------------------------------------

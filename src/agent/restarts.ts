@@ -41,7 +41,7 @@ export async function applyLocalConfig(d: NodeDriver, cluster: ClusterView | und
   if (pg === undefined || pg.dataDirEmpty) return;
   const inputs = d.pgInputs();
   const local = d.config.postgresql;
-  const key = JSON.stringify([inputs, local.parameters, local.pgHba, local.pgIdent]);
+  const key = JSON.stringify([inputs, local.parameters, local.pgHba, local.pgIdent, local.recoveryConf]);
   if (live && key === d.appliedParams) return;
   let upstream: { connUrl: string; name: string } | null = null;
   if (pg.inRecovery && pg.upstream !== null) {

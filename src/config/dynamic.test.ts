@@ -160,6 +160,12 @@ const validation: Array<[string, unknown, string[]]> = [
   ['pg_hba', { postgresql: { pg_hba: [1] } }, [
     'postgresql.pg_hba: expected a list of strings, got [1]',
   ]],
+  ['recovery_conf', { postgresql: { recovery_conf: { restore_command: 'cp %f %p', recovery_min_apply_delay: ['x'] } } }, [
+    'postgresql.recovery_conf.recovery_min_apply_delay: expected a scalar value, got ["x"]',
+  ]],
+  ['recovery_conf not a mapping', { postgresql: { recovery_conf: 'x' } }, [
+    'postgresql.recovery_conf: expected a mapping of recovery settings, got "x"',
+  ]],
   ['slots', { slots: { s1: { type: 'logical' }, s2: null, s3: { type: 'weird' } } }, [
     'slots.s1: a logical slot needs database and plugin',
     'slots.s3.type: expected physical or logical, got "weird"',
@@ -169,7 +175,6 @@ const validation: Array<[string, unknown, string[]]> = [
     postgresql: { pg_ident: ['m u u'], recovery_conf: {}, parameters_primary: {}, pg_hba_replica: [], use_pg_rewind: true },
   }, [
     "standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted to a read-write primary instead of following the remote primary",
-    "postgresql.recovery_conf: recovery_conf in the dynamic configuration is not implemented by Vigil yet: it would not be written; set it in each node's local postgresql section",
     'postgresql.parameters_primary: parameters_primary is not implemented by Vigil yet: it would not be applied',
     'postgresql.pg_hba_replica: pg_hba_replica is not implemented by Vigil yet: it would not be applied',
   ]],

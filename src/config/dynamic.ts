@@ -247,6 +247,17 @@ function collectProblems(raw: unknown): DynamicNote[] {
           out.push({ path: `postgresql.${key}`, message: `expected a list of strings, got ${show(lines)}` });
         }
       }
+      const rc = pg.recovery_conf;
+      if (rc !== undefined && rc !== null) {
+        if (!isMap(rc)) out.push({ path: 'postgresql.recovery_conf', message: `expected a mapping of recovery settings, got ${show(rc)}` });
+        else {
+          for (const [name, value] of Object.entries(rc)) {
+            if (value !== null && (isMap(value) || Array.isArray(value))) {
+              out.push({ path: `postgresql.recovery_conf.${name}`, message: `expected a scalar value, got ${isSecretKey(name) ? '(hidden)' : show(value)}` });
+            }
+          }
+        }
+      }
     }
   }
   return out;
@@ -268,9 +279,6 @@ export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
   }
   const pg = raw.postgresql;
   if (isMap(pg)) {
-    for (const key of ['recovery_conf']) {
-      if (present(pg, key)) out.push({ path: `postgresql.${key}`, message: `${key} in the dynamic configuration is ${NOT_IMPLEMENTED}: it would not be written; set it in each node's local postgresql section` });
-    }
     for (const role of ['primary', 'replica', 'standby_leader']) {
       for (const key of [`parameters_${role}`, `pg_hba_${role}`, `pg_ident_${role}`]) {
         if (present(pg, key)) out.push({ path: `postgresql.${key}`, message: `${key} is ${NOT_IMPLEMENTED}: it would not be applied` });

@@ -99,6 +99,29 @@ function checkBinDir(issues: Issues, binDir: string, path: string): void {
   if (missing.length > 0) issues.warn(path, `${binDir} has no ${missing.join(', ')}`);
 }
 
+/** Recovery settings Vigil sets itself; dropped from postgresql.recovery_conf with a warning, as Patroni drops them. */
+const RECOVERY_MANAGED = /^(recovery_target.*|primary_conninfo|primary_slot_name|standby_mode)$/i;
+
+function parseRecoveryConf(issues: Issues, pg: Obj, path: string): Record<string, string | number | boolean> | undefined {
+  if (pg.recovery_conf === undefined || pg.recovery_conf === null) return undefined;
+  const rc = section(issues, pg, 'recovery_conf', path);
+  if (rc === undefined) return undefined;
+  const rp = sub(path, 'recovery_conf');
+  const out: Record<string, string | number | boolean> = {};
+  for (const [name, value] of Object.entries(rc)) {
+    const p = sub(rp, name);
+    if (value === null || value === undefined) continue;
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      issues.error(p, `expected a string, number or boolean, got ${describe(value, name)}`);
+    } else if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) {
+      issues.error(p, 'invalid parameter name');
+    } else if (RECOVERY_MANAGED.test(name)) {
+      issues.warn(p, 'ignored: Vigil sets it for a replica itself');
+    } else out[name] = value;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 function parseParameters(issues: Issues, pg: Obj, path: string): Record<string, string | number | boolean> {
   const params = section(issues, pg, 'parameters', path);
   const out: Record<string, string | number | boolean> = {};
@@ -173,11 +196,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const pg = section(issues, root, 'postgresql', '');
   if (pg === undefined) return undefined;
   const unsupported: Record<string, string | Refusal> = {
-    config_dir: refused('the configuration files would be written into the data directory instead'),
-    config_base_name: refused('the configuration file would be named postgresql.conf'),
     create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
-    rewind: refused('pg_rewind would run without these options'),
-    recovery_conf: refused('these recovery settings would not be written'),
     krbsrvname: refused('Kerberos connections would use the default service name'),
   };
   for (const role of ['primary', 'replica', 'standby_leader']) {
@@ -187,9 +206,9 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   }
   const replicaMethods = parseReplicaMethods(issues, pg, path);
   checkKeys(issues, pg, path, [
-    'listen', 'connect_address', 'proxy_address', 'data_dir', 'bin_dir', 'bin_name', 'custom_conf', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
+    'listen', 'connect_address', 'proxy_address', 'data_dir', 'config_dir', 'config_base_name', 'recovery_conf', 'bin_dir', 'bin_name', 'custom_conf', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
-    'pg_ctl_timeout', 'basebackup', 'use_unix_socket', 'use_unix_socket_repl', 'callbacks', 'pre_promote', 'before_stop', 'create_replica_methods', ...replicaMethods.sectionKeys,
+    'pg_ctl_timeout', 'basebackup', 'rewind', 'use_unix_socket', 'use_unix_socket_repl', 'callbacks', 'pre_promote', 'before_stop', 'create_replica_methods', ...replicaMethods.sectionKeys,
   ], unsupported);
 
   const listen = listenValue(issues, pg, 'listen', path, true);
@@ -199,6 +218,11 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const connect = connectAddress(issues, pg, path, listen && listen.hosts[0] === '' ? { ...listen, hosts: [] } : listen);
   const proxyAddress = parseProxyAddress(issues, pg, path);
   const dataDir = str(issues, pg, 'data_dir', path, true);
+  const configDir = str(issues, pg, 'config_dir', path);
+  const configBaseName = str(issues, pg, 'config_base_name', path);
+  if (configBaseName !== undefined && (configBaseName === '' || configBaseName.includes('/'))) {
+    issues.error(sub(path, 'config_base_name'), `expected a file name without a directory, got ${JSON.stringify(configBaseName)}`);
+  }
   let binDir = str(issues, pg, 'bin_dir', path);
   if (binDir !== undefined) checkBinDir(issues, binDir, sub(path, 'bin_dir'));
   else binDir = detectBinDir();
@@ -221,6 +245,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const rewind = badAuthSection ? undefined : parseCredentials(issues, auth, 'rewind', ap, false);
 
   const parameters = parseParameters(issues, pg, path);
+  const recoveryConf = parseRecoveryConf(issues, pg, path);
   const pgHba = stringList(issues, pg, 'pg_hba', path) ?? [];
   const pgIdent = stringList(issues, pg, 'pg_ident', path);
 
@@ -236,6 +261,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const removeOnDiverged = bool(issues, pg, 'remove_data_directory_on_diverged_timelines', path) ?? false;
   const pgCtlTimeout = int(issues, pg, 'pg_ctl_timeout', path, 1) ?? 60;
   const basebackup = renderOptions(issues, pg, 'basebackup', path, 'pg_basebackup');
+  const rewindOptions = renderOptions(issues, pg, 'rewind', path, 'pg_rewind');
   const hooks = parseHooks(issues, pg, path);
 
   if (listen === undefined || connect === undefined || dataDir === undefined || superuser === undefined || replication === undefined) return undefined;
@@ -246,6 +272,8 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     connectAddress: connect,
     ...(proxyAddress !== undefined ? { proxyAddress } : {}),
     dataDir,
+    ...(configDir !== undefined && configDir !== '' ? { configDir } : {}),
+    ...(configBaseName !== undefined && configBaseName !== '' && !configBaseName.includes('/') ? { configBaseName } : {}),
     binDir,
     ...(binName !== undefined ? { binName } : {}),
     ...(customConf !== undefined && customConf !== '' ? { customConf } : {}),
@@ -253,6 +281,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     database,
     authentication,
     parameters,
+    ...(recoveryConf !== undefined ? { recoveryConf } : {}),
     pgHba,
     ...(pgIdent !== undefined && pgIdent.length > 0 ? { pgIdent } : {}),
     ...(localRewind !== undefined ? { usePgRewind: localRewind } : {}),
@@ -263,6 +292,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     removeDataDirectoryOnDivergedTimelines: removeOnDiverged,
     pgCtlTimeout,
     basebackup,
+    ...(rewindOptions.length > 0 ? { rewind: rewindOptions } : {}),
     ...(replicaMethods.methods !== undefined ? { createReplicaMethods: replicaMethods.methods } : {}),
     ...hooks,
   };

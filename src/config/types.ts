@@ -74,6 +74,16 @@ export interface PostgresqlSettings {
   /** postgresql.proxy_address as host:port; published as the member key's proxy_url. */
   proxyAddress?: string;
   dataDir: string;
+  /** postgresql.config_dir: where the configuration files are written (absent: the data directory). */
+  configDir?: string;
+  /** postgresql.config_base_name: the generated file is <name>.conf, initdb's <name>.base.conf (absent: postgresql). */
+  configBaseName?: string;
+  /**
+   * postgresql.recovery_conf: recovery settings written into postgresql.conf while the node is a
+   * replica (e.g. restore_command, recovery_min_apply_delay); recovery_target*, primary_conninfo,
+   * primary_slot_name and standby_mode are dropped (Vigil manages them).
+   */
+  recoveryConf?: Record<string, string | number | boolean>;
   binDir: string;
   /** postgresql.bin_name: standard binary name -> the name in binDir (or an absolute path) to run instead. */
   binName?: Record<string, string>;
@@ -104,6 +114,8 @@ export interface PostgresqlSettings {
   pgCtlTimeout: number;
   /** Extra options for pg_basebackup, e.g. ["--checkpoint=fast"]. */
   basebackup: string[];
+  /** postgresql.rewind: extra options for pg_rewind (rendered, e.g. ["--no-sync"]); absent: none. */
+  rewind?: string[];
   /** postgresql.create_replica_methods, in order (src/config/replica-methods.ts); absent: basebackup only. */
   createReplicaMethods?: ReplicaMethod[];
   /** postgresql.callbacks: each configured action's command, split into arguments (src/config/hooks.ts). */

@@ -225,3 +225,21 @@ test('checkSyncStandbyNames accepts what PostgreSQL accepts', () => {
     assert.equal(typeof checkSyncStandbyNames(bad), 'string', bad);
   }
 });
+
+test('recovery_conf: a replica gets the local settings, else the dynamic ones; a primary gets neither', () => {
+  const up = { connUrl: 'postgres://h:1/x', name: 'l' };
+  const get = (b: ReturnType<typeof buildParameters>, k: string): string | undefined => b.conf.find(([n]) => n === k)?.[1];
+  const local = { ...settings, parameters: { ...settings.parameters, restore_command: 'from-parameters' }, recoveryConf: { restore_command: 'local-cmd', port: 1, primary_slot_name: 'x' } };
+  const dynamicRc = { restore_command: 'dyn-cmd', recovery_min_apply_delay: '5s' };
+  const r = buildParameters({ settings: local, memberName: 'n', role: 'replica', upstream: up, dynamicRecoveryConf: dynamicRc });
+  assert.equal(get(r, 'restore_command'), 'local-cmd');
+  assert.equal(r.conf.filter(([n]) => n === 'restore_command').length, 1);
+  assert.equal(get(r, 'recovery_min_apply_delay'), undefined); // the local section replaces the dynamic one whole
+  assert.equal(get(r, 'primary_slot_name'), 'n');
+  assert.equal(get(r, 'port'), String(parseListen(settings.listen).port));
+  assert.ok(r.ignored.some((m) => m.startsWith('recovery_conf.port')) && r.ignored.some((m) => m.startsWith('recovery_conf.primary_slot_name')));
+  const d = buildParameters({ settings, memberName: 'n', role: 'replica', upstream: up, dynamicRecoveryConf: dynamicRc });
+  assert.deepEqual([get(d, 'restore_command'), get(d, 'recovery_min_apply_delay')], ['dyn-cmd', '5s']);
+  const p = buildParameters({ settings: local, memberName: 'n', role: 'primary', dynamicRecoveryConf: dynamicRc });
+  assert.deepEqual([get(p, 'restore_command'), get(p, 'recovery_min_apply_delay')], ['from-parameters', undefined]);
+});

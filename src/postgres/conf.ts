@@ -145,7 +145,7 @@ const INT_RULES: Record<string, IntRule> = {
 };
 
 export interface BuildParamsInput {
-  settings: Pick<PostgresqlSettings, 'listen' | 'parameters' | 'pgpass' | 'database' | 'useSlots' | 'authentication'>;
+  settings: Pick<PostgresqlSettings, 'listen' | 'parameters' | 'pgpass' | 'database' | 'useSlots' | 'authentication' | 'recoveryConf'>;
   memberName: string;
   /** cluster_name (the scope), when known. */
   scope?: string;
@@ -157,6 +157,8 @@ export interface BuildParamsInput {
   dynamic?: Record<string, unknown> | null;
   /** The dynamic postgresql.use_slots (a replica then names its slot); default settings.useSlots. */
   useSlots?: boolean;
+  /** The dynamic postgresql.recovery_conf: used when the local section has none (local replaces it whole, as in Patroni). */
+  dynamicRecoveryConf?: Record<string, unknown>;
 }
 
 export interface BuiltParams {
@@ -265,8 +267,18 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   conf.push(['primary_conninfo', conninfo]);
   conf.push(['primary_slot_name', slot]);
   conf.push(['recovery_target_timeline', 'latest']);
-  for (const n of ['recovery_target', 'recovery_target_lsn', 'recovery_target_name', 'recovery_target_time', 'recovery_target_xid']) {
-    conf.push([n, '']);
+  for (const n of ['', '_lsn', '_name', '_time', '_xid']) conf.push([`recovery_target${n}`, '']);
+  // postgresql.recovery_conf: a replica's own recovery settings (override postgresql.parameters).
+  for (const [name, raw] of Object.entries(standby ? (input.settings.recoveryConf ?? input.dynamicRecoveryConf ?? {}) : {})) {
+    const lname = name.toLowerCase();
+    const v = confValueToString(raw);
+    if (v === undefined || !GUC_NAME_RE.test(name) || OWNED.has(lname) || /^(recovery_target.*|primary_conninfo|primary_slot_name|standby_mode)$/.test(lname)) {
+      ignored.push(`recovery_conf.${name}: ${v === undefined ? 'unsupported value type' : 'not settable'}`);
+    } else {
+      const at = conf.findIndex(([k]) => k === lname);
+      if (at >= 0) conf.splice(at, 1);
+      conf.push([lname, v]);
+    }
   }
 
   const commandLine: Record<string, string> = {};
@@ -294,12 +306,14 @@ export function renderPostgresqlConf(opts: {
   includeBase: boolean;
   /** postgresql.custom_conf: included in place of postgresql.base.conf. */
   customConf?: string;
+  /** The base file's name, relative to the generated file (default postgresql.base.conf). */
+  baseName?: string;
   upstreamName: string | null;
   syncOverride?: string | null;
 }): string {
   const lines = [CONF_HEADER.trimEnd()];
   if (opts.customConf !== undefined) lines.push(`include ${quoteConfValue(opts.customConf)}`);
-  else if (opts.includeBase) lines.push("include 'postgresql.base.conf'");
+  else if (opts.includeBase) lines.push(`include ${quoteConfValue(opts.baseName ?? 'postgresql.base.conf')}`);
   lines.push(UPSTREAM_MARK + JSON.stringify(opts.upstreamName));
   lines.push('');
   for (const [k, v] of opts.conf) lines.push(`${k} = ${quoteConfValue(v)}`);

@@ -3,12 +3,19 @@
 // synchronous_standby_names), standby.signal, the pgpass file of primary_conninfo, and the GUCs
 // passed on the postmaster's command line.
 //
-//   <data_dir>/postgresql.conf       generated (includes postgresql.base.conf)
-//   <data_dir>/postgresql.base.conf  initdb's postgresql.conf, renamed on the first write (included
+//   <conf>/<base>.conf               generated (includes <base>.base.conf)
+//   <conf>/<base>.base.conf          initdb's postgresql.conf, renamed on the first write (included
 //                                    unless postgresql.custom_conf names another file)
 //   <data_dir>/standby.signal        present iff the node is configured as a replica
-//   <data_dir>/pg_hba.conf           the effective pg_hba lines (then Vigil's loopback defaults), when configured
-//   <data_dir>/pg_ident.conf         the effective pg_ident lines, when configured
+//   <conf>/pg_hba.conf               the effective pg_hba lines (then Vigil's loopback defaults), when configured
+//   <conf>/pg_ident.conf             the effective pg_ident lines, when configured
+//
+// <conf> is postgresql.config_dir (default: the data directory), <base> postgresql.config_base_name
+// (default: postgresql). With a config_dir outside the data directory, as in Patroni, the generated
+// file sets hba_file and ident_file to <conf>/pg_hba.conf and <conf>/pg_ident.conf (unless
+// postgresql.parameters sets them); the first write copies initdb's postgresql.conf, pg_hba.conf
+// and pg_ident.conf from the data directory when <conf> has none (a Debian-style directory that
+// already holds them keeps its own).
 //   settings.pgpass                  the upstream's replication credentials (primary_conninfo passfile)
 
 import { existsSync } from 'node:fs';
@@ -43,6 +50,8 @@ export interface WriteConfigOptions {
   pgIdent?: string[] | null;
   /** The dynamic configuration's postgresql.use_slots (default: the settings' value). */
   useSlots?: boolean;
+  /** The dynamic configuration's postgresql.recovery_conf (used when the local section sets none). */
+  recoveryConf?: Record<string, unknown> | null;
 }
 
 /**
@@ -99,11 +108,18 @@ export class ConfigFiles {
       dynamic: opts.parameters ?? null,
       ...(this.node.nostream ? { nostream: true } : {}),
       ...(opts.useSlots !== undefined ? { useSlots: opts.useSlots } : {}),
+      ...(opts.recoveryConf !== undefined && opts.recoveryConf !== null ? { dynamicRecoveryConf: opts.recoveryConf } : {}),
     });
     for (const msg of built.ignored) this.node.log.warn(`parameter ignored: ${msg}`);
 
+    const files = effectiveAuthFiles(this.node.settings, { pgHba: opts.pgHba ?? null, pgIdent: opts.pgIdent ?? null }, new Map(built.conf));
+    const confDir = this.node.confDir;
+    const separate = confDir !== this.node.dataDir;
+    if (separate || this.node.confBaseName !== 'postgresql') await this.prepareConfDir(built.conf, separate);
+
     const confPath = this.node.confPath;
-    const basePath = join(this.node.dataDir, 'postgresql.base.conf');
+    const baseName = `${this.node.confBaseName}.base.conf`;
+    const basePath = join(confDir, baseName);
     const existing = existsSync(confPath) ? await readFile(confPath, 'utf8') : undefined;
     if (!existsSync(basePath) && existing !== undefined && !isGeneratedConf(existing)) {
       await rename(confPath, basePath);
@@ -111,6 +127,7 @@ export class ConfigFiles {
     const text = renderPostgresqlConf({
       conf: built.conf,
       includeBase: existsSync(basePath),
+      baseName,
       ...(this.node.settings.customConf !== undefined ? { customConf: this.node.settings.customConf } : {}),
       upstreamName: built.upstreamName,
       syncOverride: override,
@@ -140,15 +157,14 @@ export class ConfigFiles {
 
     // pg_hba.conf / pg_ident.conf: a change needs only a reload.
     const auth = this.node.settings.authentication;
-    const files = effectiveAuthFiles(this.node.settings, { pgHba: opts.pgHba ?? null, pgIdent: opts.pgIdent ?? null }, new Map(built.conf));
     const authTexts: Array<[string, string]> = [];
     if (files.pgHba !== undefined) {
       authTexts.push([
-        join(this.node.dataDir, 'pg_hba.conf'),
+        join(confDir, 'pg_hba.conf'),
         renderPgHba({ lines: files.pgHba, superuser: auth.superuser, replication: auth.replication, ...(auth.rewind !== undefined ? { rewind: auth.rewind } : {}) }),
       ]);
     }
-    if (files.pgIdent !== undefined) authTexts.push([join(this.node.dataDir, 'pg_ident.conf'), renderPgIdent(files.pgIdent)]);
+    if (files.pgIdent !== undefined) authTexts.push([join(confDir, 'pg_ident.conf'), renderPgIdent(files.pgIdent)]);
     for (const [path, wanted] of authTexts) {
       const old = existsSync(path) ? await readFile(path, 'utf8').catch(() => undefined) : undefined;
       if (old === wanted) continue;
@@ -167,6 +183,32 @@ export class ConfigFiles {
   }
 
   /** The member we are configured to follow (from the generated postgresql.conf), null if none. */
+  /**
+   * A config_dir outside the data directory or another config_base_name: copies initdb's
+   * postgresql.conf from the data directory as <base>.conf when the config directory has neither
+   * it nor <base>.base.conf (it then becomes the base file). Outside the data directory also
+   * creates the directory, copies pg_hba.conf and pg_ident.conf it lacks, and points hba_file and
+   * ident_file at it (unless postgresql.parameters sets them).
+   */
+  private async prepareConfDir(conf: Array<[string, string]>, separate: boolean): Promise<void> {
+    const confDir = this.node.confDir;
+    if (separate) await mkdirOwned(confDir);
+    const copies: Array<[string, string]> = separate ? [['pg_hba.conf', 'pg_hba.conf'], ['pg_ident.conf', 'pg_ident.conf']] : [];
+    if (!existsSync(this.node.confPath) && !existsSync(join(confDir, `${this.node.confBaseName}.base.conf`))) {
+      copies.push(['postgresql.conf', `${this.node.confBaseName}.conf`]);
+    }
+    for (const [from, to] of copies) {
+      const target = join(confDir, to);
+      if (existsSync(target)) continue;
+      const text = await readFile(join(this.node.dataDir, from), 'utf8').catch(() => undefined);
+      if (text !== undefined && !isGeneratedConf(text)) await this.node.writeOwned(target, text, 0o600);
+    }
+    if (!separate) return;
+    for (const [k, f] of [['hba_file', 'pg_hba.conf'], ['ident_file', 'pg_ident.conf']] as const) {
+      if (!conf.some(([name]) => name === k)) conf.push([k, join(confDir, f)]);
+    }
+  }
+
   async upstream(): Promise<string | null> {
     try {
       const text = await readFile(this.node.confPath, 'utf8');

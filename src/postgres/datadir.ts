@@ -321,6 +321,31 @@ export class DataDir {
   }
 
   /**
+   * The options put before pg_rewind's own: postgresql.rewind (checked: a refused option rejects
+   * with PgOptionError), then --restore-target-wal when the local configuration has a non-empty
+   * restore_command (PostgreSQL 13+; as in Patroni, PG 13/14 only when postgresql.conf is in the
+   * data directory, since before 15 pg_rewind cannot be told where it is), so that pg_rewind
+   * fetches WAL it misses from the archive.
+   */
+  private async rewindArgs(): Promise<string[]> {
+    const out = checkRenderedOptions('pg_rewind', this.node.settings.rewind ?? []);
+    const major = parseInt((await readFile(join(this.node.dataDir, 'PG_VERSION'), 'utf8').catch(() => '0')).trim(), 10);
+    if (major < 13 || dirname(this.node.confPath) !== this.node.dataDir && major < 15) return out;
+    let restore = '';
+    try {
+      const r = await run(this.node.bin('postgres'), ['-D', this.node.dataDir, `--config-file=${this.node.confPath}`, '-C', 'restore_command'], { timeoutMs: 30_000 });
+      restore = r.stdout.trim();
+    } catch (e) {
+      this.node.log.warn(`pg_rewind: could not read restore_command (${(e as Error).message}); rewinding without --restore-target-wal`);
+    }
+    if (restore !== '') {
+      out.push('--restore-target-wal');
+      if (dirname(this.node.confPath) !== this.node.dataDir) out.push(`--config-file=${this.node.confPath}`);
+    }
+    return out;
+  }
+
+  /**
    * pg_rewind the stopped local data directory to `from` (the new primary), with the rewind user
    * (else the superuser) via a temporary pgpass. First makes sure the source has a checkpoint on
    * its current timeline (otherwise pg_rewind would wrongly find nothing to do). Configuration
@@ -328,10 +353,12 @@ export class DataDir {
    * postgresql.conf) are put back afterwards; the caller then writes config as a replica.
    * Rejects with PgUnavailableError when the source could not be reached, PgControlError
    * PG_REWIND_NOT_READY while it is still in recovery (both transient), PgControlError PG_FAILED
-   * when pg_rewind itself failed (e.g. histories it cannot reconcile: not transient).
+   * when pg_rewind itself failed (e.g. histories it cannot reconcile: not transient), and
+   * PgOptionError for a refused postgresql.rewind option (before anything is touched).
    */
   async rewind(from: { connUrl: string }, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     if ((await this.postmaster.isRunning()).running) throw new PgControlError('PG_RUNNING', 'pg_rewind needs PostgreSQL stopped');
+    const extraArgs = await this.rewindArgs();
     await this.sync.load();
     const creds = this.node.rewindCreds();
     const conn = this.node.remoteConn(from.connUrl, creds, 'postgres');
@@ -384,7 +411,7 @@ export class DataDir {
     ]);
     try {
       this.node.log.info(`pg_rewind from ${t.host}:${t.port}`);
-      const r = await run(this.node.bin('pg_rewind'), [`--target-pgdata=${this.node.dataDir}`, `--source-server=${dsn}`], {
+      const r = await run(this.node.bin('pg_rewind'), [...extraArgs, `--target-pgdata=${this.node.dataDir}`, `--source-server=${dsn}`], {
         timeoutMs: opts.timeoutMs, // default none, as for pg_basebackup
         signal: opts.signal,
         env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), PGOPTIONS: '-c statement_timeout=0', PGCONNECT_TIMEOUT: '10' },

@@ -58,8 +58,19 @@ export class PgNode {
     return Math.max(1, this.settings.pgCtlTimeout) * 1000;
   }
 
+  /** postgresql.config_dir (absolute), else the data directory: where the configuration files are. */
+  get confDir(): string {
+    return this.settings.configDir !== undefined && this.settings.configDir !== '' ? resolve(this.settings.configDir) : this.dataDir;
+  }
+
+  /** postgresql.config_base_name, default postgresql. */
+  get confBaseName(): string {
+    return this.settings.configBaseName ?? 'postgresql';
+  }
+
+  /** The generated configuration file, passed to the postmaster as config_file. */
   get confPath(): string {
-    return join(this.dataDir, 'postgresql.conf');
+    return join(this.confDir, `${this.confBaseName}.conf`);
   }
 
   get signalPath(): string {

@@ -1,5 +1,5 @@
-// Command-line options of initdb and pg_basebackup from the configuration (bootstrap.initdb,
-// postgresql.basebackup): which ones Vigil refuses and why, and how the allowed ones render.
+// Command-line options of initdb, pg_basebackup and pg_rewind from the configuration
+// (bootstrap.initdb, postgresql.basebackup, postgresql.rewind): which ones Vigil refuses and why, and how the allowed ones render.
 // The single source for both the configuration check (src/config) and the controller, which
 // rejects a refused option with a PgOptionError naming it instead of dropping it.
 //
@@ -8,7 +8,7 @@
 
 import { PgOptionError } from './errors.ts';
 
-export type OptionTool = 'initdb' | 'pg_basebackup';
+export type OptionTool = 'initdb' | 'pg_basebackup' | 'pg_rewind';
 
 /** initdb options Vigil sets itself or that would break the bootstrap, with the reason. */
 export const INITDB_REFUSED: ReadonlyMap<string, string> = new Map([
@@ -35,6 +35,23 @@ export const BASEBACKUP_REFUSED: ReadonlyMap<string, string> = new Map([
   ['password', 'Vigil passes postgresql.authentication.replication.password in a password file'],
 ]);
 
+/**
+ * pg_rewind options Vigil sets itself or that would defeat the rewind, with the reason (the same
+ * list as Patroni's).
+ */
+export const REWIND_REFUSED: ReadonlyMap<string, string> = new Map([
+  ['target-pgdata', 'Vigil passes the data directory (postgresql.data_dir)'],
+  ['source-pgdata', "Vigil rewinds from the leader's conn_url"],
+  ['source-server', "Vigil rewinds from the leader's conn_url"],
+  ['write-recovery-conf', 'Vigil writes the replica configuration itself after the rewind'],
+  ['dry-run', 'the rewind would change nothing and the node would stay diverged'],
+  ['restore-target-wal', 'Vigil adds it itself when a restore_command is configured'],
+  ['config-file', 'Vigil adds it itself when postgresql.config_dir is outside the data directory'],
+  ['no-ensure-shutdown', 'Vigil stops PostgreSQL cleanly before the rewind'],
+  ['version', 'it prints the version and rewinds nothing'],
+  ['help', 'it prints the help and rewinds nothing'],
+]);
+
 /** compress: only server-side compression (PG 15+ "server-<method>[:detail]") or none. */
 const BASEBACKUP_COMPRESS_REASON = 'only server-side compression ("server-gzip", "server-lz4:5", ...) or "none" fits the plain format a replica needs';
 
@@ -45,6 +62,7 @@ const SHORT: Record<OptionTool, Record<string, string>> = {
     D: 'pgdata', F: 'format', X: 'wal-method', z: 'gzip', Z: 'compress', V: 'version', d: 'dbname', h: 'host', p: 'port', U: 'username',
     W: 'password', c: 'checkpoint',
   },
+  pg_rewind: { D: 'target-pgdata', R: 'write-recovery-conf', n: 'dry-run', c: 'restore-target-wal', V: 'version', '?': 'help' },
 };
 
 /** The long name of an option given without dashes (or with them), short letters expanded. */
@@ -57,6 +75,7 @@ export function canonicalOption(tool: OptionTool, name: string): string {
 export function optionRefusal(tool: OptionTool, name: string, value?: string | number): string | undefined {
   const opt = canonicalOption(tool, name);
   if (tool === 'initdb') return INITDB_REFUSED.get(opt);
+  if (tool === 'pg_rewind') return REWIND_REFUSED.get(opt);
   const reason = BASEBACKUP_REFUSED.get(opt);
   if (reason !== undefined) return reason;
   if (opt === 'compress') {

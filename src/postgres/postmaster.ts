@@ -139,7 +139,7 @@ export class Postmaster {
       pid = state.pid;
     } else {
       const cmdline = await this.commandLine();
-      const args = ['-D', this.node.dataDir, `--config-file=${join(this.node.dataDir, 'postgresql.conf')}`];
+      const args = ['-D', this.node.dataDir, `--config-file=${this.node.confPath}`];
       for (const [k, v] of Object.entries(cmdline)) args.push(`--${k}=${v}`);
       try {
         logOffset = (await stat(this.node.logFile)).size;
