@@ -28,10 +28,10 @@ import { effectiveDynamicConfig, withLocalOverrides } from '../config/dynamic.ts
 import type { FailsafeSender, ScheduledRestart } from '../api/port.ts';
 import type { NodeSnapshot } from '../api/snapshot.ts';
 import { isTransientError } from '../postgres/errors.ts';
-import { describeAction, execute, fenceBudget } from './executor.ts';
+import { describeAction, execute } from './executor.ts';
 import { fenceTimeoutFor, fenceWant } from './fencing.ts';
 import { fireCallback, newHookState, roleFromPg, type HookState } from './hooks.ts';
-import { buildMemberData } from './member.ts';
+import { publishMember } from './publish.ts';
 import { observe } from './observe.ts';
 import type { Logger, PgObservation, PgProbe, Ports } from './ports.ts';
 import { applyLocalConfig, runDueRestart } from './restarts.ts';
@@ -441,36 +441,9 @@ export class NodeDriver {
 
   // ---- publish ----------------------------------------------------------------------------------
 
+  /** Writes our member key from the current state (./publish.ts). */
   async touchMember(dynamic: Pick<DynamicConfig, 'pause'>): Promise<void> {
-    const pg = this.lastPg;
-    // A synchronous standby on its way out advertises nosync so the leader replaces it first.
-    const config = this.leavingSync ? { ...this.config, tags: { ...this.config.tags, nosync: true, sync_priority: 0 } } : this.config;
-    const data = buildMemberData(config, {
-      state: this.pgState,
-      role: this.role,
-      ...(pg?.walLsn !== undefined ? { walLsn: pg.walLsn } : {}),
-      ...(pg?.receiveLsn !== undefined ? { receiveLsn: pg.receiveLsn } : {}),
-      ...(pg?.replayLsn !== undefined ? { replayLsn: pg.replayLsn } : {}),
-      ...(pg?.timeline !== undefined ? { timeline: pg.timeline } : {}),
-      streaming: pg?.streaming ?? false,
-      inRecovery: pg?.inRecovery ?? false,
-      pause: dynamic.pause === true,
-    });
-    if (this.pendingRestart !== undefined) {
-      data.pending_restart = true;
-      data.pending_restart_reason = this.pendingRestart;
-    }
-    if (this.scheduledRestart !== undefined) {
-      const sr: Record<string, unknown> = { ...this.scheduledRestart };
-      const start = pg?.probe?.postmasterStartTime;
-      if (start !== undefined) sr['postmaster_start_time'] = start;
-      data.scheduled_restart = sr;
-    }
-    try {
-      await this.ports.dcs.touchMember(data, fenceBudget(this));
-    } catch (err) {
-      this.log.warn({}, `could not update the member key: ${err instanceof Error ? err.message : String(err)}`);
-    }
+    await publishMember(this, dynamic);
   }
 
   // ---- requests from the REST API ---------------------------------------------------------------
