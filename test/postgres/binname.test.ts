@@ -1,7 +1,7 @@
 // postgresql.bin_name against real PostgreSQL 15: a bin_dir whose binaries carry other names
 // (as in a custom distribution) works when bin_name maps the standard names to them.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -9,18 +9,9 @@ import { PostgresController } from '../../src/postgres/controller.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { errors, MINIMAL_CONFIG } from '../../src/config/testing.ts';
 import type { PostgresqlSettings } from '../../src/config/types.ts';
-import { makeTempBase, PG_BIN_DIR, pgSettings, removeTempBase, sql, testBootstrap } from '../support/pg.ts';
+import { PG_BIN_DIR, pgSettings, pgTestFiles, sql, testBootstrap } from '../support/pg.ts';
 
-let base: string;
-let pg: PostgresController | undefined;
-
-before(async () => {
-  base = await makeTempBase();
-});
-after(async () => {
-  await pg?.stop('immediate', { timeoutMs: 5000 }).catch(() => undefined);
-  if (base) await removeTempBase(base);
-});
+const files = pgTestFiles();
 
 test('bin_name: Patroni keys parsed into the standard binary names', () => {
   const text = MINIMAL_CONFIG.replace('postgresql:\n', 'postgresql:\n  bin_name: {postgres: my-postgres, initdb: my-initdb, pgcontroldata: my-cd, pgbasebackup: my-bb, rewind: my-rw, ctl: my-ctl}\n');
@@ -34,13 +25,14 @@ test('bin_name: Patroni keys parsed into the standard binary names', () => {
 });
 
 test('bin_name: initdb, start and pg_controldata run under the configured names', { timeout: 120_000 }, async () => {
-  const bin = join(base, 'custom-bin');
+  const bin = join(files.base, 'custom-bin');
   await mkdir(bin);
   // Only the renamed binaries exist in this bin_dir: the standard names would fail.
   const names: Record<string, string> = { postgres: 'pg15-postgres', initdb: 'pg15-initdb', pg_controldata: 'pg15-controldata' };
   for (const [std, alt] of Object.entries(names)) await symlink(join(PG_BIN_DIR, std), join(bin, alt));
-  const s: PostgresqlSettings = { ...(await pgSettings({ baseDir: base, name: 'bn' })), binDir: bin, binName: names };
-  pg = new PostgresController({ settings: s, name: 'bn', scope: 'test' });
+  const s: PostgresqlSettings = { ...(await pgSettings({ baseDir: files.base, name: 'bn' })), binDir: bin, binName: names };
+  const pg = new PostgresController({ settings: s, name: 'bn', scope: 'test' });
+  files.nodes.push(pg);
   await pg.initdb(testBootstrap());
   await pg.start();
   await pg.postBootstrap();

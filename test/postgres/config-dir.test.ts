@@ -1,7 +1,7 @@
 // postgresql.config_dir / config_base_name against real PostgreSQL 15: the configuration files
 // live outside the data directory and the postmaster reads them from there.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,18 +10,9 @@ import { PostgresController } from '../../src/postgres/controller.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { errors, MINIMAL_CONFIG } from '../../src/config/testing.ts';
 import type { PostgresqlSettings } from '../../src/config/types.ts';
-import { makeTempBase, pgSettings, removeTempBase, sql, testBootstrap } from '../support/pg.ts';
+import { pgSettings, pgTestFiles, sql, testBootstrap } from '../support/pg.ts';
 
-let base: string;
-const nodes: PostgresController[] = [];
-
-before(async () => {
-  base = await makeTempBase();
-});
-after(async () => {
-  for (const c of nodes) await c.stop('immediate', { timeoutMs: 5000 }).catch(() => undefined);
-  if (base) await removeTempBase(base);
-});
+const files = pgTestFiles();
 
 test('config_dir and config_base_name parsed; a base name with a directory refused', () => {
   const ok = loadConfig(MINIMAL_CONFIG.replace('postgresql:\n', 'postgresql:\n  config_dir: /etc/postgresql/15/main\n  config_base_name: vigil\n'), {});
@@ -38,10 +29,10 @@ async function show(s: PostgresqlSettings, name: string): Promise<string> {
 }
 
 test('a new cluster: initdb files move to config_dir, PostgreSQL reads them there', { timeout: 120_000 }, async () => {
-  const confDir = join(base, 'etc-a');
-  const s: PostgresqlSettings = { ...(await pgSettings({ baseDir: base, name: 'cd-a' })), configDir: confDir, configBaseName: 'vigil', pgHba: ['host all all 127.0.0.1/32 md5'] };
+  const confDir = join(files.base, 'etc-a');
+  const s: PostgresqlSettings = { ...(await pgSettings({ baseDir: files.base, name: 'cd-a' })), configDir: confDir, configBaseName: 'vigil', pgHba: ['host all all 127.0.0.1/32 md5'] };
   const pg = new PostgresController({ settings: s, name: 'cd-a', scope: 'test' });
-  nodes.push(pg);
+  files.nodes.push(pg);
   await pg.initdb(testBootstrap());
   await pg.start();
   await pg.postBootstrap();
@@ -59,12 +50,12 @@ test('a new cluster: initdb files move to config_dir, PostgreSQL reads them ther
 });
 
 test('a Debian-style config_dir keeps its own postgresql.conf as the base', { timeout: 120_000 }, async () => {
-  const confDir = join(base, 'etc-b');
+  const confDir = join(files.base, 'etc-b');
   await mkdir(confDir);
   await writeFile(join(confDir, 'postgresql.conf'), "application_name = 'from-etc'\nwork_mem = '7MB'\n");
-  const s: PostgresqlSettings = { ...(await pgSettings({ baseDir: base, name: 'cd-b' })), configDir: confDir };
+  const s: PostgresqlSettings = { ...(await pgSettings({ baseDir: files.base, name: 'cd-b' })), configDir: confDir };
   const pg = new PostgresController({ settings: s, name: 'cd-b', scope: 'test' });
-  nodes.push(pg);
+  files.nodes.push(pg);
   await pg.initdb(testBootstrap());
   await pg.start();
   await pg.postBootstrap();
@@ -75,9 +66,9 @@ test('a Debian-style config_dir keeps its own postgresql.conf as the base', { ti
 });
 
 test('config_base_name alone: vigil.conf in the data directory includes initdb\'s file as vigil.base.conf', { timeout: 120_000 }, async () => {
-  const s: PostgresqlSettings = { ...(await pgSettings({ baseDir: base, name: 'cd-c' })), configBaseName: 'vigil' };
+  const s: PostgresqlSettings = { ...(await pgSettings({ baseDir: files.base, name: 'cd-c' })), configBaseName: 'vigil' };
   const pg = new PostgresController({ settings: s, name: 'cd-c', scope: 'test' });
-  nodes.push(pg);
+  files.nodes.push(pg);
   await pg.initdb(testBootstrap());
   await pg.start();
   await pg.postBootstrap();

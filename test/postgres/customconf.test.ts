@@ -1,30 +1,22 @@
 // postgresql.custom_conf against real PostgreSQL 15: the generated postgresql.conf includes the
 // custom file in place of postgresql.base.conf; Vigil's own settings still come after it.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { PostgresController } from '../../src/postgres/controller.ts';
 import type { PostgresqlSettings } from '../../src/config/types.ts';
-import { makeTempBase, pgSettings, removeTempBase, sql, testBootstrap } from '../support/pg.ts';
+import { pgSettings, pgTestFiles, sql, testBootstrap } from '../support/pg.ts';
 
-let base: string;
-let pg: PostgresController | undefined;
-
-before(async () => {
-  base = await makeTempBase();
-});
-after(async () => {
-  await pg?.stop('immediate', { timeoutMs: 5000 }).catch(() => undefined);
-  if (base) await removeTempBase(base);
-});
+const files = pgTestFiles();
 
 test('custom_conf is included instead of postgresql.base.conf', { timeout: 120_000 }, async () => {
-  const custom = join(base, "my custom's.conf");
+  const custom = join(files.base, "my custom's.conf");
   await writeFile(custom, "work_mem = '7MB'\nport = 1\n");
-  const s: PostgresqlSettings = { ...(await pgSettings({ baseDir: base, name: 'cc' })), customConf: custom };
-  pg = new PostgresController({ settings: s, name: 'cc', scope: 'test' });
+  const s: PostgresqlSettings = { ...(await pgSettings({ baseDir: files.base, name: 'cc' })), customConf: custom };
+  const pg = new PostgresController({ settings: s, name: 'cc', scope: 'test' });
+  files.nodes.push(pg);
   await pg.initdb(testBootstrap());
   const conf = await readFile(join(s.dataDir, 'postgresql.conf'), 'utf8');
   assert.doesNotMatch(conf, /postgresql\.base\.conf/);

@@ -1,25 +1,16 @@
 // postgresql.recovery_conf against real PostgreSQL 15: a replica's recovery settings are written
 // into postgresql.conf and in force on the running replica; a primary does not get them.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PostgresController } from '../../src/postgres/controller.ts';
 import { slotName } from '../../src/postgres/conf.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { errors, MINIMAL_CONFIG } from '../../src/config/testing.ts';
 import type { PostgresqlSettings } from '../../src/config/types.ts';
-import { connUrlOf, eventually, makeTempBase, pgSettings, removeTempBase, sql, testBootstrap } from '../support/pg.ts';
+import { connUrlOf, eventually, pgSettings, pgTestFiles, sql, testBootstrap } from '../support/pg.ts';
 
-let base: string;
-const nodes: PostgresController[] = [];
-
-before(async () => {
-  base = await makeTempBase();
-});
-after(async () => {
-  for (const c of nodes) await c.stop('immediate', { timeoutMs: 5000 }).catch(() => undefined);
-  if (base) await removeTempBase(base);
-});
+const files = pgTestFiles();
 
 test('recovery_conf parsed; managed settings dropped with a warning', () => {
   const r = loadConfig(MINIMAL_CONFIG.replace('postgresql:\n', "postgresql:\n  recovery_conf: {restore_command: 'cp /a/%f %p', recovery_min_apply_delay: 5s, recovery_target_time: x, primary_conninfo: y}\n"), {});
@@ -36,12 +27,12 @@ async function show(s: PostgresqlSettings, name: string): Promise<string> {
 
 test('a replica runs with recovery_conf (local on the primary, dynamic on the replica); the primary does not', { timeout: 120_000 }, async () => {
   const recoveryConf = { restore_command: '/bin/false %f %p', recovery_min_apply_delay: '2s' };
-  const sa: PostgresqlSettings = { ...(await pgSettings({ baseDir: base, name: 'rc-a' })), recoveryConf };
+  const sa: PostgresqlSettings = { ...(await pgSettings({ baseDir: files.base, name: 'rc-a' })), recoveryConf };
   // b has no local recovery_conf: it takes the dynamic configuration's.
-  const sb: PostgresqlSettings = await pgSettings({ baseDir: base, name: 'rc-b' });
+  const sb: PostgresqlSettings = await pgSettings({ baseDir: files.base, name: 'rc-b' });
   const a = new PostgresController({ settings: sa, name: 'rc-a', scope: 'test' });
   const b = new PostgresController({ settings: sb, name: 'rc-b', scope: 'test' });
-  nodes.push(a, b);
+  files.nodes.push(a, b);
   await a.initdb(testBootstrap());
   await a.start();
   await a.postBootstrap();

@@ -3,9 +3,11 @@
 // BootstrapSettings with test-friendly defaults.
 
 import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import { after, before } from 'node:test';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BootstrapSettings, PostgresqlSettings } from '../../src/config/types.ts';
+import type { PostgresController } from '../../src/postgres/controller.ts';
 import { ownForPg } from '../../src/postgres/exec.ts';
 import { freePort } from '../../src/local/etcd.ts';
 import { withClient, type ConnParams } from '../../src/postgres/probe.ts';
@@ -127,4 +129,21 @@ export function su(s: PostgresqlSettings): ConnParams {
 /** One query as the superuser. */
 export async function sql<T = Record<string, unknown>>(s: PostgresqlSettings, text: string): Promise<T[]> {
   return withClient(su(s), 10_000, async (c) => (await c.query(text)).rows as T[]);
+}
+
+/**
+ * For a test file of PostgresControllers: registers a temporary base directory made before the
+ * file's tests and, after them, every controller pushed to `nodes` stopped (immediate) and the
+ * directory removed.
+ */
+export function pgTestFiles(): { base: string; nodes: PostgresController[] } {
+  const files = { base: '', nodes: [] as PostgresController[] };
+  before(async () => {
+    files.base = await makeTempBase();
+  });
+  after(async () => {
+    for (const c of files.nodes) await c.stop('immediate', { timeoutMs: 5000 }).catch(() => undefined);
+    if (files.base) await removeTempBase(files.base);
+  });
+  return files;
 }
