@@ -37,6 +37,7 @@ import type { Logger, PgObservation, PgProbe, Ports } from './ports.ts';
 import { applyLocalConfig, runDueRestart } from './restarts.ts';
 import { buildSnapshot } from './snapshot.ts';
 import { runTask } from './tasks.ts';
+import { dynamicRoleOverrides, type RoleOverridesByRole } from '../postgres/roles.ts';
 
 export interface RunningTask {
   kind: TaskKind;
@@ -346,13 +347,24 @@ export class NodeDriver {
     return (this.dynamic.postgresql.parameters as Record<string, unknown> | null | undefined) ?? null;
   }
 
-  /** What postgresql.conf, pg_hba.conf and pg_ident.conf take from the dynamic configuration. */
-  pgInputs(): { parameters: Record<string, unknown> | null; pgHba: string[] | null; pgIdent: string[] | null; useSlots: boolean; recoveryConf: Record<string, unknown> | null } {
+  /**
+   * What postgresql.conf, pg_hba.conf and pg_ident.conf take from the dynamic configuration, and
+   * whether this node leads a standby cluster (its standby_leader role overrides then apply).
+   */
+  pgInputs(): {
+    parameters: Record<string, unknown> | null;
+    pgHba: string[] | null;
+    pgIdent: string[] | null;
+    useSlots: boolean;
+    recoveryConf: Record<string, unknown> | null;
+    roleOverrides: RoleOverridesByRole;
+    standbyLeader: boolean;
+  } {
     const pg = this.dynamic.postgresql;
     const lines = (v: unknown): string[] | null => (Array.isArray(v) && v.every((l) => typeof l === 'string') ? (v as string[]) : null);
     const rc = pg.recovery_conf;
     const recoveryConf = rc !== null && typeof rc === 'object' && !Array.isArray(rc) ? (rc as Record<string, unknown>) : null;
-    return { parameters: this.pgParameters(), pgHba: lines(pg.pg_hba), pgIdent: lines(pg.pg_ident), useSlots: pg.use_slots !== false, recoveryConf };
+    return { parameters: this.pgParameters(), pgHba: lines(pg.pg_hba), pgIdent: lines(pg.pg_ident), useSlots: pg.use_slots !== false, recoveryConf, roleOverrides: dynamicRoleOverrides(pg), standbyLeader: this.role === 'standby_leader' };
   }
 
   // ---- the background task -------------------------------------------------------------------

@@ -175,8 +175,6 @@ const validation: Array<[string, unknown, string[]]> = [
     postgresql: { pg_ident: ['m u u'], recovery_conf: {}, parameters_primary: {}, pg_hba_replica: [], use_pg_rewind: true },
   }, [
     "standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted to a read-write primary instead of following the remote primary",
-    'postgresql.parameters_primary: parameters_primary is not implemented by Vigil yet: it would not be applied',
-    'postgresql.pg_hba_replica: pg_hba_replica is not implemented by Vigil yet: it would not be applied',
   ]],
 ];
 for (const [name, raw, expected] of validation) {

@@ -240,7 +240,7 @@ function collectProblems(raw: unknown): DynamicNote[] {
           }
         }
       }
-      for (const key of ['pg_hba', 'pg_hba_primary', 'pg_hba_replica', 'pg_hba_standby_leader', 'pg_ident']) {
+      for (const key of ['pg_hba', 'pg_hba_primary', 'pg_hba_replica', 'pg_hba_standby_leader', 'pg_ident', 'pg_ident_primary', 'pg_ident_replica', 'pg_ident_standby_leader']) {
         const lines = pg[key];
         if (lines === undefined || lines === null) continue;
         if (!Array.isArray(lines) || lines.some((l) => typeof l !== 'string')) {
@@ -276,14 +276,6 @@ export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
   const present = (obj: Record<string, unknown>, key: string): boolean => obj[key] !== undefined && obj[key] !== null;
   if (present(raw, 'standby_cluster')) {
     out.push({ path: 'standby_cluster', message: `standby clusters are ${NOT_IMPLEMENTED}: this cluster's leader would be promoted to a read-write primary instead of following the remote primary` });
-  }
-  const pg = raw.postgresql;
-  if (isMap(pg)) {
-    for (const role of ['primary', 'replica', 'standby_leader']) {
-      for (const key of [`parameters_${role}`, `pg_hba_${role}`, `pg_ident_${role}`]) {
-        if (present(pg, key)) out.push({ path: `postgresql.${key}`, message: `${key} is ${NOT_IMPLEMENTED}: it would not be applied` });
-      }
-    }
   }
   return out;
 }
@@ -427,7 +419,15 @@ export function effectiveDynamicConfigNotes(raw: Record<string, unknown> | undef
     notes.push({ path: 'postgresql.parameters', message: `expected a mapping, got ${show(pgSrc.parameters)}; ignored` });
     postgresql.parameters = null;
   }
-  for (const key of ['pg_hba', 'pg_ident'] as const) {
+  for (const key of ['parameters_primary', 'parameters_replica', 'parameters_standby_leader']) {
+    const v = pgSrc[key];
+    if (v === undefined || v === null) delete postgresql[key];
+    else if (!isMap(v)) {
+      notes.push({ path: `postgresql.${key}`, message: `expected a mapping, got ${show(v)}; ignored` });
+      delete postgresql[key];
+    }
+  }
+  for (const key of ['pg_hba', 'pg_ident', 'pg_hba_primary', 'pg_hba_replica', 'pg_hba_standby_leader', 'pg_ident_primary', 'pg_ident_replica', 'pg_ident_standby_leader']) {
     const lines = pgSrc[key];
     if (lines === undefined || lines === null) {
       delete postgresql[key];

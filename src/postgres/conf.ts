@@ -110,6 +110,56 @@ export interface BuildParamsInput {
   useSlots?: boolean;
   /** The dynamic postgresql.recovery_conf: used when the local section has none (local replaces it whole, as in Patroni). */
   dynamicRecoveryConf?: Record<string, unknown>;
+  /**
+   * The effective parameters_<role> of the node's current role (roles.ts roleParameters): merged
+   * over the local and dynamic parameters; the Patroni-controlled GUCs in it are ignored.
+   */
+  roleParameters?: Record<string, unknown>;
+  /** postgresql.krbsrvname: written into primary_conninfo. */
+  krbsrvname?: string;
+  /**
+   * A custom bootstrap's recovery (the node is a primary being restored): bootstrap.<method>.recovery_conf
+   * written in place of the blank recovery targets, and hot_standby off when the recovery ends in a
+   * promotion or the script's own recovery settings are kept, as Patroni does (see bootstrapRecoveryConf).
+   */
+  bootstrapRecovery?: { recoveryConf?: Record<string, unknown>; keepExisting: boolean };
+}
+
+/**
+ * What a custom bootstrap's recovery writes (Patroni's rules): the recovery_conf settings but
+ * standby_mode (a signal file instead: standby.signal when on, else recovery.signal) and
+ * pause_at_recovery_target (turned into recovery_target_action when that is unset); hot_standby is
+ * off when keep_existing_recovery_conf is set or the recovery ends with recovery_target_action
+ * promote (PostgreSQL's default is pause), so that a restored backup with larger max_connections
+ * and the like can be recovered.
+ */
+export function bootstrapRecoveryConf(b: { recoveryConf?: Record<string, unknown>; keepExisting: boolean }): { params: Array<[string, string]>; standby: boolean; hotStandbyOff: boolean; ignored: string[] } {
+  const params = new Map<string, string>();
+  const ignored: string[] = [];
+  let standby = false;
+  let pauseAtTarget: boolean | undefined;
+  for (const [name, raw] of Object.entries(b.recoveryConf ?? {})) {
+    const lname = name.toLowerCase();
+    if (lname === 'standby_mode') {
+      standby = parseBool(raw) === true;
+      continue;
+    }
+    if (lname === 'pause_at_recovery_target') {
+      pauseAtTarget = parseBool(raw);
+      continue;
+    }
+    const v = confValueToString(raw);
+    if (v === undefined || !GUC_NAME_RE.test(name) || (COMMAND_LINE_GUCS.includes(lname) && lname !== 'hot_standby')) {
+      ignored.push(`bootstrap recovery_conf.${name}: ${v === undefined ? 'unsupported value type' : 'not settable'}`);
+      continue;
+    }
+    params.set(lname, v);
+  }
+  if (!params.has('recovery_target_action') && pauseAtTarget !== undefined) params.set('recovery_target_action', pauseAtTarget ? 'pause' : 'promote');
+  const action = (params.get('recovery_target_action') ?? 'pause').toLowerCase();
+  const hotStandbyOff = b.keepExisting || (b.recoveryConf !== undefined && action === 'promote');
+  params.delete('hot_standby');
+  return { params: [...params.entries()], standby, hotStandbyOff, ignored };
 }
 
 export interface BuiltParams {
@@ -187,6 +237,17 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   };
   take(dynamic, 'dynamic');
   take(input.settings.parameters, 'local');
+  if (input.roleParameters !== undefined) {
+    for (const name of Object.keys(input.roleParameters)) {
+      if (OWNED.has(name.toLowerCase())) ignored.push(`${name}: set by Vigil, not by a role's parameters`);
+    }
+    take(input.roleParameters, 'role');
+  }
+  const recovery = input.bootstrapRecovery !== undefined ? bootstrapRecoveryConf(input.bootstrapRecovery) : undefined;
+  if (recovery !== undefined) {
+    ignored.push(...recovery.ignored);
+    if (recovery.hotStandbyOff) controlled.hot_standby = 'off';
+  }
 
   const conf: Array<[string, string]> = [];
   for (const name of COMMAND_LINE_GUCS) if (controlled[name] !== undefined) conf.push([name, controlled[name]]);
@@ -194,7 +255,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   for (const name of [...others.keys()].sort()) conf.push([name, others.get(name)!]);
 
   // Recovery settings: always written (empty when unused) so included files cannot set them.
-  const standby = input.role === 'replica';
+  const standby = input.role === 'replica' || recovery?.standby === true;
   const upstream = standby ? (input.upstream ?? null) : null;
   let conninfo = '';
   let slot = '';
@@ -210,7 +271,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
       ['passfile', hasPassword ? input.settings.pgpass : undefined],
       ['dbname', t.dbname ?? input.settings.database],
       ['application_name', input.memberName],
-      ...libpqPairs(repl, { sslmode: 'prefer', gssencmode: 'prefer', channel_binding: 'prefer' }),
+      ...libpqPairs(repl, { sslmode: 'prefer', gssencmode: 'prefer', channel_binding: 'prefer' }, input.krbsrvname),
     ]);
     if (input.useSlots ?? input.settings.useSlots) slot = slotName(input.memberName);
     if (hasPassword) pgpass = { host: t.host, port: t.port, database: '*', user: repl.username, password: repl.password! };
@@ -219,8 +280,14 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   conf.push(['primary_slot_name', slot]);
   conf.push(['recovery_target_timeline', 'latest']);
   for (const n of ['', '_lsn', '_name', '_time', '_xid']) conf.push([`recovery_target${n}`, '']);
+  // A custom bootstrap's recovery_conf: its settings (recovery targets included) replace these.
+  for (const [name, v] of recovery?.params ?? []) {
+    const at = conf.findIndex(([k]) => k === name);
+    if (at >= 0) conf.splice(at, 1);
+    conf.push([name, v]);
+  }
   // postgresql.recovery_conf: a replica's own recovery settings (override postgresql.parameters).
-  for (const [name, raw] of Object.entries(standby ? (input.settings.recoveryConf ?? input.dynamicRecoveryConf ?? {}) : {})) {
+  for (const [name, raw] of Object.entries(input.role === 'replica' ? (input.settings.recoveryConf ?? input.dynamicRecoveryConf ?? {}) : {})) {
     const lname = name.toLowerCase();
     const v = confValueToString(raw);
     if (v === undefined || !GUC_NAME_RE.test(name) || OWNED.has(lname) || /^(recovery_target.*|primary_conninfo|primary_slot_name|standby_mode)$/.test(lname)) {

@@ -26,6 +26,7 @@ import { renderPgHba, renderPgpass } from './conninfo.ts';
 import { CONTROL_MINIMUMS } from './controldata.ts';
 import { PgControlError } from './errors.ts';
 import { mkdirOwned, type PgNode } from './node.ts';
+import { configRole, roleAuthLists, roleParameters, type RoleOverridesByRole } from './roles.ts';
 import { withClient } from './probe.ts';
 import type { SyncStandby } from './sync.ts';
 
@@ -52,11 +53,23 @@ export interface WriteConfigOptions {
   useSlots?: boolean;
   /** The dynamic configuration's postgresql.recovery_conf (used when the local section sets none). */
   recoveryConf?: Record<string, unknown> | null;
+  /** The dynamic configuration's parameters_<role>, pg_hba_<role>, pg_ident_<role> (roles.ts dynamicRoleOverrides). */
+  roleOverrides?: RoleOverridesByRole | null;
+  /** The node leads a standby cluster (role replica): the standby_leader overrides apply instead of the replica ones. */
+  standbyLeader?: boolean;
+  /**
+   * Right after a custom bootstrap's script (role primary): its recovery_conf and
+   * keep_existing_recovery_conf (conf.ts bootstrapRecoveryConf). With recovery_conf, recovery.signal
+   * (or standby.signal) is written; with keep_existing_recovery_conf alone the signal files the
+   * script left are kept.
+   */
+  bootstrapRecovery?: { recoveryConf?: Record<string, unknown>; keepExisting: boolean };
 }
 
 /**
- * The pg_hba and pg_ident lines to write, Patroni's precedence: the local postgresql section's
- * list when it has one (non-empty), else the dynamic configuration's; undefined: leave the file
+ * The pg_hba and pg_ident lines to write, Patroni's precedence: the role's list (`role`) when there
+ * is one, else the local postgresql section's list when it has one (non-empty), else the dynamic
+ * configuration's; undefined: leave the file
  * as it is (initdb's, or what bootstrap wrote). Nothing is written for a file that
  * postgresql.parameters relocates (hba_file / ident_file).
  */
@@ -64,13 +77,15 @@ export function effectiveAuthFiles(
   local: { pgHba: string[]; pgIdent?: string[] },
   dynamic: { pgHba?: string[] | null; pgIdent?: string[] | null },
   params: ReadonlyMap<string, string> | Record<string, string>,
+  role: { pgHba?: string[]; pgIdent?: string[] } = {},
 ): { pgHba?: string[]; pgIdent?: string[] } {
   const has = (k: string): boolean => (params instanceof Map ? params.get(k) : (params as Record<string, string>)[k]) !== undefined;
   const pick = (l: string[] | undefined, d: string[] | null | undefined): string[] | undefined =>
     l !== undefined && l.length > 0 ? l : d !== undefined && d !== null && d.length > 0 ? d : undefined;
   const out: { pgHba?: string[]; pgIdent?: string[] } = {};
-  const hba = has('hba_file') ? undefined : pick(local.pgHba, dynamic.pgHba);
-  const ident = has('ident_file') ? undefined : pick(local.pgIdent, dynamic.pgIdent);
+  // The current role's pg_hba_<role> / pg_ident_<role> (roles.ts roleAuthLists) replace the base lists.
+  const hba = has('hba_file') ? undefined : (role.pgHba ?? pick(local.pgHba, dynamic.pgHba));
+  const ident = has('ident_file') ? undefined : (role.pgIdent ?? pick(local.pgIdent, dynamic.pgIdent));
   if (hba !== undefined) out.pgHba = hba;
   if (ident !== undefined) out.pgIdent = ident;
   return out;
@@ -99,8 +114,13 @@ export class ConfigFiles {
   private async writeLocked(opts: WriteConfigOptions): Promise<WriteConfigResult> {
     const override = await this.sync.override();
     if (await this.node.dataDirEmpty()) throw new PgControlError('PG_DATA_DIR', `cannot write configuration: ${this.node.dataDir} is not initialised`);
+    const role = configRole(opts.role, opts.standbyLeader === true);
+    const roleParams = roleParameters(this.node.settings.roleOverrides, opts.roleOverrides, role);
     const built = buildParameters({
       settings: this.node.settings,
+      ...(Object.keys(roleParams).length > 0 ? { roleParameters: roleParams } : {}),
+      ...(this.node.settings.krbsrvname !== undefined ? { krbsrvname: this.node.settings.krbsrvname } : {}),
+      ...(opts.bootstrapRecovery !== undefined ? { bootstrapRecovery: opts.bootstrapRecovery } : {}),
       memberName: this.node.name,
       ...(this.node.scope !== undefined ? { scope: this.node.scope } : {}),
       role: opts.role,
@@ -112,7 +132,12 @@ export class ConfigFiles {
     });
     for (const msg of built.ignored) this.node.log.warn(`parameter ignored: ${msg}`);
 
-    const files = effectiveAuthFiles(this.node.settings, { pgHba: opts.pgHba ?? null, pgIdent: opts.pgIdent ?? null }, new Map(built.conf));
+    const files = effectiveAuthFiles(
+      this.node.settings,
+      { pgHba: opts.pgHba ?? null, pgIdent: opts.pgIdent ?? null },
+      new Map(built.conf),
+      roleAuthLists(this.node.settings.roleOverrides, opts.roleOverrides, role),
+    );
     const confDir = this.node.confDir;
     const separate = confDir !== this.node.dataDir;
     if (separate || this.node.confBaseName !== 'postgresql') await this.prepareConfDir(built.conf, separate);
@@ -145,7 +170,18 @@ export class ConfigFiles {
 
     const signalPath = this.node.signalPath;
     const hasSignal = existsSync(signalPath);
-    if (built.standby && !hasSignal) {
+    const br = opts.bootstrapRecovery;
+    if (br !== undefined && br.recoveryConf !== undefined && !built.standby) {
+      // A custom bootstrap's recovery to a target: recovery.signal (PostgreSQL removes it when it promotes).
+      const recoverySignal = join(this.node.dataDir, 'recovery.signal');
+      if (!existsSync(recoverySignal)) {
+        await this.node.writeOwned(recoverySignal, '', 0o600);
+        changed = true;
+      }
+    }
+    if (br !== undefined && br.recoveryConf === undefined && br.keepExisting) {
+      // keep_existing_recovery_conf: the signal files stay as the script left them.
+    } else if (built.standby && !hasSignal) {
       await this.node.writeOwned(signalPath, '', 0o600);
       restartReasons.push('standby.signal created');
       changed = true;

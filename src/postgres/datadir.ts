@@ -10,12 +10,13 @@ import { libpqPairs, parseConnUrl, quoteIdent, quoteLiteral, renderConninfo, ren
 import type { ConfigFiles } from './configfiles.ts';
 import { controlSysid } from './controldata.ts';
 import { isTransientError, libpqToolFailure, PgControlError } from './errors.ts';
-import { lastLines, ownForPg, run } from './exec.ts';
+import { krbEnv, lastLines, ownForPg, run } from './exec.ts';
 import { sleep, type PgNode } from './node.ts';
 import { basebackupExtraArgs, checkRenderedOptions } from './options.ts';
 import type { Postmaster } from './postmaster.ts';
 import { withClient, type ConnParams } from './probe.ts';
 import { runCustomBootstrap, runReplicaMethod } from './replica-methods.ts';
+import { dynamicRoleOverrides } from './roles.ts';
 import type { SyncStandby } from './sync.ts';
 
 export interface BasebackupOptions {
@@ -104,6 +105,7 @@ export class DataDir {
       parameters: dynamic !== null && typeof dynamic === 'object' ? (dynamic as Record<string, unknown>) : {},
       pgHba: lines(dcsPg.pg_hba),
       pgIdent: lines(dcsPg.pg_ident),
+      roleOverrides: dynamicRoleOverrides(dcsPg),
     });
   }
 
@@ -195,7 +197,7 @@ export class DataDir {
       this.node.log.info(`running post_bootstrap script ${argv.join(' ')}`);
       const r = await run(argv[0]!, [...argv.slice(1), dsn], {
         signal,
-        env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), PGOPTIONS: '-c synchronous_commit=local' },
+        env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), ...krbEnv(this.node.settings.krbsrvname), PGOPTIONS: '-c synchronous_commit=local' },
       });
       const out = lastLines(r.stdout + r.stderr, 5);
       this.node.log.info(`post_bootstrap script finished${out !== '' ? `: ${out}` : ''}`);
@@ -234,7 +236,7 @@ export class DataDir {
       ['port', t.port],
       ['user', repl.username],
       ['dbname', t.dbname ?? this.node.settings.database],
-      ...libpqPairs(repl),
+      ...libpqPairs(repl, {}, this.node.settings.krbsrvname),
     ]);
     const pgpass =
       repl.password !== undefined && repl.password !== ''
@@ -406,7 +408,7 @@ export class DataDir {
       ['port', t.port],
       ['user', creds.username],
       ['dbname', 'postgres'],
-      ...libpqPairs(creds),
+      ...libpqPairs(creds, {}, this.node.settings.krbsrvname),
       ['target_session_attrs', 'read-write'],
     ]);
     try {
