@@ -9,6 +9,9 @@
 //   <data_dir>/standby.signal        present iff the node is configured as a replica
 //   <conf>/pg_hba.conf               the effective pg_hba lines (then Vigil's loopback defaults), when configured
 //   <conf>/pg_ident.conf             the effective pg_ident lines, when configured
+//   <conf>/pg_hba.conf.vigil-base    (and pg_ident.conf.vigil-base) the file as it was before a
+//                                    role's list (pg_hba_<role>) first replaced it; restored for a
+//                                    role without a list when no base list is configured
 //
 // <conf> is postgresql.config_dir (default: the data directory), <base> postgresql.config_base_name
 // (default: postgresql). With a config_dir outside the data directory, as in Patroni, the generated
@@ -132,12 +135,9 @@ export class ConfigFiles {
     });
     for (const msg of built.ignored) this.node.log.warn(`parameter ignored: ${msg}`);
 
-    const files = effectiveAuthFiles(
-      this.node.settings,
-      { pgHba: opts.pgHba ?? null, pgIdent: opts.pgIdent ?? null },
-      new Map(built.conf),
-      roleAuthLists(this.node.settings.roleOverrides, opts.roleOverrides, role),
-    );
+    const userParams = new Map(built.conf);
+    const roleLists = roleAuthLists(this.node.settings.roleOverrides, opts.roleOverrides, role);
+    const files = effectiveAuthFiles(this.node.settings, { pgHba: opts.pgHba ?? null, pgIdent: opts.pgIdent ?? null }, userParams, roleLists);
     const confDir = this.node.confDir;
     const separate = confDir !== this.node.dataDir;
     if (separate || this.node.confBaseName !== 'postgresql') await this.prepareConfDir(built.conf, separate);
@@ -191,19 +191,31 @@ export class ConfigFiles {
       changed = true;
     }
 
-    // pg_hba.conf / pg_ident.conf: a change needs only a reload.
+    // pg_hba.conf / pg_ident.conf: a change needs only a reload. Before a role's list first replaces
+    // a file that no configured list wrote (initdb's or bootstrap.pg_hba's), the file is kept as
+    // <file>.vigil-base; a role without a list, where no base list is configured either, gets it back.
     const auth = this.node.settings.authentication;
-    const authTexts: Array<[string, string]> = [];
-    if (files.pgHba !== undefined) {
-      authTexts.push([
-        join(confDir, 'pg_hba.conf'),
-        renderPgHba({ lines: files.pgHba, superuser: auth.superuser, replication: auth.replication, ...(auth.rewind !== undefined ? { rewind: auth.rewind } : {}) }),
-      ]);
-    }
-    if (files.pgIdent !== undefined) authTexts.push([join(confDir, 'pg_ident.conf'), renderPgIdent(files.pgIdent)]);
-    for (const [path, wanted] of authTexts) {
-      const old = existsSync(path) ? await readFile(path, 'utf8').catch(() => undefined) : undefined;
-      if (old === wanted) continue;
+    const authFiles: Array<[string, string | undefined, boolean, boolean]> = [
+      [
+        'pg_hba.conf',
+        files.pgHba !== undefined
+          ? renderPgHba({ lines: files.pgHba, superuser: auth.superuser, replication: auth.replication, ...(auth.rewind !== undefined ? { rewind: auth.rewind } : {}) })
+          : undefined,
+        roleLists.pgHba !== undefined,
+        userParams.has('hba_file'),
+      ],
+      ['pg_ident.conf', files.pgIdent !== undefined ? renderPgIdent(files.pgIdent) : undefined, roleLists.pgIdent !== undefined, userParams.has('ident_file')],
+    ];
+    for (const [file, rendered, fromRole, relocated] of authFiles) {
+      if (relocated) continue;
+      const path = join(confDir, file);
+      const basePath = `${path}.vigil-base`;
+      const read = async (p: string): Promise<string | undefined> => (existsSync(p) ? await readFile(p, 'utf8').catch(() => undefined) : undefined);
+      const old = await read(path);
+      let wanted = rendered;
+      if (wanted === undefined) wanted = await read(basePath);
+      else if (fromRole && old !== undefined && old !== wanted && !existsSync(basePath)) await this.node.writeOwned(basePath, old, 0o600);
+      if (wanted === undefined || old === wanted) continue;
       await this.node.writeOwned(path, wanted, 0o600);
       changed = true;
     }
