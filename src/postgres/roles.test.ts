@@ -7,7 +7,6 @@ import fc from 'fast-check';
 import { bootstrapRecoveryConf, buildParameters, type BuildParamsInput } from './conf.ts';
 import { effectiveAuthFiles } from './configfiles.ts';
 import { libpqPairs, renderConninfo } from './conninfo.ts';
-import { wrapPgError, PgServerError, isTransientError } from './errors.ts';
 import { configRole, dynamicRoleOverrides, hasRoleOverrides, roleAuthLists, roleParameters } from './roles.ts';
 
 const settings: BuildParamsInput['settings'] = {
@@ -137,11 +136,4 @@ test('buildParameters with a bootstrap recovery: the targets replace the blank o
   const plain = buildParameters({ settings, memberName: 'n1', role: 'primary' });
   assert.equal(Object.fromEntries(plain.conf).recovery_target_time, '');
   assert.equal(plain.commandLine.hot_standby, 'on');
-});
-
-test('wrapPgError: a GSSAPI authentication request the driver cannot answer is an authentication error saying so', () => {
-  const e = wrapPgError(new Error('Unknown authenticationOk message type 7'), 'probe', true);
-  assert.ok(e instanceof PgServerError);
-  assert.match(e.message, /^probe: the server asked for GSSAPI \(Kerberos\) authentication/);
-  assert.equal(isTransientError(e), false);
 });
