@@ -276,8 +276,10 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     issues.warn(sub(path, 'use_slots'), 'ignored: replication slots are switched on or off for the whole cluster, in the dynamic configuration (bootstrap.dcs.postgresql.use_slots), as in Patroni');
   }
   const dcsSlots = dcsPg ? parseBool(dcsPg.use_slots) : undefined;
-  const removeOnRewindFailure = bool(issues, pg, 'remove_data_directory_on_rewind_failure', path) ?? false;
-  const removeOnDiverged = bool(issues, pg, 'remove_data_directory_on_diverged_timelines', path) ?? false;
+  const removeOnRewindFailureLocal = bool(issues, pg, 'remove_data_directory_on_rewind_failure', path);
+  const removeOnDivergedLocal = bool(issues, pg, 'remove_data_directory_on_diverged_timelines', path);
+  const removeOnRewindFailure = removeOnRewindFailureLocal ?? false;
+  const removeOnDiverged = removeOnDivergedLocal ?? false;
   const pgCtlTimeout = int(issues, pg, 'pg_ctl_timeout', path, 1) ?? 60;
   const basebackup = renderOptions(issues, pg, 'basebackup', path, 'pg_basebackup');
   const rewindOptions = renderOptions(issues, pg, 'rewind', path, 'pg_rewind');
@@ -311,6 +313,14 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     useSlots: dcsSlots ?? true,
     removeDataDirectoryOnRewindFailure: removeOnRewindFailure,
     removeDataDirectoryOnDivergedTimelines: removeOnDiverged,
+    ...(removeOnRewindFailureLocal !== undefined || removeOnDivergedLocal !== undefined
+      ? {
+          removeDataDirectoryLocal: {
+            ...(removeOnRewindFailureLocal !== undefined ? { onRewindFailure: removeOnRewindFailureLocal } : {}),
+            ...(removeOnDivergedLocal !== undefined ? { onDivergedTimelines: removeOnDivergedLocal } : {}),
+          },
+        }
+      : {}),
     pgCtlTimeout,
     basebackup,
     ...(rewindOptions.length > 0 ? { rewind: rewindOptions } : {}),

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { effectiveDynamicConfig, validateDynamicConfig } from './dynamic.ts';
 import { loadConfig } from './load.ts';
+import { removeDataDirectoryFlags } from '../agent/observe.ts';
 import { errors, hasIssue, MINIMAL_CONFIG, warnings } from './testing.ts';
 
 const withPg = (extra: string): string => MINIMAL_CONFIG.replace('postgresql:\n  listen', `postgresql:\n${extra}  listen`);
@@ -64,4 +65,19 @@ test('dynamic role keys: accepted when well typed, errors otherwise; effectiveDy
   assert.equal(config.postgresql.pg_hba_primary, undefined);
   assert.deepEqual(config.postgresql.pg_hba_replica, ['ok']);
   assert.equal(w.length, 2);
+});
+
+test('remove_data_directory_on_*: the local keys win when set, else the dynamic configuration applies (it was read but not used)', () => {
+  const unset = { removeDataDirectoryOnRewindFailure: false, removeDataDirectoryOnDivergedTimelines: false };
+  assert.deepEqual(removeDataDirectoryFlags(unset, { remove_data_directory_on_rewind_failure: true, remove_data_directory_on_diverged_timelines: 'on' }), {
+    remove_data_directory_on_rewind_failure: true,
+    remove_data_directory_on_diverged_timelines: true,
+  });
+  const localOff = { ...unset, removeDataDirectoryLocal: { onRewindFailure: false } };
+  assert.equal(removeDataDirectoryFlags(localOff, { remove_data_directory_on_rewind_failure: true }).remove_data_directory_on_rewind_failure, false);
+  const r = loadConfig(withPg('  remove_data_directory_on_diverged_timelines: true\n'), {});
+  assert.deepEqual(removeDataDirectoryFlags(r.config!.postgresql, { remove_data_directory_on_diverged_timelines: false }), {
+    remove_data_directory_on_rewind_failure: false,
+    remove_data_directory_on_diverged_timelines: true,
+  });
 });

@@ -125,6 +125,11 @@ export interface PostgresqlSettings {
   useUnixSocketRepl?: boolean;
   removeDataDirectoryOnRewindFailure: boolean;
   removeDataDirectoryOnDivergedTimelines: boolean;
+  /**
+   * The remove_data_directory_* keys the local section sets: they win over the dynamic
+   * configuration's, which applies otherwise (agent/observe.ts).
+   */
+  removeDataDirectoryLocal?: { onRewindFailure?: boolean; onDivergedTimelines?: boolean };
   /** Seconds to wait for pg_ctl-like operations. */
   pgCtlTimeout: number;
   /** Extra options for pg_basebackup, e.g. ["--checkpoint=fast"]. */
