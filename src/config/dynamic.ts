@@ -266,6 +266,16 @@ function collectProblems(raw: unknown): DynamicNote[] {
 const NOT_IMPLEMENTED = 'not implemented by Vigil yet';
 
 /**
+ * postgresql keys Patroni also takes from the dynamic configuration (when the local section does not
+ * set them) and Vigil reads from the local postgresql section only.
+ */
+export const LOCAL_ONLY_IN_VIGIL = [
+  'bin_dir', 'bin_name', 'config_base_name', 'custom_conf', 'database', 'callbacks', 'pre_promote', 'before_stop',
+  'create_replica_methods', 'create_replica_method', 'basebackup', 'rewind', 'pg_ctl_timeout', 'use_unix_socket', 'use_unix_socket_repl', 'krbsrvname',
+];
+const localOnlyMessage = (key: string): string => `${key} in the dynamic configuration is ${NOT_IMPLEMENTED}: Vigil reads it from the local postgresql section only; set it there`;
+
+/**
  * Keys of a dynamic configuration that Vigil does not implement yet and whose absence would change
  * what happens (a standby cluster's leader would be promoted to a second read-write primary). They are
  * refused wherever a dynamic configuration enters: bootstrap.dcs, PATCH/PUT /config, edit-config.
@@ -276,6 +286,10 @@ export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
   const present = (obj: Record<string, unknown>, key: string): boolean => obj[key] !== undefined && obj[key] !== null;
   if (present(raw, 'standby_cluster')) {
     out.push({ path: 'standby_cluster', message: `standby clusters are ${NOT_IMPLEMENTED}: this cluster's leader would be promoted to a read-write primary instead of following the remote primary` });
+  }
+  const pg = raw.postgresql;
+  if (isMap(pg)) {
+    for (const key of LOCAL_ONLY_IN_VIGIL) if (present(pg, key)) out.push({ path: `postgresql.${key}`, message: localOnlyMessage(key) });
   }
   return out;
 }
@@ -418,6 +432,9 @@ export function effectiveDynamicConfigNotes(raw: Record<string, unknown> | undef
   } else if (pgSrc.parameters !== null && !isMap(pgSrc.parameters)) {
     notes.push({ path: 'postgresql.parameters', message: `expected a mapping, got ${show(pgSrc.parameters)}; ignored` });
     postgresql.parameters = null;
+  }
+  for (const key of LOCAL_ONLY_IN_VIGIL) {
+    if (present(pgSrc[key])) notes.push({ path: `postgresql.${key}`, message: `ignored: ${localOnlyMessage(key)}` });
   }
   for (const key of ['parameters_primary', 'parameters_replica', 'parameters_standby_leader']) {
     const v = pgSrc[key];

@@ -81,3 +81,15 @@ test('remove_data_directory_on_*: the local keys win when set, else the dynamic 
     remove_data_directory_on_diverged_timelines: true,
   });
 });
+
+test('dynamic postgresql keys Vigil reads only locally: refused where a dynamic configuration enters, warned when already in /config', () => {
+  assert.deepEqual(validateDynamicConfig({ postgresql: { basebackup: ['checkpoint=fast'], callbacks: { on_start: '/x' } } }), [
+    'postgresql.callbacks: callbacks in the dynamic configuration is not implemented by Vigil yet: Vigil reads it from the local postgresql section only; set it there',
+    'postgresql.basebackup: basebackup in the dynamic configuration is not implemented by Vigil yet: Vigil reads it from the local postgresql section only; set it there',
+  ]);
+  const { warnings: w } = effectiveDynamicConfig({ postgresql: { create_replica_methods: ['x'] } });
+  assert.ok(hasIssue(w, /^postgresql\.create_replica_methods: ignored: create_replica_methods in the dynamic configuration is not implemented/), w.join('\n'));
+  const r = loadConfig(MINIMAL_CONFIG + 'bootstrap:\n  dcs:\n    postgresql:\n      pg_ctl_timeout: 30\n', {});
+  assert.equal(r.config, undefined);
+  assert.ok(hasIssue(errors(r.issues), /^bootstrap\.dcs\.postgresql\.pg_ctl_timeout: pg_ctl_timeout in the dynamic configuration is not implemented/), errors(r.issues).join('\n'));
+});
