@@ -352,7 +352,7 @@ export class DataDir {
    * (else the superuser) via a temporary pgpass. First makes sure the source has a checkpoint on
    * its current timeline (otherwise pg_rewind would wrongly find nothing to do). Configuration
    * files pg_rewind copies from the source (pg_hba.conf, pg_ident.conf, postgresql.base.conf,
-   * postgresql.conf) are put back afterwards; the caller then writes config as a replica.
+   * postgresql.conf, and configfiles.ts's pg_hba.conf.vigil-base / pg_ident.conf.vigil-base) are put back afterwards; the caller then writes config as a replica.
    * Rejects with PgUnavailableError when the source could not be reached, PgControlError
    * PG_REWIND_NOT_READY while it is still in recovery (both transient), PgControlError PG_FAILED
    * when pg_rewind itself failed (e.g. histories it cannot reconcile: not transient), and
@@ -389,7 +389,7 @@ export class DataDir {
       },
       'rewind source',
     );
-    const keep = ['pg_hba.conf', 'pg_ident.conf', 'postgresql.base.conf', 'postgresql.conf'];
+    const keep = ['pg_hba.conf', 'pg_ident.conf', 'postgresql.base.conf', 'postgresql.conf', 'pg_hba.conf.vigil-base', 'pg_ident.conf.vigil-base'];
     const saved = new Map<string, string>();
     for (const f of keep) {
       try {
