@@ -61,11 +61,21 @@ export async function applyLocalConfig(d: NodeDriver, cluster: ClusterView | und
   await recordPendingRestart(d, res);
 }
 
-/** After a reload: what PostgreSQL still needs a restart for, as pending_restart. */
+/**
+ * After a reload: what PostgreSQL still needs a restart for, as pending_restart. PostgreSQL applies
+ * a reload asynchronously: while a changed postmaster-context parameter is not reported yet, asks
+ * again (every 200 ms, at most 10 times).
+ */
 async function recordPendingRestart(d: NodeDriver, res: WriteConfigResult): Promise<void> {
   if (!res.needsRestart) return;
-  await d.ports.clock.sleep(200);
-  const pending = await d.ports.pg.pendingRestart().catch(() => ({}));
+  // restartReasons holds parameter names and sentences about signal files.
+  const waitForGuc = res.restartReasons.some((r) => !r.includes(' '));
+  let pending: Record<string, { old_value: string; new_value: string }> = {};
+  for (let i = 0; i < 10; i++) {
+    await d.ports.clock.sleep(200);
+    pending = await d.ports.pg.pendingRestart().catch(() => ({}));
+    if (Object.keys(pending).length > 0 || !waitForGuc) break;
+  }
   d.pendingRestart = Object.keys(pending).length > 0 ? pending : undefined;
 }
 
