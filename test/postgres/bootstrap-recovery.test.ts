@@ -67,3 +67,30 @@ test('a custom bootstrap with recovery_conf recovers to its target, promotes, th
   assert.equal(hs2!.v, 'on');
   assert.equal((await b.probe()).inRecovery, false);
 });
+
+test('keep_existing_recovery_conf without recovery_conf: the signal file the script left is kept, hot_standby off', { timeout: 120_000 }, async () => {
+  const sa = await pgSettings({ baseDir: files.base, name: 'src2', passwords: false });
+  const sc = await pgSettings({ baseDir: files.base, name: 'kept', passwords: false });
+  const a = new PostgresController({ settings: sa, name: 'src2', scope: 'test' });
+  const c = new PostgresController({ settings: sc, name: 'kept', scope: 'test' });
+  files.nodes.push(a, c);
+  await a.initdb(testBootstrap());
+  await a.start();
+  await a.postBootstrap();
+  // pg_basebackup -R leaves standby.signal (and primary_conninfo in postgresql.auto.conf).
+  const script = join(files.base, 'restore-kept.sh');
+  await writeFile(script, `#!/bin/sh\nexec ${PG_BIN_DIR}/pg_basebackup -R -D ${sc.dataDir} -X stream -d "host=127.0.0.1 port=${sa.listen.split(':')[1]} user=replicator dbname=postgres"\n`);
+  await chmod(script, 0o755);
+  await ownForPg(script);
+  await c.customBootstrap({ name: 'restore', command: [script], noParams: true, keepExistingRecoveryConf: true });
+  assert.ok(existsSync(join(sc.dataDir, 'standby.signal')));
+  await c.writeConfig({ role: 'primary', upstream: null, parameters: {}, bootstrapRecovery: { keepExisting: true } });
+  assert.ok(existsSync(join(sc.dataDir, 'standby.signal')), 'kept');
+  assert.ok(!existsSync(join(sc.dataDir, 'recovery.signal')));
+  const conf = parseConf(await readFile(join(sc.dataDir, 'postgresql.conf'), 'utf8')).params;
+  assert.equal(conf.hot_standby, 'off');
+  assert.equal(conf.recovery_target, '');
+  // Without keep_existing_recovery_conf the written configuration of a primary removes it.
+  await c.writeConfig({ role: 'primary', upstream: null, parameters: {} });
+  assert.ok(!existsSync(join(sc.dataDir, 'standby.signal')));
+});
