@@ -237,6 +237,28 @@ test('the wait ends after --timeout with the change written and exit code 1', { 
   assert.deepEqual((await configOf('slow'))['standby_cluster'], { host: 'h' });
 });
 
+test('a DCS that goes away during the wait does not end it early; exit 1 naming the failed read', { skip: NEEDS_SECTION }, async () => {
+  const own = await startEtcd();
+  try {
+    const p = '/service/gone/';
+    const putOwn = async (key: string, value: unknown): Promise<void> => {
+      const res = await fetch(`http://${own.endpoint}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: Buffer.from(key).toString('base64'), value: Buffer.from(JSON.stringify(value)).toString('base64') }) });
+      assert.equal(res.status, 200);
+    };
+    await putOwn(`${p}leader`, 'n1');
+    await putOwn(`${p}config`, BASE_CONFIG);
+    await putOwn(`${p}members/n1`, member(5432, 'primary'));
+    const io = memIo();
+    const running = runDemoteCluster(['-d', `etcd3://${own.endpoint}`, '--host', 'h', '--force', '--timeout', '2', 'gone'], io);
+    await waitFor('the waiting line', async () => (io.stdout.includes('waiting up to 2 s') ? true : undefined));
+    await own.stop();
+    assert.equal(await running, 1);
+    assert.match(io.stderr, /^Error: \/config is changed, but the cluster did not reach role standby_leader within 2 s: the last read of the DCS failed: /);
+  } finally {
+    await own.stop();
+  }
+});
+
 test('without a leader the section is written and not waited for', { skip: NEEDS_SECTION }, async () => {
   await fabricate('down', 'replica', {}, false);
   const r = await vigil(['demote-cluster', '-d', dcsUrl, '--host', 'h', '--force', 'down']);

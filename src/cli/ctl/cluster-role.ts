@@ -156,11 +156,18 @@ function describe(s: StandbySource): string {
 
 async function waitForRole(ctx: CtlContext, name: string, target: Target, timeoutS: number, verb: 'demoted' | 'promoted'): Promise<number> {
   const deadline = Date.now() + timeoutS * 1000;
-  let view: ClusterView;
+  let view: ClusterView | undefined;
+  let readError: string | undefined;
   for (;;) {
-    view = await ctx.readCluster(name);
-    const leader = reachedRole(view, target);
-    if (leader !== undefined) {
+    // The change is written: a failed read (etcd briefly unavailable) does not end the wait.
+    try {
+      view = await ctx.readCluster(name);
+      readError = undefined;
+    } catch (err) {
+      readError = err instanceof Error ? err.message : String(err);
+    }
+    const leader = view === undefined || readError !== undefined ? undefined : reachedRole(view, target);
+    if (view !== undefined && leader !== undefined) {
       ctx.io.out(`${timestamp()} Cluster ${name} successfully ${verb}: leader ${leader} runs as ${target === 'primary' ? 'primary' : 'standby leader'}\n`);
       ctx.io.out(membersTable(name, view));
       return 0;
@@ -168,9 +175,13 @@ async function waitForRole(ctx: CtlContext, name: string, target: Target, timeou
     if (Date.now() >= deadline) break;
     await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
   }
-  ctx.io.out(membersTable(name, view));
-  const l = leaderMember(view);
-  const now = l === undefined ? 'the cluster has no leader' : `leader ${l.name} reports role ${String(l.data.role ?? 'none')}, state ${String(l.data.state ?? 'unknown')}`;
+  let now: string;
+  if (readError !== undefined) now = `the last read of the DCS failed: ${readError}`;
+  else {
+    const l = view === undefined ? undefined : leaderMember(view);
+    now = l === undefined ? 'the cluster has no leader' : `leader ${l.name} reports role ${String(l.data.role ?? 'none')}, state ${String(l.data.state ?? 'unknown')}`;
+    if (view !== undefined) ctx.io.out(membersTable(name, view));
+  }
   throw new CliError(
     `/config is changed, but the cluster did not reach role ${target} within ${timeoutS} s: ${now}. ` +
       `The agents apply it on their next cycles; watch with vigil list ${name}`,
