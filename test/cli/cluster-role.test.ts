@@ -211,6 +211,18 @@ test('a concurrent change of /config between the read and the write aborts the d
   assert.equal(await get('/service/cas/config'), theirs);
 });
 
+test('promote-cluster: a concurrent change of /config aborts it too', async () => {
+  await fabricate('cas2', 'standby_leader', { standby_cluster: { host: 'h' } });
+  const theirs = JSON.stringify({ ...BASE_CONFIG, standby_cluster: { host: 'other' } });
+  const io = memIo(async () => {
+    await put('/service/cas2/config', theirs);
+    return 'yes';
+  });
+  assert.equal(await runPromoteCluster(['-d', dcsUrl, 'cas2'], io), 1);
+  assert.match(io.stderr, /^Error: \/config of cluster cas2 changed while this command ran \(a concurrent change\)/);
+  assert.equal(await get('/service/cas2/config'), theirs);
+});
+
 test('demote-cluster waits for the leader to run as standby leader; vigil list then shows Standby Leader', { skip: NEEDS_SECTION }, async () => {
   await fabricate('beta', 'primary');
   const io = memIo();
