@@ -3,7 +3,8 @@
 // slots and retain_slots; hot_standby_feedback forced on and the replicas' logical copies becoming
 // ready (the catalog_xmin check); then a logical consumer (pg_recvlogical with test_decoding)
 // across five failovers (the primary's host crashes), each once the replicas' copies are ready,
-// counting the changes it saw twice and the ones it missed.
+// counting the changes it saw twice and the ones it missed; last, a permanent slot that PostgreSQL
+// invalidates (wal_status lost, past max_slot_wal_keep_size) is dropped and created again.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -176,5 +177,42 @@ describe('replication slots', { timeout: 1_200_000 }, () => {
     const lost = [...counts.keys()].filter((id) => !committed.includes(id)).length;
     console.log(`# logical slot across 5 failovers: ${committed.length} committed changes, ${missed.length} missed, ${twice} seen more than once, ${lost} seen but lost with a crashed primary`);
     assert.deepEqual(missed, [], 'no committed change is missed by the consumer');
+  });
+
+  test('a permanent slot with wal_status lost is dropped and created again', async () => {
+    const primary = await waitFor('healthy cluster', () => healthy(cluster), 120_000);
+    interface Row extends Record<string, unknown> {
+      lsn: string | null;
+      wal_status: string | null;
+    }
+    const barman = async () => (await query<Row>(cluster.connParams(primary), "SELECT restart_lsn::text AS lsn, wal_status FROM pg_replication_slots WHERE slot_name = 'barman'"))[0];
+    const before = await barman();
+    assert.ok(before?.lsn !== null && before?.lsn !== undefined, 'barman reserves WAL on the primary');
+    // Nothing consumes barman: past 16 MB of WAL (and wal_keep_size 16 MB) a checkpoint invalidates it.
+    const res = await fetch(`http://127.0.0.1:${cluster.node(primary).apiPort}/config`, {
+      method: 'PATCH',
+      body: JSON.stringify({ postgresql: { parameters: { max_slot_wal_keep_size: '16MB', wal_keep_size: '16MB' } } }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    assert.equal(res.status, 200, await res.text());
+    await waitFor('max_slot_wal_keep_size applied on the primary', async () => (await query<{ v: string }>(cluster.connParams(primary), "SELECT current_setting('max_slot_wal_keep_size') AS v"))[0]?.v === '16MB', 60_000, 500);
+    const from = logSize(primary);
+    await query(cluster.connParams(primary), 'CREATE TABLE IF NOT EXISTS lost_t (id int)');
+    for (let i = 0; i < 5; i++) {
+      await query(cluster.connParams(primary), 'INSERT INTO lost_t VALUES ($1)', [i]);
+      await query(cluster.connParams(primary), 'SELECT pg_switch_wal()');
+    }
+    await query(cluster.connParams(primary), 'CHECKPOINT');
+    const log = () => readFileSync(cluster.node(primary).logFile).subarray(from).toString('utf8');
+    await waitFor('the agent drops barman because its wal_status is lost', async () => log().includes('dropping replication slot barman (wal_status lost)'), 60_000, 500);
+    const after = await waitFor('barman created again, reserving WAL', async () => {
+      const r = await barman();
+      return r?.lsn !== null && r?.lsn !== undefined && r.wal_status !== 'lost' ? r : undefined;
+    }, 60_000, 500);
+    const lsnNum = (l: string) => {
+      const [hi = '0', lo = '0'] = l.split('/');
+      return parseInt(hi, 16) * 2 ** 32 + parseInt(lo, 16);
+    };
+    assert.ok(lsnNum(after.lsn as string) > lsnNum(before.lsn as string), `barman restarts later than before (${before.lsn} -> ${after.lsn})`);
   });
 });
