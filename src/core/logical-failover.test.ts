@@ -123,6 +123,12 @@ test('replicaSlots: a replica with logical copies checks their readiness against
   ]);
   // A copy with wal_status lost is dropped, not checked.
   assert.deepEqual(replicaSlots(replicaObs([logical('cdc', { walStatus: 'lost' })]), { started: true }), [{ type: 'syncSlots', ops: [{ op: 'drop', name: 'cdc', why: 'wal_status lost' }] }]);
+  // A cascading replica: its feedback reaches the primary through the intermediate's slot.
+  const casc = replicaObs([logical('cdc', { catalogXmin: 700 })], { replicatefrom: 'n2' });
+  casc.cluster = clusterView({ ...casc.cluster!, members: [...casc.cluster!.members, member('n2')] });
+  assert.deepEqual(replicaSlots(casc, { started: true }).flatMap((a) => (a.type === 'syncSlots' ? a.ops.filter((o) => o.op === 'checkReady') : [])), [
+    { op: 'checkReady', connUrl: 'postgres://n0:5432/postgres', physical: 'n2', copies: { cdc: 700 } },
+  ]);
   // Without copies there is nothing to check.
   assert.deepEqual(replicaSlots(replicaObs([]), { started: true }), [{ type: 'syncSlots', ops: [{ op: 'copyLogical', names: ['cdc'], leader: 'n0' }] }]);
 });
