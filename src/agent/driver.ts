@@ -22,6 +22,7 @@ import type {
   TaskSpec,
 } from '../core/model.ts';
 import { taskPgState } from '../core/tasks.ts';
+import { hotStandbyFeedbackFor } from '../core/logical-failover.ts';
 import { newSenderAppeared, watchedSenders } from '../core/sync-watch.ts';
 import type { Config } from '../config/types.ts';
 import { effectiveDynamicConfig, withLocalOverrides } from '../config/dynamic.ts';
@@ -347,12 +348,14 @@ export class NodeDriver {
   }
 
   /** What postgresql.conf, pg_hba.conf and pg_ident.conf take from the dynamic configuration. */
-  pgInputs(): { parameters: Record<string, unknown> | null; pgHba: string[] | null; pgIdent: string[] | null; useSlots: boolean; recoveryConf: Record<string, unknown> | null } {
+  pgInputs(): { parameters: Record<string, unknown> | null; pgHba: string[] | null; pgIdent: string[] | null; useSlots: boolean; recoveryConf: Record<string, unknown> | null; hotStandbyFeedback: boolean } {
     const pg = this.dynamic.postgresql;
     const lines = (v: unknown): string[] | null => (Array.isArray(v) && v.every((l) => typeof l === 'string') ? (v as string[]) : null);
     const rc = pg.recovery_conf;
     const recoveryConf = rc !== null && typeof rc === 'object' && !Array.isArray(rc) ? (rc as Record<string, unknown>) : null;
-    return { parameters: this.pgParameters(), pgHba: lines(pg.pg_hba), pgIdent: lines(pg.pg_ident), useSlots: pg.use_slots !== false, recoveryConf };
+    // hot_standby_feedback is forced on where logical slot copies need it (core/slots.ts).
+    const hotStandbyFeedback = hotStandbyFeedbackFor(this.config.name, this.config.tags, this.dynamic as unknown as Record<string, unknown>, this.cluster);
+    return { parameters: this.pgParameters(), pgHba: lines(pg.pg_hba), pgIdent: lines(pg.pg_ident), useSlots: pg.use_slots !== false, recoveryConf, hotStandbyFeedback };
   }
 
   // ---- the background task -------------------------------------------------------------------

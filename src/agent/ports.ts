@@ -38,7 +38,7 @@ export interface PgPort {
   postBootstrap(bootstrap?: BootstrapSettings, opts?: { signal?: AbortSignal }): Promise<void>;
   /** bootstrap.method's script instead of initdb (absent: no custom bootstrap, e.g. the simulation). */
   customBootstrap?(custom: NonNullable<BootstrapSettings['custom']>, opts?: { signal?: AbortSignal }): Promise<void>;
-  writeConfig(opts: { role: 'primary' | 'replica'; upstream: { connUrl: string; name: string } | null; parameters: Record<string, unknown> | null; pgHba?: string[] | null; pgIdent?: string[] | null; useSlots?: boolean; recoveryConf?: Record<string, unknown> | null }): Promise<WriteConfigResult>;
+  writeConfig(opts: { role: 'primary' | 'replica'; upstream: { connUrl: string; name: string } | null; parameters: Record<string, unknown> | null; pgHba?: string[] | null; pgIdent?: string[] | null; useSlots?: boolean; recoveryConf?: Record<string, unknown> | null; hotStandbyFeedback?: boolean }): Promise<WriteConfigResult>;
   reload(): Promise<void>;
   start(opts?: { timeoutMs?: number }): Promise<void>;
   stop(mode: 'smart' | 'fast' | 'immediate', opts?: { timeoutMs?: number; checkpoint?: boolean }): Promise<void>;

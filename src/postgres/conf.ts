@@ -110,6 +110,8 @@ export interface BuildParamsInput {
   useSlots?: boolean;
   /** The dynamic postgresql.recovery_conf: used when the local section has none (local replaces it whole, as in Patroni). */
   dynamicRecoveryConf?: Record<string, unknown>;
+  /** hot_standby_feedback forced on, over any configured value (logical slot copies need it). */
+  hotStandbyFeedback?: boolean;
 }
 
 export interface BuiltParams {
@@ -187,6 +189,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   };
   take(dynamic, 'dynamic');
   take(input.settings.parameters, 'local');
+  if (input.hotStandbyFeedback === true) others.set('hot_standby_feedback', 'on');
 
   const conf: Array<[string, string]> = [];
   for (const name of COMMAND_LINE_GUCS) if (controlled[name] !== undefined) conf.push([name, controlled[name]]);

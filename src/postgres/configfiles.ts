@@ -52,6 +52,8 @@ export interface WriteConfigOptions {
   useSlots?: boolean;
   /** The dynamic configuration's postgresql.recovery_conf (used when the local section sets none). */
   recoveryConf?: Record<string, unknown> | null;
+  /** Force hot_standby_feedback on (core/slots.ts enforceHotStandbyFeedback). */
+  hotStandbyFeedback?: boolean;
 }
 
 /**
@@ -109,6 +111,7 @@ export class ConfigFiles {
       ...(this.node.nostream ? { nostream: true } : {}),
       ...(opts.useSlots !== undefined ? { useSlots: opts.useSlots } : {}),
       ...(opts.recoveryConf !== undefined && opts.recoveryConf !== null ? { dynamicRecoveryConf: opts.recoveryConf } : {}),
+      ...(opts.hotStandbyFeedback === true ? { hotStandbyFeedback: true } : {}),
     });
     for (const msg of built.ignored) this.node.log.warn(`parameter ignored: ${msg}`);
 
