@@ -22,6 +22,7 @@ import type {
   TaskSpec,
 } from '../core/model.ts';
 import { taskPgState } from '../core/tasks.ts';
+import { hotStandbyFeedbackFor } from '../core/logical-failover.ts';
 import { newSenderAppeared, watchedSenders } from '../core/sync-watch.ts';
 import type { Config } from '../config/types.ts';
 import { effectiveDynamicConfig, withLocalOverrides } from '../config/dynamic.ts';
@@ -359,12 +360,24 @@ export class NodeDriver {
     recoveryConf: Record<string, unknown> | null;
     roleOverrides: RoleOverridesByRole;
     standbyLeader: boolean;
+    hotStandbyFeedback: boolean;
   } {
     const pg = this.dynamic.postgresql;
     const lines = (v: unknown): string[] | null => (Array.isArray(v) && v.every((l) => typeof l === 'string') ? (v as string[]) : null);
     const rc = pg.recovery_conf;
     const recoveryConf = rc !== null && typeof rc === 'object' && !Array.isArray(rc) ? (rc as Record<string, unknown>) : null;
-    return { parameters: this.pgParameters(), pgHba: lines(pg.pg_hba), pgIdent: lines(pg.pg_ident), useSlots: pg.use_slots !== false, recoveryConf, roleOverrides: dynamicRoleOverrides(pg), standbyLeader: this.role === 'standby_leader' };
+    // hot_standby_feedback is forced on where logical slot copies need it (core/slots.ts).
+    const hotStandbyFeedback = hotStandbyFeedbackFor(this.config.name, this.config.tags, this.dynamic as unknown as Record<string, unknown>, this.cluster);
+    return {
+      parameters: this.pgParameters(),
+      pgHba: lines(pg.pg_hba),
+      pgIdent: lines(pg.pg_ident),
+      useSlots: pg.use_slots !== false,
+      recoveryConf,
+      hotStandbyFeedback,
+      roleOverrides: dynamicRoleOverrides(pg),
+      standbyLeader: this.role === 'standby_leader',
+    };
   }
 
   // ---- the background task -------------------------------------------------------------------

@@ -58,7 +58,10 @@ export async function observe(d: NodeDriver): Promise<Observation> {
       tags: d.watchdogFailed || prePromoteBackoff(d) ? { ...config.tags, nofailover: true } : config.tags,
       canBootstrap: config.bootstrap !== undefined,
       cloneWithoutLeader: (config.postgresql.createReplicaMethods ?? []).some((m) => m.noLeader && m.command !== undefined),
-      bootstrapDcs: config.bootstrap?.dcs ?? {},
+      // What the lock holder writes to a missing or unparsable /config: the last /config this agent
+      // read and parsed, else bootstrap.dcs (Patroni writes its cached dynamic configuration), so
+      // that repairing a wiped or corrupted key never reverts the operator's edit-config changes.
+      bootstrapDcs: d.lastGoodConfig ?? config.bootstrap?.dcs ?? {},
       ...removeDataDirectoryFlags(config.postgresql, d.dynamic.postgresql),
     },
     config: d.dynamic,

@@ -123,6 +123,8 @@ export interface BuildParamsInput {
    * promotion or the script's own recovery settings are kept, as Patroni does (see bootstrapRecoveryConf).
    */
   bootstrapRecovery?: { recoveryConf?: Record<string, unknown>; keepExisting: boolean };
+  /** hot_standby_feedback forced on, over any configured value (logical slot copies need it). */
+  hotStandbyFeedback?: boolean;
 }
 
 /**
@@ -248,6 +250,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
     ignored.push(...recovery.ignored);
     if (recovery.hotStandbyOff) controlled.hot_standby = 'off';
   }
+  if (input.hotStandbyFeedback === true) others.set('hot_standby_feedback', 'on');
 
   const conf: Array<[string, string]> = [];
   for (const name of COMMAND_LINE_GUCS) if (controlled[name] !== undefined) conf.push([name, controlled[name]]);

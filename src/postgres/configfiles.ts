@@ -67,6 +67,8 @@ export interface WriteConfigOptions {
    * script left are kept.
    */
   bootstrapRecovery?: { recoveryConf?: Record<string, unknown>; keepExisting: boolean };
+  /** Force hot_standby_feedback on (core/slots.ts enforceHotStandbyFeedback). */
+  hotStandbyFeedback?: boolean;
 }
 
 /**
@@ -132,6 +134,7 @@ export class ConfigFiles {
       ...(this.node.nostream ? { nostream: true } : {}),
       ...(opts.useSlots !== undefined ? { useSlots: opts.useSlots } : {}),
       ...(opts.recoveryConf !== undefined && opts.recoveryConf !== null ? { dynamicRecoveryConf: opts.recoveryConf } : {}),
+      ...(opts.hotStandbyFeedback === true ? { hotStandbyFeedback: true } : {}),
     });
     for (const msg of built.ignored) this.node.log.warn(`parameter ignored: ${msg}`);
 
