@@ -353,14 +353,8 @@ export class NodeDriver {
    * whether this node leads a standby cluster (its standby_leader role overrides then apply).
    */
   pgInputs(): {
-    parameters: Record<string, unknown> | null;
-    pgHba: string[] | null;
-    pgIdent: string[] | null;
-    useSlots: boolean;
-    recoveryConf: Record<string, unknown> | null;
-    roleOverrides: RoleOverridesByRole;
-    standbyLeader: boolean;
-    hotStandbyFeedback: boolean;
+    parameters: Record<string, unknown> | null; pgHba: string[] | null; pgIdent: string[] | null; useSlots: boolean;
+    recoveryConf: Record<string, unknown> | null; hotStandbyFeedback: boolean; roleOverrides: RoleOverridesByRole; standbyLeader: boolean;
   } {
     const pg = this.dynamic.postgresql;
     const lines = (v: unknown): string[] | null => (Array.isArray(v) && v.every((l) => typeof l === 'string') ? (v as string[]) : null);
@@ -368,16 +362,8 @@ export class NodeDriver {
     const recoveryConf = rc !== null && typeof rc === 'object' && !Array.isArray(rc) ? (rc as Record<string, unknown>) : null;
     // hot_standby_feedback is forced on where logical slot copies need it (core/slots.ts).
     const hotStandbyFeedback = hotStandbyFeedbackFor(this.config.name, this.config.tags, this.dynamic as unknown as Record<string, unknown>, this.cluster);
-    return {
-      parameters: this.pgParameters(),
-      pgHba: lines(pg.pg_hba),
-      pgIdent: lines(pg.pg_ident),
-      useSlots: pg.use_slots !== false,
-      recoveryConf,
-      hotStandbyFeedback,
-      roleOverrides: dynamicRoleOverrides(pg),
-      standbyLeader: this.role === 'standby_leader',
-    };
+    const roles = { roleOverrides: dynamicRoleOverrides(pg), standbyLeader: this.role === 'standby_leader' };
+    return { parameters: this.pgParameters(), pgHba: lines(pg.pg_hba), pgIdent: lines(pg.pg_ident), useSlots: pg.use_slots !== false, recoveryConf, hotStandbyFeedback, ...roles };
   }
 
   // ---- the background task -------------------------------------------------------------------

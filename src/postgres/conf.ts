@@ -9,6 +9,7 @@
 import type { PostgresqlSettings } from '../config/types.ts';
 import { libpqPairs, parseConnUrl, parseListen, renderConninfo, type PgpassEntry } from './conninfo.ts';
 import { confValueToString, parseBool, parseIntValue, parseSizeMb, quoteConfValue } from './conf-values.ts';
+import { bootstrapRecoveryConf } from './bootstrap-recovery.ts';
 import { memberSlotName } from '../core/slots.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -120,49 +121,13 @@ export interface BuildParamsInput {
   /**
    * A custom bootstrap's recovery (the node is a primary being restored): bootstrap.<method>.recovery_conf
    * written in place of the blank recovery targets, and hot_standby off when the recovery ends in a
-   * promotion or the script's own recovery settings are kept, as Patroni does (see bootstrapRecoveryConf).
+   * promotion or the script's own recovery settings are kept, as Patroni does (see bootstrap-recovery.ts).
    */
   bootstrapRecovery?: { recoveryConf?: Record<string, unknown>; keepExisting: boolean };
   /** hot_standby_feedback forced on, over any configured value (logical slot copies need it). */
   hotStandbyFeedback?: boolean;
 }
 
-/**
- * What a custom bootstrap's recovery writes (Patroni's rules): the recovery_conf settings but
- * standby_mode (a signal file instead: standby.signal when on, else recovery.signal) and
- * pause_at_recovery_target (turned into recovery_target_action when that is unset); hot_standby is
- * off when keep_existing_recovery_conf is set or the recovery ends with recovery_target_action
- * promote (PostgreSQL's default is pause), so that a restored backup with larger max_connections
- * and the like can be recovered.
- */
-export function bootstrapRecoveryConf(b: { recoveryConf?: Record<string, unknown>; keepExisting: boolean }): { params: Array<[string, string]>; standby: boolean; hotStandbyOff: boolean; ignored: string[] } {
-  const params = new Map<string, string>();
-  const ignored: string[] = [];
-  let standby = false;
-  let pauseAtTarget: boolean | undefined;
-  for (const [name, raw] of Object.entries(b.recoveryConf ?? {})) {
-    const lname = name.toLowerCase();
-    if (lname === 'standby_mode') {
-      standby = parseBool(raw) === true;
-      continue;
-    }
-    if (lname === 'pause_at_recovery_target') {
-      pauseAtTarget = parseBool(raw);
-      continue;
-    }
-    const v = confValueToString(raw);
-    if (v === undefined || !GUC_NAME_RE.test(name) || (COMMAND_LINE_GUCS.includes(lname) && lname !== 'hot_standby')) {
-      ignored.push(`bootstrap recovery_conf.${name}: ${v === undefined ? 'unsupported value type' : 'not settable'}`);
-      continue;
-    }
-    params.set(lname, v);
-  }
-  if (!params.has('recovery_target_action') && pauseAtTarget !== undefined) params.set('recovery_target_action', pauseAtTarget ? 'pause' : 'promote');
-  const action = (params.get('recovery_target_action') ?? 'pause').toLowerCase();
-  const hotStandbyOff = b.keepExisting || (b.recoveryConf !== undefined && action === 'promote');
-  params.delete('hot_standby');
-  return { params: [...params.entries()], standby, hotStandbyOff, ignored };
-}
 
 export interface BuiltParams {
   /** Everything written to postgresql.conf, in file order. */
@@ -245,7 +210,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
     }
     take(input.roleParameters, 'role');
   }
-  const recovery = input.bootstrapRecovery !== undefined ? bootstrapRecoveryConf(input.bootstrapRecovery) : undefined;
+  const recovery = input.bootstrapRecovery !== undefined ? bootstrapRecoveryConf(input.bootstrapRecovery, COMMAND_LINE_GUCS) : undefined;
   if (recovery !== undefined) {
     ignored.push(...recovery.ignored);
     if (recovery.hotStandbyOff) controlled.hot_standby = 'off';

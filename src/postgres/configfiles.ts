@@ -62,7 +62,7 @@ export interface WriteConfigOptions {
   standbyLeader?: boolean;
   /**
    * Right after a custom bootstrap's script (role primary): its recovery_conf and
-   * keep_existing_recovery_conf (conf.ts bootstrapRecoveryConf). With recovery_conf, recovery.signal
+   * keep_existing_recovery_conf (bootstrap-recovery.ts). With recovery_conf, recovery.signal
    * (or standby.signal) is written; with keep_existing_recovery_conf alone the signal files the
    * script left are kept.
    */

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { bootstrapRecoveryConf, buildParameters, type BuildParamsInput } from './conf.ts';
+import { bootstrapRecoveryConf } from './bootstrap-recovery.ts';
+import { buildParameters, COMMAND_LINE_GUCS, type BuildParamsInput } from './conf.ts';
 import { effectiveAuthFiles } from './configfiles.ts';
 import { libpqPairs, renderConninfo } from './conninfo.ts';
 import { configRole, dynamicRoleOverrides, hasRoleOverrides, roleAuthLists, roleParameters } from './roles.ts';
@@ -99,20 +100,22 @@ test('krbsrvname: in primary_conninfo (after the TLS keywords, as Patroni orders
   assert.equal(renderConninfo(libpqPairs({ username: 'u' })), '');
 });
 
+const recoveryOf = (b: Parameters<typeof bootstrapRecoveryConf>[0]): ReturnType<typeof bootstrapRecoveryConf> => bootstrapRecoveryConf(b, COMMAND_LINE_GUCS);
+
 test('bootstrapRecoveryConf: settings written as given, standby_mode as a signal, pause_at_recovery_target translated, hot_standby off as Patroni decides', () => {
-  const a = bootstrapRecoveryConf({ recoveryConf: { restore_command: 'cp /a/%f %p', recovery_target_time: '2026-01-01 00:00:00+00', recovery_target_action: 'promote' }, keepExisting: false });
+  const a = recoveryOf({ recoveryConf: { restore_command: 'cp /a/%f %p', recovery_target_time: '2026-01-01 00:00:00+00', recovery_target_action: 'promote' }, keepExisting: false });
   assert.deepEqual(a.params, [['restore_command', 'cp /a/%f %p'], ['recovery_target_time', '2026-01-01 00:00:00+00'], ['recovery_target_action', 'promote']]);
   assert.equal(a.standby, false);
   assert.equal(a.hotStandbyOff, true);
-  const b = bootstrapRecoveryConf({ recoveryConf: { restore_command: 'x', pause_at_recovery_target: false, standby_mode: 'on' }, keepExisting: false });
+  const b = recoveryOf({ recoveryConf: { restore_command: 'x', pause_at_recovery_target: false, standby_mode: 'on' }, keepExisting: false });
   assert.deepEqual(b.params, [['restore_command', 'x'], ['recovery_target_action', 'promote']]);
   assert.equal(b.standby, true);
   assert.equal(b.hotStandbyOff, true);
   // PostgreSQL's default action is pause: hot_standby stays on so that the pause can happen.
-  assert.equal(bootstrapRecoveryConf({ recoveryConf: { restore_command: 'x' }, keepExisting: false }).hotStandbyOff, false);
+  assert.equal(recoveryOf({ recoveryConf: { restore_command: 'x' }, keepExisting: false }).hotStandbyOff, false);
   // keep_existing_recovery_conf: off whatever the action (Patroni trusts the tool's own settings).
-  assert.equal(bootstrapRecoveryConf({ keepExisting: true }).hotStandbyOff, true);
-  const bad = bootstrapRecoveryConf({ recoveryConf: { port: 1, "x'y": 1, hot_standby: 'on' }, keepExisting: false });
+  assert.equal(recoveryOf({ keepExisting: true }).hotStandbyOff, true);
+  const bad = recoveryOf({ recoveryConf: { port: 1, "x'y": 1, hot_standby: 'on' }, keepExisting: false });
   assert.deepEqual(bad.params, []);
   assert.equal(bad.ignored.length, 2);
 });
