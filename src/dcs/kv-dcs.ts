@@ -4,9 +4,9 @@
 //
 // The session (etcd: lease) is hidden here: granted on first need; kept alive by acquireLeader,
 // takeLeader and refreshLeader (always) and by touchMember (when the last keepalive is a quarter
-// of the TTL old, at least a second); granted anew when the store no longer knows it or setTtl changed the TTL (the
-// replaced one then ended through opts.endSession, where given, once no key is bound to it); ended
-// by close() unless keepLease. A write that names a session the store lost (SessionNotFound) is
+// of the TTL old, at least a second); granted anew when the store no longer knows it or setTtl
+// changed the TTL (the replaced one then ended through opts.endSession, where given, once no key
+// is bound to it); ended by close() unless keepLease. A write that names a session the store lost (SessionNotFound) is
 // retried once with a new session.
 //
 // Each verb has one budget (retryTimeout seconds from its start, plus the caller's signal) shared
