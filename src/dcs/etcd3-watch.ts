@@ -96,6 +96,10 @@ export class KeyWatch {
     this.#stop();
     const s: Running = { from, epoch: this.#o.epoch(), started: Date.now(), ctrl: new AbortController(), lastEvent: -1n, ended: false };
     this.#s = s;
+    // Not kept past its age when nobody waits (a leader does not watch its own key).
+    setTimeout(() => {
+      if (this.#s === s && this.#waiters.size === 0) this.#stop();
+    }, this.#o.maxAgeMs).unref();
     void this.#run(s);
   }
 
