@@ -150,6 +150,8 @@ export class TreeCache {
     const rels = keysOf(this.#top, this.#members);
     const keep = new Set(rels);
     for (const rel of [...this.#nodes.keys()]) if (!keep.has(rel)) this.#nodes.delete(rel);
+    // Marks of keys gone (a key that comes back is read as new anyway).
+    for (const rel of [...this.#dirty]) if (!keep.has(rel)) this.#dirty.delete(rel);
     const stale = rels.filter((rel) => !this.#nodes.has(rel) || this.#dirty.has(rel) || this.#nodes.get(rel)?.data === '');
     for (const rel of stale) this.#dirty.delete(rel);
     const got = await Promise.all(stale.map(async (rel) => [rel, await r.data(`${this.#base}/${rel}`, true)] as const));
