@@ -18,6 +18,7 @@
 // the start jitter. Safety invariants are checked after every step; violations are collected in
 // `violations` (the tests assert it stays empty).
 
+import type { FastMutations, TakeOverEvent } from '../agent/fast-failover.ts';
 import { shutdown } from '../agent/shutdown.ts';
 import { syncModeOf } from '../core/election.ts';
 import type { Decision, DynamicConfig, Observation, Tags } from '../core/model.ts';
@@ -55,6 +56,10 @@ export interface WorldOptions {
   fencing?: boolean;
   /** The agents' lease keep-alive period, ms (AgentOptions.leaseKeepAliveMs; default 0: off). */
   leaseKeepAliveMs?: number;
+  /** Turn on the fast failover of synchronous modes (dynamic `vigil: {fast_failover: true}`). */
+  fastFailover?: boolean;
+  /** Test-only: skip one step of the fast failover (src/agent/fast-failover.ts FastMutations). */
+  fastMutations?: FastMutations;
 }
 
 /** One line of what happened, for transcripts. */
@@ -128,6 +133,11 @@ export class World {
   fencings = 0;
   /** How often a lease keep-alive between ticks confirmed the lock (leaseKeepAliveMs). */
   keepAlives = 0;
+  readonly fastMutations: FastMutations | undefined;
+  /** The fast failover's take-overs, in order. */
+  readonly takeOvers: Array<TakeOverEvent & { node: string }> = [];
+  /** Pairs of hosts that cannot reach each other ("a|b", sorted). */
+  readonly cuts = new Set<string>();
   private nextBranch = 1;
   private nextSenderPid = 1000;
   private sysidCounter = 0;
@@ -140,7 +150,8 @@ export class World {
 
   constructor(opts: WorldOptions) {
     this.rng = new Rng(opts.seed);
-    this.config = defaultConfig(opts.config);
+    this.config = defaultConfig(opts.fastFailover === true ? { ...opts.config, vigil: { fast_failover: true } } : opts.config);
+    this.fastMutations = opts.fastMutations;
     this.writeRate = opts.writeRate ?? 20000;
     this.fencing = opts.fencing ?? true;
     this.leaseKeepAliveMs = opts.leaseKeepAliveMs ?? 0;
@@ -195,7 +206,7 @@ export class World {
     const order = [...this.nodes.values()].map((n) => n.agent);
     for (;;) {
       this.timers = this.timers.filter((t) => t.owner.alive);
-      const due = this.timers.filter((t) => t.at <= this.now);
+      const due = this.timers.filter((t) => t.at <= this.now && (t.owner as { frozen?: boolean }).frozen !== true);
       if (due.length === 0) return;
       const rank = (t: Timer): number => {
         const i = order.indexOf(t.owner as SimAgent);
@@ -306,8 +317,10 @@ export class World {
   healAll(): void {
     this.dcs.setUp(true);
     this.dcs.partitioned.clear();
+    this.cuts.clear();
     for (const n of this.nodes.values()) {
       n.peersPartitioned = false;
+      if (n.agent !== undefined) n.agent.frozen = false;
       if (n.agent === undefined) this.start(n.name);
     }
   }
@@ -316,7 +329,21 @@ export class World {
 
   /** Can `a` reach `b` (REST, replication)? */
   reachable(a: SimNode, b: SimNode): boolean {
-    return a.hostUp && b.hostUp && !a.peersPartitioned && !b.peersPartitioned;
+    return a.hostUp && b.hostUp && !a.peersPartitioned && !b.peersPartitioned && !this.cuts.has([a.name, b.name].sort().join('|'));
+  }
+
+  /** Cut (or restore) the network between two hosts only. */
+  cut(a: string, b: string, on: boolean): void {
+    const key = [a, b].sort().join('|');
+    if (on) this.cuts.add(key);
+    else this.cuts.delete(key);
+  }
+
+  /** Stop (SIGSTOP) or continue the agent process of a node; PostgreSQL and the fencer keep running. */
+  freezeAgent(name: string, on: boolean): void {
+    const a = this.node(name).agent;
+    if (a !== undefined) a.frozen = on;
+    this.dirty = true;
   }
 
   // ---- PostgreSQL side effects shared by the ports and the faults -------------------------------
@@ -391,7 +418,7 @@ export class World {
     await this.fireTimers();
     this.physics(STEP_MS);
     recordAcks(this);
-    const due = this.rng.shuffle([...this.nodes.values()].filter((n) => n.agent !== undefined && !n.agent.ticking && !n.agent.stopping && n.agent.nextTickAt <= this.now));
+    const due = this.rng.shuffle([...this.nodes.values()].filter((n) => n.agent !== undefined && !n.agent.ticking && !n.agent.stopping && !n.agent.frozen && n.agent.nextTickAt <= this.now));
     for (const n of due) {
       const a = n.agent;
       if (a === undefined || a.ticking || a.stopping || a.nextTickAt > this.now) continue;
