@@ -90,7 +90,7 @@ export class FastFailover {
   constructor(
     private readonly driver: () => NodeDriver,
     private readonly peers: FastPeers,
-    private readonly opts: { mutations?: FastMutations; onTakeOver?: (ev: TakeOverEvent) => void } = {},
+    private readonly opts: { mutations?: FastMutations; onTakeOver?: (ev: TakeOverEvent) => void; /** Tests: this agent is slow between the detachment and the transaction. */ beforeTake?: () => Promise<void> } = {},
   ) {}
 
   private get m(): FastMutations {
@@ -259,6 +259,7 @@ export class FastFailover {
     const d = this.driver();
     const dcs = d.ports.dcs;
     const clock = d.ports.clock;
+    await this.opts.beforeTake?.();
     let expect = txn.expect;
     if (this.m.noTxnCompare === true) {
       const now = await dcs.readCluster({ signal: clock.timeout(PROBE_MS) }).catch(() => cluster);

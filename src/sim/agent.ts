@@ -55,6 +55,10 @@ export class SimAgent implements Incarnation {
     this.dcs = new SimDcsClient(w.dcs, n.name, { ttl: w.config.ttl, retryTimeout: w.config.retry_timeout });
     this.fast = new FastFailover(() => this.driver, simFastPeers(w, n, this), {
       mutations: w.fastMutations,
+      beforeTake: async () => {
+        const slow = w.fastTakeDelay;
+        if (slow !== undefined && slow.node === n.name) await w.timer(w.now + slow.ms, this);
+      },
       onTakeOver: (ev) => {
         w.takeOvers.push({ node: n.name, ...ev });
         w.log(n.name, `TAKE-OVER ${ev.reason} (old lease ${ev.leaseRemaining ?? '?'} s left)`);

@@ -60,6 +60,8 @@ export interface WorldOptions {
   fastFailover?: boolean;
   /** Test-only: skip one step of the fast failover (src/agent/fast-failover.ts FastMutations). */
   fastMutations?: FastMutations;
+  /** Test-only: this node's agent is slow for `ms` between the detachment and the transaction. */
+  fastTakeDelay?: { node: string; ms: number };
 }
 
 /** One line of what happened, for transcripts. */
@@ -134,6 +136,9 @@ export class World {
   /** How often a lease keep-alive between ticks confirmed the lock (leaseKeepAliveMs). */
   keepAlives = 0;
   readonly fastMutations: FastMutations | undefined;
+  readonly fastTakeDelay: { node: string; ms: number } | undefined;
+  /** The fast failover is on: two writable primaries are a violation only when both can acknowledge. */
+  readonly fastFailover: boolean;
   /** The fast failover's take-overs, in order. */
   readonly takeOvers: Array<TakeOverEvent & { node: string }> = [];
   /** Pairs of hosts that cannot reach each other ("a|b", sorted). */
@@ -152,6 +157,8 @@ export class World {
     this.rng = new Rng(opts.seed);
     this.config = defaultConfig(opts.fastFailover === true ? { ...opts.config, vigil: { fast_failover: true } } : opts.config);
     this.fastMutations = opts.fastMutations;
+    this.fastTakeDelay = opts.fastTakeDelay;
+    this.fastFailover = opts.fastFailover === true;
     this.writeRate = opts.writeRate ?? 20000;
     this.fencing = opts.fencing ?? true;
     this.leaseKeepAliveMs = opts.leaseKeepAliveMs ?? 0;
