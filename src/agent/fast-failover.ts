@@ -168,7 +168,9 @@ export class FastFailover {
     const d = this.driver();
     const dcs = d.ports.dcs;
     const me = d.config.name;
-    if (!fastFailoverEnabled(d.dynamic) || d.dynamic.pause === true || d.task?.state === 'running' || !this.candidate(d.cluster, me)) {
+    // The last loop's view may be up to loop_wait old (a standby just added to /sync would not see
+    // itself there): only "I lead" is taken from it; the rest from a fresh read.
+    if (!fastFailoverEnabled(d.dynamic) || d.dynamic.pause === true || d.task?.state === 'running' || d.cluster?.leader?.name === me) {
       this.suspectSince = undefined;
       return;
     }

@@ -1,8 +1,8 @@
 // Failover before the lease expires in synchronous modes (issue 13): the pure rule of
 // docs/guarantees.md section 7.2, steps 2 to 5, for one /sync standby C deciding on facts its shell
-// gathered. NOT WIRED: no part of the agent calls it yet (the detachment request between agents
-// and the promotion after the transaction are still to be built), so nothing here changes what a
-// cluster does today.
+// gathered (src/agent/fast-failover.ts), the promise a detached standby keeps, and the setting
+// that turns it all on (`vigil: {fast_failover: true}` in the dynamic configuration; off by
+// default).
 //
 // Contract. `fastFailoverStep` returns one of:
 // - `none`: the fast path does not apply (mode off, not a /sync standby, a Patroni leader, ...) or
