@@ -126,17 +126,26 @@ export class FastFailover {
    */
   async detach(req: DetachRequest): Promise<DetachAnswer> {
     const d = this.driver();
+    const refused: DetachAnswer = { name: d.config.name, detached: false, flushLsn: 0, timeline: 0, tags: d.config.tags };
+    // Never on the lock holder or a primary (a stale or forged request must not turn a primary's
+    // configuration into a replica's): the answer is "not detached", which stops the fast path.
+    // Nor while a task runs (a start, clone or rewind may be about to run PostgreSQL as the old
+    // leader's follower with a configuration written before the promise).
+    if (req.leader === d.config.name || d.lockRefreshedAt !== undefined || d.lastPg?.inRecovery === false || d.task?.state === 'running') return refused;
     this.promise = { leader: req.leader, leaderVersion: req.leader_version, leaderSession: req.leader_session, syncVersion: req.sync_version };
     d.log.warn({ leader: req.leader }, `detaching from ${req.leader} for a take-over (leader key ${req.leader_version}/${req.leader_session}, /sync ${req.sync_version})`);
     const pg = this.raw ?? d.ports.pg;
-    const answer: DetachAnswer = { name: d.config.name, detached: false, flushLsn: 0, timeline: 0, tags: d.config.tags };
+    const answer = refused;
     const running = (await pg.isRunning().catch(() => ({ running: true }))).running;
     if (!running) {
-      // Down: the guard keeps it from being started as the old leader's follower.
+      // Down: its configuration loses primary_conninfo now, and the guard keeps it from being
+      // started as the old leader's follower later.
+      await this.serial(() => pg.writeConfig({ role: 'replica', upstream: null, ...d.pgInputs() })).catch(() => undefined);
       const last = d.lastPg;
       return { ...answer, detached: true, flushLsn: last?.walLsn ?? 0, timeline: last?.timeline ?? 0 };
     }
     try {
+      if (!(await pg.probe({ timeoutMs: PROBE_MS })).inRecovery) return answer;
       await this.serial(async () => {
         await pg.writeConfig({ role: 'replica', upstream: null, ...d.pgInputs() });
         await pg.reload();
