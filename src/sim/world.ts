@@ -28,9 +28,10 @@ import { SimPg } from './pg.ts';
 import type { Incarnation } from './ports.ts';
 import { believers, convergence, Invariants, writablePrimaries } from './invariants.ts';
 import { recordAcks } from './replication.ts';
+import { physics } from './streaming.ts';
 import { SimAgent } from './agent.ts';
 import { Rng } from './rng.ts';
-import { append, isPrefix, pgCanStream, promote, truncate, walEnd, walTimeline, type Wal } from './wal.ts';
+import { isPrefix, pgCanStream, promote, truncate, walEnd, walTimeline, type Wal } from './wal.ts';
 
 export { Rng } from './rng.ts';
 
@@ -423,7 +424,7 @@ export class World {
     this.dcs.tick();
     if (this.dcs.pendingWatches !== watches || this.dirty) await this.drain();
     await this.fireTimers();
-    this.physics(STEP_MS);
+    physics(this, STEP_MS);
     recordAcks(this);
     const due = this.rng.shuffle([...this.nodes.values()].filter((n) => n.agent !== undefined && !n.agent.ticking && !n.agent.stopping && !n.agent.frozen && n.agent.nextTickAt <= this.now));
     for (const n of due) {
@@ -468,30 +469,9 @@ export class World {
     }
   }
 
-  private physics(dtMs: number): void {
-    for (const n of this.nodes.values()) {
-      const d = n.pg.data;
-      if (this.writing && n.pg.writable && d !== undefined) d.wal = append(d.wal, Math.round((this.writeRate * dtMs) / 1000));
-    }
-    for (const n of [...this.nodes.values()].sort((x, y) => x.name.localeCompare(y.name))) {
-      const d = n.pg.data;
-      if (!n.pg.running || d === undefined || !d.standby || d.upstream === null) {
-        n.pg.streaming = false;
-        continue;
-      }
-      const u = this.nodes.get(d.upstream);
-      const ud = u?.pg.data;
-      if (u === undefined || ud === undefined || !u.pg.running || ud.sysid !== d.sysid || !this.reachable(n, u) || !pgCanStream(d.wal, ud.wal)) {
-        n.pg.streaming = false;
-        continue;
-      }
-      if (!isPrefix(d.wal, ud.wal)) this.violation(`${n.name} streams from ${u.name} over a diverged history (tl${walTimeline(d.wal)}@${walEnd(d.wal)} vs tl${walTimeline(ud.wal)})`);
-      if (!n.pg.streaming) n.senderPid = this.nextSenderPid++;
-      n.pg.streaming = true;
-      const lag = u.pg.writable && this.writing ? (n.opts.lagBytes ?? 4000) : 0;
-      const target = Math.max(walEnd(d.wal), walEnd(ud.wal) - lag);
-      if (target > walEnd(d.wal) || walTimeline(d.wal) !== walTimeline(truncate(ud.wal, target))) d.wal = truncate(ud.wal, target);
-    }
+  /** A new WAL sender's pid (each replication connection gets one). */
+  newSenderPid(): number {
+    return this.nextSenderPid++;
   }
 
   // ---- invariants (./invariants.ts) ----------------------------------------------------------------
