@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 
 import type { FastMutations } from '../agent/fast-failover.ts';
 import type { DynamicConfig } from '../core/model.ts';
+import { randomRun } from './random.ts';
 import { World, type NodeOptions, type WorldOptions } from './world.ts';
 
 const MODES: Array<{ label: string; config: Partial<DynamicConfig> }> = [
@@ -187,3 +188,23 @@ test('a slow standby (far behind): the one ahead is promoted, nothing lost', asy
     }
   }
 });
+
+// Randomized: every fault kind of src/sim/random.ts (host and agent kills, postmaster kills,
+// partitions from etcd and from the peers, etcd down, agents dead longer than ttl, agents frozen,
+// cuts between two hosts) on 3 or 4 nodes with random lags and tags, then healed.
+const RANDOM_SEEDS = Number(process.env['VIGIL_FAST_SEEDS'] ?? 10);
+for (const mode of MODES) {
+  test(`randomized fault runs with the fast failover, ${mode.label} (${RANDOM_SEEDS} seeds)`, async () => {
+    const failures: string[] = [];
+    let takeOvers = 0;
+    for (let seed = 1; seed <= RANDOM_SEEDS; seed++) {
+      const r = await randomRun(seed, { config: mode.config, fastFailover: true });
+      takeOvers += r.world.takeOvers.length;
+      if (r.violations.length === 0 && r.notConverged === undefined) continue;
+      const why = [...r.violations, ...(r.notConverged !== undefined ? [`did not converge: ${r.notConverged}`] : [])];
+      failures.push(`seed ${seed}: ${why.slice(0, 3).join('; ')}\n  replay: randomRun(${seed}, { config: ${JSON.stringify(mode.config)}, fastFailover: true }); faults:\n    ${r.script.join('\n    ')}`);
+    }
+    assert.deepEqual(failures, []);
+    assert.ok(takeOvers > 0, 'some fault led to a take-over');
+  });
+}
