@@ -7,6 +7,8 @@
 // (DCS watch), when the postmaster exits, when a task finishes, or when an action failed (so its
 // failure is decided on at once).
 
+import { resolve } from 'node:path';
+
 import type { Config } from '../config/types.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { OperationsPort } from '../api/port.ts';
@@ -21,7 +23,7 @@ import { NodeDriver } from './driver.ts';
 import { FastFailover } from './fast-failover.ts';
 import { realFastPeers } from './fast-peers.ts';
 import type { Logger } from './ports.ts';
-import { realClock, realHooksPort, realPeersPort, realPgPort, sleep } from './real-ports.ts';
+import { filePromiseStore, realClock, realHooksPort, realPeersPort, realPgPort, sleep } from './real-ports.ts';
 import { reinitializeNow, restartNow } from './restarts.ts';
 import { shutdown } from './shutdown.ts';
 
@@ -117,7 +119,7 @@ export class Agent {
         this.driver.fenced();
       },
     });
-    this.fast = new FastFailover(() => this.driver, realFastPeers(() => this.driver.config));
+    this.fast = new FastFailover(() => this.driver, realFastPeers(() => this.driver.config), { store: filePromiseStore(`${resolve(opts.pg.dataDir)}.vigil-detach.json`) });
     this.driver = new NodeDriver({
       config: opts.config,
       ports: { pg: this.fast.guard(realPgPort(opts.pg)), dcs: opts.dcs, peers: realPeersPort(() => this.driver.config), fence: this.fence, clock, hooks: realHooksPort(this.log) },

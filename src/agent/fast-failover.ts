@@ -10,8 +10,9 @@
 // - The promise: after a detachment for (leader key R/L, /sync V) this agent never configures
 //   PostgreSQL to stream from that leader while the leader key and /sync are still (R/L, V) (the
 //   guarded writeConfig, which also serializes every configuration write with the detachment, so a
-//   tick's write that started before the promise cannot land after the detachment's). It lives in
-//   memory: an agent restarted during a take-over forgets it (see docs/guarantees.md 7.4).
+//   tick's write that started before the promise cannot land after the detachment's). It is
+//   recorded (PromiseStore: a file next to the data directory) before it is kept, so an agent
+//   restarted during a take-over keeps it.
 // - After a successful transaction the lock is ours: the next tick promotes through the ordinary
 //   path ("I hold the leader lock and run as a replica"), whose /sync compare-and-set then reads
 //   the /sync the transaction wrote; /history carries the take-over's reason.
@@ -65,6 +66,8 @@ export interface FastMutations {
   noTxnCompare?: boolean;
   /** A detached standby does not keep its promise (follows the old leader again at once). */
   reattach?: boolean;
+  /** The promise is not recorded: a restarted agent forgets it. */
+  noStore?: boolean;
 }
 
 export interface TakeOverEvent {
@@ -73,6 +76,13 @@ export interface TakeOverEvent {
   reason: string;
   /** The old leader's lease as read during detection (remaining seconds). */
   leaseRemaining: number | undefined;
+}
+
+/** Keeps a detachment promise across agent restarts (a file next to the data directory). */
+export interface PromiseStore {
+  load(): DetachPromise | undefined;
+  /** Durable when it returns; throws when it could not be written (the detachment is then refused). */
+  save(p: DetachPromise): void;
 }
 
 export const DETACH_TIMEOUT_MS = 2000;
@@ -90,8 +100,17 @@ export class FastFailover {
   constructor(
     private readonly driver: () => NodeDriver,
     private readonly peers: FastPeers,
-    private readonly opts: { mutations?: FastMutations; onTakeOver?: (ev: TakeOverEvent) => void; /** Tests: this agent is slow between the detachment and the transaction. */ beforeTake?: () => Promise<void> } = {},
-  ) {}
+    private readonly opts: {
+      mutations?: FastMutations;
+      onTakeOver?: (ev: TakeOverEvent) => void;
+      /** Tests: this agent is slow between the detachment and the transaction. */
+      beforeTake?: () => Promise<void>;
+      /** Where the promise outlives the agent process (read once here, written before it is kept). */
+      store?: PromiseStore;
+    } = {},
+  ) {
+    this.promise = opts.mutations?.noStore === true ? undefined : opts.store?.load();
+  }
 
   private get m(): FastMutations {
     return this.opts.mutations ?? {};
@@ -132,7 +151,14 @@ export class FastFailover {
     // Nor while a task runs (a start, clone or rewind may be about to run PostgreSQL as the old
     // leader's follower with a configuration written before the promise).
     if (req.leader === d.config.name || d.lockRefreshedAt !== undefined || d.lastPg?.inRecovery === false || d.task?.state === 'running') return refused;
-    this.promise = { leader: req.leader, leaderVersion: req.leader_version, leaderSession: req.leader_session, syncVersion: req.sync_version };
+    const promise: DetachPromise = { leader: req.leader, leaderVersion: req.leader_version, leaderSession: req.leader_session, syncVersion: req.sync_version };
+    try {
+      if (this.m.noStore !== true) this.opts.store?.save(promise);
+    } catch (err) {
+      d.log.warn({}, `detachment refused: the promise could not be recorded: ${err instanceof Error ? err.message : String(err)}`);
+      return refused;
+    }
+    this.promise = promise;
     d.log.warn({ leader: req.leader }, `detaching from ${req.leader} for a take-over (leader key ${req.leader_version}/${req.leader_session}, /sync ${req.sync_version})`);
     const pg = this.raw ?? d.ports.pg;
     const answer = refused;

@@ -55,6 +55,8 @@ export class SimAgent implements Incarnation {
     this.dcs = new SimDcsClient(w.dcs, n.name, { ttl: w.config.ttl, retryTimeout: w.config.retry_timeout });
     this.fast = new FastFailover(() => this.driver, simFastPeers(w, n, this), {
       mutations: w.fastMutations,
+      // The promise outlives the agent process (the production file next to the data directory).
+      store: { load: () => n.detachPromise, save: (p) => (n.detachPromise = p) },
       beforeTake: async () => {
         const slow = w.fastTakeDelay;
         if (slow !== undefined && slow.node === n.name) await w.timer(w.now + slow.ms, this);

@@ -165,3 +165,31 @@ test("the PostgreSQL check: without it, a primary whose agent is frozen (or star
   const broken = await scenario({ noPgCheck: true });
   assert.ok(broken.runningAtTake.some((x) => x), `a take-over while the old primary's PostgreSQL runs: ${JSON.stringify(broken.runningAtTake)}`);
 });
+
+test('the recorded promise: a standby whose agent restarts after its detachment still refuses to follow the old primary', async () => {
+  // As the promise test, but B keeps its promise and its agent is killed and restarted while A is
+  // slow: only the recorded promise stops the new agent from following the old primary.
+  const scenario = async (mutations: FastMutations | undefined, seed: number): Promise<World> => {
+    const nodes = { n0: {}, n1: {}, n2: { lagBytes: 30_000 } };
+    const { w, leader, others } = await cluster(seed, QUORUM, nodes, mutations, (l, o) => ({ node: o.find((x) => x !== 'n2') ?? (o[0] as string), ms: 14_000 }));
+    const b = others.includes('n2') ? 'n2' : (others[1] as string);
+    w.freezeAgent(leader, true);
+    w.partitionPeers(leader, true);
+    await w.run(w.now + 6_000);
+    w.killAgent(b);
+    w.partitionPeers(leader, false);
+    await w.run(w.now + 1_000);
+    w.start(b);
+    await w.run(w.now + 30_000);
+    w.healAll();
+    await w.run(w.now + 60_000);
+    return w;
+  };
+  for (const seed of [1, 2, 3]) {
+    const whole = await scenario(undefined, seed);
+    lost(whole);
+    assert.deepEqual(whole.violations, [], `seed ${seed}\n${trace(whole)}`);
+  }
+  const broken = await Promise.all([1, 2, 3].map((seed) => scenario({ noStore: true }, seed)));
+  assert.ok(broken.some((w) => lost(w).length > 0), broken.map((w) => `${w.violations.slice(0, 3).join('\n')}\n${trace(w)}`).join('\n----\n'));
+});

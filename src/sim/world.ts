@@ -21,6 +21,7 @@
 import type { FastMutations, TakeOverEvent } from '../agent/fast-failover.ts';
 import { shutdown } from '../agent/shutdown.ts';
 import { syncModeOf } from '../core/election.ts';
+import type { DetachPromise } from '../core/fast-failover.ts';
 import type { Decision, DynamicConfig, Observation, Tags } from '../core/model.ts';
 import { defaultConfig } from '../core/testing.ts';
 import { SimDcs } from './dcs.ts';
@@ -91,6 +92,8 @@ export class SimNode {
   ssnSeen: string | undefined;
   /** Pid of the WAL sender serving this node's replication connection (new on every reconnect). */
   senderPid = 0;
+  /** The fast failover's detachment promise, as the agent's file keeps it (outlives the agent). */
+  detachPromise: DetachPromise | undefined;
   /** The fencer's deadline (world ms); the fencer is a process of its own and outlives the agent. */
   fenceDeadline: number | undefined;
   constructor(
