@@ -212,6 +212,16 @@ export class FastFailover {
     if (dcs.offersTakeOver?.() !== true || dcs.leaseTimeToLive === undefined || dcs.takeOverLeader === undefined) return;
     const clock = d.ports.clock;
     const W = DETECTION_WINDOW_MS;
+    // In the steady state our WAL receiver streams from the leader: nothing else is asked (no DCS
+    // read, no connection to the primary, whose log would show one a second).
+    const streaming = await d.ports.pg.probe({ timeoutMs: PROBE_MS }).then(
+      (p) => p.walReceiver?.status === 'streaming',
+      () => false,
+    );
+    if (streaming && this.m.noPgCheck !== true) {
+      this.suspectSince = undefined;
+      return;
+    }
     let cluster: ClusterView;
     let lease: FastFailoverInput['lease'];
     try {
@@ -231,11 +241,7 @@ export class FastFailover {
     const lm = cluster.members.find((x) => x.name === leader.name);
     const connUrl = lm?.data.conn_url;
     const apiUrl = lm?.data.api_url;
-    const [streaming, pgUp, apiUp] = await Promise.all([
-      d.ports.pg.probe({ timeoutMs: PROBE_MS }).then(
-        (p) => p.walReceiver?.status === 'streaming',
-        () => false,
-      ),
+    const [pgUp, apiUp] = await Promise.all([
       connUrl === undefined ? Promise.resolve(false) : this.peers.pgReachable({ name: leader.name, connUrl }, PROBE_MS),
       apiUrl === undefined ? Promise.resolve(false) : this.peers.apiReachable({ name: leader.name, apiUrl }, PROBE_MS),
     ]);
