@@ -21,6 +21,8 @@ import {
   allowedUpstream,
   DETECTION_WINDOW_MS,
   fastFailoverEnabled,
+  PROMISE_MS,
+  TAKE_WITHIN_MS,
   fastFailoverStep,
   syncStandbysOf,
   type DetachAnswer,
@@ -130,7 +132,7 @@ export class FastFailover {
       ...pg,
       writeConfig: (o) =>
         this.serial(() => {
-          const upstream = this.m.reattach === true ? o.upstream : allowedUpstream(o.upstream, this.promise, this.driver().cluster);
+          const upstream = this.m.reattach === true ? o.upstream : allowedUpstream(o.upstream, this.promise, this.driver().cluster, this.driver().ports.clock.wallNow());
           if (upstream !== o.upstream) this.driver().log.info({}, `not following ${o.upstream?.name ?? ''}: detached from it for a take-over`);
           return pg.writeConfig({ ...o, upstream });
         }),
@@ -151,7 +153,7 @@ export class FastFailover {
     // Nor while a task runs (a start, clone or rewind may be about to run PostgreSQL as the old
     // leader's follower with a configuration written before the promise).
     if (req.leader === d.config.name || d.lockRefreshedAt !== undefined || d.lastPg?.inRecovery === false || d.task?.state === 'running') return refused;
-    const promise: DetachPromise = { leader: req.leader, leaderVersion: req.leader_version, leaderSession: req.leader_session, syncVersion: req.sync_version };
+    const promise: DetachPromise = { leader: req.leader, leaderVersion: req.leader_version, leaderSession: req.leader_session, syncVersion: req.sync_version, untilWall: d.ports.clock.wallNow() + PROMISE_MS };
     try {
       if (this.m.noStore !== true) this.opts.store?.save(promise);
     } catch (err) {
@@ -191,7 +193,7 @@ export class FastFailover {
     return answer;
   }
 
-  /** Whether the last cluster view makes this node a candidate at all (cheap, no IO). */
+  /** Whether a cluster view names a leader other than me and me among its /sync standbys (no IO). */
   private candidate(cluster: ClusterView | undefined, me: string): boolean {
     const leader = cluster?.leader;
     if (leader === undefined || leader.name === me) return false;
@@ -270,13 +272,14 @@ export class FastFailover {
     if (this.suspectSince === undefined) d.log.warn({}, `fast failover: suspecting ${leader.name}: ${step.reason}`);
     this.suspectSince = step.suspectSince;
     if (step.kind !== 'detach') return;
+    const askedAt = clock.now();
     const answers = await this.gather(cluster, step.standbys, step.pair, leader.name);
     const final = fastFailoverStep({ ...input, answers });
     if (final.kind !== 'take') {
       d.log.warn({}, `fast failover: ${final.reason}`);
       return;
     }
-    await this.take(cluster, final.txn, final.reason, leader.name);
+    await this.take(cluster, final.txn, final.reason, leader.name, askedAt);
   }
 
   /** Ask every /sync standby (me included) to detach; without the detachment (mutation) only read their member keys. */
@@ -298,11 +301,18 @@ export class FastFailover {
   }
 
   /** 7.2 step 5: the transaction; then the lock is ours and the next tick promotes. */
-  private async take(cluster: ClusterView, txn: { expect: TakeOverExpect; sync: { leader: string; sync_standby: string | null; quorum: number } }, reason: string, from: string): Promise<void> {
+  private async take(cluster: ClusterView, txn: { expect: TakeOverExpect; sync: { leader: string; sync_standby: string | null; quorum: number } }, reason: string, from: string, askedAt: number): Promise<void> {
     const d = this.driver();
     const dcs = d.ports.dcs;
     const clock = d.ports.clock;
     await this.opts.beforeTake?.();
+    // The standbys' promises end PROMISE_MS after they were made; the transaction, with its own
+    // deadline, must be long over by then.
+    if (clock.now() - askedAt > TAKE_WITHIN_MS) {
+      d.log.warn({}, `fast failover: more than ${TAKE_WITHIN_MS} ms since the detachment requests: nothing taken`);
+      this.suspectSince = undefined;
+      return;
+    }
     let expect = txn.expect;
     if (this.m.noTxnCompare === true) {
       const now = await dcs.readCluster({ signal: clock.timeout(PROBE_MS) }).catch(() => cluster);

@@ -174,7 +174,8 @@ export function filePromiseStore(path: string): PromiseStore {
         const v = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
         const f = ['leader', 'leaderVersion', 'leaderSession', 'syncVersion'] as const;
         if (!f.every((k) => typeof v[k] === 'string')) return undefined;
-        return { leader: v['leader'] as string, leaderVersion: v['leaderVersion'] as string, leaderSession: v['leaderSession'] as string, syncVersion: v['syncVersion'] as string };
+        const until = typeof v['untilWall'] === 'number' ? { untilWall: v['untilWall'] } : {};
+        return { leader: v['leader'] as string, leaderVersion: v['leaderVersion'] as string, leaderSession: v['leaderSession'] as string, syncVersion: v['syncVersion'] as string, ...until };
       } catch {
         return undefined;
       }

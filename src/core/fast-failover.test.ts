@@ -96,4 +96,8 @@ test('a detachment promise binds until the leader key or /sync changes; unknown 
   assert.equal(allowedUpstream(up, p, view({})), null, 'the promised leader is refused');
   assert.equal(allowedUpstream({ name: 'n2', connUrl: 'x' }, p, view({}))?.name, 'n2', 'another upstream is fine');
   assert.equal(allowedUpstream(up, p, view({ syncVersion: '42' })), up, 'promise ended');
+  const timed = { ...p, untilWall: 1000 };
+  assert.equal(detachBinds(timed, view({}), 999), true);
+  assert.equal(detachBinds(timed, view({}), 1000), false, 'its time is up');
+  assert.equal(allowedUpstream(up, timed, view({}), 1000), up);
 });

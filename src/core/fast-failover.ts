@@ -157,16 +157,29 @@ export interface DetachPromise {
   leaderVersion: string;
   leaderSession: string;
   syncVersion: string;
+  /**
+   * Wall-clock ms when it ends by itself (PROMISE_MS after it was made): the candidate gives up
+   * its transaction TAKE_WITHIN_MS after it asked, far sooner, so a take-over can no longer follow.
+   * Without it a standby detached for a take-over that never came would never follow its live
+   * leader again. Absent: no end.
+   */
+  untilWall?: number;
 }
+
+/** How long a detachment promise binds at most (ms). */
+export const PROMISE_MS = 30_000;
+/** The candidate runs its transaction only this soon after it sent the detachment requests (ms). */
+export const TAKE_WITHIN_MS = 5_000;
 
 /**
  * Whether a detachment promise still binds, on the last cluster view read (undefined: the DCS could
  * not be read, and the promise binds). It ends only when the leader key or /sync changed: a new
  * take-over, a new leader, or the old leader's own write to /sync (then the old leader could not
- * lose the race for /sync any more, and the ordinary rules apply again).
+ * lose the race for /sync any more, and the ordinary rules apply again), or when its time is up.
  */
-export function detachBinds(p: DetachPromise | undefined, cluster: { leader: { name: string; version: string; session: string } | undefined; sync: SyncState | undefined } | undefined): boolean {
+export function detachBinds(p: DetachPromise | undefined, cluster: { leader: { name: string; version: string; session: string } | undefined; sync: SyncState | undefined } | undefined, wallNow?: number): boolean {
   if (p === undefined) return false;
+  if (p.untilWall !== undefined && wallNow !== undefined && wallNow >= p.untilWall) return false;
   if (cluster === undefined) return true;
   const l = cluster.leader;
   if (l === undefined || lower(l.name) !== lower(p.leader) || l.version !== p.leaderVersion || l.session !== p.leaderSession) return false;
@@ -174,8 +187,8 @@ export function detachBinds(p: DetachPromise | undefined, cluster: { leader: { n
 }
 
 /** The upstream a replica may be configured with: none instead of a leader it promised not to follow. */
-export function allowedUpstream<T extends { name: string }>(upstream: T | null, p: DetachPromise | undefined, cluster: Parameters<typeof detachBinds>[1]): T | null {
-  if (upstream === null || !detachBinds(p, cluster) || lower(upstream.name) !== lower((p as DetachPromise).leader)) return upstream;
+export function allowedUpstream<T extends { name: string }>(upstream: T | null, p: DetachPromise | undefined, cluster: Parameters<typeof detachBinds>[1], wallNow?: number): T | null {
+  if (upstream === null || !detachBinds(p, cluster, wallNow) || lower(upstream.name) !== lower((p as DetachPromise).leader)) return upstream;
   return null;
 }
 

@@ -60,6 +60,8 @@ const trace = (w: World): string => w.trace.slice(-40).map((l) => `${l.at} ${l.n
 
 /** Quorum mode, three nodes: /sync names both standbys. */
 const QUORUM = { synchronous_mode: 'quorum' } as const;
+/** Quorum mode with loop_wait 2: the other standby's loop runs within the candidate's slow moment (the candidate gives up after TAKE_WITHIN_MS). */
+const FAST_LOOP = { synchronous_mode: 'quorum', loop_wait: 2 } as const;
 
 test('detachment: without it, a standby that still streams from the old primary lets it acknowledge what the new one lacks', async () => {
   // The old primary loses etcd and its link to one standby (n-a); the other (n-b) still streams
@@ -89,9 +91,9 @@ test("the transaction's comparisons: without them, a take-over overwrites the /s
   // /sync (compare-and-set) to the other standby, which streams and acknowledges; S's
   // transaction must then fail.
   const scenario = async (mutations: FastMutations | undefined, seed: number): Promise<World> => {
-    const base = await cluster(seed, { synchronous_mode: 'on' }, { n0: {}, n1: {}, n2: {} }, undefined);
+    const base = await cluster(seed, { synchronous_mode: 'on', loop_wait: 2 }, { n0: {}, n1: {}, n2: {} }, undefined);
     const syncStandby = JSON.parse(base.w.dcs.getKey(base.leader, 'sync')?.value ?? '{}').sync_standby as string;
-    const { w, leader } = await cluster(seed, { synchronous_mode: 'on' }, { n0: {}, n1: {}, n2: {} }, mutations, () => ({ node: syncStandby, ms: 10_000 }));
+    const { w, leader } = await cluster(seed, { synchronous_mode: 'on', loop_wait: 2 }, { n0: {}, n1: {}, n2: {} }, mutations, () => ({ node: syncStandby, ms: 4_000 }));
     w.freezeAgent(leader, true);
     w.cut(leader, syncStandby, true);
     await w.run(w.now + 6_000);
@@ -114,12 +116,13 @@ test('the promise: a detached standby that follows the old primary again lets it
   // Quorum: the old primary's agent freezes and it is cut off from both standbys; the one ahead
   // (A) detaches both and is slow before its transaction; the links come back (the old agent still
   // frozen); the other standby (B), if it broke its promise, streams again and acknowledges.
+  // The candidate's slowness stays under TAKE_WITHIN_MS (a later transaction is given up).
   const scenario = async (mutations: FastMutations | undefined, seed: number): Promise<World> => {
     const nodes = { n0: {}, n1: {}, n2: { lagBytes: 30_000 } };
-    const { w, leader } = await cluster(seed, QUORUM, nodes, mutations, (l, others) => ({ node: others.find((x) => x !== 'n2') ?? (others[0] as string), ms: 14_000 }));
+    const { w, leader } = await cluster(seed, FAST_LOOP, nodes, mutations, (l, others) => ({ node: others.find((x) => x !== 'n2') ?? (others[0] as string), ms: 4_000 }));
     w.freezeAgent(leader, true);
     w.partitionPeers(leader, true);
-    await w.run(w.now + 6_000);
+    await w.run(w.now + 5_500);
     w.partitionPeers(leader, false);
     await w.run(w.now + 30_000);
     w.healAll();
@@ -171,14 +174,14 @@ test('the recorded promise: a standby whose agent restarts after its detachment 
   // slow: only the recorded promise stops the new agent from following the old primary.
   const scenario = async (mutations: FastMutations | undefined, seed: number): Promise<World> => {
     const nodes = { n0: {}, n1: {}, n2: { lagBytes: 30_000 } };
-    const { w, leader, others } = await cluster(seed, QUORUM, nodes, mutations, (l, o) => ({ node: o.find((x) => x !== 'n2') ?? (o[0] as string), ms: 14_000 }));
+    const { w, leader, others } = await cluster(seed, FAST_LOOP, nodes, mutations, (l, o) => ({ node: o.find((x) => x !== 'n2') ?? (o[0] as string), ms: 4_000 }));
     const b = others.includes('n2') ? 'n2' : (others[1] as string);
     w.freezeAgent(leader, true);
     w.partitionPeers(leader, true);
-    await w.run(w.now + 6_000);
+    await w.run(w.now + 5_000);
     w.killAgent(b);
     w.partitionPeers(leader, false);
-    await w.run(w.now + 1_000);
+    await w.run(w.now + 300);
     w.start(b);
     await w.run(w.now + 30_000);
     w.healAll();
