@@ -7,6 +7,8 @@
 // (DCS watch), when the postmaster exits, when a task finishes, or when an action failed (so its
 // failure is decided on at once).
 
+import { resolve } from 'node:path';
+
 import type { Config } from '../config/types.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { OperationsPort } from '../api/port.ts';
@@ -16,9 +18,12 @@ import type { Dcs } from '../dcs/dcs.ts';
 import type { PostgresController } from '../postgres/controller.ts';
 import { Fence } from '../fence/fence.ts';
 import { planWatchdog } from '../fence/watchdog.ts';
+import { keepAlivePeriodMs } from '../core/fast-failover.ts';
 import { NodeDriver } from './driver.ts';
+import { FastFailover } from './fast-failover.ts';
+import { realFastPeers } from './fast-peers.ts';
 import type { Logger } from './ports.ts';
-import { realClock, realHooksPort, realPeersPort, realPgPort, sleep } from './real-ports.ts';
+import { filePromiseStore, realClock, realHooksPort, realPeersPort, realPgPort, sleep } from './real-ports.ts';
 import { reinitializeNow, restartNow } from './restarts.ts';
 import { shutdown } from './shutdown.ts';
 
@@ -92,6 +97,10 @@ export class Agent {
   /** The keep-alive in flight; a tick starts only after it ended. */
   private keepAlive: Promise<void> | undefined;
   private keepAliveDone: Promise<void> | undefined;
+  /** The fast failover of synchronous modes (issue 13): its step in flight (a tick waits for it). */
+  private readonly fast: FastFailover;
+  private fastStep: Promise<void> | undefined;
+  private fastDone: Promise<void> | undefined;
 
   constructor(opts: AgentOptions) {
     this.dcs = opts.dcs;
@@ -110,12 +119,14 @@ export class Agent {
         this.driver.fenced();
       },
     });
+    this.fast = new FastFailover(() => this.driver, realFastPeers(() => this.driver.config), { store: filePromiseStore(`${resolve(opts.pg.dataDir)}.vigil-detach.json`) });
     this.driver = new NodeDriver({
       config: opts.config,
-      ports: { pg: realPgPort(opts.pg), dcs: opts.dcs, peers: realPeersPort(() => this.driver.config), fence: this.fence, clock, hooks: realHooksPort(this.log) },
+      ports: { pg: this.fast.guard(realPgPort(opts.pg)), dcs: opts.dcs, peers: realPeersPort(() => this.driver.config), fence: this.fence, clock, hooks: realHooksPort(this.log) },
       logger: this.log,
       wake: () => this.wakeup.fire(),
     });
+    this.driver.leaseKeepAliveMs = this.keepAliveMs;
   }
 
   /** The latest snapshot for the REST API (never blocks). */
@@ -134,15 +145,36 @@ export class Agent {
     void this.planWatchdog();
     this.loopDone = this.loop();
     this.refresher = this.refreshLoop();
-    if (this.keepAliveMs > 0) this.keepAliveDone = this.keepAliveLoop();
+    this.keepAliveDone = this.keepAliveLoop();
+    this.fastDone = this.fastLoop();
   }
 
-  /** The lease keep-alive (leaseKeepAliveMs): between ticks only, each bounded by one period. */
+  /**
+   * The fast failover's detection on a /sync standby (issue 13, ./fast-failover.ts): about once a
+   * second between ticks; a tick starts only after the step in flight ended. It does nothing unless
+   * the dynamic configuration turns it on.
+   */
+  private async fastLoop(): Promise<void> {
+    while (!this.stopping) {
+      await sleep(1000);
+      if (this.stopping || this.ticking) continue;
+      this.fastStep = this.fast.step().catch((err: unknown) => this.log.error({ err: String(err) }, 'fast failover step failed'));
+      await this.fastStep;
+      this.fastStep = undefined;
+    }
+  }
+
+  /**
+   * The lease keep-alive: leaseKeepAliveMs, else every second while the fast failover is on (its
+   * leader must renew that often); between ticks only, each bounded by one period.
+   */
   private async keepAliveLoop(): Promise<void> {
     while (!this.stopping) {
-      await sleep(this.keepAliveMs);
+      const period = keepAlivePeriodMs(this.driver.dynamic, this.keepAliveMs);
+      await sleep(period > 0 ? period : 1000);
+      if (period === 0) continue;
       if (this.stopping || this.ticking) continue;
-      this.keepAlive = this.driver.keepAliveLock(this.keepAliveMs);
+      this.keepAlive = this.driver.keepAliveLock(period);
       await this.keepAlive;
       this.keepAlive = undefined;
     }
@@ -178,7 +210,7 @@ export class Agent {
     while (!this.stopping) {
       let wakeMs: number;
       let watchRevision: string | undefined;
-      if (this.keepAlive !== undefined) await this.keepAlive;
+      while (this.keepAlive !== undefined || this.fastStep !== undefined) await (this.keepAlive ?? this.fastStep);
       this.ticking = true;
       try {
         const res = await this.driver.tick();
@@ -265,6 +297,7 @@ export class Agent {
       reload: () => this.reloadConfig(),
       reinitialize: (opts) => reinitializeNow(d, opts),
       failsafeReceived: (sender) => d.failsafeReceived(sender),
+      detachFrom: (req) => this.fast.detach(req),
     };
   }
 
@@ -287,6 +320,7 @@ export class Agent {
     await this.loopDone;
     await this.refresher;
     await this.keepAliveDone;
+    await this.fastDone;
     this.loopDone = undefined;
   }
 }

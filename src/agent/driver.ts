@@ -126,6 +126,9 @@ export class NodeDriver {
   appliedParams = '';
   /** The user's scripts: the callbacks' role, whether one happened yet, the pre_promote backoff (./hooks.ts). */
   hookState: HookState = newHookState();
+  /** Issue 13: the fast take-over's reason, for the /history line of the promotion it leads to; the keep-alive period (member key marker). */
+  takeOverReason: string | undefined;
+  leaseKeepAliveMs = 0;
   private snapshot: NodeSnapshot;
 
   constructor(opts: DriverOptions) {

@@ -1,6 +1,7 @@
 // The member key as this node publishes it each cycle: its state, role, WAL positions, tags (a
 // synchronous standby on its way out advertises nosync), pending and scheduled restarts.
 
+import { keepAlivePeriodMs } from '../core/fast-failover.ts';
 import type { DynamicConfig } from '../core/model.ts';
 import type { NodeDriver } from './driver.ts';
 import { fenceBudget } from './executor.ts';
@@ -21,6 +22,10 @@ export async function publishMember(d: NodeDriver, dynamic: Pick<DynamicConfig, 
     inRecovery: pg?.inRecovery ?? false,
     pause: dynamic.pause === true,
   });
+  // Issue 13: the lock holder says it renews its lease every keepalive_ms (the fast failover of
+  // synchronous modes trusts a silent lease only from such a leader). Patroni ignores the field.
+  const keepAlive = keepAlivePeriodMs(d.dynamic, d.leaseKeepAliveMs);
+  if (keepAlive > 0 && d.ports.dcs.keepLeader !== undefined) data['vigil'] = { keepalive_ms: keepAlive };
   if (d.pendingRestart !== undefined) {
     data.pending_restart = true;
     data.pending_restart_reason = d.pendingRestart;

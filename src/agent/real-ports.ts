@@ -3,6 +3,7 @@
 // is the adapter itself; the fence port is the Fence (src/fence/fence.ts).
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ import { checkFailsafeTopology } from '../api/failsafe.ts';
 import { fetchPeers, peerTls } from '../api/peers.ts';
 import type { PostgresController } from '../postgres/controller.ts';
 import { killGroup, pgOsUser } from '../postgres/exec.ts';
+import type { DetachPromise } from '../core/fast-failover.ts';
+import type { PromiseStore } from './fast-failover.ts';
 import type { Clock, HooksPort, Logger, PeersPort, PgPort, ScriptExit } from './ports.ts';
 
 /** PostgreSQL: the controller's methods, and the timeline history files of its data directory. */
@@ -153,6 +156,40 @@ export function realHooksPort(log: Logger): HooksPort {
         clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
       }
+    },
+  };
+}
+
+// ---- the fast failover's promise (issue 13) ---------------------------------------------------------
+
+/**
+ * A detachment promise kept in a file (written to a temporary file, fsynced, renamed): an agent
+ * restarted during a take-over still refuses to follow the old leader. A missing or unreadable
+ * file is no promise.
+ */
+export function filePromiseStore(path: string): PromiseStore {
+  return {
+    load: () => {
+      try {
+        const v = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+        const f = ['leader', 'leaderVersion', 'leaderSession', 'syncVersion'] as const;
+        if (!f.every((k) => typeof v[k] === 'string')) return undefined;
+        const until = typeof v['untilWall'] === 'number' ? { untilWall: v['untilWall'] } : {};
+        return { leader: v['leader'] as string, leaderVersion: v['leaderVersion'] as string, leaderSession: v['leaderSession'] as string, syncVersion: v['syncVersion'] as string, ...until };
+      } catch {
+        return undefined;
+      }
+    },
+    save: (p: DetachPromise) => {
+      const tmp = `${path}.tmp`;
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, JSON.stringify(p));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, path);
     },
   };
 }

@@ -210,11 +210,13 @@ export async function publishShutdownOptime(d: NodeDriver): Promise<void> {
 /**
  * /history from a timeline history file's entries: lines already in /history are kept as they are
  * (timestamps, new leader names); new ones get `now` and this member's name. With `max` > 0 only
- * the newest `max` lines are kept (max_timelines_history).
+ * the newest `max` lines are kept (max_timelines_history). `reason` (a fast take-over's, issue 13)
+ * replaces PostgreSQL's in the newest new line.
  */
-export function historyToPublish(entries: HistoryEntry[], old: HistoryLine[], now: string, name: string, max: number): HistoryLine[] {
+export function historyToPublish(entries: HistoryEntry[], old: HistoryLine[], now: string, name: string, max: number, reason?: string): HistoryLine[] {
   const known = new Map(old.map((l) => [l[0], l]));
-  const lines = entries.map((e): HistoryLine => known.get(e.parentTli) ?? [e.parentTli, e.switchLsn, 'no recovery target specified', now, name]);
+  const last = entries[entries.length - 1];
+  const lines = entries.map((e): HistoryLine => known.get(e.parentTli) ?? [e.parentTli, e.switchLsn, reason !== undefined && e === last ? reason : 'no recovery target specified', now, name]);
   return max > 0 ? lines.slice(-max) : lines;
 }
 
@@ -226,7 +228,9 @@ async function publishHistory(d: NodeDriver): Promise<void> {
     if (tl === undefined || tl <= 1) return;
     const entries = parseTimelineHistory(await d.ports.pg.timelineHistory(tl));
     const now = localIso(new Date(d.ports.clock.wallNow()));
-    await d.ports.dcs.writeHistory(historyToPublish(entries, d.cluster?.history ?? [], now, d.config.name, d.dynamic.max_timelines_history ?? 0));
+    const reason = d.takeOverReason;
+    d.takeOverReason = undefined;
+    await d.ports.dcs.writeHistory(historyToPublish(entries, d.cluster?.history ?? [], now, d.config.name, d.dynamic.max_timelines_history ?? 0, reason));
   } catch (err) {
     d.log.warn({}, `could not publish /history: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -24,6 +24,7 @@ const OPERATIONS: ReadonlyMap<string, { guarded: boolean }> = new Map([
   ['POST mpp', { guarded: false }],
   ['POST sigterm', { guarded: true }],
   ['POST failsafe', { guarded: true }],
+  ['POST vigil', { guarded: true }],
 ]);
 
 /** The "METHOD segment" key of a guarded unsafe endpoint (router.ts checks restapi.allowlist first), else undefined. */

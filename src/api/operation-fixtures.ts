@@ -54,6 +54,8 @@ export class MemPort implements OperationsPort {
   writeFails = false;
   /** Called on each readCluster, after the count is bumped: lets a test play the HA loop. */
   onRead?: (p: MemPort) => void;
+  /** POST /vigil/detach (absent: not offered). */
+  detachFrom?: OperationsPort['detachFrom'];
   peers = new Map<string, PeerStatus>();
   fetched: string[] = [];
   failoverWrites: { value: Record<string, unknown>; version: string | undefined }[] = [];

@@ -13,6 +13,7 @@
 
 import { parseBool } from '../core/values.ts';
 import { patchConfig, putConfig } from './config-endpoints.ts';
+import { postDetach } from './detach.ts';
 import { postFailsafe } from './failsafe.ts';
 import type { OperationOptions } from './operation-common.ts';
 import { DcsReadError, readCluster } from './operation-common.ts';
@@ -35,6 +36,7 @@ export const OPERATION_KEYS: ReadonlySet<string> = new Set([
   'PATCH config',
   'PUT config',
   'POST failsafe',
+  'POST vigil',
 ]);
 
 export async function handleOperation(
@@ -70,6 +72,8 @@ export async function handleOperation(
         return await putConfig(req, port);
       case 'POST failsafe':
         return postFailsafe(req, snap, port);
+      case 'POST vigil':
+        return await postDetach(req, port);
       default:
         return errorPage(501, `Unsupported method (${JSON.stringify(req.method)})`);
     }

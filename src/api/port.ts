@@ -76,4 +76,11 @@ export interface OperationsPort {
    * answers 503, which makes the sending primary demote (the safe side).
    */
   failsafeReceived?(sender: FailsafeSender): { lsn: number | undefined };
+
+  /**
+   * POST /vigil/detach (issue 13, ./detach.ts): stop streaming from `leader` and promise not to
+   * stream from it while the leader key and /sync keep the versions given. Optional: without it the
+   * endpoint answers 503 (the asking standby then keeps to the lease rule).
+   */
+  detachFrom?(req: { leader: string; leader_version: string; leader_session: string; sync_version: string }): Promise<{ name: string; detached: boolean; flushLsn: number; timeline: number; tags: Record<string, unknown> }>;
 }

@@ -164,6 +164,11 @@ function collectProblems(raw: unknown): DynamicNote[] {
   intKey('primary_race_backoff', 0);
   intKey('synchronous_node_count', 1);
   for (const k of ['check_timeline', 'synchronous_mode_strict', 'failsafe_mode', 'pause']) boolKey(raw, k);
+  // Vigil's own dynamic settings (issue 13): a mapping Patroni does not know and leaves alone.
+  if (raw.vigil !== undefined && raw.vigil !== null) {
+    if (!isMap(raw.vigil)) out.push({ path: 'vigil', message: `expected a mapping, got ${show(raw.vigil)}` });
+    else boolKey(raw.vigil, 'fast_failover', 'vigil.');
+  }
   if (raw.synchronous_mode !== undefined && raw.synchronous_mode !== null && toSyncMode(raw.synchronous_mode) === undefined) {
     out.push({ path: 'synchronous_mode', message: `expected on, off or quorum, got ${show(raw.synchronous_mode)}` });
   }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { fastFailoverStep, leaseSilentFor, type DetachAnswer, type FastFailoverInput } from './fast-failover.ts';
+import { allowedUpstream, detachBinds, fastFailoverStep, leaseSilentFor, type DetachAnswer, type FastFailoverInput } from './fast-failover.ts';
 import type { Member } from './model.ts';
 import { defaultConfig } from './testing.ts';
 
@@ -53,8 +53,9 @@ test('quorum mode keeps the quorum and names every former member but me', () => 
 
 test('each detection condition alone stops the fast path', () => {
   assert.equal(fastFailoverStep(input({ config: defaultConfig() })).kind, 'none', 'asynchronous mode');
-  assert.equal(fastFailoverStep(input({ lease: { remaining: 28, granted: 30 } })).kind, 'none', 'lease renewed within W');
-  assert.equal(fastFailoverStep(input({ lease: undefined })).kind, 'none', 'lease unknown (expired: the ordinary race)');
+  assert.equal(fastFailoverStep(input({ lease: { remaining: 28, granted: 30 } })).kind, 'suspect', 'lease renewed within W: unreachability is remembered, no detachment');
+  assert.equal(fastFailoverStep(input({ lease: undefined })).kind, 'suspect', 'lease unknown (expired: the ordinary race)');
+  assert.equal(fastFailoverStep(input({ lease: { remaining: 28, granted: 30 }, suspectSince: 0 })).kind, 'suspect', 'however long unreachable');
   assert.equal(fastFailoverStep(input({ streamingFromLeader: true })).kind, 'none', 'still streaming');
   assert.equal(fastFailoverStep(input({ leaderPgReachable: true })).kind, 'none', 'PostgreSQL answers');
   assert.equal(fastFailoverStep(input({ leaderApiReachable: true })).kind, 'none', 'REST API answers');
@@ -76,4 +77,27 @@ test('detachment: every /sync standby must answer detached; the most advanced is
 test('leaseSilentFor takes a second off for etcd rounding', () => {
   assert.equal(leaseSilentFor({ remaining: 26, granted: 30 }, 3000), true);
   assert.equal(leaseSilentFor({ remaining: 27, granted: 30 }, 3000), false);
+});
+
+test('a detachment promise binds until the leader key or /sync changes; unknown cluster: it binds', () => {
+  const p = { leader: 'n0', leaderVersion: '40', leaderSession: '7', syncVersion: '41' };
+  const view = (over: { leader?: { name: string; version: string; session: string } | undefined; syncVersion?: string }) => ({
+    leader: 'leader' in over ? over.leader : { name: 'n0', version: '40', session: '7' },
+    sync: { leader: 'n0', sync_standby: 'n1', version: over.syncVersion ?? '41' },
+  });
+  assert.equal(detachBinds(p, view({})), true);
+  assert.equal(detachBinds(p, undefined), true, 'DCS unreadable');
+  assert.equal(detachBinds(undefined, view({})), false);
+  assert.equal(detachBinds(p, view({ syncVersion: '42' })), false, '/sync written since');
+  assert.equal(detachBinds(p, view({ leader: { name: 'n0', version: '45', session: '7' } })), false, 'leader key re-written');
+  assert.equal(detachBinds(p, view({ leader: { name: 'n0', version: '40', session: '8' } })), false, 'other lease');
+  assert.equal(detachBinds(p, view({ leader: undefined })), false, 'leader key gone');
+  const up = { name: 'n0', connUrl: 'postgres://n0' };
+  assert.equal(allowedUpstream(up, p, view({})), null, 'the promised leader is refused');
+  assert.equal(allowedUpstream({ name: 'n2', connUrl: 'x' }, p, view({}))?.name, 'n2', 'another upstream is fine');
+  assert.equal(allowedUpstream(up, p, view({ syncVersion: '42' })), up, 'promise ended');
+  const timed = { ...p, untilWall: 1000 };
+  assert.equal(detachBinds(timed, view({}), 999), true);
+  assert.equal(detachBinds(timed, view({}), 1000), false, 'its time is up');
+  assert.equal(allowedUpstream(up, timed, view({}), 1000), up);
 });

@@ -1,8 +1,8 @@
 // Failover before the lease expires in synchronous modes (issue 13): the pure rule of
 // docs/guarantees.md section 7.2, steps 2 to 5, for one /sync standby C deciding on facts its shell
-// gathered. NOT WIRED: no part of the agent calls it yet (the detachment request between agents
-// and the promotion after the transaction are still to be built), so nothing here changes what a
-// cluster does today.
+// gathered (src/agent/fast-failover.ts), the promise a detached standby keeps, and the setting
+// that turns it all on (`vigil: {fast_failover: true}` in the dynamic configuration; off by
+// default).
 //
 // Contract. `fastFailoverStep` returns one of:
 // - `none`: the fast path does not apply (mode off, not a /sync standby, a Patroni leader, ...) or
@@ -113,12 +113,14 @@ export function fastFailoverStep(inp: FastFailoverInput): FastFailoverStep {
   if (isNoFailover(inp.myTags)) return none('nofailover');
   // 7.3: the old leader must renew every second, or a silent lease means nothing within W.
   if (!runsKeepAlive(inp.leaderMember, W)) return none('the leader does not run the 1 s keep-alive (Patroni or an older Vigil)');
-  // 7.2 step 2: all three conditions, at once.
-  if (!leaseSilentFor(inp.lease, W)) return none('the leader lease was renewed within the detection window');
+  // 7.2 step 2: all three conditions, at once: the old primary unreachable (its PostgreSQL, its
+  // REST API, our WAL receiver) without a break for W, and its lease not renewed for W. The
+  // window of unreachability starts even while the lease is still fresh (both run concurrently).
   if (inp.streamingFromLeader) return none('my WAL receiver still streams from the leader');
   if (inp.leaderPgReachable) return none("the leader's PostgreSQL answers");
   if (inp.leaderApiReachable) return none("the leader's REST API answers");
   const since = inp.suspectSince ?? inp.now;
+  if (!leaseSilentFor(inp.lease, W)) return { kind: 'suspect', reason: `leader ${leader.name} unreachable for ${inp.now - since} ms, its lease renewed within ${W} ms`, suspectSince: since };
   if (inp.now - since < W) return { kind: 'suspect', reason: `leader ${leader.name} unreachable for ${inp.now - since} ms`, suspectSince: since };
   const pair: TakeOverExpect = { leaderVersion: leader.version, leaderSession: leader.session, syncVersion: sync.version };
   if (inp.answers === undefined) return { kind: 'detach', reason: `leader ${leader.name} unreachable for ${inp.now - since} ms: detaching every /sync standby`, suspectSince: since, pair, standbys };
@@ -144,4 +146,67 @@ export function fastFailoverStep(inp: FastFailoverInput): FastFailoverStep {
       ? { leader: inp.me, sync_standby: strict && others.length > 0 ? others.join(',') : null, quorum: 0 }
       : { leader: inp.me, sync_standby: others.length > 0 ? others.join(',') : null, quorum };
   return { kind: 'take', reason: `took over from ${leader.name}: lease not renewed for ${W / 1000} s, every /sync standby detached`, suspectSince: since, txn: { expect: pair, sync: next } };
+}
+
+/**
+ * The promise a detached standby keeps (7.2 step 3): it does not stream from `leader` while the
+ * leader key is still at `leaderVersion` bound to `leaderSession` and /sync still at `syncVersion`.
+ */
+export interface DetachPromise {
+  leader: string;
+  leaderVersion: string;
+  leaderSession: string;
+  syncVersion: string;
+  /**
+   * Wall-clock ms when it ends by itself (PROMISE_MS after it was made): the candidate gives up
+   * its transaction TAKE_WITHIN_MS after it asked, far sooner, so a take-over can no longer follow.
+   * Without it a standby detached for a take-over that never came would never follow its live
+   * leader again. Absent: no end.
+   */
+  untilWall?: number;
+}
+
+/** How long a detachment promise binds at most (ms). */
+export const PROMISE_MS = 30_000;
+/** The candidate runs its transaction only this soon after it sent the detachment requests (ms). */
+export const TAKE_WITHIN_MS = 5_000;
+
+/**
+ * Whether a detachment promise still binds, on the last cluster view read (undefined: the DCS could
+ * not be read, and the promise binds). It ends only when the leader key or /sync changed: a new
+ * take-over, a new leader, or the old leader's own write to /sync (then the old leader could not
+ * lose the race for /sync any more, and the ordinary rules apply again), or when its time is up.
+ */
+export function detachBinds(p: DetachPromise | undefined, cluster: { leader: { name: string; version: string; session: string } | undefined; sync: SyncState | undefined } | undefined, wallNow?: number): boolean {
+  if (p === undefined) return false;
+  if (p.untilWall !== undefined && wallNow !== undefined && wallNow >= p.untilWall) return false;
+  if (cluster === undefined) return true;
+  const l = cluster.leader;
+  if (l === undefined || lower(l.name) !== lower(p.leader) || l.version !== p.leaderVersion || l.session !== p.leaderSession) return false;
+  return (cluster.sync?.version ?? '') === p.syncVersion;
+}
+
+/** The upstream a replica may be configured with: none instead of a leader it promised not to follow. */
+export function allowedUpstream<T extends { name: string }>(upstream: T | null, p: DetachPromise | undefined, cluster: Parameters<typeof detachBinds>[1], wallNow?: number): T | null {
+  if (upstream === null || !detachBinds(p, cluster, wallNow) || lower(upstream.name) !== lower((p as DetachPromise).leader)) return upstream;
+  return null;
+}
+
+/** The keep-alive period the fast path needs of a leader (7.2 step 1). */
+export const FAST_KEEPALIVE_MS = 1000;
+
+/**
+ * Whether the fast path is turned on: the dynamic key `vigil: {fast_failover: true}` (a mapping
+ * Patroni does not know and leaves alone) in synchronous_mode on or quorum. Off by default.
+ */
+export function fastFailoverEnabled(config: DynamicConfig): boolean {
+  const v = config['vigil'];
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  return isTrue((v as Record<string, unknown>)['fast_failover']) && syncModeOf(config) !== 'off';
+}
+
+/** The lease keep-alive period (ms, 0: off): the agent's own option, else 1 s while the fast path is on. */
+export function keepAlivePeriodMs(config: DynamicConfig, optionMs: number | undefined): number {
+  if (optionMs !== undefined && optionMs > 0) return optionMs;
+  return fastFailoverEnabled(config) ? FAST_KEEPALIVE_MS : 0;
 }

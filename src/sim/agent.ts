@@ -5,9 +5,12 @@
 // the world's simulated clock; the world decides when a due agent ticks (./world.ts step()).
 
 import { NodeDriver, type TickResult } from '../agent/driver.ts';
+import { FastFailover } from '../agent/fast-failover.ts';
+import { keepAlivePeriodMs } from '../core/fast-failover.ts';
 import type { Config } from '../config/types.ts';
 import type { Decision, Observation } from '../core/model.ts';
 import { SimDcsClient } from './dcs-client.ts';
+import { simFastPeers } from './fast-peers.ts';
 import { simClock, simFencePort, simHooksPort, simPeersPort, simPgPort, type Incarnation } from './ports.ts';
 import { STEP_MS, type SimNode, type World } from './world.ts';
 
@@ -34,6 +37,12 @@ export class SimAgent implements Incarnation {
   /** When the lease keep-alive next runs (World leaseKeepAliveMs; src/agent/agent.ts keepAliveLoop). */
   nextKeepAliveAt = 0;
   isLeader = false;
+  /** The agent process is stopped (SIGSTOP): no tick, no timer of its own fires, its REST API does not answer. */
+  frozen = false;
+  /** The fast failover's shell (src/agent/fast-failover.ts) and its step in flight (a tick waits for it). */
+  readonly fast: FastFailover;
+  private fastRun: Promise<void> | undefined;
+  private nextFastAt = 0;
   /** Set by the world's interceptor for the running tick. */
   private crash: 'host' | 'agent' | undefined;
 
@@ -44,9 +53,22 @@ export class SimAgent implements Incarnation {
   ) {
     this.nextTickAt = at;
     this.dcs = new SimDcsClient(w.dcs, n.name, { ttl: w.config.ttl, retryTimeout: w.config.retry_timeout });
+    this.fast = new FastFailover(() => this.driver, simFastPeers(w, n, this), {
+      mutations: w.fastMutations,
+      // The promise outlives the agent process (the production file next to the data directory).
+      store: { load: () => n.detachPromise, save: (p) => (n.detachPromise = p) },
+      beforeTake: async () => {
+        const slow = w.fastTakeDelay;
+        if (slow !== undefined && slow.node === n.name) await w.timer(w.now + slow.ms, this);
+      },
+      onTakeOver: (ev) => {
+        w.takeOvers.push({ node: n.name, ...ev });
+        w.log(n.name, `TAKE-OVER ${ev.reason} (old lease ${ev.leaseRemaining ?? '?'} s left)`);
+      },
+    });
     this.driver = new NodeDriver({
       config: nodeConfig(w, n),
-      ports: { pg: simPgPort(w, n, this), dcs: this.dcs, peers: simPeersPort(w, n), fence: simFencePort(w, n), clock: simClock(w, this), hooks: simHooksPort() },
+      ports: { pg: this.fast.guard(simPgPort(w, n, this)), dcs: this.dcs, peers: simPeersPort(w, n), fence: simFencePort(w, n), clock: simClock(w, this), hooks: simHooksPort() },
       logger: silent,
       wake: () => this.wake(),
       hooks: {
@@ -101,13 +123,22 @@ export class SimAgent implements Incarnation {
    * new WAL senders (driver.watchSenders); every World leaseKeepAliveMs the lease keep-alive.
    */
   async betweenTicks(): Promise<void> {
-    if (this.ticking || this.stopping || !this.alive) return;
-    const period = this.w.leaseKeepAliveMs;
+    if (this.ticking || this.stopping || !this.alive || this.frozen) return;
+    const period = keepAlivePeriodMs(this.driver.dynamic, this.w.leaseKeepAliveMs);
+    this.driver.leaseKeepAliveMs = this.w.leaseKeepAliveMs;
     if (period > 0 && this.w.now >= this.nextKeepAliveAt) {
       this.nextKeepAliveAt = this.w.now + period;
       const before = this.driver.lockRefreshedAt;
       await this.driver.keepAliveLock(period);
       if (before !== undefined && this.driver.lockRefreshedAt !== before) this.w.keepAlives++;
+    }
+    if (this.fastRun === undefined && this.w.now >= this.nextFastAt && !this.ticking && this.alive) {
+      this.nextFastAt = this.w.now + 1000;
+      const run = this.fast.step().catch((err: unknown) => this.w.violation(`the fast failover step threw on ${this.n.name}: ${err instanceof Error ? err.message : String(err)}`));
+      this.fastRun = run;
+      void run.finally(() => {
+        if (this.fastRun === run) this.fastRun = undefined;
+      });
     }
     if (this.w.now < this.nextWatchAt || this.ticking || !this.alive) return;
     this.nextWatchAt = this.w.now + 1000;
@@ -122,6 +153,8 @@ export class SimAgent implements Incarnation {
     this.wokenWhileTicking = false;
     this.watch?.abort();
     this.watch = undefined;
+    // As the agent's loop: a tick starts after the fast failover step in flight.
+    if (this.fastRun !== undefined) await this.fastRun;
     let res: TickResult;
     try {
       res = await this.driver.tick();

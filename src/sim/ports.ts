@@ -92,7 +92,10 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
       const inRecovery = n.pg.data?.standby ?? false;
       // pg_stat_replication as the snapshot refresher reads it (the sync step's watch between ticks).
       const replication = inRecovery ? [] : senders(w, n).map((s) => ({ pid: s.pid, usename: 'replicator', application_name: s.name, client_addr: null, state: s.state, sync_state: s.syncState, sync_priority: null, write_lsn: s.writeLsn, flush_lsn: s.flushLsn, replay_lsn: s.replayLsn }));
-      return { timeline: n.pg.timeline, inRecovery, replication } as unknown as PgProbe;
+      // pg_stat_wal_receiver on a standby (the fast failover's detection and detachment).
+      const end = n.pg.data === undefined ? undefined : walEnd(n.pg.data.wal);
+      const walReceiver = inRecovery && n.pg.streaming ? { status: 'streaming', receivedTli: n.pg.timeline, senderHost: n.pg.data?.upstream ?? null, senderPort: 5432, slotName: null } : undefined;
+      return { timeline: n.pg.timeline, inRecovery, replication, walReceiver, ...(inRecovery ? { receiveLsn: end } : { flushLsn: end }) } as unknown as PgProbe;
     },
     isRunning: async () => (n.pg.running ? { running: true, pid: 1 } : { running: false }),
     initdb: async () => {

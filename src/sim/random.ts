@@ -37,6 +37,11 @@ export interface RandomRunOptions {
   shellFaults?: boolean;
   /** World option: the agents' lease keep-alive period, ms (default 0: off). */
   leaseKeepAliveMs?: number;
+  /**
+   * World option: the fast failover of synchronous modes (issue 13); the faults then also include
+   * every other kind above, frozen agents and cuts between two hosts. Off by default.
+   */
+  fastFailover?: boolean;
 }
 
 export async function randomRun(seed: number, opts: RandomRunOptions = {}): Promise<RandomRunResult> {
@@ -51,7 +56,7 @@ export async function randomRun(seed: number, opts: RandomRunOptions = {}): Prom
     else if (setup.next() < 0.15) o.tags = { failover_priority: 1 + setup.int(3) };
     nodes[`n${i}`] = o;
   }
-  const w = new World({ seed, nodes, ...(opts.config !== undefined ? { config: opts.config } : {}), ...(opts.fencing !== undefined ? { fencing: opts.fencing } : {}), ...(opts.leaseKeepAliveMs !== undefined ? { leaseKeepAliveMs: opts.leaseKeepAliveMs } : {}) });
+  const w = new World({ seed, nodes, ...(opts.config !== undefined ? { config: opts.config } : {}), ...(opts.fencing !== undefined ? { fencing: opts.fencing } : {}), ...(opts.leaseKeepAliveMs !== undefined ? { leaseKeepAliveMs: opts.leaseKeepAliveMs } : {}), ...(opts.fastFailover === true ? { fastFailover: true } : {}) });
   const ttlMs = w.config.ttl * 1000;
   const names = Object.keys(nodes);
   const script: string[] = [];
@@ -67,7 +72,7 @@ export async function randomRun(seed: number, opts: RandomRunOptions = {}): Prom
     t += (1 + rng.int(40)) * 1000 + rng.int(10) * 100;
     const n = rng.pick(names);
     const heal = t + (5 + rng.int(60)) * 1000;
-    switch (rng.int(opts.shellFaults === true ? 11 : opts.longAgentFaults === true ? 10 : 9)) {
+    switch (rng.int(opts.fastFailover === true ? 13 : opts.shellFaults === true ? 11 : opts.longAgentFaults === true ? 10 : 9)) {
       case 0:
         at(t, `kill ${n}`, () => w.kill(n));
         at(heal, `restart ${n}`, () => w.start(n));
@@ -109,6 +114,17 @@ export async function randomRun(seed: number, opts: RandomRunOptions = {}): Prom
         at(t, `kill-pg ${n}`, () => w.killPg(n));
         at(k, `kill-agent-long ${n}`, () => w.killAgent(n));
         at(k + ttlMs + (5 + rng.int(30)) * 1000, `restart ${n}`, () => w.start(n));
+        break;
+      }
+      case 11:
+        // SIGSTOP of an agent (its PostgreSQL and fencer run on), for up to twice ttl.
+        at(t, `freeze-agent ${n}`, () => w.freezeAgent(n, true));
+        at(t + (1 + rng.int(2 * w.config.ttl)) * 1000, `thaw-agent ${n}`, () => w.freezeAgent(n, false));
+        break;
+      case 12: {
+        const m = rng.pick(names.filter((x) => x !== n));
+        at(t, `cut ${n} ${m}`, () => w.cut(n, m, true));
+        at(heal, `uncut ${n} ${m}`, () => w.cut(n, m, false));
         break;
       }
       default:

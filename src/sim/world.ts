@@ -18,8 +18,10 @@
 // the start jitter. Safety invariants are checked after every step; violations are collected in
 // `violations` (the tests assert it stays empty).
 
+import type { FastMutations, TakeOverEvent } from '../agent/fast-failover.ts';
 import { shutdown } from '../agent/shutdown.ts';
 import { syncModeOf } from '../core/election.ts';
+import type { DetachPromise } from '../core/fast-failover.ts';
 import type { Decision, DynamicConfig, Observation, Tags } from '../core/model.ts';
 import { defaultConfig } from '../core/testing.ts';
 import { SimDcs } from './dcs.ts';
@@ -27,9 +29,10 @@ import { SimPg } from './pg.ts';
 import type { Incarnation } from './ports.ts';
 import { believers, convergence, Invariants, writablePrimaries } from './invariants.ts';
 import { recordAcks } from './replication.ts';
+import { physics } from './streaming.ts';
 import { SimAgent } from './agent.ts';
 import { Rng } from './rng.ts';
-import { append, isPrefix, pgCanStream, promote, truncate, walEnd, walTimeline, type Wal } from './wal.ts';
+import { isPrefix, pgCanStream, promote, truncate, walEnd, walTimeline, type Wal } from './wal.ts';
 
 export { Rng } from './rng.ts';
 
@@ -55,6 +58,12 @@ export interface WorldOptions {
   fencing?: boolean;
   /** The agents' lease keep-alive period, ms (AgentOptions.leaseKeepAliveMs; default 0: off). */
   leaseKeepAliveMs?: number;
+  /** Turn on the fast failover of synchronous modes (dynamic `vigil: {fast_failover: true}`). */
+  fastFailover?: boolean;
+  /** Test-only: skip one step of the fast failover (src/agent/fast-failover.ts FastMutations). */
+  fastMutations?: FastMutations;
+  /** Test-only: this node's agent is slow for `ms` between the detachment and the transaction. */
+  fastTakeDelay?: { node: string; ms: number };
 }
 
 /** One line of what happened, for transcripts. */
@@ -83,6 +92,8 @@ export class SimNode {
   ssnSeen: string | undefined;
   /** Pid of the WAL sender serving this node's replication connection (new on every reconnect). */
   senderPid = 0;
+  /** The fast failover's detachment promise, as the agent's file keeps it (outlives the agent). */
+  detachPromise: DetachPromise | undefined;
   /** The fencer's deadline (world ms); the fencer is a process of its own and outlives the agent. */
   fenceDeadline: number | undefined;
   constructor(
@@ -128,6 +139,14 @@ export class World {
   fencings = 0;
   /** How often a lease keep-alive between ticks confirmed the lock (leaseKeepAliveMs). */
   keepAlives = 0;
+  readonly fastMutations: FastMutations | undefined;
+  readonly fastTakeDelay: { node: string; ms: number } | undefined;
+  /** The fast failover is on: two writable primaries are a violation only when both can acknowledge. */
+  readonly fastFailover: boolean;
+  /** The fast failover's take-overs, in order. */
+  readonly takeOvers: Array<TakeOverEvent & { node: string }> = [];
+  /** Pairs of hosts that cannot reach each other ("a|b", sorted). */
+  readonly cuts = new Set<string>();
   private nextBranch = 1;
   private nextSenderPid = 1000;
   private sysidCounter = 0;
@@ -140,7 +159,10 @@ export class World {
 
   constructor(opts: WorldOptions) {
     this.rng = new Rng(opts.seed);
-    this.config = defaultConfig(opts.config);
+    this.config = defaultConfig(opts.fastFailover === true ? { ...opts.config, vigil: { fast_failover: true } } : opts.config);
+    this.fastMutations = opts.fastMutations;
+    this.fastTakeDelay = opts.fastTakeDelay;
+    this.fastFailover = opts.fastFailover === true;
     this.writeRate = opts.writeRate ?? 20000;
     this.fencing = opts.fencing ?? true;
     this.leaseKeepAliveMs = opts.leaseKeepAliveMs ?? 0;
@@ -195,7 +217,7 @@ export class World {
     const order = [...this.nodes.values()].map((n) => n.agent);
     for (;;) {
       this.timers = this.timers.filter((t) => t.owner.alive);
-      const due = this.timers.filter((t) => t.at <= this.now);
+      const due = this.timers.filter((t) => t.at <= this.now && (t.owner as { frozen?: boolean }).frozen !== true);
       if (due.length === 0) return;
       const rank = (t: Timer): number => {
         const i = order.indexOf(t.owner as SimAgent);
@@ -306,8 +328,10 @@ export class World {
   healAll(): void {
     this.dcs.setUp(true);
     this.dcs.partitioned.clear();
+    this.cuts.clear();
     for (const n of this.nodes.values()) {
       n.peersPartitioned = false;
+      if (n.agent !== undefined) n.agent.frozen = false;
       if (n.agent === undefined) this.start(n.name);
     }
   }
@@ -316,7 +340,21 @@ export class World {
 
   /** Can `a` reach `b` (REST, replication)? */
   reachable(a: SimNode, b: SimNode): boolean {
-    return a.hostUp && b.hostUp && !a.peersPartitioned && !b.peersPartitioned;
+    return a.hostUp && b.hostUp && !a.peersPartitioned && !b.peersPartitioned && !this.cuts.has([a.name, b.name].sort().join('|'));
+  }
+
+  /** Cut (or restore) the network between two hosts only. */
+  cut(a: string, b: string, on: boolean): void {
+    const key = [a, b].sort().join('|');
+    if (on) this.cuts.add(key);
+    else this.cuts.delete(key);
+  }
+
+  /** Stop (SIGSTOP) or continue the agent process of a node; PostgreSQL and the fencer keep running. */
+  freezeAgent(name: string, on: boolean): void {
+    const a = this.node(name).agent;
+    if (a !== undefined) a.frozen = on;
+    this.dirty = true;
   }
 
   // ---- PostgreSQL side effects shared by the ports and the faults -------------------------------
@@ -389,9 +427,9 @@ export class World {
     this.dcs.tick();
     if (this.dcs.pendingWatches !== watches || this.dirty) await this.drain();
     await this.fireTimers();
-    this.physics(STEP_MS);
+    physics(this, STEP_MS);
     recordAcks(this);
-    const due = this.rng.shuffle([...this.nodes.values()].filter((n) => n.agent !== undefined && !n.agent.ticking && !n.agent.stopping && n.agent.nextTickAt <= this.now));
+    const due = this.rng.shuffle([...this.nodes.values()].filter((n) => n.agent !== undefined && !n.agent.ticking && !n.agent.stopping && !n.agent.frozen && n.agent.nextTickAt <= this.now));
     for (const n of due) {
       const a = n.agent;
       if (a === undefined || a.ticking || a.stopping || a.nextTickAt > this.now) continue;
@@ -434,30 +472,9 @@ export class World {
     }
   }
 
-  private physics(dtMs: number): void {
-    for (const n of this.nodes.values()) {
-      const d = n.pg.data;
-      if (this.writing && n.pg.writable && d !== undefined) d.wal = append(d.wal, Math.round((this.writeRate * dtMs) / 1000));
-    }
-    for (const n of [...this.nodes.values()].sort((x, y) => x.name.localeCompare(y.name))) {
-      const d = n.pg.data;
-      if (!n.pg.running || d === undefined || !d.standby || d.upstream === null) {
-        n.pg.streaming = false;
-        continue;
-      }
-      const u = this.nodes.get(d.upstream);
-      const ud = u?.pg.data;
-      if (u === undefined || ud === undefined || !u.pg.running || ud.sysid !== d.sysid || !this.reachable(n, u) || !pgCanStream(d.wal, ud.wal)) {
-        n.pg.streaming = false;
-        continue;
-      }
-      if (!isPrefix(d.wal, ud.wal)) this.violation(`${n.name} streams from ${u.name} over a diverged history (tl${walTimeline(d.wal)}@${walEnd(d.wal)} vs tl${walTimeline(ud.wal)})`);
-      if (!n.pg.streaming) n.senderPid = this.nextSenderPid++;
-      n.pg.streaming = true;
-      const lag = u.pg.writable && this.writing ? (n.opts.lagBytes ?? 4000) : 0;
-      const target = Math.max(walEnd(d.wal), walEnd(ud.wal) - lag);
-      if (target > walEnd(d.wal) || walTimeline(d.wal) !== walTimeline(truncate(ud.wal, target))) d.wal = truncate(ud.wal, target);
-    }
+  /** A new WAL sender's pid (each replication connection gets one). */
+  newSenderPid(): number {
+    return this.nextSenderPid++;
   }
 
   // ---- invariants (./invariants.ts) ----------------------------------------------------------------
