@@ -37,6 +37,8 @@ import type { Logger, PgObservation, PgProbe, Ports } from './ports.ts';
 import { applyLocalConfig, runDueRestart } from './restarts.ts';
 import { buildSnapshot } from './snapshot.ts';
 import { runTask } from './tasks.ts';
+import { memberRecovery, remoteTarget } from './standby.ts';
+import type { Upstream } from '../postgres/conf.ts';
 
 export interface RunningTask {
   kind: TaskKind;
@@ -200,7 +202,8 @@ export class NodeDriver {
     const { failures, attempted } = await execute(this, actions, obs);
     this.failures = failures;
     for (const f of failures) this.log.warn({ action: f.action, outcome: f.outcome }, `action failed: ${f.message}`);
-    await this.updateFence(decision.isLeader);
+    // A standby leader is read-only: nothing to fence.
+    await this.updateFence(decision.isLeader && decision.role !== 'standby_leader');
     if (this.hooks.acted !== undefined) {
       const shown = actions.slice(0, attempted).map(describeAction);
       const failed = failures[0];
@@ -335,11 +338,13 @@ export class NodeDriver {
     this.publish();
   }
 
-  upstreamTarget(name: string | null, cluster: ClusterView | undefined): { connUrl: string; name: string } | null {
+  upstreamTarget(name: string | null, cluster: ClusterView | undefined): Upstream | null {
     if (name === null) return null;
+    const remote = remoteTarget(name);
+    if (remote !== undefined) return remote;
     const m = (cluster ?? this.cluster)?.members.find((x) => x.name === name);
     if (m?.data.conn_url === undefined) throw new Error(`member ${name} has no conn_url in the DCS`);
-    return { connUrl: m.data.conn_url, name };
+    return { connUrl: m.data.conn_url, name, ...memberRecovery(this.dynamic) };
   }
 
   pgParameters(): Record<string, unknown> | null {

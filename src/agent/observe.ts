@@ -10,6 +10,8 @@ import { readBudgetMs } from '../fence/deadline.ts';
 import { prePromoteBackoff } from './hooks.ts';
 import { apiUrl, connUrl } from './member.ts';
 import type { NodeDriver } from './driver.ts';
+import { remoteTarget } from './standby.ts';
+import { remoteUpstream } from '../core/standby.ts';
 
 export async function observe(d: NodeDriver): Promise<Observation> {
   const { clock, dcs } = d.ports;
@@ -137,8 +139,16 @@ function fetchPeers(d: NodeDriver, cluster: ClusterView) {
  * from a leader on a newer timeline. Returns the cache key of the question, or undefined when it
  * does not matter (or the core sends the node through pg_rewind anyway: an unclean primary).
  */
-export function divergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg): { key: string; connUrl: string } | 'not_asked' | 'irrelevant' {
+export function divergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg, remote?: string): { key: string; connUrl: string } | 'not_asked' | 'irrelevant' {
   const leader = cluster.leader?.name;
+  if (remote !== undefined && (leader === undefined || leader === me)) {
+    // A standby cluster's lock holder (or a member of an unlocked one) follows the remote member: a
+    // former primary (demote-cluster) is compared with the remote before it follows it.
+    const connUrl = remoteTarget(remote)?.connUrl ?? '';
+    if (pg.running || pg.dataDirEmpty || pg.inRecovery || connUrl === '') return 'irrelevant';
+    if (uncleanPrimaryShutdown(pg)) return 'not_asked';
+    return { key: `${remote}/${pg.controlState}/${pg.timeline}/${pg.walLsn}`, connUrl };
+  }
   const lm = cluster.members.find((m) => m.name === leader);
   if (leader === undefined || leader === me || lm?.data.conn_url === undefined || lm.data.role !== 'primary' || pg.dataDirEmpty) return 'not_asked';
   const leaderTl = typeof lm.data.timeline === 'number' ? lm.data.timeline : undefined;
@@ -151,7 +161,7 @@ export function divergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg
 
 /** Ask the leader whether our history diverged, when it matters (see divergenceQuestion); cached per question. */
 async function observeDivergence(d: NodeDriver, cluster: ClusterView, pg: LocalPg): Promise<void> {
-  const q = divergenceQuestion(d.config.name, cluster, pg);
+  const q = divergenceQuestion(d.config.name, cluster, pg, remoteUpstream({ config: d.dynamic }));
   if (q === 'irrelevant') d.divergenceCache = undefined;
   if (typeof q === 'string') return;
   if (d.divergenceCache?.key === q.key) {

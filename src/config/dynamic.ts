@@ -202,10 +202,24 @@ function collectProblems(raw: unknown): DynamicNote[] {
   const sc = raw.standby_cluster;
   if (sc !== undefined && sc !== null) {
     if (!isMap(sc)) out.push({ path: 'standby_cluster', message: `expected a mapping, got ${show(sc)}` });
-    else if (sc.port !== undefined && sc.port !== null) {
-      const p = toInt(sc.port);
-      if (p === undefined || p < 1 || p > 65535) {
-        out.push({ path: 'standby_cluster.port', message: `expected a port 1-65535, got ${show(sc.port)}` });
+    else {
+      if (sc.port !== undefined && sc.port !== null) {
+        const p = toInt(sc.port);
+        if (p === undefined || p < 1 || p > 65535) {
+          out.push({ path: 'standby_cluster.port', message: `expected a port 1-65535, got ${show(sc.port)}` });
+        }
+      }
+      for (const key of ['host', 'primary_slot_name', 'restore_command', 'archive_cleanup_command']) {
+        const v = sc[key];
+        if (v !== undefined && v !== null && typeof v !== 'string') out.push({ path: `standby_cluster.${key}`, message: `expected a string, got ${show(v)}` });
+      }
+      const delay = sc.recovery_min_apply_delay;
+      if (delay !== undefined && delay !== null && typeof delay !== 'string' && typeof delay !== 'number') {
+        out.push({ path: 'standby_cluster.recovery_min_apply_delay', message: `expected a number or a string, got ${show(delay)}` });
+      }
+      const methods = sc.create_replica_methods;
+      if (methods !== undefined && methods !== null && (!Array.isArray(methods) || methods.some((m) => typeof m !== 'string' || m === ''))) {
+        out.push({ path: 'standby_cluster.create_replica_methods', message: `expected a list of method names, got ${show(methods)}` });
       }
     }
   }
@@ -267,16 +281,13 @@ const NOT_IMPLEMENTED = 'not implemented by Vigil yet';
 
 /**
  * Keys of a dynamic configuration that Vigil does not implement yet and whose absence would change
- * what happens (a standby cluster's leader would be promoted to a second read-write primary). They are
+ * what happens (a parameter, pg_hba or pg_ident line meant for one role would not be applied). They are
  * refused wherever a dynamic configuration enters: bootstrap.dcs, PATCH/PUT /config, edit-config.
  */
 export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
   const out: DynamicNote[] = [];
   if (!isMap(raw)) return out;
   const present = (obj: Record<string, unknown>, key: string): boolean => obj[key] !== undefined && obj[key] !== null;
-  if (present(raw, 'standby_cluster')) {
-    out.push({ path: 'standby_cluster', message: `standby clusters are ${NOT_IMPLEMENTED}: this cluster's leader would be promoted to a read-write primary instead of following the remote primary` });
-  }
   const pg = raw.postgresql;
   if (isMap(pg)) {
     for (const role of ['primary', 'replica', 'standby_leader']) {

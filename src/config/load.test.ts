@@ -193,7 +193,6 @@ tags: {nostream: true, replicatefrom: n2}
   const errs = errors(issues);
   for (const re of [
     /^citus: not implemented by Vigil yet/,
-    /^bootstrap\.dcs\.standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted/,
     /^postgresql\.krbsrvname: not implemented by Vigil yet/,
     /^postgresql\.parameters_primary: not implemented by Vigil yet/,
     /^restapi\.ciphers: not implemented by Vigil yet/,

@@ -101,7 +101,7 @@ export interface BuildParamsInput {
   /** cluster_name (the scope), when known. */
   scope?: string;
   role: 'primary' | 'replica';
-  upstream?: { connUrl: string; name: string } | null;
+  upstream?: Upstream | null;
   /** tags.nostream: no primary_conninfo and no slot (the upstream is still recorded as followed). */
   nostream?: boolean;
   /** Dynamic parameters (/config postgresql.parameters). */
@@ -110,6 +110,19 @@ export interface BuildParamsInput {
   useSlots?: boolean;
   /** The dynamic postgresql.recovery_conf: used when the local section has none (local replaces it whole, as in Patroni). */
   dynamicRecoveryConf?: Record<string, unknown>;
+}
+
+/**
+ * What a replica follows. connUrl '' : no streaming connection (WAL from restore_command only).
+ * slot: the slot to use on the upstream (null: none; absent: the one derived from the member name).
+ * recovery: settings that come with the upstream (a standby cluster's restore_command,
+ * archive_cleanup_command, recovery_min_apply_delay); they win over recovery_conf.
+ */
+export interface Upstream {
+  connUrl: string;
+  name: string;
+  slot?: string | null;
+  recovery?: Record<string, string>;
 }
 
 export interface BuiltParams {
@@ -199,7 +212,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   let conninfo = '';
   let slot = '';
   let pgpass: PgpassEntry | undefined;
-  if (upstream !== null && input.nostream !== true) {
+  if (upstream !== null && input.nostream !== true && upstream.connUrl !== '') {
     const t = parseConnUrl(upstream.connUrl);
     const repl = input.settings.authentication.replication;
     const hasPassword = repl.password !== undefined && repl.password !== '';
@@ -212,7 +225,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
       ['application_name', input.memberName],
       ...libpqPairs(repl, { sslmode: 'prefer', gssencmode: 'prefer', channel_binding: 'prefer' }),
     ]);
-    if (input.useSlots ?? input.settings.useSlots) slot = slotName(input.memberName);
+    if (input.useSlots ?? input.settings.useSlots) slot = upstream.slot !== undefined ? (upstream.slot ?? '') : slotName(input.memberName);
     if (hasPassword) pgpass = { host: t.host, port: t.port, database: '*', user: repl.username, password: repl.password! };
   }
   conf.push(['primary_conninfo', conninfo]);
@@ -230,6 +243,11 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
       if (at >= 0) conf.splice(at, 1);
       conf.push([lname, v]);
     }
+  }
+  for (const [name, v] of Object.entries(upstream?.recovery ?? {})) {
+    const at = conf.findIndex(([k]) => k === name);
+    if (at >= 0) conf.splice(at, 1);
+    conf.push([name, v]);
   }
 
   const commandLine: Record<string, string> = {};
