@@ -139,8 +139,15 @@ function fetchPeers(d: NodeDriver, cluster: ClusterView) {
  * from a leader on a newer timeline. Returns the cache key of the question, or undefined when it
  * does not matter (or the core sends the node through pg_rewind anyway: an unclean primary).
  */
-export function divergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg, remote?: string): { key: string; connUrl: string } | 'not_asked' | 'irrelevant' {
+export function divergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg, remote?: string): { key: string; connUrl: string } | 'not_asked' | 'irrelevant' | 'ahead' {
   const leader = cluster.leader?.name;
+  const sl = remote !== undefined && leader !== me ? cluster.members.find((m) => m.name === leader && m.data.role === 'standby_leader') : undefined;
+  if (sl !== undefined && typeof sl.data.timeline === 'number' && pg.timeline !== undefined && pg.timeline > sl.data.timeline && !pg.dataDirEmpty) {
+    // A member of a standby cluster on a timeline its standby leader does not have (B was promoted,
+    // then demoted and rewound onto the remote's history): its history diverged (spec 9.4). A
+    // standby leader cannot be asked (it is in recovery), and needs not be.
+    return 'ahead';
+  }
   if (remote !== undefined && (leader === undefined || leader === me)) {
     // A standby cluster's lock holder (or a member of an unlocked one) follows the remote member: a
     // former primary (demote-cluster) is compared with the remote before it follows it.
@@ -162,6 +169,7 @@ export function divergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg
 /** Ask the leader whether our history diverged, when it matters (see divergenceQuestion); cached per question. */
 async function observeDivergence(d: NodeDriver, cluster: ClusterView, pg: LocalPg): Promise<void> {
   const q = divergenceQuestion(d.config.name, cluster, pg, remoteUpstream({ config: d.dynamic }));
+  if (q === 'ahead') pg.divergence = 'need';
   if (q === 'irrelevant') d.divergenceCache = undefined;
   if (typeof q === 'string') return;
   if (d.divergenceCache?.key === q.key) {

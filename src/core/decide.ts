@@ -317,7 +317,8 @@ function recover(obs: Observation, d: DecisionBuilder, leaderName: string | unde
   const upstream = upstreamFor(obs, leaderName);
   const lm = memberOf(obs.cluster, leaderName);
   const leaderReady = lm?.data.role === 'primary' && lm.data.conn_url !== undefined;
-  if (pg.divergence === 'need' || (leaderReady && uncleanPrimaryShutdown(pg))) return handleDiverged(obs, d, leaderName);
+  // In a standby cluster the repair source is the remote member (its standby leader is in recovery).
+  if (pg.divergence === 'need' || (leaderReady && uncleanPrimaryShutdown(pg))) return handleDiverged(obs, d, remote ?? leaderName);
   if (pg.divergence === undefined && !pg.inRecovery && pg.controlState !== 'shut down in recovery' && pg.controlState !== 'in archive recovery') {
     // This data directory was a primary and the leader could not be asked whether our history
     // diverged from its. Starting it as a replica could stream over a divergence; wait.
@@ -398,7 +399,7 @@ function follow(obs: Observation, d: DecisionBuilder, leaderName: string): strin
     d.add({ type: 'startTask', task: { kind: 'demote', mode: 'immediate-nolock', upstream: leaderName } });
     return `demoting self because I do not have the lock and I was a leader (${leaderName} holds it)`;
   }
-  if (pg.divergence === 'need') return handleDiverged(obs, d, leaderName);
+  if (pg.divergence === 'need') return handleDiverged(obs, d, remoteUpstream(obs) ?? leaderName);
   d.memory.rewindCheck = undefined;
   d.memory.rewindFailedFrom = undefined;
   d.role = 'replica';

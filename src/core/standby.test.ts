@@ -182,3 +182,10 @@ test('recovery settings following the remote: its host, its slot or none, its re
   assert.equal(archiveOnly.primary_conninfo, '');
   assert.equal(archiveOnly.restore_command, 'cp /arch/%f %p');
 });
+
+test('standby cluster: a member whose history diverged from the standby leader\'s is repaired from the remote', () => {
+  const running = decide(obs({ pg: pg({ divergence: 'need', timeline: 3 }) }));
+  assert.deepEqual(running.actions.map(shown), ['startTask:stop'], running.reason);
+  const stopped = decide(obs({ pg: pg({ running: false, ready: false, divergence: 'need', timeline: 3, controlState: 'shut down in recovery' }) }));
+  assert.deepEqual(stopped.actions.map(shown), ['rewind:remote'], stopped.reason);
+});
