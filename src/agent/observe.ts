@@ -142,10 +142,11 @@ function fetchPeers(d: NodeDriver, cluster: ClusterView) {
 export function divergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg, remote?: string): { key: string; connUrl: string } | 'not_asked' | 'irrelevant' | 'ahead' {
   const leader = cluster.leader?.name;
   const sl = remote !== undefined && leader !== me ? cluster.members.find((m) => m.name === leader && m.data.role === 'standby_leader') : undefined;
-  if (sl !== undefined && typeof sl.data.timeline === 'number' && pg.timeline !== undefined && pg.timeline > sl.data.timeline && !pg.dataDirEmpty) {
+  if (sl !== undefined && typeof sl.data.timeline === 'number' && pg.timeline !== undefined && pg.timeline > sl.data.timeline && !pg.dataDirEmpty && !pg.streaming) {
     // A member of a standby cluster on a timeline its standby leader does not have (B was promoted,
     // then demoted and rewound onto the remote's history): its history diverged (spec 9.4). A
-    // standby leader cannot be asked (it is in recovery), and needs not be.
+    // standby leader cannot be asked (it is in recovery), and needs not be. Not while streaming:
+    // what a replica streams comes from its leader, whose published timeline may lag a switch.
     return 'ahead';
   }
   if (remote !== undefined && (leader === undefined || leader === me)) {

@@ -40,3 +40,7 @@ test('standby cluster divergence: a former primary is compared with the remote; 
   assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 2), pg({ running: true, ready: true, inRecovery: true, timeline: 3 }), REMOTE), 'ahead');
   assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 3), pg({ running: true, ready: true, inRecovery: true, timeline: 3, streaming: true }), REMOTE), 'not_asked');
 });
+
+test('standby cluster divergence: a streaming member is never "ahead" (its leader\'s published timeline may lag a switch)', () => {
+  assert.notEqual(divergenceQuestion('n1', view('n2', 'standby_leader', 2), pg({ running: true, ready: true, inRecovery: true, timeline: 3, streaming: true }), REMOTE), 'ahead');
+});
