@@ -1,7 +1,8 @@
 // Standby clusters on real PostgreSQL 15 and etcd: cluster A (scope alpha, 2 nodes) is a primary
 // cluster; cluster B (scope beta, 2 nodes, same etcd) is created with standby_cluster pointing at
 // A's primary. B's first member clones A (no initdb) and becomes the standby leader; writes on A
-// reach both B members, which stay read-only; a failover inside B keeps B read-only; B re-pointed
+// reach both B members, which stay read-only; a failover and a switchover inside B keep B read-only
+// (`vigil list` shows the Standby Leader); B re-pointed
 // at an HAProxy in front of A follows A's new primary after a failover in A; removing
 // standby_cluster from B's /config promotes B on a new timeline; adding it back demotes B's
 // primary (demote-cluster) through pg_rewind, without a new clone. The commit-to-visibility delay
@@ -16,6 +17,8 @@ import type { LocalCluster } from '../../src/local/cluster.ts';
 import { healthy, inRecovery, startCluster, stopCluster, agentLog } from '../support/cluster.ts';
 import { backendsOf, Haproxy, haproxyUnavailableReason, LOW_LATENCY_CHECKS } from '../support/haproxy.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
+import { run, VIGIL } from '../support/cli.ts';
+import { requestSwitchover } from '../../bench/lib/cluster-ops.ts';
 
 const TIMING = { ttl: 10, loop_wait: 2, retry_timeout: 3 };
 const skip = haproxyUnavailableReason() ?? false;
@@ -140,6 +143,22 @@ describe('standby cluster', { skip, timeout: 900_000 }, () => {
     await waitFor(`${old} back as a streaming replica of ${next}`, async () => (await c.api(old, '/replica?replication_state=streaming'))?.status === 200, 180_000, 500);
     assert.equal(await inRecovery(c, old), true);
     assert.deepEqual(await c.primaries(), []);
+
+    // A switchover inside B: the candidate becomes the standby leader, nobody is promoted.
+    const reply = await requestSwitchover(c, next, old, 90_000);
+    assert.equal(reply.status, 200, `POST /switchover answered ${reply.status}: ${reply.text}`);
+    await waitFor(`${old} becomes the standby leader`, async () => (await standbyLeader()) === old, 120_000, 500);
+    assert.equal(await inRecovery(c, old), true, `${old} was not promoted`);
+    await waitFor(`${next} streams from ${old}`, async () => (await c.api(next, '/replica?replication_state=streaming'))?.status === 200, 120_000, 500);
+    const id2 = await insert(primaryA);
+    for (const n of [old, next]) await waitFor(`row ${id2} on ${n}`, () => hasRow(c, n, id2), 60_000, 200);
+    assert.deepEqual(await c.primaries(), []);
+
+    // vigil list shows the standby leader as patronictl does.
+    const listed = await run(VIGIL, ['--dcs-url', `etcd3://${c.etcdEndpoint}`, 'list', 'beta', '-f', 'json'], { timeoutMs: 30_000 });
+    assert.equal(listed.code, 0, listed.stderr);
+    const rows = JSON.parse(listed.stdout) as Array<{ Member: string; Role: string }>;
+    assert.deepEqual(rows.map((r) => `${r.Member}:${r.Role}`).sort(), [`${old}:Standby Leader`, `${next}:Replica`].sort());
   });
 
   test('B pointed at an HAProxy in front of A follows A\'s new primary after a failover in A', async () => {
