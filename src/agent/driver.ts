@@ -37,7 +37,7 @@ import type { Logger, PgObservation, PgProbe, Ports } from './ports.ts';
 import { applyLocalConfig, runDueRestart } from './restarts.ts';
 import { buildSnapshot } from './snapshot.ts';
 import { runTask } from './tasks.ts';
-import { memberRecovery, remoteTarget } from './standby.ts';
+import { fencedAsLeader, memberRecovery, remoteTarget } from './standby.ts';
 import type { Upstream } from '../postgres/conf.ts';
 
 export interface RunningTask {
@@ -202,8 +202,7 @@ export class NodeDriver {
     const { failures, attempted } = await execute(this, actions, obs);
     this.failures = failures;
     for (const f of failures) this.log.warn({ action: f.action, outcome: f.outcome }, `action failed: ${f.message}`);
-    // A standby leader is read-only: nothing to fence.
-    await this.updateFence(decision.isLeader && decision.role !== 'standby_leader');
+    await this.updateFence(fencedAsLeader(decision, obs));
     if (this.hooks.acted !== undefined) {
       const shown = actions.slice(0, attempted).map(describeAction);
       const failed = failures[0];

@@ -152,10 +152,13 @@ export function divergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg
   if (remote !== undefined && (leader === undefined || leader === me)) {
     // A standby cluster's lock holder (or a member of an unlocked one) follows the remote member: a
     // former primary (demote-cluster) is compared with the remote before it follows it.
+    // So is a stopped member, and a running one that cannot stream from it (the remote's failover
+    // may have forked its history before our position).
     const connUrl = remoteTarget(remote)?.connUrl ?? '';
-    if (pg.running || pg.dataDirEmpty || pg.inRecovery || connUrl === '') return 'irrelevant';
-    if (uncleanPrimaryShutdown(pg)) return 'not_asked';
-    return { key: `${remote}/${pg.controlState}/${pg.timeline}/${pg.walLsn}`, connUrl };
+    const stuck = pg.running && pg.ready && pg.inRecovery && !pg.streaming;
+    if ((pg.running && !stuck) || pg.dataDirEmpty || connUrl === '') return 'irrelevant';
+    if (!pg.running && uncleanPrimaryShutdown(pg)) return 'not_asked';
+    return { key: `${remote}/${pg.running}/${pg.controlState}/${pg.timeline}/${pg.walLsn}`, connUrl };
   }
   const lm = cluster.members.find((m) => m.name === leader);
   if (leader === undefined || leader === me || lm?.data.conn_url === undefined || lm.data.role !== 'primary' || pg.dataDirEmpty) return 'not_asked';

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { clusterView, type ClusterView, type LocalPg } from '../core/model.ts';
 import { remoteName } from '../core/standby.ts';
 import { divergenceQuestion } from './observe.ts';
-import { followRole, memberRecovery, remoteTarget } from './standby.ts';
+import { fencedAsLeader, followRole, memberRecovery, remoteTarget } from './standby.ts';
+import { defaultConfig } from '../core/testing.ts';
+import type { DynamicConfig } from '../core/model.ts';
 
 const REMOTE = remoteName({ host: '10.0.0.9', port: 5433, restore_command: 'cp /a/%f %p', recovery_min_apply_delay: '2s' });
 
@@ -35,7 +37,12 @@ test('standby cluster divergence: a former primary is compared with the remote; 
   const q = divergenceQuestion('n1', view('n1'), pg(), REMOTE);
   assert.ok(typeof q === 'object' && q.connUrl === 'postgres://10.0.0.9:5433');
   assert.equal(typeof divergenceQuestion('n1', view(undefined), pg(), REMOTE), 'object');
-  assert.equal(divergenceQuestion('n1', view('n1'), pg({ inRecovery: true, controlState: 'shut down in recovery' }), REMOTE), 'irrelevant');
+  assert.equal(typeof divergenceQuestion('n1', view('n1'), pg({ inRecovery: true, controlState: 'shut down in recovery' }), REMOTE), 'object');
+  // A running standby leader: asked only while it cannot stream from the remote.
+  assert.equal(typeof divergenceQuestion('n1', view('n1'), pg({ running: true, ready: true, inRecovery: true, streaming: false }), REMOTE), 'object');
+  assert.equal(divergenceQuestion('n1', view('n1'), pg({ running: true, ready: true, inRecovery: true, streaming: true }), REMOTE), 'irrelevant');
+  // Archive only: nobody to ask.
+  assert.equal(divergenceQuestion('n1', view('n1'), pg(), remoteName({ restore_command: 'r' })), 'irrelevant');
   assert.equal(divergenceQuestion('n1', view('n1'), pg({ controlState: 'in production' }), REMOTE), 'not_asked');
   assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 2), pg({ running: true, ready: true, inRecovery: true, timeline: 3 }), REMOTE), 'ahead');
   assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 3), pg({ running: true, ready: true, inRecovery: true, timeline: 3, streaming: true }), REMOTE), 'not_asked');
@@ -43,4 +50,13 @@ test('standby cluster divergence: a former primary is compared with the remote; 
 
 test('standby cluster divergence: a streaming member is never "ahead" (its leader\'s published timeline may lag a switch)', () => {
   assert.notEqual(divergenceQuestion('n1', view('n2', 'standby_leader', 2), pg({ running: true, ready: true, inRecovery: true, timeline: 3, streaming: true }), REMOTE), 'ahead');
+});
+
+test('the fencer guards a standby cluster\'s lock holder only while it is writable', () => {
+  const standby = defaultConfig({ standby_cluster: { host: 'h' } } as Partial<DynamicConfig>);
+  const running = pg({ running: true, ready: true, inRecovery: true });
+  assert.equal(fencedAsLeader({ isLeader: true }, { pg: running, config: standby }), false);
+  assert.equal(fencedAsLeader({ isLeader: true }, { pg: { ...running, inRecovery: false }, config: standby }), true, 'a primary before demote-cluster');
+  assert.equal(fencedAsLeader({ isLeader: true }, { pg: running, config: defaultConfig() }), true, 'a replica about to be promoted');
+  assert.equal(fencedAsLeader({ isLeader: false }, { pg: running, config: defaultConfig() }), false);
 });

@@ -2,7 +2,8 @@
 // upstream name resolves to for PostgreSQL (primary_conninfo, slot, recovery settings), and the
 // role the user's callbacks are told when PostgreSQL follows an upstream.
 
-import { remoteFromName, standbyCluster } from '../core/standby.ts';
+import { remoteFromName, remoteUpstream, standbyCluster } from '../core/standby.ts';
+import type { Decision, Observation } from '../core/model.ts';
 import type { Upstream } from '../postgres/conf.ts';
 import type { CallbackRole } from './hooks.ts';
 import type { NodeDriver } from './driver.ts';
@@ -36,4 +37,13 @@ export function memberRecovery(dynamic: Record<string, unknown>): Pick<Upstream,
  */
 export function followRole(d: Pick<NodeDriver, 'role'>, upstream: string | null): CallbackRole {
   return remoteFromName(upstream) !== undefined && d.role === 'standby_leader' ? 'standby_leader' : 'replica';
+}
+
+/**
+ * Whether the fencer guards this node as the leader: the lock holder, except in a standby cluster
+ * while its PostgreSQL runs read-only (a standby leader cannot accept writes; a primary being
+ * demoted by demote-cluster still can, and stays guarded).
+ */
+export function fencedAsLeader(decision: Pick<Decision, 'isLeader'>, obs: Pick<Observation, 'pg' | 'config'>): boolean {
+  return decision.isLeader && !(obs.pg.running && obs.pg.inRecovery && remoteUpstream(obs) !== undefined);
 }

@@ -15,6 +15,7 @@ import type { ClusterView, Decision, LocalPg, Observation, TaskState } from './m
 import { DecisionBuilder, FAST_WAKE_MS, failed, memberOf, paused, upstreamFor } from './builder.ts';
 import { replicaSlots } from './slots.ts';
 import { describeRemote, remoteUpstream } from './standby.ts';
+import { handleDiverged } from './diverged.ts';
 import { asLeader, unlocked } from './leader.ts';
 
 export function decide(obs: Observation): Decision {
@@ -360,34 +361,6 @@ function startFollowingRemote(obs: Observation, d: DecisionBuilder, remote: stri
   return iHoldLock
     ? `starting as a standby leader because i had the session lock (following ${describeRemote(remote)})`
     : `trying to follow a remote member because standby cluster is unhealthy (${describeRemote(remote)})`;
-}
-
-function handleDiverged(obs: Observation, d: DecisionBuilder, leaderName: string): string {
-  const { pg, config, self } = obs;
-  const shown = describeRemote(leaderName);
-  if (pg.running) {
-    d.memory.rewindCheck = 'need';
-    d.add({ type: 'startTask', task: { kind: 'stop', mode: 'fast', releaseLeader: false } });
-    return `timeline diverged from the leader ${shown}: stopping to repair`;
-  }
-  if (obs.memory.rewindCheck === 'failed' && obs.memory.rewindFailedFrom === leaderName) {
-    return `timeline diverged from the leader ${shown} and pg_rewind failed before: manual action needed (reinitialize this member)`;
-  }
-  d.memory.rewindCheck = undefined;
-  d.memory.rewindFailedFrom = undefined;
-  if (config.postgresql.use_pg_rewind === true && pg.rewindable) {
-    d.add({ type: 'startTask', task: { kind: 'rewind', from: leaderName } });
-    return `running pg_rewind from ${shown}`;
-  }
-  if (self.remove_data_directory_on_diverged_timelines) {
-    d.add({ type: 'startTask', task: { kind: 'reinitialize', from: leaderName } });
-    return `reinitializing due to diverged timelines (from ${shown})`;
-  }
-  // Patroni starts such a node anyway and lets streaming fail; a diverged replica would serve
-  // reads of transactions the cluster never committed, so we leave it stopped and say so.
-  d.memory.rewindCheck = 'need';
-  d.wake(config.loop_wait * 1000);
-  return `timeline diverged from the leader ${shown} and neither use_pg_rewind (with wal_log_hints or checksums) nor remove_data_directory_on_diverged_timelines allows a repair: manual action needed (vigil reinit)`;
 }
 
 /** PostgreSQL runs and another member holds the lock. */

@@ -6,6 +6,7 @@ import { DecisionBuilder, declaresSlots, FAST_WAKE_MS, paused, slotMembers } fro
 import { leaderSlots, sameStatus } from './slots.ts';
 import { isHealthiest, syncModeOf, type Verdict } from './election.ts';
 import { asStandbyLeader, followRemoteUnlocked, remoteUpstream } from './standby.ts';
+import { handleDiverged } from './diverged.ts';
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
 import { prepromoteActions, syncOffStep, syncStep } from './sync.ts';
@@ -82,6 +83,13 @@ export function asLeader(obs: Observation, d: DecisionBuilder): string {
       // A switchover or failover inside the standby cluster: the standby leader hands the lock over.
       const handled = leaderHandlesRequest(obs, d, fo);
       if (handled !== undefined) return handled;
+    }
+    if (pg.inRecovery && pg.divergence === 'need') {
+      // The remote's history forked before our position (its failover lost WAL we replayed).
+      d.isLeader = true;
+      d.role = 'standby_leader';
+      d.add({ type: 'refreshLeader' });
+      return handleDiverged(obs, d, remote);
     }
     const why = asStandbyLeader(obs, d, remote);
     if (d.role === 'standby_leader') d.add(...standbyLeaderSlots(obs, d));
@@ -220,5 +228,6 @@ function unlockedStandby(obs: Observation, d: DecisionBuilder, remote: string, m
     d.add({ type: 'startTask', task: { kind: 'demote', mode: 'immediate-nolock', upstream: remote } });
     return `demoting self: standby cluster is unlocked and I may not take the lock (${verdict.reason})`;
   }
+  if (pg.divergence === 'need') return handleDiverged(obs, d, remote);
   return followRemoteUnlocked(obs, d, remote, `not the healthiest node: ${verdict.reason}`);
 }
