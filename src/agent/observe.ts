@@ -10,7 +10,7 @@ import { readBudgetMs } from '../fence/deadline.ts';
 import { prePromoteBackoff } from './hooks.ts';
 import { apiUrl, connUrl } from './member.ts';
 import type { NodeDriver } from './driver.ts';
-import { remoteTarget } from './standby.ts';
+import { standbyDivergenceQuestion } from './standby.ts';
 import { remoteUpstream } from '../core/standby.ts';
 
 export async function observe(d: NodeDriver): Promise<Observation> {
@@ -141,24 +141,9 @@ function fetchPeers(d: NodeDriver, cluster: ClusterView) {
  */
 export function divergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg, remote?: string): { key: string; connUrl: string } | 'not_asked' | 'irrelevant' | 'ahead' {
   const leader = cluster.leader?.name;
-  const sl = remote !== undefined && leader !== me ? cluster.members.find((m) => m.name === leader && m.data.role === 'standby_leader') : undefined;
-  if (sl !== undefined && typeof sl.data.timeline === 'number' && pg.timeline !== undefined && pg.timeline > sl.data.timeline && !pg.dataDirEmpty && !pg.streaming) {
-    // A member of a standby cluster on a timeline its standby leader does not have (B was promoted,
-    // then demoted and rewound onto the remote's history): its history diverged (spec 9.4). A
-    // standby leader cannot be asked (it is in recovery), and needs not be. Not while streaming:
-    // what a replica streams comes from its leader, whose published timeline may lag a switch.
-    return 'ahead';
-  }
-  if (remote !== undefined && (leader === undefined || leader === me)) {
-    // A standby cluster's lock holder (or a member of an unlocked one) follows the remote member: a
-    // former primary (demote-cluster) is compared with the remote before it follows it.
-    // So is a stopped member, and a running one that cannot stream from it (the remote's failover
-    // may have forked its history before our position).
-    const connUrl = remoteTarget(remote)?.connUrl ?? '';
-    const stuck = pg.running && pg.ready && pg.inRecovery && !pg.streaming;
-    if ((pg.running && !stuck) || pg.dataDirEmpty || connUrl === '') return 'irrelevant';
-    if (!pg.running && uncleanPrimaryShutdown(pg)) return 'not_asked';
-    return { key: `${remote}/${pg.running}/${pg.controlState}/${pg.timeline}/${pg.walLsn}`, connUrl };
+  if (remote !== undefined) {
+    const q = standbyDivergenceQuestion(me, cluster, pg, remote);
+    if (q !== undefined) return q;
   }
   const lm = cluster.members.find((m) => m.name === leader);
   if (leader === undefined || leader === me || lm?.data.conn_url === undefined || lm.data.role !== 'primary' || pg.dataDirEmpty) return 'not_asked';

@@ -45,7 +45,7 @@ test('standby cluster divergence: a former primary is compared with the remote; 
   assert.equal(divergenceQuestion('n1', view('n1'), pg(), remoteName({ restore_command: 'r' })), 'irrelevant');
   assert.equal(divergenceQuestion('n1', view('n1'), pg({ controlState: 'in production' }), REMOTE), 'not_asked');
   assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 2), pg({ running: true, ready: true, inRecovery: true, timeline: 3 }), REMOTE), 'ahead');
-  assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 3), pg({ running: true, ready: true, inRecovery: true, timeline: 3, streaming: true }), REMOTE), 'not_asked');
+  assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 3), pg({ running: true, ready: true, inRecovery: true, timeline: 3, streaming: true }), REMOTE), 'irrelevant');
 });
 
 test('standby cluster divergence: a streaming member is never "ahead" (its leader\'s published timeline may lag a switch)', () => {
@@ -59,4 +59,15 @@ test('the fencer guards a standby cluster\'s lock holder only while it is writab
   assert.equal(fencedAsLeader({ isLeader: true }, { pg: { ...running, inRecovery: false }, config: standby }), true, 'a primary before demote-cluster');
   assert.equal(fencedAsLeader({ isLeader: true }, { pg: running, config: defaultConfig() }), true, 'a replica about to be promoted');
   assert.equal(fencedAsLeader({ isLeader: false }, { pg: running, config: defaultConfig() }), false);
+});
+
+test('standby cluster divergence of a member following the standby leader: the remote is asked', () => {
+  const member = pg({ inRecovery: true, controlState: 'shut down in recovery' });
+  const stopped = divergenceQuestion('n1', view('n2', 'standby_leader', 3), member, REMOTE);
+  assert.ok(typeof stopped === 'object' && stopped.connUrl === 'postgres://10.0.0.9:5433');
+  const stuck = pg({ running: true, ready: true, inRecovery: true, streaming: false, timeline: 2 });
+  assert.equal(typeof divergenceQuestion('n1', view('n2', 'standby_leader', 3), stuck, REMOTE), 'object');
+  assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 2), stuck, REMOTE), 'irrelevant');
+  assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 3), { ...stuck, streaming: true }, REMOTE), 'irrelevant');
+  assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 3), pg({ controlState: 'in production' }), REMOTE), 'not_asked');
 });

@@ -3,7 +3,8 @@
 // role the user's callbacks are told when PostgreSQL follows an upstream.
 
 import { remoteFromName, remoteUpstream, standbyCluster } from '../core/standby.ts';
-import type { Decision, Observation } from '../core/model.ts';
+import type { ClusterView, Decision, LocalPg, Observation } from '../core/model.ts';
+import { uncleanPrimaryShutdown } from '../core/decide.ts';
 import type { Upstream } from '../postgres/conf.ts';
 import type { CallbackRole } from './hooks.ts';
 import type { NodeDriver } from './driver.ts';
@@ -46,4 +47,40 @@ export function followRole(d: Pick<NodeDriver, 'role'>, upstream: string | null)
  */
 export function fencedAsLeader(decision: Pick<Decision, 'isLeader'>, obs: Pick<Observation, 'pg' | 'config'>): boolean {
   return decision.isLeader && !(obs.pg.running && obs.pg.inRecovery && remoteUpstream(obs) !== undefined);
+}
+
+/**
+ * pg_rewind's question in a standby cluster (observe.ts divergenceQuestion), undefined when the
+ * usual rules apply. The source of truth is the remote member: a standby leader is in recovery and
+ * cannot be asked.
+ * - The lock holder, or a member of an unlocked standby cluster, follows the remote: asked when
+ *   stopped with data (a former primary after demote-cluster, or any member before it starts) and
+ *   while it runs but cannot stream (the remote's failover may have forked its history before our
+ *   position).
+ * - A member following the standby leader: 'ahead' (diverged, no need to ask) when it cannot
+ *   stream and is on a timeline newer than the one its standby leader publishes (the cluster was
+ *   promoted, then demoted back onto the remote's history); the remote is asked when it is
+ *   stopped, or cannot stream from a standby leader on a newer timeline.
+ */
+export function standbyDivergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg, remote: string): { key: string; connUrl: string } | 'not_asked' | 'irrelevant' | 'ahead' | undefined {
+  const leader = cluster.leader?.name;
+  const connUrl = remoteTarget(remote)?.connUrl ?? '';
+  const stuck = pg.running && pg.ready && pg.inRecovery && !pg.streaming;
+  const key = { key: `${remote}/${pg.running}/${pg.controlState}/${pg.timeline}/${pg.walLsn}`, connUrl };
+  if (pg.dataDirEmpty) return 'irrelevant';
+  if (leader === undefined || leader === me) {
+    if ((pg.running && !stuck) || connUrl === '') return 'irrelevant';
+    if (!pg.running && uncleanPrimaryShutdown(pg)) return 'not_asked';
+    return key;
+  }
+  const sl = cluster.members.find((m) => m.name === leader && m.data.role === 'standby_leader');
+  if (sl === undefined) return undefined;
+  const leaderTl = typeof sl.data.timeline === 'number' ? sl.data.timeline : undefined;
+  // Not while streaming: what a replica streams comes from its leader, whose published timeline
+  // may lag a switch.
+  if (!pg.streaming && leaderTl !== undefined && pg.timeline !== undefined && pg.timeline > leaderTl) return 'ahead';
+  if (connUrl === '') return 'not_asked';
+  if (!pg.running) return uncleanPrimaryShutdown(pg) ? 'not_asked' : key;
+  if (stuck && leaderTl !== undefined && pg.timeline !== undefined && leaderTl > pg.timeline) return key;
+  return 'irrelevant';
 }

@@ -317,7 +317,8 @@ function recover(obs: Observation, d: DecisionBuilder, leaderName: string | unde
 
   const upstream = upstreamFor(obs, leaderName);
   const lm = memberOf(obs.cluster, leaderName);
-  const leaderReady = lm?.data.role === 'primary' && lm.data.conn_url !== undefined;
+  // In a standby cluster the repair source is the remote member, always ready to be asked.
+  const leaderReady = (lm?.data.role === 'primary' && lm.data.conn_url !== undefined) || remote !== undefined;
   // In a standby cluster the repair source is the remote member (its standby leader is in recovery).
   if (pg.divergence === 'need' || (leaderReady && uncleanPrimaryShutdown(pg))) return handleDiverged(obs, d, remote ?? leaderName);
   if (pg.divergence === undefined && !pg.inRecovery && pg.controlState !== 'shut down in recovery' && pg.controlState !== 'in archive recovery') {

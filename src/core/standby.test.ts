@@ -110,6 +110,7 @@ const TABLE: Array<[string, Observation, string[], string, RegExp]> = [
   ['running standby leader whose history forked from the remote\'s: stops to repair, keeps the lock', holder({ pg: pg({ upstream: REMOTE, streaming: false, divergence: 'need' }) }), ['refreshLeader', 'startTask:stop'], 'standby_leader', /diverged from the leader 10\.0\.0\.9:5433: stopping/],
   ['unlocked member whose history forked from the remote\'s: stops to repair', obs({ cluster: unlocked, pg: pg({ upstream: REMOTE, streaming: false, divergence: 'need' }), peers: [peer('n0', { walPosition: 2000 })] }), ['startTask:stop'], 'replica', /stopping to repair/],
   ['stopped standby leader after that stop: pg_rewind from the remote', holder({ pg: pg({ running: false, ready: false, controlState: 'shut down in recovery', divergence: 'need' }) }), ['refreshLeader', 'rewind:remote'], 'standby_leader', /pg_rewind from 10\.0\.0\.9:5433/],
+  ['stopped member after a crash as a primary: pg_rewind from the remote', obs({ pg: pg({ running: false, ready: false, inRecovery: false, controlState: 'in production' }) }), ['rewind:remote'], 'demoted', /pg_rewind from 10\.0\.0\.9:5433/],
   ['standby_cluster removed (promote-cluster): the standby leader is promoted', holder({ config: defaultConfig(), pg: pg({ upstream: REMOTE }) }), ['refreshLeader', 'startTask:promote'], 'promoted', /promoting/],
 ];
 

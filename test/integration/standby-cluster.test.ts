@@ -3,7 +3,8 @@
 // A's primary. B's first member clones A (no initdb) and becomes the standby leader; writes on A
 // reach both B members, which stay read-only; a failover and a switchover inside B keep B read-only
 // (`vigil list` shows the Standby Leader); B re-pointed
-// at an HAProxy in front of A follows A's new primary after a failover in A; removing
+// at an HAProxy in front of A follows A's new primary after a failover in A, and is rewound onto
+// A's new history after a failover in A that lost WAL B had replayed; removing
 // standby_cluster from B's /config promotes B on a new timeline; adding it back demotes B's
 // primary (demote-cluster) through pg_rewind, without a new clone. The commit-to-visibility delay
 // from A to B's standby leader is printed, not asserted.
@@ -181,6 +182,36 @@ describe('standby cluster', { skip, timeout: 900_000 }, () => {
     const replica = c.nodes.map((n) => n.name).find((n) => n !== leaderNow) as string;
     await waitFor(`row ${id} on B's replica`, () => hasRow(c, replica, id).catch(() => false), 120_000, 500);
     assert.ok((await timeline(c, leaderNow).catch(() => 0)) >= tlBefore, 'B moved to A\'s new timeline');
+    a.startAgent(old);
+    await waitFor('A healthy again', () => healthy(a), 180_000, 500);
+  });
+
+  test('a failover in A that loses WAL B had replayed: B is rewound onto A\'s new history', async () => {
+    const c = b as LocalCluster;
+    const h = haproxy as Haproxy;
+    await waitFor('A healthy', () => healthy(a), 120_000, 500);
+    const leader = await waitFor('standby leader', standbyLeader, 60_000);
+    const replicaA = a.nodes.map((n) => n.name).find((n) => n !== primaryA) as string;
+    // A's replica's host dies; a row committed on A's primary reaches B only; then A's primary's
+    // host dies and A's replica comes back and is promoted without that row.
+    a.killAgent(replicaA, 'SIGKILL', { withPostgres: true });
+    const lost = await insert(primaryA);
+    for (const n of c.nodes) await waitFor(`row ${lost} on ${n.name}`, () => hasRow(c, n.name, lost), 60_000, 200);
+    const old = primaryA;
+    a.killAgent(old, 'SIGKILL', { withPostgres: true });
+    a.startAgent(replicaA);
+    primaryA = await waitFor(`${replicaA} promoted`, async () => ((await a.primaries()).includes(replicaA) ? replicaA : undefined), 180_000, 500);
+    assert.equal(await hasRow(a, primaryA, lost), false, 'the row was lost with A\'s old primary');
+    const id = await waitFor('a write on A\'s new primary', () => insert(primaryA).catch(() => undefined), 60_000, 500);
+    for (const n of c.nodes) {
+      await waitFor(`row ${id} on ${n.name}`, () => hasRow(c, n.name, id).catch(() => false), 180_000, 500).catch((err: unknown) => {
+        throw new Error(`${String(err)}\n${agentLog(c, n.name, 40)}`);
+      });
+      assert.equal(await hasRow(c, n.name, lost), false, `${n.name} follows A's new history`);
+      assert.equal(await inRecovery(c, n.name), true);
+    }
+    assert.ok(c.nodes.some((n) => new RegExp(`running pg_rewind from 127\\.0\\.0\\.1:${h.primaryPort}`).test(readFileSync(n.logFile, 'utf8'))), 'rewound from the remote');
+    assert.equal(await standbyLeader(), leader);
     a.startAgent(old);
     await waitFor('A healthy again', () => healthy(a), 180_000, 500);
   });
