@@ -20,7 +20,7 @@ import { startStore, type RunningStore } from '../test/support/dcs-stores.ts';
 import { procInfo, managerTree } from './lib/built.ts';
 import { waitHealthy } from './lib/cluster-ops.ts';
 import { CLUSTER_CREDENTIALS, directEndpoints, log, sleep, tail, stopOnSignal } from './lib/common.ts';
-import { etcd2Counter, etcd3Counter, inProcessHttpCounter, zookeeperCountingProxy, type RequestCounter } from './lib/dcs-load.ts';
+import { etcd2Counter, etcd3Counter, inProcessHttpCounter, kindDelta, zookeeperCountingProxy, type RequestCounter } from './lib/dcs-load.ts';
 import { measureFault, measureSwitchover } from './lib/measure.ts';
 import { PatroniCluster, patroniUnavailableReason } from './lib/patroni.ts';
 import { formatTable, summarize } from './lib/stats.ts';
@@ -51,7 +51,7 @@ For each DCS backend (etcd3, etcd2, zookeeper: real servers; consul, kubernetes:
 test/support) and system (Vigil; Patroni 3.0.2 on etcd3 and zookeeper), one three-node cluster
 with ttl ${TIMING.ttl} / loop_wait ${TIMING.loop_wait} / retry_timeout ${TIMING.retry_timeout}: idle cost over --idle s (default 30; DCS
 requests/s of the three agents, agent CPU % per node), then N switchovers and N host crashes of
-the primary (default 3), seen by a client inserting rows. --json writes the raw figures.`;
+the primary (default 3; 0: the idle cost only), seen by a client inserting rows. --json writes the raw figures.`;
 
 interface ClusterResult {
   backend: Backend;
@@ -163,11 +163,17 @@ async function benchCluster(backend: Backend, system: SystemName, runs: number, 
     const pids = await managerPids(c);
     const t0 = performance.now();
     const req0 = await counter.read();
+    const kinds0 = await counter.byKind?.();
     const ticks0 = await Promise.all(pids.map(ticksOf));
     await sleep(idleS * 1000);
     const req1 = await counter.read();
+    const kinds1 = await counter.byKind?.();
     const ticks1 = await Promise.all(pids.map(ticksOf));
     const wallMs = performance.now() - t0;
+    if (kinds0 !== undefined && kinds1 !== undefined) {
+      const perS = Object.entries(kindDelta(kinds0, kinds1)).map(([k, n]) => `${k} ${(n / (wallMs / 1000)).toFixed(2)}`);
+      r.notes.push(`idle requests/s by kind: ${perS.join(', ')}`);
+    }
     r.dcsReqPerS = (req1 - req0) / (wallMs / 1000);
     r.cpuPct = ticks1.reduce((a, t, i) => a + (100 * (t - (ticks0[i] ?? 0)) * TICK_MS) / wallMs, 0) / ticks1.length;
     log(`${label}: idle ${idleS} s: ${r.dcsReqPerS.toFixed(2)} DCS requests/s (3 agents), agent CPU ${r.cpuPct.toFixed(2)} % per node`);
@@ -286,7 +292,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const runs = Number(v.runs);
   const idleS = Number(v.idle);
-  if (!Number.isInteger(runs) || runs < 1 || runs > 50) return fail(`--runs must be a whole number from 1 to 50, got ${JSON.stringify(v.runs)}`);
+  if (!Number.isInteger(runs) || runs < 0 || runs > 50) return fail(`--runs must be a whole number from 0 to 50, got ${JSON.stringify(v.runs)}`);
   if (!Number.isFinite(idleS) || idleS < 1 || idleS > 3600) return fail(`--idle must be from 1 to 3600 seconds, got ${JSON.stringify(v.idle)}`);
   const backends = v.backend ?? [...BACKENDS];
   const unknown = backends.filter((b) => !(BACKENDS as readonly string[]).includes(b));

@@ -222,3 +222,18 @@ test('the divergence answer is cached per question and asked again when the ques
   await observe(d);
   assert.equal(calls.filter((c) => c === 'checkDivergence').length, 2, 'a new question');
 });
+
+test('a corrupted /config is repaired with the last /config the agent parsed, not with bootstrap.dcs', async () => {
+  const sim = new SimDcs(() => 50_000);
+  const edited = { ttl: 30, loop_wait: 10, retry_timeout: 10, synchronous_mode: true };
+  sim.writeConfig('n2', edited);
+  const d = driver([], { running: false, local: stoppedPrimary }, {}, new SimDcsClient(sim, config.name));
+  let obs = await observe(d);
+  assert.deepEqual(obs.cluster?.config, edited);
+  sim.putKey('n2', 'config', '{"ttl": 30, "synchronous_mode": tr');
+  obs = await observe(d);
+  assert.equal(obs.cluster?.config, undefined, 'unparsable');
+  assert.deepEqual(obs.self.bootstrapDcs, edited, 'what the lock holder would write back');
+  const fresh = driver([], { running: false, local: stoppedPrimary }, {}, new SimDcsClient(new SimDcs(() => 50_000), config.name));
+  assert.deepEqual((await observe(fresh)).self.bootstrapDcs, config.bootstrap?.dcs ?? {}, 'never read one: bootstrap.dcs');
+});

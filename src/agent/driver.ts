@@ -22,6 +22,7 @@ import type {
   TaskSpec,
 } from '../core/model.ts';
 import { taskPgState } from '../core/tasks.ts';
+import { hotStandbyFeedbackFor } from '../core/logical-failover.ts';
 import { newSenderAppeared, watchedSenders } from '../core/sync-watch.ts';
 import type { Config } from '../config/types.ts';
 import { effectiveDynamicConfig, withLocalOverrides } from '../config/dynamic.ts';
@@ -39,6 +40,7 @@ import { buildSnapshot } from './snapshot.ts';
 import { runTask } from './tasks.ts';
 import { fencedAsLeader, memberRecovery, remoteTarget } from './standby.ts';
 import type { Upstream } from '../postgres/conf.ts';
+import { dynamicRoleOverrides, type RoleOverridesByRole } from '../postgres/roles.ts';
 
 export interface RunningTask {
   kind: TaskKind;
@@ -350,13 +352,22 @@ export class NodeDriver {
     return (this.dynamic.postgresql.parameters as Record<string, unknown> | null | undefined) ?? null;
   }
 
-  /** What postgresql.conf, pg_hba.conf and pg_ident.conf take from the dynamic configuration. */
-  pgInputs(): { parameters: Record<string, unknown> | null; pgHba: string[] | null; pgIdent: string[] | null; useSlots: boolean; recoveryConf: Record<string, unknown> | null } {
+  /**
+   * What postgresql.conf, pg_hba.conf and pg_ident.conf take from the dynamic configuration, and
+   * whether this node leads a standby cluster (its standby_leader role overrides then apply).
+   */
+  pgInputs(): {
+    parameters: Record<string, unknown> | null; pgHba: string[] | null; pgIdent: string[] | null; useSlots: boolean;
+    recoveryConf: Record<string, unknown> | null; hotStandbyFeedback: boolean; roleOverrides: RoleOverridesByRole; standbyLeader: boolean;
+  } {
     const pg = this.dynamic.postgresql;
     const lines = (v: unknown): string[] | null => (Array.isArray(v) && v.every((l) => typeof l === 'string') ? (v as string[]) : null);
     const rc = pg.recovery_conf;
     const recoveryConf = rc !== null && typeof rc === 'object' && !Array.isArray(rc) ? (rc as Record<string, unknown>) : null;
-    return { parameters: this.pgParameters(), pgHba: lines(pg.pg_hba), pgIdent: lines(pg.pg_ident), useSlots: pg.use_slots !== false, recoveryConf };
+    // hot_standby_feedback is forced on where logical slot copies need it (core/slots.ts).
+    const hotStandbyFeedback = hotStandbyFeedbackFor(this.config.name, this.config.tags, this.dynamic as unknown as Record<string, unknown>, this.cluster);
+    const roles = { roleOverrides: dynamicRoleOverrides(pg), standbyLeader: this.role === 'standby_leader' };
+    return { parameters: this.pgParameters(), pgHba: lines(pg.pg_hba), pgIdent: lines(pg.pg_ident), useSlots: pg.use_slots !== false, recoveryConf, hotStandbyFeedback, ...roles };
   }
 
   // ---- the background task -------------------------------------------------------------------

@@ -6,6 +6,8 @@
 import { uncleanPrimaryShutdown } from '../core/decide.ts';
 import type { ClusterView, LocalPg, Observation, TaskState } from '../core/model.ts';
 import { activeRequest } from '../core/switchover.ts';
+import { parseBool } from '../core/values.ts';
+import type { PostgresqlSettings } from '../config/types.ts';
 import { readBudgetMs } from '../fence/deadline.ts';
 import { prePromoteBackoff } from './hooks.ts';
 import { apiUrl, connUrl } from './member.ts';
@@ -58,9 +60,11 @@ export async function observe(d: NodeDriver): Promise<Observation> {
       tags: d.watchdogFailed || prePromoteBackoff(d) ? { ...config.tags, nofailover: true } : config.tags,
       canBootstrap: config.bootstrap !== undefined,
       cloneWithoutLeader: (config.postgresql.createReplicaMethods ?? []).some((m) => m.noLeader && m.command !== undefined),
-      bootstrapDcs: config.bootstrap?.dcs ?? {},
-      remove_data_directory_on_rewind_failure: config.postgresql.removeDataDirectoryOnRewindFailure,
-      remove_data_directory_on_diverged_timelines: config.postgresql.removeDataDirectoryOnDivergedTimelines,
+      // What the lock holder writes to a missing or unparsable /config: the last /config this agent
+      // read and parsed, else bootstrap.dcs (Patroni writes its cached dynamic configuration), so
+      // that repairing a wiped or corrupted key never reverts the operator's edit-config changes.
+      bootstrapDcs: d.lastGoodConfig ?? config.bootstrap?.dcs ?? {},
+      ...removeDataDirectoryFlags(config.postgresql, d.dynamic.postgresql),
     },
     config: d.dynamic,
     cluster,
@@ -86,6 +90,19 @@ export async function observe(d: NodeDriver): Promise<Observation> {
 }
 
 /** The running or just-finished task as decide() sees it; transient was classified when it failed. */
+/** remove_data_directory_on_*: the local section's keys when it sets them, else the dynamic configuration's (as in Patroni), else off. */
+export function removeDataDirectoryFlags(
+  local: Pick<PostgresqlSettings, 'removeDataDirectoryLocal' | 'removeDataDirectoryOnRewindFailure' | 'removeDataDirectoryOnDivergedTimelines'>,
+  dynamicPg: Record<string, unknown>,
+): { remove_data_directory_on_rewind_failure: boolean; remove_data_directory_on_diverged_timelines: boolean } {
+  return {
+    remove_data_directory_on_rewind_failure:
+      local.removeDataDirectoryLocal?.onRewindFailure ?? parseBool(dynamicPg.remove_data_directory_on_rewind_failure) ?? local.removeDataDirectoryOnRewindFailure,
+    remove_data_directory_on_diverged_timelines:
+      local.removeDataDirectoryLocal?.onDivergedTimelines ?? parseBool(dynamicPg.remove_data_directory_on_diverged_timelines) ?? local.removeDataDirectoryOnDivergedTimelines,
+  };
+}
+
 export function taskState(d: NodeDriver): TaskState | undefined {
   const t = d.task;
   if (t === undefined) return undefined;

@@ -15,6 +15,7 @@ import type { BootstrapSettings } from '../config/types.ts';
 import type { FailsafeBody } from '../api/failsafe.ts';
 import type { WriteConfigResult } from '../postgres/controller.ts';
 import type { Upstream } from '../postgres/conf.ts';
+import type { WriteConfigOptions } from '../postgres/configfiles.ts';
 import type { ProbeResult } from '../postgres/probe.ts';
 import type { SlotState } from '../postgres/slots.ts';
 import type { SlotOp } from '../core/slots.ts';
@@ -39,7 +40,9 @@ export interface PgPort {
   postBootstrap(bootstrap?: BootstrapSettings, opts?: { signal?: AbortSignal }): Promise<void>;
   /** bootstrap.method's script instead of initdb (absent: no custom bootstrap, e.g. the simulation). */
   customBootstrap?(custom: NonNullable<BootstrapSettings['custom']>, opts?: { signal?: AbortSignal }): Promise<void>;
-  writeConfig(opts: { role: 'primary' | 'replica'; upstream: Upstream | null; parameters: Record<string, unknown> | null; pgHba?: string[] | null; pgIdent?: string[] | null; useSlots?: boolean; recoveryConf?: Record<string, unknown> | null }): Promise<WriteConfigResult>;
+  writeConfig(
+    opts: { role: 'primary' | 'replica'; upstream: Upstream | null; parameters: Record<string, unknown> | null } & Omit<WriteConfigOptions, 'role' | 'upstream' | 'parameters'>,
+  ): Promise<WriteConfigResult>;
   reload(): Promise<void>;
   start(opts?: { timeoutMs?: number }): Promise<void>;
   stop(mode: 'smart' | 'fast' | 'immediate', opts?: { timeoutMs?: number; checkpoint?: boolean }): Promise<void>;

@@ -7,6 +7,8 @@ import type { ClusterView, Observation } from '../core/model.ts';
 import type { RestartOutcome, RestartRequest } from '../api/port.ts';
 import type { NodeDriver } from './driver.ts';
 import { fireCallback } from './hooks.ts';
+import type { WriteConfigResult } from '../postgres/controller.ts';
+import { hasRoleOverrides } from '../postgres/roles.ts';
 
 /**
  * Why a restart request does not apply to this node now; undefined: it applies. The filters are
@@ -41,7 +43,8 @@ export async function applyLocalConfig(d: NodeDriver, cluster: ClusterView | und
   if (pg === undefined || pg.dataDirEmpty) return;
   const inputs = d.pgInputs();
   const local = d.config.postgresql;
-  const key = JSON.stringify([inputs, local.parameters, local.pgHba, local.pgIdent, local.recoveryConf]);
+  // The role is part of the key: a role change re-renders (parameters_<role>, pg_hba_<role>).
+  const key = JSON.stringify([pg.inRecovery, inputs, local.parameters, local.pgHba, local.pgIdent, local.recoveryConf, local.roleOverrides, local.krbsrvname]);
   if (live && key === d.appliedParams) return;
   let upstream: { connUrl: string; name: string } | null = null;
   if (pg.inRecovery && pg.upstream !== null) {
@@ -55,11 +58,39 @@ export async function applyLocalConfig(d: NodeDriver, cluster: ClusterView | und
   await d.ports.pg.reload();
   fireCallback(d, 'on_reload');
   d.log.info({ restart: res.restartReasons, reload: res.reloadParams }, 'PostgreSQL configuration changed; reloaded');
-  if (res.needsRestart) {
+  await recordPendingRestart(d, res);
+}
+
+/**
+ * After a reload: what PostgreSQL still needs a restart for, as pending_restart. PostgreSQL applies
+ * a reload asynchronously: while a changed postmaster-context parameter is not reported yet, asks
+ * again (every 200 ms, at most 10 times).
+ */
+async function recordPendingRestart(d: NodeDriver, res: WriteConfigResult): Promise<void> {
+  if (!res.needsRestart) return;
+  // restartReasons holds parameter names and sentences about signal files.
+  const waitForGuc = res.restartReasons.some((r) => !r.includes(' '));
+  let pending: Record<string, { old_value: string; new_value: string }> = {};
+  for (let i = 0; i < 10; i++) {
     await d.ports.clock.sleep(200);
-    const pending = await d.ports.pg.pendingRestart().catch(() => ({}));
-    d.pendingRestart = Object.keys(pending).length > 0 ? pending : undefined;
+    pending = await d.ports.pg.pendingRestart().catch(() => ({}));
+    if (Object.keys(pending).length > 0 || !waitForGuc) break;
   }
+  d.pendingRestart = Object.keys(pending).length > 0 ? pending : undefined;
+}
+
+/**
+ * A running PostgreSQL whose configuration a role change (promotion) has just rewritten for the new
+ * role: when role overrides (parameters_<role>, pg_hba_<role>, pg_ident_<role>) are configured,
+ * reload so that they apply, and record what needs a restart (a postmaster-context parameter) as
+ * pending_restart. Without role overrides nothing role-specific changed and nothing is done.
+ * No on_reload callback: the role change fires on_role_change.
+ */
+export async function reloadForRole(d: NodeDriver, res: WriteConfigResult): Promise<void> {
+  if (!res.changed || !hasRoleOverrides(d.config.postgresql.roleOverrides, d.pgInputs().roleOverrides)) return;
+  await d.ports.pg.reload();
+  d.log.info({ restart: res.restartReasons, reload: res.reloadParams }, 'PostgreSQL configuration changed for the new role; reloaded');
+  await recordPendingRestart(d, res);
 }
 
 /** A scheduled restart whose time has come: run it (if its filters still match) or drop it. */

@@ -7,7 +7,7 @@ import type { ClusterView, HistoryLine, TaskSpec } from '../core/model.ts';
 import { lsnToNumber } from '../postgres/lsn.ts';
 import { parseTimelineHistory, type HistoryEntry } from '../postgres/divergence.ts';
 import { fireCallback, primaryStopTimeoutMs, runPrePromote, started, stopPostgres } from './hooks.ts';
-import { applyLocalConfig } from './restarts.ts';
+import { applyLocalConfig, reloadForRole } from './restarts.ts';
 import type { NodeDriver } from './driver.ts';
 import { followRole } from './standby.ts';
 import { remoteFromName } from '../core/standby.ts';
@@ -35,7 +35,13 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       } else {
         await pg.initdb(b);
       }
-      await pg.writeConfig({ role: 'primary', upstream: null, ...d.pgInputs() });
+      // A custom bootstrap's recovery_conf / keep_existing_recovery_conf: the recovery settings of
+      // the restore (recovery targets, hot_standby off) until it has promoted itself.
+      const c = b.custom;
+      const recovery = c !== undefined && (c.recoveryConf !== undefined || c.keepExistingRecoveryConf)
+        ? { keepExisting: c.keepExistingRecoveryConf, ...(c.recoveryConf !== undefined ? { recoveryConf: c.recoveryConf } : {}) }
+        : undefined;
+      await pg.writeConfig({ role: 'primary', upstream: null, ...d.pgInputs(), ...(recovery !== undefined ? { bootstrapRecovery: recovery } : {}) });
       await pg.start(startTimeout);
       // A restored backup may recover to a target first: wait until it has promoted itself (or
       // PostgreSQL gave up: then the bootstrap fails).
@@ -43,6 +49,16 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
         checkAbort();
         if (!(await pg.isRunning()).running) throw new Error('PostgreSQL stopped during the recovery after the custom bootstrap');
         await d.ports.clock.sleep(1000);
+      }
+      if (recovery !== undefined) {
+        // Recovered and promoted: a primary's configuration (no recovery targets, hot_standby on),
+        // with a restart when a postmaster-context setting changed, as Patroni restarts then.
+        const res = await pg.writeConfig({ role: 'primary', upstream: null, ...d.pgInputs() });
+        if (res.needsRestart) {
+          d.log.info({ restart: res.restartReasons }, 'restarting PostgreSQL after the custom bootstrap\'s recovery');
+          await pg.stop('fast');
+          await pg.start(startTimeout);
+        } else if (res.changed) await pg.reload();
       }
       d.pgState = 'running';
       try {
@@ -101,7 +117,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       if (d.lastPg !== undefined) d.lastPg = { ...d.lastPg, inRecovery: false };
       d.publish();
       d.wake();
-      await pg.writeConfig({ role: 'primary', upstream: null, ...d.pgInputs() });
+      await reloadForRole(d, await pg.writeConfig({ role: 'primary', upstream: null, ...d.pgInputs() }));
       await publishHistory(d);
       // A checkpoint on the new timeline lets former primaries run pg_rewind against us at once.
       await pg.checkpoint().catch((err: unknown) => d.log.warn({}, `checkpoint after promote failed: ${String(err)}`));

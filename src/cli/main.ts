@@ -27,6 +27,8 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run(argv
   topology: { summary: 'print the members as a replication tree: vigil topology [CLUSTER...]', load: () => import('./ctl/info.ts').then((m) => ({ run: m.runTopology })) },
   switchover: { summary: 'hand the leader role to a replica: vigil switchover [--candidate NAME] [CLUSTER]', load: () => import('./ctl/switchover.ts').then((m) => ({ run: m.runSwitchover })) },
   failover: { summary: 'promote a specific member: vigil failover --candidate NAME [CLUSTER]', load: () => import('./ctl/switchover.ts').then((m) => ({ run: m.runFailover })) },
+  'demote-cluster': { summary: 'make the cluster a standby cluster of another: vigil demote-cluster --host H [--port P] [CLUSTER]', load: () => import('./ctl/cluster-role.ts').then((m) => ({ run: m.runDemoteCluster })) },
+  'promote-cluster': { summary: 'make a standby cluster stand alone (read-write): vigil promote-cluster [CLUSTER]', load: () => import('./ctl/cluster-role.ts').then((m) => ({ run: m.runPromoteCluster })) },
   restart: { summary: 'restart PostgreSQL on members: vigil restart CLUSTER [MEMBER...]', load: () => import('./ctl/members.ts').then((m) => ({ run: m.runRestart })) },
   reload: { summary: 'reload members\' configuration: vigil reload CLUSTER [MEMBER...]', load: () => import('./ctl/members.ts').then((m) => ({ run: m.runReload })) },
   reinit: { summary: 'wipe and re-clone replicas: vigil reinit CLUSTER [MEMBER...]', load: () => import('./ctl/members.ts').then((m) => ({ run: m.runReinit })) },

@@ -30,13 +30,15 @@ test('an unusable post_bootstrap is refused by name', () => {
   }
 });
 
-test('bootstrap.method with a command: a custom bootstrap; without one initdb (warned); recovery_conf refused', () => {
+test('bootstrap.method with a command: a custom bootstrap; without one initdb (warned); recovery_conf taken', () => {
   const a = loadConfig(withBootstrap("  method: pitr\n  pitr: {command: '/usr/bin/restore --x 1', keep_existing_recovery_conf: true, no_params: true}\n"), {});
   assert.deepEqual(a.config?.bootstrap?.custom, { name: 'pitr', command: ['/usr/bin/restore', '--x', '1'], noParams: true, keepExistingRecoveryConf: true }, errors(a.issues).join('\n'));
   const b = loadConfig(withBootstrap('  method: pitr\n'), {});
   assert.equal(b.config?.bootstrap?.custom, undefined);
   assert.ok(hasIssue(warnings(b.issues), /^bootstrap\.method: "?pitr"? has no bootstrap\.pitr\.command: initdb/), warnings(b.issues).join('\n'));
-  const c = loadConfig(withBootstrap("  method: pitr\n  pitr: {command: x, recovery_conf: {restore_command: 'cp %f %p'}}\n"), {});
-  assert.equal(c.config, undefined);
-  assert.ok(hasIssue(errors(c.issues), /^bootstrap\.pitr\.recovery_conf: not implemented by Vigil yet/), errors(c.issues).join('\n'));
+  const c = loadConfig(withBootstrap("  method: pitr\n  pitr: {command: x, recovery_conf: {restore_command: 'cp %f %p', recovery_target_time: '2026-01-01 00:00:00+00', pause_at_recovery_target: false}}\n"), {});
+  assert.deepEqual(c.config?.bootstrap?.custom?.recoveryConf, { restore_command: 'cp %f %p', recovery_target_time: '2026-01-01 00:00:00+00', pause_at_recovery_target: false }, errors(c.issues).join('\n'));
+  const d = loadConfig(withBootstrap('  method: pitr\n  pitr: {command: x, recovery_conf: [a]}\n'), {});
+  assert.equal(d.config, undefined);
+  assert.ok(hasIssue(errors(d.issues), /^bootstrap\.pitr\.recovery_conf: expected a mapping/), errors(d.issues).join('\n'));
 });

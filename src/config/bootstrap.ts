@@ -1,7 +1,7 @@
 // The bootstrap section (dcs, initdb, pg_hba, users).
 
 import { dynamicConfigProblems, effectiveDynamicConfigNotes, show, unimplementedDynamicKeys } from './dynamic.ts';
-import { checkKeys, describe, isMap, refused, section, str, stringList, sub, type Issues, type Obj } from './fields.ts';
+import { checkKeys, describe, isMap, section, str, stringList, sub, type Issues, type Obj } from './fields.ts';
 import { splitCommand } from './hooks.ts';
 import { renderOptions } from './options.ts';
 import type { BootstrapSettings } from './types.ts';
@@ -90,7 +90,7 @@ const FLAG_TRUE = new Set([true, 1, 'true', 'yes', 'on', '1', 'True']);
 
 /**
  * bootstrap.<method> of a custom bootstrap: command (required: without one Patroni runs initdb,
- * which is said with a warning), no_params, keep_existing_recovery_conf. recovery_conf is refused.
+ * which is said with a warning), no_params, keep_existing_recovery_conf, recovery_conf.
  */
 function parseCustomMethod(issues: Issues, boot: Obj, method: string, path: string): BootstrapSettings['custom'] {
   const mp = sub(path, method);
@@ -99,9 +99,8 @@ function parseCustomMethod(issues: Issues, boot: Obj, method: string, path: stri
     issues.warn(sub(path, 'method'), `${show(method)} has no ${mp}.command: initdb bootstraps the cluster (as in Patroni)`);
     return undefined;
   }
-  checkKeys(issues, sec, mp, ['command', 'no_params', 'keep_existing_recovery_conf'], {
-    recovery_conf: refused('these recovery settings would not be written after the bootstrap script'),
-  });
+  checkKeys(issues, sec, mp, ['command', 'no_params', 'keep_existing_recovery_conf', 'recovery_conf']);
+  const recoveryConf = parseBootstrapRecoveryConf(issues, sec, mp);
   if (typeof sec.command !== 'string') {
     issues.error(sub(mp, 'command'), `expected a command (a string), got ${describe(sec.command)}`);
     return undefined;
@@ -117,5 +116,34 @@ function parseCustomMethod(issues: Issues, boot: Obj, method: string, path: stri
     issues.error(sub(mp, 'command'), 'empty command');
     return undefined;
   }
-  return { name: method, command, noParams: FLAG_TRUE.has(sec.no_params as never), keepExistingRecoveryConf: FLAG_TRUE.has(sec.keep_existing_recovery_conf as never) };
+  return {
+    name: method,
+    command,
+    noParams: FLAG_TRUE.has(sec.no_params as never),
+    keepExistingRecoveryConf: FLAG_TRUE.has(sec.keep_existing_recovery_conf as never),
+    ...(recoveryConf !== undefined ? { recoveryConf } : {}),
+  };
+}
+
+/**
+ * bootstrap.<method>.recovery_conf: recovery settings for the restored cluster (restore_command,
+ * recovery_target*, recovery_target_action, standby_mode, ...), every one written as given (no
+ * setting is reserved here, unlike postgresql.recovery_conf). An empty mapping still counts as
+ * given (recovery.signal is written), as in Patroni.
+ */
+function parseBootstrapRecoveryConf(issues: Issues, sec: Obj, mp: string): Record<string, string | number | boolean> | undefined {
+  if (sec.recovery_conf === undefined || sec.recovery_conf === null) return undefined;
+  const rc = section(issues, sec, 'recovery_conf', mp);
+  if (rc === undefined) return undefined;
+  const out: Record<string, string | number | boolean> = {};
+  for (const [name, value] of Object.entries(rc)) {
+    const p = sub(sub(mp, 'recovery_conf'), name);
+    if (value === null || value === undefined) continue;
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      issues.error(p, `expected a string, number or boolean, got ${describe(value, name)}`);
+    } else if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) {
+      issues.error(p, 'invalid parameter name');
+    } else out[name] = value;
+  }
+  return out;
 }

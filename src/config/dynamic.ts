@@ -254,7 +254,7 @@ function collectProblems(raw: unknown): DynamicNote[] {
           }
         }
       }
-      for (const key of ['pg_hba', 'pg_hba_primary', 'pg_hba_replica', 'pg_hba_standby_leader', 'pg_ident']) {
+      for (const key of ['pg_hba', 'pg_hba_primary', 'pg_hba_replica', 'pg_hba_standby_leader', 'pg_ident', 'pg_ident_primary', 'pg_ident_replica', 'pg_ident_standby_leader']) {
         const lines = pg[key];
         if (lines === undefined || lines === null) continue;
         if (!Array.isArray(lines) || lines.some((l) => typeof l !== 'string')) {
@@ -280,6 +280,16 @@ function collectProblems(raw: unknown): DynamicNote[] {
 const NOT_IMPLEMENTED = 'not implemented by Vigil yet';
 
 /**
+ * postgresql keys Patroni also takes from the dynamic configuration (when the local section does not
+ * set them) and Vigil reads from the local postgresql section only.
+ */
+export const LOCAL_ONLY_IN_VIGIL = [
+  'bin_dir', 'bin_name', 'config_base_name', 'custom_conf', 'database', 'callbacks', 'pre_promote', 'before_stop',
+  'create_replica_methods', 'create_replica_method', 'basebackup', 'rewind', 'pg_ctl_timeout', 'use_unix_socket', 'use_unix_socket_repl', 'krbsrvname',
+];
+const localOnlyMessage = (key: string): string => `${key} in the dynamic configuration is ${NOT_IMPLEMENTED}: Vigil reads it from the local postgresql section only; set it there`;
+
+/**
  * Keys of a dynamic configuration that Vigil does not implement yet and whose absence would change
  * what happens (a parameter, pg_hba or pg_ident line meant for one role would not be applied). They are
  * refused wherever a dynamic configuration enters: bootstrap.dcs, PATCH/PUT /config, edit-config.
@@ -290,11 +300,7 @@ export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
   const present = (obj: Record<string, unknown>, key: string): boolean => obj[key] !== undefined && obj[key] !== null;
   const pg = raw.postgresql;
   if (isMap(pg)) {
-    for (const role of ['primary', 'replica', 'standby_leader']) {
-      for (const key of [`parameters_${role}`, `pg_hba_${role}`, `pg_ident_${role}`]) {
-        if (present(pg, key)) out.push({ path: `postgresql.${key}`, message: `${key} is ${NOT_IMPLEMENTED}: it would not be applied` });
-      }
-    }
+    for (const key of LOCAL_ONLY_IN_VIGIL) if (present(pg, key)) out.push({ path: `postgresql.${key}`, message: localOnlyMessage(key) });
   }
   return out;
 }
@@ -438,7 +444,18 @@ export function effectiveDynamicConfigNotes(raw: Record<string, unknown> | undef
     notes.push({ path: 'postgresql.parameters', message: `expected a mapping, got ${show(pgSrc.parameters)}; ignored` });
     postgresql.parameters = null;
   }
-  for (const key of ['pg_hba', 'pg_ident'] as const) {
+  for (const key of LOCAL_ONLY_IN_VIGIL) {
+    if (present(pgSrc[key])) notes.push({ path: `postgresql.${key}`, message: `ignored: ${localOnlyMessage(key)}` });
+  }
+  for (const key of ['parameters_primary', 'parameters_replica', 'parameters_standby_leader']) {
+    const v = pgSrc[key];
+    if (v === undefined || v === null) delete postgresql[key];
+    else if (!isMap(v)) {
+      notes.push({ path: `postgresql.${key}`, message: `expected a mapping, got ${show(v)}; ignored` });
+      delete postgresql[key];
+    }
+  }
+  for (const key of ['pg_hba', 'pg_ident', 'pg_hba_primary', 'pg_hba_replica', 'pg_hba_standby_leader', 'pg_ident_primary', 'pg_ident_replica', 'pg_ident_standby_leader']) {
     const lines = pgSrc[key];
     if (lines === undefined || lines === null) {
       delete postgresql[key];

@@ -4,11 +4,11 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseBool } from '../core/values.ts';
 import { show } from './dynamic.ts';
-import { bool, checkKeys, connectAddress, describe, splitHostPort, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj, type Refusal } from './fields.ts';
+import { bool, checkKeys, connectAddress, describe, splitHostPort, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj } from './fields.ts';
 import { parseReplicaMethods } from './replica-methods.ts';
 import { parseHooks } from './hooks.ts';
 import { renderOptions } from './options.ts';
-import type { Credentials, PostgresqlSettings } from './types.ts';
+import { CONFIG_ROLES, type ConfigRole, type Credentials, type PostgresqlSettings, type RoleOverrides } from './types.ts';
 
 const PG_LIB_DIR = '/usr/lib/postgresql';
 
@@ -122,11 +122,15 @@ function parseRecoveryConf(issues: Issues, pg: Obj, path: string): Record<string
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
-function parseParameters(issues: Issues, pg: Obj, path: string): Record<string, string | number | boolean> {
-  const params = section(issues, pg, 'parameters', path);
+/**
+ * postgresql.parameters, or (key parameters_<role>) a role's parameters: the same values, with the
+ * Patroni-controlled GUCs warned and ignored in both.
+ */
+function parseParameters(issues: Issues, pg: Obj, path: string, key = 'parameters'): Record<string, string | number | boolean> {
+  const params = section(issues, pg, key, path);
   const out: Record<string, string | number | boolean> = {};
   if (params === undefined) return out;
-  const pp = sub(path, 'parameters');
+  const pp = sub(path, key);
   for (const [name, value] of Object.entries(params)) {
     const p = sub(pp, name);
     if (value === null || value === undefined) continue;
@@ -139,12 +143,29 @@ function parseParameters(issues: Issues, pg: Obj, path: string): Record<string, 
       continue;
     }
     if (GUC_DYNAMIC_ONLY.has(name)) {
-      issues.warn(p, 'ignored in the local configuration: this parameter is only taken from the dynamic configuration (bootstrap.dcs.postgresql.parameters)');
+      issues.warn(p, key === 'parameters'
+        ? 'ignored in the local configuration: this parameter is only taken from the dynamic configuration (bootstrap.dcs.postgresql.parameters)'
+        : `ignored: a role's parameters cannot set it; it is only taken from the dynamic configuration's parameters (bootstrap.dcs.postgresql.parameters)`);
       continue;
     }
     out[name] = value;
   }
   return out;
+}
+
+/** postgresql.parameters_<role>, pg_hba_<role>, pg_ident_<role> (src/postgres/roles.ts applies them). */
+function parseRoleOverrides(issues: Issues, pg: Obj, path: string): Partial<Record<ConfigRole, RoleOverrides>> | undefined {
+  const out: Partial<Record<ConfigRole, RoleOverrides>> = {};
+  for (const role of CONFIG_ROLES) {
+    const r: RoleOverrides = {};
+    if (pg[`parameters_${role}`] !== undefined && pg[`parameters_${role}`] !== null) r.parameters = parseParameters(issues, pg, path, `parameters_${role}`);
+    const hba = stringList(issues, pg, `pg_hba_${role}`, path);
+    const ident = stringList(issues, pg, `pg_ident_${role}`, path);
+    if (hba !== undefined && hba.length > 0) r.pgHba = hba;
+    if (ident !== undefined && ident.length > 0) r.pgIdent = ident;
+    if (Object.keys(r).length > 0) out[role] = r;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 /**
@@ -195,21 +216,14 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   }
   const pg = section(issues, root, 'postgresql', '');
   if (pg === undefined) return undefined;
-  const unsupported: Record<string, string | Refusal> = {
-    create_replica_method: refused('replicas would be cloned with pg_basebackup instead of these methods'),
-    krbsrvname: refused('Kerberos connections would use the default service name'),
-  };
-  for (const role of ['primary', 'replica', 'standby_leader']) {
-    unsupported[`parameters_${role}`] = refused(`the ${role} role's parameters would not be applied`);
-    unsupported[`pg_hba_${role}`] = refused(`the ${role} role's pg_hba lines would not be written`);
-    unsupported[`pg_ident_${role}`] = refused(`the ${role} role's pg_ident lines would not be written`);
-  }
   const replicaMethods = parseReplicaMethods(issues, pg, path);
+  const roleKeys = CONFIG_ROLES.flatMap((r) => [`parameters_${r}`, `pg_hba_${r}`, `pg_ident_${r}`]);
   checkKeys(issues, pg, path, [
     'listen', 'connect_address', 'proxy_address', 'data_dir', 'config_dir', 'config_base_name', 'recovery_conf', 'bin_dir', 'bin_name', 'custom_conf', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
+    ...roleKeys, 'krbsrvname',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
-    'pg_ctl_timeout', 'basebackup', 'rewind', 'use_unix_socket', 'use_unix_socket_repl', 'callbacks', 'pre_promote', 'before_stop', 'create_replica_methods', ...replicaMethods.sectionKeys,
-  ], unsupported);
+    'pg_ctl_timeout', 'basebackup', 'rewind', 'use_unix_socket', 'use_unix_socket_repl', 'callbacks', 'pre_promote', 'before_stop', 'create_replica_methods', 'create_replica_method', ...replicaMethods.sectionKeys,
+  ]);
 
   const listen = listenValue(issues, pg, 'listen', path, true);
   if (listen && listen.hosts.length === 1 && listen.hosts[0] === '') {
@@ -248,6 +262,11 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   const recoveryConf = parseRecoveryConf(issues, pg, path);
   const pgHba = stringList(issues, pg, 'pg_hba', path) ?? [];
   const pgIdent = stringList(issues, pg, 'pg_ident', path);
+  const roleOverrides = parseRoleOverrides(issues, pg, path);
+  // Kerberos service name: libpq's krbsrvname in primary_conninfo and the pg_basebackup / pg_rewind
+  // connection strings. The agent's own connections (node-postgres) cannot do GSSAPI: they work
+  // unless the server asks them for GSSAPI, and then fail with node-postgres's error naming it.
+  const krbsrvname = str(issues, pg, 'krbsrvname', path);
 
   const localRewind = bool(issues, pg, 'use_pg_rewind', path);
   const localSlots = bool(issues, pg, 'use_slots', path);
@@ -257,8 +276,10 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     issues.warn(sub(path, 'use_slots'), 'ignored: replication slots are switched on or off for the whole cluster, in the dynamic configuration (bootstrap.dcs.postgresql.use_slots), as in Patroni');
   }
   const dcsSlots = dcsPg ? parseBool(dcsPg.use_slots) : undefined;
-  const removeOnRewindFailure = bool(issues, pg, 'remove_data_directory_on_rewind_failure', path) ?? false;
-  const removeOnDiverged = bool(issues, pg, 'remove_data_directory_on_diverged_timelines', path) ?? false;
+  const removeOnRewindFailureLocal = bool(issues, pg, 'remove_data_directory_on_rewind_failure', path);
+  const removeOnDivergedLocal = bool(issues, pg, 'remove_data_directory_on_diverged_timelines', path);
+  const removeOnRewindFailure = removeOnRewindFailureLocal ?? false;
+  const removeOnDiverged = removeOnDivergedLocal ?? false;
   const pgCtlTimeout = int(issues, pg, 'pg_ctl_timeout', path, 1) ?? 60;
   const basebackup = renderOptions(issues, pg, 'basebackup', path, 'pg_basebackup');
   const rewindOptions = renderOptions(issues, pg, 'rewind', path, 'pg_rewind');
@@ -284,12 +305,22 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     ...(recoveryConf !== undefined ? { recoveryConf } : {}),
     pgHba,
     ...(pgIdent !== undefined && pgIdent.length > 0 ? { pgIdent } : {}),
+    ...(roleOverrides !== undefined ? { roleOverrides } : {}),
+    ...(krbsrvname !== undefined && krbsrvname.trim() !== '' ? { krbsrvname: krbsrvname.trim() } : {}),
     ...(localRewind !== undefined ? { usePgRewind: localRewind } : {}),
     ...(useUnixSocket === true ? { useUnixSocket } : {}),
     ...(useUnixSocketRepl === true ? { useUnixSocketRepl } : {}),
     useSlots: dcsSlots ?? true,
     removeDataDirectoryOnRewindFailure: removeOnRewindFailure,
     removeDataDirectoryOnDivergedTimelines: removeOnDiverged,
+    ...(removeOnRewindFailureLocal !== undefined || removeOnDivergedLocal !== undefined
+      ? {
+          removeDataDirectoryLocal: {
+            ...(removeOnRewindFailureLocal !== undefined ? { onRewindFailure: removeOnRewindFailureLocal } : {}),
+            ...(removeOnDivergedLocal !== undefined ? { onDivergedTimelines: removeOnDivergedLocal } : {}),
+          },
+        }
+      : {}),
     pgCtlTimeout,
     basebackup,
     ...(rewindOptions.length > 0 ? { rewind: rewindOptions } : {}),

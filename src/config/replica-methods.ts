@@ -1,5 +1,6 @@
-// postgresql.create_replica_methods: the ways a new replica's data directory is made, tried in
-// order. `basebackup` is the built-in one (pg_basebackup with postgresql.basebackup's options);
+// postgresql.create_replica_methods (or, when it is absent or empty, the legacy
+// create_replica_method, as Patroni reads them): the ways a new replica's data directory is made,
+// tried in order. `basebackup` is the built-in one (pg_basebackup with postgresql.basebackup's options);
 // any other name is a user command configured in the section postgresql.<name>:
 //   command   the command line (shlex rules); default: the method's name
 //   keep_data do not empty the data directory before the command runs
@@ -45,8 +46,13 @@ function pyStr(v: unknown): string {
  * basebackup), and the postgresql keys their sections use (for the unknown-key check).
  */
 export function parseReplicaMethods(issues: Issues, pg: Obj, path: string): { methods?: ReplicaMethod[]; sectionKeys: string[] } {
-  const raw = pg.create_replica_methods;
-  const p = sub(path, 'create_replica_methods');
+  // Patroni reads the legacy singular create_replica_method when create_replica_methods is absent or empty.
+  const plural = pg.create_replica_methods;
+  const key = (plural === undefined || plural === null || (Array.isArray(plural) && plural.length === 0)) && pg.create_replica_method !== undefined && pg.create_replica_method !== null
+    ? 'create_replica_method'
+    : 'create_replica_methods';
+  const raw = pg[key];
+  const p = sub(path, key);
   if (raw === undefined || raw === null) return { sectionKeys: [] };
   if (!Array.isArray(raw) || raw.some((m) => typeof m !== 'string' || m === '')) {
     issues.error(p, `expected a list of method names, got ${describe(raw)}`);

@@ -67,6 +67,17 @@ export interface RestApiSettings {
 export const CALLBACK_ACTIONS = ['on_start', 'on_stop', 'on_restart', 'on_reload', 'on_role_change'] as const;
 export type CallbackAction = (typeof CALLBACK_ACTIONS)[number];
 
+/** The role whose parameters_<role>, pg_hba_<role> and pg_ident_<role> apply (spec 4.1 point 5). */
+export type ConfigRole = 'primary' | 'replica' | 'standby_leader';
+export const CONFIG_ROLES: readonly ConfigRole[] = ['primary', 'replica', 'standby_leader'];
+
+/** One role's overrides: parameters merged over postgresql.parameters; pg_hba / pg_ident replace the base lists. */
+export interface RoleOverrides<V = string | number | boolean> {
+  parameters?: Record<string, V>;
+  pgHba?: string[];
+  pgIdent?: string[];
+}
+
 export interface PostgresqlSettings {
   /** host:port list as in listen_addresses plus port, e.g. "127.0.0.1:5432". */
   listen: string;
@@ -101,6 +112,10 @@ export interface PostgresqlSettings {
   pgHba: string[];
   /** postgresql.pg_ident lines (written to pg_ident.conf when non-empty). */
   pgIdent?: string[];
+  /** The local postgresql.parameters_<role>, pg_hba_<role>, pg_ident_<role> (src/postgres/roles.ts). */
+  roleOverrides?: Partial<Record<ConfigRole, RoleOverrides>>;
+  /** postgresql.krbsrvname: the Kerberos service name libpq uses (primary_conninfo, PGKRBSRVNAME for pg_basebackup, pg_rewind). */
+  krbsrvname?: string;
   /** The local postgresql.use_pg_rewind; when set it overrides /config (config/dynamic.ts withLocalOverrides). */
   usePgRewind?: boolean;
   useSlots: boolean;
@@ -110,6 +125,11 @@ export interface PostgresqlSettings {
   useUnixSocketRepl?: boolean;
   removeDataDirectoryOnRewindFailure: boolean;
   removeDataDirectoryOnDivergedTimelines: boolean;
+  /**
+   * The remove_data_directory_* keys the local section sets: they win over the dynamic
+   * configuration's, which applies otherwise (agent/observe.ts).
+   */
+  removeDataDirectoryLocal?: { onRewindFailure?: boolean; onDivergedTimelines?: boolean };
   /** Seconds to wait for pg_ctl-like operations. */
   pgCtlTimeout: number;
   /** Extra options for pg_basebackup, e.g. ["--checkpoint=fast"]. */
@@ -140,7 +160,18 @@ export interface BootstrapSettings {
    * --scope and --datadir unless noParams); keepExistingRecoveryConf keeps the recovery.signal /
    * standby.signal it left (else both are removed, so the cluster starts as a primary at once).
    */
-  custom?: { name: string; command: string[]; noParams: boolean; keepExistingRecoveryConf: boolean };
+  custom?: {
+    name: string;
+    command: string[];
+    noParams: boolean;
+    keepExistingRecoveryConf: boolean;
+    /**
+     * bootstrap.<method>.recovery_conf: recovery settings (e.g. restore_command, recovery_target_time,
+     * recovery_target_action) written into postgresql.conf after the script, with recovery.signal
+     * (standby.signal when standby_mode is on), until the restored cluster has promoted itself.
+     */
+    recoveryConf?: Record<string, string | number | boolean>;
+  };
 }
 
 /** watchdog section (patroni-interfaces.md 4.2.9). */

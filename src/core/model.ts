@@ -269,7 +269,10 @@ export interface NodeSettings {
    * empty data directory may be restored (from a backup) while the cluster has no leader.
    */
   cloneWithoutLeader?: boolean;
-  /** The dynamic config from bootstrap.dcs, written to /config after bootstrap. */
+  /**
+   * The dynamic config written to /config after bootstrap and by the lock holder when /config is
+   * missing or unparsable: the last /config the agent parsed, else bootstrap.dcs.
+   */
   bootstrapDcs: Record<string, unknown>;
   remove_data_directory_on_rewind_failure: boolean;
   remove_data_directory_on_diverged_timelines: boolean;

@@ -6,7 +6,7 @@
 // `retain_slots` the leader publishes. The agent reads pg_replication_slots (LocalPg.slots) and
 // executes the SlotOps (src/postgres/slots.ts).
 
-import type { Action, LeaderStatus, Memory, Observation } from './model.ts';
+import type { Action, ClusterView, LeaderStatus, Memory, Observation } from './model.ts';
 import { isStandbyClusterConfig } from './election.ts';
 
 /** One non-temporary row of pg_replication_slots. */
@@ -22,6 +22,8 @@ export interface LocalSlot {
   walStatus: string | null;
   /** The slot holds an xmin (hot_standby_feedback of a standby that streamed through it). */
   holdsXmin: boolean;
+  /** pg_replication_slots.catalog_xmin (a logical slot's); undefined when null or not read. */
+  catalogXmin?: number;
 }
 
 /** What a slot should look like on this node. */
@@ -43,7 +45,13 @@ export type SlotOp =
   | { op: 'createLogical'; name: string; database: string; plugin: string }
   | { op: 'advance'; name: string; lsn: number; database?: string }
   /** Replica: copy these logical slots' state from the leader (stops and starts PostgreSQL). */
-  | { op: 'copyLogical'; names: string[]; leader: string };
+  | { op: 'copyLogical'; names: string[]; leader: string }
+  /**
+   * Replica: check which logical copies are ready (readinessStep) against the primary at connUrl,
+   * where this replica's WAL comes through the physical slot `physical`; `copies` maps each local
+   * copy to its catalog_xmin (null: none).
+   */
+  | { op: 'checkReady'; connUrl: string; physical: string; copies: Record<string, number | null> };
 
 export interface IgnoreMatcher {
   name?: string;
@@ -125,6 +133,7 @@ export interface SlotMember {
   name: string;
   replicatefrom?: string;
   nostream?: boolean;
+  nofailover?: boolean;
   /** The member's published position (xlog_location). */
   lsn?: number;
 }
@@ -286,6 +295,28 @@ export function retainStep(prev: Record<string, number> | undefined, memberNames
   return next;
 }
 
+/**
+ * The physical slot on the primary through which `self` receives WAL, as Patroni finds it: its own
+ * member slot, or for a cascading replica (replicatefrom) the slot of the first member of the
+ * chain that streams from the primary (a member whose replicatefrom names the leader streams from
+ * it through its own slot). Undefined: no such slot (nostream on the way, a loop).
+ */
+export function slotNameOnPrimary(self: string, members: readonly SlotMember[], tags: { replicatefrom?: string; nostream?: boolean }, leaderName?: string): string | undefined {
+  const seen = new Set<string>();
+  let name = self;
+  let t = tags;
+  for (;;) {
+    seen.add(name);
+    if (t.nostream === true) return undefined;
+    const rf = t.replicatefrom;
+    const up = rf !== undefined && rf !== name && rf !== leaderName ? members.find((m) => m.name === rf) : undefined;
+    if (up === undefined) return memberSlotName(name);
+    if (seen.has(up.name)) return undefined;
+    name = up.name;
+    t = up;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // From an Observation
 
@@ -293,21 +324,29 @@ function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
-/** The slot inputs of this tick (`retained`: the leader's memory, else /status.retain_slots). */
-export function slotInputs(obs: Observation, leader: boolean, retained: string[]): SlotInputs {
-  const cluster = obs.cluster;
-  const config = obs.config as unknown as Record<string, unknown>;
-  // A member key without a conn_url (every agent publishes one) cannot stream: garbage written
-  // under members/ gets no slot (see slotMembers in builder.ts).
-  const members: SlotMember[] = (cluster?.members ?? []).filter((m) => typeof m.data.conn_url === 'string').map((m) => {
+/**
+ * The members as the slot decisions read them. A member key without a conn_url (every agent
+ * publishes one) cannot stream: garbage written under members/ gets no slot (see slotMembers in
+ * builder.ts).
+ */
+export function slotMembersOf(cluster: ClusterView | undefined): SlotMember[] {
+  return (cluster?.members ?? []).filter((m) => typeof m.data.conn_url === 'string').map((m) => {
     const out: SlotMember = { name: m.name };
     const rf = m.data.tags?.replicatefrom;
     if (typeof rf === 'string') out.replicatefrom = rf;
     if (m.data.tags?.nostream === true) out.nostream = true;
+    if (m.data.tags?.nofailover === true) out.nofailover = true;
     const lsn = num(m.data.xlog_location);
     if (lsn !== undefined) out.lsn = lsn;
     return out;
   });
+}
+
+/** The slot inputs of this tick (`retained`: the leader's memory, else /status.retain_slots). */
+export function slotInputs(obs: Observation, leader: boolean, retained: string[]): SlotInputs {
+  const cluster = obs.cluster;
+  const config = obs.config as unknown as Record<string, unknown>;
+  const members = slotMembersOf(cluster);
   return {
     self: obs.self.name,
     leader,
@@ -361,11 +400,30 @@ export function leaderSlots(obs: Observation, memory: Memory): { status: LeaderS
   return { status, actions: ops.length > 0 ? [{ type: 'syncSlots', ops }] : [] };
 }
 
-/** A replica's slot actions (none without slot facts). Forgets the leader's retention memory. */
+/**
+ * A replica's slot actions (none without slot facts). Forgets the leader's retention memory. A
+ * replica that has copies of permanent logical slots also checks their readiness (checkReady).
+ */
 export function replicaSlots(obs: Observation, memory: Memory): Action[] {
   memory.slotsRetain = undefined;
   if (obs.pg.slots === undefined) return [];
-  const ops = planSlots(slotInputs(obs, false, obs.cluster?.status?.retain_slots ?? []), obs.pg.slots);
+  const inputs = slotInputs(obs, false, obs.cluster?.status?.retain_slots ?? []);
+  const ops = planSlots(inputs, obs.pg.slots);
+  const want = wantedSlots(inputs);
+  const copies: Record<string, number | null> = {};
+  for (const h of obs.pg.slots) {
+    const w = want.get(h.name);
+    if (h.type === 'logical' && w !== undefined && sameAttributes(w, h) && h.walStatus !== 'lost') copies[h.name] = h.catalogXmin ?? null;
+  }
+  const leader = obs.cluster?.members.find((m) => m.name === inputs.leaderName);
+  const connUrl = leader?.data.conn_url;
+  const tags: { replicatefrom?: string; nostream?: boolean } = {};
+  if (typeof obs.self.tags.replicatefrom === 'string') tags.replicatefrom = obs.self.tags.replicatefrom;
+  if (obs.self.tags.nostream === true) tags.nostream = true;
+  const physical = slotNameOnPrimary(inputs.self, inputs.members, tags, inputs.leaderName);
+  if (Object.keys(copies).length > 0 && typeof connUrl === 'string' && inputs.leaderName !== inputs.self && physical !== undefined) {
+    ops.push({ op: 'checkReady', connUrl, physical, copies });
+  }
   return ops.length > 0 ? [{ type: 'syncSlots', ops }] : [];
 }
 

@@ -34,6 +34,10 @@ import { loadEtcd3Tls, type Etcd3Tls } from './etcd3-tls.ts';
 import { EtcdEndpoints } from './etcd-endpoints.ts';
 import { apiPrefixFor, b64, describe, prefixEnd, sleep, unb64 } from './etcd-util.ts';
 import type { Etcd3Options } from './etcd3-options.ts';
+import { KeyWatch } from './etcd3-watch.ts';
+
+/** A watch stream kept between the loop's waits is replaced after this long (etcd3-watch.ts). */
+const WATCH_MAX_AGE_MS = 60_000;
 import { takeOverTxn, type AuthResponse, type ErrorBody, type GrantResponse, type KeepaliveResponse, type KvJson, type MemberListResponse, type RangeResponse, type TimeToLiveResponse, type TxnResponse } from './etcd3-wire.ts';
 
 export { Etcd3SettingError } from './etcd3-tls.ts';
@@ -55,6 +59,9 @@ export class Etcd3Backend implements DcsBackend {
   #token: string | undefined;
   #closed = false;
   readonly #inflight = new Set<AbortController>();
+  readonly #watches = new Map<string, KeyWatch>();
+  /** Failed requests so far: a kept watch stream is not trusted past one (etcd3-watch.ts). */
+  #failovers = 0;
 
   constructor(opts: Etcd3Options) {
     if (opts.hosts.length === 0 && !opts.srv) throw new Error('etcd3: at least one host (or srv) is required');
@@ -232,6 +239,7 @@ export class Etcd3Backend implements DcsBackend {
 
   /** Move to the next endpoint, unless a concurrent call already did. */
   #failover(index: number, host: string, path: string, err: unknown): void {
+    this.#failovers++;
     if (index >= 0) this.#ep.failover(index);
     this.#log?.warn({ host, path, err: describe(err) }, 'etcd request failed; trying the next endpoint');
   }
@@ -378,46 +386,44 @@ export class Etcd3Backend implements DcsBackend {
     return r.succeeded === true;
   }
 
+  /** A watch stream kept open between calls, per key (etcd3-watch.ts). */
   async watch(rel: string, revision: string, timeoutMs: number, callerSignal: AbortSignal | undefined): Promise<void> {
     if (this.#closed || callerSignal?.aborted) return;
-    const ctrl = new AbortController();
-    this.#inflight.add(ctrl);
-    const signals = [ctrl.signal, AbortSignal.timeout(Math.max(0, timeoutMs))];
-    if (callerSignal) signals.push(callerSignal);
-    const signal = AbortSignal.any(signals);
-    const cur = this.#ep.current();
-    if (cur === undefined) return;
-    const { index, host } = cur;
-    let stream: Awaited<ReturnType<EtcdHttp['stream']>> | undefined;
-    try {
-      await this.#prepare(host, signal, undefined);
-      const create: Record<string, string> = { key: this.#key(rel) };
-      if (/^\d+$/.test(revision)) create.start_revision = (BigInt(revision) + 1n).toString();
-      stream = await this.#http.stream(host, `${this.#api ?? '/v3'}/watch`, {
-        method: 'POST',
-        headers: this.#headers(),
-        body: JSON.stringify({ create_request: create }),
-        signal,
+    let w = this.#watches.get(rel);
+    if (w === undefined) {
+      let host = '';
+      let index = -1;
+      w = new KeyWatch({
+        maxAgeMs: WATCH_MAX_AGE_MS,
+        epoch: () => `${this.#ep.current()?.host ?? ''} ${this.#failovers}`,
+        broken: (err) => this.#failover(index, host, '/watch', err),
+        open: async (from, signal) => {
+          const cur = this.#ep.current();
+          if (cur === undefined || this.#closed) return undefined;
+          ({ index, host } = cur);
+          try {
+            await this.#prepare(host, signal, undefined);
+            const create: Record<string, string> = { key: this.#key(rel) };
+            if (from !== undefined) create.start_revision = from.toString();
+            // The gateway streams one JSON object per line: first the "created" ack, then events.
+            const stream = await this.#http.stream(host, `${this.#api ?? '/v3'}/watch`, {
+              method: 'POST',
+              headers: this.#headers(),
+              body: JSON.stringify({ create_request: create }),
+              signal,
+            });
+            if (stream.status === 200) return stream;
+            stream.close();
+            return undefined;
+          } catch (err) {
+            if (!signal.aborted) this.#failover(index, host, '/watch', err);
+            return undefined;
+          }
+        },
       });
-      if (stream.status !== 200) return;
-      // The gateway streams one JSON object per line: first the "created" ack, then events.
-      for await (const line of stream.lines) {
-        const msg = JSON.parse(line) as {
-          error?: unknown;
-          result?: { events?: unknown[]; canceled?: boolean; compact_revision?: string };
-        };
-        const r = msg.result;
-        if (msg.error !== undefined || !r) return;
-        if (r.events?.length || r.canceled || (r.compact_revision && r.compact_revision !== '0')) return;
-      }
-    } catch (err) {
-      const timedOut = signal.aborted;
-      if (!timedOut) this.#failover(index, host, '/watch', err);
-    } finally {
-      stream?.close();
-      ctrl.abort();
-      this.#inflight.delete(ctrl);
+      this.#watches.set(rel, w);
     }
+    await w.wait(revision, timeoutMs, callerSignal);
   }
 
   /**
@@ -427,6 +433,7 @@ export class Etcd3Backend implements DcsBackend {
   async close(revoke: string | undefined): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const w of this.#watches.values()) w.close();
     for (const ctrl of this.#inflight) ctrl.abort();
     this.#inflight.clear();
     try {

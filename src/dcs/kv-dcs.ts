@@ -3,10 +3,10 @@
 // compact JSON), so every backend stores the same bytes.
 //
 // The session (etcd: lease) is hidden here: granted on first need; kept alive by acquireLeader,
-// takeLeader and refreshLeader (always) and by touchMember (when the last keepalive is a second
-// old or more); granted anew when the store no longer knows it or setTtl changed the TTL (the
-// replaced one then ended through opts.endSession, where given, once no key is bound to it); ended
-// by close() unless keepLease. A write that names a session the store lost (SessionNotFound) is
+// takeLeader and refreshLeader (always) and by touchMember (when the last keepalive is a quarter
+// of the TTL old, at least a second); granted anew when the store no longer knows it or setTtl
+// changed the TTL (the replaced one then ended through opts.endSession, where given, once no key
+// is bound to it); ended by close() unless keepLease. A write that names a session the store lost (SessionNotFound) is
 // retried once with a new session.
 //
 // Each verb has one budget (retryTimeout seconds from its start, plus the caller's signal) shared
@@ -48,8 +48,12 @@ export interface KvDcsOptions {
   endSession?: (session: string, op: Op) => Promise<void>;
 }
 
-/** A minimum spacing of keepalives made by touchMember (ms); the leader verbs always keep alive. */
-const MEMBER_KEEPALIVE_MS = 1000;
+/**
+ * Minimum spacing of the keepalives touchMember makes: a quarter of the TTL, at least a second
+ * (the leader verbs always keep alive). A replica's session then lives on a keepalive every
+ * ttl/4 plus one loop (Patroni: every loop_wait), not one per loop (issue 12: idle DCS requests).
+ */
+const memberKeepaliveMs = (ttlSeconds: number): number => Math.max(1000, ttlSeconds * 250);
 
 export class KvDcs implements Dcs {
   readonly prefix: string;
@@ -105,7 +109,7 @@ export class KvDcs implements Dcs {
     return id;
   }
 
-  /** Our session, after a keepalive when `force` or the last one is a second old; granted when needed. */
+  /** Our session, after a keepalive when `force` or the last one is memberKeepaliveMs old; granted when needed. */
   async #keepalive(force: boolean, op: Op): Promise<string> {
     const s = this.#session;
     if (!s) return this.#grant(op);
@@ -114,7 +118,7 @@ export class KvDcs implements Dcs {
       if (this.#endSession !== undefined) this.#retired = s.id;
       return id;
     }
-    if (!force && this.#b.now() - this.#lastKeepalive < MEMBER_KEEPALIVE_MS) return s.id;
+    if (!force && this.#b.now() - this.#lastKeepalive < memberKeepaliveMs(s.ttl)) return s.id;
     const alive = await this.#b.keepAlive(s.id, op).catch((err: unknown) => {
       if (err instanceof SessionNotFound) return false;
       throw err;

@@ -21,7 +21,11 @@
 //   keepalives stop. (Patroni's ZooKeeper client pings from a background thread whatever its HA
 //   loop does.)
 // - Watches are one-shot and delivered by path; a lost connection fires every registered watch
-//   (a spurious wake, never a missed one: server watches are not re-registered).
+//   (a spurious wake, never a missed one: server watches are not re-registered). onEvent
+//   listeners see every watch event with its type, and every end of an established connection
+//   (after which the server holds none of this connection's watches).
+// - A ping goes out only when nothing was sent for a third of the read timeout: any request
+//   extends the session at the server and tells us the server is alive as well.
 //
 // Failure contract of call(): resolves with the reply body; rejects with ZkError(code) for a
 // server error, ZkError(connectionLoss) when the connection dropped with the request in flight
@@ -86,6 +90,12 @@ interface Session {
   lastAck: number;
 }
 
+/** What onEvent listeners receive: a watch event (type: EventType) or the end of a connection. */
+export type ZkEvent = { kind: 'watch'; type: number; path: string } | { kind: 'disconnected' };
+
+/** ZooKeeper's watch event types. */
+export const EventType = { created: 1, deleted: 2, dataChanged: 3, childrenChanged: 4 } as const;
+
 const XID_WATCH = -1;
 const XID_PING = -2;
 const XID_AUTH = -4;
@@ -114,6 +124,9 @@ export class ZkClient {
   #pings: number[] = [];
   #readyWaiters = new Set<() => void>();
   #watchers = new Map<string, Set<() => void>>();
+  #listeners = new Set<(e: ZkEvent) => void>();
+  /** Time the last request or ping was written to the connection. */
+  #lastSent = 0;
   #timer: NodeJS.Timeout | undefined;
   /** Why the last connection attempt or connection failed (for error messages). */
   #lastConnError: string | undefined;
@@ -185,6 +198,14 @@ export class ZkClient {
     };
   }
 
+  /** Call `fn` for every watch event and every end of an established connection; returns the unsubscribe function. */
+  onEvent(fn: (e: ZkEvent) => void): () => void {
+    this.#listeners.add(fn);
+    return () => {
+      this.#listeners.delete(fn);
+    };
+  }
+
   /**
    * Send one request and wait for its reply. With `session`, the request is sent only while that
    * session is the live one (ZkSessionLost otherwise).
@@ -203,6 +224,7 @@ export class ZkClient {
       this.#pending.set(xid, { resolve, reject, sentAt: Date.now(), type });
     });
     this.#lastCall = Date.now();
+    this.#lastSent = this.#lastCall;
     this.#awaiting ??= this.#lastCall;
     sock.write(Buffer.concat([len, packet]));
     try {
@@ -366,7 +388,10 @@ export class ZkClient {
         this.#pending.clear();
         this.#pings = [];
         this.#awaiting = undefined;
-        if (established || wasConnected) this.#fireAll();
+        if (established || wasConnected) {
+          this.#emit({ kind: 'disconnected' });
+          this.#fireAll();
+        }
         resolve(established);
       });
     });
@@ -406,7 +431,10 @@ export class ZkClient {
       }
       // Pings only while the client is in use (see the header): an idle client lets its session lapse.
       if (now - this.#lastCall > readTimeout) return;
+      // A request sent within the last tick did what a ping does (see the header).
+      if (now - this.#lastSent < tick) return;
       this.#awaiting ??= now;
+      this.#lastSent = now;
       this.#pings.push(now);
       sock.write(new Writer().int(XID_PING).int(Op.ping).packet());
     }, tick);
@@ -430,9 +458,10 @@ export class ZkClient {
       return;
     }
     if (xid === XID_WATCH) {
-      r.int(); // type
+      const type = r.int();
       r.int(); // state
       const path = r.string() ?? '';
+      this.#emit({ kind: 'watch', type, path });
       this.#fire(path);
       return;
     }
@@ -453,6 +482,10 @@ export class ZkClient {
       this.#session = undefined;
       this.#sock?.destroy();
     }
+  }
+
+  #emit(e: ZkEvent): void {
+    for (const fn of [...this.#listeners]) fn(e);
   }
 
   #fire(path: string): void {

@@ -21,10 +21,16 @@
 //   pipelined on the one connection (the server answers a session's requests in order). Not an
 //   atomic snapshot, as with Patroni's ZooKeeper loader: a key changed between the reads is seen
 //   either way, a key deleted meanwhile is left out. The revision is the zxid the server had
-//   reached at the first read, so watch() wakes for any change not covered by the read.
-// - watch('leader', revision): exists(leader) with a watch; returns at once when the leader
-//   znode's mzxid, or the cluster znode's pzxid (children created or deleted), is past the
-//   revision; otherwise waits for the watch event. A dropped connection wakes it (spuriously).
+//   reached at the first read, so watch() wakes for any change not covered by the read. The
+//   reads are made with watches and kept (zookeeper-cache.ts): while the connection holds, a
+//   read is one request (an exists whose reply orders after every watch event of what changed)
+//   plus a new read of what a watch reported changed; that file says why this is as fresh as
+//   reading everything again.
+// - watch('leader', revision): while that cache is valid, waits for its watch events on the
+//   leader znode and the cluster's children (returns at once when one came, or a later read saw
+//   them change, after the revision). Otherwise exists(leader) with a watch; returns at once when
+//   the leader znode's mzxid, or the cluster znode's pzxid (children created or deleted), is past
+//   the revision; otherwise waits for the watch event. A dropped connection wakes it (spuriously).
 // - sync is never deleted: "delete" sets it to {} (as Patroni does on ZooKeeper), and readTree
 //   leaves a {} sync key out, which is what Patroni makes of it (an empty sync state).
 // - deleteTree deletes the cluster znode and everything under it (patronictl remove).
@@ -36,6 +42,7 @@ import { SessionNotFound, type DcsBackend, type Op, type RawKv } from './backend
 import { KvDcs } from './kv-dcs.ts';
 import { EPHEMERAL, Err, OPEN_ACL, Op as Code, Writer, type Acl, type Stat } from './zookeeper-jute.ts';
 import { ZkAborted, ZkClient, ZkClosed, ZkError, ZkSessionLost, ZkTimeout, type ZkClientOptions } from './zookeeper-client.ts';
+import { TreeCache, type TreeReads, type ZNode } from './zookeeper-cache.ts';
 
 export interface ZookeeperOptions {
   hosts: string[];
@@ -64,6 +71,7 @@ export class ZookeeperBackend implements DcsBackend {
   readonly #zk: ZkClient;
   readonly #acl: Acl[];
   readonly #hosts: string;
+  readonly #cache: TreeCache;
 
   constructor(opts: ZookeeperOptions) {
     this.prefix = opts.prefix;
@@ -81,6 +89,8 @@ export class ZookeeperBackend implements DcsBackend {
       auth: opts.auth ?? [],
       ...(opts.logger === undefined ? {} : { logger: opts.logger }),
     });
+    this.#cache = new TreeCache(this.#base);
+    this.#zk.onEvent((e) => this.#cache.onEvent(e));
   }
 
   now(): number {
@@ -127,9 +137,9 @@ export class ZookeeperBackend implements DcsBackend {
     }
   }
 
-  async #getData(path: string, op: Op): Promise<{ data: string; stat: Stat } | undefined> {
+  async #getData(path: string, op: Op, watch = false): Promise<ZNode | undefined> {
     try {
-      const { body } = await this.#call(Code.getData, new Writer().string(path).bool(false), op, `get ${path}`, { pass: [Err.noNode], idempotent: true });
+      const { body } = await this.#call(Code.getData, new Writer().string(path).bool(watch), op, `get ${path}`, { pass: [Err.noNode], idempotent: true });
       const data = body.buffer();
       return { data: data === null ? '' : data.toString('utf8'), stat: body.stat() };
     } catch (err) {
@@ -138,9 +148,18 @@ export class ZookeeperBackend implements DcsBackend {
     }
   }
 
-  async #children(path: string, op: Op): Promise<{ names: string[]; zxid: bigint }> {
+  /** getData with a watch; an absent znode gets an exists watch instead (it fires on creation). */
+  async #watchedData(path: string, op: Op): Promise<ZNode | undefined> {
+    const r = await this.#getData(path, op, true);
+    if (r !== undefined) return r;
+    if ((await this.#exists(path, op, true)) === undefined) return undefined;
+    // Created in between: read it (its data watch is set by now; a deletion since fires it).
+    return this.#getData(path, op, true);
+  }
+
+  async #children(path: string, op: Op, watch = false): Promise<{ names: string[]; zxid: bigint }> {
     try {
-      const r = await this.#call(Code.getChildren, new Writer().string(path).bool(false), op, `list ${path}`, { pass: [Err.noNode], idempotent: true });
+      const r = await this.#call(Code.getChildren, new Writer().string(path).bool(watch), op, `list ${path}`, { pass: [Err.noNode], idempotent: true });
       return { names: r.body.strings(), zxid: r.zxid };
     } catch (err) {
       if (isZk(err, Err.noNode)) return { names: [], zxid: -1n };
@@ -194,21 +213,31 @@ export class ZookeeperBackend implements DcsBackend {
   // ---- primitives (backend.ts) ----------------------------------------------------------------
 
   async readTree(op: Op): Promise<{ kvs: RawKv[]; revision: string }> {
-    const [top, members] = await Promise.all([this.#children(this.#path(''), op), this.#children(this.#path('members'), op)]);
-    const rels = top.names.filter((n) => n !== 'members' && n !== 'optime');
-    if (top.names.includes('optime')) rels.push('optime/leader');
-    for (const m of members.names) rels.push(`members/${m}`);
-    const got = await Promise.all(rels.map(async (rel) => [rel, await this.#getData(this.#path(rel), op)] as const));
+    const reads: TreeReads = {
+      check: async () => {
+        try {
+          return (await this.#call(Code.exists, new Writer().string(this.#path('')).bool(false), op, 'check', { pass: [Err.noNode], idempotent: true })).zxid;
+        } catch (err) {
+          if (isZk(err, Err.noNode)) return undefined;
+          throw err;
+        }
+      },
+      children: async (path, watch) => {
+        const r = await this.#children(path, op, watch);
+        return r.zxid < 0n ? undefined : r;
+      },
+      data: (path, watch) => (watch ? this.#watchedData(path, op) : this.#getData(path, op)),
+    };
+    const { nodes, revision } = await this.#cache.read(reads);
     const kvs: RawKv[] = [];
-    for (const [rel, r] of got) {
+    for (const [rel, r] of nodes) {
       // A znode that only holds others (e.g. a Citus group level) is not a key.
-      if (r === undefined || (r.data === '' && r.stat.numChildren > 0)) continue;
+      if (r.data === '' && r.stat.numChildren > 0) continue;
       // An emptied sync key ({}: Patroni's delete on ZooKeeper) reads as no sync state, as in Patroni.
       if (rel === 'sync' && r.data === EMPTY_SYNC) continue;
       kvs.push(this.#kv(rel, r.data, r.stat));
     }
-    const zxid = top.zxid >= 0n ? top.zxid : members.zxid;
-    return { kvs, revision: (zxid >= 0n ? zxid : 0n).toString() };
+    return { kvs, revision: (revision >= 0n ? revision : 0n).toString() };
   }
 
   async get(rel: string, op: Op): Promise<RawKv | undefined> {
@@ -368,6 +397,11 @@ export class ZookeeperBackend implements DcsBackend {
 
   async watch(rel: string, revision: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     if (this.#zk.closed || signal?.aborted) return;
+    if (rel === 'leader') {
+      const state = this.#cache.leaderState(/^\d+$/.test(revision) ? BigInt(revision) : undefined);
+      if (state === 'changed') return;
+      if (state === 'armed') return this.#waitCached(timeoutMs, signal);
+    }
     const path = this.#path(rel);
     const op: Op = { signal, deadline: Date.now() + timeoutMs, budgetMs: timeoutMs };
     let unregister: () => void = () => undefined;
@@ -397,6 +431,22 @@ export class ZookeeperBackend implements DcsBackend {
     } finally {
       unregister();
     }
+  }
+
+  /** The leader watch on the cache's own watches (no request): an event, the timeout or the signal. */
+  async #waitCached(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    const w = this.#cache.waitLeader();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      signal?.addEventListener('abort', done, { once: true });
+      void w.done.then(done);
+      function done(): void {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        w.cancel();
+        resolve();
+      }
+    });
   }
 
   async close(revoke: string | undefined): Promise<void> {

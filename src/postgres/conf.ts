@@ -9,6 +9,7 @@
 import type { PostgresqlSettings } from '../config/types.ts';
 import { libpqPairs, parseConnUrl, parseListen, renderConninfo, type PgpassEntry } from './conninfo.ts';
 import { confValueToString, parseBool, parseIntValue, parseSizeMb, quoteConfValue } from './conf-values.ts';
+import { bootstrapRecoveryConf } from './bootstrap-recovery.ts';
 import { memberSlotName } from '../core/slots.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -110,6 +111,21 @@ export interface BuildParamsInput {
   useSlots?: boolean;
   /** The dynamic postgresql.recovery_conf: used when the local section has none (local replaces it whole, as in Patroni). */
   dynamicRecoveryConf?: Record<string, unknown>;
+  /**
+   * The effective parameters_<role> of the node's current role (roles.ts roleParameters): merged
+   * over the local and dynamic parameters; the Patroni-controlled GUCs in it are ignored.
+   */
+  roleParameters?: Record<string, unknown>;
+  /** postgresql.krbsrvname: written into primary_conninfo. */
+  krbsrvname?: string;
+  /**
+   * A custom bootstrap's recovery (the node is a primary being restored): bootstrap.<method>.recovery_conf
+   * written in place of the blank recovery targets, and hot_standby off when the recovery ends in a
+   * promotion or the script's own recovery settings are kept, as Patroni does (see bootstrap-recovery.ts).
+   */
+  bootstrapRecovery?: { recoveryConf?: Record<string, unknown>; keepExisting: boolean };
+  /** hot_standby_feedback forced on, over any configured value (logical slot copies need it). */
+  hotStandbyFeedback?: boolean;
 }
 
 /**
@@ -200,6 +216,18 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   };
   take(dynamic, 'dynamic');
   take(input.settings.parameters, 'local');
+  if (input.roleParameters !== undefined) {
+    for (const name of Object.keys(input.roleParameters)) {
+      if (OWNED.has(name.toLowerCase())) ignored.push(`${name}: set by Vigil, not by a role's parameters`);
+    }
+    take(input.roleParameters, 'role');
+  }
+  const recovery = input.bootstrapRecovery !== undefined ? bootstrapRecoveryConf(input.bootstrapRecovery, COMMAND_LINE_GUCS) : undefined;
+  if (recovery !== undefined) {
+    ignored.push(...recovery.ignored);
+    if (recovery.hotStandbyOff) controlled.hot_standby = 'off';
+  }
+  if (input.hotStandbyFeedback === true) others.set('hot_standby_feedback', 'on');
 
   const conf: Array<[string, string]> = [];
   for (const name of COMMAND_LINE_GUCS) if (controlled[name] !== undefined) conf.push([name, controlled[name]]);
@@ -207,7 +235,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   for (const name of [...others.keys()].sort()) conf.push([name, others.get(name)!]);
 
   // Recovery settings: always written (empty when unused) so included files cannot set them.
-  const standby = input.role === 'replica';
+  const standby = input.role === 'replica' || recovery?.standby === true;
   const upstream = standby ? (input.upstream ?? null) : null;
   let conninfo = '';
   let slot = '';
@@ -223,7 +251,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
       ['passfile', hasPassword ? input.settings.pgpass : undefined],
       ['dbname', t.dbname ?? input.settings.database],
       ['application_name', input.memberName],
-      ...libpqPairs(repl, { sslmode: 'prefer', gssencmode: 'prefer', channel_binding: 'prefer' }),
+      ...libpqPairs(repl, { sslmode: 'prefer', gssencmode: 'prefer', channel_binding: 'prefer' }, input.krbsrvname),
     ]);
     if (input.useSlots ?? input.settings.useSlots) slot = upstream.slot !== undefined ? (upstream.slot ?? '') : slotName(input.memberName);
     if (hasPassword) pgpass = { host: t.host, port: t.port, database: '*', user: repl.username, password: repl.password! };
@@ -232,8 +260,14 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   conf.push(['primary_slot_name', slot]);
   conf.push(['recovery_target_timeline', 'latest']);
   for (const n of ['', '_lsn', '_name', '_time', '_xid']) conf.push([`recovery_target${n}`, '']);
+  // A custom bootstrap's recovery_conf: its settings (recovery targets included) replace these.
+  for (const [name, v] of recovery?.params ?? []) {
+    const at = conf.findIndex(([k]) => k === name);
+    if (at >= 0) conf.splice(at, 1);
+    conf.push([name, v]);
+  }
   // postgresql.recovery_conf: a replica's own recovery settings (override postgresql.parameters).
-  for (const [name, raw] of Object.entries(standby ? (input.settings.recoveryConf ?? input.dynamicRecoveryConf ?? {}) : {})) {
+  for (const [name, raw] of Object.entries(input.role === 'replica' ? (input.settings.recoveryConf ?? input.dynamicRecoveryConf ?? {}) : {})) {
     const lname = name.toLowerCase();
     const v = confValueToString(raw);
     if (v === undefined || !GUC_NAME_RE.test(name) || OWNED.has(lname) || /^(recovery_target.*|primary_conninfo|primary_slot_name|standby_mode)$/.test(lname)) {

@@ -9,6 +9,9 @@
 //   <data_dir>/standby.signal        present iff the node is configured as a replica
 //   <conf>/pg_hba.conf               the effective pg_hba lines (then Vigil's loopback defaults), when configured
 //   <conf>/pg_ident.conf             the effective pg_ident lines, when configured
+//   <conf>/pg_hba.conf.vigil-base    (and pg_ident.conf.vigil-base) the file as it was before a
+//                                    role's list (pg_hba_<role>) first replaced it; restored for a
+//                                    role without a list when no base list is configured
 //
 // <conf> is postgresql.config_dir (default: the data directory), <base> postgresql.config_base_name
 // (default: postgresql). With a config_dir outside the data directory, as in Patroni, the generated
@@ -26,6 +29,7 @@ import { renderPgHba, renderPgpass } from './conninfo.ts';
 import { CONTROL_MINIMUMS } from './controldata.ts';
 import { PgControlError } from './errors.ts';
 import { mkdirOwned, type PgNode } from './node.ts';
+import { configRole, roleAuthLists, roleParameters, type RoleOverridesByRole } from './roles.ts';
 import { withClient } from './probe.ts';
 import type { SyncStandby } from './sync.ts';
 
@@ -52,11 +56,25 @@ export interface WriteConfigOptions {
   useSlots?: boolean;
   /** The dynamic configuration's postgresql.recovery_conf (used when the local section sets none). */
   recoveryConf?: Record<string, unknown> | null;
+  /** The dynamic configuration's parameters_<role>, pg_hba_<role>, pg_ident_<role> (roles.ts dynamicRoleOverrides). */
+  roleOverrides?: RoleOverridesByRole | null;
+  /** The node leads a standby cluster (role replica): the standby_leader overrides apply instead of the replica ones. */
+  standbyLeader?: boolean;
+  /**
+   * Right after a custom bootstrap's script (role primary): its recovery_conf and
+   * keep_existing_recovery_conf (bootstrap-recovery.ts). With recovery_conf, recovery.signal
+   * (or standby.signal) is written; with keep_existing_recovery_conf alone the signal files the
+   * script left are kept.
+   */
+  bootstrapRecovery?: { recoveryConf?: Record<string, unknown>; keepExisting: boolean };
+  /** Force hot_standby_feedback on (core/slots.ts enforceHotStandbyFeedback). */
+  hotStandbyFeedback?: boolean;
 }
 
 /**
- * The pg_hba and pg_ident lines to write, Patroni's precedence: the local postgresql section's
- * list when it has one (non-empty), else the dynamic configuration's; undefined: leave the file
+ * The pg_hba and pg_ident lines to write, Patroni's precedence: the role's list (`role`) when there
+ * is one, else the local postgresql section's list when it has one (non-empty), else the dynamic
+ * configuration's; undefined: leave the file
  * as it is (initdb's, or what bootstrap wrote). Nothing is written for a file that
  * postgresql.parameters relocates (hba_file / ident_file).
  */
@@ -64,13 +82,15 @@ export function effectiveAuthFiles(
   local: { pgHba: string[]; pgIdent?: string[] },
   dynamic: { pgHba?: string[] | null; pgIdent?: string[] | null },
   params: ReadonlyMap<string, string> | Record<string, string>,
+  role: { pgHba?: string[]; pgIdent?: string[] } = {},
 ): { pgHba?: string[]; pgIdent?: string[] } {
   const has = (k: string): boolean => (params instanceof Map ? params.get(k) : (params as Record<string, string>)[k]) !== undefined;
   const pick = (l: string[] | undefined, d: string[] | null | undefined): string[] | undefined =>
     l !== undefined && l.length > 0 ? l : d !== undefined && d !== null && d.length > 0 ? d : undefined;
   const out: { pgHba?: string[]; pgIdent?: string[] } = {};
-  const hba = has('hba_file') ? undefined : pick(local.pgHba, dynamic.pgHba);
-  const ident = has('ident_file') ? undefined : pick(local.pgIdent, dynamic.pgIdent);
+  // The current role's pg_hba_<role> / pg_ident_<role> (roles.ts roleAuthLists) replace the base lists.
+  const hba = has('hba_file') ? undefined : (role.pgHba ?? pick(local.pgHba, dynamic.pgHba));
+  const ident = has('ident_file') ? undefined : (role.pgIdent ?? pick(local.pgIdent, dynamic.pgIdent));
   if (hba !== undefined) out.pgHba = hba;
   if (ident !== undefined) out.pgIdent = ident;
   return out;
@@ -99,8 +119,13 @@ export class ConfigFiles {
   private async writeLocked(opts: WriteConfigOptions): Promise<WriteConfigResult> {
     const override = await this.sync.override();
     if (await this.node.dataDirEmpty()) throw new PgControlError('PG_DATA_DIR', `cannot write configuration: ${this.node.dataDir} is not initialised`);
+    const role = configRole(opts.role, opts.standbyLeader === true);
+    const roleParams = roleParameters(this.node.settings.roleOverrides, opts.roleOverrides, role);
     const built = buildParameters({
       settings: this.node.settings,
+      ...(Object.keys(roleParams).length > 0 ? { roleParameters: roleParams } : {}),
+      ...(this.node.settings.krbsrvname !== undefined ? { krbsrvname: this.node.settings.krbsrvname } : {}),
+      ...(opts.bootstrapRecovery !== undefined ? { bootstrapRecovery: opts.bootstrapRecovery } : {}),
       memberName: this.node.name,
       ...(this.node.scope !== undefined ? { scope: this.node.scope } : {}),
       role: opts.role,
@@ -109,10 +134,13 @@ export class ConfigFiles {
       ...(this.node.nostream ? { nostream: true } : {}),
       ...(opts.useSlots !== undefined ? { useSlots: opts.useSlots } : {}),
       ...(opts.recoveryConf !== undefined && opts.recoveryConf !== null ? { dynamicRecoveryConf: opts.recoveryConf } : {}),
+      ...(opts.hotStandbyFeedback === true ? { hotStandbyFeedback: true } : {}),
     });
     for (const msg of built.ignored) this.node.log.warn(`parameter ignored: ${msg}`);
 
-    const files = effectiveAuthFiles(this.node.settings, { pgHba: opts.pgHba ?? null, pgIdent: opts.pgIdent ?? null }, new Map(built.conf));
+    const userParams = new Map(built.conf);
+    const roleLists = roleAuthLists(this.node.settings.roleOverrides, opts.roleOverrides, role);
+    const files = effectiveAuthFiles(this.node.settings, { pgHba: opts.pgHba ?? null, pgIdent: opts.pgIdent ?? null }, userParams, roleLists);
     const confDir = this.node.confDir;
     const separate = confDir !== this.node.dataDir;
     if (separate || this.node.confBaseName !== 'postgresql') await this.prepareConfDir(built.conf, separate);
@@ -145,7 +173,18 @@ export class ConfigFiles {
 
     const signalPath = this.node.signalPath;
     const hasSignal = existsSync(signalPath);
-    if (built.standby && !hasSignal) {
+    const br = opts.bootstrapRecovery;
+    if (br !== undefined && br.recoveryConf !== undefined && !built.standby) {
+      // A custom bootstrap's recovery to a target: recovery.signal (PostgreSQL removes it when it promotes).
+      const recoverySignal = join(this.node.dataDir, 'recovery.signal');
+      if (!existsSync(recoverySignal)) {
+        await this.node.writeOwned(recoverySignal, '', 0o600);
+        changed = true;
+      }
+    }
+    if (br !== undefined && br.recoveryConf === undefined && br.keepExisting) {
+      // keep_existing_recovery_conf: the signal files stay as the script left them.
+    } else if (built.standby && !hasSignal) {
       await this.node.writeOwned(signalPath, '', 0o600);
       restartReasons.push('standby.signal created');
       changed = true;
@@ -155,19 +194,31 @@ export class ConfigFiles {
       changed = true;
     }
 
-    // pg_hba.conf / pg_ident.conf: a change needs only a reload.
+    // pg_hba.conf / pg_ident.conf: a change needs only a reload. Before a role's list first replaces
+    // a file that no configured list wrote (initdb's or bootstrap.pg_hba's), the file is kept as
+    // <file>.vigil-base; a role without a list, where no base list is configured either, gets it back.
     const auth = this.node.settings.authentication;
-    const authTexts: Array<[string, string]> = [];
-    if (files.pgHba !== undefined) {
-      authTexts.push([
-        join(confDir, 'pg_hba.conf'),
-        renderPgHba({ lines: files.pgHba, superuser: auth.superuser, replication: auth.replication, ...(auth.rewind !== undefined ? { rewind: auth.rewind } : {}) }),
-      ]);
-    }
-    if (files.pgIdent !== undefined) authTexts.push([join(confDir, 'pg_ident.conf'), renderPgIdent(files.pgIdent)]);
-    for (const [path, wanted] of authTexts) {
-      const old = existsSync(path) ? await readFile(path, 'utf8').catch(() => undefined) : undefined;
-      if (old === wanted) continue;
+    const authFiles: Array<[string, string | undefined, boolean, boolean]> = [
+      [
+        'pg_hba.conf',
+        files.pgHba !== undefined
+          ? renderPgHba({ lines: files.pgHba, superuser: auth.superuser, replication: auth.replication, ...(auth.rewind !== undefined ? { rewind: auth.rewind } : {}) })
+          : undefined,
+        roleLists.pgHba !== undefined,
+        userParams.has('hba_file'),
+      ],
+      ['pg_ident.conf', files.pgIdent !== undefined ? renderPgIdent(files.pgIdent) : undefined, roleLists.pgIdent !== undefined, userParams.has('ident_file')],
+    ];
+    for (const [file, rendered, fromRole, relocated] of authFiles) {
+      if (relocated) continue;
+      const path = join(confDir, file);
+      const basePath = `${path}.vigil-base`;
+      const read = async (p: string): Promise<string | undefined> => (existsSync(p) ? await readFile(p, 'utf8').catch(() => undefined) : undefined);
+      const old = await read(path);
+      let wanted = rendered;
+      if (wanted === undefined) wanted = await read(basePath);
+      else if (fromRole && old !== undefined && old !== wanted && !existsSync(basePath)) await this.node.writeOwned(basePath, old, 0o600);
+      if (wanted === undefined || old === wanted) continue;
       await this.node.writeOwned(path, wanted, 0o600);
       changed = true;
     }

@@ -52,12 +52,13 @@ export function renderConninfo(pairs: Array<[string, string | number | undefined
 
 /**
  * The libpq settings of `creds` (sslmode, sslcert, ..., channel_binding) as conninfo pairs, in the
- * order Patroni writes them. `defaults` fills keywords the user did not set (primary_conninfo:
- * sslmode, gssencmode and channel_binding default to prefer, as Patroni writes them).
+ * order Patroni writes them, with postgresql.krbsrvname (the Kerberos service name) when given.
+ * `defaults` fills keywords the user did not set (primary_conninfo: sslmode, gssencmode and
+ * channel_binding default to prefer, as Patroni writes them).
  */
-export function libpqPairs(creds: Credentials, defaults: Record<string, string> = {}): Array<[string, string | undefined]> {
-  const order = ['sslmode', 'sslcompression', 'sslcert', 'sslkey', 'sslpassword', 'sslrootcert', 'sslcrl', 'sslcrldir', 'gssencmode', 'channel_binding'];
-  return order.map((k) => [k, creds.libpq?.[k] ?? defaults[k]]);
+export function libpqPairs(creds: Credentials, defaults: Record<string, string> = {}, krbsrvname?: string): Array<[string, string | undefined]> {
+  const order = ['sslmode', 'sslcompression', 'sslcert', 'sslkey', 'sslpassword', 'sslrootcert', 'sslcrl', 'sslcrldir', 'krbsrvname', 'gssencmode', 'channel_binding'];
+  return order.map((k) => [k, k === 'krbsrvname' ? krbsrvname : (creds.libpq?.[k] ?? defaults[k])]);
 }
 
 /**

@@ -16,7 +16,7 @@ import type { LocalPg, LocalSync } from '../core/model.ts';
 import { ConfigFiles, type WriteConfigOptions, type WriteConfigResult } from './configfiles.ts';
 import { DataDir, type BasebackupOptions } from './datadir.ts';
 import { Facts } from './facts.ts';
-import { applySlotOps, fetchLogicalSlots, readSlots, writeLogicalSlots, type SlotState } from './slots.ts';
+import { applySlotOps, fetchLogicalSlots, readSlots, unreadyAtPromotion, writeLogicalSlots, type SlotState } from './slots.ts';
 import type { SlotOp } from '../core/slots.ts';
 import { PgNode, type PgLogger } from './node.ts';
 import { Postmaster, type PostmasterExitInfo } from './postmaster.ts';
@@ -185,6 +185,7 @@ export class PostgresController {
 
   /** Promotes a standby and resolves once it is out of recovery. No-op on a primary. */
   promote(opts: { timeoutMs?: number } = {}): Promise<void> {
+    unreadyAtPromotion(this.node); // logs the logical slot copies not ready yet
     return this.postmaster.promote(opts);
   }
 

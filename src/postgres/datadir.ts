@@ -10,12 +10,13 @@ import { libpqPairs, parseConnUrl, quoteIdent, quoteLiteral, renderConninfo, ren
 import type { ConfigFiles } from './configfiles.ts';
 import { controlSysid } from './controldata.ts';
 import { isTransientError, libpqToolFailure, PgControlError } from './errors.ts';
-import { lastLines, ownForPg, run } from './exec.ts';
+import { krbEnv, lastLines, ownForPg, run } from './exec.ts';
 import { sleep, type PgNode } from './node.ts';
 import { basebackupExtraArgs, checkRenderedOptions } from './options.ts';
 import type { Postmaster } from './postmaster.ts';
 import { withClient, type ConnParams } from './probe.ts';
 import { runCustomBootstrap, runReplicaMethod } from './replica-methods.ts';
+import { dynamicRoleOverrides } from './roles.ts';
 import type { SyncStandby } from './sync.ts';
 
 export interface BasebackupOptions {
@@ -110,6 +111,7 @@ export class DataDir {
       parameters: dynamic !== null && typeof dynamic === 'object' ? (dynamic as Record<string, unknown>) : {},
       pgHba: lines(dcsPg.pg_hba),
       pgIdent: lines(dcsPg.pg_ident),
+      roleOverrides: dynamicRoleOverrides(dcsPg),
     });
   }
 
@@ -201,7 +203,7 @@ export class DataDir {
       this.node.log.info(`running post_bootstrap script ${argv.join(' ')}`);
       const r = await run(argv[0]!, [...argv.slice(1), dsn], {
         signal,
-        env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), PGOPTIONS: '-c synchronous_commit=local' },
+        env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), ...krbEnv(this.node.settings.krbsrvname), PGOPTIONS: '-c synchronous_commit=local' },
       });
       const out = lastLines(r.stdout + r.stderr, 5);
       this.node.log.info(`post_bootstrap script finished${out !== '' ? `: ${out}` : ''}`);
@@ -240,7 +242,7 @@ export class DataDir {
       ['port', t.port],
       ['user', repl.username],
       ['dbname', t.dbname ?? this.node.settings.database],
-      ...libpqPairs(repl),
+      ...libpqPairs(repl, {}, this.node.settings.krbsrvname),
     ]);
     const pgpass =
       repl.password !== undefined && repl.password !== ''
@@ -366,7 +368,7 @@ export class DataDir {
    * (else the superuser) via a temporary pgpass. First makes sure the source has a checkpoint on
    * its current timeline (otherwise pg_rewind would wrongly find nothing to do). Configuration
    * files pg_rewind copies from the source (pg_hba.conf, pg_ident.conf, postgresql.base.conf,
-   * postgresql.conf) are put back afterwards; the caller then writes config as a replica.
+   * postgresql.conf, and configfiles.ts's pg_hba.conf.vigil-base / pg_ident.conf.vigil-base) are put back afterwards; the caller then writes config as a replica.
    * Rejects with PgUnavailableError when the source could not be reached, PgControlError
    * PG_REWIND_NOT_READY while it is still in recovery (both transient), PgControlError PG_FAILED
    * when pg_rewind itself failed (e.g. histories it cannot reconcile: not transient), and
@@ -403,7 +405,7 @@ export class DataDir {
       },
       'rewind source',
     );
-    const keep = ['pg_hba.conf', 'pg_ident.conf', 'postgresql.base.conf', 'postgresql.conf'];
+    const keep = ['pg_hba.conf', 'pg_ident.conf', 'postgresql.base.conf', 'postgresql.conf', 'pg_hba.conf.vigil-base', 'pg_ident.conf.vigil-base'];
     const saved = new Map<string, string>();
     for (const f of keep) {
       try {
@@ -422,7 +424,7 @@ export class DataDir {
       ['port', t.port],
       ['user', creds.username],
       ['dbname', 'postgres'],
-      ...libpqPairs(creds),
+      ...libpqPairs(creds, {}, this.node.settings.krbsrvname),
       ['target_session_attrs', 'read-write'],
     ]);
     try {

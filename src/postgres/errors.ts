@@ -202,6 +202,15 @@ function sqlstateOf(e: unknown): string | undefined {
 export function wrapPgError(e: unknown, what: string, connectionLost: boolean): unknown {
   if (e instanceof PgError) return e;
   const msg = e instanceof Error ? e.message : String(e);
+  // Authentication request 7 (GSSAPI) or 9 (SSPI): node-postgres cannot answer it (postgresql.krbsrvname
+  // reaches libpq's programs only). Said plainly, as an authentication failure (SQLSTATE 28000: not transient).
+  if (/^Unknown authenticationOk message type [79]$/.test(msg)) {
+    return new PgServerError(
+      `${what}: the server asked for GSSAPI (Kerberos) authentication, which the agent's own connections (node-postgres) cannot do: give the agent's users (postgresql.authentication) a password or certificate method in pg_hba.conf (${msg})`,
+      '28000',
+      e,
+    );
+  }
   const sqlstate = sqlstateOf(e);
   if (sqlstate !== undefined) {
     if (isUnavailableSqlstate(sqlstate)) return new PgUnavailableError(`${what}: ${msg}`, { cause: e, sqlstate });

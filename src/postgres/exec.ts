@@ -105,6 +105,14 @@ export function baseEnv(extra?: Record<string, string>): Record<string, string> 
 }
 
 /**
+ * PGKRBSRVNAME for a user's script that may connect with libpq (replica methods, post_bootstrap):
+ * postgresql.krbsrvname, as Patroni exports it (baseEnv drops the agent's own PG* variables).
+ */
+export function krbEnv(krbsrvname: string | undefined): Record<string, string> {
+  return krbsrvname !== undefined && krbsrvname !== '' ? { PGKRBSRVNAME: krbsrvname } : {};
+}
+
+/**
  * Runs `cmd args`, capturing stdout/stderr (first MiB each). Resolves on an ok exit code; rejects
  * with ExecError otherwise. The child gets its own process group so the deadline kills it and
  * anything it spawned.

@@ -7,6 +7,7 @@
 // socket is destroyed: a hung (e.g. SIGSTOPped) PostgreSQL makes these calls reject, never hang.
 
 import pg from 'pg';
+import './pg-guard.ts';
 import { maybeLsn } from './lsn.ts';
 import { PgTimeoutError, wrapPgError } from './errors.ts';
 import { isNoTlsAnswer, pgClientTls, type PgClientTls } from './tls.ts';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { BootstrapSettings } from '../config/types.ts';
 import type { ReplicaMethod } from '../config/replica-methods.ts';
 import { parseConnUrl, renderConninfo } from './conninfo.ts';
-import { lastLines, ownForPg, run } from './exec.ts';
+import { krbEnv, lastLines, ownForPg, run } from './exec.ts';
 import type { PgNode } from './node.ts';
 
 /**
@@ -52,7 +52,7 @@ export async function runReplicaMethod(node: PgNode, m: ReplicaMethod & { comman
   const argv = replicaMethodArgv(m, { scope: node.scope ?? '', dataDir: node.dataDir, connstring });
   try {
     node.log.info(`creating the replica with method ${m.name}: ${argv.join(' ')}`);
-    const r = await run(argv[0]!, argv.slice(1), { signal, env: pgpass !== undefined ? { PGPASSFILE: pgpass } : {} });
+    const r = await run(argv[0]!, argv.slice(1), { signal, env: { ...(pgpass !== undefined ? { PGPASSFILE: pgpass } : {}), ...krbEnv(node.settings.krbsrvname) } });
     const out = lastLines(r.stdout + r.stderr, 5);
     node.log.info(`replica created with method ${m.name}${out !== '' ? `: ${out}` : ''}`);
     await ownForPg(node.dataDir, 0o700);

@@ -118,6 +118,15 @@ test('edit-config refuses keys Vigil does not implement yet (postgresql.paramete
   assert.doesNotMatch((await vigil(['show-config', '-c', cfg])).stdout, /parameters_primary|ignore_slots/);
 });
 
+test('edit-config refuses impossible values as PATCH /config does, naming the key', async () => {
+  const r = await vigil(['edit-config', '-c', cfg, '-s', 'loop_wait=soon', '-s', 'maximum_lag_on_failover=4096', '--force', '-q']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^Error: loop_wait: /);
+  assert.doesNotMatch(r.stderr, /maximum_lag_on_failover/);
+  const shown = (await vigil(['show-config', '-c', cfg])).stdout;
+  assert.doesNotMatch(shown, /soon|maximum_lag_on_failover: 4096/, 'nothing written');
+});
+
 test('edit-config --apply - needs --force; --replace from a file', async () => {
   const r = await vigil(['edit-config', '-c', cfg, '--apply', '-'], 'retry_timeout: 4\n');
   assert.equal(r.code, 0, r.stderr);

@@ -298,6 +298,31 @@ describe('etcd3 adapter against a real etcd', () => {
     assert.equal(await Promise.race([aborted.then(() => 'done'), sleep(15_000).then(() => 'stuck')]), 'done');
   });
 
+  it('watchLeader keeps one watch stream across waits and still wakes on a change after each revision', async () => {
+    const prefix = freshPrefix();
+    const a = adapter(prefix, 'a', { ttl: 120 });
+    const b = adapter(prefix, 'b', { ttl: 120 });
+    const watchCalls = async (): Promise<number> => {
+      const text = await (await fetch(`http://${etcd.endpoint}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+      const line = text.split('\n').find((l) => l.startsWith('grpc_server_started_total{') && l.includes('grpc_method="Watch"'));
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    assert.equal(await a.acquireLeader(), true);
+    const rev = (await b.readCluster()).revision;
+    const before = await watchCalls();
+    for (let i = 0; i < 3; i++) await b.watchLeader(rev, 200); // three loops with no change
+    assert.equal(await watchCalls(), before + 1, 'one Watch call for the three waits');
+    // A change after the revision, delivered to the kept stream between two waits: at once.
+    assert.equal(await a.releaseLeader(), true);
+    await b.watchLeader(rev, 600_000);
+    // The next loop's revision covers that change: the kept stream waits for a newer one.
+    const rev2 = (await b.readCluster()).revision;
+    const woken = b.watchLeader(rev2, 600_000);
+    assert.equal(await a.acquireLeader(), true);
+    await woken; // a watch that misses the change hangs here until the test's timeout
+    assert.equal(await watchCalls(), before + 1, 'still the same stream');
+  });
+
   it('DCS_UNAVAILABLE when the only endpoint is dead; watchLeader still resolves', async () => {
     const dead = `127.0.0.1:${await freePort()}`;
     const d = new Etcd3Dcs({ hosts: [dead], protocol: 'http', prefix: freshPrefix(), name: 'a', ttl: 10, retryTimeout: 1 });

@@ -9,7 +9,7 @@ import { delimiter as pathDelimiter, join } from 'node:path';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { nestedTooDeeply, tooDeepMessage } from '../../config/depth.ts';
-import { unimplementedDynamicKeys } from '../../config/dynamic.ts';
+import { dynamicConfigProblems, unimplementedDynamicKeys } from '../../config/dynamic.ts';
 import { CliError, UsageError } from '../args.ts';
 import { formatConfig, optBool, optList, optString, runCommand } from './common.ts';
 import { confirm, type Io } from './io.ts';
@@ -268,10 +268,11 @@ export async function runEditConfig(argv: string[], io?: Io): Promise<number> {
         if (!quiet) ctx.io.out('Not changed\n');
         return 0;
       }
-      // Keys Vigil does not implement yet are refused as PATCH /config refuses them; ones already
-      // in /config (written by Patroni, say) do not block other edits.
-      const already = new Set(unimplementedDynamicKeys(original).map((p) => p.path));
-      const refused = unimplementedDynamicKeys(changed).filter((p) => !already.has(p.path));
+      // What PATCH /config refuses is refused here too (impossible values, keys Vigil does not
+      // implement yet); problems already in /config (written by Patroni, say) do not block other edits.
+      const problems = (raw: unknown) => [...dynamicConfigProblems(raw), ...unimplementedDynamicKeys(raw)];
+      const already = new Set(problems(original).map((p) => `${p.path}\n${p.message}`));
+      const refused = problems(changed).filter((p) => !already.has(`${p.path}\n${p.message}`));
       if (refused.length > 0) throw new CliError(refused.map((p) => `${p.path}: ${p.message}`).join('\n'));
       if (!quiet) {
         const lines = unifiedDiff(before, after);

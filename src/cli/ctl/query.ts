@@ -9,6 +9,7 @@
 
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
+import '../../postgres/pg-guard.ts';
 import type { ClusterView } from '../../core/model.ts';
 import { CliError, UsageError } from '../args.ts';
 import { memberHostPort } from '../table.ts';
