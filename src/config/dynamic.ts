@@ -23,6 +23,7 @@
 import type { DynamicConfig } from '../core/model.ts';
 import { parseBool } from '../core/values.ts';
 import { nestedTooDeeply, tooDeepMessage } from './depth.ts';
+import { standbyClusterProblems } from './standby-cluster.ts';
 
 /** One problem or adjustment, addressed by a dotted path inside the dynamic configuration. */
 export interface DynamicNote {
@@ -199,30 +200,7 @@ function collectProblems(raw: unknown): DynamicNote[] {
     out.push({ path: 'ignore_slots', message: `expected a list, got ${show(raw.ignore_slots)}` });
   }
 
-  const sc = raw.standby_cluster;
-  if (sc !== undefined && sc !== null) {
-    if (!isMap(sc)) out.push({ path: 'standby_cluster', message: `expected a mapping, got ${show(sc)}` });
-    else {
-      if (sc.port !== undefined && sc.port !== null) {
-        const p = toInt(sc.port);
-        if (p === undefined || p < 1 || p > 65535) {
-          out.push({ path: 'standby_cluster.port', message: `expected a port 1-65535, got ${show(sc.port)}` });
-        }
-      }
-      for (const key of ['host', 'primary_slot_name', 'restore_command', 'archive_cleanup_command']) {
-        const v = sc[key];
-        if (v !== undefined && v !== null && typeof v !== 'string') out.push({ path: `standby_cluster.${key}`, message: `expected a string, got ${show(v)}` });
-      }
-      const delay = sc.recovery_min_apply_delay;
-      if (delay !== undefined && delay !== null && typeof delay !== 'string' && typeof delay !== 'number') {
-        out.push({ path: 'standby_cluster.recovery_min_apply_delay', message: `expected a number or a string, got ${show(delay)}` });
-      }
-      const methods = sc.create_replica_methods;
-      if (methods !== undefined && methods !== null && (!Array.isArray(methods) || methods.some((m) => typeof m !== 'string' || m === ''))) {
-        out.push({ path: 'standby_cluster.create_replica_methods', message: `expected a list of method names, got ${show(methods)}` });
-      }
-    }
-  }
+  out.push(...standbyClusterProblems(raw.standby_cluster, show));
 
   const pg = raw.postgresql;
   if (pg !== undefined && pg !== null) {

@@ -11,6 +11,7 @@ import { libpqPairs, parseConnUrl, parseListen, renderConninfo, type PgpassEntry
 import { confValueToString, parseBool, parseIntValue, parseSizeMb, quoteConfValue } from './conf-values.ts';
 import { bootstrapRecoveryConf } from './bootstrap-recovery.ts';
 import { memberSlotName } from '../core/slots.ts';
+import type { Upstream } from './upstream.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Names
@@ -128,18 +129,7 @@ export interface BuildParamsInput {
   hotStandbyFeedback?: boolean;
 }
 
-/**
- * What a replica follows. connUrl '' : no streaming connection (WAL from restore_command only).
- * slot: the slot to use on the upstream (null: none; absent: the one derived from the member name).
- * recovery: settings that come with the upstream (a standby cluster's restore_command,
- * archive_cleanup_command, recovery_min_apply_delay); they win over recovery_conf.
- */
-export interface Upstream {
-  connUrl: string;
-  name: string;
-  slot?: string | null;
-  recovery?: Record<string, string>;
-}
+export type { Upstream } from './upstream.ts';
 
 export interface BuiltParams {
   /** Everything written to postgresql.conf, in file order. */
