@@ -38,6 +38,8 @@ import type { Logger, PgObservation, PgProbe, Ports } from './ports.ts';
 import { applyLocalConfig, runDueRestart } from './restarts.ts';
 import { buildSnapshot } from './snapshot.ts';
 import { runTask } from './tasks.ts';
+import { fencedAsLeader, memberRecovery, remoteTarget } from './standby.ts';
+import type { Upstream } from '../postgres/conf.ts';
 import { dynamicRoleOverrides, type RoleOverridesByRole } from '../postgres/roles.ts';
 
 export interface RunningTask {
@@ -205,7 +207,7 @@ export class NodeDriver {
     const { failures, attempted } = await execute(this, actions, obs);
     this.failures = failures;
     for (const f of failures) this.log.warn({ action: f.action, outcome: f.outcome }, `action failed: ${f.message}`);
-    await this.updateFence(decision.isLeader);
+    await this.updateFence(fencedAsLeader(decision, obs));
     if (this.hooks.acted !== undefined) {
       const shown = actions.slice(0, attempted).map(describeAction);
       const failed = failures[0];
@@ -340,11 +342,13 @@ export class NodeDriver {
     this.publish();
   }
 
-  upstreamTarget(name: string | null, cluster: ClusterView | undefined): { connUrl: string; name: string } | null {
+  upstreamTarget(name: string | null, cluster: ClusterView | undefined): Upstream | null {
     if (name === null) return null;
+    const remote = remoteTarget(name);
+    if (remote !== undefined) return remote;
     const m = (cluster ?? this.cluster)?.members.find((x) => x.name === name);
     if (m?.data.conn_url === undefined) throw new Error(`member ${name} has no conn_url in the DCS`);
-    return { connUrl: m.data.conn_url, name };
+    return { connUrl: m.data.conn_url, name, ...memberRecovery(this.dynamic) };
   }
 
   pgParameters(): Record<string, unknown> | null {

@@ -8,6 +8,7 @@ import { readBudgetMs } from '../fence/deadline.ts';
 import { slotName } from '../postgres/conf.ts';
 import type { NodeDriver } from './driver.ts';
 import { fireCallback, isRoleChange, started, stopPostgres } from './hooks.ts';
+import { followRole } from './standby.ts';
 
 /**
  * Run `actions` in order. failures: empty when all succeeded, else the one failure that stopped
@@ -109,14 +110,16 @@ async function run(d: NodeDriver, action: Action, obs: Observation): Promise<boo
       return pg.setSyncStandbyNames(action.value);
     case 'followUpstream': {
       const res = await pg.writeConfig({ role: 'replica', upstream: d.upstreamTarget(action.upstream, cluster), ...d.pgInputs() });
+      const role = followRole(d, action.upstream);
       if (res.needsRestart) {
         await stopPostgres(d, 'fast', undefined, false);
         await pg.start();
-        started(d, 'replica', true);
+        started(d, role, true);
       } else if (res.changed) {
         await pg.reload();
-        // Patroni's follow: a reload that turns a primary into a replica reports the role change.
-        if (isRoleChange(d, 'replica')) fireCallback(d, 'on_role_change', 'replica');
+        // Patroni's follow: a reload that turns a primary into a replica, or a replica into a
+        // standby leader, reports the role change.
+        if (isRoleChange(d, role)) fireCallback(d, 'on_role_change', role);
         else fireCallback(d, 'on_reload');
       }
       d.divergenceCache = undefined;

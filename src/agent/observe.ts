@@ -12,6 +12,8 @@ import { readBudgetMs } from '../fence/deadline.ts';
 import { prePromoteBackoff } from './hooks.ts';
 import { apiUrl, connUrl } from './member.ts';
 import type { NodeDriver } from './driver.ts';
+import { standbyDivergenceQuestion } from './standby.ts';
+import { remoteUpstream } from '../core/standby.ts';
 
 export async function observe(d: NodeDriver): Promise<Observation> {
   const { clock, dcs } = d.ports;
@@ -154,8 +156,12 @@ function fetchPeers(d: NodeDriver, cluster: ClusterView) {
  * from a leader on a newer timeline. Returns the cache key of the question, or undefined when it
  * does not matter (or the core sends the node through pg_rewind anyway: an unclean primary).
  */
-export function divergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg): { key: string; connUrl: string } | 'not_asked' | 'irrelevant' {
+export function divergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg, remote?: string): { key: string; connUrl: string } | 'not_asked' | 'irrelevant' | 'ahead' {
   const leader = cluster.leader?.name;
+  if (remote !== undefined) {
+    const q = standbyDivergenceQuestion(me, cluster, pg, remote);
+    if (q !== undefined) return q;
+  }
   const lm = cluster.members.find((m) => m.name === leader);
   if (leader === undefined || leader === me || lm?.data.conn_url === undefined || lm.data.role !== 'primary' || pg.dataDirEmpty) return 'not_asked';
   const leaderTl = typeof lm.data.timeline === 'number' ? lm.data.timeline : undefined;
@@ -168,7 +174,8 @@ export function divergenceQuestion(me: string, cluster: ClusterView, pg: LocalPg
 
 /** Ask the leader whether our history diverged, when it matters (see divergenceQuestion); cached per question. */
 async function observeDivergence(d: NodeDriver, cluster: ClusterView, pg: LocalPg): Promise<void> {
-  const q = divergenceQuestion(d.config.name, cluster, pg);
+  const q = divergenceQuestion(d.config.name, cluster, pg, remoteUpstream({ config: d.dynamic }));
+  if (q === 'ahead') pg.divergence = 'need';
   if (q === 'irrelevant') d.divergenceCache = undefined;
   if (typeof q === 'string') return;
   if (d.divergenceCache?.key === q.key) {

@@ -14,6 +14,7 @@ import type { LocalPg, PeerStatus } from '../core/model.ts';
 import type { BootstrapSettings } from '../config/types.ts';
 import type { FailsafeBody } from '../api/failsafe.ts';
 import type { WriteConfigResult } from '../postgres/controller.ts';
+import type { Upstream } from '../postgres/conf.ts';
 import type { WriteConfigOptions } from '../postgres/configfiles.ts';
 import type { ProbeResult } from '../postgres/probe.ts';
 import type { SlotState } from '../postgres/slots.ts';
@@ -40,7 +41,7 @@ export interface PgPort {
   /** bootstrap.method's script instead of initdb (absent: no custom bootstrap, e.g. the simulation). */
   customBootstrap?(custom: NonNullable<BootstrapSettings['custom']>, opts?: { signal?: AbortSignal }): Promise<void>;
   writeConfig(
-    opts: { role: 'primary' | 'replica'; upstream: { connUrl: string; name: string } | null; parameters: Record<string, unknown> | null } & Omit<WriteConfigOptions, 'role' | 'upstream' | 'parameters'>,
+    opts: { role: 'primary' | 'replica'; upstream: Upstream | null; parameters: Record<string, unknown> | null } & Omit<WriteConfigOptions, 'role' | 'upstream' | 'parameters'>,
   ): Promise<WriteConfigResult>;
   reload(): Promise<void>;
   start(opts?: { timeoutMs?: number }): Promise<void>;
@@ -53,7 +54,7 @@ export interface PgPort {
    * Clone: postgresql.create_replica_methods in order (default pg_basebackup). No deadline: `signal`
    * cancels it. `from` undefined: no leader; only the methods marked no_leader run.
    */
-  basebackup(from: { connUrl: string } | undefined, opts?: { signal?: AbortSignal }): Promise<void>;
+  basebackup(from: { connUrl: string } | undefined, opts?: { signal?: AbortSignal; methods?: string[] }): Promise<void>;
   /** No deadline: `signal` cancels it (kills pg_rewind). */
   rewind(from: { connUrl: string }, opts?: { signal?: AbortSignal }): Promise<void>;
   /** Create the members' slots; dropUnknown: also drop other physical slots. */

@@ -9,6 +9,8 @@ import { parseTimelineHistory, type HistoryEntry } from '../postgres/divergence.
 import { fireCallback, primaryStopTimeoutMs, runPrePromote, started, stopPostgres } from './hooks.ts';
 import { applyLocalConfig, reloadForRole } from './restarts.ts';
 import type { NodeDriver } from './driver.ts';
+import { followRole } from './standby.ts';
+import { remoteFromName } from '../core/standby.ts';
 
 export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterView | undefined, signal: AbortSignal): Promise<void> {
   const { pg, dcs } = d.ports;
@@ -18,6 +20,10 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
   };
   switch (spec.kind) {
     case 'bootstrap': {
+      if (spec.remote !== undefined) {
+        await bootstrapStandbyLeader(d, spec.remote, signal);
+        return;
+      }
       const b = d.config.bootstrap;
       if (b === undefined) throw new Error('no bootstrap section in the configuration');
       if (b.custom !== undefined) {
@@ -90,7 +96,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
         throw err;
       }
       d.pgState = 'running';
-      started(d, spec.asPrimary ? 'primary' : 'replica');
+      started(d, spec.asPrimary ? 'primary' : followRole(d, spec.upstream));
       return;
     case 'promote': {
       const refusal = await runPrePromote(d, signal);
@@ -126,7 +132,7 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       const stopTimeoutMs = primaryStopTimeoutMs(d.dynamic);
       await stopPostgres(
         d,
-        spec.mode === 'graceful' || spec.mode === 'offline' ? 'fast' : 'immediate',
+        spec.mode === 'graceful' || spec.mode === 'offline' || spec.mode === 'demote-cluster' ? 'fast' : 'immediate',
         { ...(spec.mode === 'graceful' ? { checkpoint: false } : {}), ...(stopTimeoutMs !== undefined ? { timeoutMs: stopTimeoutMs } : {}) },
         true,
       );
@@ -196,7 +202,22 @@ async function startAsReplica(d: NodeDriver, upstream: string | null, cluster: C
   d.pgState = 'starting';
   await d.ports.pg.start({ timeoutMs: d.config.postgresql.pgCtlTimeout * 1000 });
   d.pgState = 'running';
-  started(d, 'replica');
+  started(d, followRole(d, upstream));
+}
+
+/**
+ * A standby cluster's first member (spec 9.4): a copy of the remote member made with
+ * standby_cluster.create_replica_methods (default pg_basebackup from host:port), started following
+ * it. decide() then takes the lock as the standby leader.
+ */
+async function bootstrapStandbyLeader(d: NodeDriver, remote: string, signal: AbortSignal): Promise<void> {
+  const from = d.upstreamTarget(remote, undefined);
+  const methods = remoteFromName(remote)?.createReplicaMethods;
+  d.pgState = 'creating replica';
+  await d.ports.pg.basebackup(from === null || from.connUrl === '' ? undefined : { connUrl: from.connUrl }, { signal, ...(methods !== undefined ? { methods } : {}) });
+  if (signal.aborted) throw new Error('bootstrap cancelled');
+  d.role = 'standby_leader';
+  await startAsReplica(d, remote, undefined);
 }
 
 /** After a clean stop of the primary: /status.optime = the shutdown checkpoint (best effort). */

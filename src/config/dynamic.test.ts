@@ -154,7 +154,12 @@ const validation: Array<[string, unknown, string[]]> = [
   ]],
   ['standby_cluster port', { standby_cluster: { host: 'x', port: 70000 } }, [
     'standby_cluster.port: expected a port 1-65535, got 70000',
-    "standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted to a read-write primary instead of following the remote primary",
+  ]],
+  ['standby_cluster fields', { standby_cluster: { host: 1, restore_command: ['x'], recovery_min_apply_delay: {}, create_replica_methods: 'basebackup' } }, [
+    'standby_cluster.host: expected a string, got 1',
+    'standby_cluster.restore_command: expected a string, got ["x"]',
+    'standby_cluster.recovery_min_apply_delay: expected a number or a string, got {}',
+    'standby_cluster.create_replica_methods: expected a list of method names, got "basebackup"',
   ]],
   ['synchronous_mode', { synchronous_mode: 'both' }, ['synchronous_mode: expected on, off or quorum, got "both"']],
   ['pg_hba', { postgresql: { pg_hba: [1] } }, [
@@ -170,11 +175,10 @@ const validation: Array<[string, unknown, string[]]> = [
     'slots.s1: a logical slot needs database and plugin',
     'slots.s3.type: expected physical or logical, got "weird"',
   ]],
-  ['keys not implemented yet', {
+  ['keys Patroni has that Vigil implements', {
     standby_cluster: { host: 'a' }, ignore_slots: [{ name: 'x' }], permanent_slots: {}, primary_stop_timeout: 30, primary_race_backoff: 5,
     postgresql: { pg_ident: ['m u u'], recovery_conf: {}, parameters_primary: {}, pg_hba_replica: [], use_pg_rewind: true },
   }, [
-    "standby_cluster: standby clusters are not implemented by Vigil yet: this cluster's leader would be promoted to a read-write primary instead of following the remote primary",
   ]],
 ];
 for (const [name, raw, expected] of validation) {

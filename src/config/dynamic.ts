@@ -23,6 +23,7 @@
 import type { DynamicConfig } from '../core/model.ts';
 import { parseBool } from '../core/values.ts';
 import { nestedTooDeeply, tooDeepMessage } from './depth.ts';
+import { standbyClusterProblems } from './standby-cluster.ts';
 
 /** One problem or adjustment, addressed by a dotted path inside the dynamic configuration. */
 export interface DynamicNote {
@@ -204,16 +205,7 @@ function collectProblems(raw: unknown): DynamicNote[] {
     out.push({ path: 'ignore_slots', message: `expected a list, got ${show(raw.ignore_slots)}` });
   }
 
-  const sc = raw.standby_cluster;
-  if (sc !== undefined && sc !== null) {
-    if (!isMap(sc)) out.push({ path: 'standby_cluster', message: `expected a mapping, got ${show(sc)}` });
-    else if (sc.port !== undefined && sc.port !== null) {
-      const p = toInt(sc.port);
-      if (p === undefined || p < 1 || p > 65535) {
-        out.push({ path: 'standby_cluster.port', message: `expected a port 1-65535, got ${show(sc.port)}` });
-      }
-    }
-  }
+  out.push(...standbyClusterProblems(raw.standby_cluster, show));
 
   const pg = raw.postgresql;
   if (pg !== undefined && pg !== null) {
@@ -282,16 +274,13 @@ const localOnlyMessage = (key: string): string => `${key} in the dynamic configu
 
 /**
  * Keys of a dynamic configuration that Vigil does not implement yet and whose absence would change
- * what happens (a standby cluster's leader would be promoted to a second read-write primary). They are
+ * what happens (a parameter, pg_hba or pg_ident line meant for one role would not be applied). They are
  * refused wherever a dynamic configuration enters: bootstrap.dcs, PATCH/PUT /config, edit-config.
  */
 export function unimplementedDynamicKeys(raw: unknown): DynamicNote[] {
   const out: DynamicNote[] = [];
   if (!isMap(raw)) return out;
   const present = (obj: Record<string, unknown>, key: string): boolean => obj[key] !== undefined && obj[key] !== null;
-  if (present(raw, 'standby_cluster')) {
-    out.push({ path: 'standby_cluster', message: `standby clusters are ${NOT_IMPLEMENTED}: this cluster's leader would be promoted to a read-write primary instead of following the remote primary` });
-  }
   const pg = raw.postgresql;
   if (isMap(pg)) {
     for (const key of LOCAL_ONLY_IN_VIGIL) if (present(pg, key)) out.push({ path: `postgresql.${key}`, message: localOnlyMessage(key) });

@@ -60,8 +60,6 @@ export function declaresSlots(config: Observation['config']): boolean {
   return ['slots', 'permanent_slots', 'permanent_replication_slots', 'ignore_slots'].some((k) => raw[k] !== undefined && raw[k] !== null);
 }
 
-export const STANDBY_NOT_IMPLEMENTED = 'standby_cluster is set in /config and standby clusters are not implemented by Vigil yet';
-
 /** The member a replica should stream from: its replicatefrom member when present, else the leader. */
 export function upstreamFor(obs: Observation, leader: string): string {
   const rf = obs.self.tags.replicatefrom;

@@ -763,14 +763,3 @@ test('slots: no unknown slot is dropped while paused or when /config declares sl
   assert.equal((leader({ slots: { cdc: { type: 'logical', database: 'a', plugin: 'b' } } } as Partial<DynamicConfig>) as { dropUnknown: boolean }).dropUnknown, false);
   assert.equal((leader({ ignore_slots: [{ name: 'barman' }] } as Partial<DynamicConfig>) as { dropUnknown: boolean }).dropUnknown, false);
 });
-
-test('standby_cluster in /config (not implemented): no replica takes the lock, a replica holding it releases it, never promotes', () => {
-  const standby = { ...obs().config, standby_cluster: { host: '10.0.0.1', port: 5432 } } as DynamicConfig;
-  const race = decide(obs({ config: standby, cluster: view({ members: [member('n1', { xlog_location: 1000 }), member('n2', { xlog_location: 900 })] }) }));
-  assert.deepEqual(race.actions, []);
-  assert.match(race.reason, /standby clusters are not implemented by Vigil yet: not taking the leader lock/);
-  const self = { ...obs().self, name: 'n1' };
-  const holder = decide(obs({ self, config: standby, cluster: view({ leader: { name: 'n1', version: '5', session: '1' } }), lockRefreshedAt: 99_000 }));
-  assert.deepEqual(types(holder.actions), ['releaseLeader']);
-  assert.equal(holder.isLeader, false);
-});

@@ -14,6 +14,8 @@ import { manualRaceVerdict } from './switchover.ts';
 import type { ClusterView, Decision, LocalPg, Observation, TaskState } from './model.ts';
 import { DecisionBuilder, FAST_WAKE_MS, failed, memberOf, paused, upstreamFor } from './builder.ts';
 import { replicaSlots } from './slots.ts';
+import { describeRemote, remoteUpstream } from './standby.ts';
+import { handleDiverged } from './diverged.ts';
 import { asLeader, unlocked } from './leader.ts';
 
 export function decide(obs: Observation): Decision {
@@ -143,14 +145,15 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
       d.add({ type: 'deleteInitialize' }, { type: 'removeDataDir' });
       return `bootstrap failed (${bootTask.error ?? 'postgres is not running'}); removed /initialize so the race can run again`;
     }
-    d.role = 'primary';
+    // A standby cluster's first member cloned the remote member: it leads as the standby leader.
+    d.role = pg.inRecovery && remoteUpstream(obs) !== undefined ? 'standby_leader' : 'primary';
     d.isLeader = true;
     d.add(
       { type: 'writeInitialize', sysid: pg.sysid },
       { type: 'writeConfig', config: self.bootstrapDcs },
       { type: 'takeLeader' },
     );
-    return 'initialized a new cluster';
+    return d.role === 'standby_leader' ? 'initialized a new standby cluster from the remote member' : 'initialized a new cluster';
   }
   if (task !== undefined && task.state === 'failed' && task.kind === 'start' && iHoldLock) {
     d.isLeader = false;
@@ -186,6 +189,12 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
     }
     if (leaderName === undefined && cluster.initialize === undefined && self.canBootstrap && !isNoFailover(self.tags)) {
       d.memory.bootstrapping = true;
+      const remote = remoteUpstream(obs);
+      if (remote !== undefined) {
+        // A standby cluster is never initdb'ed: its first member clones the remote member (spec 9.1, 9.4).
+        d.add({ type: 'createInitialize' }, { type: 'startTask', task: { kind: 'bootstrap', remote } });
+        return `trying to bootstrap a new standby leader: clone from remote member ${describeRemote(remote)}`;
+      }
       d.add({ type: 'createInitialize' }, { type: 'startTask', task: { kind: 'bootstrap' } });
       return 'trying to bootstrap a new cluster';
     }
@@ -206,7 +215,8 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
       return 'bootstrap (without leader)';
     }
     d.wake(FAST_WAKE_MS);
-    return cluster.initialize === '' ? 'waiting for leader to bootstrap (bootstrap in progress)' : 'waiting for leader to bootstrap';
+    const who = remoteUpstream(obs) !== undefined ? 'standby_leader' : 'leader';
+    return cluster.initialize === '' ? `waiting for ${who} to bootstrap (bootstrap in progress)` : `waiting for ${who} to bootstrap`;
   }
 
   // ---- Cluster identity ---------------------------------------------------------------------
@@ -276,6 +286,9 @@ function recover(obs: Observation, d: DecisionBuilder, leaderName: string | unde
     d.memory.startAfterDemote = true;
   }
 
+  const remote = remoteUpstream(obs);
+  if (remote !== undefined && (iHoldLock || (leaderName === undefined && !paused(obs)))) return startFollowingRemote(obs, d, remote, iHoldLock);
+
   if (iHoldLock) {
     if (config.primary_start_timeout === 0 && isFailoverPossible(obs)) {
       d.isLeader = false;
@@ -304,8 +317,10 @@ function recover(obs: Observation, d: DecisionBuilder, leaderName: string | unde
 
   const upstream = upstreamFor(obs, leaderName);
   const lm = memberOf(obs.cluster, leaderName);
-  const leaderReady = lm?.data.role === 'primary' && lm.data.conn_url !== undefined;
-  if (pg.divergence === 'need' || (leaderReady && uncleanPrimaryShutdown(pg))) return handleDiverged(obs, d, leaderName);
+  // In a standby cluster the repair source is the remote member, always ready to be asked.
+  const leaderReady = (lm?.data.role === 'primary' && lm.data.conn_url !== undefined) || remote !== undefined;
+  // In a standby cluster the repair source is the remote member (its standby leader is in recovery).
+  if (pg.divergence === 'need' || (leaderReady && uncleanPrimaryShutdown(pg))) return handleDiverged(obs, d, remote ?? leaderName);
   if (pg.divergence === undefined && !pg.inRecovery && pg.controlState !== 'shut down in recovery' && pg.controlState !== 'in archive recovery') {
     // This data directory was a primary and the leader could not be asked whether our history
     // diverged from its. Starting it as a replica could stream over a divergence; wait.
@@ -326,31 +341,27 @@ export function uncleanPrimaryShutdown(pg: LocalPg): boolean {
   return !pg.running && !pg.inRecovery && ['in production', 'in crash recovery', 'shutting down'].includes(pg.controlState ?? '');
 }
 
-function handleDiverged(obs: Observation, d: DecisionBuilder, leaderName: string): string {
-  const { pg, config, self } = obs;
-  if (pg.running) {
-    d.memory.rewindCheck = 'need';
-    d.add({ type: 'startTask', task: { kind: 'stop', mode: 'fast', releaseLeader: false } });
-    return `timeline diverged from the leader ${leaderName}: stopping to repair`;
+/**
+ * Standby cluster, PostgreSQL down, and this node holds the lock (the standby leader) or nobody
+ * does: start it following the remote member, through pg_rewind when it was a primary whose history
+ * diverged from the remote's (demote-cluster), never as a primary.
+ */
+function startFollowingRemote(obs: Observation, d: DecisionBuilder, remote: string, iHoldLock: boolean): string {
+  const { pg } = obs;
+  if (iHoldLock) {
+    d.isLeader = true;
+    d.add({ type: 'refreshLeader' });
   }
-  if (obs.memory.rewindCheck === 'failed' && obs.memory.rewindFailedFrom === leaderName) {
-    return `timeline diverged from the leader ${leaderName} and pg_rewind failed before: manual action needed (reinitialize this member)`;
+  d.role = iHoldLock ? 'standby_leader' : 'replica';
+  if (pg.divergence === 'need' || uncleanPrimaryShutdown(pg)) return handleDiverged(obs, d, remote);
+  if (pg.divergence === undefined && !pg.inRecovery && pg.controlState !== 'shut down in recovery' && pg.controlState !== 'in archive recovery') {
+    d.wake(FAST_WAKE_MS * 2);
+    return `waiting to compare timelines with the remote member ${describeRemote(remote)} before following it`;
   }
-  d.memory.rewindCheck = undefined;
-  d.memory.rewindFailedFrom = undefined;
-  if (config.postgresql.use_pg_rewind === true && pg.rewindable) {
-    d.add({ type: 'startTask', task: { kind: 'rewind', from: leaderName } });
-    return `running pg_rewind from ${leaderName}`;
-  }
-  if (self.remove_data_directory_on_diverged_timelines) {
-    d.add({ type: 'startTask', task: { kind: 'reinitialize', from: leaderName } });
-    return `reinitializing due to diverged timelines (from ${leaderName})`;
-  }
-  // Patroni starts such a node anyway and lets streaming fail; a diverged replica would serve
-  // reads of transactions the cluster never committed, so we leave it stopped and say so.
-  d.memory.rewindCheck = 'need';
-  d.wake(config.loop_wait * 1000);
-  return `timeline diverged from the leader ${leaderName} and neither use_pg_rewind (with wal_log_hints or checksums) nor remove_data_directory_on_diverged_timelines allows a repair: manual action needed (vigil reinit)`;
+  d.add({ type: 'startTask', task: { kind: 'start', asPrimary: false, upstream: remote } });
+  return iHoldLock
+    ? `starting as a standby leader because i had the session lock (following ${describeRemote(remote)})`
+    : `trying to follow a remote member because standby cluster is unhealthy (${describeRemote(remote)})`;
 }
 
 /** PostgreSQL runs and another member holds the lock. */
@@ -362,11 +373,15 @@ function follow(obs: Observation, d: DecisionBuilder, leaderName: string): strin
     d.add({ type: 'startTask', task: { kind: 'demote', mode: 'immediate-nolock', upstream: leaderName } });
     return `demoting self because I do not have the lock and I was a leader (${leaderName} holds it)`;
   }
-  if (pg.divergence === 'need') return handleDiverged(obs, d, leaderName);
+  if (pg.divergence === 'need') return handleDiverged(obs, d, remoteUpstream(obs) ?? leaderName);
   d.memory.rewindCheck = undefined;
   d.memory.rewindFailedFrom = undefined;
   d.role = 'replica';
   const upstream = upstreamFor(obs, leaderName);
+  if (remoteUpstream(obs) !== undefined && memberOf(obs.cluster, upstream)?.data.conn_url === undefined) {
+    // The leader key names a member without a key (spec 9.4): keep the recovery settings as they are.
+    return 'continue following the old known standby leader';
+  }
   if (pg.upstream !== upstream) {
     d.add({ type: 'followUpstream', upstream }, ...replicaSlots(obs, d.memory));
     return `following new upstream ${upstream}`;

@@ -81,7 +81,9 @@ export function isHealthiest(obs: Observation): Verdict {
   const cluster = obs.cluster;
   if (isNoFailover(self.tags)) return { ok: false, reason: 'nofailover is set' };
 
-  const ctl = clusterTimeline(cluster);
+  // A standby cluster's timelines are the remote cluster's, not its own /history's (spec 9.4: the
+  // race skips the timeline check).
+  const ctl = isStandbyClusterConfig(config) ? undefined : clusterTimeline(cluster);
   if (!pg.inRecovery) {
     // A primary whose lock expired (overloaded, or DCS hiccup). It is the best candidate unless
     // another node has already been promoted on a newer timeline.

@@ -2,9 +2,11 @@
 // (lock refresh, /status, failsafe topology, synchronous replication, slots) and the switchover or
 // failover request it handles.
 
-import { DecisionBuilder, declaresSlots, FAST_WAKE_MS, paused, slotMembers, STANDBY_NOT_IMPLEMENTED } from './builder.ts';
+import { DecisionBuilder, declaresSlots, FAST_WAKE_MS, paused, slotMembers } from './builder.ts';
 import { leaderSlots, sameStatus } from './slots.ts';
-import { isHealthiest, isStandbyClusterConfig, syncModeOf, type Verdict } from './election.ts';
+import { isHealthiest, syncModeOf, type Verdict } from './election.ts';
+import { asStandbyLeader, followRemoteUnlocked, remoteUpstream } from './standby.ts';
+import { handleDiverged } from './diverged.ts';
 import { failsafeLeader, failsafeRaceRefusal, failsafeTopology, sameTopology } from './failsafe.ts';
 import { activeRequest, manualRaceVerdict, requestTiming, switchoverBlocker } from './switchover.ts';
 import { prepromoteActions, syncOffStep, syncStep } from './sync.ts';
@@ -36,11 +38,8 @@ export function unlocked(obs: Observation, d: DecisionBuilder): string {
     }
     return 'cluster is unlocked and paused: no automatic failover';
   }
-  if (pg.inRecovery && isStandbyClusterConfig(obs.config)) {
-    // Patroni would make the winner a standby leader that follows the remote primary; Vigil
-    // cannot yet, and promoting it would make a second read-write primary.
-    return `${STANDBY_NOT_IMPLEMENTED}: not taking the leader lock (its holder would be promoted)`;
-  }
+  const remote = remoteUpstream(obs);
+  if (remote !== undefined) return unlockedStandby(obs, d, remote, manual);
   const backoff = raceBackoff(obs);
   if (backoff.memory !== undefined) d.memory.raceBackoff = backoff.memory;
   if (backoff.wait !== undefined) {
@@ -77,11 +76,24 @@ export function unlocked(obs: Observation, d: DecisionBuilder): string {
 export function asLeader(obs: Observation, d: DecisionBuilder): string {
   const { pg, self, config } = obs;
   const cluster = obs.cluster as ClusterView;
-  if (pg.inRecovery && isStandbyClusterConfig(config)) {
-    d.isLeader = false;
-    d.role = 'replica';
-    d.add({ type: 'releaseLeader' });
-    return `${STANDBY_NOT_IMPLEMENTED}: released the leader lock instead of promoting`;
+  const remote = remoteUpstream(obs);
+  if (remote !== undefined) {
+    const fo = activeRequest(cluster);
+    if (fo !== undefined && pg.inRecovery) {
+      // A switchover or failover inside the standby cluster: the standby leader hands the lock over.
+      const handled = leaderHandlesRequest(obs, d, fo);
+      if (handled !== undefined) return handled;
+    }
+    if (pg.inRecovery && pg.divergence === 'need') {
+      // The remote's history forked before our position (its failover lost WAL we replayed).
+      d.isLeader = true;
+      d.role = 'standby_leader';
+      d.add({ type: 'refreshLeader' });
+      return handleDiverged(obs, d, remote);
+    }
+    const why = asStandbyLeader(obs, d, remote);
+    if (d.role === 'standby_leader') d.add(...standbyLeaderSlots(obs, d));
+    return why;
   }
   d.isLeader = true;
   d.add({ type: 'refreshLeader' });
@@ -170,4 +182,52 @@ export function leaderHandlesRequest(obs: Observation, d: DecisionBuilder, fo: F
   d.isLeader = false;
   d.add({ type: 'startTask', task: { kind: 'demote', mode: 'graceful', upstream: fo.member ?? null } });
   return `manual ${fo.leader ? 'switchover' : 'failover'}: demoting myself in favour of ${fo.member ?? 'the healthiest replica'}`;
+}
+
+/**
+ * The standby leader's slots and /status: the members' physical slots (its replicas stream from
+ * it) and the permanent physical ones, as a primary's (core/slots.ts); the caller adds the actions.
+ */
+function standbyLeaderSlots(obs: Observation, d: DecisionBuilder): ClusterActions {
+  const cluster = obs.cluster as ClusterView;
+  const out: ClusterActions = [];
+  const slotStep = leaderSlots(obs, d.memory);
+  if (slotStep.status !== undefined && !sameStatus(slotStep.status, cluster.status)) out.push({ type: 'writeStatus', status: slotStep.status });
+  if (obs.config.postgresql.use_slots !== false && obs.pg.slots === undefined) out.push({ type: 'ensureSlots', members: slotMembers(obs), dropUnknown: !paused(obs) && !declaresSlots(obs.config) });
+  out.push(...slotStep.actions);
+  return out;
+}
+
+type ClusterActions = DecisionBuilder['actions'];
+
+/**
+ * A standby cluster without a lock holder (spec 9.4): the usual race, without the race backoff;
+ * the winner becomes the standby leader and follows the remote member (never promoted). A loser
+ * follows the remote member directly; a primary that may not take the lock is demoted.
+ */
+function unlockedStandby(obs: Observation, d: DecisionBuilder, remote: string, manual: { race: boolean; reason: string } | undefined): string {
+  const { pg } = obs;
+  const verdict: Verdict = manual !== undefined ? { ok: manual.race, reason: manual.reason } : failsafeVerdict(obs) ?? isHealthiest(obs);
+  if (verdict.ok) {
+    d.isLeader = true;
+    d.add({ type: 'acquireLeader' });
+    if (activeRequest(obs.cluster) !== undefined) d.add({ type: 'clearFailover' });
+    if (!pg.inRecovery) {
+      // A primary in a standby cluster: take the lock; the next tick demotes it (demote-cluster).
+      d.role = 'primary';
+      d.wake(0);
+      return 'acquired session lock as a primary of a standby cluster: demoting it next';
+    }
+    d.role = 'standby_leader';
+    if (pg.upstream !== remote) d.add({ type: 'followUpstream', upstream: remote });
+    return 'acquired session lock as a standby leader (no promotion in a standby cluster)';
+  }
+  if (!pg.inRecovery) {
+    d.wake(FAST_WAKE_MS);
+    d.role = 'demoted';
+    d.add({ type: 'startTask', task: { kind: 'demote', mode: 'immediate-nolock', upstream: remote } });
+    return `demoting self: standby cluster is unlocked and I may not take the lock (${verdict.reason})`;
+  }
+  if (pg.divergence === 'need') return handleDiverged(obs, d, remote);
+  return followRemoteUnlocked(obs, d, remote, `not the healthiest node: ${verdict.reason}`);
 }

@@ -419,12 +419,14 @@ export type Action =
   | { type: 'startTask'; task: TaskSpec };
 
 export type TaskSpec =
-  | { kind: 'bootstrap' }
+  /** remote: a standby cluster's first member clones the remote member (core/standby.ts) instead of running initdb. */
+  | { kind: 'bootstrap'; remote?: string }
   /** from: the member to copy; null: no leader, only the no_leader replica methods run. */
   | { kind: 'clone'; from: string | null }
   | { kind: 'start'; asPrimary: boolean; upstream: string | null }
   | { kind: 'promote' }
-  | { kind: 'demote'; mode: 'graceful' | 'immediate' | 'immediate-nolock' | 'offline'; upstream: string | null }
+  /** demote-cluster: fast stop keeping the lock; the next tick starts it as the standby leader (core/standby.ts). */
+  | { kind: 'demote'; mode: 'graceful' | 'immediate' | 'immediate-nolock' | 'offline' | 'demote-cluster'; upstream: string | null }
   | { kind: 'rewind'; from: string }
   | { kind: 'reinitialize'; from: string }
   | { kind: 'stop'; mode: 'fast' | 'immediate'; releaseLeader: boolean }

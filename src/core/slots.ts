@@ -7,6 +7,7 @@
 // executes the SlotOps (src/postgres/slots.ts).
 
 import type { Action, ClusterView, LeaderStatus, Memory, Observation } from './model.ts';
+import { isStandbyClusterConfig } from './election.ts';
 
 /** One non-temporary row of pg_replication_slots. */
 export interface LocalSlot {
@@ -78,21 +79,24 @@ const VALID = /^[a-z0-9_]{1,63}$/;
 /**
  * The permanent slots of /config (`permanent_replication_slots`, else `permanent_slots`, else
  * `slots`): an empty value is physical; without a type, database and plugin make it logical.
- * Invalid names, logical slots without database or plugin, and slots restricted to standby
- * clusters (cluster_type standby) are left out.
+ * Invalid names, logical slots without database or plugin, and slots restricted to the other kind
+ * of cluster (cluster_type primary or standby) are left out; so are logical slots in a standby
+ * cluster (`standbyCluster`).
  */
-export function permanentSlots(config: Record<string, unknown>): WantedSlot[] {
+export function permanentSlots(config: Record<string, unknown>, standbyCluster = false): WantedSlot[] {
   const raw = config.permanent_replication_slots ?? config.permanent_slots ?? config.slots;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return [];
   const out: WantedSlot[] = [];
   for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
     if (!VALID.test(name)) continue;
     const value = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-    if (value.cluster_type === 'standby') continue;
+    // cluster_type restricts a slot to primary or standby clusters; a standby cluster keeps only physical ones (spec 9.4).
+    if (value.cluster_type === (standbyCluster ? 'primary' : 'standby')) continue;
     const database = typeof value.database === 'string' && value.database !== '' ? value.database : undefined;
     const plugin = typeof value.plugin === 'string' && value.plugin !== '' ? value.plugin : undefined;
     const type = value.type ?? (database !== undefined && plugin !== undefined ? 'logical' : 'physical');
     if (type === 'physical') out.push({ name, type });
+    else if (standbyCluster) continue;
     else if (type === 'logical' && database !== undefined && plugin !== undefined) out.push({ name, type, database, plugin });
   }
   return out;
@@ -354,7 +358,7 @@ export function slotInputs(obs: Observation, leader: boolean, retained: string[]
     memberSlotsTtl: num(config.member_slots_ttl) ?? 1800,
     members,
     retained,
-    permanent: permanentSlots(config),
+    permanent: permanentSlots(config, isStandbyClusterConfig(config)),
     ignore: ignoreMatchers(config),
     published: cluster?.status?.slots ?? {},
     replayLsn: obs.pg.replayLsn,

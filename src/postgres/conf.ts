@@ -11,6 +11,7 @@ import { libpqPairs, parseConnUrl, parseListen, renderConninfo, type PgpassEntry
 import { confValueToString, parseBool, parseIntValue, parseSizeMb, quoteConfValue } from './conf-values.ts';
 import { bootstrapRecoveryConf } from './bootstrap-recovery.ts';
 import { memberSlotName } from '../core/slots.ts';
+import type { Upstream } from './upstream.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Names
@@ -102,7 +103,7 @@ export interface BuildParamsInput {
   /** cluster_name (the scope), when known. */
   scope?: string;
   role: 'primary' | 'replica';
-  upstream?: { connUrl: string; name: string } | null;
+  upstream?: Upstream | null;
   /** tags.nostream: no primary_conninfo and no slot (the upstream is still recorded as followed). */
   nostream?: boolean;
   /** Dynamic parameters (/config postgresql.parameters). */
@@ -128,6 +129,7 @@ export interface BuildParamsInput {
   hotStandbyFeedback?: boolean;
 }
 
+export type { Upstream } from './upstream.ts';
 
 export interface BuiltParams {
   /** Everything written to postgresql.conf, in file order. */
@@ -228,7 +230,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
   let conninfo = '';
   let slot = '';
   let pgpass: PgpassEntry | undefined;
-  if (upstream !== null && input.nostream !== true) {
+  if (upstream !== null && input.nostream !== true && upstream.connUrl !== '') {
     const t = parseConnUrl(upstream.connUrl);
     const repl = input.settings.authentication.replication;
     const hasPassword = repl.password !== undefined && repl.password !== '';
@@ -241,7 +243,7 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
       ['application_name', input.memberName],
       ...libpqPairs(repl, { sslmode: 'prefer', gssencmode: 'prefer', channel_binding: 'prefer' }, input.krbsrvname),
     ]);
-    if (input.useSlots ?? input.settings.useSlots) slot = slotName(input.memberName);
+    if (input.useSlots ?? input.settings.useSlots) slot = upstream.slot !== undefined ? (upstream.slot ?? '') : slotName(input.memberName);
     if (hasPassword) pgpass = { host: t.host, port: t.port, database: '*', user: repl.username, password: repl.password! };
   }
   conf.push(['primary_conninfo', conninfo]);
@@ -265,6 +267,11 @@ export function buildParameters(input: BuildParamsInput): BuiltParams {
       if (at >= 0) conf.splice(at, 1);
       conf.push([lname, v]);
     }
+  }
+  for (const [name, v] of Object.entries(upstream?.recovery ?? {})) {
+    const at = conf.findIndex(([k]) => k === name);
+    if (at >= 0) conf.splice(at, 1);
+    conf.push([name, v]);
   }
 
   const commandLine: Record<string, string> = {};

@@ -24,7 +24,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { buildParameters, COMMAND_LINE_GUCS, diffParams, isGeneratedConf, parseConf, renderPostgresqlConf } from './conf.ts';
+import { buildParameters, COMMAND_LINE_GUCS, diffParams, isGeneratedConf, parseConf, renderPostgresqlConf, type Upstream } from './conf.ts';
 import { renderPgHba, renderPgpass } from './conninfo.ts';
 import { CONTROL_MINIMUMS } from './controldata.ts';
 import { PgControlError } from './errors.ts';
@@ -46,7 +46,7 @@ export interface WriteConfigResult {
 
 export interface WriteConfigOptions {
   role: 'primary' | 'replica';
-  upstream?: { connUrl: string; name: string } | null;
+  upstream?: Upstream | null;
   parameters?: Record<string, unknown> | null;
   /** The dynamic configuration's postgresql.pg_hba (used when the local section sets none). */
   pgHba?: string[] | null;

@@ -26,6 +26,12 @@ export interface BasebackupOptions {
   timeoutMs?: number;
   /** Cancels the running pg_basebackup (its process group is killed). */
   signal?: AbortSignal;
+  /**
+   * createReplica only: the method names to try instead of postgresql.create_replica_methods (a
+   * standby cluster's standby_cluster.create_replica_methods): `basebackup`, or a method whose
+   * section the local postgresql configuration defines (others are skipped with a warning).
+   */
+  methods?: string[];
 }
 
 export class DataDir {
@@ -277,7 +283,17 @@ export class DataDir {
    * leader): only the methods marked no_leader run, with an empty --connstring.
    */
   async createReplica(from: { connUrl: string } | undefined, opts: BasebackupOptions = {}): Promise<void> {
-    const configured = this.node.settings.createReplicaMethods ?? [];
+    let configured = this.node.settings.createReplicaMethods ?? [];
+    if (opts.methods !== undefined && opts.methods.length > 0) {
+      const known = new Map(configured.map((m) => [m.name, m]));
+      configured = [];
+      for (const name of opts.methods) {
+        const m = name === 'basebackup' ? { name, keepData: false, noParams: false, noLeader: false, options: [] } : known.get(name);
+        if (m === undefined) this.node.log.warn(`replica method ${name} is not configured in the postgresql section: skipped`);
+        else configured.push(m);
+      }
+      if (configured.length === 0) throw new PgControlError('PG_FAILED', `none of the replica methods ${opts.methods.join(', ')} is configured`, { retryable: false });
+    }
     if (from !== undefined && configured.length === 0) return this.basebackup(from, opts);
     const methods = from === undefined ? configured.filter((m) => m.noLeader && m.command !== undefined) : configured;
     if (methods.length === 0) throw new PgControlError('PG_FAILED', 'no replica method works without a leader (no_leader)', { retryable: false });
