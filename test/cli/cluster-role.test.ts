@@ -3,10 +3,6 @@
 // the confirmation, a concurrent change of /config (compare-and-set), the wait for the leader's new
 // role (the test plays the agent by rewriting the leader's member key), and how `vigil list` and
 // `vigil topology` show a standby cluster, compared with patronictl 3.0.2 where it is installed.
-//
-// Until the standby cluster agent work lifts the refusal of standby_cluster in
-// src/config/dynamic.ts, demote-cluster refuses every section: the tests that need it written are
-// skipped then, and one test checks the refusal instead.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,12 +15,8 @@ import { run, VIGIL, type RunResult } from '../support/cli.ts';
 import { waitFor } from '../support/wait.ts';
 import type { Io } from '../../src/cli/ctl/io.ts';
 import { runDemoteCluster, runPromoteCluster, standbySectionProblems } from '../../src/cli/ctl/cluster-role.ts';
-import { unimplementedDynamicKeys } from '../../src/config/dynamic.ts';
 
 const PATRONICTL = '/usr/bin/patronictl';
-/** Whether src/config/dynamic.ts still refuses standby_cluster (see the header). */
-const REFUSED = unimplementedDynamicKeys({ standby_cluster: { host: 'h' } }).length > 0;
-const NEEDS_SECTION = REFUSED && 'standby_cluster is still refused by src/config/dynamic.ts';
 
 let etcd: EtcdServer;
 let dir: string;
@@ -157,16 +149,7 @@ test('the standby_cluster checks of the dynamic configuration apply to the secti
   assert.deepEqual(standbySectionProblems({ standby_cluster: 'nonsense' }).filter((l) => !/not implemented/.test(l)), ['standby_cluster: expected a mapping, got "nonsense"']);
 });
 
-test('while standby_cluster is refused, demote-cluster says so and writes nothing', { skip: !REFUSED && 'standby_cluster is accepted' }, async () => {
-  await fabricate('refused', 'primary');
-  const before = await get('/service/refused/config');
-  const r = await vigil(['demote-cluster', '-d', dcsUrl, '--host', 'h', '--force', 'refused']);
-  assert.equal(r.code, 1);
-  assert.match(r.stderr, /^Error: standby_cluster: standby clusters are not implemented by Vigil yet/);
-  assert.equal(await get('/service/refused/config'), before);
-});
-
-test('demote-cluster writes exactly the section of the options given, merged into a leftover one', { skip: NEEDS_SECTION }, async () => {
+test('demote-cluster writes exactly the section of the options given, merged into a leftover one', async () => {
   await fabricate('alpha', 'primary');
   const r = await vigil(['demote-cluster', '-d', dcsUrl, '--host', '10.1.0.5', '--port', '5433', '--restore-command', 'pgbackrest --stanza=a archive-get %f "%p"', '--primary-slot-name', 'dr_site', '--timeout', '0', '--force', 'alpha']);
   assert.equal(r.code, 0, r.stderr);
@@ -184,7 +167,7 @@ test('demote-cluster writes exactly the section of the options given, merged int
   assert.deepEqual((await configOf('leftover'))['standby_cluster'], { create_replica_methods: ['basebackup'], primary_slot_name: 'old', host: 'a.example' });
 });
 
-test('demote-cluster asks; no, or no answer, writes nothing', { skip: NEEDS_SECTION }, async () => {
+test('demote-cluster asks; no, or no answer, writes nothing', async () => {
   await fabricate('ask', 'primary');
   const before = await get('/service/ask/config');
   const no = await vigil(['demote-cluster', '-d', dcsUrl, '--host', 'h', 'ask'], 'n\n');
@@ -197,7 +180,7 @@ test('demote-cluster asks; no, or no answer, writes nothing', { skip: NEEDS_SECT
   assert.equal(await get('/service/ask/config'), before);
 });
 
-test('a concurrent change of /config between the read and the write aborts the demotion', { skip: NEEDS_SECTION }, async () => {
+test('a concurrent change of /config between the read and the write aborts the demotion', async () => {
   await fabricate('cas', 'primary');
   const theirs = JSON.stringify({ ...BASE_CONFIG, loop_wait: 5 });
   // The answer to the confirmation comes only after someone else rewrote /config.
@@ -223,7 +206,7 @@ test('promote-cluster: a concurrent change of /config aborts it too', async () =
   assert.equal(await get('/service/cas2/config'), theirs);
 });
 
-test('demote-cluster waits for the leader to run as standby leader; vigil list then shows Standby Leader', { skip: NEEDS_SECTION }, async () => {
+test('demote-cluster waits for the leader to run as standby leader; vigil list then shows Standby Leader', async () => {
   await fabricate('beta', 'primary');
   const io = memIo();
   const running = runDemoteCluster(['-d', dcsUrl, '--host', '10.1.0.5', '--force', '--timeout', '300', 'beta'], io);
@@ -241,7 +224,7 @@ test('demote-cluster waits for the leader to run as standby leader; vigil list t
   ]);
 });
 
-test('the wait ends after --timeout with the change written and exit code 1', { skip: NEEDS_SECTION }, async () => {
+test('the wait ends after --timeout with the change written and exit code 1', async () => {
   await fabricate('slow', 'primary');
   const r = await vigil(['demote-cluster', '-d', dcsUrl, '--host', 'h', '--timeout', '1', '--force', 'slow']);
   assert.equal(r.code, 1);
@@ -249,7 +232,7 @@ test('the wait ends after --timeout with the change written and exit code 1', { 
   assert.deepEqual((await configOf('slow'))['standby_cluster'], { host: 'h' });
 });
 
-test('a DCS that goes away during the wait does not end it early; exit 1 naming the failed read', { skip: NEEDS_SECTION }, async () => {
+test('a DCS that goes away during the wait does not end it early; exit 1 naming the failed read', async () => {
   const own = await startEtcd();
   try {
     const p = '/service/gone/';
@@ -271,7 +254,7 @@ test('a DCS that goes away during the wait does not end it early; exit 1 naming 
   }
 });
 
-test('without a leader the section is written and not waited for', { skip: NEEDS_SECTION }, async () => {
+test('without a leader the section is written and not waited for', async () => {
   await fabricate('down', 'replica', {}, false);
   const r = await vigil(['demote-cluster', '-d', dcsUrl, '--host', 'h', '--force', 'down']);
   assert.equal(r.code, 0, r.stderr);

@@ -110,12 +110,12 @@ test('edit-config --set/--pg --force changes /config with a diff; same values: N
   assert.match((await vigil(['show-config', '-c', cfg])).stdout, /^maximum_lag_on_failover: 2097152$/m);
 });
 
-test('edit-config refuses keys Vigil does not implement yet (postgresql.parameters_primary), as PATCH /config does', async () => {
-  const r = await vigil(['edit-config', '-c', cfg, '-s', 'postgresql.parameters_primary.work_mem=1MB', '-s', 'ignore_slots=[{name: barman}]', '--force', '-q']);
+test('edit-config refuses keys Vigil does not implement yet (a dynamic postgresql.pg_ctl_timeout), as PATCH /config does', async () => {
+  const r = await vigil(['edit-config', '-c', cfg, '-s', 'postgresql.pg_ctl_timeout=120', '-s', 'ignore_slots=[{name: barman}]', '--force', '-q']);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /postgresql\.parameters_primary: parameters_primary is not implemented by Vigil yet/);
-  assert.doesNotMatch(r.stderr, /ignore_slots/); // implemented: only parameters_primary refuses the edit
-  assert.doesNotMatch((await vigil(['show-config', '-c', cfg])).stdout, /parameters_primary|ignore_slots/);
+  assert.match(r.stderr, /postgresql\.pg_ctl_timeout: pg_ctl_timeout in the dynamic configuration is not implemented by Vigil yet/);
+  assert.doesNotMatch(r.stderr, /ignore_slots/); // implemented: only pg_ctl_timeout refuses the edit
+  assert.doesNotMatch((await vigil(['show-config', '-c', cfg])).stdout, /pg_ctl_timeout|ignore_slots/);
 });
 
 test('edit-config refuses impossible values as PATCH /config does, naming the key', async () => {
