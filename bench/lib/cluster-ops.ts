@@ -118,3 +118,28 @@ export async function requestSwitchover(cluster: LocalCluster, leader: string, c
     return { status: 0, text: err instanceof Error ? err.message : String(err), sentAt, doneAt: performance.now() };
   }
 }
+
+export interface LeaderKey {
+  /** The member named in the leader key. */
+  holder: string;
+  /** etcd revision that created the key: a new one means the key was taken anew (expired, released). */
+  createRevision: string;
+}
+
+/** The cluster's leader key as etcd (v3 JSON gateway) holds it now; undefined when absent or unreadable. */
+export async function readLeaderKey(etcdEndpoint: string, namespace: string, scope: string): Promise<LeaderKey | undefined> {
+  const ns = namespace.endsWith('/') ? namespace : `${namespace}/`;
+  try {
+    const res = await fetch(`http://${etcdEndpoint}/v3/kv/range`, {
+      method: 'POST',
+      body: JSON.stringify({ key: Buffer.from(`${ns}${scope}/leader`).toString('base64') }),
+      signal: AbortSignal.timeout(2000),
+    });
+    const body = (await res.json()) as { kvs?: { value?: string; create_revision?: string }[] };
+    const kv = body.kvs?.[0];
+    if (kv?.value === undefined) return undefined;
+    return { holder: Buffer.from(kv.value, 'base64').toString('utf8'), createRevision: kv.create_revision ?? '?' };
+  } catch {
+    return undefined;
+  }
+}
