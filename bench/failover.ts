@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 
 import { FAST_TIMING, LocalCluster, PATRONI_DEFAULT_TIMING, type Timing } from '../src/local/cluster.ts';
 import { CLUSTER_CREDENTIALS, directEndpoints, log, sleep, tail, stopOnSignal } from './lib/common.ts';
-import { leaderLeaseTtl, waitHealthy } from './lib/cluster-ops.ts';
+import { leaderLeaseRemaining, leaderLeaseTtl, waitHealthy } from './lib/cluster-ops.ts';
 import { PatroniCluster, patroniUnavailableReason } from './lib/patroni.ts';
 import { formatTable, summarize } from './lib/stats.ts';
 import { measureFault, type FaultName } from './lib/measure.ts';
@@ -73,6 +73,10 @@ interface RunResult {
   acked: number;
   lost: number | undefined;
   leaseTtl: number | undefined;
+  /** Seconds the old leader's lease had left just before the fault (etcd, whole seconds). */
+  leaseLeftS: number | undefined;
+  /** Random extra wait before this run's fault, s (spreads the fault over the leader's loop). */
+  phaseS: number;
   /** Up to 10 missing ids, each with how many acknowledged writes preceded the fault after it (0 = the last one before the fault). */
   missing?: { id: number; fromEnd: number }[];
   note?: string;
@@ -96,8 +100,12 @@ async function runOnce(
   c: LocalCluster,
   ctx: { system: SystemName; profile: ProfileName; mode: ModeName; fault: FaultName; run: number; firstId: number; leaseTtl: number | undefined },
   primary: string,
+  phaseS: number,
 ): Promise<{ result: RunResult; nextId: number; ackedIds: number[]; beforeIds: number[] }> {
-  const m = await measureFault(c, ctx.fault, PROFILES[ctx.profile], directEndpoints(c), primary, ctx.firstId);
+  let leaseLeftS: number | undefined;
+  const m = await measureFault(c, ctx.fault, PROFILES[ctx.profile], directEndpoints(c), primary, ctx.firstId, undefined, async () => {
+    leaseLeftS = await leaderLeaseRemaining(c.etcdEndpoint, NAMESPACE, SCOPE);
+  });
   const result: RunResult = {
     system: ctx.system,
     profile: ctx.profile,
@@ -110,6 +118,8 @@ async function runOnce(
     acked: m.acked,
     lost: undefined,
     leaseTtl: ctx.leaseTtl,
+    leaseLeftS,
+    phaseS,
     ...(m.note !== undefined ? { note: m.note } : {}),
   };
   if (m.syncCancelled > 0) result.note = [result.note, `${m.syncCancelled} commit(s) answered with "canceling wait for synchronous replication" (not counted as acknowledged)`].filter(Boolean).join('; ');
@@ -154,11 +164,14 @@ async function benchProfile(
     let nextId = 1;
     for (const fault of faults) {
       for (let run = 1; run <= runs; run++) {
-        // Let every agent run a full loop with the rejoined node before the next fault.
-        await sleep((timing.loop_wait + 1) * 1000);
+        // Let every agent run a full loop with the rejoined node before the next fault, then wait a
+        // random part of loop_wait more: the fault must not land at the same point of the leader's
+        // loop in every run (after a host crash the lease rule's delay depends on that point).
+        const phaseS = Math.random() * timing.loop_wait;
+        await sleep((timing.loop_wait + 1 + phaseS) * 1000);
         primary = await waitHealthy(c, healthyTimeout);
         const leaseTtl = (await leaderLeaseTtl(c.etcdEndpoint, NAMESPACE, SCOPE)) ?? setup.leaseTtl;
-        const { result, nextId: n, ackedIds, beforeIds } = await runOnce(c, { system, profile, mode, fault, run, firstId: nextId, leaseTtl }, primary);
+        const { result, nextId: n, ackedIds, beforeIds } = await runOnce(c, { system, profile, mode, fault, run, firstId: nextId, leaseTtl }, primary, phaseS);
         nextId = n;
         results.push(result);
         try {
@@ -188,6 +201,7 @@ async function benchProfile(
         log(
           `${label} ${fault} run ${run}/${runs}: ` +
             (result.unavailableS !== undefined ? `writes unavailable ${result.unavailableS.toFixed(2)} s` : 'writes never resumed') +
+            ` (lease left at the fault ${result.leaseLeftS ?? '?'} s)` +
             ` (${result.oldPrimary} -> ${result.newPrimary ?? '?'}), acknowledged writes missing ${result.lost ?? '?'} of ${result.acked}` +
             (result.note !== undefined ? ` [${result.note}]` : ''),
         );
@@ -214,7 +228,7 @@ function fmtS(x: number | undefined): string {
 }
 
 function report(results: RunResult[], setups: Setup[], systems: SystemName[], profiles: ProfileName[], modes: ModeName[], faults: FaultName[]): string {
-  const rows: string[][] = [['system', 'mode', 'profile', 'lease TTL', 'fault', 'runs', 'median s', 'min s', 'max s', 'lost writes', 'Patroni yardstick s']];
+  const rows: string[][] = [['system', 'mode', 'profile', 'lease TTL', 'fault', 'runs', 'median s', 'min s', 'max s', 'median s - lease left', 'lost writes', 'Patroni yardstick s']];
   const medians = new Map<string, number>();
   for (const mode of modes) {
     for (const profile of profiles) {
@@ -226,6 +240,7 @@ function report(results: RunResult[], setups: Setup[], systems: SystemName[], pr
           const rs = results.filter((r) => r.system === system && r.profile === profile && r.mode === mode && r.fault === fault);
           const s = summarize(rs.map((r) => r.unavailableS ?? Number.NaN));
           const never = rs.filter((r) => r.unavailableS === undefined).length;
+          const beyond = summarize(rs.map((r) => (r.unavailableS !== undefined && r.leaseLeftS !== undefined ? r.unavailableS - r.leaseLeftS : Number.NaN)));
           if (s !== undefined) medians.set(`${system}/${profile}/${mode}/${fault}`, s.median);
           const lost = rs.map((r) => r.lost);
           const lostText = rs.length === 0 ? '-' : lost.some((l) => l === undefined) ? `${lost.map((l) => l ?? '?').join('/')}` : `${lost.reduce<number>((a, b) => a + (b ?? 0), 0)} (${lost.join('/')})`;
@@ -239,6 +254,7 @@ function report(results: RunResult[], setups: Setup[], systems: SystemName[], pr
             fmtS(s?.median),
             fmtS(s?.min),
             fmtS(s?.max),
+            fmtS(beyond?.median),
             lostText,
             mode === 'async' ? YARDSTICK[profile][fault].toFixed(1) : '-',
           ]);
@@ -265,6 +281,8 @@ function report(results: RunResult[], setups: Setup[], systems: SystemName[], pr
     'lost writes: acknowledged INSERTs absent on the final primary, total (per run). A commit answered with',
     '  "canceling wait for synchronous replication" is not an acknowledged write (counted apart, never lost).',
     'lease TTL: TTL etcd granted to the leader key\'s lease, i.e. the ttl the leader really used.',
+    'median s - lease left: unavailability minus what the old leader\'s lease had left at the fault (etcd, whole',
+    '  seconds): the time past the lease\'s expiry, independent of where in its loop the leader was hit.',
     'Patroni yardstick: Patroni 3.0.2 median measured earlier here, asynchronous mode only.',
     "Targets (issue 13, sync and quorum, default profile, host crash): median <= 5 s, 0 lost over >= 10 runs.",
   );

@@ -56,7 +56,7 @@ export interface FaultMeasure {
  * wait for the first write acknowledged over a connection made after the fault (give up after
  * 3*ttl + 60 s), write 1 s more, stop. A host crash kills the agent, PostgreSQL and the fencer
  * (hostCrash); afterwards the node's agent is started again (the host comes back). `alsoKill` runs
- * at the moment of the fault.
+ * at the moment of the fault; `beforeFault` is awaited just before it (e.g. to read the lease).
  */
 export async function measureFault(
   c: LocalCluster,
@@ -66,6 +66,7 @@ export async function measureFault(
   primary: string,
   firstId: number,
   alsoKill?: () => void,
+  beforeFault?: () => Promise<void>,
 ): Promise<FaultMeasure> {
   const writer = new Writer(endpoints, CLUSTER_CREDENTIALS, { firstId });
   writer.start();
@@ -81,6 +82,7 @@ export async function measureFault(
     throw new Error('the writer got no acknowledged write within 30 s before the fault');
   }
 
+  await beforeFault?.();
   const tFault = performance.now();
   if (fault === 'host-crash') hostCrash(c, primary);
   else c.killPostgres(primary, 'SIGKILL');
