@@ -4,7 +4,6 @@
 // whichever DCS runs; `etcd-restart` restarts it); a ZooKeeper run's records say `zookeeper`. Every injector is bounded in time and
 // heals what it broke before returning; close() always tears everything down.
 
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +20,7 @@ import { FaultWriter, ensureTable, readIds, type Endpoint, type Credentials } fr
 import { check, isSynchronous, type CheckReport, type FaultRecord, type ReplicationMode } from './checker.ts';
 import { readProcs, selectFreezeTargets, isFencer, procState } from './procs.ts';
 import { mergeIntoFile, type Doc } from '../../../bench/lib/node-config.ts';
+import { hostCrash } from '../../../bench/lib/measure.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -362,16 +362,7 @@ export class FaultCluster {
           }
           break;
         case 'host-crash': {
-          const pidFile = `${this.cluster.node(primaryBefore).dataDir}.fencer.pid`;
-          const fencer = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
-          this.cluster.killAgent(primaryBefore, 'SIGKILL', { withPostgres: true });
-          if (fencer !== undefined && Number.isInteger(fencer) && fencer > 1) {
-            try {
-              process.kill(fencer, 'SIGKILL');
-            } catch {
-              // already gone
-            }
-          }
+          hostCrash(this.cluster, primaryBefore); // agent, PostgreSQL and fencer at once
           try {
             if (!(await this.waitNewPrimary(primaryBefore, maxHold))) note = [note, 'no failover after the host crash'].filter(Boolean).join('; ');
           } finally {
