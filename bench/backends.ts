@@ -202,11 +202,8 @@ async function benchCluster(backend: Backend, system: SystemName, runs: number, 
     for (let run = 1; run <= runs; run++) {
       await sleep((TIMING.loop_wait + 1) * 1000);
       primary = await waitHealthy(c, healthyTimeout);
-      // A host crash takes Vigil's fencer down with the agent and PostgreSQL.
-      const fencer = fencerPid(c, primary);
-      const m = await measureFault(c, 'host-crash', TIMING, endpoints, primary, nextId, () => {
-        if (fencer !== undefined) process.kill(fencer, 'SIGKILL');
-      });
+      // A host crash takes Vigil's fencer down with the agent and PostgreSQL (measureFault).
+      const m = await measureFault(c, 'host-crash', TIMING, endpoints, primary, nextId);
       nextId = m.nextId;
       if (m.unavailableS !== undefined) r.failoverS.push(m.unavailableS);
       if (m.note !== undefined) r.notes.push(`host crash ${run}: ${m.note}`);

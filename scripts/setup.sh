@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # zookeeper (3.8, Java 17): the ZooKeeper DCS tests; python3-kazoo: patronictl's ZooKeeper client.
 # dnsmasq-base: DNS SRV tests of etcd discovery (no service).
 # gcc + libc6-dev: the native fencer (src/fence/fencer.c); wrk: npm run bench:rest.
-packages=(postgresql-15 etcd-server etcd-client haproxy patroni python3-consul dnsmasq-base zookeeper python3-kazoo gcc libc6-dev wrk pgbackrest)
+# stress-ng: CPU saturation in npm run bench:stress.
+packages=(postgresql-15 etcd-server etcd-client haproxy patroni python3-consul dnsmasq-base zookeeper python3-kazoo gcc libc6-dev wrk pgbackrest stress-ng)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -89,6 +89,28 @@ export async function leaderLeaseTtl(etcdEndpoint: string, namespace: string, sc
   }
 }
 
+/**
+ * Seconds the leader key's lease has left right now (etcd's LeaseTimeToLive `TTL`, whole seconds,
+ * rounded by etcd), or undefined when there is no leader key or it cannot be read.
+ */
+export async function leaderLeaseRemaining(etcdEndpoint: string, namespace: string, scope: string): Promise<number | undefined> {
+  const ns = namespace.endsWith('/') ? namespace : `${namespace}/`;
+  try {
+    const kv = await fetch(`http://${etcdEndpoint}/v3/kv/range`, {
+      method: 'POST',
+      body: JSON.stringify({ key: Buffer.from(`${ns}${scope}/leader`).toString('base64') }),
+      signal: AbortSignal.timeout(2000),
+    });
+    const lease = ((await kv.json()) as { kvs?: { lease?: string }[] }).kvs?.[0]?.lease;
+    if (lease === undefined || lease === '0') return undefined;
+    const ttl = await fetch(`http://${etcdEndpoint}/v3/lease/timetolive`, { method: 'POST', body: JSON.stringify({ ID: lease }), signal: AbortSignal.timeout(2000) });
+    const n = Number(((await ttl.json()) as { TTL?: string }).TTL);
+    return Number.isFinite(n) && n >= 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface SwitchoverReply {
   status: number;
   text: string;
@@ -116,5 +138,30 @@ export async function requestSwitchover(cluster: LocalCluster, leader: string, c
     return { status: res.status, text: text.trim(), sentAt, doneAt: performance.now() };
   } catch (err) {
     return { status: 0, text: err instanceof Error ? err.message : String(err), sentAt, doneAt: performance.now() };
+  }
+}
+
+export interface LeaderKey {
+  /** The member named in the leader key. */
+  holder: string;
+  /** etcd revision that created the key: a new one means the key was taken anew (expired, released). */
+  createRevision: string;
+}
+
+/** The cluster's leader key as etcd (v3 JSON gateway) holds it now; undefined when absent or unreadable. */
+export async function readLeaderKey(etcdEndpoint: string, namespace: string, scope: string): Promise<LeaderKey | undefined> {
+  const ns = namespace.endsWith('/') ? namespace : `${namespace}/`;
+  try {
+    const res = await fetch(`http://${etcdEndpoint}/v3/kv/range`, {
+      method: 'POST',
+      body: JSON.stringify({ key: Buffer.from(`${ns}${scope}/leader`).toString('base64') }),
+      signal: AbortSignal.timeout(2000),
+    });
+    const body = (await res.json()) as { kvs?: { value?: string; create_revision?: string }[] };
+    const kv = body.kvs?.[0];
+    if (kv?.value === undefined) return undefined;
+    return { holder: Buffer.from(kv.value, 'base64').toString('utf8'), createRevision: kv.create_revision ?? '?' };
+  } catch {
+    return undefined;
   }
 }

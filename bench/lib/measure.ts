@@ -2,6 +2,7 @@
 // inserts rows continuously (bench/lib/workload.ts). Shared by bench/failover.ts, bench/switchover.ts
 // and bench/backends.ts; the method is described in bench/README.md.
 
+import { existsSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 import type { LocalCluster, Timing } from '../../src/local/cluster.ts';
@@ -11,12 +12,38 @@ import { Writer, type Endpoint } from './workload.ts';
 
 export type FaultName = 'host-crash' | 'postmaster-kill';
 
+/** The pid of a Vigil node's fencer (its pid file next to the data directory), if it has one. */
+export function fencerPid(c: LocalCluster, name: string): number | undefined {
+  const file = `${c.node(name).dataDir}.fencer.pid`;
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/**
+ * A host crash: SIGKILL to the node's agent, its PostgreSQL process group and its fencer (Vigil;
+ * Patroni has none) in the same tick, so nothing of the node survives to act on the cluster.
+ */
+export function hostCrash(c: LocalCluster, name: string): void {
+  const fencer = fencerPid(c, name);
+  c.killAgent(name, 'SIGKILL', { withPostgres: true });
+  if (fencer !== undefined) {
+    try {
+      process.kill(fencer, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
 export interface FaultMeasure {
   oldPrimary: string;
   newPrimary: string | undefined;
   /** Seconds from the last acknowledged write before the fault to the first after it; undefined = none. */
   unavailableS: number | undefined;
   acked: number;
+  /** Commits answered with "canceling wait for synchronous replication" (not acknowledged). */
+  syncCancelled: number;
   note?: string;
   /** Next free id for the writer, every acknowledged id, and those acknowledged before the fault. */
   nextId: number;
@@ -27,8 +54,9 @@ export interface FaultMeasure {
 /**
  * Inject `fault` on `primary` with a writer on `endpoints` running (2 s of steady writes first);
  * wait for the first write acknowledged over a connection made after the fault (give up after
- * 3*ttl + 60 s), write 1 s more, stop. After a host crash the node's agent is started again (the
- * host comes back). `alsoKill` runs at the moment of the fault (e.g. the fencer of a host crash).
+ * 3*ttl + 60 s), write 1 s more, stop. A host crash kills the agent, PostgreSQL and the fencer
+ * (hostCrash); afterwards the node's agent is started again (the host comes back). `alsoKill` runs
+ * at the moment of the fault; `beforeFault` is awaited just before it (e.g. to read the lease).
  */
 export async function measureFault(
   c: LocalCluster,
@@ -38,6 +66,7 @@ export async function measureFault(
   primary: string,
   firstId: number,
   alsoKill?: () => void,
+  beforeFault?: () => Promise<void>,
 ): Promise<FaultMeasure> {
   const writer = new Writer(endpoints, CLUSTER_CREDENTIALS, { firstId });
   writer.start();
@@ -53,8 +82,9 @@ export async function measureFault(
     throw new Error('the writer got no acknowledged write within 30 s before the fault');
   }
 
+  await beforeFault?.();
   const tFault = performance.now();
-  if (fault === 'host-crash') c.killAgent(primary, 'SIGKILL', { withPostgres: true });
+  if (fault === 'host-crash') hostCrash(c, primary);
   else c.killPostgres(primary, 'SIGKILL');
   alsoKill?.();
 
@@ -81,6 +111,7 @@ export async function measureFault(
     newPrimary: firstAfter?.node,
     unavailableS,
     acked: writer.acks.length,
+    syncCancelled: writer.syncCancelled.length,
     nextId: writer.next,
     ackedIds: writer.acks.map((a) => a.id),
     beforeIds: before.map((a) => a.id),

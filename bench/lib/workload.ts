@@ -44,6 +44,8 @@ export interface WriterOptions {
   table?: string;
   /** First id to use; ids increase by one per attempted INSERT. */
   firstId?: number;
+  /** Pause after each acknowledged INSERT (0 = as fast as possible): a steady, lighter load. */
+  pauseMs?: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -103,11 +105,18 @@ function withDefaults(o: WriterOptions): Required<WriterOptions> {
     retryPauseMs: o.retryPauseMs ?? 50,
     table: o.table ?? 'bench_writes',
     firstId: o.firstId ?? 1,
+    pauseMs: o.pauseMs ?? 0,
   };
 }
 
 export class Writer {
   readonly acks: Ack[] = [];
+  /**
+   * INSERTs PostgreSQL answered with the warning "canceling wait for synchronous replication": the
+   * row is committed locally but may exist on no standby, so it is not an acknowledged write (no
+   * HA manager promises anything for it) and is never counted as lost.
+   */
+  readonly syncCancelled: number[] = [];
   errors = 0;
   private nextId: number;
   private running = false;
@@ -164,6 +173,12 @@ export class Writer {
     let client: pg.Client | undefined;
     let node: Endpoint | undefined;
     let connectedAt = 0;
+    // Set by the connection's notice listener while the current INSERT runs (notices arrive before
+    // the statement completes).
+    let warned: boolean;
+    const onNotice = (msg: { message?: string; detail?: string }): void => {
+      if (/synchronous replication|not have been replicated/i.test(`${msg.message ?? ''} ${msg.detail ?? ''}`)) warned = true;
+    };
     while (this.running) {
       if (client === undefined) {
         const p = await connectPrimary(this.endpoints, this.cred, this.o);
@@ -172,14 +187,18 @@ export class Writer {
           continue;
         }
         client = p.client;
+        client.on('notice', onNotice);
         node = p.node;
         connectedAt = performance.now();
       }
       const id = this.nextId++;
+      warned = false;
       try {
         // RETURNING runs in the INSERT's own transaction, so the port names the node that committed it.
         const r = await client.query<{ port: number | null }>(`INSERT INTO ${this.o.table} (id) VALUES ($1) RETURNING inet_server_port() AS port`, [id]);
-        this.acks.push({ id, at: performance.now(), connectedAt, node: node?.name ?? '?', serverPort: r.rows[0]?.port ?? 0 });
+        if (warned) this.syncCancelled.push(id);
+        else this.acks.push({ id, at: performance.now(), connectedAt, node: node?.name ?? '?', serverPort: r.rows[0]?.port ?? 0 });
+        if (this.o.pauseMs > 0) await sleep(this.o.pauseMs);
       } catch {
         this.errors++;
         await client.end().catch(() => undefined);

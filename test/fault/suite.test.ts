@@ -10,7 +10,14 @@
 //   VIGIL_FAULTS=short (scripts/test.sh, CI): async with lag (a loss must be seen, within the
 //       bound), the primary's agent killed for longer than ttl (fencing), sync with the same lag
 //       (no loss). Modes: async, sync.
-//   VIGIL_FAULTS_MODES=async,sync,quorum,sync-strict overrides the modes of either level.
+//   VIGIL_FAULTS=partitions: the fast-failover rule's faults (issue 13), per mode (default sync,
+//       quorum; etcd only): the primary cut from its standbys but not from etcd, cut from etcd but
+//       not from its standbys, and a host crash (agent, fencer and PostgreSQL SIGKILLed), each
+//       without and with lagging replicas. VIGIL_FAULTS_ONLY=standbys,etcd,crash picks among them.
+//       (VIGIL_FAULTS_DCS is ignored: etcd only, the rule needs etcd's lease reading and Txn.)
+//   VIGIL_FAULTS_VIGIL_EXTRA='<YAML or JSON mapping>' is deep-merged into every node's configuration
+//       file at any level (e.g. to turn a setting on).
+//   VIGIL_FAULTS_MODES=async,sync,quorum,sync-strict overrides the modes of any level.
 //   VIGIL_FAULTS_KEEP=1 keeps every cluster's directory (agent logs, reports), not only failed ones.
 //   VIGIL_FAULTS_DCS=etcd,zookeeper (default both): the DCS runs to include. Every mode above runs
 //       on etcd v3. The ZooKeeper run (a real ZooKeeper 3.8 in the DCS namespace, the agents on its
@@ -29,11 +36,16 @@ import { join } from 'node:path';
 
 import { FaultCluster, FAULT_DCS, FAULT_KINDS, SAFE_FAULT_KINDS, FENCING_FAULT_KINDS, type FaultDcs, type FaultKind } from './lib/harness.ts';
 import { netnsUnavailable } from './lib/netns.ts';
+import { parseExtra } from '../../bench/lib/node-config.ts';
 import { formatReport, verdict, isSynchronous, REPLICATION_MODES, type CheckReport, type ReplicationMode } from './lib/checker.ts';
 
-const level = process.env['VIGIL_FAULTS'] === 'short' ? 'short' : 'long';
-const modes = parseModes(process.env['VIGIL_FAULTS_MODES'], level === 'short' ? ['async', 'sync'] : ['async', 'sync', 'quorum']);
+const level = process.env['VIGIL_FAULTS'] === 'short' ? 'short' : process.env['VIGIL_FAULTS'] === 'partitions' ? 'partitions' : 'long';
+const modes = parseModes(process.env['VIGIL_FAULTS_MODES'], level === 'short' ? ['async', 'sync'] : level === 'partitions' ? ['sync', 'quorum'] : ['async', 'sync', 'quorum']);
 const dcsRuns = parseDcs(process.env['VIGIL_FAULTS_DCS']);
+const extra = process.env['VIGIL_FAULTS_VIGIL_EXTRA'] !== undefined ? [parseExtra(process.env['VIGIL_FAULTS_VIGIL_EXTRA'])] : [];
+const PARTITION_CASES = ['standbys', 'etcd', 'crash'] as const;
+const only = (process.env['VIGIL_FAULTS_ONLY'] ?? PARTITION_CASES.join(',')).split(',').map((x) => x.trim()).filter(Boolean);
+for (const o of only) if (!(PARTITION_CASES as readonly string[]).includes(o)) throw new Error(`VIGIL_FAULTS_ONLY: unknown case "${o}" (known: ${PARTITION_CASES.join(', ')})`);
 const seed = Number(process.env['VIGIL_FAULTS_SEED'] ?? Date.now() % 1_000_000);
 const unavailable = await netnsUnavailable();
 const skip = unavailable === undefined ? false : `network namespaces unavailable: ${unavailable}`;
@@ -99,7 +111,7 @@ function clusterSuite(dcs: FaultDcs, mode: ReplicationMode, body: (scenario: (ti
     let failed = false;
 
     before(async () => {
-      fc = await FaultCluster.start({ replication: mode, dcs });
+      fc = await FaultCluster.start({ replication: mode, dcs, extra });
     });
 
     after(async () => {
@@ -175,6 +187,26 @@ for (const mode of dcsRuns.includes('etcd') ? modes : []) {
       ? `${mode}: a partitioned primary whose replicas lag loses no acknowledged write`
       : 'async: a partitioned primary whose replicas lag loses its last writes, within the bound';
 
+    if (level === 'partitions') {
+      // Issue 13's faults for the fast-failover rule; with the rule off they check the lease rule.
+      if (only.includes('standbys')) {
+        test(`${mode}: the primary cut from its standbys but not from etcd: no split brain, no lost write`, { timeout: 400_000 }, async () => {
+          await scenario('cut-from-standbys', [{ kind: 'partition-primary-standbys' }, { kind: 'partition-primary-standbys', lag: true }]);
+        });
+      }
+      if (only.includes('etcd')) {
+        test(`${mode}: the primary cut from etcd but not from its standbys: no split brain, no lost write`, { timeout: 400_000 }, async () => {
+          await scenario('cut-from-etcd', [{ kind: 'partition-primary-etcd' }, { kind: 'partition-primary-etcd', lag: true }]);
+        });
+      }
+      if (only.includes('crash')) {
+        test(`${mode}: host crash of the primary (agent, fencer, PostgreSQL): no split brain, no lost write`, { timeout: 400_000 }, async () => {
+          await scenario('host-crash', [{ kind: 'host-crash' }, { kind: 'host-crash', lag: true }]);
+        });
+      }
+      return;
+    }
+
     if (level === 'short') {
       test(lossTitle, { timeout: 300_000 }, async () => {
         await lossWindow(isSynchronous(mode) ? 1 : LOSS_ATTEMPTS);
@@ -217,7 +249,7 @@ for (const mode of dcsRuns.includes('etcd') ? modes : []) {
   });
 }
 
-if (dcsRuns.includes('zookeeper')) {
+if (dcsRuns.includes('zookeeper') && level !== 'partitions') {
   // The issue's ZooKeeper case: the primary cut from ZooKeeper (its session expires there, the
   // leader znode with it) while it keeps serving clients and replicas; synchronous mode must not
   // lose an acknowledged write, and there must never be two primaries.

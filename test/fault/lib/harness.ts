@@ -19,6 +19,8 @@ import { setupTopology, teardownTopology, nsPids, linkDown, linkUp, cut, heal, t
 import { FaultWriter, ensureTable, readIds, type Endpoint, type Credentials } from './writer.ts';
 import { check, isSynchronous, type CheckReport, type FaultRecord, type ReplicationMode } from './checker.ts';
 import { readProcs, selectFreezeTargets, isFencer, procState } from './procs.ts';
+import { mergeIntoFile, type Doc } from '../../../bench/lib/node-config.ts';
+import { hostCrash } from '../../../bench/lib/measure.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -40,7 +42,15 @@ export const SAFE_FAULT_KINDS = [
  */
 export const FENCING_FAULT_KINDS = ['kill-agent-long', 'freeze-primary'] as const;
 export const FAULT_KINDS = [...SAFE_FAULT_KINDS, ...FENCING_FAULT_KINDS] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/**
+ * The faults of the fast-failover rule (issue 13; docs/guarantees.md section 7), run by
+ * VIGIL_FAULTS=partitions and not drawn by the random sequence: `partition-primary-standbys` cuts
+ * the primary from its replicas but not from etcd or the clients (no failover is expected: its
+ * lease stays fresh) for ttl + 2*loop_wait s; `host-crash` SIGKILLs the primary's agent, fencer and
+ * PostgreSQL at once and starts the agent again once another node is primary.
+ */
+export const PARTITION_FAULT_KINDS = ['partition-primary-standbys', 'host-crash'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof PARTITION_FAULT_KINDS)[number];
 /** Faults where the old primary is cut off while it still has unreplicated WAL: with +lag, async may lose. */
 export const FAILOVER_FAULT_KINDS = ['partition-primary', 'partition-primary-etcd', 'kill-agent-long', 'freeze-primary', 'kill-postgres', 'switchover'] as const satisfies readonly FaultKind[];
 
@@ -106,7 +116,8 @@ export class FaultCluster {
   }
 
   /** Builds the topology, starts the DCS and the agents, waits for a healthy cluster, creates the table. */
-  static async start(opts: { nodes?: number; timing?: Timing; maximumLagOnFailover?: number; replication?: ReplicationMode; dcs?: FaultDcs } = {}): Promise<FaultCluster> {
+  /** `extra`: YAML/JSON documents deep-merged into every node's configuration file (VIGIL_FAULTS_VIGIL_EXTRA). */
+  static async start(opts: { nodes?: number; timing?: Timing; maximumLagOnFailover?: number; replication?: ReplicationMode; dcs?: FaultDcs; extra?: Doc[] } = {}): Promise<FaultCluster> {
     const replication = opts.replication ?? 'async';
     const dcs = opts.dcs ?? 'etcd';
     const topo = await setupTopology(opts.nodes ?? 3);
@@ -115,6 +126,7 @@ export class FaultCluster {
     try {
       await fc.etcd.start();
       await fc.cluster.prepare();
+      for (const n of fc.cluster.nodes) await mergeIntoFile(n.configFile, opts.extra ?? []);
       await fc.cluster.startAll();
       await waitHealthy(fc.cluster, 120_000);
       await ensureTable(fc.endpoints(), fc.cred());
@@ -341,6 +353,23 @@ export class FaultCluster {
             await heal(ph, ETCD_HOST);
           }
           break;
+        case 'partition-primary-standbys':
+          for (const r of replicas) await cut(ph, this.hostOf(r));
+          try {
+            await sleep(ttlMs + 2 * this.timing.loop_wait * 1000);
+          } finally {
+            for (const r of replicas) await heal(ph, this.hostOf(r));
+          }
+          break;
+        case 'host-crash': {
+          hostCrash(this.cluster, primaryBefore); // agent, PostgreSQL and fencer at once
+          try {
+            if (!(await this.waitNewPrimary(primaryBefore, maxHold))) note = [note, 'no failover after the host crash'].filter(Boolean).join('; ');
+          } finally {
+            this.cluster.startAgent(primaryBefore);
+          }
+          break;
+        }
         case 'isolate-replica': {
           const r = this.hostOf(replicas[0]!);
           await linkDown(r);
