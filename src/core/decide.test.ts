@@ -2,10 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide } from './decide.ts';
 import { clusterView } from './model.ts';
-import { defaultConfig } from './testing.ts';
-import type { Action, ClusterView, DynamicConfig, LocalPg, LocalSync, Member, MemberData, Observation, PeerStatus, WalSender } from './model.ts';
+import { defaultConfig, streamingReplica, SYSID } from './testing.ts';
+import type { Action, ClusterView, DynamicConfig, LocalSync, Member, MemberData, Observation, PeerStatus, WalSender } from './model.ts';
 
-const SYSID = '7268616322854375442';
 
 function member(name: string, data: MemberData = {}): Member {
   return {
@@ -29,25 +28,7 @@ function view(over: Partial<ClusterView> = {}): ClusterView {
   });
 }
 
-function pg(over: Partial<LocalPg> = {}): LocalPg {
-  return {
-    dataDirEmpty: false,
-    sysid: SYSID,
-    running: true,
-    ready: true,
-    inRecovery: true,
-    walLsn: 1000,
-    receiveLsn: 1000,
-    replayLsn: 1000,
-    timeline: 1,
-    streaming: true,
-    upstream: 'n0',
-    controlState: 'in archive recovery',
-    rewindable: true,
-    crashed: false,
-    ...over,
-  };
-}
+const pg = streamingReplica;
 
 function obs(over: Partial<Observation> = {}): Observation {
   return {

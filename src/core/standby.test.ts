@@ -5,11 +5,10 @@ import { syncModeOf } from './election.ts';
 import { clusterView } from './model.ts';
 import { permanentSlots } from './slots.ts';
 import { isRemoteName, remoteFromName, remoteName, remoteUpstream, standbyCluster } from './standby.ts';
-import { defaultConfig } from './testing.ts';
-import type { Action, ClusterView, DynamicConfig, LocalPg, Member, MemberData, Observation, PeerStatus, TaskSpec } from './model.ts';
+import { defaultConfig, streamingReplica, SYSID } from './testing.ts';
+import type { Action, ClusterView, DynamicConfig, Member, MemberData, Observation, PeerStatus, TaskSpec } from './model.ts';
 import { buildParameters, type BuildParamsInput } from '../postgres/conf.ts';
 
-const SYSID = '7268616322854375442';
 const SC = { host: '10.0.0.9', port: 5433 };
 const STANDBY = defaultConfig({ standby_cluster: SC } as Partial<DynamicConfig>);
 const REMOTE = remoteName(standbyCluster(STANDBY)!);
@@ -30,25 +29,7 @@ function view(over: Partial<ClusterView> = {}): ClusterView {
   });
 }
 
-function pg(over: Partial<LocalPg> = {}): LocalPg {
-  return {
-    dataDirEmpty: false,
-    sysid: SYSID,
-    running: true,
-    ready: true,
-    inRecovery: true,
-    walLsn: 1000,
-    receiveLsn: 1000,
-    replayLsn: 1000,
-    timeline: 1,
-    streaming: true,
-    upstream: 'n0',
-    controlState: 'in archive recovery',
-    rewindable: true,
-    crashed: false,
-    ...over,
-  };
-}
+const pg = streamingReplica;
 
 const LOCKED_BY = (name: string) => ({ name, version: '5', session: 'abc' });
 

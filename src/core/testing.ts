@@ -1,6 +1,9 @@
 // Fixtures shared by the tests of the core, the simulation (./sim) and the REST API (tests only).
 
-import type { DynamicConfig } from './model.ts';
+import type { DynamicConfig, LocalPg } from './model.ts';
+
+/** The system identifier the core's tests use. */
+export const SYSID = '7268616322854375442';
 
 /** A complete dynamic configuration with Patroni's default timings; `over` replaces top-level keys. */
 export function defaultConfig(over: Partial<DynamicConfig> = {}): DynamicConfig {
@@ -12,6 +15,27 @@ export function defaultConfig(over: Partial<DynamicConfig> = {}): DynamicConfig 
     primary_start_timeout: 300,
     check_timeline: false,
     postgresql: { use_pg_rewind: true, use_slots: true },
+    ...over,
+  };
+}
+
+/** A running replica streaming from n0, caught up at LSN 1000 on timeline 1; `over` replaces fields. */
+export function streamingReplica(over: Partial<LocalPg> = {}): LocalPg {
+  return {
+    dataDirEmpty: false,
+    sysid: SYSID,
+    running: true,
+    ready: true,
+    inRecovery: true,
+    walLsn: 1000,
+    receiveLsn: 1000,
+    replayLsn: 1000,
+    timeline: 1,
+    streaming: true,
+    upstream: 'n0',
+    controlState: 'in archive recovery',
+    rewindable: true,
+    crashed: false,
     ...over,
   };
 }
