@@ -21,9 +21,10 @@ import { createDcs } from '../../src/dcs/factory.ts';
 import { LocalCluster, REPLICATION } from '../../src/local/cluster.ts';
 import { agentLog, healthy, inRecovery, startCluster, stopCluster } from '../support/cluster.ts';
 import { query, waitFor } from '../support/wait.ts';
+import { PG_BIN_DIR } from '../support/pg.ts';
 
 const TIMING = { ttl: 10, loop_wait: 2, retry_timeout: 3 };
-const PG_BIN = '/usr/lib/postgresql/15/bin';
+const PG_BIN = PG_BIN_DIR;
 const exec = promisify(execFile);
 
 describe('archive-only standby cluster', { timeout: 600_000 }, () => {
