@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide } from './decide.ts';
 import { clusterView } from './model.ts';
-import { defaultConfig, streamingReplica, SYSID } from './testing.ts';
+import { defaultConfig, replicaPeer, streamingReplica, SYSID } from './testing.ts';
 import type { Action, ClusterView, DynamicConfig, LocalSync, Member, MemberData, Observation, PeerStatus, WalSender } from './model.ts';
 
 
@@ -52,9 +52,7 @@ function obs(over: Partial<Observation> = {}): Observation {
   };
 }
 
-function peer(name: string, over: Partial<PeerStatus> = {}): PeerStatus {
-  return { name, reachable: true, inRecovery: true, walPosition: 1000, timeline: 1, nofailover: false, failoverPriority: 1, watchdogFailed: false, ...over };
-}
+const peer = replicaPeer;
 
 function types(actions: Action[]): string[] {
   return actions.map((a) => (a.type === 'startTask' ? `startTask:${a.task.kind}` : a.type));

@@ -5,8 +5,8 @@ import { syncModeOf } from './election.ts';
 import { clusterView } from './model.ts';
 import { permanentSlots } from './slots.ts';
 import { isRemoteName, remoteFromName, remoteName, remoteUpstream, standbyCluster } from './standby.ts';
-import { defaultConfig, streamingReplica, SYSID } from './testing.ts';
-import type { Action, ClusterView, DynamicConfig, Member, MemberData, Observation, PeerStatus, TaskSpec } from './model.ts';
+import { defaultConfig, replicaPeer, streamingReplica, SYSID } from './testing.ts';
+import type { Action, ClusterView, DynamicConfig, Member, MemberData, Observation, TaskSpec } from './model.ts';
 import { buildParameters, type BuildParamsInput } from '../postgres/conf.ts';
 
 const SC = { host: '10.0.0.9', port: 5433 };
@@ -48,9 +48,7 @@ function obs(over: Partial<Observation> = {}): Observation {
   };
 }
 
-function peer(name: string, over: Partial<PeerStatus> = {}): PeerStatus {
-  return { name, reachable: true, inRecovery: true, walPosition: 1000, timeline: 1, nofailover: false, failoverPriority: 1, watchdogFailed: false, ...over };
-}
+const peer = replicaPeer;
 
 const shown = (a: Action): string => {
   if (a.type === 'followUpstream') return `follow:${a.upstream === REMOTE ? 'remote' : String(a.upstream)}`;

@@ -1,6 +1,6 @@
 // Fixtures shared by the tests of the core, the simulation (./sim) and the REST API (tests only).
 
-import type { DynamicConfig, LocalPg } from './model.ts';
+import type { DynamicConfig, LocalPg, PeerStatus } from './model.ts';
 
 /** The system identifier the core's tests use. */
 export const SYSID = '7268616322854375442';
@@ -38,4 +38,9 @@ export function streamingReplica(over: Partial<LocalPg> = {}): LocalPg {
     crashed: false,
     ...over,
   };
+}
+
+/** A reachable replica peer at LSN 1000 on timeline 1; `over` replaces fields. */
+export function replicaPeer(name: string, over: Partial<PeerStatus> = {}): PeerStatus {
+  return { name, reachable: true, inRecovery: true, walPosition: 1000, timeline: 1, nofailover: false, failoverPriority: 1, watchdogFailed: false, ...over };
 }
