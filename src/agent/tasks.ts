@@ -214,7 +214,7 @@ async function bootstrapStandbyLeader(d: NodeDriver, remote: string, signal: Abo
   const from = d.upstreamTarget(remote, undefined);
   const methods = remoteFromName(remote)?.createReplicaMethods;
   d.pgState = 'creating replica';
-  await d.ports.pg.basebackup(from === null || from.connUrl === '' ? undefined : { connUrl: from.connUrl }, { signal, ...(methods !== undefined ? { methods } : {}) });
+  await d.ports.pg.basebackup(from === null || from.connUrl === '' ? undefined : { connUrl: from.connUrl }, { signal, methods: methods ?? [] });
   if (signal.aborted) throw new Error('bootstrap cancelled');
   d.role = 'standby_leader';
   await startAsReplica(d, remote, undefined);

@@ -4,8 +4,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseBool } from '../core/values.ts';
 import { show } from './dynamic.ts';
-import { bool, checkKeys, connectAddress, describe, splitHostPort, int, listenValue, refused, section, str, stringList, sub, type Issues, type Obj } from './fields.ts';
-import { parseReplicaMethods } from './replica-methods.ts';
+import { bool, checkKeys, connectAddress, describe, splitHostPort, int, listenValue, isMap, refused, section, str, stringList, sub, type Issues, type Obj } from './fields.ts';
+import { checkMethodSections, parseReplicaMethods } from './replica-methods.ts';
 import { parseHooks } from './hooks.ts';
 import { renderOptions } from './options.ts';
 import { CONFIG_ROLES, type ConfigRole, type Credentials, type PostgresqlSettings, type RoleOverrides } from './types.ts';
@@ -218,12 +218,21 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
   if (pg === undefined) return undefined;
   const replicaMethods = parseReplicaMethods(issues, pg, path);
   const roleKeys = CONFIG_ROLES.flatMap((r) => [`parameters_${r}`, `pg_hba_${r}`, `pg_ident_${r}`]);
-  checkKeys(issues, pg, path, [
+  const fixedKeys = [
     'listen', 'connect_address', 'proxy_address', 'data_dir', 'config_dir', 'config_base_name', 'recovery_conf', 'bin_dir', 'bin_name', 'custom_conf', 'pgpass', 'database', 'authentication', 'parameters', 'pg_hba', 'pg_ident',
     ...roleKeys, 'krbsrvname',
     'use_pg_rewind', 'use_slots', 'remove_data_directory_on_rewind_failure', 'remove_data_directory_on_diverged_timelines',
-    'pg_ctl_timeout', 'basebackup', 'rewind', 'use_unix_socket', 'use_unix_socket_repl', 'callbacks', 'pre_promote', 'before_stop', 'create_replica_methods', 'create_replica_method', ...replicaMethods.sectionKeys,
-  ]);
+    'pg_ctl_timeout', 'basebackup', 'rewind', 'use_unix_socket', 'use_unix_socket_repl', 'callbacks', 'pre_promote', 'before_stop', 'create_replica_methods', 'create_replica_method',
+  ];
+  // Every other key may be the section of a replica method that a standby cluster's
+  // standby_cluster.create_replica_methods names (read when this member copies the remote).
+  const replicaMethodSections = Object.fromEntries(Object.entries(pg).filter(([k]) => !fixedKeys.includes(k)));
+  // Those that bootstrap.dcs.standby_cluster.create_replica_methods names are checked now.
+  const sc = isMap(root.bootstrap) && isMap(root.bootstrap.dcs) ? root.bootstrap.dcs.standby_cluster : undefined;
+  const standbyNames = isMap(sc) && Array.isArray(sc.create_replica_methods) ? sc.create_replica_methods.filter((n): n is string => typeof n === 'string') : [];
+  const standbyKeys = checkMethodSections(issues, pg, path, standbyNames.filter((n) => !replicaMethods.sectionKeys.includes(n)));
+  const unlisted = Object.fromEntries(Object.entries(pg).filter(([, v]) => isMap(v)).map(([k]) => [k, 'unknown key (read only as the settings of a replica method that standby_cluster.create_replica_methods names)']));
+  checkKeys(issues, pg, path, [...fixedKeys, ...replicaMethods.sectionKeys, ...standbyKeys], unlisted);
 
   const listen = listenValue(issues, pg, 'listen', path, true);
   if (listen && listen.hosts.length === 1 && listen.hosts[0] === '') {
@@ -325,6 +334,7 @@ export function parsePostgresql(issues: Issues, root: Obj, name: string | undefi
     basebackup,
     ...(rewindOptions.length > 0 ? { rewind: rewindOptions } : {}),
     ...(replicaMethods.methods !== undefined ? { createReplicaMethods: replicaMethods.methods } : {}),
+    ...(Object.keys(replicaMethodSections).length > 0 ? { replicaMethodSections } : {}),
     ...hooks,
   };
 }

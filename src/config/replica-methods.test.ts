@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { loadConfig } from './load.ts';
 import { errors, hasIssue, MINIMAL_CONFIG, warnings } from './testing.ts';
 import { replicaMethodArgv } from '../postgres/replica-methods.ts';
+import { resolveReplicaMethods } from './replica-methods.ts';
 
 function withMethods(lines: string): string {
   return MINIMAL_CONFIG.replace('postgresql:\n', `postgresql:\n${lines}`);
@@ -42,4 +43,42 @@ test('unusable method lists or sections are refused by name', () => {
     assert.equal(r.config, undefined, lines);
     assert.ok(hasIssue(errors(r.issues), re), `${lines}: ${errors(r.issues).join('\n')}`);
   }
+});
+
+test('standby_cluster.create_replica_methods resolve as in Patroni: a local section is enough, a name without one is its own command, [] is basebackup', () => {
+  const r = loadConfig(withMethods("  archcopy: {command: 'cp -a /backup/. /d', no_params: true, no_leader: true}\n  wal_g: {envdir: /etc/wal-g}\n"), {});
+  assert.ok(r.config !== undefined, errors(r.issues).join('\n'));
+  assert.equal(r.config.postgresql.createReplicaMethods, undefined, 'the member lists no method of its own');
+  const sections = r.config.postgresql.replicaMethodSections ?? {};
+  const got = resolveReplicaMethods(['archcopy', 'wal_g', 'restore_it', 'basebackup'], sections);
+  assert.deepEqual(got.problems, []);
+  assert.deepEqual(got.methods, [
+    { name: 'archcopy', command: ['cp', '-a', '/backup/.', '/d'], keepData: false, noParams: true, noLeader: true, options: [] },
+    { name: 'wal_g', command: ['wal_g'], keepData: false, noParams: false, noLeader: false, options: [['envdir', '/etc/wal-g']] },
+    { name: 'restore_it', command: ['restore_it'], keepData: false, noParams: false, noLeader: false, options: [] },
+    { name: 'basebackup', keepData: false, noParams: false, noLeader: false, options: [] },
+  ]);
+  assert.deepEqual(resolveReplicaMethods([], sections).methods.map((m) => m.name), ['basebackup']);
+  // Vigil's own keys are not sections: a method named like one is its own command.
+  assert.deepEqual(resolveReplicaMethods(['listen'], sections).methods[0]?.command, ['listen']);
+});
+
+test('an unusable section of a standby method is skipped and described', () => {
+  const got = resolveReplicaMethods(['x', 'y', 'basebackup'], { x: 3, y: { command: "'open" } });
+  assert.deepEqual(got.methods.map((m) => m.name), ['basebackup']);
+  assert.equal(got.problems.length, 2);
+  assert.match(got.problems[0]!, /^postgresql\.x: expected the settings of replica method x/);
+  assert.match(got.problems[1]!, /^postgresql\.y\.command: cannot split/);
+});
+
+test('an unlisted section: checked when bootstrap.dcs.standby_cluster names it, else warned about as read only for a standby cluster', () => {
+  const plain = loadConfig(withMethods('  archcopy: {command: /bin/true}\n'), {});
+  assert.ok(hasIssue(warnings(plain.issues), /^postgresql\.archcopy: unknown key \(read only as the settings of a replica method that standby_cluster\.create_replica_methods names\)/), warnings(plain.issues).join('\n'));
+  const named = (sec: string): string => withMethods(`  archcopy: ${sec}\n`) + 'bootstrap:\n  dcs:\n    standby_cluster: {restore_command: /bin/false, create_replica_methods: [archcopy]}\n';
+  const ok = loadConfig(named('{command: /bin/true, no_leader: true}'), {});
+  assert.ok(ok.config !== undefined, errors(ok.issues).join('\n'));
+  assert.ok(!hasIssue(warnings(ok.issues), /archcopy/), warnings(ok.issues).join('\n'));
+  const bad = loadConfig(named("{command: \"'open\"}"), {});
+  assert.equal(bad.config, undefined);
+  assert.ok(hasIssue(errors(bad.issues), /^postgresql\.archcopy\.command: cannot split/), errors(bad.issues).join('\n'));
 });

@@ -7,9 +7,11 @@
 //   no_params do not append Patroni's --scope, --role=replica, --datadir, --connstring arguments
 //   no_leader (no_master) the method can work without a replication connection
 //   every key but command (and, with no_params, the flags above): passed as --key=value
+// A standby cluster's standby_cluster.create_replica_methods names methods the same way, their
+// sections read from the local postgresql section whether or not it lists them (resolveReplicaMethods).
 
 import { splitCommand } from './hooks.ts';
-import { describe, isMap, sub, type Issues, type Obj } from './fields.ts';
+import { describe, isMap, Issues, sub, type Obj } from './fields.ts';
 
 export interface ReplicaMethod {
   name: string;
@@ -41,6 +43,52 @@ function pyStr(v: unknown): string {
   return String(v);
 }
 
+/** The built-in method (pg_basebackup with postgresql.basebackup's options). */
+function builtin(): ReplicaMethod {
+  return { name: 'basebackup', keepData: false, noParams: false, noLeader: false, options: [] };
+}
+
+/**
+ * Method `name` (not basebackup) from its section `secRaw` (undefined or null: none, as Patroni
+ * allows: the command is then the name, with no options); problems are reported under `mp`
+ * (undefined returned).
+ */
+function methodFromSection(issues: Issues, name: string, secRaw: unknown, mp: string): ReplicaMethod | undefined {
+  let sec: Obj = {};
+  if (secRaw !== undefined && secRaw !== null) {
+    if (!isMap(secRaw)) {
+      issues.error(mp, `expected the settings of replica method ${name} (a mapping), got ${describe(secRaw)}`);
+      return undefined;
+    }
+    sec = secRaw;
+  }
+  const cmdText = sec.command ?? name;
+  if (typeof cmdText !== 'string') {
+    issues.error(sub(mp, 'command'), `expected a command (a string), got ${describe(cmdText)}`);
+    return undefined;
+  }
+  let command: string[];
+  try {
+    command = splitCommand(cmdText);
+  } catch (err) {
+    issues.error(sub(mp, 'command'), `cannot split the command into arguments: ${(err as Error).message}`);
+    return undefined;
+  }
+  if (command.length === 0) {
+    issues.error(sub(mp, 'command'), 'empty command');
+    return undefined;
+  }
+  const noParams = flag(sec.no_params);
+  const noLeader = flag(sec.no_leader) || flag(sec.no_master);
+  const options: Array<[string, string]> = [];
+  for (const [k, v] of Object.entries(sec)) {
+    if (k === 'command') continue;
+    if (noParams && FLAGS.includes(k)) continue;
+    options.push([k, pyStr(v)]);
+  }
+  return { name, command, keepData: flag(sec.keep_data), noParams, noLeader, options };
+}
+
 /**
  * The configured methods (undefined when create_replica_methods is absent, null or empty: plain
  * basebackup), and the postgresql keys their sections use (for the unknown-key check).
@@ -64,45 +112,45 @@ export function parseReplicaMethods(issues: Issues, pg: Obj, path: string): { me
   const sectionKeys: string[] = [];
   for (const name of names) {
     if (name === 'basebackup') {
-      methods.push({ name, keepData: false, noParams: false, noLeader: false, options: [] });
+      methods.push(builtin());
       continue;
     }
     sectionKeys.push(name);
-    const mp = sub(path, name);
-    const secRaw = pg[name];
-    let sec: Obj = {};
-    if (secRaw !== undefined && secRaw !== null) {
-      if (!isMap(secRaw)) {
-        issues.error(mp, `expected the settings of replica method ${name} (a mapping), got ${describe(secRaw)}`);
-        continue;
-      }
-      sec = secRaw;
-    }
-    const cmdText = sec.command ?? name;
-    if (typeof cmdText !== 'string') {
-      issues.error(sub(mp, 'command'), `expected a command (a string), got ${describe(cmdText)}`);
-      continue;
-    }
-    let command: string[];
-    try {
-      command = splitCommand(cmdText);
-    } catch (err) {
-      issues.error(sub(mp, 'command'), `cannot split the command into arguments: ${(err as Error).message}`);
-      continue;
-    }
-    if (command.length === 0) {
-      issues.error(sub(mp, 'command'), 'empty command');
-      continue;
-    }
-    const noParams = flag(sec.no_params);
-    const noLeader = flag(sec.no_leader) || flag(sec.no_master);
-    const options: Array<[string, string]> = [];
-    for (const [k, v] of Object.entries(sec)) {
-      if (k === 'command') continue;
-      if (noParams && FLAGS.includes(k)) continue;
-      options.push([k, pyStr(v)]);
-    }
-    methods.push({ name, command, keepData: flag(sec.keep_data), noParams, noLeader, options });
+    const m = methodFromSection(issues, name, pg[name], sub(path, name));
+    if (m !== undefined) methods.push(m);
   }
   return { methods, sectionKeys };
+}
+
+/**
+ * Checks the sections postgresql.<name> of `names` that have one (basebackup excepted) as the
+ * listed methods' are checked, problems as errors; returns those section keys (known keys for the
+ * unknown-key check). For the methods bootstrap.dcs.standby_cluster.create_replica_methods names.
+ */
+export function checkMethodSections(issues: Issues, pg: Obj, path: string, names: readonly string[]): string[] {
+  const keys = [...new Set(names)].filter((n) => n !== 'basebackup' && Object.hasOwn(pg, n));
+  for (const name of keys) methodFromSection(issues, name, pg[name], sub(path, name));
+  return keys;
+}
+
+/**
+ * A standby cluster's standby_cluster.create_replica_methods resolved as Patroni resolves a remote
+ * member's methods: an empty list means basebackup; `basebackup` is the built-in method; any other
+ * name takes its settings from the local section postgresql.<name> (`sections`: the postgresql
+ * keys that may be method sections, PostgresqlSettings.replicaMethodSections), whether or not
+ * postgresql.create_replica_methods lists it, and a name without a section runs the command of
+ * that name. A method whose section is unusable is left out and described in `problems`. Pure.
+ */
+export function resolveReplicaMethods(names: readonly string[], sections: Readonly<Obj>): { methods: ReplicaMethod[]; problems: string[] } {
+  const issues = new Issues();
+  const methods: ReplicaMethod[] = [];
+  for (const name of names.length > 0 ? names : ['basebackup']) {
+    if (name === 'basebackup') {
+      methods.push(builtin());
+      continue;
+    }
+    const m = methodFromSection(issues, name, Object.hasOwn(sections, name) ? sections[name] : undefined, sub('postgresql', name));
+    if (m !== undefined) methods.push(m);
+  }
+  return { methods, problems: issues.list.map((i) => `${i.path}: ${i.message}`) };
 }

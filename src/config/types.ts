@@ -138,6 +138,12 @@ export interface PostgresqlSettings {
   rewind?: string[];
   /** postgresql.create_replica_methods, in order (src/config/replica-methods.ts); absent: basebackup only. */
   createReplicaMethods?: ReplicaMethod[];
+  /**
+   * The postgresql keys other than Vigil's own settings, as written: the possible sections of the
+   * replica methods a standby cluster's standby_cluster.create_replica_methods names (resolved by
+   * resolveReplicaMethods in src/config/replica-methods.ts); absent: none.
+   */
+  replicaMethodSections?: Record<string, unknown>;
   /** postgresql.callbacks: each configured action's command, split into arguments (src/config/hooks.ts). */
   callbacks?: Partial<Record<CallbackAction, string[]>>;
   /** postgresql.pre_promote, split into arguments. */

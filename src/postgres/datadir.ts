@@ -6,6 +6,7 @@ import { readFile, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { BootstrapSettings } from '../config/types.ts';
+import { resolveReplicaMethods } from '../config/replica-methods.ts';
 import { libpqPairs, parseConnUrl, quoteIdent, quoteLiteral, renderConninfo, renderPgHba } from './conninfo.ts';
 import type { ConfigFiles } from './configfiles.ts';
 import { controlSysid } from './controldata.ts';
@@ -28,8 +29,10 @@ export interface BasebackupOptions {
   signal?: AbortSignal;
   /**
    * createReplica only: the method names to try instead of postgresql.create_replica_methods (a
-   * standby cluster's standby_cluster.create_replica_methods): `basebackup`, or a method whose
-   * section the local postgresql configuration defines (others are skipped with a warning).
+   * standby cluster's standby_cluster.create_replica_methods, [] when it has none), resolved as
+   * Patroni does (resolveReplicaMethods): [] is basebackup; another name is a command configured
+   * by its section postgresql.<name>, listed in postgresql.create_replica_methods or not, or the
+   * command of that name without one (a method whose section is unusable is skipped with a warning).
    */
   methods?: string[];
 }
@@ -284,15 +287,11 @@ export class DataDir {
    */
   async createReplica(from: { connUrl: string } | undefined, opts: BasebackupOptions = {}): Promise<void> {
     let configured = this.node.settings.createReplicaMethods ?? [];
-    if (opts.methods !== undefined && opts.methods.length > 0) {
-      const known = new Map(configured.map((m) => [m.name, m]));
-      configured = [];
-      for (const name of opts.methods) {
-        const m = name === 'basebackup' ? { name, keepData: false, noParams: false, noLeader: false, options: [] } : known.get(name);
-        if (m === undefined) this.node.log.warn(`replica method ${name} is not configured in the postgresql section: skipped`);
-        else configured.push(m);
-      }
-      if (configured.length === 0) throw new PgControlError('PG_FAILED', `none of the replica methods ${opts.methods.join(', ')} is configured`, { retryable: false });
+    if (opts.methods !== undefined) {
+      const r = resolveReplicaMethods(opts.methods, this.node.settings.replicaMethodSections ?? {});
+      for (const p of r.problems) this.node.log.warn(`replica method skipped: ${p}`);
+      if (r.methods.length === 0) throw new PgControlError('PG_FAILED', `none of the replica methods ${opts.methods.join(', ')} is usable`, { retryable: false });
+      configured = r.methods;
     }
     if (from !== undefined && configured.length === 0) return this.basebackup(from, opts);
     const methods = from === undefined ? configured.filter((m) => m.noLeader && m.command !== undefined) : configured;

@@ -90,11 +90,12 @@ describe('archive-only standby cluster', { timeout: 600_000 }, () => {
     });
     await b.prepare();
     // Only node0 knows the method: it must be the member that copies the remote, so it starts
-    // alone (node1 joins in the last test and clones the standby leader).
+    // alone (node1 joins in the last test and clones the standby leader). Its section alone, not
+    // listed in its own create_replica_methods, is enough (as in Patroni).
     const n0 = b.node('node0');
     const method = JSON.stringify({ command: `cp -a ${backup}/. ${n0.dataDir}`, no_params: true, no_leader: true });
     const text = await readFile(n0.configFile, 'utf8');
-    await writeFile(n0.configFile, text.replace('\npostgresql:\n', `\npostgresql:\n  create_replica_methods: [archcopy, basebackup]\n  archcopy: ${method}\n`));
+    await writeFile(n0.configFile, text.replace('\npostgresql:\n', `\npostgresql:\n  archcopy: ${method}\n`));
     b.startAgent('node0');
   });
 
