@@ -15,7 +15,7 @@ import type { ClusterView, Decision, LocalPg, Observation, TaskState } from './m
 import { DecisionBuilder, FAST_WAKE_MS, failed, memberOf, paused, upstreamFor } from './builder.ts';
 import { replicaSlots } from './slots.ts';
 import { describeRemote, remoteUpstream } from './standby.ts';
-import { handleDiverged } from './diverged.ts';
+import { divergedFrom, handleDiverged } from './diverged.ts';
 import { asLeader, unlocked } from './leader.ts';
 
 export function decide(obs: Observation): Decision {
@@ -67,7 +67,8 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
       // Not a data directory known to have diverged from the cluster (it would serve reads of
       // transactions the cluster never committed): it waits for the DCS and its repair.
       if (obs.memory.rewindCheck === 'need' || obs.memory.rewindCheck === 'failed' || obs.memory.rewindFailedFrom !== undefined) {
-        return `${why}; not starting postgres: its timeline diverged from the leader's and awaits repair`;
+        const from = obs.memory.rewindFailedFrom ?? remoteUpstream(obs);
+        return `${why}; not starting postgres: its timeline diverged from ${from !== undefined ? divergedFrom(from) : "the leader's"} and awaits repair`;
       }
       // A former primary only when it was the leader in the last view this agent saw (fenced or
       // crashed while leading: as after a demotion); otherwise another member may have been

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide } from './decide.ts';
+import { divergedFrom } from './diverged.ts';
 import { syncModeOf } from './election.ts';
 import { clusterView } from './model.ts';
 import { permanentSlots } from './slots.ts';
@@ -86,7 +87,7 @@ const TABLE: Array<[string, Observation, string[], string, RegExp]> = [
   ['stopped lock holder, former primary, not diverged: follows the remote', holder({ pg: pg({ running: false, ready: false, inRecovery: false, controlState: 'shut down', divergence: 'not_needed' }) }), ['refreshLeader', 'start:remote'], 'standby_leader', /standby leader/],
   ['stopped lock holder after a crash as a primary: always through pg_rewind', holder({ pg: pg({ running: false, ready: false, inRecovery: false, controlState: 'in production' }) }), ['refreshLeader', 'rewind:remote'], 'standby_leader', /pg_rewind/],
   ['stopped, unlocked: starts following the remote', obs({ cluster: unlocked, pg: pg({ running: false, ready: false, controlState: 'shut down in recovery' }) }), ['start:remote'], 'replica', /standby cluster is unhealthy/],
-  ['running standby leader whose history forked from the remote\'s: stops to repair, keeps the lock', holder({ pg: pg({ upstream: REMOTE, streaming: false, divergence: 'need' }) }), ['refreshLeader', 'startTask:stop'], 'standby_leader', /diverged from the leader 10\.0\.0\.9:5433: stopping/],
+  ['running standby leader whose history forked from the remote\'s: stops to repair, keeps the lock', holder({ pg: pg({ upstream: REMOTE, streaming: false, divergence: 'need' }) }), ['refreshLeader', 'startTask:stop'], 'standby_leader', /diverged from the remote primary 10\.0\.0\.9:5433 of standby_cluster: stopping/],
   ['unlocked member whose history forked from the remote\'s: stops to repair', obs({ cluster: unlocked, pg: pg({ upstream: REMOTE, streaming: false, divergence: 'need' }), peers: [peer('n0', { walPosition: 2000 })] }), ['startTask:stop'], 'replica', /stopping to repair/],
   ['stopped standby leader after that stop: pg_rewind from the remote', holder({ pg: pg({ running: false, ready: false, controlState: 'shut down in recovery', divergence: 'need' }) }), ['refreshLeader', 'rewind:remote'], 'standby_leader', /pg_rewind from 10\.0\.0\.9:5433/],
   ['stopped member after a crash as a primary: pg_rewind from the remote', obs({ pg: pg({ running: false, ready: false, inRecovery: false, controlState: 'in production' }) }), ['rewind:remote'], 'demoted', /pg_rewind from 10\.0\.0\.9:5433/],
@@ -171,4 +172,23 @@ test('standby cluster: a member whose history diverged from the standby leader\'
   assert.deepEqual(running.actions.map(shown), ['startTask:stop'], running.reason);
   const stopped = decide(obs({ pg: pg({ running: false, ready: false, divergence: 'need', timeline: 3, controlState: 'shut down in recovery' }) }));
   assert.deepEqual(stopped.actions.map(shown), ['rewind:remote'], stopped.reason);
+});
+
+test('a divergence in a standby cluster names the remote primary it was compared with, not a leader', () => {
+  const running = decide(obs({ pg: pg({ divergence: 'need', timeline: 3 }) }));
+  assert.match(running.reason, /^timeline diverged from the remote primary 10\.0\.0\.9:5433 of standby_cluster: stopping to repair$/);
+  const down = pg({ running: false, ready: false, divergence: 'need', timeline: 3, controlState: 'shut down in recovery' });
+  const failed = decide(obs({ pg: down, memory: { started: true, rewindCheck: 'failed', rewindFailedFrom: REMOTE } }));
+  assert.match(failed.reason, /^timeline diverged from the remote primary 10\.0\.0\.9:5433 of standby_cluster and pg_rewind failed before/);
+  const stuck = decide(obs({ pg: { ...down, rewindable: false } }));
+  assert.match(stuck.reason, /^timeline diverged from the remote primary 10\.0\.0\.9:5433 of standby_cluster and neither use_pg_rewind/);
+  // DCS unreachable: the data directory stays down, and the reason says why.
+  const away = decide(obs({ cluster: undefined, pg: down, memory: { started: true, rewindCheck: 'need' } }));
+  assert.deepEqual(away.actions, []);
+  assert.match(away.reason, /its timeline diverged from the remote primary 10\.0\.0\.9:5433 of standby_cluster and awaits repair/);
+  for (const r of [running, failed, stuck, away]) assert.doesNotMatch(r.reason, /leader/);
+  // The wording for each kind of source.
+  assert.equal(divergedFrom('n0'), 'the leader n0');
+  assert.equal(divergedFrom(REMOTE), 'the remote primary 10.0.0.9:5433 of standby_cluster');
+  assert.match(divergedFrom(remoteName(standbyCluster(defaultConfig({ standby_cluster: { restore_command: 'cp /a/%f %p' } } as Partial<DynamicConfig>))!)), /^the remote cluster's history \(standby_cluster, fed from the archive/);
 });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { LocalPg } from '../core/model.ts';
 import type { ConfigFiles } from './configfiles.ts';
 import { isValidSlotName } from './conf.ts';
+import { parseConnUrl } from './conninfo.ts';
 import { controlRewindable, controlSysid, positionFromControlData, type LocalPosition } from './controldata.ts';
 import type { DataDir } from './datadir.ts';
 import { decideDivergence, parseTimelineHistory, parseWaldumpRecordEnd } from './divergence.ts';
@@ -193,18 +194,22 @@ export class Facts {
   /**
    * Whether the local data diverged from the leader's timeline (spec 10.3): local position, the
    * leader must not be in recovery, then IDENTIFY_SYSTEM and TIMELINE_HISTORY on a replication
-   * connection to the leader. Rejects when something cannot be determined (caller retries).
+   * connection to the leader. `leader` is the source compared with: the leader, or a standby
+   * cluster's remote primary; the log line and errors name it by host:port. Rejects when something
+   * cannot be determined (caller retries).
    */
   async checkDivergence(leader: { connUrl: string }, opts: { timeoutMs?: number } = {}): Promise<'need' | 'not_needed'> {
     const timeoutMs = opts.timeoutMs ?? 10_000;
+    const t = parseConnUrl(leader.connUrl);
+    const where = `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
     const local = await this.localPosition();
     const leaderRec = await withClient(
       this.node.remoteConn(leader.connUrl, this.node.rewindCreds(), 'postgres'),
       timeoutMs,
       async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r,
-      'leader recovery check',
+      `recovery check of ${where}`,
     );
-    if (leaderRec !== false) throw new PgControlError('PG_REWIND_NOT_READY', 'leader is still in recovery');
+    if (leaderRec !== false) throw new PgControlError('PG_REWIND_NOT_READY', `${where}, the source compared with, is still in recovery`);
     const repl = this.node.settings.authentication.replication;
     const { leaderTimeline, history } = await withClient(
       { ...this.node.remoteConn(leader.connUrl, repl, this.node.settings.database), replication: true },
@@ -219,7 +224,7 @@ export class Facts {
         const text = Buffer.isBuffer(content) ? content.toString('utf8') : String(content ?? '');
         return { leaderTimeline: tli, history: parseTimelineHistory(text) };
       },
-      'leader IDENTIFY_SYSTEM',
+      `IDENTIFY_SYSTEM on ${where}`,
     );
     const result = decideDivergence({
       local,
@@ -228,7 +233,7 @@ export class Facts {
       ...(local.checkpointEnd !== undefined ? { checkpointEnd: local.checkpointEnd } : {}),
     });
     this.node.log.info(
-      `divergence check: local timeline ${local.timeline} lsn ${local.lsn} (recovery ${local.inRecovery}), leader timeline ${leaderTimeline}: ${result}`,
+      `divergence check against ${where}: local timeline ${local.timeline} lsn ${local.lsn} (recovery ${local.inRecovery}), its timeline ${leaderTimeline}: ${result}`,
     );
     return result;
   }
