@@ -26,7 +26,7 @@
 // - A znode whose data is empty is read every time: whether it only holds others (not a key, see
 //   readTree) depends on its number of children, which a data watch does not report.
 
-import { EventType, type ZkEvent } from './zookeeper-client.ts';
+import { EventType, type ZkEvent } from './zookeeper-watches.ts';
 import type { Stat } from './zookeeper-jute.ts';
 
 export interface ZNode {

@@ -30,12 +30,14 @@
 // Failure contract of call(): resolves with the reply body; rejects with ZkError(code) for a
 // server error, ZkError(connectionLoss) when the connection dropped with the request in flight
 // (its outcome unknown), ZkTimeout when no connection or no answer came before the deadline, or
-// ZkClosed / ZkAborted.
+// ZkClosed / ZkAborted (zookeeper-errors.ts). Watch delivery: zookeeper-watches.ts.
 
 import net from 'node:net';
 import tls from 'node:tls';
 
+import { bounded, ZkAborted, ZkClosed, ZkError, ZkSessionLost, ZkTimeout, type Deadline } from './zookeeper-errors.ts';
 import { Err, Op, Reader, Writer, type Acl } from './zookeeper-jute.ts';
+import { ZkWatches, type ZkEvent } from './zookeeper-watches.ts';
 
 export interface ZkClientOptions {
   /** host:port, tried in turn. */
@@ -56,25 +58,6 @@ export interface ZkClientOptions {
   logger?: { warn(obj: object, msg?: string): void; debug?(obj: object, msg?: string): void };
 }
 
-export class ZkError extends Error {
-  readonly code: number;
-  constructor(code: number, message: string) {
-    super(message);
-    this.name = 'ZkError';
-    this.code = code;
-  }
-}
-export class ZkTimeout extends Error {}
-export class ZkClosed extends Error {}
-export class ZkAborted extends Error {}
-/** The call required a session that is no longer the client's live session. */
-export class ZkSessionLost extends Error {}
-
-export interface Deadline {
-  deadline: number;
-  signal?: AbortSignal | undefined;
-}
-
 interface Pending {
   resolve(r: { zxid: bigint; body: Reader }): void;
   reject(err: Error): void;
@@ -89,12 +72,6 @@ interface Session {
   /** Send time of the last answered packet. */
   lastAck: number;
 }
-
-/** What onEvent listeners receive: a watch event (type: EventType) or the end of a connection. */
-export type ZkEvent = { kind: 'watch'; type: number; path: string } | { kind: 'disconnected' };
-
-/** ZooKeeper's watch event types. */
-export const EventType = { created: 1, deleted: 2, dataChanged: 3, childrenChanged: 4 } as const;
 
 const XID_WATCH = -1;
 const XID_PING = -2;
@@ -123,8 +100,7 @@ export class ZkClient {
   #pending = new Map<number, Pending>();
   #pings: number[] = [];
   #readyWaiters = new Set<() => void>();
-  #watchers = new Map<string, Set<() => void>>();
-  #listeners = new Set<(e: ZkEvent) => void>();
+  readonly #watches = new ZkWatches();
   /** Time the last request or ping was written to the connection. */
   #lastSent = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -187,23 +163,12 @@ export class ZkClient {
 
   /** Register a one-shot callback for a watch event on `path`; returns the unregister function. */
   onWatch(path: string, fn: () => void): () => void {
-    let set = this.#watchers.get(path);
-    if (!set) {
-      set = new Set();
-      this.#watchers.set(path, set);
-    }
-    set.add(fn);
-    return () => {
-      this.#watchers.get(path)?.delete(fn);
-    };
+    return this.#watches.onWatch(path, fn);
   }
 
   /** Call `fn` for every watch event and every end of an established connection; returns the unsubscribe function. */
   onEvent(fn: (e: ZkEvent) => void): () => void {
-    this.#listeners.add(fn);
-    return () => {
-      this.#listeners.delete(fn);
-    };
+    return this.#watches.onEvent(fn);
   }
 
   /**
@@ -228,7 +193,7 @@ export class ZkClient {
     this.#awaiting ??= this.#lastCall;
     sock.write(Buffer.concat([len, packet]));
     try {
-      return await this.#bounded(reply, d);
+      return await bounded(reply, d);
     } finally {
       this.#pending.delete(xid);
     }
@@ -244,7 +209,7 @@ export class ZkClient {
     this.#session = undefined;
     this.#sock?.destroy();
     this.#wake?.();
-    this.#fireAll();
+    this.#watches.fireAll();
     for (const w of this.#readyWaiters) w();
   }
 
@@ -256,31 +221,13 @@ export class ZkClient {
     if (Date.now() >= d.deadline) throw new ZkTimeout('deadline passed');
   }
 
-  /** Resolve/reject with `p`, or reject at the deadline, on abort or on close. */
-  #bounded<T>(p: Promise<T>, d: Deadline): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => finish(() => reject(new ZkTimeout('no answer before the deadline'))), Math.max(0, d.deadline - Date.now()));
-      const onAbort = (): void => finish(() => reject(new ZkAborted('aborted by caller')));
-      d.signal?.addEventListener('abort', onAbort, { once: true });
-      let done = false;
-      const finish = (f: () => void): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        d.signal?.removeEventListener('abort', onAbort);
-        f();
-      };
-      p.then((v) => finish(() => resolve(v)), (e: unknown) => finish(() => reject(e instanceof Error ? e : new Error(String(e)))));
-    });
-  }
-
   #waitReady(d: Deadline): Promise<void> {
     let release: () => void = () => undefined;
     const p = new Promise<void>((resolve) => {
       release = resolve;
       this.#readyWaiters.add(resolve);
     });
-    return this.#bounded(p, d).finally(() => this.#readyWaiters.delete(release));
+    return bounded(p, d).finally(() => this.#readyWaiters.delete(release));
   }
 
   /**
@@ -389,8 +336,8 @@ export class ZkClient {
         this.#pings = [];
         this.#awaiting = undefined;
         if (established || wasConnected) {
-          this.#emit({ kind: 'disconnected' });
-          this.#fireAll();
+          this.#watches.emit({ kind: 'disconnected' });
+          this.#watches.fireAll();
         }
         resolve(established);
       });
@@ -461,8 +408,8 @@ export class ZkClient {
       const type = r.int();
       r.int(); // state
       const path = r.string() ?? '';
-      this.#emit({ kind: 'watch', type, path });
-      this.#fire(path);
+      this.#watches.emit({ kind: 'watch', type, path });
+      this.#watches.fire(path);
       return;
     }
     if (xid === XID_AUTH) {
@@ -482,21 +429,6 @@ export class ZkClient {
       this.#session = undefined;
       this.#sock?.destroy();
     }
-  }
-
-  #emit(e: ZkEvent): void {
-    for (const fn of [...this.#listeners]) fn(e);
-  }
-
-  #fire(path: string): void {
-    const set = this.#watchers.get(path);
-    if (!set) return;
-    this.#watchers.delete(path);
-    for (const fn of set) fn();
-  }
-
-  #fireAll(): void {
-    for (const path of [...this.#watchers.keys()]) this.#fire(path);
   }
 }
 

@@ -41,7 +41,8 @@ import { DcsError } from './dcs.ts';
 import { SessionNotFound, type DcsBackend, type Op, type RawKv } from './backend.ts';
 import { KvDcs } from './kv-dcs.ts';
 import { EPHEMERAL, Err, OPEN_ACL, Op as Code, Writer, type Acl, type Stat } from './zookeeper-jute.ts';
-import { ZkAborted, ZkClient, ZkClosed, ZkError, ZkSessionLost, ZkTimeout, type ZkClientOptions } from './zookeeper-client.ts';
+import { ZkClient, type ZkClientOptions } from './zookeeper-client.ts';
+import { ZkAborted, ZkClosed, ZkError, ZkSessionLost, ZkTimeout } from './zookeeper-errors.ts';
 import { TreeCache, type TreeReads, type ZNode } from './zookeeper-cache.ts';
 
 export interface ZookeeperOptions {

@@ -10,7 +10,8 @@
 
 import { readFile } from 'node:fs/promises';
 import type { LocalSync } from '../core/model.ts';
-import { checkSyncStandbyNames, isGeneratedConf, parseConf, withSyncOverride } from './conf.ts';
+import { isGeneratedConf, parseConf, withSyncOverride } from './conf.ts';
+import { checkSyncStandbyNames } from './ssn-grammar.ts';
 import { PgControlError } from './errors.ts';
 import { maybeLsn } from './lsn.ts';
 import { sleep, type PgNode } from './node.ts';

@@ -15,6 +15,7 @@ import { failoverPriority, isNoFailover } from '../core/election.ts';
 import type { LocalPg, PeerStatus, TaskKind } from '../core/model.ts';
 import { PgUnavailableError } from '../postgres/errors.ts';
 import { numberToLsn } from '../postgres/lsn.ts';
+import { initdb, promotePg, setSsn, startPg, stopPg } from './pg-effects.ts';
 import { localSync, senders } from './replication.ts';
 import type { SimNode, World } from './world.ts';
 import { isPrefix, truncate, walEnd } from './wal.ts';
@@ -100,7 +101,7 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
     isRunning: async () => (n.pg.running ? { running: true, pid: 1 } : { running: false }),
     initdb: async () => {
       if (n.pg.data !== undefined) throw new Error('data directory is not empty');
-      w.initdb(n);
+      initdb(w, n);
     },
     postBootstrap: async () => undefined,
     writeConfig: async (opts) => {
@@ -116,16 +117,16 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
     start: async () => {
       await work();
       data();
-      w.startPg(n);
+      startPg(n);
     },
     stop: async (mode) => {
       await work();
-      w.stopPg(n, mode === 'immediate' ? 'immediate' : 'fast');
+      stopPg(w, n, mode === 'immediate' ? 'immediate' : 'fast');
     },
     promote: async () => {
       await work();
       if (!n.pg.running) throw new Error('postgres is not running');
-      if (n.pg.data?.standby === true) w.promotePg(n);
+      if (n.pg.data?.standby === true) promotePg(w, n);
     },
     pendingRestart: async () => ({}),
     checkpoint: async () => {
@@ -159,7 +160,7 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
       if (l === undefined || ld === undefined || mine === undefined || !l.pg.running || !w.reachable(n, l)) throw new PgUnavailableError(`could not connect to ${l?.name ?? leader.connUrl}`);
       return isPrefix(mine.wal, ld.wal) ? 'not_needed' : 'need';
     },
-    setSyncStandbyNames: async (value) => w.setSsn(n, value),
+    setSyncStandbyNames: async (value) => setSsn(n, value),
     controlData: async (): Promise<Record<string, string>> => {
       const lsn = n.pg.lsn;
       return lsn === undefined ? {} : { 'Latest checkpoint location': numberToLsn(lsn) };

@@ -19,6 +19,7 @@ import type { ClusterView, DynamicConfig, Observation } from '../core/model.ts';
 import { randomRun } from './random.ts';
 import { runTranscript, SEPARATOR, splitTranscript } from './transcript.ts';
 import { World } from './world.ts';
+import { promotePg } from './pg-effects.ts';
 import { defaultConfig } from '../core/testing.ts';
 import { truncate } from './wal.ts';
 
@@ -178,7 +179,7 @@ test('the acknowledged-commit check can fail: a sync standby that lost its data 
   const other = [...w.nodes.values()].find((n) => n.name !== leader);
   assert.ok(other?.pg.data !== undefined);
   other.pg.data.wal = truncate(other.pg.data.wal, 1000);
-  w.promotePg(other);
+  promotePg(w, other);
   assert.ok(w.violations.some((x) => /acknowledged commits lost/.test(x)), w.violations.join('\n'));
 });
 
@@ -198,7 +199,7 @@ test('the invariant checks can fail: a primary promoted behind the core\'s back 
   assert.equal(w.convergence(), undefined);
   // n1's agent is gone and someone runs pg_ctl promote by hand: nothing demotes it.
   w.killAgent('n1');
-  w.promotePg(w.node('n1'));
+  promotePg(w, w.node('n1'));
   await w.run(120_000);
   assert.ok(w.violations.some((v) => /writable primaries at once/.test(v)), w.violations.join('\n'));
 });
@@ -209,7 +210,7 @@ test('the core demotes a primary promoted by hand while it is still running its 
   const w = new World({ seed: 5, nodes: { n0: {}, n1: {}, n2: {} }, fencing: false });
   w.at(0, 'start', () => ['n0', 'n1', 'n2'].forEach((n) => w.start(n)));
   await w.run(60_000);
-  w.promotePg(w.node('n1'));
+  promotePg(w, w.node('n1'));
   await w.run(200_000);
   assert.deepEqual(w.violations, []);
   assert.equal(w.convergence(), undefined, w.trace.map((l) => `${l.at} ${l.node} ${l.text}`).join('\n'));

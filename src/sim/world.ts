@@ -1,9 +1,10 @@
 // A small deterministic world for testing the HA shell and the decision core (tests only).
 //
 // Simulated clock in 100 ms steps; a simulated etcd (./dcs.ts, one ./dcs-client.ts per agent); a
-// simulated PostgreSQL per node (./pg.ts, ./wal.ts); and per node production's node driver
-// (src/agent/driver.ts) over simulated ports (./ports.ts): the observe, act, task, fencing and
-// publishing code that runs here is the agent's own. The world keeps only what is not the agent:
+// simulated PostgreSQL per node (./pg.ts, ./wal.ts; what ports and faults do to it:
+// ./pg-effects.ts); and per node production's node driver (src/agent/driver.ts) over simulated
+// ports (./ports.ts): the observe, act, task, fencing and publishing code that runs here is the
+// agent's own. The world keeps only what is not the agent:
 // the clock and its timers, the faults (kill a host, kill the agent only, kill PostgreSQL only,
 // partition a node from the DCS or from its peers, DCS down/up, graceful stop, restart), the
 // fencer's deadline (a process of its own that outlives the agent), WAL and streaming, synchronous
@@ -26,13 +27,14 @@ import type { Decision, DynamicConfig, Observation, Tags } from '../core/model.t
 import { defaultConfig } from '../core/testing.ts';
 import { SimDcs } from './dcs.ts';
 import { SimPg } from './pg.ts';
+import { promotePg, startPg, stopPg } from './pg-effects.ts';
 import type { Incarnation } from './ports.ts';
 import { believers, convergence, Invariants, writablePrimaries } from './invariants.ts';
 import { recordAcks } from './replication.ts';
 import { physics } from './streaming.ts';
 import { SimAgent } from './agent.ts';
 import { Rng } from './rng.ts';
-import { isPrefix, pgCanStream, promote, truncate, walEnd, walTimeline, type Wal } from './wal.ts';
+import type { Wal } from './wal.ts';
 
 export { Rng } from './rng.ts';
 
@@ -272,13 +274,13 @@ export class World {
     if (t?.state === 'running' && this.rng.next() < 0.5) {
       const d = n.pg.data;
       const spec = t.spec;
-      if (spec.kind === 'promote' && n.pg.running && d?.standby === true) this.promotePg(n);
+      if (spec.kind === 'promote' && n.pg.running && d?.standby === true) promotePg(this, n);
       else if (spec.kind === 'start' && d !== undefined && !n.pg.running) {
         d.standby = !spec.asPrimary;
         d.upstream = spec.asPrimary ? null : spec.upstream;
-        this.startPg(n);
+        startPg(n);
       } else if ((spec.kind === 'stop' || spec.kind === 'demote') && n.pg.running) {
-        this.stopPg(n, spec.kind === 'stop' ? spec.mode : spec.mode === 'graceful' || spec.mode === 'offline' ? 'fast' : 'immediate');
+        stopPg(this, n, spec.kind === 'stop' ? spec.mode : spec.mode === 'graceful' || spec.mode === 'offline' ? 'fast' : 'immediate');
       }
       this.log(name, `(the ${spec.kind} already reached PostgreSQL)`);
     }
@@ -357,60 +359,6 @@ export class World {
     this.dirty = true;
   }
 
-  // ---- PostgreSQL side effects shared by the ports and the faults -------------------------------
-
-  startPg(n: SimNode): void {
-    n.pg.start();
-    n.crashed = false;
-  }
-
-  /** Stop PostgreSQL; a clean stop lets streaming replicas receive everything first. */
-  stopPg(n: SimNode, mode: 'fast' | 'immediate'): void {
-    const d = n.pg.data;
-    if (mode === 'fast' && n.pg.running && d !== undefined) {
-      for (const r of this.nodes.values()) {
-        const rd = r.pg.data;
-        if (r === n || rd === undefined || !r.pg.running || !rd.standby || rd.upstream !== n.name || !this.reachable(r, n)) continue;
-        if (pgCanStream(rd.wal, d.wal) && isPrefix(rd.wal, d.wal)) rd.wal = truncate(d.wal, walEnd(d.wal));
-      }
-    }
-    n.pg.stop(mode);
-  }
-
-  promotePg(n: SimNode): void {
-    const d = n.pg.data;
-    if (d === undefined) return;
-    if (this.syncMode !== 'off') {
-      for (const h of this.ackHeads) {
-        if (!isPrefix(h, d.wal)) this.violation(`acknowledged commits lost: ${n.name} promoted at tl${walTimeline(d.wal)}@${walEnd(d.wal)} without the acknowledged history up to tl${walTimeline(h)}@${walEnd(h)}`);
-      }
-    }
-    d.wal = promote(d.wal, this.nextBranch++);
-    d.standby = false;
-    d.upstream = null;
-    d.controlState = 'in production';
-  }
-
-  /** initdb: a new data directory with a new system identifier. */
-  initdb(n: SimNode): void {
-    this.initdbs++;
-    this.sysidCounter++;
-    const sysid = String(7_300_000_000_000_000_000n + BigInt(this.sysidCounter));
-    n.pg.data = { sysid, wal: [{ branch: this.nextBranch++, tl: 1, start: 0, end: 1000 }], standby: false, upstream: null, controlState: 'shut down' };
-  }
-
-  /**
-   * PostgresController.setSyncStandbyNames: kept in postgresql.conf; on a running primary it is
-   * reloaded and its LSN recorded (the dummy transaction is not modelled).
-   */
-  setSsn(n: SimNode, value: string | null): void {
-    n.ssn = value;
-    if (n.pg.writable) {
-      n.ssnSeen = n.ssn ?? '';
-      n.ssnSetAt = n.pg.lsn;
-    }
-  }
-
   // ---- the clock -------------------------------------------------------------------------------
 
   /** Advance one step: scheduled events, fencer, leases, tasks, WAL and streaming, ticks, invariants. */
@@ -475,6 +423,17 @@ export class World {
   /** A new WAL sender's pid (each replication connection gets one). */
   newSenderPid(): number {
     return this.nextSenderPid++;
+  }
+
+  /** A new WAL branch (a promotion or an initdb starts one; ./wal.ts). */
+  newBranch(): number {
+    return this.nextBranch++;
+  }
+
+  /** A new system identifier (initdb). */
+  newSysid(): string {
+    this.sysidCounter++;
+    return String(7_300_000_000_000_000_000n + BigInt(this.sysidCounter));
   }
 
   // ---- invariants (./invariants.ts) ----------------------------------------------------------------

@@ -21,7 +21,8 @@ import { DcsError } from '../../src/dcs/dcs.ts';
 import { KvDcs } from '../../src/dcs/kv-dcs.ts';
 import { ZookeeperBackend, ZookeeperDcs } from '../../src/dcs/zookeeper.ts';
 import { Err, OPEN_ACL, Op as Code, Perms, Writer } from '../../src/dcs/zookeeper-jute.ts';
-import { ZkClient, ZkError } from '../../src/dcs/zookeeper-client.ts';
+import { ZkClient } from '../../src/dcs/zookeeper-client.ts';
+import { ZkError } from '../../src/dcs/zookeeper-errors.ts';
 
 const TTL = 3;
 const PATRONICTL = '/usr/bin/patronictl';
