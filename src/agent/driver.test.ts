@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { clusterView, type ClusterView, type LocalPg, type TaskSpec } from '../core/model.ts';
+import { remoteName } from '../core/standby.ts';
 import { loadConfig } from '../config/load.ts';
 import { MINIMAL_CONFIG } from '../config/testing.ts';
 import type { Config } from '../config/types.ts';
@@ -236,4 +237,39 @@ test('a corrupted /config is repaired with the last /config the agent parsed, no
   assert.deepEqual(obs.self.bootstrapDcs, edited, 'what the lock holder would write back');
   const fresh = driver([], { running: false, local: stoppedPrimary }, {}, new SimDcsClient(new SimDcs(() => 50_000), config.name));
   assert.deepEqual((await observe(fresh)).self.bootstrapDcs, config.bootstrap?.dcs ?? {}, 'never read one: bootstrap.dcs');
+});
+
+test('a copy of a standby cluster\'s remote member uses standby_cluster.create_replica_methods; a copy of a member, its own list', async () => {
+  const seen: Array<[string | undefined, string[] | undefined]> = [];
+  const d = driver([], { running: false, local: { ...stoppedPrimary, dataDirEmpty: true } });
+  d.ports.pg.basebackup = async (from, opts) => {
+    seen.push([from?.connUrl, opts?.methods]);
+  };
+  const remote = remoteName({ host: '10.0.0.9', port: 5433, create_replica_methods: ['pgbackrest', 'basebackup'] });
+  const archive = remoteName({ restore_command: 'cp /a/%f %p', create_replica_methods: ['archcopy'] });
+  const bare = remoteName({ host: '10.0.0.9' });
+  const specs: Array<[TaskSpec, ClusterView | undefined]> = [
+    [{ kind: 'clone', from: remote }, undefined],
+    [{ kind: 'reinitialize', from: remote }, view('n2')],
+    [{ kind: 'clone', from: archive }, undefined],
+    [{ kind: 'reinitialize', from: bare }, view('n2')],
+    [{ kind: 'bootstrap', remote: bare }, undefined],
+    [{ kind: 'clone', from: 'n2' }, view('n2')],
+    [{ kind: 'reinitialize', from: 'n2' }, view('n2')],
+    [{ kind: 'clone', from: null }, undefined],
+  ];
+  for (const [spec, cluster] of specs) {
+    await runTask(d, spec, cluster);
+    assert.equal(d.task?.state, 'ok', `${spec.kind}: ${d.task?.error ?? ''}`);
+  }
+  assert.deepEqual(seen, [
+    ['postgres://10.0.0.9:5433', ['pgbackrest', 'basebackup']],
+    ['postgres://10.0.0.9:5433', ['pgbackrest', 'basebackup']],
+    [undefined, ['archcopy']], // archive only: no connection (the no_leader methods)
+    ['postgres://10.0.0.9:5432', []], // none listed: basebackup, not the member's own list
+    ['postgres://10.0.0.9:5432', []],
+    ['postgres://n2:5432/postgres', undefined], // the member's own postgresql.create_replica_methods
+    ['postgres://n2:5432/postgres', undefined],
+    [undefined, undefined],
+  ]);
 });

@@ -75,9 +75,8 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       return;
     }
     case 'clone': {
-      // from null: no leader; only the no_leader replica methods run (without a connection string).
-      const from = d.upstreamTarget(spec.from, cluster);
-      await pg.basebackup(from === null ? undefined : { connUrl: from.connUrl }, { signal });
+      const src = copySource(d, spec.from, cluster);
+      await pg.basebackup(src.from, { signal, ...src.opts });
       checkAbort();
       await startAsReplica(d, spec.from, cluster);
       return;
@@ -183,12 +182,12 @@ export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterVie
       return;
     }
     case 'reinitialize': {
-      const from = d.upstreamTarget(spec.from, cluster) as { connUrl: string };
+      const src = copySource(d, spec.from, cluster);
       await stopPostgres(d, 'immediate', undefined, true);
       await pg.removeDataDir();
       d.hookState.role = 'uninitialized';
       d.pgState = 'creating replica';
-      await pg.basebackup({ connUrl: from.connUrl }, { signal });
+      await pg.basebackup(src.from, { signal, ...src.opts });
       checkAbort();
       d.divergenceCache = undefined;
       await startAsReplica(d, spec.from, cluster);
@@ -206,15 +205,30 @@ async function startAsReplica(d: NodeDriver, upstream: string | null, cluster: C
 }
 
 /**
+ * Where and how a copy of `name` is made (clone, reinitialize, a standby cluster's bootstrap):
+ * - the remote member of a standby cluster (its reserved name): with standby_cluster.
+ *   create_replica_methods ([] when the section has none: basebackup), as Patroni copies a remote
+ *   member, from its host:port, or without a connection (only the no_leader methods run) when the
+ *   section has neither (fed from the archive only);
+ * - a member: from its conn_url, with this member's own postgresql.create_replica_methods;
+ * - null (no leader, not a standby cluster): without a connection, own no_leader methods only.
+ */
+function copySource(d: NodeDriver, name: string | null, cluster: ClusterView | undefined): { from: { connUrl: string } | undefined; opts: { methods?: string[] } } {
+  const target = d.upstreamTarget(name, cluster);
+  const remote = remoteFromName(name);
+  const from = target === null || (remote !== undefined && target.connUrl === '') ? undefined : { connUrl: target.connUrl };
+  return { from, opts: remote !== undefined ? { methods: remote.createReplicaMethods ?? [] } : {} };
+}
+
+/**
  * A standby cluster's first member (spec 9.4): a copy of the remote member made with
  * standby_cluster.create_replica_methods (default pg_basebackup from host:port), started following
  * it. decide() then takes the lock as the standby leader.
  */
 async function bootstrapStandbyLeader(d: NodeDriver, remote: string, signal: AbortSignal): Promise<void> {
-  const from = d.upstreamTarget(remote, undefined);
-  const methods = remoteFromName(remote)?.createReplicaMethods;
+  const src = copySource(d, remote, undefined);
   d.pgState = 'creating replica';
-  await d.ports.pg.basebackup(from === null || from.connUrl === '' ? undefined : { connUrl: from.connUrl }, { signal, methods: methods ?? [] });
+  await d.ports.pg.basebackup(src.from, { signal, ...src.opts });
   if (signal.aborted) throw new Error('bootstrap cancelled');
   d.role = 'standby_leader';
   await startAsReplica(d, remote, undefined);
