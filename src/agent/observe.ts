@@ -4,7 +4,7 @@
 // matters. Updates the driver's memory of the last good cluster view, configuration and topology.
 
 import { uncleanPrimaryShutdown } from '../core/decide.ts';
-import type { ClusterView, LocalPg, Observation, TaskState } from '../core/model.ts';
+import type { ClusterView, DynamicConfig, LocalPg, Observation, TaskState } from '../core/model.ts';
 import { activeRequest } from '../core/switchover.ts';
 import { parseBool } from '../core/values.ts';
 import type { PostgresqlSettings } from '../config/types.ts';
@@ -13,7 +13,8 @@ import { prePromoteBackoff } from './hooks.ts';
 import { apiUrl, connUrl } from './member.ts';
 import type { NodeDriver } from './driver.ts';
 import { standbyDivergenceQuestion } from './standby.ts';
-import { remoteUpstream } from '../core/standby.ts';
+import { remoteUpstream, standbyCluster } from '../core/standby.ts';
+import { resolveReplicaMethods } from '../config/replica-methods.ts';
 
 export async function observe(d: NodeDriver): Promise<Observation> {
   const { clock, dcs } = d.ports;
@@ -59,7 +60,7 @@ export async function observe(d: NodeDriver): Promise<Observation> {
       // pre_promote failed less than ttl ago (behavior 5.2 step 1).
       tags: d.watchdogFailed || prePromoteBackoff(d) ? { ...config.tags, nofailover: true } : config.tags,
       canBootstrap: config.bootstrap !== undefined,
-      cloneWithoutLeader: (config.postgresql.createReplicaMethods ?? []).some((m) => m.noLeader && m.command !== undefined),
+      cloneWithoutLeader: cloneWithoutLeader(config.postgresql, d.dynamic),
       // What the lock holder writes to a missing or unparsable /config: the last /config this agent
       // read and parsed, else bootstrap.dcs (Patroni writes its cached dynamic configuration), so
       // that repairing a wiped or corrupted key never reverts the operator's edit-config changes.
@@ -90,6 +91,21 @@ export async function observe(d: NodeDriver): Promise<Observation> {
 }
 
 /** The running or just-finished task as decide() sees it; transient was classified when it failed. */
+/**
+ * Whether this member can create a replica while the cluster has no lock holder (Patroni's rule):
+ * one of the methods it would copy with works without a replication connection (no_leader or
+ * no_master; never basebackup). In a standby cluster those are standby_cluster.
+ * create_replica_methods, resolved against this member's postgresql sections (none listed: none
+ * works), since such a copy is made from the remote member; else postgresql.create_replica_methods.
+ */
+export function cloneWithoutLeader(local: Pick<PostgresqlSettings, 'createReplicaMethods' | 'replicaMethodSections'>, dynamic: DynamicConfig | Record<string, unknown>): boolean {
+  const sc = standbyCluster(dynamic);
+  const methods = sc === undefined
+    ? (local.createReplicaMethods ?? [])
+    : resolveReplicaMethods(sc.create_replica_methods ?? [], local.replicaMethodSections ?? {}).methods;
+  return methods.some((m) => m.noLeader && m.command !== undefined);
+}
+
 /** remove_data_directory_on_*: the local section's keys when it sets them, else the dynamic configuration's (as in Patroni), else off. */
 export function removeDataDirectoryFlags(
   local: Pick<PostgresqlSettings, 'removeDataDirectoryLocal' | 'removeDataDirectoryOnRewindFailure' | 'removeDataDirectoryOnDivergedTimelines'>,

@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { clusterView, type ClusterView, type LocalPg } from '../core/model.ts';
 import { remoteName } from '../core/standby.ts';
-import { divergenceQuestion } from './observe.ts';
+import { cloneWithoutLeader, divergenceQuestion } from './observe.ts';
+import { loadConfig } from '../config/load.ts';
+import { MINIMAL_CONFIG } from '../config/testing.ts';
 import { fencedAsLeader, followRole, memberRecovery, remoteTarget } from './standby.ts';
 import { defaultConfig } from '../core/testing.ts';
 import type { DynamicConfig } from '../core/model.ts';
@@ -70,4 +72,21 @@ test('standby cluster divergence of a member following the standby leader: the r
   assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 2), stuck, REMOTE), 'irrelevant');
   assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 3), { ...stuck, streaming: true }, REMOTE), 'irrelevant');
   assert.equal(divergenceQuestion('n1', view('n2', 'standby_leader', 3), pg({ controlState: 'in production' }), REMOTE), 'not_asked');
+});
+
+test('without a lock holder a standby cluster\'s member judges standby_cluster.create_replica_methods, not its own list', () => {
+  const local = (lines: string) => {
+    const r = loadConfig(MINIMAL_CONFIG.replace('postgresql:\n', `postgresql:\n${lines}`), {});
+    assert.ok(r.config !== undefined);
+    return r.config.postgresql;
+  };
+  // Its own list has a no_leader method; the archcopy section (not listed) is no_leader too.
+  const pg = local('  create_replica_methods: [restore]\n  restore: {command: /bin/true, no_leader: true}\n  archcopy: {command: /bin/true, no_master: true}\n  plain: {command: /bin/true}\n');
+  const standby = (methods?: string[]) => ({ standby_cluster: { host: 'h', ...(methods !== undefined ? { create_replica_methods: methods } : {}) } });
+  assert.equal(cloneWithoutLeader(pg, {}), true, 'not a standby cluster: its own list');
+  assert.equal(cloneWithoutLeader(pg, standby(['archcopy'])), true, 'a section alone is enough');
+  assert.equal(cloneWithoutLeader(pg, standby(['basebackup', 'plain', 'undefined_one'])), false, 'none works without a connection');
+  assert.equal(cloneWithoutLeader(pg, standby()), false, 'no standby list: basebackup, whatever its own list says');
+  assert.equal(cloneWithoutLeader(pg, standby([])), false);
+  assert.equal(cloneWithoutLeader(local(''), standby(['restore'])), false, 'a name without a section is a command without no_leader');
 });

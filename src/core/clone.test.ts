@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { decide } from './decide.ts';
 import { clusterView } from './model.ts';
 import { defaultConfig } from './testing.ts';
-import type { ClusterView, LocalPg, Observation, Tags } from './model.ts';
+import type { ClusterView, DynamicConfig, LocalPg, Observation, Tags } from './model.ts';
+import { remoteName } from './standby.ts';
 
 const SYSID = '7268616322854375442';
 
@@ -52,4 +53,21 @@ test('an empty data directory: when a no_leader replica method lets a member res
     assert.deepEqual(tasks, want === undefined ? [] : [want], note);
     if (want === 'clone:null') assert.equal(d.reason, 'bootstrap (without leader)', note);
   }
+});
+
+test('a standby cluster without a lock holder restores from its remote member (Patroni clones a remote member then)', () => {
+  const sc = { host: '10.0.0.9', port: 5433, create_replica_methods: ['pgbackrest', 'basebackup'] };
+  for (const initialize of [SYSID, undefined]) {
+    const o = obs(view(initialize !== undefined ? { initialize } : {}), { canBootstrap: false, cloneWithoutLeader: true });
+    o.config = defaultConfig({ standby_cluster: sc } as Partial<DynamicConfig>);
+    const d = decide(o);
+    const clones = d.actions.flatMap((a) => (a.type === 'startTask' && a.task.kind === 'clone' ? [a.task.from] : []));
+    assert.deepEqual(clones, [remoteName(sc)], `initialize ${String(initialize)}`);
+    assert.equal(d.reason, 'bootstrap (without leader)');
+  }
+  const waiting = obs(view({ initialize: SYSID }), { canBootstrap: false, cloneWithoutLeader: false });
+  waiting.config = defaultConfig({ standby_cluster: sc } as Partial<DynamicConfig>);
+  const d = decide(waiting);
+  assert.deepEqual(d.actions.filter((a) => a.type === 'startTask'), []);
+  assert.equal(d.reason, 'waiting for standby_leader to bootstrap');
 });

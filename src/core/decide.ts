@@ -210,9 +210,10 @@ function decideInner(obs: Observation, d: DecisionBuilder): string {
     }
     // Patroni's rule: with no leader, and the bootstrap race not open to this node, a member whose
     // create_replica_methods include a no_leader method restores on its own, unless a bootstrap
-    // is in progress (/initialize is "").
+    // is in progress (/initialize is ""). In a standby cluster the copy is of the remote member
+    // (with standby_cluster.create_replica_methods, which cloneWithoutLeader then judged).
     if (self.cloneWithoutLeader === true && cluster.initialize !== '') {
-      d.add({ type: 'startTask', task: { kind: 'clone', from: null } });
+      d.add({ type: 'startTask', task: { kind: 'clone', from: remoteUpstream(obs) ?? null } });
       return 'bootstrap (without leader)';
     }
     d.wake(FAST_WAKE_MS);

@@ -266,7 +266,8 @@ export interface NodeSettings {
   canBootstrap: boolean;
   /**
    * Some create_replica_methods entry other than basebackup is marked no_leader (or no_master): an
-   * empty data directory may be restored (from a backup) while the cluster has no leader.
+   * empty data directory may be restored (from a backup) while the cluster has no leader. In a
+   * standby cluster the entries are standby_cluster.create_replica_methods' (agent/observe.ts).
    */
   cloneWithoutLeader?: boolean;
   /**
@@ -421,7 +422,10 @@ export type Action =
 export type TaskSpec =
   /** remote: a standby cluster's first member clones the remote member (core/standby.ts) instead of running initdb. */
   | { kind: 'bootstrap'; remote?: string }
-  /** from: the member to copy; null: no leader, only the no_leader replica methods run. */
+  /**
+   * from: the member to copy, or a standby cluster's remote member (its reserved name: with
+   * standby_cluster.create_replica_methods); null: no leader, only the no_leader replica methods run.
+   */
   | { kind: 'clone'; from: string | null }
   | { kind: 'start'; asPrimary: boolean; upstream: string | null }
   | { kind: 'promote' }
