@@ -90,7 +90,6 @@ export async function observe(d: NodeDriver): Promise<Observation> {
   return obs;
 }
 
-/** The running or just-finished task as decide() sees it; transient was classified when it failed. */
 /**
  * Whether this member can create a replica while the cluster has no lock holder (Patroni's rule):
  * one of the methods it would copy with works without a replication connection (no_leader or
@@ -119,6 +118,7 @@ export function removeDataDirectoryFlags(
   };
 }
 
+/** The running or just-finished task as decide() sees it; transient was classified when it failed. */
 export function taskState(d: NodeDriver): TaskState | undefined {
   const t = d.task;
   if (t === undefined) return undefined;
