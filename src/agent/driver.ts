@@ -23,7 +23,8 @@ import type {
 } from '../core/model.ts';
 import { taskPgState } from '../core/tasks.ts';
 import { hotStandbyFeedbackFor } from '../core/logical-failover.ts';
-import { newSenderAppeared, watchedSenders } from '../core/sync-watch.ts';
+import { sendersChanged, watchedSenders } from '../core/sync-watch.ts';
+import { stallThresholdMs } from '../core/sync-stall.ts';
 import type { Config } from '../config/types.ts';
 import { effectiveDynamicConfig, withLocalOverrides } from '../config/dynamic.ts';
 import type { FailsafeSender, ScheduledRestart } from '../api/port.ts';
@@ -295,8 +296,8 @@ export class NodeDriver {
 
   /**
    * Between ticks, on a primary in synchronous mode only: probe PostgreSQL and tick at once when a
-   * new WAL sender streams (the simulator's stand-in for the snapshot refresher, which does the
-   * same through refreshProbe).
+   * new WAL sender streams, or a watched one stops streaming or stops answering (the simulator's
+   * stand-in for the snapshot refresher, which does the same through refreshProbe).
    */
   async watchSenders(timeoutMs: number): Promise<void> {
     if (this.syncSenders === undefined || this.task?.state === 'running') return;
@@ -307,13 +308,22 @@ export class NodeDriver {
     }
   }
 
-  /** A streaming WAL sender the last tick did not see: make the sync step look at it now. */
+  /**
+   * The WAL senders changed since the last tick (a new one streams, or a watched one is gone or
+   * stalled: core/sync-watch.ts sendersChanged): make the sync step look at them now.
+   */
   private checkSenders(probe: PgProbe): void {
     const known = this.syncSenders;
     if (known === undefined || probe.inRecovery || !Array.isArray(probe.replication)) return;
-    if (!newSenderAppeared(known, probe.replication)) return;
+    const change = sendersChanged(known, probe, stallThresholdMs(this.dynamic));
+    if (change === undefined) return;
     this.syncSenders = undefined;
-    this.log.info({}, 'a new WAL sender streams: running the synchronous replication step now');
+    this.log.info(
+      {},
+      change === 'new'
+        ? 'a new WAL sender streams: running the synchronous replication step now'
+        : 'a WAL sender stopped streaming or stopped answering: running the synchronous replication step now',
+    );
     this.wake();
   }
 
