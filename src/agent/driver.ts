@@ -308,22 +308,15 @@ export class NodeDriver {
     }
   }
 
-  /**
-   * The WAL senders changed since the last tick (a new one streams, or a watched one is gone or
-   * stalled: core/sync-watch.ts sendersChanged): make the sync step look at them now.
-   */
+  /** The WAL senders changed since the last tick (core/sync-watch.ts sendersChanged): make the sync step look at them now. */
   private checkSenders(probe: PgProbe): void {
     const known = this.syncSenders;
     if (known === undefined || probe.inRecovery || !Array.isArray(probe.replication)) return;
     const change = sendersChanged(known, probe, stallThresholdMs(this.dynamic));
     if (change === undefined) return;
     this.syncSenders = undefined;
-    this.log.info(
-      {},
-      change === 'new'
-        ? 'a new WAL sender streams: running the synchronous replication step now'
-        : 'a WAL sender stopped streaming or stopped answering: running the synchronous replication step now',
-    );
+    const what = change === 'new' ? 'a new WAL sender streams' : 'a WAL sender stopped streaming or stopped answering';
+    this.log.info({}, `${what}: running the synchronous replication step now`);
     this.wake();
   }
 

@@ -132,11 +132,15 @@ test('priority, not strict: a silent sync standby while commits wait leaves /syn
   assert.deepEqual(brief(p.actions), ['ssn "n1"']);
 });
 
-test('priority, strict: a silent sync standby is never dropped from ssn or /sync (commits keep waiting)', () => {
+test('priority, strict: a silent sync standby with no other standby stays in ssn and /sync (commits keep waiting)', () => {
   const strict = { synchronous_mode_strict: true } as Partial<DynamicConfig>;
   const memory = { started: true, syncConfirmed: { n1: 101 } };
   let p = syncStep(obs(syncKey(['n1']), local({ ssn: 'n1', syncRepWaiters: 3, senders: [silent('n1')] }), strict, memory));
   assert.deepEqual(p.actions, []);
+  // Another standby streams: strict mode moves to it as when the silent one disconnects (/sync
+  // first, then ssn names the other one; never an empty list).
+  p = syncStep(obs(syncKey(['n1']), local({ ssn: 'n1', syncRepWaiters: 3, senders: [silent('n1'), sender('n2')] }), strict, memory));
+  assert.deepEqual(brief(p.actions), ['sync [] q0', 'ssn "n2"']);
   // /sync already empty (and ssn empty): the placeholder, never an empty list.
   p = syncStep(obs(syncKey([]), local({ ssn: '', syncRepWaiters: 0, senders: [silent('n1')] }), strict));
   assert.deepEqual(brief(p.actions), [`ssn "${SSN_PLACEHOLDER}"`]);
