@@ -9,7 +9,9 @@
 // for the frozen standby is still the same process (so the primary did not wait for
 // wal_sender_timeout), and /sync and synchronous_standby_names no longer name the standby then;
 // after SIGCONT the standby becomes synchronous again and commits wait for it again. The stall is
-// printed, not asserted. In strict mode (a second cluster) the same freeze changes neither /sync
+// printed, not asserted. A standby whose connection closes instead is replaced too (states
+// asserted; whether that happened between loops or at the next loop shows only in the printed
+// stall). In strict mode (a second cluster) the same freeze changes neither /sync
 // nor synchronous_standby_names once the primary has seen the standby silent (its log says so), the
 // commit keeps waiting, and it completes after SIGCONT.
 //
@@ -133,6 +135,31 @@ describe('not strict', { timeout: 600_000 }, () => {
     const again = await commit(pp, 'INSERT INTO t VALUES (2)');
     assert.equal(again.ok, true, again.notices.join('; '));
     await waitFor('the three rows on the standby', async () => (await query<{ n: number }>(c.connParams(replica), 'SELECT count(*)::int AS n FROM t'))[0]?.n === 3, 30_000);
+  });
+
+  test('a sync standby whose connection closes (WAL receiver ended, not restarted) is replaced between loops', async () => {
+    const c = h.cluster;
+    const primary = await waitFor('one primary and a streaming replica', () => healthy(c), 180_000);
+    const replica = c.nodes.map((n) => n.name).find((n) => n !== primary) as string;
+    await waitFor(`${replica} synchronous`, async () => (await h.syncNames()) === replica && (await h.sender(primary, replica))?.sync_state === 'sync', 120_000);
+    // Its startup process frozen, the standby starts no new WAL receiver; the one it has is ended
+    // cleanly (SIGTERM), which closes the connection as a crashed standby PostgreSQL would.
+    const rc = c.connParams(replica);
+    const startup = (await query<{ pid: number }>(rc, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'startup'"))[0]?.pid;
+    const receiver = (await query<{ pid: number }>(rc, 'SELECT pid FROM pg_stat_wal_receiver'))[0]?.pid;
+    assert.ok(startup !== undefined && receiver !== undefined);
+    process.kill(startup, 'SIGSTOP');
+    h.frozen = startup;
+    process.kill(receiver, 'SIGTERM');
+    const r = await commit(c.connParams(primary), 'INSERT INTO t VALUES (3)');
+    const senderAfter = await h.sender(primary, replica);
+    const syncAfter = await h.syncNames();
+    console.log(`# commit stall after the sync standby's connection closed: ${(r.ms / 1000).toFixed(1)} s (loop_wait 10)`);
+    assert.equal(r.ok, true, r.notices.join('; '));
+    assert.equal(senderAfter, undefined, 'no WAL sender for the standby any more');
+    assert.ok(syncAfter === null || syncAfter === undefined, `/sync names no standby: ${String(syncAfter)}`);
+    h.thaw();
+    await waitFor(`${replica} synchronous again`, async () => (await h.syncNames()) === replica && (await h.sender(primary, replica))?.sync_state === 'sync', 120_000);
   });
 });
 
