@@ -23,7 +23,7 @@ import type {
 } from '../core/model.ts';
 import { taskPgState } from '../core/tasks.ts';
 import { hotStandbyFeedbackFor } from '../core/logical-failover.ts';
-import { sendersChanged, watchedSenders } from '../core/sync-watch.ts';
+import { sendersChanged, watchedSenders, type WatchedSenders } from '../core/sync-watch.ts';
 import { stallThresholdMs } from '../core/sync-stall.ts';
 import type { Config } from '../config/types.ts';
 import { effectiveDynamicConfig, withLocalOverrides } from '../config/dynamic.ts';
@@ -111,7 +111,7 @@ export class NodeDriver {
   divergenceCache: { key: string; value: 'need' | 'not_needed' } | undefined;
   tickCount = 0;
   /** A primary in synchronous mode: the streaming WAL senders its last tick saw (else undefined). */
-  syncSenders: string[] | undefined;
+  syncSenders: WatchedSenders | undefined;
   /** A synchronous standby on its way out advertises nosync. */
   leavingSync = false;
   /** Failsafe mode: the last /failsafe value read, and the last primary that confirmed itself to us. */

@@ -96,16 +96,18 @@ test('stalledSenders: silent past the threshold while commits wait, or while not
     { name: "'*' lists everyone", ssn: '*', waiters: 0, senders: [s('n1', 60_000)], want: [] },
     { name: 'only the silent one of two', ssn: '2 (n1,n2)', waiters: 1, senders: [s('n1', 9000), s('n2', 0)], want: ['n1'] },
     { name: 'not streaming is not stalled (already out)', ssn: 'n1', waiters: 1, senders: [s('n1', 9000, 'catchup')], want: [] },
+    { name: 'not a member (a logical subscriber answering every 10 s): never judged', ssn: 'n1', waiters: 1, senders: [s('sub', 9000), s('n1', 0)], want: [] },
   ];
+  const members = ['n0', 'N1', 'n2'];
   for (const c of cases) {
     const f = { ssn: c.ssn, syncRepWaiters: c.waiters, senders: c.senders };
-    assert.deepEqual(stalledSenders(f, T), c.want, c.name);
-    assert.deepEqual(healthySenders(f, T), c.senders.filter((x) => x.state === 'streaming' && !c.want.includes(x.name)).map((x) => x.name), c.name);
+    assert.deepEqual(stalledSenders(f, T, members), c.want, c.name);
+    assert.deepEqual(healthySenders(f, T, members), c.senders.filter((x) => x.state === 'streaming' && !c.want.includes(x.name)).map((x) => x.name), c.name);
   }
   const l = local({ ssn: 'n1', syncRepWaiters: 1, senders: [sender('n1', { silentMs: 6000 })] });
-  assert.equal(withoutStalled(l, T).senders[0]?.state, 'stalled');
+  assert.equal(withoutStalled(l, T, members).senders[0]?.state, 'stalled');
   const idle = { ...l, syncRepWaiters: 0 };
-  assert.equal(withoutStalled(idle, T), idle, 'nothing stalled: the same facts');
+  assert.equal(withoutStalled(idle, T, members), idle, 'nothing stalled: the same facts');
 });
 
 // ---- the sync step with a stalled standby ----------------------------------------------------------

@@ -74,27 +74,30 @@ export interface StallFacts {
 }
 
 /**
- * Streaming senders the leader must not count as streaming: silent for at least thresholdMs
- * while a backend waits on synchronous replication, or while not listed in the running
- * synchronous_standby_names (once replaced, it stays out until it answers again, instead of being
- * listed again as soon as commits stop waiting for it).
+ * Streaming senders of cluster members (`members`: other senders, e.g. a logical subscriber's
+ * that answers every 10 s, are never judged) the leader must not count as streaming: silent for
+ * at least thresholdMs while a backend waits on synchronous replication, or while not listed in
+ * the running synchronous_standby_names (once replaced, it stays out until it answers again,
+ * instead of being listed again as soon as commits stop waiting for it).
  */
-export function stalledSenders(f: StallFacts, thresholdMs: number): string[] {
+export function stalledSenders(f: StallFacts, thresholdMs: number, members: readonly string[]): string[] {
   const listed: readonly string[] = parseSsn(f.ssn).names;
   const waiting = (f.syncRepWaiters ?? 0) > 0;
   const isListed = (name: string): boolean => listed.includes('*') || nameIn(listed, name);
-  return f.senders.filter((s) => s.state === 'streaming' && (s.silentMs ?? 0) >= thresholdMs && (waiting || !isListed(s.name))).map((s) => s.name);
+  return f.senders
+    .filter((s) => s.state === 'streaming' && nameIn(members, s.name) && (s.silentMs ?? 0) >= thresholdMs && (waiting || !isListed(s.name)))
+    .map((s) => s.name);
 }
 
 /** The streaming senders that are not stalled (their names). */
-export function healthySenders(f: StallFacts, thresholdMs: number): string[] {
-  const stalled = stalledSenders(f, thresholdMs);
+export function healthySenders(f: StallFacts, thresholdMs: number, members: readonly string[]): string[] {
+  const stalled = stalledSenders(f, thresholdMs, members);
   return f.senders.filter((s) => s.state === 'streaming' && !nameIn(stalled, s.name)).map((s) => s.name);
 }
 
 /** local with its stalled senders shown as state 'stalled' (so every sync rule skips them). */
-export function withoutStalled(local: LocalSync, thresholdMs: number): LocalSync {
-  const stalled = stalledSenders(local, thresholdMs);
+export function withoutStalled(local: LocalSync, thresholdMs: number, members: readonly string[]): LocalSync {
+  const stalled = stalledSenders(local, thresholdMs, members);
   if (stalled.length === 0) return local;
   return { ...local, senders: local.senders.map((s) => (s.state === 'streaming' && nameIn(stalled, s.name) ? { ...s, state: 'stalled' } : s)) };
 }

@@ -14,15 +14,22 @@ import type { LocalSync, Observation } from './model.ts';
 import { lower } from './ssn.ts';
 import { healthySenders, stallThresholdMs } from './sync-stall.ts';
 
+/** What the last tick took into account: its streaming, not stalled senders, and the cluster's members. */
+export interface WatchedSenders {
+  names: string[];
+  members: string[];
+}
+
 /**
  * The WAL senders a lock-holding primary in synchronous mode (on or quorum) has taken into account
  * this tick as streaming (their application names; stalled ones left out), or undefined when
  * nothing is to be watched between ticks (not the leader, mode off, no facts).
  */
-export function watchedSenders(obs: Observation, isLeader: boolean): string[] | undefined {
+export function watchedSenders(obs: Observation, isLeader: boolean): WatchedSenders | undefined {
   const local = obs.pg.sync;
   if (!isLeader || local === undefined || syncModeOf(obs.config) === 'off' || obs.pg.inRecovery) return undefined;
-  return healthySenders(local, stallThresholdMs(obs.config)).filter((n) => n !== '');
+  const members = (obs.cluster?.members ?? []).map((m) => m.name);
+  return { names: healthySenders(local, stallThresholdMs(obs.config), members).filter((n) => n !== ''), members };
 }
 
 /** What a probe between ticks tells about the WAL senders (the fields of the adapter's ProbeResult it needs). */
@@ -37,7 +44,7 @@ export interface SenderProbe {
  * appears whose name the tick did not see (in any case); 'lost' when a watched one is gone, no
  * longer streaming, or stalled; undefined when nothing changed. Senders without a name are ignored.
  */
-export function sendersChanged(known: readonly string[], probe: SenderProbe, thresholdMs: number): 'new' | 'lost' | undefined {
+export function sendersChanged(known: WatchedSenders, probe: SenderProbe, thresholdMs: number): 'new' | 'lost' | undefined {
   const facts = {
     ssn: probe.synchronousStandbyNames ?? '',
     syncRepWaiters: probe.syncRepWaiters,
@@ -45,8 +52,8 @@ export function sendersChanged(known: readonly string[], probe: SenderProbe, thr
       .filter((r) => typeof r.application_name === 'string' && r.application_name !== '')
       .map((r) => ({ name: r.application_name as string, state: r.state ?? '', silentMs: r.silent_ms })),
   };
-  const healthy = healthySenders(facts, thresholdMs);
-  const seen = new Set(known.map(lower));
+  const healthy = healthySenders(facts, thresholdMs, known.members);
+  const seen = new Set(known.names.map(lower));
   if (healthy.some((n) => !seen.has(lower(n)))) return 'new';
   const now = new Set(healthy.map(lower));
   if ([...seen].some((n) => !now.has(n))) return 'lost';

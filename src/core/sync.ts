@@ -184,8 +184,9 @@ export function syncStep(obs: Observation): SyncPlan {
   if (read === undefined || mode === 'off') return { actions: [], memory: { syncConfirmed: obs.memory.syncConfirmed, syncPendingSince: obs.memory.syncPendingSince }, note: '' };
   // A standby that stopped answering counts as not streaming (./sync-stall.ts).
   const threshold = stallThresholdMs(obs.config);
-  const stalled = stalledSenders(read, threshold);
-  const local = withoutStalled(read, threshold);
+  const members = (obs.cluster?.members ?? []).map((m) => m.name);
+  const stalled = stalledSenders(read, threshold, members);
+  const local = withoutStalled(read, threshold, members);
   const plan = mode === 'quorum' ? quorumStep(obs, local, settings) : priorityStep(obs, local, settings);
   if (stalled.length > 0) {
     const note = `[${stalled.join(',')}] silent for ${threshold / 1000} s or more: not counted as streaming`;
