@@ -23,7 +23,8 @@ import type {
 } from '../core/model.ts';
 import { taskPgState } from '../core/tasks.ts';
 import { hotStandbyFeedbackFor } from '../core/logical-failover.ts';
-import { newSenderAppeared, watchedSenders } from '../core/sync-watch.ts';
+import { sendersChanged, watchedSenders, type WatchedSenders } from '../core/sync-watch.ts';
+import { stallThresholdMs } from '../core/sync-stall.ts';
 import type { Config } from '../config/types.ts';
 import { effectiveDynamicConfig, withLocalOverrides } from '../config/dynamic.ts';
 import type { FailsafeSender, ScheduledRestart } from '../api/port.ts';
@@ -110,7 +111,7 @@ export class NodeDriver {
   divergenceCache: { key: string; value: 'need' | 'not_needed' } | undefined;
   tickCount = 0;
   /** A primary in synchronous mode: the streaming WAL senders its last tick saw (else undefined). */
-  syncSenders: string[] | undefined;
+  syncSenders: WatchedSenders | undefined;
   /** A synchronous standby on its way out advertises nosync. */
   leavingSync = false;
   /** Failsafe mode: the last /failsafe value read, and the last primary that confirmed itself to us. */
@@ -295,8 +296,8 @@ export class NodeDriver {
 
   /**
    * Between ticks, on a primary in synchronous mode only: probe PostgreSQL and tick at once when a
-   * new WAL sender streams (the simulator's stand-in for the snapshot refresher, which does the
-   * same through refreshProbe).
+   * new WAL sender streams, or a watched one stops streaming or stops answering (the simulator's
+   * stand-in for the snapshot refresher, which does the same through refreshProbe).
    */
   async watchSenders(timeoutMs: number): Promise<void> {
     if (this.syncSenders === undefined || this.task?.state === 'running') return;
@@ -307,13 +308,15 @@ export class NodeDriver {
     }
   }
 
-  /** A streaming WAL sender the last tick did not see: make the sync step look at it now. */
+  /** The WAL senders changed since the last tick (core/sync-watch.ts sendersChanged): make the sync step look at them now. */
   private checkSenders(probe: PgProbe): void {
     const known = this.syncSenders;
     if (known === undefined || probe.inRecovery || !Array.isArray(probe.replication)) return;
-    if (!newSenderAppeared(known, probe.replication)) return;
+    const change = sendersChanged(known, probe, stallThresholdMs(this.dynamic));
+    if (change === undefined) return;
     this.syncSenders = undefined;
-    this.log.info({}, 'a new WAL sender streams: running the synchronous replication step now');
+    const what = change === 'new' ? 'a new WAL sender streams' : 'a WAL sender stopped streaming or stopped answering';
+    this.log.info({}, `${what}: running the synchronous replication step now`);
     this.wake();
   }
 

@@ -213,6 +213,13 @@ export interface WalSender {
   writeLsn: number | undefined;
   flushLsn: number | undefined;
   replayLsn: number | undefined;
+  /**
+   * How long (ms, the primary's clock) this standby has been behind the primary without answering:
+   * none of its reported positions nor its reply_time changed across the agent's probes while its
+   * flush position stayed below the primary's (./sync-stall.ts trackSilence). 0 or absent: it
+   * answers, or has nothing to answer (caught up).
+   */
+  silentMs?: number;
 }
 
 /** What the leader needs to manage synchronous replication (read from the running primary). */
@@ -230,6 +237,8 @@ export interface LocalSync {
    * agent): a standby newly listed in ssn is confirmed only once it reports at least this LSN.
    */
   ssnSetAtLsn: number | undefined;
+  /** Backends waiting for a synchronous standby's acknowledgement (pg_stat_activity wait_event 'SyncRep'); absent: not read. */
+  syncRepWaiters?: number;
 }
 
 /** Failsafe-mode facts gathered by the agent (see ../shared/spec/patroni-behavior.md 8.4). */

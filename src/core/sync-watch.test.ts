@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { awaitingMemberKey, newSenderAppeared, watchedSenders } from './sync-watch.ts';
+import { awaitingMemberKey, sendersChanged, watchedSenders } from './sync-watch.ts';
 import { syncStep, SYNC_WAKE_MS } from './sync.ts';
 import type { LocalSync, Member, Observation } from './model.ts';
 import { defaultConfig } from './testing.ts';
@@ -34,17 +34,43 @@ const local = (...names: string[]): LocalSync => ({ ssn: '', managed: true, sync
 
 test('watchedSenders: only a lock-holding primary in synchronous mode watches', () => {
   const o = obs([member('n1', 'running')], local('n1'));
-  assert.deepEqual(watchedSenders(o, true), ['n1']);
+  assert.deepEqual(watchedSenders(o, true), { names: ['n1'], members: ['n0', 'n1'] });
   assert.equal(watchedSenders(o, false), undefined);
   assert.equal(watchedSenders({ ...o, config: defaultConfig() }, true), undefined);
 });
 
-test('newSenderAppeared: a streaming name the last tick did not see, in any case', () => {
-  const row = (application_name: string | null, state = 'streaming') => ({ application_name, state });
-  assert.equal(newSenderAppeared(['n1'], [row('N1')]), false);
-  assert.equal(newSenderAppeared(['n1'], [row('n1'), row('n2')]), true);
-  assert.equal(newSenderAppeared(['n1'], [row('n2', 'catchup')]), false);
-  assert.equal(newSenderAppeared([], [row(null), row('')]), false);
+test('sendersChanged: a streaming name the last tick did not see (in any case), or a watched one gone, not streaming or stalled', () => {
+  const row = (application_name: string | null, state = 'streaming', silent_ms = 0) => ({ application_name, state, silent_ms });
+  const probe = (replication: ReturnType<typeof row>[], syncRepWaiters = 0, synchronousStandbyNames = 'n1') => ({ replication, syncRepWaiters, synchronousStandbyNames });
+  const T = 5000;
+  const k = (...names: string[]) => ({ names, members: ['n0', 'n1', 'n2'] });
+  assert.equal(sendersChanged(k('n1'), probe([row('N1')]), T), undefined);
+  assert.equal(sendersChanged(k('n1'), probe([row('n1'), row('n2')]), T), 'new');
+  assert.equal(sendersChanged(k('n1'), probe([row('n1'), row('n2', 'catchup')]), T), undefined);
+  assert.equal(sendersChanged(k(), probe([row(null), row('')]), T), undefined);
+  // Gone, or no longer streaming.
+  assert.equal(sendersChanged(k('n1'), probe([]), T), 'lost');
+  assert.equal(sendersChanged(k('n1'), probe([row('n1', 'stopping')]), T), 'lost');
+  // Silent past the threshold while commits wait: stalled.
+  assert.equal(sendersChanged(k('n1'), probe([row('n1', 'streaming', 5000)], 1), T), 'lost');
+  // Silent but no commit waits and it is listed: nothing to react to; under the threshold: neither.
+  assert.equal(sendersChanged(k('n1'), probe([row('n1', 'streaming', 60_000)], 0), T), undefined);
+  assert.equal(sendersChanged(k('n1'), probe([row('n1', 'streaming', 4999)], 3), T), undefined);
+  // A stalled sender the tick left out is not new; once it answers again (silence 0), it is.
+  assert.equal(sendersChanged(k(), probe([row('n1', 'streaming', 9000)], 0, ''), T), undefined);
+  assert.equal(sendersChanged(k(), probe([row('n1', 'streaming', 0)], 0, ''), T), 'new');
+  // A sender that is no member (a logical subscriber) is never stalled: its silence changes nothing.
+  assert.equal(sendersChanged(k('n1', 'sub'), probe([row('n1'), row('sub', 'streaming', 9000)], 1), T), undefined);
+});
+
+test('watchedSenders leaves stalled senders out, with the threshold of the configuration', () => {
+  const l = { ...local('n1', 'n2'), ssn: '2 (n1,n2)', syncRepWaiters: 2 };
+  l.senders[0] = { ...l.senders[0]!, silentMs: 14_000 };
+  const o = obs([member('n1', 'running'), member('n2', 'running')], l);
+  // loop_wait 30: the threshold is 15 s.
+  assert.deepEqual(watchedSenders(o, true)?.names, ['n1', 'n2']);
+  l.senders[0] = { ...l.senders[0], silentMs: 15_000 };
+  assert.deepEqual(watchedSenders(obs([member('n1', 'running'), member('n2', 'running')], l), true)?.names, ['n2']);
 });
 
 test('a streaming standby whose member key is not running yet keeps the sync step looking, for one loop at most', () => {

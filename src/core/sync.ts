@@ -16,6 +16,7 @@ import type { Action, ClusterView, DynamicConfig, LocalSync, LogLine, Member, Me
 import { isTrue } from './values.ts';
 import { buildSsn, intersect, lower, minus, parseSsn, sameSet, SSN_PLACEHOLDER, ssnIs, union } from './ssn.ts';
 import { awaitingMemberKey } from './sync-watch.ts';
+import { stalledSenders, stallThresholdMs, withoutStalled } from './sync-stall.ts';
 import { quorumPlan, quorumStateOf, applyMoves, type QuorumInput } from './quorum.ts';
 
 export type SyncMode = 'off' | 'on' | 'quorum';
@@ -178,10 +179,19 @@ function writeSyncAction(leader: string, standbys: readonly string[], quorum: nu
  */
 export function syncStep(obs: Observation): SyncPlan {
   const settings = syncSettings(obs.config);
-  const local = obs.pg.sync;
+  const read = obs.pg.sync;
   const mode = settings.mode;
-  if (local === undefined || mode === 'off') return { actions: [], memory: { syncConfirmed: obs.memory.syncConfirmed, syncPendingSince: obs.memory.syncPendingSince }, note: '' };
+  if (read === undefined || mode === 'off') return { actions: [], memory: { syncConfirmed: obs.memory.syncConfirmed, syncPendingSince: obs.memory.syncPendingSince }, note: '' };
+  // A standby that stopped answering counts as not streaming (./sync-stall.ts).
+  const threshold = stallThresholdMs(obs.config);
+  const members = (obs.cluster?.members ?? []).map((m) => m.name);
+  const stalled = stalledSenders(read, threshold, members);
+  const local = withoutStalled(read, threshold, members);
   const plan = mode === 'quorum' ? quorumStep(obs, local, settings) : priorityStep(obs, local, settings);
+  if (stalled.length > 0) {
+    const note = `[${stalled.join(',')}] silent for ${threshold / 1000} s or more: not counted as streaming`;
+    plan.note = plan.note === '' ? note : `${note}; ${plan.note}`;
+  }
   // A standby streams but its member key does not say running yet: look again soon (./sync-watch.ts).
   const awaiting = awaitingMemberKey(obs, local);
   if (awaiting.length > 0) {

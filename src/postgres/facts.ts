@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalPg } from '../core/model.ts';
+import { trackSilence, type SilenceState } from '../core/sync-stall.ts';
 import type { ConfigFiles } from './configfiles.ts';
 import { isValidSlotName } from './conf.ts';
 import { parseConnUrl } from './conninfo.ts';
@@ -23,6 +24,8 @@ export class Facts {
   private cachedRewindable: boolean | undefined;
   /** The connection of the probes and ensureSlots, kept open between calls (closed before a stop: closeSession). */
   private readonly session = new PgSession();
+  /** The WAL senders' last reported values, for their silence (core/sync-stall.ts trackSilence). */
+  private silence: SilenceState = new Map();
 
   constructor(
     private readonly node: PgNode,
@@ -32,9 +35,19 @@ export class Facts {
     private readonly sync: SyncStandby,
   ) {}
 
-  /** One probe query, bounded by timeoutMs (default 2 s). Rejects when PostgreSQL does not answer. */
+  /**
+   * One probe query, bounded by timeoutMs (default 2 s). Rejects when PostgreSQL does not answer.
+   * On a primary each WAL sender row gets silent_ms, tracked across every probe of this controller
+   * (the tick's and the ones between loops, about once a second): core/sync-stall.ts.
+   */
   async probe(opts: { timeoutMs?: number } = {}): Promise<ProbeResult> {
-    return runProbe(this.node.localConn(), opts.timeoutMs ?? 2000, this.session);
+    const probe = await runProbe(this.node.localConn(), opts.timeoutMs ?? 2000, this.session);
+    const { state, silentMs } = trackSilence(this.silence, probe.replication, probe.inRecovery ? undefined : probe.flushLsn, performance.now());
+    this.silence = state;
+    probe.replication.forEach((r, i) => {
+      r.silent_ms = Math.round(silentMs[i] ?? 0);
+    });
+    return probe;
   }
 
   /** Ends the probe's connection (the next probe opens a new one). */

@@ -17,6 +17,7 @@ const base: RawProbeRow = {
   sysid: '7300000000000000000',
   ssn: 'ANY 1 (r1)',
   synchronous_commit: 'on',
+  sync_rep_waiters: 3,
 };
 
 test('probe maps the synchronous replication columns', () => {
@@ -35,6 +36,7 @@ test('probe maps the synchronous replication columns', () => {
         write_lsn: '0/3000060',
         flush_lsn: '0/3000060',
         replay_lsn: '0/3000028',
+        reply_time: '2026-12-07 02:00:00.123456+00',
       },
       // odd values are tolerated, not trusted
       { pid: 'x', application_name: null, state: null, sync_state: null, write_lsn: 'bad', flush_lsn: null, replay_lsn: 7 },
@@ -42,6 +44,8 @@ test('probe maps the synchronous replication columns', () => {
   });
   assert.equal(p.synchronousStandbyNames, 'ANY 1 (r1)');
   assert.equal(p.synchronousCommit, 'on');
+  assert.equal(p.syncRepWaiters, 3);
+  assert.match(PROBE_SQL, /wait_event = 'SyncRep'/);
   assert.equal(p.timeline, 2);
   assert.deepEqual(p.replication[0], {
     pid: 4242,
@@ -54,7 +58,9 @@ test('probe maps the synchronous replication columns', () => {
     write_lsn: 0x3000060,
     flush_lsn: 0x3000060,
     replay_lsn: 0x3000028,
+    reply_time: '2026-12-07 02:00:00.123456+00',
   });
+  assert.equal(p.replication[1]?.reply_time, null, 'PostgreSQL < 12 has no reply_time: null, the probe does not fail');
   assert.equal(p.replication[1]?.pid, null);
   assert.equal(p.replication[1]?.write_lsn, undefined);
   assert.equal(p.replication[1]?.replay_lsn, undefined);

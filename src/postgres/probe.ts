@@ -238,6 +238,13 @@ export interface ReplicationRow {
   write_lsn: number | undefined;
   flush_lsn: number | undefined;
   replay_lsn: number | undefined;
+  /** reply_time as text (an opaque token: the standby's clock); null before the first reply or on PostgreSQL < 12. */
+  reply_time?: string | null;
+  /**
+   * Set by the controller (Facts.probe), not by the query: ms this standby has been behind without
+   * answering, on this agent's monotonic clock (core/sync-stall.ts trackSilence).
+   */
+  silent_ms?: number;
 }
 
 export interface ProbeResult {
@@ -260,6 +267,8 @@ export interface ProbeResult {
   synchronousStandbyNames: string;
   /** Running synchronous_commit (on, remote_write, remote_apply, local, off). */
   synchronousCommit: string;
+  /** Backends waiting for synchronous standbys to confirm their commit (pg_stat_activity wait_event SyncRep). */
+  syncRepWaiters?: number;
 }
 
 /** The probe: one statement, no side effects, safe on primaries and hot standbys (PG >= 10). */
@@ -277,7 +286,8 @@ SELECT pg_is_in_recovery() AS in_recovery,
   current_setting('server_version_num')::int AS server_version_num,
   (SELECT coalesce(json_agg(r), '[]'::json) FROM (SELECT pid, usename, application_name, client_addr::text AS client_addr,
      state, sync_state, sync_priority, write_lsn::text AS write_lsn, flush_lsn::text AS flush_lsn,
-     replay_lsn::text AS replay_lsn FROM pg_stat_replication) r) AS replication,
+     replay_lsn::text AS replay_lsn, row_to_json(s)->>'reply_time' AS reply_time FROM pg_stat_replication s) r) AS replication,
+  (SELECT count(*)::int FROM pg_stat_activity WHERE wait_event = 'SyncRep') AS sync_rep_waiters,
   (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
   current_setting('synchronous_standby_names') AS ssn,
   current_setting('synchronous_commit') AS synchronous_commit`;
@@ -297,6 +307,7 @@ export interface RawProbeRow {
   sysid: string;
   ssn: string | null;
   synchronous_commit: string | null;
+  sync_rep_waiters?: number | null;
 }
 
 /** Maps the probe row to ProbeResult. Pure (exported for tests). */
@@ -340,10 +351,12 @@ export function toProbeResult(row: RawProbeRow): ProbeResult {
       write_lsn: maybeLsn(str(r.write_lsn)),
       flush_lsn: maybeLsn(str(r.flush_lsn)),
       replay_lsn: maybeLsn(str(r.replay_lsn)),
+      reply_time: str(r.reply_time),
     })),
     sysid: row.sysid,
     synchronousStandbyNames: row.ssn ?? '',
     synchronousCommit: row.synchronous_commit ?? '',
+    syncRepWaiters: typeof row.sync_rep_waiters === 'number' ? row.sync_rep_waiters : 0,
   };
 }
 

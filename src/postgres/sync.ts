@@ -191,8 +191,10 @@ export class SyncStandby {
         writeLsn: r.write_lsn,
         flushLsn: r.flush_lsn,
         replayLsn: r.replay_lsn,
+        ...(r.silent_ms !== undefined ? { silentMs: r.silent_ms } : {}),
       })),
       ssnSetAtLsn: this.ssnSetAt,
+      ...(probe.syncRepWaiters !== undefined ? { syncRepWaiters: probe.syncRepWaiters } : {}),
     };
   }
 }

@@ -120,7 +120,7 @@ export class SimAgent implements Incarnation {
 
   /**
    * Between ticks (the agent's timers besides its loop): once a second the sync step's watch for
-   * new WAL senders (driver.watchSenders); every World leaseKeepAliveMs the lease keep-alive.
+   * new or lost WAL senders (driver.watchSenders); every World leaseKeepAliveMs the lease keep-alive.
    */
   async betweenTicks(): Promise<void> {
     if (this.ticking || this.stopping || !this.alive || this.frozen) return;

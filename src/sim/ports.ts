@@ -92,6 +92,9 @@ export function simPgPort(w: World, n: SimNode, inc: Incarnation): PgPort {
       if (!n.pg.running) throw new PgUnavailableError('could not connect to server: no postmaster');
       const inRecovery = n.pg.data?.standby ?? false;
       // pg_stat_replication as the snapshot refresher reads it (the sync step's watch between ticks).
+      // A simulated standby stops streaming the moment it cannot reach its upstream (as after a TCP
+      // reset): no sender is ever silent, so silent_ms and the SyncRep waiters are left out (read
+      // as 0: core/sync-stall.ts never finds a stalled sender here).
       const replication = inRecovery ? [] : senders(w, n).map((s) => ({ pid: s.pid, usename: 'replicator', application_name: s.name, client_addr: null, state: s.state, sync_state: s.syncState, sync_priority: null, write_lsn: s.writeLsn, flush_lsn: s.flushLsn, replay_lsn: s.replayLsn }));
       // pg_stat_wal_receiver on a standby (the fast failover's detection and detachment).
       const end = n.pg.data === undefined ? undefined : walEnd(n.pg.data.wal);
