@@ -22,7 +22,7 @@
 import type { FastMutations, TakeOverEvent } from '../agent/fast-failover.ts';
 import { shutdown } from '../agent/shutdown.ts';
 import { syncModeOf } from '../core/election.ts';
-import type { DetachPromise } from '../core/fast-failover.ts';
+import { fastFailoverEnabled, type DetachPromise } from '../core/fast-failover.ts';
 import type { Decision, DynamicConfig, Observation, Tags } from '../core/model.ts';
 import { defaultConfig } from '../core/testing.ts';
 import { SimDcs } from './dcs.ts';
@@ -60,7 +60,7 @@ export interface WorldOptions {
   fencing?: boolean;
   /** The agents' lease keep-alive period, ms (AgentOptions.leaseKeepAliveMs; default 0: off). */
   leaseKeepAliveMs?: number;
-  /** Turn on the fast failover of synchronous modes (dynamic `vigil: {fast_failover: true}`). */
+  /** The fast failover of synchronous modes (dynamic `vigil: {fast_failover}`); default: as the configuration says (on in sync modes). */
   fastFailover?: boolean;
   /** Test-only: skip one step of the fast failover (src/agent/fast-failover.ts FastMutations). */
   fastMutations?: FastMutations;
@@ -161,10 +161,10 @@ export class World {
 
   constructor(opts: WorldOptions) {
     this.rng = new Rng(opts.seed);
-    this.config = defaultConfig(opts.fastFailover === true ? { ...opts.config, vigil: { fast_failover: true } } : opts.config);
+    this.config = defaultConfig(opts.fastFailover === undefined ? opts.config : { ...opts.config, vigil: { fast_failover: opts.fastFailover } });
     this.fastMutations = opts.fastMutations;
     this.fastTakeDelay = opts.fastTakeDelay;
-    this.fastFailover = opts.fastFailover === true;
+    this.fastFailover = fastFailoverEnabled(this.config);
     this.writeRate = opts.writeRate ?? 20000;
     this.fencing = opts.fencing ?? true;
     this.leaseKeepAliveMs = opts.leaseKeepAliveMs ?? 0;
