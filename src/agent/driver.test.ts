@@ -239,7 +239,7 @@ test('a corrupted /config is repaired with the last /config the agent parsed, no
   assert.deepEqual((await observe(fresh)).self.bootstrapDcs, config.bootstrap?.dcs ?? {}, 'never read one: bootstrap.dcs');
 });
 
-test('a copy of a standby cluster\'s remote member uses standby_cluster.create_replica_methods; a copy of a member, its own list', async () => {
+test('a copy of a standby cluster\'s remote member uses standby_cluster.create_replica_methods; a copy of a primary cluster\'s member, its own list', async () => {
   const seen: Array<[string | undefined, string[] | undefined]> = [];
   const d = driver([], { running: false, local: { ...stoppedPrimary, dataDirEmpty: true } });
   d.ports.pg.basebackup = async (from, opts) => {
@@ -271,5 +271,29 @@ test('a copy of a standby cluster\'s remote member uses standby_cluster.create_r
     ['postgres://n2:5432/postgres', undefined], // the member's own postgresql.create_replica_methods
     ['postgres://n2:5432/postgres', undefined],
     [undefined, undefined],
+  ]);
+});
+
+test('in a standby cluster a copy of a member (the standby leader, a clonefrom member) uses standby_cluster.create_replica_methods too, from that member', async () => {
+  const seen: Array<[string | undefined, string[] | undefined]> = [];
+  const d = driver([], { running: false, local: { ...stoppedPrimary, dataDirEmpty: true } });
+  d.ports.pg.basebackup = async (from, opts) => {
+    seen.push([from?.connUrl, opts?.methods]);
+  };
+  // As Patroni: every clone source of a standby cluster is copied as a remote member, at the
+  // member's own address, with the standby section's methods (none listed: basebackup).
+  d.applyDynamicConfig({ ...config.bootstrap?.dcs, standby_cluster: { restore_command: 'cp /a/%f %p', create_replica_methods: ['archcopy'] } });
+  await runTask(d, { kind: 'clone', from: 'n1' }, view('n1'));
+  await runTask(d, { kind: 'reinitialize', from: 'n2' }, view('n1'));
+  d.applyDynamicConfig({ ...config.bootstrap?.dcs, standby_cluster: { host: '10.0.0.9', port: 5433 } });
+  await runTask(d, { kind: 'clone', from: 'n1' }, view('n1'));
+  d.applyDynamicConfig({ ...config.bootstrap?.dcs });
+  await runTask(d, { kind: 'clone', from: 'n1' }, view('n1'));
+  assert.equal(d.task?.state, 'ok', d.task?.error);
+  assert.deepEqual(seen, [
+    ['postgres://n1:5432/postgres', ['archcopy']],
+    ['postgres://n2:5432/postgres', ['archcopy']],
+    ['postgres://n1:5432/postgres', []],
+    ['postgres://n1:5432/postgres', undefined], // no longer a standby cluster: the member's own list
   ]);
 });

@@ -10,7 +10,7 @@ import { fireCallback, primaryStopTimeoutMs, runPrePromote, started, stopPostgre
 import { applyLocalConfig, reloadForRole } from './restarts.ts';
 import type { NodeDriver } from './driver.ts';
 import { followRole } from './standby.ts';
-import { remoteFromName } from '../core/standby.ts';
+import { remoteFromName, standbyCluster } from '../core/standby.ts';
 
 export async function runTask(d: NodeDriver, spec: TaskSpec, cluster: ClusterView | undefined, signal: AbortSignal): Promise<void> {
   const { pg, dcs } = d.ports;
@@ -210,14 +210,20 @@ async function startAsReplica(d: NodeDriver, upstream: string | null, cluster: C
  *   create_replica_methods ([] when the section has none: basebackup), as Patroni copies a remote
  *   member, from its host:port, or without a connection (only the no_leader methods run) when the
  *   section has neither (fed from the archive only);
- * - a member: from its conn_url, with this member's own postgresql.create_replica_methods;
+ * - a member of a standby cluster (the standby leader, a clonefrom member): from its conn_url, with
+ *   the same standby_cluster.create_replica_methods, since Patroni copies every source of a standby
+ *   cluster as a remote member (that member's address, the replication credentials);
+ * - a member of a primary cluster: from its conn_url, with this member's own
+ *   postgresql.create_replica_methods;
  * - null (no leader, not a standby cluster): without a connection, own no_leader methods only.
  */
 function copySource(d: NodeDriver, name: string | null, cluster: ClusterView | undefined): { from: { connUrl: string } | undefined; opts: { methods?: string[] } } {
   const target = d.upstreamTarget(name, cluster);
   const remote = remoteFromName(name);
   const from = target === null || (remote !== undefined && target.connUrl === '') ? undefined : { connUrl: target.connUrl };
-  return { from, opts: remote !== undefined ? { methods: remote.createReplicaMethods ?? [] } : {} };
+  if (remote !== undefined) return { from, opts: { methods: remote.createReplicaMethods ?? [] } };
+  const sc = name !== null ? standbyCluster(d.dynamic) : undefined;
+  return { from, opts: sc !== undefined ? { methods: sc.create_replica_methods ?? [] } : {} };
 }
 
 /**

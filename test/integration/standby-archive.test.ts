@@ -3,10 +3,13 @@
 // same etcd) has standby_cluster with restore_command only (no host, no port), so nothing in B
 // connects to A. B's first member copies a pg_basebackup of A taken beforehand, through a
 // replica method with no_leader named in standby_cluster.create_replica_methods (there is no
-// remote to stream a copy from), and becomes the standby leader; rows written on A reach it after
-// pg_switch_wal() through restore_command; it stays read-only (pg_is_in_recovery, role
-// standby_leader in its member key, GET /standby-leader 200, no /primary in B). B's second member,
-// started afterwards, clones the standby leader and streams from it.
+// remote to stream a copy from: the method gets an empty --connstring), and becomes the standby
+// leader; rows written on A reach it after pg_switch_wal() through restore_command; it stays
+// read-only (pg_is_in_recovery, role standby_leader in its member key, GET /standby-leader 200, no
+// /primary in B). B's second member, started afterwards, clones the standby leader as Patroni does
+// in a standby cluster: with the same standby_cluster.create_replica_methods, given the standby
+// leader's address in --connstring (the method ignores it and copies the same backup), and then
+// streams from it.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,6 +38,12 @@ describe('archive-only standby cluster', { timeout: 600_000 }, () => {
   let b: LocalCluster | undefined;
   let primaryA = '';
   let nextId = 1;
+  /** The runs of the replica method archcopy: [data directory, --connstring] in order. */
+  const copies = async (): Promise<Array<[string, string]>> =>
+    (await readFile(join(shared, 'calls', 'archcopy'), 'utf8').catch(() => '')).split('\n').filter((l) => l !== '').map((l) => {
+      const at = l.indexOf('|');
+      return [l.slice(0, at), l.slice(at + 1)];
+    });
 
   const archive = (): string => join(shared, 'archive');
   const insert = async (): Promise<number> => {
@@ -89,13 +98,33 @@ describe('archive-only standby cluster', { timeout: 600_000 }, () => {
       dcs: { standby_cluster: { restore_command: `cp ${archive()}/%f %p`, create_replica_methods: ['archcopy'] } },
     });
     await b.prepare();
-    // Only node0 knows the method: it must be the member that copies the remote, so it starts
-    // alone (node1 joins in the last test and clones the standby leader). Its section alone, not
-    // listed in its own create_replica_methods, is enough (as in Patroni).
-    const n0 = b.node('node0');
-    const method = JSON.stringify({ command: `cp -a ${backup}/. ${n0.dataDir}`, no_params: true, no_leader: true });
-    const text = await readFile(n0.configFile, 'utf8');
-    await writeFile(n0.configFile, text.replace('\npostgresql:\n', `\npostgresql:\n  archcopy: ${method}\n`));
+    // The method archcopy, with Patroni's arguments: records its --datadir and --connstring, then
+    // copies the backup into --datadir. Every member of B defines it by the section
+    // postgresql.archcopy alone, not listed in its own create_replica_methods (enough, as in
+    // Patroni). node0 starts alone, so that it is the member that copies the remote; node1 joins
+    // in the last test.
+    await mkdir(join(shared, 'calls'));
+    await chmod(join(shared, 'calls'), 0o777);
+    const script = join(shared, 'archcopy');
+    await writeFile(script, [
+      '#!/bin/sh',
+      'for arg in "$@"; do',
+      '  case "$arg" in',
+      '    --datadir=*) datadir="${arg#--datadir=}" ;;',
+      '    --connstring=*) connstring="${arg#--connstring=}" ;;',
+      '  esac',
+      'done',
+      `printf '%s|%s\\n' "$datadir" "$connstring" >> '${join(shared, 'calls', 'archcopy')}' || exit 1`,
+      `exec cp -a '${backup}/.' "$datadir"`,
+      '',
+    ].join('\n'));
+    await chmod(script, 0o755);
+    const method = JSON.stringify({ command: script, no_leader: true });
+    for (const n of ['node0', 'node1']) {
+      const file = b.node(n).configFile;
+      const text = await readFile(file, 'utf8');
+      await writeFile(file, text.replace('\npostgresql:\n', `\npostgresql:\n  archcopy: ${method}\n`));
+    }
     b.startAgent('node0');
   });
 
@@ -113,6 +142,7 @@ describe('archive-only standby cluster', { timeout: 600_000 }, () => {
     assert.deepEqual(await c.primaries(), [], 'no member of B answers /primary');
     const conninfo = await query<{ v: string }>(c.connParams('node0'), "SELECT current_setting('primary_conninfo') AS v");
     assert.equal(conninfo[0]?.v, '', 'no primary_conninfo: WAL comes from the archive only');
+    assert.deepEqual(await copies(), [[c.node('node0').dataDir, '']], 'node0 ran archcopy once, without a connection');
     const dcs = createDcs({ etcd3: { hosts: [c.etcdEndpoint], protocol: 'http' } }, { prefix: clusterPrefix('/service/', 'beta'), name: 'test', ttl: 30, retryTimeout: 3, ctl: true });
     try {
       const view = await dcs.readCluster();
@@ -135,10 +165,16 @@ describe('archive-only standby cluster', { timeout: 600_000 }, () => {
     assert.equal((await c.api('node0', '/patroni'))?.body?.['role'], 'standby_leader');
   });
 
-  test('B\'s second member clones the standby leader and follows it', async () => {
+  test('B\'s second member clones the standby leader with standby_cluster.create_replica_methods and follows it', async () => {
     const c = b as LocalCluster;
     c.startAgent('node1');
     await waitFor('node1 streams from the standby leader', async () => (await c.api('node1', '/replica?replication_state=streaming'))?.status === 200, 180_000, 500).catch(withLog(c, 'node1'));
+    const runs = await copies();
+    assert.equal(runs.length, 2, `archcopy ran once more, for node1: ${JSON.stringify(runs)}`);
+    const [dir, connstring] = runs[1] as [string, string];
+    assert.equal(dir, c.node('node1').dataDir);
+    assert.match(connstring, new RegExp(`(^| )port=${c.node('node0').pgPort}( |$)`), 'given the standby leader\'s address');
+    assert.match(connstring, new RegExp(`(^| )user=${REPLICATION.username}( |$)`), 'with the replication user');
     const id = await insertAndSwitch();
     for (const n of ['node0', 'node1']) {
       await waitFor(`row ${id} on ${n}`, () => hasRow(c, n, id), 120_000, 500).catch(withLog(c, n));
