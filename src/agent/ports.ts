@@ -51,8 +51,9 @@ export interface PgPort {
   checkpoint(opts?: { timeoutMs?: number }): Promise<void>;
   removeDataDir(): Promise<void>;
   /**
-   * Clone: postgresql.create_replica_methods in order (default pg_basebackup). No deadline: `signal`
-   * cancels it. `from` undefined: no leader; only the methods marked no_leader run.
+   * Clone: `methods` when given (a standby cluster's standby_cluster.create_replica_methods, [] for
+   * pg_basebackup), else postgresql.create_replica_methods, in order (default pg_basebackup). No
+   * deadline: `signal` cancels it. `from` undefined: no leader; only the methods marked no_leader run.
    */
   basebackup(from: { connUrl: string } | undefined, opts?: { signal?: AbortSignal; methods?: string[] }): Promise<void>;
   /** No deadline: `signal` cancels it (kills pg_rewind). */

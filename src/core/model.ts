@@ -432,8 +432,9 @@ export type TaskSpec =
   /** remote: a standby cluster's first member clones the remote member (core/standby.ts) instead of running initdb. */
   | { kind: 'bootstrap'; remote?: string }
   /**
-   * from: the member to copy, or a standby cluster's remote member (its reserved name: with
-   * standby_cluster.create_replica_methods); null: no leader, only the no_leader replica methods run.
+   * from: the member to copy, or a standby cluster's remote member (its reserved name); in a standby
+   * cluster every copy uses standby_cluster.create_replica_methods, as Patroni (agent/tasks.ts
+   * copySource); null: no leader, only the no_leader replica methods run.
    */
   | { kind: 'clone'; from: string | null }
   | { kind: 'start'; asPrimary: boolean; upstream: string | null }
