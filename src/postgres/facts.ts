@@ -29,6 +29,8 @@ export class Facts {
   private silence: SilenceState = new Map();
   /** The probe role's statistics privileges were read (./privileges.ts): once per agent process. */
   private privilegesChecked = false;
+  /** Failed reads of those privileges (given up after 3, so a failing query does not run every probe). */
+  private privilegeFailures = 0;
 
   constructor(
     private readonly node: PgNode,
@@ -57,7 +59,7 @@ export class Facts {
   /**
    * Once, after the first probe that answered: warns when the probe's role cannot see other
    * roles' replication details and wait events (./privileges.ts). A failed read is retried at the
-   * next probe and never fails this one.
+   * next probe (3 times at most) and never fails this one.
    */
   private async checkPrivileges(): Promise<void> {
     try {
@@ -65,8 +67,11 @@ export class Facts {
       this.privilegesChecked = true;
       const warning = statsPrivilegeWarning(rows[0]);
       if (warning !== undefined) this.node.log.warn(warning);
-    } catch {
-      // Read again at the next probe.
+    } catch (e) {
+      this.privilegeFailures += 1;
+      if (this.privilegeFailures < 3) return;
+      this.privilegesChecked = true;
+      this.node.log.warn(`could not read the agent's PostgreSQL role privileges (superuser or pg_read_all_stats), not checked: ${(e as Error).message}`);
     }
   }
 

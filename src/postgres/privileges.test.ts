@@ -14,8 +14,8 @@ test('statsPrivilegeWarning: only a role that is neither superuser nor has pg_re
   assert.match(w, /pg_read_all_stats/);
   assert.match(w, /pg_stat_replication/);
   assert.match(w, /wait events/);
-  assert.match(w, /never detected/);
-  assert.match(w, /wal_sender_timeout/);
+  assert.match(w, /counts no standby as streaming/);
+  assert.match(w, /never detects a synchronous standby that stops answering/);
   assert.match(w, /GRANT pg_read_all_stats TO/);
   // Nothing read, or values of unexpected types: no claim either way.
   assert.equal(statsPrivilegeWarning(undefined), undefined);

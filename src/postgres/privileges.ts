@@ -30,7 +30,7 @@ export function statsPrivilegeWarning(row: Partial<StatsPrivilegeRow> | undefine
   return (
     `the agent's PostgreSQL role ${JSON.stringify(row.role)} (postgresql.authentication.superuser) is not a superuser and lacks the privileges of pg_read_all_stats: ` +
     "PostgreSQL hides the standbys' state and positions in pg_stat_replication and other roles' wait events in pg_stat_activity from it, " +
-    'so synchronous replication counts no standby as streaming and a synchronous standby that stops answering is never detected (commits wait up to wal_sender_timeout); ' +
+    'so synchronous_mode counts no standby as streaming (none is made synchronous) and never detects a synchronous standby that stops answering; ' +
     `make the role a superuser (as Vigil expects), or GRANT pg_read_all_stats TO ${JSON.stringify(row.role)}`
   );
 }
