@@ -26,7 +26,7 @@
 // Checked to fail without the rule: with stallThresholdMs (src/core/sync-stall.ts) edited locally
 // to return 10 minutes, step 2's commit completed only after wal_sender_timeout had ended both
 // WAL senders (55.7 s after the commit began; the agent then dropped both voters), so the "still
-// the same WAL senders" assertion failed. With the rule: 5.5 to 5.6 s.
+// the same WAL senders" assertion failed. With the rule: 5.5 to 5.7 s.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
