@@ -17,6 +17,7 @@ import { numberToLsn } from './lsn.ts';
 import type { PgNode } from './node.ts';
 import type { Postmaster } from './postmaster.ts';
 import { PgSession, runProbe, withClient, type ProbeResult } from './probe.ts';
+import { STATS_PRIVILEGE_SQL, statsPrivilegeWarning, type StatsPrivilegeRow } from './privileges.ts';
 import type { SyncStandby } from './sync.ts';
 
 export class Facts {
@@ -26,6 +27,10 @@ export class Facts {
   private readonly session = new PgSession();
   /** The WAL senders' last reported values, for their silence (core/sync-stall.ts trackSilence). */
   private silence: SilenceState = new Map();
+  /** The probe role's statistics privileges were read (./privileges.ts): once per agent process. */
+  private privilegesChecked = false;
+  /** Failed reads of those privileges (given up after 3, so a failing query does not run every probe). */
+  private privilegeFailures = 0;
 
   constructor(
     private readonly node: PgNode,
@@ -47,7 +52,27 @@ export class Facts {
     probe.replication.forEach((r, i) => {
       r.silent_ms = Math.round(silentMs[i] ?? 0);
     });
+    if (!this.privilegesChecked) await this.checkPrivileges();
     return probe;
+  }
+
+  /**
+   * Once, after the first probe that answered: warns when the probe's role cannot see other
+   * roles' replication details and wait events (./privileges.ts). A failed read is retried at the
+   * next probe (3 times at most) and never fails this one.
+   */
+  private async checkPrivileges(): Promise<void> {
+    try {
+      const rows = await this.session.run(this.node.localConn(), 2000, async (c) => (await c.query<StatsPrivilegeRow>(STATS_PRIVILEGE_SQL)).rows);
+      this.privilegesChecked = true;
+      const warning = statsPrivilegeWarning(rows[0]);
+      if (warning !== undefined) this.node.log.warn(warning);
+    } catch (e) {
+      this.privilegeFailures += 1;
+      if (this.privilegeFailures < 3) return;
+      this.privilegesChecked = true;
+      this.node.log.warn(`could not read the agent's PostgreSQL role privileges (superuser or pg_read_all_stats), not checked: ${(e as Error).message}`);
+    }
   }
 
   /** Ends the probe's connection (the next probe opens a new one). */
