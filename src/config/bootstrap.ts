@@ -2,7 +2,7 @@
 
 import { dynamicConfigProblems, effectiveDynamicConfigNotes, show, unimplementedDynamicKeys } from './dynamic.ts';
 import { checkKeys, describe, isMap, section, str, stringList, sub, type Issues, type Obj } from './fields.ts';
-import { splitCommand } from './hooks.ts';
+import { command } from './hooks.ts';
 import { renderOptions } from './options.ts';
 import type { BootstrapSettings } from './types.ts';
 
@@ -71,19 +71,7 @@ function parsePostBootstrap(issues: Issues, boot: Obj, path: string): string[] |
   const key = boot.post_bootstrap !== undefined && boot.post_bootstrap !== null && boot.post_bootstrap !== '' ? 'post_bootstrap' : 'post_init';
   const value = boot[key];
   if (value === undefined || value === null || value === '') return undefined;
-  const p = sub(path, key);
-  if (typeof value !== 'string') {
-    issues.error(p, `expected a command (a string), got ${describe(value)}`);
-    return undefined;
-  }
-  try {
-    const argv = splitCommand(value);
-    if (argv.length === 0) issues.error(p, 'empty command');
-    return argv.length > 0 ? argv : undefined;
-  } catch (err) {
-    issues.error(p, `cannot split the command into arguments: ${(err as Error).message}`);
-    return undefined;
-  }
+  return command(issues, value, sub(path, key));
 }
 
 const FLAG_TRUE = new Set([true, 1, 'true', 'yes', 'on', '1', 'True']);
@@ -101,24 +89,11 @@ function parseCustomMethod(issues: Issues, boot: Obj, method: string, path: stri
   }
   checkKeys(issues, sec, mp, ['command', 'no_params', 'keep_existing_recovery_conf', 'recovery_conf']);
   const recoveryConf = parseBootstrapRecoveryConf(issues, sec, mp);
-  if (typeof sec.command !== 'string') {
-    issues.error(sub(mp, 'command'), `expected a command (a string), got ${describe(sec.command)}`);
-    return undefined;
-  }
-  let command: string[];
-  try {
-    command = splitCommand(sec.command);
-  } catch (err) {
-    issues.error(sub(mp, 'command'), `cannot split the command into arguments: ${(err as Error).message}`);
-    return undefined;
-  }
-  if (command.length === 0) {
-    issues.error(sub(mp, 'command'), 'empty command');
-    return undefined;
-  }
+  const argv = command(issues, sec.command, sub(mp, 'command'));
+  if (argv === undefined) return undefined;
   return {
     name: method,
-    command,
+    command: argv,
     noParams: FLAG_TRUE.has(sec.no_params as never),
     keepExistingRecoveryConf: FLAG_TRUE.has(sec.keep_existing_recovery_conf as never),
     ...(recoveryConf !== undefined ? { recoveryConf } : {}),

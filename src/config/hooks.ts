@@ -61,8 +61,8 @@ export function splitCommand(line: string): string[] {
   return words;
 }
 
-/** One command string: its arguments, or undefined after reporting why it is unusable. */
-function command(issues: Issues, value: unknown, path: string): string[] | undefined {
+/** One command string: its arguments, or undefined after reporting why it is unusable (not a string, unbalanced quotes, empty). */
+export function command(issues: Issues, value: unknown, path: string): string[] | undefined {
   if (typeof value !== 'string') {
     issues.error(path, `expected a command (a string), got ${describe(value)}`);
     return undefined;

@@ -10,7 +10,7 @@
 // A standby cluster's standby_cluster.create_replica_methods names methods the same way, their
 // sections read from the local postgresql section whether or not it lists them (resolveReplicaMethods).
 
-import { splitCommand } from './hooks.ts';
+import { command } from './hooks.ts';
 import { describe, isMap, Issues, sub, type Obj } from './fields.ts';
 
 export interface ReplicaMethod {
@@ -63,21 +63,8 @@ function methodFromSection(issues: Issues, name: string, secRaw: unknown, mp: st
     sec = secRaw;
   }
   const cmdText = sec.command ?? name;
-  if (typeof cmdText !== 'string') {
-    issues.error(sub(mp, 'command'), `expected a command (a string), got ${describe(cmdText)}`);
-    return undefined;
-  }
-  let command: string[];
-  try {
-    command = splitCommand(cmdText);
-  } catch (err) {
-    issues.error(sub(mp, 'command'), `cannot split the command into arguments: ${(err as Error).message}`);
-    return undefined;
-  }
-  if (command.length === 0) {
-    issues.error(sub(mp, 'command'), 'empty command');
-    return undefined;
-  }
+  const argv = command(issues, cmdText, sub(mp, 'command'));
+  if (argv === undefined) return undefined;
   const noParams = flag(sec.no_params);
   const noLeader = flag(sec.no_leader) || flag(sec.no_master);
   const options: Array<[string, string]> = [];
@@ -86,7 +73,7 @@ function methodFromSection(issues: Issues, name: string, secRaw: unknown, mp: st
     if (noParams && FLAGS.includes(k)) continue;
     options.push([k, pyStr(v)]);
   }
-  return { name, command, keepData: flag(sec.keep_data), noParams, noLeader, options };
+  return { name, command: argv, keepData: flag(sec.keep_data), noParams, noLeader, options };
 }
 
 /**

@@ -30,32 +30,16 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
 
 import type { LocalCluster } from '../../src/local/cluster.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
 import { quorumInvariant } from '../../src/core/quorum.ts';
 import { parseSsn } from '../../src/core/ssn.ts';
+import { commit } from '../support/commit.ts';
 import { agentLog, ctlDcs, healthy, startCluster, stopCluster } from '../support/cluster.ts';
-import { query, sleep, waitFor, type ConnParams } from '../support/wait.ts';
+import { query, sleep, waitFor } from '../support/wait.ts';
 
-const SYNC_CANCEL = /canceling wait for synchronous replication/i;
 
-/** One statement on a fresh connection: whether it was acknowledged (no sync-cancel warning), and how long it took. */
-async function commit(params: ConnParams, sql: string): Promise<{ ok: boolean; notices: string[]; ms: number }> {
-  const notices: string[] = [];
-  const c = new pg.Client({ ...params, connectionTimeoutMillis: 3000, query_timeout: 180_000, application_name: 'vigil-test' });
-  c.on('error', () => undefined);
-  c.on('notice', (n) => notices.push(n.message ?? ''));
-  await c.connect();
-  const start = Date.now();
-  try {
-    await c.query(sql);
-    return { ok: !notices.some((m) => SYNC_CANCEL.test(m)), notices, ms: Date.now() - start };
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
 
 const sorted = (v: string | null | undefined): string[] => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '').sort() : []);
 

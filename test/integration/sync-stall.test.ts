@@ -21,15 +21,14 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
 import { readFileSync } from 'node:fs';
 
 import type { LocalCluster } from '../../src/local/cluster.ts';
 import type { Dcs } from '../../src/dcs/dcs.ts';
+import { commit } from '../support/commit.ts';
 import { agentLog, ctlDcs, healthy, startCluster, stopCluster } from '../support/cluster.ts';
-import { query, waitFor, type ConnParams } from '../support/wait.ts';
+import { query, waitFor } from '../support/wait.ts';
 
-const SYNC_CANCEL = /canceling wait for synchronous replication/i;
 
 /** One cluster per describe block; its frozen WAL receiver is thawed by tearDown if a failed test left it stopped. */
 function harness(strict: boolean) {
@@ -90,21 +89,6 @@ function harness(strict: boolean) {
   return h;
 }
 
-/** One statement on a fresh connection: whether it was acknowledged (no sync-cancel warning), and how long it took. */
-async function commit(params: ConnParams, sql: string): Promise<{ ok: boolean; notices: string[]; ms: number }> {
-  const notices: string[] = [];
-  const c = new pg.Client({ ...params, connectionTimeoutMillis: 3000, query_timeout: 180_000, application_name: 'vigil-test' });
-  c.on('error', () => undefined);
-  c.on('notice', (n) => notices.push(n.message ?? ''));
-  await c.connect();
-  const start = Date.now();
-  try {
-    await c.query(sql);
-    return { ok: !notices.some((m) => SYNC_CANCEL.test(m)), notices, ms: Date.now() - start };
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
 
 describe('not strict', { timeout: 600_000 }, () => {
   const h = harness(false);
