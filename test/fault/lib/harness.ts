@@ -197,7 +197,8 @@ export class FaultCluster {
    * mode promises; a fault injected before that finds nobody eligible to take over (not in /sync)
    * and shows only that the cluster waits, not how it fails over. Throws when none appears.
    */
-  async waitSyncStandby(primary: string, maxMs = 60_000): Promise<void> {
+  /** Waits until `primary` lists a synchronous (or quorum) standby; returns those standbys' names. */
+  async waitSyncStandby(primary: string, maxMs = 60_000): Promise<string[]> {
     const n = this.cluster.node(primary);
     const deadline = performance.now() + maxMs;
     let last = '';
@@ -207,7 +208,8 @@ export class FaultCluster {
         const body = (await res.json()) as { members?: { name?: string; role?: string }[] };
         const roles = (body.members ?? []).map((m) => `${m.name}:${m.role}`);
         last = roles.join(', ');
-        if ((body.members ?? []).some((m) => m.role === 'sync_standby' || m.role === 'quorum_standby')) return;
+        const sync = (body.members ?? []).filter((m) => m.role === 'sync_standby' || m.role === 'quorum_standby').map((m) => m.name ?? '');
+        if (sync.length > 0) return sync;
       } catch (err) {
         last = err instanceof Error ? err.message : String(err);
       }
@@ -232,10 +234,21 @@ export class FaultCluster {
     }
   }
 
-  /** Slows the WAL stream from `primary` to every other node. */
-  async startLag(primary: string, rate = '200kbit'): Promise<void> {
+  /**
+   * Slows the WAL stream from `primary` to every other node. In synchronous modes the writer can
+   * only go as fast as the standbys that acknowledge its commits, so throttling every replica alike
+   * leaves none of them behind: there `acking` (the synchronous standby, or in quorum mode one of
+   * the voters) gets `rate` and every other replica an eighth of it, so that one replica really
+   * lags (it must never be the one promoted, and nothing acknowledged may be lost).
+   */
+  async startLag(primary: string, acking?: readonly string[], rate = 200): Promise<void> {
     const port = this.cluster.node(primary).pgPort;
-    for (const n of this.cluster.nodes) if (n.name !== primary) await throttleFrom(this.hostOf(n.name), port, rate);
+    const fast = acking === undefined ? undefined : acking.slice(0, 1);
+    for (const n of this.cluster.nodes) {
+      if (n.name === primary) continue;
+      const r = fast === undefined || fast.includes(n.name) ? rate : Math.max(1, Math.floor(rate / 8));
+      await throttleFrom(this.hostOf(n.name), port, `${r}kbit`);
+    }
   }
 
   async stopLag(): Promise<void> {
@@ -313,14 +326,14 @@ export class FaultCluster {
    */
   async inject(kind: FaultKind, opts: FaultOptions = {}): Promise<FaultRecord> {
     const primaryBefore = await this.primary();
-    if (isSynchronous(this.replication)) await this.waitSyncStandby(primaryBefore);
+    const acking = isSynchronous(this.replication) ? await this.waitSyncStandby(primaryBefore) : undefined;
     const replicas = this.cluster.nodes.map((n) => n.name).filter((n) => n !== primaryBefore);
     const ph = this.hostOf(primaryBefore);
     const ttlMs = this.timing.ttl * 1000;
     const maxHold = ttlMs * 3;
     let note = '';
     if (opts.lag) {
-      await this.startLag(primaryBefore);
+      await this.startLag(primaryBefore, acking);
       // Let the replicas fall behind a little before the fault proper.
       const deadline = performance.now() + 10_000;
       let lag = 0;
