@@ -45,13 +45,14 @@ const TIMING = FAST_TIMING;
 const TICK_MS = 10; // USER_HZ 100
 
 const USAGE = `usage: npm run bench:backends -- [--runs N] [--idle SECONDS] [--backend B ...] [--system vigil|patroni|both]
-       [--json FILE] [--keep]
+       [--sync] [--json FILE] [--keep]
 
 For each DCS backend (etcd3, etcd2, zookeeper: real servers; consul, kubernetes: the fakes of
 test/support) and system (Vigil; Patroni 3.0.2 on etcd3 and zookeeper), one three-node cluster
 with ttl ${TIMING.ttl} / loop_wait ${TIMING.loop_wait} / retry_timeout ${TIMING.retry_timeout}: idle cost over --idle s (default 30; DCS
 requests/s of the three agents, agent CPU % per node), then N switchovers and N host crashes of
-the primary (default 3; 0: the idle cost only), seen by a client inserting rows. --json writes the raw figures.`;
+the primary (default 3; 0: the idle cost only), seen by a client inserting rows. --sync: synchronous_mode
+on (synchronous_node_count 1), where Vigil's fast failover adds its 1 s lease keep-alive. --json writes the raw figures.`;
 
 interface ClusterResult {
   backend: Backend;
@@ -132,7 +133,7 @@ async function ticksOf(pids: number[]): Promise<number> {
   return t;
 }
 
-async function benchCluster(backend: Backend, system: SystemName, runs: number, idleS: number, keep: boolean): Promise<ClusterResult> {
+async function benchCluster(backend: Backend, system: SystemName, runs: number, idleS: number, keep: boolean, sync: boolean): Promise<ClusterResult> {
   const r: ClusterResult = { backend, system, failoverS: [], switchoverGapS: [], lost: 0, dcsReqPerS: undefined, cpuPct: undefined, notes: [] };
   const label = `${backend}/${system}`;
   const baseDir = await mkdtemp(join(tmpdir(), `vigil-bench-be-${backend}-${system}-`));
@@ -150,7 +151,7 @@ async function benchCluster(backend: Backend, system: SystemName, runs: number, 
     log(`${label}: starting ${SERVER[backend]} and 3 nodes in ${baseDir}`);
     dcs = await startDcs(backend);
     const Cls = system === 'vigil' ? LocalCluster : PatroniCluster;
-    c = new Cls({ baseDir, scope: SCOPE, nodes: NAMES.length, timing: TIMING, ...(dcs.store !== undefined ? { store: dcs.store } : {}) });
+    c = new Cls({ baseDir, scope: SCOPE, nodes: NAMES.length, timing: TIMING, ...(sync ? { dcs: { synchronous_mode: true, synchronous_node_count: 1 } } : {}), ...(dcs.store !== undefined ? { store: dcs.store } : {}) });
     await c.prepare();
     await c.startAll();
     let primary = await waitHealthy(c, healthyTimeout);
@@ -275,6 +276,7 @@ async function main(argv: string[]): Promise<number> {
         system: { type: 'string', default: 'both' },
         json: { type: 'string' },
         keep: { type: 'boolean', default: false },
+        sync: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -306,12 +308,12 @@ async function main(argv: string[]): Promise<number> {
   stopOnSignal(() => current?.stop() ?? Promise.resolve());
 
   const started = performance.now();
-  log(`backends benchmark: ${backends.join(', ')}; systems ${systems.join(', ')}; ${runs} run(s) each; idle ${idleS} s`);
+  log(`backends benchmark: ${backends.join(', ')}; systems ${systems.join(', ')}; ${runs} run(s) each; idle ${idleS} s${v.sync ? '; synchronous_mode on' : ''}`);
   const results: ClusterResult[] = [];
   for (const backend of backends as Backend[]) {
     for (const system of systems) {
       if (system === 'patroni' && !PATRONI_BACKENDS.includes(backend)) continue;
-      results.push(await benchCluster(backend, system, runs, idleS, v.keep));
+      results.push(await benchCluster(backend, system, runs, idleS, v.keep, v.sync));
     }
   }
   const minutes = (performance.now() - started) / 60_000;
