@@ -140,6 +140,10 @@ export class ConsulBackend implements DcsBackend {
    * DcsError as the file header says.
    */
   async call(method: 'GET' | 'PUT' | 'DELETE', path: string, body: string | undefined, op: Op): Promise<ConsulAnswer> {
+    // The first error is kept besides the last: an attempt started with a few milliseconds left
+    // ends in a timeout that says nothing, while the first one (e.g. a TLS 1.3 peer that refused
+    // our certificate and hung up) names the cause.
+    let firstError: string | undefined;
     let lastError = 'no attempt fitted in the deadline';
     const perAttempt = Math.max(1000, op.budgetMs / 2);
     while (true) {
@@ -158,6 +162,7 @@ export class ConsulBackend implements DcsBackend {
       } catch (err) {
         if (op.signal?.aborted || this.#closed) continue; // reported at the top of the loop
         lastError = err instanceof Error ? err.message : String(err);
+        firstError ??= lastError;
         // A TLS failure (certificate not trusted, client certificate refused) will not go away by waiting.
         if (err instanceof ConsulHttpError && err.kind === 'tls') {
           throw new DcsError('DCS_UNAVAILABLE', `consul (${this.#host}): no TLS connection for ${method} ${path}: ${lastError}`, { cause: err });
@@ -175,12 +180,14 @@ export class ConsulBackend implements DcsBackend {
       if (res.status === 500 && /^invalid session/i.test(text)) throw new SessionNotFound(`consul: ${text}`);
       if (res.status >= 500 || res.status === 429) {
         lastError = `HTTP ${res.status}: ${text}`;
+        firstError ??= lastError;
         await sleep(Math.min(200, Math.max(0, op.deadline - Date.now())), op.signal);
         continue;
       }
       throw new DcsError('DCS_PROTOCOL', `consul ${method} ${path}: HTTP ${res.status}: ${text}`, { retryable: false });
     }
-    throw new DcsError('DCS_UNAVAILABLE', `consul (${this.#host}) did not answer ${method} ${path} within ${op.budgetMs / 1000}s: ${lastError}`);
+    const errors = firstError === undefined || firstError === lastError ? lastError : `${firstError}; last: ${lastError}`;
+    throw new DcsError('DCS_UNAVAILABLE', `consul (${this.#host}) did not answer ${method} ${path} within ${op.budgetMs / 1000}s: ${errors}`);
   }
 
   /** A KV write answering true/false. */

@@ -367,7 +367,11 @@ describe('Consul over https (consul.cacert, cert, key, verify) on the FAKE agent
     assert.equal((await c.readCluster()).leader?.name, 'pg0', 'verify: false skips the check of the agent');
   });
 
-  it('TLS failures are DCS_UNAVAILABLE at once, naming TLS: untrusted agent, no or a foreign client certificate', async () => {
+  // An untrusted agent fails at once (the client checks the certificate). A refused client
+  // certificate is the server's verdict: under TLS 1.3 the client may see the server's alert (at
+  // once) or only the connection closing (socket hang up: retried until retry_timeout, since a
+  // restarting agent looks the same), so those two are judged by the error they name, not by time.
+  it('TLS failures are DCS_UNAVAILABLE naming the cause: untrusted agent (at once), no or a foreign client certificate', async () => {
     await assert.rejects(client({ cert: pki.clientCert, key: pki.clientKey }).readCluster(), unavailable(/TLS/));
     await assert.rejects(client({ cacert: pki.ca }).readCluster(), unavailable(/TLS|socket hang up|ECONNRESET/));
     await assert.rejects(client({ cacert: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey }).readCluster(), unavailable(/TLS|socket hang up|ECONNRESET/));
@@ -375,5 +379,38 @@ describe('Consul over https (consul.cacert, cert, key, verify) on the FAKE agent
 
   it('a TLS file that cannot be read is a ConsulSettingError naming the setting', () => {
     assert.throws(() => client({ cacert: '/nonexistent/ca.crt' }), (err: unknown) => err instanceof ConsulSettingError && err.setting === 'consul.cacert');
+  });
+});
+
+describe('Consul adapter: an unanswered request names its first error, not only the last timeout', () => {
+  it('a connection closed at once, then silence: the DcsError names the hang-up as well as the timeout', async () => {
+    const { createServer } = await import('node:net');
+    let connections = 0;
+    const held: import('node:net').Socket[] = [];
+    // First connection: closed at once (as a TLS 1.3 agent refusing our certificate may look).
+    // Later ones: accepted and never answered, so the last attempt ends in a short timeout.
+    const server = createServer((sock) => {
+      connections += 1;
+      if (connections === 1) sock.destroy();
+      else held.push(sock);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as import('node:net').AddressInfo).port;
+    const { settings, issues } = parseConsulSettings({ url: `http://127.0.0.1:${port}` });
+    assert.ok(settings, JSON.stringify(issues));
+    const d = createDcs({ consul: settings }, { prefix: '/service/batman/', name: 'pg0', ttl: 30, retryTimeout: 3 });
+    try {
+      await assert.rejects(d.readCluster(), (err: unknown) => {
+        assert.ok(err instanceof DcsError && err.code === 'DCS_UNAVAILABLE', String(err));
+        assert.match(err.message, /socket hang up|ECONNRESET/, 'the first error is named');
+        assert.match(err.message, /last: .*did not answer/, 'and the last one');
+        return true;
+      });
+      assert.ok(connections >= 2, `retried (${connections} connections)`);
+    } finally {
+      await d.close();
+      for (const sock of held) sock.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
