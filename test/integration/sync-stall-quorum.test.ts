@@ -39,8 +39,6 @@ import { commit } from '../support/commit.ts';
 import { agentLog, ctlDcs, healthy, startCluster, stopCluster } from '../support/cluster.ts';
 import { query, sleep, waitFor } from '../support/wait.ts';
 
-
-
 const sorted = (v: string | null | undefined): string[] => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '').sort() : []);
 
 describe('quorum mode, not strict', { timeout: 900_000 }, () => {

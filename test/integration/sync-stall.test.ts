@@ -29,7 +29,6 @@ import { commit } from '../support/commit.ts';
 import { agentLog, ctlDcs, healthy, startCluster, stopCluster } from '../support/cluster.ts';
 import { query, waitFor } from '../support/wait.ts';
 
-
 /** One cluster per describe block; its frozen WAL receiver is thawed by tearDown if a failed test left it stopped. */
 function harness(strict: boolean) {
   const h = {
@@ -88,7 +87,6 @@ function harness(strict: boolean) {
   };
   return h;
 }
-
 
 describe('not strict', { timeout: 600_000 }, () => {
   const h = harness(false);
